@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's YAML configuration (libyaml). The Go prototype's daemon.yaml loads unchanged:
+ *
+ *   daemon:     listen_address ("host:port", peer-facing UDP), log_level
+ *   network:    tap_device, local_ip (CIDR, or a list of CIDRs, IPv4 and IPv6), mtu, listen_port
+ *   encryption: key (64 hex digits, the shared key), key_file (a file holding them)
+ *   identity:   private_key_file (base64 X25519 key as `shadowmeshd genkey` prints)
+ *   peer:       address ("host[:port]", empty: wait for the peer), public_key (base64)
+ *   nat:        enabled, stun_server ("host[:port]")
+ *   relay:      enabled, server ("host[:port]")
+ *
+ * Parsing is pure (config_parse_string); config_load adds the file and key files. Every error
+ * names file:line:column and the key, and an unknown key suggests the nearest known one.
+ */
+#pragma once
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "messages.h"
+
+enum { CONFIG_MAX_ADDRESSES = 16 };
+
+struct config_address {
+        int family; /* AF_INET or AF_INET6 */
+        union {
+                struct in_addr in;
+                struct in6_addr in6;
+        } addr;
+        uint8_t prefixlen;
+};
+
+struct config {
+        char *path;
+
+        /* daemon */
+        char *listen_host; /* NULL: any address (dual-stack) */
+        uint16_t listen_port;
+        int log_level; /* syslog level, LOG_INFO by default */
+
+        /* network */
+        char tap_device[IFNAMSIZ]; /* default "tap0" */
+        struct config_address addresses[CONFIG_MAX_ADDRESSES];
+        size_t n_addresses;
+        uint32_t mtu; /* MTU_DEFAULT */
+
+        /* encryption (shared key) */
+        bool has_psk;
+        uint8_t psk[NOISE_PSK_LEN];
+        char *key_file;
+
+        /* identity */
+        bool has_private_key;
+        uint8_t private_key[NOISE_PUBLIC_KEY_LEN];
+        char *private_key_file;
+
+        /* peer */
+        char *peer_host; /* NULL: wait for the peer to connect */
+        uint16_t peer_port;
+        bool has_peer_public_key;
+        uint8_t peer_public_key[NOISE_PUBLIC_KEY_LEN];
+
+        /* nat / relay: read and validated now, used by the NAT traversal work */
+        bool nat_enabled;
+        char *stun_host;
+        uint16_t stun_port;
+        bool relay_enabled;
+        char *relay_host;
+        uint16_t relay_port;
+};
+
+/* Identity mode when a private key is configured, shared-key mode otherwise. */
+static inline bool config_identity_mode(const struct config *c) {
+        return c->has_private_key;
+}
+
+/*
+ * Parse YAML text. name is used in messages ("daemon.yaml:3:5: ..."). On error returns -EINVAL
+ * (or -ENOMEM) and, if errbuf is given, one line saying what and where. Key files named in the
+ * text are read only when base_dir is non-NULL (relative paths resolve against it).
+ */
+int config_parse_string(const char *text, size_t len, const char *name, const char *base_dir,
+                        struct config **ret, char *errbuf, size_t errlen);
+
+/* Read and parse a file; warns (log_warning) when it or a key file is readable by others and
+ * holds a key. Errors as config_parse_string, plus -errno from opening the file. */
+int config_load(const char *path, struct config **ret, char *errbuf, size_t errlen);
+
+struct config *config_free(struct config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct config *, config_free);
+
+/* "base64 or 64 hex digits" -> 32 bytes (used for keys given on the command line too). */
+int config_parse_key(const char *s, uint8_t out[32]);
+/* 32 bytes -> base64 (45 bytes with NUL). */
+void config_format_key(const uint8_t key[32], char out[45]);
+/* "host", "host:port", "[v6]:port", "v6" -> host (malloc'd) and port (default_port if absent). */
+int config_parse_host_port(const char *s, uint16_t default_port, char **ret_host,
+                           uint16_t *ret_port);

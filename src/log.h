@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* Logging to stderr; with "<N>" syslog-level prefixes when stderr is the journal. */
+#pragma once
+
+#include <stdint.h>
+#include <syslog.h>
+
+#include "util.h"
+
+void log_set_max_level(int level); /* LOG_ERR .. LOG_DEBUG */
+int log_get_max_level(void);
+/* "debug", "info", "warn"/"warning", "error" (and syslog names); -EINVAL otherwise. */
+int log_level_from_string(const char *s);
+const char *log_level_to_string(int level);
+
+/* Returns -abs(error) when error != 0, else 0, so "return log_error_errno(r, ...)" reads well. */
+int log_internal(int level, int error, const char *fmt, ...) _printf_(3, 4);
+
+#define log_full_errno(level, error, ...)                                                          \
+        ({                                                                                         \
+                int _l_ = (level), _e_ = (error);                                                  \
+                _l_ <= log_get_max_level() ? log_internal(_l_, _e_, __VA_ARGS__)                   \
+                                           : (_e_ < 0 ? _e_ : -_e_);                               \
+        })
+#define log_debug(...) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
+#define log_info(...) log_full_errno(LOG_INFO, 0, __VA_ARGS__)
+#define log_notice(...) log_full_errno(LOG_NOTICE, 0, __VA_ARGS__)
+#define log_warning(...) log_full_errno(LOG_WARNING, 0, __VA_ARGS__)
+#define log_error(...) log_full_errno(LOG_ERR, 0, __VA_ARGS__)
+#define log_debug_errno(e, ...) log_full_errno(LOG_DEBUG, e, __VA_ARGS__)
+#define log_info_errno(e, ...) log_full_errno(LOG_INFO, e, __VA_ARGS__)
+#define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, e, __VA_ARGS__)
+#define log_error_errno(e, ...) log_full_errno(LOG_ERR, e, __VA_ARGS__)
+
+/* Token bucket for per-packet warnings: at most burst messages per interval; the first
+ * message after a suppressed run says how many were dropped. Not thread-safe: one per thread. */
+struct log_ratelimit {
+        uint64_t interval_ns;
+        unsigned burst;
+        uint64_t begin_ns;
+        unsigned num;
+        unsigned suppressed;
+};
+#define LOG_RATELIMIT_INIT(interval_sec, b)                                                        \
+        { .interval_ns = (uint64_t) (interval_sec) * NSEC_PER_SEC, .burst = (b) }
+/* true when this message may be printed; *ret_suppressed gets the count skipped before it. */
+bool log_ratelimit_below(struct log_ratelimit *rl, uint64_t now, unsigned *ret_suppressed);

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Every wire format and every limit of protocol version 1, in one place.
+ *
+ * All integers on the wire are little-endian. Sizes follow WireGuard's so that its reasoning
+ * about MTU, DoS and replay carries over (see DESIGN.md, "Protocol").
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "util.h"
+
+enum {
+        NOISE_PUBLIC_KEY_LEN = 32,
+        NOISE_SYMMETRIC_KEY_LEN = 32,
+        NOISE_HASH_LEN = 64, /* BLAKE2b-512 */
+        NOISE_AUTHTAG_LEN = 16,
+        NOISE_TIMESTAMP_LEN = 12, /* TAI64N */
+        NOISE_PSK_LEN = 32,
+        COOKIE_LEN = 16,
+        COOKIE_NONCE_LEN = 24, /* XChaCha20-Poly1305 */
+        COOKIE_KEY_LEN = 32,
+        NETWORK_ID_LEN = 16,
+};
+
+#define noise_encrypted_len(plain_len) ((plain_len) + NOISE_AUTHTAG_LEN)
+
+enum message_type {
+        MESSAGE_INVALID = 0,
+        MESSAGE_HANDSHAKE_INITIATION = 1,
+        MESSAGE_HANDSHAKE_RESPONSE = 2,
+        MESSAGE_HANDSHAKE_COOKIE = 3,
+        MESSAGE_DATA = 4,
+        /* 5.. control messages (relay/rendezvous, path probes) are defined by the NAT work. */
+};
+
+struct message_header {
+        /* The first byte is the type; the next three are zero in version 1. Reading the first
+         * four bytes as one little-endian u32 gives the type and rejects any non-zero padding. */
+        uint8_t type;
+        uint8_t reserved_zero[3];
+} _packed_;
+
+struct message_macs {
+        uint8_t mac1[COOKIE_LEN];
+        uint8_t mac2[COOKIE_LEN];
+} _packed_;
+
+/* Identity mode, Noise_IKpsk2: -> e, es, s, ss */
+struct message_handshake_initiation {
+        struct message_header header;
+        uint32_t sender_index;
+        uint8_t unencrypted_ephemeral[NOISE_PUBLIC_KEY_LEN];
+        uint8_t encrypted_static[noise_encrypted_len(NOISE_PUBLIC_KEY_LEN)];
+        uint8_t encrypted_timestamp[noise_encrypted_len(NOISE_TIMESTAMP_LEN)];
+        struct message_macs macs;
+} _packed_;
+
+/* Shared-key mode, Noise_NNpsk0: -> psk, e. Same type byte, told apart by its length: a node
+ * runs one mode, so a message of the other mode's length is dropped and counted. */
+struct message_handshake_initiation_psk {
+        struct message_header header;
+        uint32_t sender_index;
+        uint8_t unencrypted_ephemeral[NOISE_PUBLIC_KEY_LEN];
+        uint8_t encrypted_timestamp[noise_encrypted_len(NOISE_TIMESTAMP_LEN)];
+        struct message_macs macs;
+} _packed_;
+
+/* Both modes: <- e, ee, se, psk (IKpsk2) or <- e, ee (NNpsk0). */
+struct message_handshake_response {
+        struct message_header header;
+        uint32_t sender_index;
+        uint32_t receiver_index;
+        uint8_t unencrypted_ephemeral[NOISE_PUBLIC_KEY_LEN];
+        uint8_t encrypted_nothing[noise_encrypted_len(0)];
+        struct message_macs macs;
+} _packed_;
+
+struct message_handshake_cookie {
+        struct message_header header;
+        uint32_t receiver_index;
+        uint8_t nonce[COOKIE_NONCE_LEN];
+        uint8_t encrypted_cookie[noise_encrypted_len(COOKIE_LEN)];
+} _packed_;
+
+struct message_data {
+        struct message_header header;
+        uint32_t key_idx;
+        uint64_t counter;
+        uint8_t encrypted_data[];
+} _packed_;
+
+_Static_assert(sizeof(struct message_header) == 4, "header");
+_Static_assert(sizeof(struct message_handshake_initiation) == 148, "initiation");
+_Static_assert(sizeof(struct message_handshake_initiation_psk) == 100, "psk initiation");
+_Static_assert(sizeof(struct message_handshake_response) == 92, "response");
+_Static_assert(sizeof(struct message_handshake_cookie) == 64, "cookie reply");
+_Static_assert(sizeof(struct message_data) == 16, "data header");
+
+#define MESSAGE_DATA_MIN_LEN (sizeof(struct message_data) + NOISE_AUTHTAG_LEN) /* a keepalive */
+#define MESSAGE_PADDING_MULTIPLE 16
+
+/* The Noise prologue is this label followed by the NETWORK_ID_LEN-byte network id. */
+#define SHADOWMESH_PROLOGUE_LABEL "ShadowMesh v1"
+/* Labels for the mac1 and cookie keys, hashed with the responder's key material. */
+#define LABEL_MAC1 "mac1----"
+#define LABEL_COOKIE "cookie--"
+/* Network id = BLAKE2b-128(key=none, LABEL_NETWORK_ID || psk); zeros when there is no psk. */
+#define LABEL_NETWORK_ID "shadowmesh-network-id"
+
+/* Protocol limits: timers (seconds) and counters are WireGuard's (see timers.c for the rules). */
+enum limits {
+        REKEY_AFTER_TIME = 120,
+        REJECT_AFTER_TIME = 180,
+        REKEY_ATTEMPT_TIME = 90,
+        REKEY_TIMEOUT = 5,
+        REKEY_TIMEOUT_JITTER_MAX_MS = 334,
+        KEEPALIVE_TIMEOUT = 10,
+        COOKIE_SECRET_MAX_AGE = 2 * 60,
+        COOKIE_SECRET_LATENCY = 5,
+        MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME / REKEY_TIMEOUT,
+        INITIATIONS_PER_SECOND = 50,
+        MAX_PEERS = 1 << 16,
+        /* Handshake messages waiting for the control loop; past this the node is "under load"
+         * (mac2/cookies required) and then drops. */
+        MAX_QUEUED_HANDSHAKES = 4096,
+        UNDER_LOAD_QUEUE_LEN = MAX_QUEUED_HANDSHAKES / 8,
+        UNDER_LOAD_AFTER_TIME = 1, /* stay "under load" this long after the queue drains */
+        /* Frames moved per batch in each direction (recvmmsg/sendmmsg vector length). */
+        DATAPATH_BATCH = 64,
+};
+
+#define REKEY_AFTER_MESSAGES (UINT64_C(1) << 60)
+#define COUNTER_BITS_TOTAL 8192
+#define COUNTER_REDUNDANT_BITS 64
+#define COUNTER_WINDOW_SIZE (COUNTER_BITS_TOTAL - COUNTER_REDUNDANT_BITS)
+#define REJECT_AFTER_MESSAGES (UINT64_MAX - COUNTER_WINDOW_SIZE - 1)
+
+/* TAP MTU: 1380 fits PPPoE and IPv6 underlays: 1500 - 8 (PPPoE) - 48 (IPv6+UDP)
+ * - 32 (header+tag) - 14 (Ethernet) - up to 15 padding, rounded down. */
+enum {
+        MTU_DEFAULT = 1380,
+        MTU_MIN = 576,
+        MTU_MAX = 9000,
+        ETHERNET_HEADER_LEN = 14,
+        ETHERNET_VLAN_LEN = 4,
+        /* Biggest frame a TAP of MTU_MAX hands us (with one VLAN tag), and its datagram. */
+        FRAME_MAX_LEN = MTU_MAX + ETHERNET_HEADER_LEN + ETHERNET_VLAN_LEN,
+        DATAGRAM_MAX_LEN = sizeof(struct message_data) + ALIGN_TO(FRAME_MAX_LEN, 16) + NOISE_AUTHTAG_LEN,
+        PORT_DEFAULT = 9001,
+};
+
+/* First four bytes as the message type, or MESSAGE_INVALID when reserved bytes are non-zero or
+ * the length does not fit the type (and, for type 1, neither initiation size). Pure, total:
+ * every input gets an answer. This is the parser the fuzzer drives. */
+enum message_type message_classify(const uint8_t *buf, size_t len);
