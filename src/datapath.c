@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: MIT */
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include "datapath.h"
+#include "log.h"
+
+/* Quiescent-state markers (see device_collect_retired): odd while a thread holds key pair
+ * pointers loaded in this batch, even while it sleeps in poll(). */
+static inline void qs_enter(_Atomic uint64_t *qs) {
+        atomic_fetch_add_explicit(qs, 1, memory_order_acq_rel);
+}
+#define qs_leave qs_enter
+
+static inline void stat_add(_Atomic uint64_t *s, uint64_t v) {
+        if (v)
+                atomic_fetch_add_explicit(s, v, memory_order_relaxed);
+}
+
+static void request_handshake(struct device *d) {
+        if (!atomic_exchange(&d->peer.want_handshake, true))
+                device_wake(d);
+}
+
+/* Wait until fd is writable or the device stops; false when stopping. */
+static bool wait_writable(struct device *d, int fd) {
+        struct pollfd pfd[2] = { { .fd = fd, .events = POLLOUT }, { .fd = d->stop_fd, .events = POLLIN } };
+
+        for (unsigned i = 0; i < 100; i++) {
+                int r = poll(pfd, 2, 100);
+                if (r < 0 && errno != EINTR)
+                        return false;
+                if (pfd[1].revents)
+                        return false;
+                if (pfd[0].revents & POLLOUT)
+                        return true;
+        }
+        return false;
+}
+
+struct tx_buffers {
+        uint8_t frame[FRAME_MAX_LEN];
+        uint8_t out[DATAPATH_BATCH][DATAGRAM_MAX_LEN];
+        struct iovec iov[DATAPATH_BATCH];
+        struct mmsghdr msgs[DATAPATH_BATCH];
+};
+
+static void *tx_main(void *userdata) {
+        struct device *d = userdata;
+        struct peer *p = &d->peer;
+        struct tx_buffers *b = calloc(1, sizeof(*b));
+        struct pollfd pfd[2] = { { .fd = d->tap->fd, .events = POLLIN },
+                                 { .fd = d->stop_fd, .events = POLLIN } };
+
+        if (!b) {
+                log_error("tx thread: out of memory");
+                return NULL;
+        }
+        for (;;) {
+                if (poll(pfd, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (pfd[1].revents)
+                        break;
+
+                qs_enter(&d->tx_qs);
+                uint64_t now = now_ns(), bytes = 0, dropped = 0, errors = 0;
+                struct keypair *kp = atomic_load_explicit(&p->current, memory_order_acquire);
+                struct endpoint ep;
+                unsigned n = 0;
+                bool usable;
+
+                peer_get_endpoint(p, &ep);
+                usable = kp && atomic_load_explicit(&kp->valid, memory_order_relaxed) && ep.len > 0;
+
+                while (n < DATAPATH_BATCH) {
+                        ssize_t k = read(d->tap->fd, b->frame, sizeof(b->frame));
+                        if (k < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                if (errno != EAGAIN)
+                                        errors++;
+                                break;
+                        }
+                        if (!usable) {
+                                dropped++;
+                                continue;
+                        }
+                        ssize_t m = session_encrypt(kp, b->frame, (size_t) k, b->out[n],
+                                                    sizeof(b->out[n]), now);
+                        if (m < 0) {
+                                usable = false; /* expired or out of counters: rekey */
+                                dropped++;
+                                continue;
+                        }
+                        b->iov[n] = (struct iovec){ .iov_base = b->out[n], .iov_len = (size_t) m };
+                        b->msgs[n].msg_hdr = (struct msghdr){
+                                .msg_name = &ep.addr,
+                                .msg_namelen = ep.len,
+                                .msg_iov = &b->iov[n],
+                                .msg_iovlen = 1,
+                        };
+                        bytes += (uint64_t) k;
+                        n++;
+                }
+
+                unsigned sent = 0;
+                while (sent < n) {
+                        int r = sendmmsg(d->udp_fd, b->msgs + sent, n - sent, 0);
+                        if (r < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                /* Socket buffer full: wait, so back-pressure reaches the TAP queue
+                                 * and TCP inside the tunnel slows down instead of losing. */
+                                if ((errno == EAGAIN || errno == ENOBUFS) &&
+                                    wait_writable(d, d->udp_fd))
+                                        continue;
+                                errors += n - sent;
+                                break;
+                        }
+                        sent += (unsigned) r;
+                }
+
+                if (sent > 0) {
+                        stat_add(&d->stats.tx_packets, sent);
+                        stat_add(&d->stats.tx_bytes, bytes);
+                        atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
+                        atomic_store_explicit(&p->rx_unanswered_since_ns, 0, memory_order_relaxed);
+                        if (atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed) == 0)
+                                atomic_store_explicit(&p->tx_unanswered_since_ns, now,
+                                                      memory_order_relaxed);
+                }
+                stat_add(&d->stats.tx_errors, errors);
+                if (dropped) {
+                        stat_add(&d->stats.tx_dropped_no_session, dropped);
+                        request_handshake(d);
+                } else if (kp && kp->initiator &&
+                           (now - kp->birth_ns >= REKEY_AFTER_TIME * NSEC_PER_SEC ||
+                            atomic_load_explicit(&kp->send_counter, memory_order_relaxed) >=
+                                    REKEY_AFTER_MESSAGES))
+                        request_handshake(d);
+                qs_leave(&d->tx_qs);
+        }
+        free(b);
+        return NULL;
+}
+
+struct rx_buffers {
+        uint8_t in[DATAPATH_BATCH][DATAGRAM_MAX_LEN];
+        union sockaddr_union from[DATAPATH_BATCH];
+        struct iovec iov[DATAPATH_BATCH];
+        struct mmsghdr msgs[DATAPATH_BATCH];
+};
+
+static struct keypair *lookup_keypair(struct keypair *cur, struct keypair *prev,
+                                      struct keypair *next, uint32_t idx) {
+        if (cur && cur->local_index == idx)
+                return cur;
+        if (next && next->local_index == idx)
+                return next;
+        if (prev && prev->local_index == idx)
+                return prev;
+        return NULL;
+}
+
+static bool enqueue_handshake(struct device *d, const uint8_t *data, size_t len,
+                              const union sockaddr_union *from, socklen_t fromlen) {
+        uint32_t head = atomic_load_explicit(&d->hs_head, memory_order_relaxed);
+        uint32_t tail = atomic_load_explicit(&d->hs_tail, memory_order_acquire);
+        struct queued_handshake *q;
+
+        if (head - tail >= MAX_QUEUED_HANDSHAKES)
+                return false;
+        q = &d->hs_queue[head % MAX_QUEUED_HANDSHAKES];
+        memcpy(q->data, data, len);
+        q->len = (uint16_t) len;
+        memcpy(&q->from.addr, from, fromlen);
+        q->from.len = fromlen;
+        atomic_store_explicit(&d->hs_head, head + 1, memory_order_release);
+        return true;
+}
+
+static void *rx_main(void *userdata) {
+        struct device *d = userdata;
+        struct peer *p = &d->peer;
+        struct rx_buffers *b = calloc(1, sizeof(*b));
+        struct pollfd pfd[2] = { { .fd = d->udp_fd, .events = POLLIN },
+                                 { .fd = d->stop_fd, .events = POLLIN } };
+
+        if (!b) {
+                log_error("rx thread: out of memory");
+                return NULL;
+        }
+        for (unsigned i = 0; i < DATAPATH_BATCH; i++)
+                b->iov[i] = (struct iovec){ .iov_base = b->in[i], .iov_len = sizeof(b->in[i]) };
+
+        for (;;) {
+                if (poll(pfd, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (pfd[1].revents)
+                        break;
+
+                for (unsigned i = 0; i < DATAPATH_BATCH; i++)
+                        b->msgs[i].msg_hdr = (struct msghdr){
+                                .msg_name = &b->from[i],
+                                .msg_namelen = sizeof(b->from[i]),
+                                .msg_iov = &b->iov[i],
+                                .msg_iovlen = 1,
+                        };
+                int n = recvmmsg(d->udp_fd, b->msgs, DATAPATH_BATCH, MSG_DONTWAIT, NULL);
+                if (n <= 0)
+                        continue;
+
+                qs_enter(&d->rx_qs);
+                uint64_t now = now_ns(), packets = 0, bytes = 0, replayed = 0, bad_tag = 0,
+                         unknown = 0, malformed = 0, hs_dropped = 0;
+                struct keypair *cur = atomic_load_explicit(&p->current, memory_order_acquire),
+                               *prev = atomic_load_explicit(&p->previous, memory_order_acquire),
+                               *next = atomic_load_explicit(&p->next, memory_order_acquire);
+                bool authenticated = false, got_data = false, queued = false;
+                struct endpoint ep;
+
+                peer_get_endpoint(p, &ep);
+                for (int i = 0; i < n; i++) {
+                        uint8_t *buf = b->in[i];
+                        size_t len = b->msgs[i].msg_len;
+                        struct endpoint from = { .len = b->msgs[i].msg_hdr.msg_namelen };
+
+                        if (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+                                malformed++;
+                                continue;
+                        }
+                        switch (message_classify(buf, len)) {
+                        case MESSAGE_DATA: {
+                                struct keypair *kp =
+                                        lookup_keypair(cur, prev, next, get_le32(buf + 4));
+                                uint8_t *frame;
+                                size_t flen;
+                                uint64_t counter;
+                                int r;
+
+                                if (!kp) {
+                                        unknown++;
+                                        break;
+                                }
+                                r = session_decrypt(kp, buf, len, now, &frame, &flen, &counter);
+                                if (r == -EALREADY) {
+                                        replayed++;
+                                        break;
+                                }
+                                if (r == -ESTALE) {
+                                        unknown++;
+                                        break;
+                                }
+                                if (r < 0) {
+                                        bad_tag++;
+                                        break;
+                                }
+                                authenticated = true;
+                                if (kp == next && !atomic_exchange(&p->next_confirmed, true))
+                                        device_wake(d);
+                                /* Roaming: the endpoint follows the last authenticated packet. */
+                                memcpy(&from.addr, &b->from[i], from.len);
+                                if (!endpoint_equal(&from, &ep)) {
+                                        peer_set_endpoint(p, &from);
+                                        ep = from;
+                                }
+                                if (kp == cur && kp->initiator &&
+                                    now - kp->birth_ns >= (REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT -
+                                                           REKEY_TIMEOUT) * NSEC_PER_SEC)
+                                        request_handshake(d);
+                                if (flen == 0)
+                                        break; /* keepalive */
+                                got_data = true;
+                                if (write(d->tap->fd, frame, flen) < 0)
+                                        break;
+                                packets++;
+                                bytes += flen;
+                                break;
+                        }
+                        case MESSAGE_HANDSHAKE_INITIATION:
+                        case MESSAGE_HANDSHAKE_RESPONSE:
+                        case MESSAGE_HANDSHAKE_COOKIE:
+                                if (enqueue_handshake(d, buf, len, &b->from[i],
+                                                      b->msgs[i].msg_hdr.msg_namelen))
+                                        queued = true;
+                                else
+                                        hs_dropped++;
+                                break;
+                        default:
+                                malformed++;
+                                break;
+                        }
+                }
+                qs_leave(&d->rx_qs);
+
+                stat_add(&d->stats.rx_packets, packets);
+                stat_add(&d->stats.rx_bytes, bytes);
+                stat_add(&d->stats.rx_replayed, replayed);
+                stat_add(&d->stats.rx_bad_tag, bad_tag);
+                stat_add(&d->stats.rx_unknown_index, unknown);
+                stat_add(&d->stats.rx_malformed, malformed);
+                stat_add(&d->stats.rx_handshake_dropped, hs_dropped);
+                if (authenticated) {
+                        atomic_store_explicit(&p->last_rx_ns, now, memory_order_relaxed);
+                        atomic_store_explicit(&p->tx_unanswered_since_ns, 0, memory_order_relaxed);
+                }
+                if (got_data) {
+                        atomic_store_explicit(&p->last_rx_data_ns, now, memory_order_relaxed);
+                        if (atomic_load_explicit(&p->rx_unanswered_since_ns, memory_order_relaxed) == 0)
+                                atomic_store_explicit(&p->rx_unanswered_since_ns, now,
+                                                      memory_order_relaxed);
+                }
+                if (queued)
+                        device_wake(d);
+        }
+        free(b);
+        return NULL;
+}
+
+int datapath_start(struct device *d) {
+        sigset_t all, old;
+        int r;
+
+        /* The threads take no signals: the control loop handles them (sd-event signalfd). */
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        r = -pthread_create(&d->tx_thread, NULL, tx_main, d);
+        if (r == 0) {
+                r = -pthread_create(&d->rx_thread, NULL, rx_main, d);
+                if (r < 0) {
+                        uint64_t one = 1;
+                        (void) !write(d->stop_fd, &one, sizeof(one));
+                        pthread_join(d->tx_thread, NULL);
+                }
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r < 0)
+                return r;
+        pthread_setname_np(d->tx_thread, "shadowmesh-tx");
+        pthread_setname_np(d->rx_thread, "shadowmesh-rx");
+        d->threads_started = true;
+        return 0;
+}
+
+void datapath_stop(struct device *d) {
+        uint64_t one = 1;
+
+        if (!d->threads_started)
+                return;
+        atomic_store(&d->stopping, true);
+        (void) !write(d->stop_fd, &one, sizeof(one));
+        pthread_join(d->tx_thread, NULL);
+        pthread_join(d->rx_thread, NULL);
+        d->threads_started = false;
+}

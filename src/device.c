@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A tunnel instance: start-up ladder, control loop, shutdown in reverse order.
+ *
+ * Start-up does everything that can fail for a reason the user must fix before it creates the
+ * TAP (resolve the peer, bind the port), so a failed start leaves nothing behind.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sched.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/eventfd.h>
+
+#include "datapath.h"
+#include "device.h"
+#include "handshake.h"
+#include "keys.h"
+#include "log.h"
+#include "timers.h"
+
+void peer_get_endpoint(struct peer *p, struct endpoint *ret) {
+        unsigned seq;
+
+        do {
+                seq = atomic_load_explicit(&p->endpoint_seq, memory_order_acquire);
+                if (seq & 1) {
+                        sched_yield();
+                        continue;
+                }
+                *ret = p->endpoint;
+                atomic_thread_fence(memory_order_acquire);
+        } while (seq & 1 || seq != atomic_load_explicit(&p->endpoint_seq, memory_order_relaxed));
+}
+
+void peer_set_endpoint(struct peer *p, const struct endpoint *e) {
+        pthread_mutex_lock(&p->endpoint_lock);
+        atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_acq_rel);
+        atomic_thread_fence(memory_order_release);
+        p->endpoint = *e;
+        atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_release);
+        pthread_mutex_unlock(&p->endpoint_lock);
+}
+
+void device_wake(struct device *d) {
+        uint64_t one = 1;
+        (void) !write(d->wake_fd, &one, sizeof(one));
+}
+
+static bool quiescent_since(uint64_t snapshot, uint64_t now) {
+        return (snapshot & 1) == 0 || snapshot != now;
+}
+
+void device_collect_retired(struct device *d, bool force) {
+        size_t kept = 0;
+
+        for (unsigned spin = 0;; spin++) {
+                uint64_t tx = atomic_load(&d->tx_qs), rx = atomic_load(&d->rx_qs);
+
+                kept = 0;
+                for (size_t i = 0; i < d->n_retired; i++) {
+                        struct retired_keypair *r = &d->retired[i];
+                        if (!d->threads_started ||
+                            (quiescent_since(r->tx_qs, tx) && quiescent_since(r->rx_qs, rx))) {
+                                keypair_wipe(r->kp);
+                                free(r->kp);
+                        } else
+                                d->retired[kept++] = *r;
+                }
+                d->n_retired = kept;
+                /* Forced only when the list is full: the threads finish a batch in
+                 * microseconds, so this waits that long at most. */
+                if (!force || kept < MAX_RETIRED_KEYPAIRS || spin > 100000)
+                        break;
+                sched_yield();
+        }
+}
+
+void device_retire_keypair(struct device *d, struct keypair *kp) {
+        if (!kp)
+                return;
+        atomic_store(&kp->valid, false);
+        if (d->n_retired == MAX_RETIRED_KEYPAIRS)
+                device_collect_retired(d, true);
+        if (d->n_retired == MAX_RETIRED_KEYPAIRS) {
+                /* The threads are wedged; leaking beats a use-after-free. Never seen. */
+                keypair_wipe(kp);
+                log_error("key pair retire list full");
+                return;
+        }
+        d->retired[d->n_retired++] = (struct retired_keypair){
+                .kp = kp,
+                .tx_qs = atomic_load(&d->tx_qs),
+                .rx_qs = atomic_load(&d->rx_qs),
+        };
+}
+
+void device_log_stats(struct device *d) {
+        struct stats *s = &d->stats;
+
+#define S(x) (unsigned long long) atomic_load_explicit(&s->x, memory_order_relaxed)
+        log_info("stats: tx_packets=%llu tx_bytes=%llu rx_packets=%llu rx_bytes=%llu "
+                 "rx_replayed=%llu rx_bad_tag=%llu rx_unknown_index=%llu rx_malformed=%llu "
+                 "rx_bad_mac1=%llu rx_handshake_failed=%llu rx_handshake_dropped=%llu "
+                 "tx_dropped_no_session=%llu tx_errors=%llu handshakes=%llu "
+                 "initiations_sent=%llu cookies_sent=%llu",
+                 S(tx_packets), S(tx_bytes), S(rx_packets), S(rx_bytes), S(rx_replayed),
+                 S(rx_bad_tag), S(rx_unknown_index), S(rx_malformed), S(rx_bad_mac1),
+                 S(rx_handshake_failed), S(rx_handshake_dropped), S(tx_dropped_no_session),
+                 S(tx_errors), S(handshakes), S(initiations_sent), S(cookies_sent));
+#undef S
+}
+
+/* Handle queued handshake messages and requests from the data threads. */
+static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct device *d = userdata;
+        uint64_t v, now = now_ns();
+        uint32_t head, tail, queued;
+        bool under_load;
+
+        (void) !read(fd, &v, sizeof(v));
+
+        head = atomic_load_explicit(&d->hs_head, memory_order_acquire);
+        tail = atomic_load_explicit(&d->hs_tail, memory_order_relaxed);
+        queued = head - tail;
+        if (queued >= UNDER_LOAD_QUEUE_LEN)
+                d->under_load_until_ns = now + UNDER_LOAD_AFTER_TIME * NSEC_PER_SEC;
+        under_load = now < d->under_load_until_ns;
+
+        /* A bounded share per wake-up keeps the loop responsive; the rest comes next round. */
+        for (unsigned i = 0; i < 256 && tail != head; i++, tail++) {
+                handshake_process(d, &d->hs_queue[tail % MAX_QUEUED_HANDSHAKES], under_load);
+                atomic_store_explicit(&d->hs_tail, tail + 1, memory_order_release);
+        }
+        if (tail != head)
+                device_wake(d);
+
+        if (atomic_exchange(&d->peer.next_confirmed, false))
+                handshake_confirm_next(d);
+        if (atomic_exchange(&d->peer.want_handshake, false))
+                timers_want_handshake(d, now);
+        return 0;
+}
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct device *d = userdata;
+
+        timers_tick(d, now_ns());
+        return sd_event_source_set_time_relative(s, TIMERS_TICK_NSEC / 1000);
+}
+
+static int on_usr1(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        device_log_stats(userdata);
+        return 0;
+}
+
+static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        log_info("received %s, shutting down", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static void format_addresses(const struct config *c, char *buf, size_t size) {
+        size_t off = 0;
+
+        buf[0] = 0;
+        for (size_t i = 0; i < c->n_addresses && off < size; i++) {
+                char a[INET6_ADDRSTRLEN];
+                inet_ntop(c->addresses[i].family, &c->addresses[i].addr, a, sizeof(a));
+                off += (size_t) snprintf(buf + off, size - off, "%s%s/%u", i ? ", " : "", a,
+                                         c->addresses[i].prefixlen);
+        }
+}
+
+static int setup_keys(struct device *d) {
+        struct config *c = d->config;
+        uint8_t network_id[NETWORK_ID_LEN];
+        size_t off = sizeof(SHADOWMESH_PROLOGUE_LABEL) - 1;
+
+        if (config_identity_mode(c)) {
+                d->pattern = NOISE_PATTERN_IKPSK2;
+                memcpy(d->static_private, c->private_key, sizeof(d->static_private));
+                if (noise_public_from_private(d->static_public, d->static_private) < 0)
+                        return -EINVAL;
+                /* The optional shared key fills the psk slot; zeros when absent. */
+                if (c->has_psk)
+                        memcpy(d->psk, c->psk, sizeof(d->psk));
+                cookie_checker_init(&d->cookie_checker, d->static_public);
+                cookie_maker_init(&d->peer.cookie_maker, c->peer_public_key);
+        } else {
+                d->pattern = NOISE_PATTERN_NNPSK0;
+                memcpy(d->psk, c->psk, sizeof(d->psk));
+                cookie_checker_init(&d->cookie_checker, d->psk);
+                cookie_maker_init(&d->peer.cookie_maker, d->psk);
+        }
+        keys_network_id(c->has_psk ? c->psk : NULL, network_id);
+        memcpy(d->prologue, SHADOWMESH_PROLOGUE_LABEL, off);
+        memcpy(d->prologue + off, network_id, NETWORK_ID_LEN);
+        return 0;
+}
+
+int device_new(struct config *config, const char *instance, struct device **ret) {
+        _cleanup_(device_freep) struct device *d = NULL;
+        char buf[ENDPOINT_STRLEN], addrs[512];
+        int r;
+
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return log_error_errno(ENOMEM, "out of memory");
+        d->config = config;
+        d->instance = instance;
+        d->udp_fd = d->stop_fd = d->wake_fd = -EBADF;
+        pthread_mutex_init(&d->peer.endpoint_lock, NULL);
+
+        r = setup_keys(d);
+        if (r < 0)
+                return log_error_errno(r, "%s: invalid private key", config->path);
+
+        d->hs_queue = calloc(MAX_QUEUED_HANDSHAKES, sizeof(*d->hs_queue));
+        if (!d->hs_queue)
+                return log_error_errno(ENOMEM, "out of memory");
+
+        /* Resolve the peer first: it is the step most likely to fail and needs no cleanup. */
+        d->port = config->listen_port;
+        r = udp_open(config->listen_host, d->port, &d->udp_fd, &d->udp_family);
+        if (r == -EADDRINUSE)
+                return log_error_errno(r, "udp port %u is already in use (another shadowmeshd? "
+                                          "set network.listen_port)",
+                                       d->port);
+        if (r == -EADDRNOTAVAIL)
+                return log_error_errno(r, "cannot listen on %s:%u: no such local address",
+                                       config->listen_host, d->port);
+        if (r < 0)
+                return log_error_errno(r, "cannot open udp port %u: %m", d->port);
+
+        if (config->peer_host) {
+                struct endpoint e;
+                int gai = 0;
+
+                r = udp_resolve(config->peer_host, config->peer_port, d->udp_family, &e, &gai);
+                if (r < 0)
+                        return log_error_errno(r, "cannot resolve peer address '%s': %s",
+                                               config->peer_host,
+                                               gai ? gai_strerror(gai) : strerror(-r));
+                peer_set_endpoint(&d->peer, &e);
+                d->peer.static_endpoint = true;
+        }
+
+        r = tap_create(config->tap_device, config->mtu, config->addresses, config->n_addresses,
+                       &d->tap);
+        if (r == -EEXIST)
+                return log_error_errno(r, "device %s already exists and is not ours (choose "
+                                          "another network.tap_device)",
+                                       config->tap_device);
+        if (r == -ENOENT)
+                return log_error_errno(r, "/dev/net/tun not found (is the tun module loaded? "
+                                          "modprobe tun)");
+        if (r == -EPERM || r == -EACCES)
+                return log_error_errno(r, "creating %s needs CAP_NET_ADMIN (run as root)",
+                                       config->tap_device);
+        if (r < 0)
+                return log_error_errno(r, "failed to create TAP device %s: %m",
+                                       config->tap_device);
+        format_addresses(config, addrs, sizeof(addrs));
+        log_info("%s up (mtu %u%s%s)", d->tap->name, d->tap->mtu, addrs[0] ? ", " : "", addrs);
+
+        d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (d->stop_fd < 0 || d->wake_fd < 0)
+                return log_error_errno(errno, "eventfd: %m");
+
+        r = sd_event_new(&d->event);
+        if (r < 0)
+                return log_error_errno(r, "sd_event_new: %m");
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGUSR1);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        if ((r = sd_event_add_signal(d->event, NULL, SIGINT, on_exit_signal, d)) < 0 ||
+            (r = sd_event_add_signal(d->event, NULL, SIGTERM, on_exit_signal, d)) < 0 ||
+            (r = sd_event_add_signal(d->event, NULL, SIGUSR1, on_usr1, d)) < 0 ||
+            (r = sd_event_add_io(d->event, &d->wake_source, d->wake_fd, EPOLLIN, on_wake, d)) < 0 ||
+            (r = sd_event_add_time_relative(d->event, &d->tick_source, CLOCK_BOOTTIME,
+                                            TIMERS_TICK_NSEC / 1000, 10 * 1000, on_tick, d)) < 0)
+                return log_error_errno(r, "setting up the event loop: %m");
+        r = sd_event_source_set_enabled(d->tick_source, SD_EVENT_ON);
+        if (r < 0)
+                return log_error_errno(r, "setting up the event loop: %m");
+
+        r = datapath_start(d);
+        if (r < 0)
+                return log_error_errno(r, "starting the data path threads: %m");
+
+        struct endpoint e;
+        peer_get_endpoint(&d->peer, &e);
+        log_info("listening on udp port %u, %s", d->port,
+                 d->pattern == NOISE_PATTERN_IKPSK2 ? "identity mode (Noise_IKpsk2)"
+                                                    : "shared-key mode (Noise_NNpsk0)");
+        if (e.len)
+                log_info("peer %s (%s)", endpoint_to_string(&e, buf), config->peer_host);
+        else
+                log_info("waiting for the peer to connect");
+
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+int device_run(struct device *d) {
+        int r;
+
+        if (d->peer.static_endpoint)
+                timers_want_handshake(d, now_ns());
+        r = sd_event_loop(d->event);
+        if (r < 0)
+                return log_error_errno(r, "event loop failed: %m");
+        return 0;
+}
+
+struct device *device_free(struct device *d) {
+        if (!d)
+                return NULL;
+        /* Reverse order of device_new. */
+        datapath_stop(d);
+        if (d->tap)
+                device_log_stats(d);
+        d->tick_source = sd_event_source_disable_unref(d->tick_source);
+        d->wake_source = sd_event_source_disable_unref(d->wake_source);
+        d->event = sd_event_unref(d->event);
+        d->wake_fd = safe_close(d->wake_fd);
+        d->stop_fd = safe_close(d->stop_fd);
+        if (d->tap) {
+                char name[IFNAMSIZ];
+                memcpy(name, d->tap->name, sizeof(name));
+                d->tap = tap_free(d->tap);
+                log_info("%s removed", name);
+        }
+        d->udp_fd = safe_close(d->udp_fd);
+
+        handshake_clear_keys(d);
+        device_collect_retired(d, true);
+        noise_handshake_wipe(&d->peer.handshake);
+        cookie_maker_wipe(&d->peer.cookie_maker);
+        cookie_checker_wipe(&d->cookie_checker);
+        sodium_memzero(d->static_private, sizeof(d->static_private));
+        sodium_memzero(d->psk, sizeof(d->psk));
+        if (d->hs_queue) {
+                sodium_memzero(d->hs_queue, MAX_QUEUED_HANDSHAKES * sizeof(*d->hs_queue));
+                free(d->hs_queue);
+        }
+        pthread_mutex_destroy(&d->peer.endpoint_lock);
+        free(d);
+        return NULL;
+}

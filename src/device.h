@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One tunnel instance at run time: the TAP, the UDP socket, the peer, the two data-path threads
+ * and the sd-event control loop that owns everything else.
+ *
+ * Threads and what they may touch:
+ *   control (sd-event): handshakes, timers, key rotation, logging of events, counters' readers.
+ *   tx thread: reads the TAP, seals with peer->current, sends with sendmmsg.
+ *   rx thread: recvmmsg, opens data messages with current/previous/next, writes the TAP, queues
+ *              handshake messages for the control loop.
+ * Key pairs are published through atomic pointers and wiped only after both data threads have
+ * passed a quiescent point (datapath_synchronize), so no lock is taken per packet.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "cookie.h"
+#include "messages.h"
+#include "noise.h"
+#include "session.h"
+#include "tap.h"
+#include "udp.h"
+
+enum handshake_state {
+        HANDSHAKE_ZEROED,
+        HANDSHAKE_CREATED_INITIATION,
+};
+
+/* Counters: written by the data threads with relaxed atomics, read by anyone. */
+struct stats {
+        _Atomic uint64_t tx_packets, tx_bytes, tx_dropped_no_session, tx_errors;
+        _Atomic uint64_t rx_packets, rx_bytes;
+        _Atomic uint64_t rx_replayed, rx_bad_tag, rx_unknown_index, rx_malformed, rx_bad_mac1,
+                rx_handshake_dropped, rx_handshake_failed;
+        _Atomic uint64_t handshakes, initiations_sent, cookies_sent;
+};
+
+struct peer {
+        /* Endpoint: a seqlock so the tx thread reads it without a lock; writers (rare: roaming,
+         * handshakes) serialise on endpoint_lock. */
+        _Atomic unsigned endpoint_seq;
+        struct endpoint endpoint;
+        pthread_mutex_t endpoint_lock;
+
+        _Atomic(struct keypair *) current, previous, next;
+
+        /* Control loop only. */
+        struct noise_handshake handshake;
+        enum handshake_state handshake_state;
+        uint32_t handshake_index;
+        struct cookie_maker cookie_maker;
+        uint8_t last_timestamp[NOISE_TIMESTAMP_LEN];
+        uint64_t last_initiation_consumed_ns;
+        uint64_t last_sent_handshake_ns;
+        uint64_t handshake_attempts_started_ns; /* 0: not retrying */
+        unsigned handshake_attempts;
+        uint64_t last_handshake_ns;         /* last completed handshake (monotonic) */
+        uint64_t last_handshake_realtime_us; /* for status */
+        bool static_endpoint;                /* peer.address configured: we initiate */
+
+        /* Timer inputs, set by the data threads (see timers.c). */
+        _Atomic uint64_t last_tx_ns, last_rx_ns, last_rx_data_ns;
+        _Atomic uint64_t tx_unanswered_since_ns; /* first data sent since anything was received */
+        _Atomic uint64_t rx_unanswered_since_ns; /* first data received since anything was sent */
+        _Atomic bool want_handshake;             /* tx had no usable key pair, or rekey due */
+        _Atomic bool next_confirmed;             /* rx got data on the responder's next key pair */
+};
+
+/* A key pair waiting for both data threads to pass a quiescent point before it is wiped. */
+struct retired_keypair {
+        struct keypair *kp;
+        uint64_t tx_qs, rx_qs;
+};
+enum { MAX_RETIRED_KEYPAIRS = 16 };
+
+/* One handshake message handed from the rx thread to the control loop. */
+struct queued_handshake {
+        struct endpoint from;
+        uint16_t len;
+        uint8_t data[sizeof(struct message_handshake_initiation)];
+};
+
+struct device {
+        struct config *config;
+        const char *instance;
+        sd_event *event;
+        sd_event_source *tick_source, *wake_source;
+
+        struct tap *tap;
+        int udp_fd, udp_family;
+        uint16_t port;
+
+        /* Keys and derived constants. */
+        enum noise_pattern pattern;
+        uint8_t static_private[NOISE_PUBLIC_KEY_LEN], static_public[NOISE_PUBLIC_KEY_LEN];
+        uint8_t psk[NOISE_PSK_LEN];
+        uint8_t prologue[sizeof(SHADOWMESH_PROLOGUE_LABEL) - 1 + NETWORK_ID_LEN];
+        struct cookie_checker cookie_checker;
+
+        struct peer peer;
+        struct stats stats;
+
+        /* Data path. */
+        pthread_t tx_thread, rx_thread;
+        bool threads_started;
+        int stop_fd;                      /* eventfd: data threads exit when readable */
+        int wake_fd;                      /* eventfd: data threads -> control loop */
+        _Atomic uint64_t tx_qs, rx_qs;    /* odd: inside a batch; even: quiescent */
+        _Atomic bool stopping;
+
+        /* rx -> control handshake queue (single producer, single consumer). */
+        struct queued_handshake *hs_queue;
+        _Atomic uint32_t hs_head, hs_tail;
+        uint64_t under_load_until_ns;
+
+        struct retired_keypair retired[MAX_RETIRED_KEYPAIRS];
+        size_t n_retired;
+};
+
+int device_new(struct config *config, const char *instance, struct device **ret);
+/* Run the event loop until SIGINT/SIGTERM; returns 0 or -errno. */
+int device_run(struct device *d);
+struct device *device_free(struct device *d);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct device *, device_free);
+
+/* Log the one-line counter summary. */
+void device_log_stats(struct device *d);
+
+/* Peer endpoint access (seqlock). */
+void peer_get_endpoint(struct peer *p, struct endpoint *ret);
+void peer_set_endpoint(struct peer *p, const struct endpoint *e);
+
+/* Wake the control loop from a data thread. */
+void device_wake(struct device *d);
+
+/* Key pair life cycle, control loop only. */
+void device_retire_keypair(struct device *d, struct keypair *kp);
+void device_collect_retired(struct device *d, bool force);

@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Handshake messages, on the control loop only.
+ *
+ * Initiation (type 1):  sender index, then the Noise message 1 (IKpsk2: e, es, s, ss with the
+ * TAI64N timestamp as payload; NNpsk0: psk, e with the timestamp), then mac1/mac2.
+ * Response (type 2):    sender and receiver index, Noise message 2 (empty payload), macs.
+ * Order of checks for a received initiation: mac1 (no DH work for strangers) -> cookie when under
+ * load -> Noise decryption -> pinned public key (identity mode) -> timestamp newer than the last
+ * one (replayed initiations) -> at most INITIATIONS_PER_SECOND. Only then is state changed.
+ */
+#include <sodium.h>
+
+#include "config.h"
+#include "handshake.h"
+#include "log.h"
+#include "tai64n.h"
+
+static struct log_ratelimit handshake_ratelimit = LOG_RATELIMIT_INIT(5, 10);
+
+#define log_handshake_ratelimited(level, ...)                                                      \
+        do {                                                                                       \
+                unsigned _sup_ = 0;                                                                \
+                if (log_ratelimit_below(&handshake_ratelimit, now_ns(), &_sup_)) {                 \
+                        if (_sup_)                                                                 \
+                                log_full_errno(level, 0, "(%u similar messages suppressed)",       \
+                                               _sup_);                                             \
+                        log_full_errno(level, 0, __VA_ARGS__);                                     \
+                }                                                                                  \
+        } while (0)
+
+static uint32_t new_index(struct device *d) {
+        struct peer *p = &d->peer;
+
+        for (;;) {
+                uint32_t idx = randombytes_random();
+                struct keypair *cur = atomic_load(&p->current), *prev = atomic_load(&p->previous),
+                               *next = atomic_load(&p->next);
+                if (idx == 0 || idx == p->handshake_index || (cur && cur->local_index == idx) ||
+                    (prev && prev->local_index == idx) || (next && next->local_index == idx))
+                        continue;
+                return idx;
+        }
+}
+
+static int send_to(struct device *d, const struct endpoint *e, const void *buf, size_t len) {
+        if (e->len == 0)
+                return -EDESTADDRREQ;
+        if (sendto(d->udp_fd, buf, len, MSG_DONTWAIT, &e->addr.sa, e->len) < 0)
+                return -errno;
+        return 0;
+}
+
+static int send_to_peer(struct device *d, const void *buf, size_t len) {
+        struct endpoint e;
+        int r;
+
+        peer_get_endpoint(&d->peer, &e);
+        r = send_to(d, &e, buf, len);
+        if (r >= 0) {
+                atomic_store_explicit(&d->peer.last_tx_ns, now_ns(), memory_order_relaxed);
+                atomic_store_explicit(&d->peer.rx_unanswered_since_ns, 0, memory_order_relaxed);
+        }
+        return r;
+}
+
+int handshake_send_initiation(struct device *d) {
+        struct peer *p = &d->peer;
+        bool identity = d->pattern == NOISE_PATTERN_IKPSK2;
+        union {
+                struct message_handshake_initiation ik;
+                struct message_handshake_initiation_psk nn;
+                uint8_t raw[sizeof(struct message_handshake_initiation)];
+        } msg = {};
+        size_t len = identity ? sizeof(msg.ik) : sizeof(msg.nn), n = 0;
+        uint8_t ts[NOISE_TIMESTAMP_LEN];
+        uint64_t now = now_ns();
+        uint32_t idx;
+        char buf[ENDPOINT_STRLEN];
+        struct endpoint e;
+        int r;
+
+        peer_get_endpoint(p, &e);
+        if (e.len == 0)
+                return -EDESTADDRREQ;
+
+        noise_handshake_wipe(&p->handshake);
+        p->handshake_state = HANDSHAKE_ZEROED;
+        r = noise_handshake_init(&p->handshake, d->pattern, true, d->prologue, sizeof(d->prologue),
+                                 identity ? d->static_private : NULL,
+                                 identity ? d->config->peer_public_key : NULL, d->psk);
+        if (r < 0)
+                return r;
+
+        msg.raw[0] = MESSAGE_HANDSHAKE_INITIATION;
+        idx = new_index(d);
+        put_le32(msg.raw + 4, idx);
+        tai64n_now(ts);
+        r = noise_handshake_write_message(&p->handshake, ts, sizeof(ts), msg.raw + 8,
+                                          len - 8 - sizeof(struct message_macs), &n);
+        if (r < 0 || n != len - 8 - sizeof(struct message_macs)) {
+                noise_handshake_wipe(&p->handshake);
+                return r < 0 ? r : -EPROTO;
+        }
+        cookie_add_mac_to_packet(&p->cookie_maker, msg.raw, len, now);
+
+        p->handshake_index = idx;
+        p->handshake_state = HANDSHAKE_CREATED_INITIATION;
+        p->last_sent_handshake_ns = now;
+
+        r = send_to_peer(d, msg.raw, len);
+        if (r < 0)
+                return log_debug_errno(r, "sending handshake initiation to %s: %m",
+                                       endpoint_to_string(&e, buf));
+        atomic_fetch_add_explicit(&d->stats.initiations_sent, 1, memory_order_relaxed);
+        log_debug("sent handshake initiation to %s", endpoint_to_string(&e, buf));
+        return 0;
+}
+
+int handshake_send_keepalive(struct device *d) {
+        struct keypair *kp = atomic_load(&d->peer.current);
+        uint8_t buf[MESSAGE_DATA_MIN_LEN];
+        uint8_t empty[1];
+        ssize_t n;
+
+        if (!kp)
+                return -ENOKEY;
+        n = session_encrypt(kp, empty, 0, buf, sizeof(buf), now_ns());
+        if (n < 0)
+                return (int) n;
+        return send_to_peer(d, buf, (size_t) n);
+}
+
+/* mac1 always; mac2 when under load, answering with a cookie reply instead of doing DH work. */
+static bool check_macs(struct device *d, const struct queued_handshake *q, uint32_t sender_index,
+                       bool under_load, uint64_t now) {
+        char buf[ENDPOINT_STRLEN];
+        enum cookie_mac_state st;
+
+        st = cookie_validate_packet(&d->cookie_checker, q->data, q->len, &q->from.addr.sa,
+                                    q->from.len, under_load, now);
+        if (st == COOKIE_INVALID_MAC) {
+                atomic_fetch_add_explicit(&d->stats.rx_bad_mac1, 1, memory_order_relaxed);
+                log_handshake_ratelimited(LOG_WARNING,
+                                          "rejected handshake from %s: bad mac1 (the peer uses a "
+                                          "different key)",
+                                          endpoint_to_string(&q->from, buf));
+                return false;
+        }
+        if (under_load && st != COOKIE_VALID_MAC_WITH_COOKIE) {
+                struct message_handshake_cookie reply;
+                cookie_message_create(&d->cookie_checker, &reply, q->data, q->len, sender_index,
+                                      &q->from.addr.sa, q->from.len, now);
+                if (send_to(d, &q->from, &reply, sizeof(reply)) >= 0)
+                        atomic_fetch_add_explicit(&d->stats.cookies_sent, 1, memory_order_relaxed);
+                return false;
+        }
+        return true;
+}
+
+static void install_keypair_as_current(struct device *d, struct keypair *kp) {
+        struct peer *p = &d->peer;
+        struct keypair *old_prev = atomic_load(&p->previous), *old_cur = atomic_load(&p->current);
+
+        atomic_store(&p->previous, old_cur);
+        atomic_store(&p->current, kp);
+        device_retire_keypair(d, old_prev);
+}
+
+static void handshake_done(struct device *d, const struct endpoint *from, bool initiator) {
+        struct peer *p = &d->peer;
+        char buf[ENDPOINT_STRLEN];
+
+        p->handshake_attempts_started_ns = 0;
+        p->handshake_attempts = 0;
+        p->last_handshake_ns = now_ns();
+        p->last_handshake_realtime_us = now_realtime_us();
+        atomic_fetch_add_explicit(&d->stats.handshakes, 1, memory_order_relaxed);
+        log_info("handshake complete with peer %s (%s)", endpoint_to_string(from, buf),
+                 initiator ? "initiator" : "responder");
+}
+
+static void consume_initiation(struct device *d, const struct queued_handshake *q, bool under_load) {
+        struct peer *p = &d->peer;
+        bool identity = d->pattern == NOISE_PATTERN_IKPSK2;
+        size_t expected = identity ? sizeof(struct message_handshake_initiation)
+                                   : sizeof(struct message_handshake_initiation_psk);
+        struct noise_handshake hs;
+        struct message_handshake_response resp = {};
+        uint8_t ts[NOISE_TIMESTAMP_LEN], send_key[NOISE_SYMMETRIC_KEY_LEN],
+                recv_key[NOISE_SYMMETRIC_KEY_LEN];
+        uint32_t sender = get_le32(q->data + 4), idx;
+        uint64_t now = now_ns();
+        char buf[ENDPOINT_STRLEN];
+        struct keypair *kp;
+        size_t tslen = 0, n = 0;
+        int r;
+
+        if (q->len != expected) {
+                /* The other length is the other mode's initiation. */
+                atomic_fetch_add_explicit(&d->stats.rx_malformed, 1, memory_order_relaxed);
+                log_handshake_ratelimited(LOG_WARNING,
+                                          "rejected handshake from %s: the peer runs %s mode, we "
+                                          "run %s mode",
+                                          endpoint_to_string(&q->from, buf),
+                                          identity ? "shared-key" : "identity",
+                                          identity ? "identity" : "shared-key");
+                return;
+        }
+        if (!check_macs(d, q, sender, under_load, now))
+                return;
+
+        r = noise_handshake_init(&hs, d->pattern, false, d->prologue, sizeof(d->prologue),
+                                 identity ? d->static_private : NULL, NULL, d->psk);
+        if (r >= 0)
+                r = noise_handshake_read_message(&hs, q->data + 8,
+                                                 q->len - 8 - sizeof(struct message_macs), ts,
+                                                 sizeof(ts), &tslen);
+        if (r < 0 || tslen != sizeof(ts)) {
+                noise_handshake_wipe(&hs);
+                atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
+                log_handshake_ratelimited(LOG_WARNING, "rejected handshake from %s: %s",
+                                          endpoint_to_string(&q->from, buf),
+                                          r == -EINVAL ? "invalid ephemeral key"
+                                                       : "decryption failed (different key?)");
+                return;
+        }
+        if (identity &&
+            sodium_memcmp(noise_handshake_remote_static(&hs), d->config->peer_public_key,
+                          NOISE_PUBLIC_KEY_LEN) != 0) {
+                char key[45];
+                config_format_key(noise_handshake_remote_static(&hs), key);
+                noise_handshake_wipe(&hs);
+                atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
+                log_handshake_ratelimited(LOG_WARNING,
+                                          "rejected handshake from %s: unknown public key %s "
+                                          "(not peer.public_key)",
+                                          endpoint_to_string(&q->from, buf), key);
+                return;
+        }
+        if (!tai64n_after(ts, p->last_timestamp)) {
+                noise_handshake_wipe(&hs);
+                atomic_fetch_add_explicit(&d->stats.rx_replayed, 1, memory_order_relaxed);
+                log_handshake_ratelimited(LOG_WARNING,
+                                          "rejected handshake from %s: replayed initiation "
+                                          "(timestamp not newer than the last one)",
+                                          endpoint_to_string(&q->from, buf));
+                return;
+        }
+        if (p->last_initiation_consumed_ns &&
+            now - p->last_initiation_consumed_ns < NSEC_PER_SEC / INITIATIONS_PER_SECOND) {
+                noise_handshake_wipe(&hs);
+                atomic_fetch_add_explicit(&d->stats.rx_handshake_dropped, 1, memory_order_relaxed);
+                return;
+        }
+        memcpy(p->last_timestamp, ts, sizeof(ts));
+        p->last_initiation_consumed_ns = now;
+
+        /* Our own initiation, if any, is superseded by the peer's (as in WireGuard). */
+        noise_handshake_wipe(&p->handshake);
+        p->handshake_state = HANDSHAKE_ZEROED;
+
+        resp.header.type = MESSAGE_HANDSHAKE_RESPONSE;
+        idx = new_index(d);
+        put_le32(&resp.sender_index, idx);
+        put_le32(&resp.receiver_index, sender);
+        r = noise_handshake_write_message(&hs, NULL, 0, resp.unencrypted_ephemeral,
+                                          sizeof(resp.unencrypted_ephemeral) +
+                                                  sizeof(resp.encrypted_nothing),
+                                          &n);
+        if (r >= 0)
+                r = noise_handshake_split(&hs, send_key, recv_key);
+        noise_handshake_wipe(&hs);
+        if (r < 0) {
+                log_handshake_ratelimited(LOG_WARNING, "handshake response to %s failed: %s",
+                                          endpoint_to_string(&q->from, buf), strerror(-r));
+                return;
+        }
+        cookie_add_mac_to_packet(&p->cookie_maker, (uint8_t *) &resp, sizeof(resp), now);
+
+        kp = calloc(1, sizeof(*kp));
+        if (!kp) {
+                sodium_memzero(send_key, sizeof(send_key));
+                sodium_memzero(recv_key, sizeof(recv_key));
+                log_error("out of memory for a key pair");
+                return;
+        }
+        keypair_init(kp, send_key, recv_key, idx, sender, false, now);
+        sodium_memzero(send_key, sizeof(send_key));
+        sodium_memzero(recv_key, sizeof(recv_key));
+
+        /* The responder may not send on the new key pair until the initiator has used it: it
+         * waits in "next" until data arrives on it (handshake_confirm_next). */
+        device_retire_keypair(d, atomic_exchange(&p->next, kp));
+        peer_set_endpoint(p, &q->from);
+
+        r = send_to(d, &q->from, &resp, sizeof(resp));
+        if (r < 0)
+                log_debug_errno(r, "sending handshake response to %s: %m",
+                                endpoint_to_string(&q->from, buf));
+        handshake_done(d, &q->from, false);
+}
+
+static void consume_response(struct device *d, const struct queued_handshake *q, bool under_load) {
+        struct peer *p = &d->peer;
+        struct noise_handshake hs;
+        uint8_t send_key[NOISE_SYMMETRIC_KEY_LEN], recv_key[NOISE_SYMMETRIC_KEY_LEN];
+        uint32_t sender = get_le32(q->data + 4), receiver = get_le32(q->data + 8);
+        uint64_t now = now_ns();
+        char buf[ENDPOINT_STRLEN];
+        struct keypair *kp;
+        size_t plen = 0;
+        int r;
+
+        if (p->handshake_state != HANDSHAKE_CREATED_INITIATION || receiver != p->handshake_index) {
+                atomic_fetch_add_explicit(&d->stats.rx_unknown_index, 1, memory_order_relaxed);
+                return;
+        }
+        if (!check_macs(d, q, sender, under_load, now))
+                return;
+
+        /* Work on a copy: a forged response must not destroy the handshake in flight. */
+        hs = p->handshake;
+        r = noise_handshake_read_message(&hs, q->data + 12,
+                                         q->len - 12 - sizeof(struct message_macs), NULL, 0, &plen);
+        if (r >= 0)
+                r = noise_handshake_split(&hs, send_key, recv_key);
+        noise_handshake_wipe(&hs);
+        if (r < 0) {
+                atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
+                log_handshake_ratelimited(LOG_WARNING,
+                                          "rejected handshake response from %s: decryption "
+                                          "failed (the peer uses a different key)",
+                                          endpoint_to_string(&q->from, buf));
+                return;
+        }
+
+        kp = calloc(1, sizeof(*kp));
+        if (!kp) {
+                sodium_memzero(send_key, sizeof(send_key));
+                sodium_memzero(recv_key, sizeof(recv_key));
+                log_error("out of memory for a key pair");
+                return;
+        }
+        keypair_init(kp, send_key, recv_key, receiver, sender, true, now);
+        sodium_memzero(send_key, sizeof(send_key));
+        sodium_memzero(recv_key, sizeof(recv_key));
+
+        noise_handshake_wipe(&p->handshake);
+        p->handshake_state = HANDSHAKE_ZEROED;
+        device_retire_keypair(d, atomic_exchange(&p->next, NULL));
+        install_keypair_as_current(d, kp);
+        peer_set_endpoint(p, &q->from);
+        handshake_done(d, &q->from, true);
+
+        /* Let the responder confirm its key pair at once, even with no data to send. */
+        (void) handshake_send_keepalive(d);
+}
+
+static void consume_cookie(struct device *d, const struct queued_handshake *q) {
+        struct peer *p = &d->peer;
+        uint32_t receiver = get_le32(q->data + 4);
+        int r;
+
+        if (p->handshake_state != HANDSHAKE_CREATED_INITIATION || receiver != p->handshake_index) {
+                atomic_fetch_add_explicit(&d->stats.rx_unknown_index, 1, memory_order_relaxed);
+                return;
+        }
+        r = cookie_message_consume(&p->cookie_maker,
+                                   (const struct message_handshake_cookie *) q->data, now_ns());
+        if (r < 0) {
+                atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
+                log_debug_errno(r, "ignored cookie reply: %m");
+                return;
+        }
+        log_debug("peer is under load: got a cookie, the next initiation carries mac2");
+}
+
+void handshake_process(struct device *d, const struct queued_handshake *q, bool under_load) {
+        switch (message_classify(q->data, q->len)) {
+        case MESSAGE_HANDSHAKE_INITIATION:
+                consume_initiation(d, q, under_load);
+                break;
+        case MESSAGE_HANDSHAKE_RESPONSE:
+                consume_response(d, q, under_load);
+                break;
+        case MESSAGE_HANDSHAKE_COOKIE:
+                consume_cookie(d, q);
+                break;
+        default:
+                atomic_fetch_add_explicit(&d->stats.rx_malformed, 1, memory_order_relaxed);
+                break;
+        }
+}
+
+void handshake_confirm_next(struct device *d) {
+        struct keypair *kp = atomic_exchange(&d->peer.next, NULL);
+
+        if (kp)
+                install_keypair_as_current(d, kp);
+}
+
+void handshake_clear_keys(struct device *d) {
+        struct peer *p = &d->peer;
+
+        device_retire_keypair(d, atomic_exchange(&p->next, NULL));
+        device_retire_keypair(d, atomic_exchange(&p->current, NULL));
+        device_retire_keypair(d, atomic_exchange(&p->previous, NULL));
+        noise_handshake_wipe(&p->handshake);
+        p->handshake_state = HANDSHAKE_ZEROED;
+}

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+/* Handshake messages on the control loop: building and consuming initiations, responses and
+ * cookie replies with noise.c, cookie.c and tai64n.c, and installing the key pairs they yield. */
+#pragma once
+
+#include "device.h"
+
+/* Start (or retry) a handshake with the peer's endpoint. */
+int handshake_send_initiation(struct device *d);
+/* Handle one queued handshake message. under_load: require mac2 (cookies). */
+void handshake_process(struct device *d, const struct queued_handshake *q, bool under_load);
+/* An empty data message on the current key pair (keepalive, and the initiator's confirmation). */
+int handshake_send_keepalive(struct device *d);
+/* The responder's next key pair carried data: make it current. */
+void handshake_confirm_next(struct device *d);
+/* Drop every key pair and the handshake state (REJECT_AFTER_TIME * 3 without a handshake). */
+void handshake_clear_keys(struct device *d);

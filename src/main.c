@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/* shadowmeshd: parse the command line, load the config, run one tunnel instance. */
+#include <getopt.h>
+#include <sodium.h>
+#include <stdio.h>
+
+#include "build-config.h"
+#include "config.h"
+#include "device.h"
+#include "log.h"
+#include "noise.h"
+
+enum {
+        EXIT_CONFIG = 1,
+        EXIT_RUNTIME = 2,
+        EXIT_USAGE = 64,
+};
+
+#define DEFAULT_CONFIG SYSCONFDIR "/shadowmesh/daemon.yaml"
+
+static void help(void) {
+        printf("Usage: shadowmeshd [OPTIONS] [CONFIG]\n"
+               "       shadowmeshd genkey\n"
+               "       shadowmeshd pubkey < PRIVATE_KEY\n"
+               "\n"
+               "Run one ShadowMesh tunnel instance in the foreground (default CONFIG:\n"
+               "%s).\n"
+               "\n"
+               "  -i, --instance NAME    instance name (default: the config file's base name)\n"
+               "  -l, --log-level LEVEL  debug, info, warning or error (overrides the config)\n"
+               "  -c, --check            validate CONFIG and exit\n"
+               "  -h, --help             show this help\n"
+               "  -V, --version          show the version\n"
+               "\n"
+               "genkey prints a new private key (base64); pubkey prints the public key of the\n"
+               "private key read on standard input. See shadowmeshd(8) and shadowmesh.yaml(5).\n"
+               "\n"
+               "Exit status: 0 clean shutdown, 1 configuration error, 2 run-time error\n"
+               "(device, socket, permissions, name resolution), 64 usage error.\n",
+               DEFAULT_CONFIG);
+}
+
+static int cmd_genkey(void) {
+        uint8_t priv[NOISE_PUBLIC_KEY_LEN], pub[NOISE_PUBLIC_KEY_LEN];
+        char b64[45];
+
+        noise_generate_keypair(priv, pub);
+        config_format_key(priv, b64);
+        sodium_memzero(priv, sizeof(priv));
+        puts(b64);
+        sodium_memzero(b64, sizeof(b64));
+        return 0;
+}
+
+static int cmd_pubkey(void) {
+        uint8_t priv[NOISE_PUBLIC_KEY_LEN], pub[NOISE_PUBLIC_KEY_LEN];
+        char line[256], b64[45];
+        size_t n;
+
+        if (!fgets(line, sizeof(line), stdin)) {
+                fprintf(stderr, "shadowmeshd pubkey: expected a private key on standard input\n");
+                return EXIT_USAGE;
+        }
+        n = strcspn(line, " \t\r\n");
+        line[n] = 0;
+        if (config_parse_key(line, priv) < 0) {
+                sodium_memzero(line, sizeof(line));
+                fprintf(stderr, "shadowmeshd pubkey: not a key: expected 44 base64 characters "
+                                "or 64 hex digits\n");
+                return EXIT_USAGE;
+        }
+        sodium_memzero(line, sizeof(line));
+        if (noise_public_from_private(pub, priv) < 0) {
+                sodium_memzero(priv, sizeof(priv));
+                fprintf(stderr, "shadowmeshd pubkey: invalid private key\n");
+                return EXIT_USAGE;
+        }
+        sodium_memzero(priv, sizeof(priv));
+        config_format_key(pub, b64);
+        puts(b64);
+        return 0;
+}
+
+/* CAP_NET_ADMIN in the effective set, from /proc (no libcap dependency for one bit). */
+static bool have_net_admin(void) {
+        _cleanup_free_ char *status = NULL;
+        const char *p;
+
+        if (read_full_file("/proc/self/status", &status, NULL, 64 * 1024) < 0)
+                return geteuid() == 0;
+        p = strstr(status, "\nCapEff:");
+        if (!p)
+                return geteuid() == 0;
+        return (strtoull(p + 8, NULL, 16) >> 12) & 1; /* CAP_NET_ADMIN is 12 */
+}
+
+static const char *instance_from_path(const char *path, char *buf, size_t size) {
+        const char *base = strrchr(path, '/');
+        size_t n;
+
+        base = base ? base + 1 : path;
+        n = strcspn(base, ".");
+        snprintf(buf, size, "%.*s", (int) MIN(n, size - 1), base);
+        return buf;
+}
+
+int main(int argc, char **argv) {
+        static const struct option options[] = {
+                { "instance", required_argument, NULL, 'i' },
+                { "log-level", required_argument, NULL, 'l' },
+                { "check", no_argument, NULL, 'c' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                {},
+        };
+        _cleanup_(config_freep) struct config *config = NULL;
+        _cleanup_(device_freep) struct device *device = NULL;
+        const char *instance = NULL, *path = DEFAULT_CONFIG, *level_arg = NULL;
+        char errbuf[512], instbuf[64];
+        bool check = false;
+        int c, r;
+
+        if (sodium_init() < 0) {
+                fprintf(stderr, "shadowmeshd: libsodium failed to initialise\n");
+                return EXIT_RUNTIME;
+        }
+
+        while ((c = getopt_long(argc, argv, "+i:l:chV", options, NULL)) >= 0)
+                switch (c) {
+                case 'i':
+                        instance = optarg;
+                        break;
+                case 'l':
+                        level_arg = optarg;
+                        if (log_level_from_string(optarg) < 0) {
+                                fprintf(stderr, "shadowmeshd: --log-level: unknown level '%s' "
+                                                "(debug, info, warning, error)\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case 'c':
+                        check = true;
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case 'V':
+                        printf("shadowmeshd %s\n", PACKAGE_VERSION);
+                        return 0;
+                default:
+                        fprintf(stderr, "Try 'shadowmeshd --help'.\n");
+                        return EXIT_USAGE;
+                }
+
+        if (optind < argc) {
+                if (strcmp(argv[optind], "genkey") == 0 && optind + 1 == argc)
+                        return cmd_genkey();
+                if (strcmp(argv[optind], "pubkey") == 0 && optind + 1 == argc)
+                        return cmd_pubkey();
+                path = argv[optind++];
+        }
+        if (optind < argc) {
+                fprintf(stderr, "shadowmeshd: unexpected argument '%s'. Try 'shadowmeshd --help'.\n",
+                        argv[optind]);
+                return EXIT_USAGE;
+        }
+
+        if (!check && !have_net_admin()) {
+                log_error("shadowmeshd needs CAP_NET_ADMIN to create its TAP device (run as root)");
+                return EXIT_RUNTIME;
+        }
+
+        r = config_load(path, &config, errbuf, sizeof(errbuf));
+        if (r < 0) {
+                if (errbuf[0])
+                        log_error("%s", errbuf);
+                else
+                        log_error_errno(r, "cannot read %s: %m", path);
+                return EXIT_CONFIG;
+        }
+        if (check) {
+                printf("%s: ok\n", path);
+                return 0;
+        }
+        log_set_max_level(level_arg ? log_level_from_string(level_arg) : config->log_level);
+        if (!instance)
+                instance = instance_from_path(path, instbuf, sizeof(instbuf));
+
+        log_info("starting instance '%s' from %s (version %s)", instance, path, PACKAGE_VERSION);
+        r = device_new(config, instance, &device);
+        if (r < 0)
+                return EXIT_RUNTIME;
+        r = device_run(device);
+        device = device_free(device);
+        if (r < 0)
+                return EXIT_RUNTIME;
+        log_info("stopped");
+        return 0;
+}

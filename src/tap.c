@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The TAP device. /dev/net/tun creates it (the only way to get the fd that carries its frames);
+ * everything else (MTU, addresses, up) goes through rtnetlink, never through ip(8) or address
+ * ioctls. The device is not persistent: closing the last fd removes it, so a crash leaves
+ * nothing behind either.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <time.h>
+
+#include "log.h"
+#include "netlink.h"
+#include "tap.h"
+
+/* How long tap_free and the failure path wait for the device to disappear: closing the fd
+ * unregisters it synchronously, so this bound is only reached if something is badly wrong. */
+enum { TAP_GONE_POLLS = 100, TAP_GONE_POLL_MS = 10 };
+
+/*
+ * Close fd and make sure the device ifindex (named name when we made it) is gone. Closing the
+ * last fd of a non-persistent TAP unregisters it before close() returns; if it is still there,
+ * someone made it persistent or holds a copy of the fd, and it is deleted outright: what we
+ * created, we remove.
+ */
+static int tap_remove(struct netlink *nl, int *fd, const char *name, int ifindex) {
+        bool deleted = false;
+
+        *fd = safe_close(*fd);
+        if (!nl || ifindex <= 0)
+                return 0;
+
+        for (unsigned i = 0; i < TAP_GONE_POLLS; i++) {
+                struct timespec ts = {.tv_nsec = TAP_GONE_POLL_MS * (long) NSEC_PER_MSEC};
+                int r = netlink_link_index(nl, name);
+
+                /* A different index means the name was freed and already reused by another. */
+                if (r == -ENODEV || (r > 0 && r != ifindex))
+                        return 0;
+                if (r < 0)
+                        return r;
+                if (!deleted) {
+                        log_debug("tap: %s (ifindex %d) outlived its fd, deleting it", name,
+                                  ifindex);
+                        r = netlink_link_delete(nl, ifindex);
+                        if (r < 0 && r != -ENODEV)
+                                return r;
+                        deleted = true;
+                        continue;
+                }
+                (void) nanosleep(&ts, NULL);
+        }
+        return -ETIMEDOUT;
+}
+
+int tap_create(const char *name, uint32_t mtu, const struct config_address *addresses,
+               size_t n_addresses, struct tap **ret) {
+        struct netlink *nl = NULL;
+        struct ifreq ifr = {};
+        struct tap *t;
+        int fd = -EBADF, ifindex = 0, r;
+        size_t len;
+
+        if (!name || !ret || (n_addresses > 0 && !addresses))
+                return -EINVAL;
+        len = strlen(name);
+        if (len == 0 || len >= IFNAMSIZ)
+                return -EINVAL;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->fd = -EBADF;
+
+        r = netlink_open(&nl);
+        if (r < 0)
+                goto fail;
+
+        /* IFF_TUN_EXCL alone makes the kernel refuse any existing name, but asking first turns
+         * every kind of device (loopback, a bridge, someone's TAP) into the same clean -EEXIST,
+         * whatever the kernel's TUNSETIFF would say about it. */
+        r = netlink_link_index(nl, name);
+        if (r >= 0) {
+                r = -EEXIST;
+                goto fail;
+        }
+        if (r != -ENODEV)
+                goto fail;
+
+        fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+
+        memcpy(ifr.ifr_name, name, len + 1);
+        ifr.ifr_flags = (short) (IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL); /* 0x8000 is the sign bit */
+        if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+                /* EBUSY: the name appeared since we asked (IFF_TUN_EXCL at work). */
+                r = errno == EBUSY ? -EEXIST : -errno;
+                goto fail;
+        }
+        /* The kernel's name: differs from ours only for a pattern such as "sm%d". */
+        memcpy(t->name, ifr.ifr_name, IFNAMSIZ);
+        t->name[IFNAMSIZ - 1] = '\0';
+
+        /* From here on the device exists: every failure must remove it. */
+        r = netlink_link_index(nl, t->name);
+        if (r < 0)
+                goto fail_device;
+        ifindex = r;
+
+        /* MTU before addresses and before up, so IPv6 and the routes see the final one. */
+        r = netlink_link_set_mtu(nl, ifindex, mtu);
+        if (r < 0)
+                goto fail_device;
+
+        for (size_t i = 0; i < n_addresses; i++) {
+                r = netlink_address_add(nl, ifindex, addresses[i].family, &addresses[i].addr,
+                                        addresses[i].prefixlen);
+                /* The device is brand new, so this is the same address listed twice: do not
+                 * let it read as -EEXIST, which means "a device of that name exists". */
+                if (r == -EEXIST)
+                        r = -EADDRINUSE;
+                if (r < 0)
+                        goto fail_device;
+        }
+
+        r = netlink_link_set_up(nl, ifindex, true);
+        if (r < 0)
+                goto fail_device;
+
+        log_debug("tap: created %s (ifindex %d, mtu %" PRIu32 ", %zu addresses)", t->name, ifindex,
+                  mtu, n_addresses);
+        netlink_close(nl);
+        t->fd = fd;
+        t->ifindex = ifindex;
+        t->mtu = mtu;
+        *ret = t;
+        return 0;
+
+fail_device:
+        log_debug_errno(r, "tap: setting up %s failed, removing it: %m", t->name);
+        (void) tap_remove(nl, &fd, t->name, ifindex);
+fail:
+        safe_close(fd);
+        netlink_close(nl);
+        free(t);
+        return r;
+}
+
+struct tap *tap_free(struct tap *t) {
+        struct netlink *nl = NULL;
+        int r;
+
+        if (!t)
+                return NULL;
+
+        r = netlink_open(&nl);
+        if (r < 0) {
+                /* Cannot watch it go; closing the fd still removes the device. */
+                log_debug_errno(r, "tap: no rtnetlink to watch %s go: %m", t->name);
+                t->fd = safe_close(t->fd);
+        } else {
+                r = tap_remove(nl, &t->fd, t->name, t->ifindex);
+                if (r < 0)
+                        log_debug_errno(r, "tap: removing %s: %m", t->name);
+                netlink_close(nl);
+        }
+        free(t);
+        return NULL;
+}

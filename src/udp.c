@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+
+#include "udp.h"
+#include "util.h"
+
+/* Big socket buffers keep bursts from being dropped between two recvmmsg calls. Root may exceed
+ * net.core.rmem_max with SO_*BUFFORCE; otherwise the plain option gets what it can. */
+#define UDP_SOCKET_BUFFER (4 * 1024 * 1024)
+
+static void set_buffers(int fd) {
+        int size = UDP_SOCKET_BUFFER;
+
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+                (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+                (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
+static bool host_is_any(const char *host) {
+        return !host || !*host || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
+               strcmp(host, "*") == 0;
+}
+
+int udp_open(const char *host, uint16_t port, int *ret_fd, int *ret_family) {
+        _cleanup_close_ int fd = -EBADF;
+        union sockaddr_union sa = {};
+        socklen_t salen;
+        int family, zero = 0;
+
+        if (host_is_any(host)) {
+                family = AF_INET6;
+                sa.in6.sin6_family = AF_INET6;
+                sa.in6.sin6_addr = in6addr_any;
+                sa.in6.sin6_port = htons(port);
+                salen = sizeof(sa.in6);
+        } else if (inet_pton(AF_INET, host, &sa.in.sin_addr) == 1) {
+                family = AF_INET;
+                sa.in.sin_family = AF_INET;
+                sa.in.sin_port = htons(port);
+                salen = sizeof(sa.in);
+        } else if (inet_pton(AF_INET6, host, &sa.in6.sin6_addr) == 1) {
+                family = AF_INET6;
+                sa.in6.sin6_family = AF_INET6;
+                sa.in6.sin6_port = htons(port);
+                salen = sizeof(sa.in6);
+        } else
+                return -EINVAL; /* listen addresses are numeric */
+
+        fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+        if (fd < 0 && errno == EAFNOSUPPORT && host_is_any(host)) {
+                /* No IPv6 in this kernel: IPv4 only. */
+                family = AF_INET;
+                sa = (union sockaddr_union){};
+                sa.in.sin_family = AF_INET;
+                sa.in.sin_port = htons(port);
+                salen = sizeof(sa.in);
+                fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+        }
+        if (fd < 0)
+                return -errno;
+        if (family == AF_INET6 && host_is_any(host) &&
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
+                return -errno;
+        set_buffers(fd);
+        if (bind(fd, &sa.sa, salen) < 0)
+                return -errno;
+
+        *ret_fd = TAKE_FD(fd);
+        *ret_family = family;
+        return 0;
+}
+
+int udp_resolve(const char *host, uint16_t port, int family, struct endpoint *ret,
+                int *ret_gai_error) {
+        struct addrinfo hints = {
+                .ai_socktype = SOCK_DGRAM,
+                .ai_protocol = IPPROTO_UDP,
+                .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG,
+        }, *res = NULL;
+        char portstr[8];
+        int r;
+
+        hints.ai_family = family == AF_INET ? AF_INET : AF_UNSPEC;
+        snprintf(portstr, sizeof(portstr), "%u", port);
+        r = getaddrinfo(host, portstr, &hints, &res);
+        if (r == EAI_ADDRFAMILY || r == EAI_NONAME) {
+                /* AI_ADDRCONFIG hides literal addresses on hosts with only loopback; retry. */
+                hints.ai_flags &= ~AI_ADDRCONFIG;
+                r = getaddrinfo(host, portstr, &hints, &res);
+        }
+        if (r != 0) {
+                if (ret_gai_error)
+                        *ret_gai_error = r;
+                return r == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+        }
+
+        /* Prefer the first IPv4 result when dual-stack (the prototype's peers are IPv4), else the
+         * first result of a family the socket can reach. */
+        struct addrinfo *pick = NULL;
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+                if (ai->ai_family == AF_INET) {
+                        pick = ai;
+                        break;
+                }
+        if (!pick && family == AF_INET6)
+                for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+                        if (ai->ai_family == AF_INET6) {
+                                pick = ai;
+                                break;
+                        }
+        if (!pick) {
+                freeaddrinfo(res);
+                if (ret_gai_error)
+                        *ret_gai_error = EAI_ADDRFAMILY;
+                return -EAFNOSUPPORT;
+        }
+
+        struct endpoint e = {};
+        if (pick->ai_family == AF_INET && family == AF_INET6) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) pick->ai_addr;
+                e.addr.in6.sin6_family = AF_INET6;
+                e.addr.in6.sin6_port = in->sin_port;
+                e.addr.in6.sin6_addr.s6_addr[10] = 0xff;
+                e.addr.in6.sin6_addr.s6_addr[11] = 0xff;
+                memcpy(&e.addr.in6.sin6_addr.s6_addr[12], &in->sin_addr, 4);
+                e.len = sizeof(e.addr.in6);
+        } else {
+                memcpy(&e.addr, pick->ai_addr, pick->ai_addrlen);
+                e.len = pick->ai_addrlen;
+        }
+        freeaddrinfo(res);
+        *ret = e;
+        return 0;
+}
+
+/* The IPv4 address of an AF_INET or v4-mapped AF_INET6 sockaddr, or NULL. */
+static const uint8_t *v4_bytes(const union sockaddr_union *u, uint16_t *ret_port) {
+        if (u->sa.sa_family == AF_INET) {
+                *ret_port = u->in.sin_port;
+                return (const uint8_t *) &u->in.sin_addr;
+        }
+        if (u->sa.sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&u->in6.sin6_addr)) {
+                *ret_port = u->in6.sin6_port;
+                return &u->in6.sin6_addr.s6_addr[12];
+        }
+        return NULL;
+}
+
+bool endpoint_equal(const struct endpoint *a, const struct endpoint *b) {
+        uint16_t pa = 0, pb = 0;
+        const uint8_t *va, *vb;
+
+        if (a->len == 0 || b->len == 0)
+                return a->len == b->len;
+        va = v4_bytes(&a->addr, &pa);
+        vb = v4_bytes(&b->addr, &pb);
+        if (va || vb)
+                return va && vb && pa == pb && memcmp(va, vb, 4) == 0;
+        return a->addr.sa.sa_family == AF_INET6 && b->addr.sa.sa_family == AF_INET6 &&
+               a->addr.in6.sin6_port == b->addr.in6.sin6_port &&
+               memcmp(&a->addr.in6.sin6_addr, &b->addr.in6.sin6_addr, 16) == 0 &&
+               a->addr.in6.sin6_scope_id == b->addr.in6.sin6_scope_id;
+}
+
+const char *endpoint_to_string(const struct endpoint *e, char *buf) {
+        char addr[INET6_ADDRSTRLEN];
+        uint16_t port = 0;
+        const uint8_t *v4;
+
+        if (e->len == 0) {
+                strcpy(buf, "(none)");
+                return buf;
+        }
+        v4 = v4_bytes(&e->addr, &port);
+        if (v4) {
+                inet_ntop(AF_INET, v4, addr, sizeof(addr));
+                snprintf(buf, ENDPOINT_STRLEN, "%s:%u", addr, ntohs(port));
+        } else {
+                inet_ntop(AF_INET6, &e->addr.in6.sin6_addr, addr, sizeof(addr));
+                snprintf(buf, ENDPOINT_STRLEN, "[%s]:%u", addr, ntohs(e->addr.in6.sin6_port));
+        }
+        return buf;
+}

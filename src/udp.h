@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* The UDP underlay socket and endpoint addresses. One socket per daemon, dual-stack [::] unless
+ * the config pins an IPv4 address (or the kernel has no IPv6). */
+#pragma once
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+union sockaddr_union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+        struct sockaddr_storage storage;
+};
+
+struct endpoint {
+        union sockaddr_union addr;
+        socklen_t len; /* 0: none */
+};
+
+/* Open, configure (non-blocking, close-on-exec, large buffers, IPV6_V6ONLY off) and bind.
+ * host NULL or "0.0.0.0"/"::": any address. -EADDRINUSE when the port is taken. */
+int udp_open(const char *host, uint16_t port, int *ret_fd, int *ret_family);
+
+/* Resolve host:port for a socket of family (AF_INET6 sockets get v4-mapped addresses).
+ * Blocking (getaddrinfo): call at start-up only. -EHOSTUNREACH style errors come back as
+ * -EADDRNOTAVAIL with *ret_gai_error set to the getaddrinfo error for the message. */
+int udp_resolve(const char *host, uint16_t port, int family, struct endpoint *ret,
+                int *ret_gai_error);
+
+/* Same address and port (v4-mapped v6 equals its v4 form). */
+bool endpoint_equal(const struct endpoint *a, const struct endpoint *b);
+/* "192.0.2.1:9001" or "[2001:db8::1]:9001" (v4-mapped printed as v4). buf of ENDPOINT_STRLEN. */
+#define ENDPOINT_STRLEN (INET6_ADDRSTRLEN + 8)
+const char *endpoint_to_string(const struct endpoint *e, char *buf);
