@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: install what is missing, then
+#   1. a gcc build with -Werror: every test (unit, fuzz corpus replay, end-to-end in netns);
+#   2. an ASan+UBSan build: every test again, so memory errors anywhere fail the run;
+#   3. a clang build of the libFuzzer targets, each run for a short bounded time.
+# Prints meson's summary for each build and a final "N passed, N failed" line. Run as root
+# (the end-to-end tests need network namespaces; without root they are skipped).
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+if [ "$(id -u)" -eq 0 ]; then
+        ./tools/setup-debian.sh || exit 1
+fi
+
+fuzz_seconds=${FUZZ_SECONDS:-20}
+failed_steps=()
+
+configure() { # dir options...
+        local dir=$1; shift
+        if [ -f "$dir/build.ninja" ]; then
+                meson configure "$dir" "$@" >/dev/null
+        else
+                meson setup "$dir" "$@" >/dev/null
+        fi
+}
+
+step() { # name command...
+        local name=$1; shift
+        echo "=== $name"
+        if ! "$@"; then
+                failed_steps+=("$name")
+        fi
+}
+
+configure build-ci -Dwerror=true --buildtype=debugoptimized || exit 1
+step "gcc -Werror build" ninja -C build-ci
+step "tests (gcc)" meson test -C build-ci --print-errorlogs --num-processes 2
+
+CC=gcc configure build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
+        --buildtype=debug || exit 1
+step "ASan+UBSan build" ninja -C build-asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        step "tests (ASan+UBSan)" meson test -C build-asan --print-errorlogs --num-processes 2
+
+if [ ! -f build-fuzz/build.ninja ]; then
+        CC=clang meson setup build-fuzz -Dfuzz=true -Dnetns_tests=false -Dwerror=true \
+                -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || exit 1
+fi
+step "clang libFuzzer build" ninja -C build-fuzz
+fuzz_ok=0 fuzz_failed=0
+for f in build-fuzz/tests/fuzz/fuzz-*; do
+        [ -x "$f" ] || continue
+        name=$(basename "$f")
+        corpus=$(mktemp -d)
+        cp tests/fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
+        echo "=== $name for ${fuzz_seconds}s"
+        if "$f" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -print_final_stats=0 \
+                "$corpus" >"build-fuzz/$name.log" 2>&1; then
+                fuzz_ok=$((fuzz_ok + 1))
+                tail -n 1 "build-fuzz/$name.log"
+        else
+                fuzz_failed=$((fuzz_failed + 1))
+                tail -n 40 "build-fuzz/$name.log"
+                failed_steps+=("$name")
+        fi
+        rm -rf "$corpus"
+done
+
+# One closing line over everything that ran.
+python3 - "$fuzz_ok" "$fuzz_failed" <<'PY'
+import json, sys
+ok, failed, skipped = int(sys.argv[1]), int(sys.argv[2]), 0
+for d in ("build-ci", "build-asan"):
+    try:
+        lines = open(f"{d}/meson-logs/testlog.json").read().splitlines()
+    except OSError:
+        failed += 1
+        continue
+    for line in lines:
+        r = json.loads(line)["result"]
+        if r in ("OK", "EXPECTEDFAIL"):
+            ok += 1
+        elif r == "SKIP":
+            skipped += 1
+        else:
+            failed += 1
+print(f"{ok} passed, {failed} failed, {skipped} skipped")
+PY
+
+if [ ${#failed_steps[@]} -gt 0 ]; then
+        echo "failed: ${failed_steps[*]}"
+        exit 1
+fi

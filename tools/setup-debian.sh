@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install everything ShadowMesh needs to build, run its demo and run its whole test suite on
+# Debian 12. Run as root. Idempotent: packages already present are left as they are.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+        echo "setup-debian.sh: run as root (it installs Debian packages)" >&2
+        exit 1
+fi
+
+packages=(
+        # build
+        gcc clang meson ninja-build pkg-config
+        libsodium-dev libsystemd-dev libmnl-dev libyaml-dev
+        # tests: vectors (JSON), fuzzing and sanitizers with clang
+        libjansson-dev libclang-rt-14-dev
+        # end-to-end tests and the demo
+        iproute2 iputils-ping iperf3 tcpdump socat util-linux procps kmod
+        # man pages are rendered with warnings on by the test suite
+        groff-base man-db
+)
+
+# Skip the network entirely when everything is already installed.
+missing=()
+for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+        echo "setup-debian.sh: installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The TAP device needs the tun module (built in on most kernels).
+[ -e /dev/net/tun ] || modprobe tun 2>/dev/null || true
+echo "setup-debian.sh: all build and test dependencies are installed"
