@@ -41,6 +41,7 @@ struct config {
         char *listen_host; /* NULL: any address (dual-stack) */
         uint16_t listen_port;
         int log_level; /* syslog level, LOG_INFO by default */
+        char *control_group; /* members may Connect/Disconnect over D-Bus; NULL: "netdev" */
 
         /* network */
         char tap_device[IFNAMSIZ]; /* default "tap0" */

@@ -190,6 +190,8 @@ static void *rx_main(void *userdata) {
         struct rx_buffers *b = calloc(1, sizeof(*b));
         struct pollfd pfd[2] = { { .fd = d->udp_fd, .events = POLLIN },
                                  { .fd = d->stop_fd, .events = POLLIN } };
+        /* Per-packet problems are logged at most 5 times per 10 s from this thread. */
+        struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(10, 5);
 
         if (!b) {
                 log_error("rx thread: out of memory");
@@ -225,7 +227,8 @@ static void *rx_main(void *userdata) {
                                *prev = atomic_load_explicit(&p->previous, memory_order_acquire),
                                *next = atomic_load_explicit(&p->next, memory_order_acquire);
                 bool authenticated = false, got_data = false, queued = false;
-                struct endpoint ep;
+                struct endpoint ep, last_bad = {};
+                const char *last_reason = NULL;
 
                 peer_get_endpoint(p, &ep);
                 for (int i = 0; i < n; i++) {
@@ -235,7 +238,8 @@ static void *rx_main(void *userdata) {
 
                         if (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
                                 malformed++;
-                                continue;
+                                last_reason = "oversized";
+                                goto bad;
                         }
                         switch (message_classify(buf, len)) {
                         case MESSAGE_DATA: {
@@ -248,20 +252,24 @@ static void *rx_main(void *userdata) {
 
                                 if (!kp) {
                                         unknown++;
-                                        break;
+                                        last_reason = "unknown session index";
+                                        goto bad;
                                 }
                                 r = session_decrypt(kp, buf, len, now, &frame, &flen, &counter);
                                 if (r == -EALREADY) {
                                         replayed++;
-                                        break;
+                                        last_reason = "replayed counter";
+                                        goto bad;
                                 }
                                 if (r == -ESTALE) {
                                         unknown++;
-                                        break;
+                                        last_reason = "expired session";
+                                        goto bad;
                                 }
                                 if (r < 0) {
                                         bad_tag++;
-                                        break;
+                                        last_reason = "authentication failed";
+                                        goto bad;
                                 }
                                 authenticated = true;
                                 if (kp == next && !atomic_exchange(&p->next_confirmed, true))
@@ -296,10 +304,27 @@ static void *rx_main(void *userdata) {
                                 break;
                         default:
                                 malformed++;
-                                break;
+                                last_reason = "malformed";
+                                goto bad;
                         }
+                        continue;
+                bad:
+                        last_bad.len = b->msgs[i].msg_hdr.msg_namelen;
+                        memcpy(&last_bad.addr, &b->from[i], last_bad.len);
                 }
                 qs_leave(&d->rx_qs);
+
+                if (last_reason) {
+                        unsigned suppressed = 0;
+                        if (log_ratelimit_below(&ratelimit, now, &suppressed)) {
+                                char buf[ENDPOINT_STRLEN];
+                                log_warning("dropped %llu invalid packet(s), the last from %s: %s%s",
+                                            (unsigned long long) (malformed + replayed + bad_tag +
+                                                                  unknown),
+                                            endpoint_to_string(&last_bad, buf), last_reason,
+                                            suppressed ? " (more suppressed)" : "");
+                        }
+                }
 
                 stat_add(&d->stats.rx_packets, packets);
                 stat_add(&d->stats.rx_bytes, bytes);

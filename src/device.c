@@ -11,12 +11,16 @@
 #include <signal.h>
 #include <sodium.h>
 #include <sys/eventfd.h>
+#include <systemd/sd-daemon.h>
 
+#include "bus.h"
 #include "datapath.h"
 #include "device.h"
 #include "handshake.h"
 #include "keys.h"
 #include "log.h"
+#include "manager.h"
+#include "resolve.h"
 #include "timers.h"
 
 void peer_get_endpoint(struct peer *p, struct endpoint *ret) {
@@ -156,7 +160,56 @@ static int on_usr1(sd_event_source *s, const struct signalfd_siginfo *si, void *
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         log_info("received %s, shutting down", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
         return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+/* READY=1 only once the TAP is up and the bus name is ours (or there is no bus at all). */
+static void on_bus_ready(struct device *d, int r) {
+        if (r == -EEXIST || r == -EACCES) {
+                sd_event_exit(d->event, r);
+                return;
+        }
+        sd_notify(false, "READY=1");
+        manager_notify_status(d);
+}
+
+static int open_socket(struct device *d) {
+        const struct config *config = d->config;
+        int n, r;
+
+        n = sd_listen_fds(true);
+        if (n < 0)
+                return log_error_errno(n, "reading the sockets passed by the service manager: %m");
+        if (n > 1)
+                return log_error_errno(EINVAL, "expected one socket from socket activation, got %d",
+                                       n);
+        if (n == 1) {
+                int fd = SD_LISTEN_FDS_START;
+                if (sd_is_socket(fd, AF_UNSPEC, SOCK_DGRAM, -1) <= 0)
+                        return log_error_errno(EINVAL, "the socket passed by the service manager "
+                                                       "is not a UDP socket");
+                r = udp_adopt(fd, &d->udp_family, &d->port);
+                if (r < 0)
+                        return log_error_errno(r, "adopting the socket passed by the service "
+                                                  "manager: %m");
+                d->udp_fd = fd;
+                log_info("using the socket passed by the service manager (udp port %u)", d->port);
+                return 0;
+        }
+
+        d->port = config->listen_port;
+        r = udp_open(config->listen_host, d->port, &d->udp_fd, &d->udp_family);
+        if (r == -EADDRINUSE)
+                return log_error_errno(r, "udp port %u is already in use (another shadowmeshd? "
+                                          "set network.listen_port)",
+                                       d->port);
+        if (r == -EADDRNOTAVAIL)
+                return log_error_errno(r, "cannot listen on %s:%u: no such local address",
+                                       config->listen_host, d->port);
+        if (r < 0)
+                return log_error_errno(r, "cannot open udp port %u: %m", d->port);
+        return 0;
 }
 
 static void format_addresses(const struct config *c, char *buf, size_t size) {
@@ -185,7 +238,8 @@ static int setup_keys(struct device *d) {
                 if (c->has_psk)
                         memcpy(d->psk, c->psk, sizeof(d->psk));
                 cookie_checker_init(&d->cookie_checker, d->static_public);
-                cookie_maker_init(&d->peer.cookie_maker, c->peer_public_key);
+                memcpy(d->peer.public_key, c->peer_public_key, sizeof(d->peer.public_key));
+                cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
         } else {
                 d->pattern = NOISE_PATTERN_NNPSK0;
                 memcpy(d->psk, c->psk, sizeof(d->psk));
@@ -219,18 +273,11 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         if (!d->hs_queue)
                 return log_error_errno(ENOMEM, "out of memory");
 
-        /* Resolve the peer first: it is the step most likely to fail and needs no cleanup. */
-        d->port = config->listen_port;
-        r = udp_open(config->listen_host, d->port, &d->udp_fd, &d->udp_family);
-        if (r == -EADDRINUSE)
-                return log_error_errno(r, "udp port %u is already in use (another shadowmeshd? "
-                                          "set network.listen_port)",
-                                       d->port);
-        if (r == -EADDRNOTAVAIL)
-                return log_error_errno(r, "cannot listen on %s:%u: no such local address",
-                                       config->listen_host, d->port);
+        /* The socket and the peer's address first: the steps most likely to fail for a reason
+         * the user must fix, before anything exists that would need cleaning up. */
+        r = open_socket(d);
         if (r < 0)
-                return log_error_errno(r, "cannot open udp port %u: %m", d->port);
+                return r;
 
         if (config->peer_host) {
                 struct endpoint e;
@@ -243,7 +290,14 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                                                gai ? gai_strerror(gai) : strerror(-r));
                 peer_set_endpoint(&d->peer, &e);
                 d->peer.static_endpoint = true;
+                d->peer_address = malloc(strlen(config->peer_host) + 16);
+                if (!d->peer_address)
+                        return log_error_errno(ENOMEM, "out of memory");
+                sprintf(d->peer_address, strchr(config->peer_host, ':') ? "[%s]:%u" : "%s:%u",
+                        config->peer_host, config->peer_port);
+                d->state = TUNNEL_CONNECTING;
         }
+        d->accept_incoming = true;
 
         r = tap_create(config->tap_device, config->mtu, config->addresses, config->n_addresses,
                        &d->tap);
@@ -287,6 +341,9 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         r = sd_event_source_set_enabled(d->tick_source, SD_EVENT_ON);
         if (r < 0)
                 return log_error_errno(r, "setting up the event loop: %m");
+        r = sd_event_set_watchdog(d->event, true);
+        if (r < 0)
+                return log_error_errno(r, "enabling the watchdog: %m");
 
         r = datapath_start(d);
         if (r < 0)
@@ -302,6 +359,10 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         else
                 log_info("waiting for the peer to connect");
 
+        r = bus_open(d, on_bus_ready);
+        if (r < 0)
+                return r;
+
         *ret = TAKE_PTR(d);
         return 0;
 }
@@ -312,6 +373,8 @@ int device_run(struct device *d) {
         if (d->peer.static_endpoint)
                 timers_want_handshake(d, now_ns());
         r = sd_event_loop(d->event);
+        if (r == -EEXIST || r == -EACCES)
+                return r; /* logged by bus.c */
         if (r < 0)
                 return log_error_errno(r, "event loop failed: %m");
         return 0;
@@ -321,6 +384,9 @@ struct device *device_free(struct device *d) {
         if (!d)
                 return NULL;
         /* Reverse order of device_new. */
+        bus_close(d);
+        d->resolve = resolve_cancel(d->resolve);
+        d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
         datapath_stop(d);
         if (d->tap)
                 device_log_stats(d);
@@ -349,6 +415,7 @@ struct device *device_free(struct device *d) {
                 free(d->hs_queue);
         }
         pthread_mutex_destroy(&d->peer.endpoint_lock);
+        free(d->peer_address);
         free(d);
         return NULL;
 }

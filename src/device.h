@@ -14,6 +14,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdatomic.h>
 #include <systemd/sd-event.h>
 
@@ -24,6 +25,14 @@
 #include "session.h"
 #include "tap.h"
 #include "udp.h"
+
+enum tunnel_state {
+        TUNNEL_DISCONNECTED,
+        TUNNEL_CONNECTING,
+        TUNNEL_CONNECTED,
+        TUNNEL_RECONNECTING,
+};
+const char *tunnel_state_to_string(enum tunnel_state s);
 
 enum handshake_state {
         HANDSHAKE_ZEROED,
@@ -61,6 +70,8 @@ struct peer {
         uint64_t last_handshake_ns;         /* last completed handshake (monotonic) */
         uint64_t last_handshake_realtime_us; /* for status */
         bool static_endpoint;                /* peer.address configured: we initiate */
+        /* Identity mode: the pinned key (peer.public_key, or Connect's public_key option). */
+        uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
 
         /* Timer inputs, set by the data threads (see timers.c). */
         _Atomic uint64_t last_tx_ns, last_rx_ns, last_rx_data_ns;
@@ -84,11 +95,31 @@ struct queued_handshake {
         uint8_t data[sizeof(struct message_handshake_initiation)];
 };
 
+struct resolve_query;
+
 struct device {
         struct config *config;
         const char *instance;
         sd_event *event;
         sd_event_source *tick_source, *wake_source;
+
+        /* Connection management (manager.c). */
+        enum tunnel_state state;
+        char *peer_address;   /* "host:port" as configured or given to Connect; NULL: none */
+        bool accept_incoming; /* false after Disconnect until the next Connect */
+        struct sd_bus_message *connect_request; /* pending Connect, replied to later */
+        sd_event_source *connect_timeout;
+        struct resolve_query *resolve;
+
+        /* D-Bus (bus.c); bus is NULL when there is no system bus. */
+        struct sd_bus *bus;
+        char *bus_name, *bus_path;
+        gid_t control_gid;
+        bool has_control_gid;
+        void (*on_bus_ready)(struct device *d, int r);
+        uint64_t emitted_counters[4];
+        uint64_t counters_emitted_ns;
+        struct endpoint emitted_endpoint;
 
         struct tap *tap;
         int udp_fd, udp_family;

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "handshake.h"
 #include "log.h"
+#include "manager.h"
 #include "tai64n.h"
 
 static struct log_ratelimit handshake_ratelimit = LOG_RATELIMIT_INIT(5, 10);
@@ -88,7 +89,7 @@ int handshake_send_initiation(struct device *d) {
         p->handshake_state = HANDSHAKE_ZEROED;
         r = noise_handshake_init(&p->handshake, d->pattern, true, d->prologue, sizeof(d->prologue),
                                  identity ? d->static_private : NULL,
-                                 identity ? d->config->peer_public_key : NULL, d->psk);
+                                 identity ? p->public_key : NULL, d->psk);
         if (r < 0)
                 return r;
 
@@ -209,6 +210,14 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
         }
         if (!check_macs(d, q, sender, under_load, now))
                 return;
+        if (!d->accept_incoming) {
+                atomic_fetch_add_explicit(&d->stats.rx_handshake_dropped, 1, memory_order_relaxed);
+                log_handshake_ratelimited(LOG_NOTICE,
+                                          "ignored handshake from %s: disconnected through the "
+                                          "API (Connect accepts the peer again)",
+                                          endpoint_to_string(&q->from, buf));
+                return;
+        }
 
         r = noise_handshake_init(&hs, d->pattern, false, d->prologue, sizeof(d->prologue),
                                  identity ? d->static_private : NULL, NULL, d->psk);
@@ -226,7 +235,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
                 return;
         }
         if (identity &&
-            sodium_memcmp(noise_handshake_remote_static(&hs), d->config->peer_public_key,
+            sodium_memcmp(noise_handshake_remote_static(&hs), p->public_key,
                           NOISE_PUBLIC_KEY_LEN) != 0) {
                 char key[45];
                 config_format_key(noise_handshake_remote_static(&hs), key);
@@ -352,6 +361,7 @@ static void consume_response(struct device *d, const struct queued_handshake *q,
         install_keypair_as_current(d, kp);
         peer_set_endpoint(p, &q->from);
         handshake_done(d, &q->from, true);
+        manager_session_up(d);
 
         /* Let the responder confirm its key pair at once, even with no data to send. */
         (void) handshake_send_keepalive(d);
@@ -396,8 +406,10 @@ void handshake_process(struct device *d, const struct queued_handshake *q, bool 
 void handshake_confirm_next(struct device *d) {
         struct keypair *kp = atomic_exchange(&d->peer.next, NULL);
 
-        if (kp)
+        if (kp) {
                 install_keypair_as_current(d, kp);
+                manager_session_up(d);
+        }
 }
 
 void handshake_clear_keys(struct device *d) {

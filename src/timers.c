@@ -24,6 +24,7 @@
 
 #include "handshake.h"
 #include "log.h"
+#include "manager.h"
 #include "timers.h"
 
 static uint64_t jitter_ns(void) {
@@ -87,6 +88,7 @@ void timers_tick(struct device *d, uint64_t now) {
                 atomic_store_explicit(&p->tx_unanswered_since_ns, 0, memory_order_relaxed);
                 log_debug("no reply to data for %d s, new handshake",
                           KEEPALIVE_TIMEOUT + REKEY_TIMEOUT);
+                manager_session_lost(d);
                 timers_want_handshake(d, now);
         }
 
@@ -101,7 +103,16 @@ void timers_tick(struct device *d, uint64_t now) {
             (atomic_load(&p->current) || atomic_load(&p->previous) || atomic_load(&p->next))) {
                 log_info("no handshake for %d s: key material wiped", 3 * REJECT_AFTER_TIME);
                 handshake_clear_keys(d);
+                manager_session_lost(d);
         }
+
+        /* The current key pair has expired (REJECT_AFTER_TIME) and no new one came. */
+        struct keypair *cur = atomic_load(&p->current);
+        if (cur && d->state == TUNNEL_CONNECTED &&
+            now - cur->birth_ns >= REJECT_AFTER_TIME * NSEC_PER_SEC)
+                manager_session_lost(d);
+
+        manager_tick(d, now);
 
         /* Rule 6. */
         device_collect_retired(d, false);

@@ -185,3 +185,22 @@ const char *endpoint_to_string(const struct endpoint *e, char *buf) {
         }
         return buf;
 }
+
+int udp_adopt(int fd, int *ret_family, uint16_t *ret_port) {
+        union sockaddr_union sa = {};
+        socklen_t len = sizeof(sa);
+        int flags;
+
+        if (getsockname(fd, &sa.sa, &len) < 0)
+                return -errno;
+        if (sa.sa.sa_family != AF_INET && sa.sa.sa_family != AF_INET6)
+                return -EAFNOSUPPORT;
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+            fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+                return -errno;
+        set_buffers(fd);
+        *ret_family = sa.sa.sa_family;
+        *ret_port = ntohs(sa.sa.sa_family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);
+        return 0;
+}

@@ -24,6 +24,11 @@ struct endpoint {
  * host NULL or "0.0.0.0"/"::": any address. -EADDRINUSE when the port is taken. */
 int udp_open(const char *host, uint16_t port, int *ret_fd, int *ret_family);
 
+/* Take over a bound UDP socket passed by the service manager (socket activation): make it
+ * non-blocking and close-on-exec, size its buffers, report its family and port. Datagrams
+ * already queued on it (the one that woke us) stay queued for the receive thread. */
+int udp_adopt(int fd, int *ret_family, uint16_t *ret_port);
+
 /* Resolve host:port for a socket of family (AF_INET6 sockets get v4-mapped addresses).
  * Blocking (getaddrinfo): call at start-up only. -EHOSTUNREACH style errors come back as
  * -EADDRNOTAVAIL with *ret_gai_error set to the getaddrinfo error for the message. */

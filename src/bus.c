@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sd-bus glue for org.shadowmesh1.Tunnel (documented in dbus/org.shadowmesh1.Tunnel.txt) and
+ * org.freedesktop.LogControl1. Access: the policy file lets everyone call; Connect and
+ * Disconnect are flagged unprivileged for sd-bus and checked here: root, or a member of the
+ * control group, asked of the bus itself (GetConnectionCredentials) without blocking.
+ */
+#include <arpa/inet.h>
+#include <grp.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <systemd/sd-daemon.h>
+
+#include "bus.h"
+#include "config.h"
+#include "device.h"
+#include "log.h"
+#include "manager.h"
+
+#define LOG_CONTROL_PATH "/org/freedesktop/LogControl1"
+#define LOG_CONTROL_INTERFACE "org.freedesktop.LogControl1"
+#define CONNECT_TIMEOUT_DEFAULT_SEC 30
+#define CONNECT_TIMEOUT_MAX_SEC 3600
+
+int bus_label_escape(const char *name, char **ret) {
+        _cleanup_free_ char *path = NULL;
+        char *label;
+        int r;
+
+        r = sd_bus_path_encode("/x", name, &path);
+        if (r < 0)
+                return r;
+        label = strdup(path + 3);
+        if (!label)
+                return -ENOMEM;
+        *ret = label;
+        return 0;
+}
+
+/* ---- properties ---- */
+
+static int append_property(sd_bus_message *reply, struct device *d, const char *property) {
+        const struct config *c = d->config;
+        char buf[ENDPOINT_STRLEN];
+        struct endpoint e;
+
+#define STAT(x) atomic_load_explicit(&d->stats.x, memory_order_relaxed)
+        if (strcmp(property, "State") == 0)
+                return sd_bus_message_append(reply, "s", tunnel_state_to_string(d->state));
+        if (strcmp(property, "Path") == 0)
+                return sd_bus_message_append(reply, "s",
+                                             d->state == TUNNEL_CONNECTED ? "direct" : "none");
+        if (strcmp(property, "PeerAddress") == 0)
+                return sd_bus_message_append(reply, "s", d->peer_address ? d->peer_address : "");
+        if (strcmp(property, "Endpoint") == 0) {
+                peer_get_endpoint(&d->peer, &e);
+                return sd_bus_message_append(reply, "s",
+                                             e.len ? endpoint_to_string(&e, buf) : "");
+        }
+        if (strcmp(property, "PublicEndpoint") == 0)
+                return sd_bus_message_append(reply, "s", "");
+        if (strcmp(property, "NatType") == 0)
+                return sd_bus_message_append(reply, "s", "unknown");
+        if (strcmp(property, "TapDevice") == 0)
+                return sd_bus_message_append(reply, "s", d->tap->name);
+        if (strcmp(property, "LocalAddress") == 0) {
+                int r = sd_bus_message_open_container(reply, 'a', "s");
+                for (size_t i = 0; r >= 0 && i < c->n_addresses; i++) {
+                        char a[INET6_ADDRSTRLEN + 8];
+                        inet_ntop(c->addresses[i].family, &c->addresses[i].addr, a, sizeof(a));
+                        snprintf(a + strlen(a), 8, "/%u", c->addresses[i].prefixlen);
+                        r = sd_bus_message_append(reply, "s", a);
+                }
+                return r < 0 ? r : sd_bus_message_close_container(reply);
+        }
+        if (strcmp(property, "Mtu") == 0)
+                return sd_bus_message_append(reply, "u", d->tap->mtu);
+        if (strcmp(property, "PublicKey") == 0) {
+                char key[45] = "";
+                if (d->pattern == NOISE_PATTERN_IKPSK2)
+                        config_format_key(d->static_public, key);
+                return sd_bus_message_append(reply, "s", key);
+        }
+        if (strcmp(property, "RxBytes") == 0)
+                return sd_bus_message_append(reply, "t", STAT(rx_bytes));
+        if (strcmp(property, "TxBytes") == 0)
+                return sd_bus_message_append(reply, "t", STAT(tx_bytes));
+        if (strcmp(property, "RxPackets") == 0)
+                return sd_bus_message_append(reply, "t", STAT(rx_packets));
+        if (strcmp(property, "TxPackets") == 0)
+                return sd_bus_message_append(reply, "t", STAT(tx_packets));
+        if (strcmp(property, "LastHandshake") == 0)
+                return sd_bus_message_append(reply, "t", d->peer.last_handshake_realtime_us);
+#undef STAT
+        return -ENOENT;
+}
+
+static int property_get(sd_bus *bus, const char *path, const char *interface,
+                        const char *property, sd_bus_message *reply, void *userdata,
+                        sd_bus_error *error) {
+        return append_property(reply, userdata, property);
+}
+
+static const char *const status_properties[] = {
+        "State",     "Path",        "PeerAddress", "Endpoint", "PublicEndpoint",
+        "NatType",   "TapDevice",   "LocalAddress", "Mtu",     "PublicKey",
+        "RxBytes",   "TxBytes",     "RxPackets",   "TxPackets", "LastHandshake",
+};
+static const char *const status_signatures[] = {
+        "s", "s", "s", "s", "s", "s", "s", "as", "u", "s", "t", "t", "t", "t", "t",
+};
+
+static int method_get_status(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(status_properties); i++) {
+                r = sd_bus_message_open_container(reply, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "s", status_properties[i]);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'v', status_signatures[i]);
+                if (r >= 0)
+                        r = append_property(reply, userdata, status_properties[i]);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* ---- access checks ---- */
+
+typedef int (*authorized_fn)(sd_bus_message *m, struct device *d, sd_bus_error *error);
+
+struct auth_request {
+        struct device *d;
+        sd_bus_message *m;
+        authorized_fn fn;
+        const char *what;
+};
+
+static int reply_with(sd_bus_message *m, int r, sd_bus_error *error) {
+        if (r < 0 || sd_bus_error_is_set(error))
+                return sd_bus_reply_method_error(m, error);
+        return 0;
+}
+
+static int run_authorized(sd_bus_message *m, struct device *d, authorized_fn fn) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = fn(m, d, &error);
+        if (r < 0 && !sd_bus_error_is_set(&error))
+                sd_bus_error_set_errno(&error, r);
+        r = reply_with(m, r, &error);
+        sd_bus_error_free(&error);
+        return r;
+}
+
+static int deny(sd_bus_message *m, struct device *d, const char *what) {
+        const char *group = d->config->control_group ? d->config->control_group : "netdev";
+        return sd_bus_reply_method_errorf(m, SD_BUS_ERROR_ACCESS_DENIED,
+                                          "Only root and members of group '%s' may %s this "
+                                          "tunnel",
+                                          group, what);
+}
+
+static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct auth_request *req = userdata;
+        bool allowed = false;
+        const char *key;
+        int r;
+
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                r = deny(req->m, req->d, req->what);
+                goto finish;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r < 0)
+                        break;
+                if (strcmp(key, "UnixGroupIDs") == 0 && req->d->has_control_gid) {
+                        const void *gids;
+                        size_t size;
+                        r = sd_bus_message_enter_container(reply, 'v', "au");
+                        if (r >= 0)
+                                r = sd_bus_message_read_array(reply, 'u', &gids, &size);
+                        for (size_t i = 0; r >= 0 && i < size / sizeof(uint32_t); i++)
+                                if (((const uint32_t *) gids)[i] == req->d->control_gid)
+                                        allowed = true;
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(reply);
+                } else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        r = allowed ? run_authorized(req->m, req->d, req->fn) : deny(req->m, req->d, req->what);
+finish:
+        sd_bus_message_unref(req->m);
+        free(req);
+        return r < 0 ? 0 : 0; /* errors were replied to the caller */
+}
+
+/* Run fn now for root; for anyone else ask the bus for the caller's groups first. */
+static int authorize(sd_bus_message *m, struct device *d, authorized_fn fn, const char *what) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        struct auth_request *req;
+        uid_t uid;
+        int r;
+
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
+        if (r >= 0)
+                r = sd_bus_creds_get_euid(creds, &uid);
+        if (r < 0)
+                return deny(m, d, what);
+        if (uid == 0)
+                return run_authorized(m, d, fn);
+        if (!d->has_control_gid)
+                return deny(m, d, what);
+
+        req = calloc(1, sizeof(*req));
+        if (!req)
+                return -ENOMEM;
+        *req = (struct auth_request){ .d = d, .m = sd_bus_message_ref(m), .fn = fn, .what = what };
+        r = sd_bus_call_method_async(sd_bus_message_get_bus(m), NULL, "org.freedesktop.DBus",
+                                     "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                     "GetConnectionCredentials", on_credentials, req, "s",
+                                     sd_bus_message_get_sender(m));
+        if (r < 0) {
+                sd_bus_message_unref(req->m);
+                free(req);
+                return deny(m, d, what);
+        }
+        return 1; /* replied to later */
+}
+
+/* ---- Connect / Disconnect ---- */
+
+static int do_connect(sd_bus_message *m, struct device *d, sd_bus_error *error) {
+        uint32_t timeout_sec = CONNECT_TIMEOUT_DEFAULT_SEC;
+        uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
+        bool have_key = false, relay = false;
+        const char *peer, *key;
+        int r;
+
+        r = sd_bus_message_rewind(m, true);
+        if (r >= 0)
+                r = sd_bus_message_read(m, "s", &peer);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const char *contents = NULL;
+                char type;
+
+                r = sd_bus_message_read(m, "s", &key);
+                if (r >= 0)
+                        r = sd_bus_message_peek_type(m, &type, &contents);
+                if (r < 0)
+                        break;
+#define WANT(sig)                                                                                  \
+        if (!contents || strcmp(contents, sig) != 0)                                               \
+                return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",               \
+                                         "Option '%s' must be of type '%s'", key, sig)
+                if (strcmp(key, "timeout_sec") == 0) {
+                        WANT("u");
+                        r = sd_bus_message_read(m, "v", "u", &timeout_sec);
+                        if (r >= 0 && (timeout_sec == 0 || timeout_sec > CONNECT_TIMEOUT_MAX_SEC))
+                                return sd_bus_error_setf(
+                                        error, BUS_ERROR_PREFIX "InvalidArguments",
+                                        "Option 'timeout_sec' must be between 1 and %u",
+                                        CONNECT_TIMEOUT_MAX_SEC);
+                } else if (strcmp(key, "public_key") == 0) {
+                        const char *s;
+                        WANT("s");
+                        r = sd_bus_message_read(m, "v", "s", &s);
+                        if (r >= 0 && config_parse_key(s, public_key) < 0)
+                                return sd_bus_error_setf(
+                                        error, BUS_ERROR_PREFIX "InvalidArguments",
+                                        "Option 'public_key' is not a key: expected 44 base64 "
+                                        "characters or 64 hex digits");
+                        have_key = true;
+                } else if (strcmp(key, "relay") == 0) {
+                        int b;
+                        WANT("b");
+                        r = sd_bus_message_read(m, "v", "b", &b);
+                        relay = b;
+                } else if (strcmp(key, "relay_server") == 0) {
+                        const char *s;
+                        WANT("s");
+                        r = sd_bus_message_read(m, "v", "s", &s);
+                        relay = true;
+                } else
+                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
+                                                 "Unknown option '%s' (known: timeout_sec, "
+                                                 "public_key, relay, relay_server)",
+                                                 key);
+#undef WANT
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+        }
+        if (r < 0)
+                return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
+                                         "Malformed arguments: expected (s peer, a{sv} options)");
+        if (relay)
+                return sd_bus_error_set(error, BUS_ERROR_PREFIX "RelayUnavailable",
+                                        "Relay support is not available in this version");
+        if (have_key && d->pattern != NOISE_PATTERN_IKPSK2)
+                return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidArguments",
+                                        "Option 'public_key' needs identity mode "
+                                        "(identity.private_key_file in the configuration)");
+        if (!*peer)
+                return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidPeer",
+                                        "Peer address is empty: expected host[:port]");
+
+        r = manager_connect(d, peer, have_key ? public_key : NULL, timeout_sec, m, error);
+        sodium_memzero(public_key, sizeof(public_key));
+        return r;
+}
+
+static int method_connect(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return authorize(m, userdata, do_connect, "connect");
+}
+
+static int do_disconnect(sd_bus_message *m, struct device *d, sd_bus_error *error) {
+        int r = manager_disconnect(d, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_disconnect(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return authorize(m, userdata, do_disconnect, "disconnect");
+}
+
+void bus_reply_connect(struct device *d, const char *error, const char *fmt, ...) {
+        sd_bus_message *m = d->connect_request;
+
+        if (!m)
+                return;
+        d->connect_request = NULL;
+        d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
+        if (error) {
+                char text[512];
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(text, sizeof(text), fmt, ap);
+                va_end(ap);
+                (void) sd_bus_reply_method_errorf(m, error, "%s", text);
+        } else
+                (void) sd_bus_reply_method_return(m, NULL);
+        sd_bus_message_unref(m);
+}
+
+static const sd_bus_vtable tunnel_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("State", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Path", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PeerAddress", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Endpoint", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PublicEndpoint", "s", property_get, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("NatType", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("TapDevice", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("LocalAddress", "as", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Mtu", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("PublicKey", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("RxBytes", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("TxBytes", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("RxPackets", "t", property_get, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("TxPackets", "t", property_get, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("LastHandshake", "t", property_get, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("Connect", SD_BUS_ARGS("s", peer, "a{sv}", options),
+                                SD_BUS_NO_RESULT, method_connect, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Disconnect", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
+                                method_disconnect, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetStatus", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sv}", status),
+                                method_get_status, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+/* ---- org.freedesktop.LogControl1 (systemctl service-log-level) ---- */
+
+static int log_level_get(sd_bus *bus, const char *path, const char *interface,
+                         const char *property, sd_bus_message *reply, void *userdata,
+                         sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", log_level_to_string(log_get_max_level()));
+}
+
+static int log_level_set(sd_bus *bus, const char *path, const char *interface,
+                         const char *property, sd_bus_message *value, void *userdata,
+                         sd_bus_error *error) {
+        const char *s;
+        int r, level;
+
+        r = sd_bus_message_read(value, "s", &s);
+        if (r < 0)
+                return r;
+        level = log_level_from_string(s);
+        if (level < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Unknown log level '%s'", s);
+        log_set_max_level(level);
+        log_info("log level set to %s", log_level_to_string(level));
+        return sd_bus_emit_properties_changed(bus, path, interface, "LogLevel", NULL);
+}
+
+static int log_target_get(sd_bus *bus, const char *path, const char *interface,
+                          const char *property, sd_bus_message *reply, void *userdata,
+                          sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", "console");
+}
+
+static int log_target_set(sd_bus *bus, const char *path, const char *interface,
+                          const char *property, sd_bus_message *value, void *userdata,
+                          sd_bus_error *error) {
+        const char *s;
+        int r;
+
+        r = sd_bus_message_read(value, "s", &s);
+        if (r < 0)
+                return r;
+        /* Standard error is the only target: under systemd it is the journal already. */
+        if (strcmp(s, "console") != 0 && strcmp(s, "journal") != 0 && strcmp(s, "auto") != 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
+                                         "Log target '%s' is not supported (console only)", s);
+        return 0;
+}
+
+static int syslog_identifier_get(sd_bus *bus, const char *path, const char *interface,
+                                 const char *property, sd_bus_message *reply, void *userdata,
+                                 sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", "shadowmeshd");
+}
+
+static const sd_bus_vtable log_control_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_WRITABLE_PROPERTY("LogLevel", "s", log_level_get, log_level_set, 0, 0),
+        SD_BUS_WRITABLE_PROPERTY("LogTarget", "s", log_target_get, log_target_set, 0, 0),
+        SD_BUS_PROPERTY("SyslogIdentifier", "s", syslog_identifier_get, 0,
+                        SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_VTABLE_END,
+};
+
+/* ---- life cycle ---- */
+
+void bus_emit_changed(struct device *d, const char *property, ...) {
+        const char *names[32];
+        size_t n = 0;
+        va_list ap;
+
+        if (!d->bus || !d->bus_path)
+                return;
+        va_start(ap, property);
+        for (const char *p = property; p && n < ELEMENTSOF(names) - 1; p = va_arg(ap, const char *))
+                names[n++] = p;
+        va_end(ap);
+        names[n] = NULL;
+        (void) sd_bus_emit_properties_changed_strv(d->bus, d->bus_path, BUS_INTERFACE,
+                                                   (char **) names);
+}
+
+static int on_name_acquired(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct device *d = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        uint32_t result = 0;
+
+        if (e) {
+                log_error("cannot own the bus name %s: %s", d->bus_name, e->message);
+                d->on_bus_ready(d, -EACCES);
+                return 0;
+        }
+        if (sd_bus_message_read(m, "u", &result) < 0 || result != 1) {
+                log_error("instance '%s' is already running (the bus name %s is taken)",
+                          d->instance, d->bus_name);
+                d->on_bus_ready(d, -EEXIST);
+                return 0;
+        }
+        log_info("serving %s on the system bus at %s", d->bus_name, d->bus_path);
+        d->on_bus_ready(d, 0);
+        return 0;
+}
+
+int bus_open(struct device *d, void (*on_ready)(struct device *d, int r)) {
+        _cleanup_free_ char *label = NULL;
+        int r;
+
+        d->on_bus_ready = on_ready;
+        r = bus_label_escape(d->instance, &label);
+        if (r < 0)
+                return r;
+        if (asprintf(&d->bus_name, BUS_NAME_PREFIX "%s", label) < 0 ||
+            asprintf(&d->bus_path, BUS_PATH_PREFIX "/%s", label) < 0)
+                return -ENOMEM;
+
+        {
+                const char *name = d->config->control_group ? d->config->control_group : "netdev";
+                struct group *g = getgrnam(name);
+                if (g) {
+                        d->control_gid = g->gr_gid;
+                        d->has_control_gid = true;
+                } else if (d->config->control_group)
+                        log_warning("control group '%s' does not exist: only root may connect "
+                                    "and disconnect", name);
+        }
+
+        r = sd_bus_open_system(&d->bus);
+        if (r < 0) {
+                log_warning_errno(r, "no system bus (%m): running without the D-Bus API");
+                d->bus = NULL;
+                on_ready(d, -ENOTCONN);
+                return 0;
+        }
+        if ((r = sd_bus_attach_event(d->bus, d->event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
+            (r = sd_bus_add_object_manager(d->bus, NULL, BUS_PATH_ROOT)) < 0 ||
+            (r = sd_bus_add_object_vtable(d->bus, NULL, d->bus_path, BUS_INTERFACE, tunnel_vtable,
+                                          d)) < 0 ||
+            (r = sd_bus_add_object_vtable(d->bus, NULL, LOG_CONTROL_PATH, LOG_CONTROL_INTERFACE,
+                                          log_control_vtable, d)) < 0 ||
+            (r = sd_bus_request_name_async(d->bus, NULL, d->bus_name, 0, on_name_acquired, d)) < 0)
+                return log_error_errno(r, "setting up the D-Bus API: %m");
+        return 0;
+}
+
+void bus_close(struct device *d) {
+        if (d->connect_request)
+                bus_reply_connect(d, BUS_ERROR_PREFIX "Cancelled", "The daemon is shutting down");
+        d->bus = sd_bus_flush_close_unref(d->bus);
+        free(d->bus_name);
+        free(d->bus_path);
+        d->bus_name = d->bus_path = NULL;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The D-Bus face of an instance (dbus/org.shadowmesh1.Tunnel.txt): sd-bus on the device's
+ * sd-event loop. Thin glue: parsing, access checks and replies here; what a call does lives in
+ * manager.c (manager_connect, manager_disconnect).
+ */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+struct device;
+
+#define BUS_NAME_PREFIX "org.shadowmesh1.Instance."
+#define BUS_PATH_ROOT "/org/shadowmesh1"
+#define BUS_PATH_PREFIX "/org/shadowmesh1/instance"
+#define BUS_INTERFACE "org.shadowmesh1.Tunnel"
+#define BUS_ERROR_PREFIX "org.shadowmesh1.Error."
+
+/* Connect to the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured), register the objects and ask
+ * for the name; on_ready runs once the name is owned (or at once with -ENOTCONN when there is
+ * no system bus, and the daemon goes on without its API). Errors: -EEXIST name taken. */
+int bus_open(struct device *d, void (*on_ready)(struct device *d, int r));
+void bus_close(struct device *d);
+
+/* PropertiesChanged for these properties (NULL-terminated); a no-op without a bus. */
+void bus_emit_changed(struct device *d, const char *property, ...) __attribute__((sentinel));
+
+/* Reply to the pending Connect (r == 0: success; else error name and message). */
+void bus_reply_connect(struct device *d, const char *error, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* The instance's label: name escaped as sd_bus_path_encode() does (malloc'd). */
+int bus_label_escape(const char *name, char **ret);

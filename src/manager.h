@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What an instance is doing with its peer, as the D-Bus API and sd_notify report it:
+ *
+ *   disconnected --Connect / peer.address--> connecting --handshake--> connected
+ *   connected --no answer to data, keys expired--> reconnecting --handshake--> connected
+ *   any --Disconnect--> disconnected          connecting --Connect timeout--> disconnected
+ *
+ * A node with no peer (disconnected) still answers handshakes (the prototype's waiting side),
+ * unless it was disconnected through the API.
+ */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "device.h"
+
+void manager_set_state(struct device *d, enum tunnel_state state);
+/* Start connecting to peer ("host[:port]"). public_key: identity mode only (NULL: keep the
+ * configured one). The pending request m (may be NULL) is answered when the tunnel is up, or
+ * with an error after timeout_sec. Returns 0, or -errno with error set. */
+int manager_connect(struct device *d, const char *peer, const uint8_t *public_key,
+                    uint32_t timeout_sec, sd_bus_message *m, sd_bus_error *error);
+int manager_disconnect(struct device *d, sd_bus_error *error);
+/* A session is usable in both directions (initiator: response consumed; responder: first
+ * data on the new key pair). */
+void manager_session_up(struct device *d);
+/* The session stopped working (no answer, keys expired). */
+void manager_session_lost(struct device *d);
+/* Once per tick: counters and endpoint changes for PropertiesChanged. */
+void manager_tick(struct device *d, uint64_t now);
+/* Status line for sd_notify (STATUS=) and logs. */
+void manager_notify_status(struct device *d);
