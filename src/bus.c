@@ -150,30 +150,29 @@ struct auth_request {
         const char *what;
 };
 
-static int reply_with(sd_bus_message *m, int r, sd_bus_error *error) {
-        if (r < 0 || sd_bus_error_is_set(error))
-                return sd_bus_reply_method_error(m, error);
-        return 0;
-}
-
+/* fn either replies itself, keeps m to reply later, or fails with error set. Returns 1: the
+ * call is handled either way (0 would tell sd-bus to look for another handler). */
 static int run_authorized(sd_bus_message *m, struct device *d, authorized_fn fn) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
         r = fn(m, d, &error);
-        if (r < 0 && !sd_bus_error_is_set(&error))
-                sd_bus_error_set_errno(&error, r);
-        r = reply_with(m, r, &error);
+        if (r < 0 || sd_bus_error_is_set(&error)) {
+                if (!sd_bus_error_is_set(&error))
+                        sd_bus_error_set_errno(&error, r);
+                (void) sd_bus_reply_method_error(m, &error);
+        }
         sd_bus_error_free(&error);
-        return r;
+        return 1;
 }
 
 static int deny(sd_bus_message *m, struct device *d, const char *what) {
         const char *group = d->config->control_group ? d->config->control_group : "netdev";
-        return sd_bus_reply_method_errorf(m, SD_BUS_ERROR_ACCESS_DENIED,
+        (void) sd_bus_reply_method_errorf(m, SD_BUS_ERROR_ACCESS_DENIED,
                                           "Only root and members of group '%s' may %s this "
                                           "tunnel",
                                           group, what);
+        return 1;
 }
 
 static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -183,7 +182,7 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
         int r;
 
         if (sd_bus_message_is_method_error(reply, NULL)) {
-                r = deny(req->m, req->d, req->what);
+                deny(req->m, req->d, req->what);
                 goto finish;
         }
         r = sd_bus_message_enter_container(reply, 'a', "{sv}");
@@ -207,11 +206,14 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 if (r >= 0)
                         r = sd_bus_message_exit_container(reply);
         }
-        r = allowed ? run_authorized(req->m, req->d, req->fn) : deny(req->m, req->d, req->what);
+        if (allowed)
+                run_authorized(req->m, req->d, req->fn);
+        else
+                deny(req->m, req->d, req->what);
 finish:
         sd_bus_message_unref(req->m);
         free(req);
-        return r < 0 ? 0 : 0; /* errors were replied to the caller */
+        return 0; /* the caller got its reply (or will, from the pending Connect) */
 }
 
 /* Run fn now for root; for anyone else ask the bus for the caller's groups first. */
