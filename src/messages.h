@@ -129,6 +129,10 @@ enum limits {
         UNDER_LOAD_AFTER_TIME = 1, /* stay "under load" this long after the queue drains */
         /* Frames moved per batch in each direction (recvmmsg/sendmmsg vector length). */
         DATAPATH_BATCH = 64,
+        /* Frames the kernel queues for our TAP reader (the tun default of 500 drops bursts
+         * of a single TCP flow while the tx thread seals the previous batch; 1000 is the
+         * Ethernet default and WireGuard's queue depth). */
+        TAP_TX_QUEUE_LEN = 1000,
 };
 
 #define REKEY_AFTER_MESSAGES (UINT64_C(1) << 60)

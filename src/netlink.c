@@ -259,6 +259,18 @@ int netlink_link_set_mtu(struct netlink *nl, int ifindex, uint32_t mtu) {
         return netlink_call(nl, nlh, NULL, NULL);
 }
 
+int netlink_link_set_txqlen(struct netlink *nl, int ifindex, uint32_t txqlen) {
+        uint8_t buf[NETLINK_BUFFER_SIZE] __attribute__((aligned(8)));
+        struct nlmsghdr *nlh;
+
+        if (!nl || ifindex <= 0)
+                return -EINVAL;
+
+        nlh = put_link_header(buf, RTM_NEWLINK, ifindex, NULL);
+        mnl_attr_put_u32(nlh, IFLA_TXQLEN, txqlen);
+        return netlink_call(nl, nlh, NULL, NULL);
+}
+
 int netlink_link_set_up(struct netlink *nl, int ifindex, bool up) {
         uint8_t buf[NETLINK_BUFFER_SIZE] __attribute__((aligned(8)));
         struct ifinfomsg *ifi;

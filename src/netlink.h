@@ -14,6 +14,8 @@ struct netlink *netlink_close(struct netlink *nl);
 /* ifindex of name, -ENODEV when there is none. */
 int netlink_link_index(struct netlink *nl, const char *name);
 int netlink_link_set_mtu(struct netlink *nl, int ifindex, uint32_t mtu);
+/* Length of the queue between the kernel and the TAP reader (tun's ptr_ring). */
+int netlink_link_set_txqlen(struct netlink *nl, int ifindex, uint32_t txqlen);
 int netlink_link_set_up(struct netlink *nl, int ifindex, bool up);
 /* family AF_INET or AF_INET6; addr points to in_addr / in6_addr. -EEXIST if already there. */
 int netlink_address_add(struct netlink *nl, int ifindex, int family, const void *addr,

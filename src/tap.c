@@ -116,6 +116,9 @@ int tap_create(const char *name, uint32_t mtu, const struct config_address *addr
         r = netlink_link_set_mtu(nl, ifindex, mtu);
         if (r < 0)
                 goto fail_device;
+        r = netlink_link_set_txqlen(nl, ifindex, TAP_TX_QUEUE_LEN);
+        if (r < 0)
+                goto fail_device;
 
         for (size_t i = 0; i < n_addresses; i++) {
                 r = netlink_address_add(nl, ifindex, addresses[i].family, &addresses[i].addr,

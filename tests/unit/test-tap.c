@@ -360,6 +360,17 @@ static void test_create(struct netlink *nl) {
         CHECK(fcntl(t->fd, F_GETFD) & FD_CLOEXEC);
         CHECK_EQ_INT(netlink_link_index(nl, "smtest0"), t->ifindex);
 
+        /* The kernel's queue in front of our reader is deepened from tun's default 500. */
+        {
+                struct ifreq q = {};
+                int qs = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+                strncpy(q.ifr_name, "smtest0", IFNAMSIZ - 1);
+                CHECK(qs >= 0 && ioctl(qs, SIOCGIFTXQLEN, &q) == 0);
+                CHECK_EQ_INT(q.ifr_qlen, TAP_TX_QUEUE_LEN);
+                if (qs >= 0)
+                        close(qs);
+        }
+
         link_state(t->ifindex, &ls);
         CHECK(ls.found);
         CHECK(strcmp(ls.name, "smtest0") == 0);

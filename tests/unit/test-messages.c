@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/* Wire sizes and message_classify() over exact, short, long and bad-reserved inputs of every
+ * type. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "messages.h"
+#include "tests.h"
+
+static uint8_t buf[DATAGRAM_MAX_LEN + 64];
+
+static enum message_type classify_as(uint32_t type_word, size_t len) {
+        memset(buf, 0x5c, sizeof(buf));
+        if (len >= 4)
+                put_le32(buf, type_word);
+        return message_classify(buf, len);
+}
+
+static void test_sizes(void) {
+        CHECK_EQ_INT(sizeof(struct message_header), 4);
+        CHECK_EQ_INT(sizeof(struct message_macs), 32);
+        CHECK_EQ_INT(sizeof(struct message_handshake_initiation), 148);
+        CHECK_EQ_INT(sizeof(struct message_handshake_initiation_psk), 100);
+        CHECK_EQ_INT(sizeof(struct message_handshake_response), 92);
+        CHECK_EQ_INT(sizeof(struct message_handshake_cookie), 64);
+        CHECK_EQ_INT(sizeof(struct message_data), 16);
+        CHECK_EQ_INT(MESSAGE_DATA_MIN_LEN, 32);
+        CHECK_EQ_INT(offsetof(struct message_handshake_initiation, sender_index), 4);
+        CHECK_EQ_INT(offsetof(struct message_handshake_initiation, unencrypted_ephemeral), 8);
+        CHECK_EQ_INT(offsetof(struct message_handshake_initiation, encrypted_static), 40);
+        CHECK_EQ_INT(offsetof(struct message_handshake_initiation, encrypted_timestamp), 88);
+        CHECK_EQ_INT(offsetof(struct message_handshake_initiation, macs), 116);
+        CHECK_EQ_INT(offsetof(struct message_handshake_initiation_psk, encrypted_timestamp), 40);
+        CHECK_EQ_INT(offsetof(struct message_handshake_initiation_psk, macs), 68);
+        CHECK_EQ_INT(offsetof(struct message_handshake_response, receiver_index), 8);
+        CHECK_EQ_INT(offsetof(struct message_handshake_response, encrypted_nothing), 44);
+        CHECK_EQ_INT(offsetof(struct message_handshake_response, macs), 60);
+        CHECK_EQ_INT(offsetof(struct message_handshake_cookie, nonce), 8);
+        CHECK_EQ_INT(offsetof(struct message_handshake_cookie, encrypted_cookie), 32);
+        CHECK_EQ_INT(offsetof(struct message_data, counter), 8);
+        CHECK_EQ_INT(FRAME_MAX_LEN, 9018);
+        CHECK_EQ_INT(DATAGRAM_MAX_LEN, 16 + 9024 + 16);
+}
+
+/* Type t is accepted at exactly the lengths ok() says, over 0 .. DATAGRAM_MAX_LEN + 64. */
+static void check_type(uint32_t t, enum message_type want, bool (*ok)(size_t)) {
+        unsigned wrong = 0, accepted = 0;
+
+        for (size_t len = 0; len <= sizeof(buf); len++) {
+                enum message_type got = classify_as(t, len);
+                enum message_type expect = ok(len) ? want : MESSAGE_INVALID;
+                if (got != expect) {
+                        wrong++;
+                        CHECKF(got == expect, "type %u, len %zu: %d", t, len, got);
+                }
+                accepted += got != MESSAGE_INVALID;
+        }
+        CHECK_EQ_INT(wrong, 0);
+        CHECKF((accepted > 0) == (want != MESSAGE_INVALID), "type %u: accepted %u lengths", t,
+               accepted);
+        /* Any non-zero reserved byte, at any accepted length, makes it invalid. */
+        for (size_t len = 0; len <= sizeof(buf); len++) {
+                if (!ok(len))
+                        continue;
+                for (unsigned byte = 1; byte < 4; byte++) {
+                        uint32_t word = t | (UINT32_C(1) << (8 * byte));
+                        CHECK_EQ_INT(classify_as(word, len), MESSAGE_INVALID);
+                        word = t | (UINT32_C(0x80) << (8 * byte));
+                        CHECK_EQ_INT(classify_as(word, len), MESSAGE_INVALID);
+                }
+        }
+}
+
+static bool is_initiation(size_t len) {
+        return len == 148 || len == 100;
+}
+static bool is_response(size_t len) {
+        return len == 92;
+}
+static bool is_cookie(size_t len) {
+        return len == 64;
+}
+static bool is_data(size_t len) {
+        return len >= 32 && len <= 9056;
+}
+static bool never(size_t len) {
+        return false;
+}
+
+static void test_classify(void) {
+        check_type(MESSAGE_HANDSHAKE_INITIATION, MESSAGE_HANDSHAKE_INITIATION, is_initiation);
+        check_type(MESSAGE_HANDSHAKE_RESPONSE, MESSAGE_HANDSHAKE_RESPONSE, is_response);
+        check_type(MESSAGE_HANDSHAKE_COOKIE, MESSAGE_HANDSHAKE_COOKIE, is_cookie);
+        check_type(MESSAGE_DATA, MESSAGE_DATA, is_data);
+
+        /* Unknown types, at the lengths of known ones, are invalid. */
+        static const uint32_t unknown[] = {0, 5, 6, 0xff, 0x100, 0x104, 0x01000001, 0xffffffff};
+        static const size_t lens[] = {0, 3, 4, 32, 64, 92, 100, 148, 1500, 9056};
+        unsigned refused = 0;
+        for (size_t i = 0; i < ELEMENTSOF(unknown); i++)
+                for (size_t j = 0; j < ELEMENTSOF(lens); j++)
+                        refused += classify_as(unknown[i], lens[j]) == MESSAGE_INVALID;
+        CHECK_EQ_INT(refused, ELEMENTSOF(unknown) * ELEMENTSOF(lens));
+        check_type(0, MESSAGE_INVALID, never);
+
+        /* Fewer than four bytes can never be classified, whatever they hold; and NULL. */
+        uint8_t small[3] = {1, 0, 0};
+        CHECK_EQ_INT(message_classify(small, 0), MESSAGE_INVALID);
+        CHECK_EQ_INT(message_classify(small, 1), MESSAGE_INVALID);
+        CHECK_EQ_INT(message_classify(small, 3), MESSAGE_INVALID);
+        CHECK_EQ_INT(message_classify(NULL, 148), MESSAGE_INVALID);
+
+        /* The type is the first byte, not a byte further in. */
+        memset(buf, 0, sizeof(buf));
+        buf[3] = 1;
+        CHECK_EQ_INT(message_classify(buf, 148), MESSAGE_INVALID);
+        memset(buf, 0, sizeof(buf));
+        buf[0] = 4;
+        CHECK_EQ_INT(message_classify(buf, 32), MESSAGE_DATA);
+        CHECK_EQ_INT(message_classify(buf, 31), MESSAGE_INVALID);
+        CHECK_EQ_INT(message_classify(buf, 33), MESSAGE_DATA); /* padding is not enforced */
+        CHECK_EQ_INT(message_classify(buf, 9056), MESSAGE_DATA);
+        CHECK_EQ_INT(message_classify(buf, 9057), MESSAGE_INVALID);
+}
+
+int main(void) {
+        test_sizes();
+        test_classify();
+        return test_summary();
+}
