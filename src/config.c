@@ -1,0 +1,1343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's YAML configuration. libyaml composes the document; we walk the tree against a
+ * fixed schema (sections -> keys -> scalars, and one list), so the walk is shallow and bounded
+ * whatever the input: aliases, even self-referencing ones, cannot make it loop or blow up.
+ *
+ * Parsing is pure and does not log: every failure becomes one line, "name:line:column: key.path:
+ * what is wrong", in the caller's buffer. config_load() adds reading the files and the one
+ * warning this module prints, about secrets readable by other users.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+#include "config.h"
+#include "log.h"
+
+/* A configuration is a few hundred bytes; the cap keeps a wrong path (a log, a disk image) from
+ * being read into memory, and bounds libyaml's work on hostile input. */
+#define CONFIG_MAX_SIZE (64 * 1024)
+/* A key file holds one key and perhaps a comment. */
+#define KEY_FILE_MAX_SIZE 4096
+#define RELAY_PORT_DEFAULT 9545
+#define STUN_PORT_DEFAULT 3478
+/* Longest host name (RFC 1035, textual form without the trailing dot). */
+#define HOST_NAME_MAX_LEN 253
+/* User text quoted in a message is cut here so that a message stays one readable line. */
+#define QUOTE_MAX 48
+
+struct parser {
+        const char *name;
+        const char *base_dir;
+        yaml_document_t *doc;
+        char *errbuf;
+        size_t errlen;
+        struct config *c;
+
+        /* Nodes remembered for the checks that involve several keys. */
+        const yaml_node_t *key_node;              /* encryption.key (value) */
+        const yaml_node_t *key_file_node;         /* encryption.key_file (value) */
+        const yaml_node_t *private_key_file_node; /* identity.private_key_file (value) */
+        const yaml_node_t *peer_section_node;     /* "peer" (key) */
+        const yaml_node_t *peer_public_key_node;  /* peer.public_key (value) */
+        const yaml_node_t *listen_address_node;   /* daemon.listen_address (value) */
+        const yaml_node_t *listen_port_node;      /* network.listen_port (value) */
+        const yaml_node_t *nat_enabled_node;      /* nat.enabled (value) */
+        const yaml_node_t *relay_enabled_node;    /* relay.enabled (value) */
+        const yaml_node_t *first_section_node;    /* first key of the document */
+        uint16_t listen_address_port;             /* 0: listen_address names no port */
+        bool has_listen_port;
+};
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+/* Printable, bounded copy of user text for messages: a key or value from the file may hold
+ * newlines or control bytes (quoted YAML scalars can), and a message must stay one line. */
+static const char *quote(const char *s, size_t len, char out[static QUOTE_MAX * 4 + 4]) {
+        size_t o = 0;
+
+        for (size_t i = 0; i < len; i++) {
+                unsigned char ch = (unsigned char) s[i];
+                if (i == QUOTE_MAX) {
+                        memcpy(out + o, "...", 3);
+                        o += 3;
+                        break;
+                }
+                if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+                        out[o++] = (char) ch;
+                } else {
+                        snprintf(out + o, 5, "\\x%02x", ch);
+                        o += 4;
+                }
+        }
+        out[o] = 0;
+        return out;
+}
+#define QUOTE(s, len) quote((s), (len), (char[QUOTE_MAX * 4 + 4]){})
+#define QUOTE_STR(s) QUOTE((s), strlen(s))
+
+static void format_error(char *errbuf, size_t errlen, const char *name, size_t line, size_t column,
+                         const char *path, const char *fmt, va_list ap) _printf_(7, 0);
+static void format_error(char *errbuf, size_t errlen, const char *name, size_t line, size_t column,
+                         const char *path, const char *fmt, va_list ap) {
+        int n;
+
+        if (!errbuf || errlen == 0)
+                return;
+        if (path)
+                n = snprintf(errbuf, errlen, "%s:%zu:%zu: %s: ", name, line, column, path);
+        else
+                n = snprintf(errbuf, errlen, "%s:%zu:%zu: ", name, line, column);
+        if (n < 0 || (size_t) n >= errlen)
+                return;
+        vsnprintf(errbuf + n, errlen - (size_t) n, fmt, ap);
+}
+
+/* Record the error at a node's position (libyaml marks are 0-based, messages 1-based). */
+static int fail(struct parser *p, int r, const yaml_node_t *node, const char *path, const char *fmt,
+                ...) _printf_(5, 6);
+static int fail(struct parser *p, int r, const yaml_node_t *node, const char *path, const char *fmt,
+                ...) {
+        size_t line = node ? node->start_mark.line + 1 : 1;
+        size_t column = node ? node->start_mark.column + 1 : 1;
+        va_list ap;
+
+        va_start(ap, fmt);
+        format_error(p->errbuf, p->errlen, p->name, line, column, path, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static int fail_plain(char *errbuf, size_t errlen, const char *name, size_t line, size_t column,
+                      int r, const char *fmt, ...) _printf_(7, 8);
+static int fail_plain(char *errbuf, size_t errlen, const char *name, size_t line, size_t column,
+                      int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        format_error(errbuf, errlen, name, line, column, NULL, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static const char *node_kind(const yaml_node_t *n) {
+        switch (n->type) {
+        case YAML_MAPPING_NODE:
+                return "a mapping";
+        case YAML_SEQUENCE_NODE:
+                return "a list";
+        default:
+                return "a value";
+        }
+}
+
+static yaml_node_t *node_at(struct parser *p, int id) {
+        return yaml_document_get_node(p->doc, id);
+}
+
+/* "", "~" and "null" written plainly are YAML's null: the key is given without a value. */
+static bool node_is_null(const yaml_node_t *n) {
+        const char *v = (const char *) n->data.scalar.value;
+
+        if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+                return false;
+        return n->data.scalar.length == 0 || streq(v, "~") || streq(v, "null") ||
+               streq(v, "Null") || streq(v, "NULL");
+}
+
+/* The scalar's text, or an error saying what was expected instead. NUL bytes (possible through
+ * "\0" escapes) are refused: the value is used as a C string. */
+static int get_scalar(struct parser *p, const yaml_node_t *n, const char *path, const char *what,
+                      const char **ret) {
+        if (n->type != YAML_SCALAR_NODE)
+                return fail(p, -EINVAL, n, path, "expected %s, got %s", what, node_kind(n));
+        if (strlen((const char *) n->data.scalar.value) != n->data.scalar.length)
+                return fail(p, -EINVAL, n, path, "contains a NUL character");
+        *ret = (const char *) n->data.scalar.value;
+        return 0;
+}
+
+static int parse_uint(const char *s, uint32_t max, uint32_t *ret) {
+        uint64_t v = 0;
+
+        if (!*s)
+                return -EINVAL;
+        for (const char *c = s; *c; c++) {
+                if (*c < '0' || *c > '9')
+                        return -EINVAL;
+                v = v * 10 + (uint64_t) (*c - '0');
+                if (v > max)
+                        return -ERANGE;
+        }
+        *ret = (uint32_t) v;
+        return 0;
+}
+
+/* YAML 1.1 booleans, as the prototype's parser (Go yaml.v2) accepted them. */
+static int parse_bool(const char *s) {
+        static const char *const yes[] = {"true", "yes", "on", "y"};
+        static const char *const no[] = {"false", "no", "off", "n"};
+
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                if (strcasecmp(s, yes[i]) == 0)
+                        return 1;
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                if (strcasecmp(s, no[i]) == 0)
+                        return 0;
+        return -EINVAL;
+}
+
+/* Host names as resolvers accept them, plus IPv4 literals (same alphabet). */
+static bool host_name_valid(const char *s, size_t len) {
+        if (len == 0 || len > HOST_NAME_MAX_LEN)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!isalnum((unsigned char) s[i]) && s[i] != '-' && s[i] != '.' && s[i] != '_')
+                        return false;
+        return true;
+}
+
+static int parse_port(const char *s, uint16_t *ret) {
+        uint32_t v;
+
+        if (parse_uint(s, 65535, &v) < 0 || v == 0)
+                return -EINVAL;
+        *ret = (uint16_t) v;
+        return 0;
+}
+
+/* config_parse_host_port with the reason for a failure, for the configuration's messages. */
+static int host_port_parse(const char *s, uint16_t default_port, char **ret_host,
+                           uint16_t *ret_port, const char **ret_why) {
+        const char *host, *port = NULL, *colon;
+        size_t host_len;
+        uint16_t p = default_port;
+        char *h;
+
+        *ret_why = "empty host";
+        if (!s || !*s)
+                return -EINVAL;
+        if (s[0] == '[') {
+                const char *end = strchr(s, ']');
+                char buf[INET6_ADDRSTRLEN];
+                struct in6_addr a;
+
+                *ret_why = "missing ']' after the IPv6 address";
+                if (!end)
+                        return -EINVAL;
+                host = s + 1;
+                host_len = (size_t) (end - host);
+                *ret_why = "not an IPv6 address between '[' and ']'";
+                if (host_len == 0 || host_len >= sizeof(buf))
+                        return -EINVAL;
+                memcpy(buf, host, host_len);
+                buf[host_len] = 0;
+                if (inet_pton(AF_INET6, buf, &a) != 1)
+                        return -EINVAL;
+                *ret_why = "expected ':port' after ']'";
+                if (end[1] == ':')
+                        port = end + 2;
+                else if (end[1] != 0)
+                        return -EINVAL;
+        } else if ((colon = strchr(s, ':')) && strchr(colon + 1, ':')) {
+                /* Two colons or more: a bare IPv6 address, which cannot carry a port. */
+                struct in6_addr a;
+
+                *ret_why = "not a valid IPv6 address (write [address]:port to give a port)";
+                if (inet_pton(AF_INET6, s, &a) != 1)
+                        return -EINVAL;
+                host = s;
+                host_len = strlen(s);
+        } else {
+                host = s;
+                host_len = colon ? (size_t) (colon - s) : strlen(s);
+                if (colon)
+                        port = colon + 1;
+                *ret_why = host_len == 0 ? "empty host" : "invalid character in the host name";
+                if (!host_name_valid(host, host_len))
+                        return -EINVAL;
+        }
+        if (port) {
+                *ret_why = "port must be a number from 1 to 65535";
+                if (parse_port(port, &p) < 0)
+                        return -EINVAL;
+        }
+        h = strndup(host, host_len);
+        if (!h)
+                return -ENOMEM;
+        *ret_host = h;
+        *ret_port = p;
+        *ret_why = NULL;
+        return 0;
+}
+
+int config_parse_host_port(const char *s, uint16_t default_port, char **ret_host,
+                           uint16_t *ret_port) {
+        const char *why;
+
+        return host_port_parse(s, default_port, ret_host, ret_port, &why);
+}
+
+int config_parse_key(const char *s, uint8_t out[32]) {
+        uint8_t k[32];
+        size_t len, bin_len = 0;
+        const char *end = NULL;
+        int r = -EINVAL;
+
+        if (!s)
+                return -EINVAL;
+        len = strlen(s);
+        if (len == 64) {
+                r = hex_decode(s, k, sizeof(k));
+        } else if (len == 44) {
+                /* libsodium refuses non-canonical encodings (non-zero trailing bits). */
+                if (sodium_base642bin(k, sizeof(k), s, len, NULL, &bin_len, &end,
+                                      sodium_base64_VARIANT_ORIGINAL) == 0 &&
+                    bin_len == sizeof(k) && end == s + len)
+                        r = 0;
+        }
+        if (r == 0)
+                memcpy(out, k, sizeof(k));
+        sodium_memzero(k, sizeof(k));
+        return r;
+}
+
+void config_format_key(const uint8_t key[32], char out[45]) {
+        sodium_bin2base64(out, 45, key, 32, sodium_base64_VARIANT_ORIGINAL);
+}
+
+static bool is_all_zero(const uint8_t *b, size_t n) {
+        return sodium_is_zero(b, n) == 1;
+}
+
+/* --- distance for "did you mean" ------------------------------------------------------------ */
+
+/* Optimal string alignment distance (Levenshtein plus adjacent transpositions), ignoring case:
+ * "encrpytion" is one step from "encryption". Names longer than the table never match. */
+static unsigned edit_distance(const char *a, size_t la, const char *b) {
+        enum { N = 32 };
+        unsigned d[N + 1][N + 1];
+        size_t lb = strlen(b);
+
+        if (la > N || lb > N)
+                return UINT32_MAX;
+        for (size_t i = 0; i <= la; i++)
+                d[i][0] = (unsigned) i;
+        for (size_t j = 0; j <= lb; j++)
+                d[0][j] = (unsigned) j;
+        for (size_t i = 1; i <= la; i++)
+                for (size_t j = 1; j <= lb; j++) {
+                        char x = (char) tolower((unsigned char) a[i - 1]);
+                        char y = (char) tolower((unsigned char) b[j - 1]);
+                        unsigned v = d[i - 1][j - 1] + (x != y);
+                        v = MIN(v, d[i - 1][j] + 1);
+                        v = MIN(v, d[i][j - 1] + 1);
+                        if (i > 1 && j > 1 && x == tolower((unsigned char) b[j - 2]) &&
+                            tolower((unsigned char) a[i - 2]) == y)
+                                v = MIN(v, d[i - 2][j - 2] + 1);
+                        d[i][j] = v;
+                }
+        return d[la][lb];
+}
+
+/* Close enough to be a typo: one edit for short names, two for longer ones. */
+static bool near_miss(const char *typed, size_t len, const char *known, unsigned *best) {
+        unsigned limit = strlen(known) <= 4 ? 1 : 2;
+        unsigned d = edit_distance(typed, len, known);
+
+        if (d > limit || d >= *best)
+                return false;
+        *best = d;
+        return true;
+}
+
+/* --- schema -------------------------------------------------------------------------------- */
+
+typedef int (*key_parser_t)(struct parser *p, const char *path, const yaml_node_t *value);
+
+struct key_def {
+        const char *name;
+        key_parser_t parse;
+};
+
+struct section_def {
+        const char *name;
+        const struct key_def *keys;
+        size_t n_keys;
+};
+
+/* A string setting: NULL when written as null or "". */
+static int get_string(struct parser *p, const char *path, const yaml_node_t *value,
+                      const char **ret) {
+        const char *s = NULL;
+        int r;
+
+        if (node_is_null(value)) {
+                *ret = NULL;
+                return 0;
+        }
+        r = get_scalar(p, value, path, "a string", &s);
+        if (r < 0)
+                return r;
+        *ret = *s ? s : NULL;
+        return 0;
+}
+
+static int get_bool(struct parser *p, const char *path, const yaml_node_t *value, bool *ret) {
+        const char *s = NULL;
+        int r;
+
+        r = get_scalar(p, value, path, "true or false", &s);
+        if (r < 0)
+                return r;
+        r = parse_bool(s);
+        if (r < 0)
+                return fail(p, -EINVAL, value, path,
+                            "'%s' is not a boolean (use true/false, yes/no or on/off)",
+                            QUOTE_STR(s));
+        *ret = r;
+        return 0;
+}
+
+static int get_number(struct parser *p, const char *path, const yaml_node_t *value, uint32_t min,
+                      uint32_t max, uint32_t *ret) {
+        const char *s = NULL;
+        uint32_t v;
+        int r;
+
+        r = get_scalar(p, value, path, "a number", &s);
+        if (r < 0)
+                return r;
+        r = parse_uint(s, max, &v);
+        if (r == -EINVAL)
+                return fail(p, -EINVAL, value, path, "'%s' is not a number", QUOTE_STR(s));
+        if (r < 0 || v < min)
+                return fail(p, -EINVAL, value, path,
+                            "%s is out of range (%" PRIu32 "..%" PRIu32 ")", QUOTE_STR(s), min,
+                            max);
+        *ret = v;
+        return 0;
+}
+
+static int get_host_port(struct parser *p, const char *path, const yaml_node_t *value,
+                         uint16_t default_port, char **ret_host, uint16_t *ret_port) {
+        const char *s = NULL, *why = NULL;
+        char *host = NULL;
+        uint16_t port;
+        int r;
+
+        r = get_string(p, path, value, &s);
+        if (r < 0)
+                return r;
+        free(*ret_host);
+        *ret_host = NULL;
+        if (!s)
+                return 0;
+        r = host_port_parse(s, default_port, &host, &port, &why);
+        if (r == -ENOMEM)
+                return fail(p, r, value, path, "out of memory");
+        if (r < 0)
+                return fail(p, r, value, path, "'%s' is not host[:port]: %s", QUOTE_STR(s), why);
+        *ret_host = host;
+        *ret_port = port;
+        return 0;
+}
+
+static int parse_listen_address(struct parser *p, const char *path, const yaml_node_t *value) {
+        struct config *c = p->c;
+        const char *s = NULL, *why = NULL;
+        char *host = NULL;
+        uint16_t port = 0;
+        int r;
+
+        r = get_string(p, path, value, &s);
+        if (r < 0)
+                return r;
+        p->listen_address_node = value;
+        if (!s)
+                return 0;
+        if (s[0] == ':' || (s[0] == '*' && (s[1] == 0 || s[1] == ':'))) {
+                /* Go's ":9001", and "*" or "*:9001": every address. */
+                const char *rest = s[0] == '*' ? s + 1 : s;
+                r = *rest ? parse_port(rest + 1, &port) : 0;
+                why = "port must be a number from 1 to 65535";
+        } else {
+                /* Default port 0 (never valid) tells "no port given" apart. */
+                r = host_port_parse(s, 0, &host, &port, &why);
+        }
+        if (r == -ENOMEM)
+                return fail(p, r, value, path, "out of memory");
+        if (r < 0)
+                return fail(p, r, value, path, "'%s' is not host[:port]: %s", QUOTE_STR(s), why);
+        /* The prototype wrote 0.0.0.0 and meant every address; Go then listened on both
+         * families, and so do we. */
+        if (host && (streq(host, "0.0.0.0") || streq(host, "::")))
+                host = mfree(host);
+        free(c->listen_host);
+        c->listen_host = host;
+        p->listen_address_port = port;
+        if (port != 0 && !p->has_listen_port)
+                c->listen_port = port;
+        return 0;
+}
+
+static int parse_log_level(struct parser *p, const char *path, const yaml_node_t *value) {
+        const char *s = NULL;
+        int r;
+
+        r = get_scalar(p, value, path, "a log level", &s);
+        if (r < 0)
+                return r;
+        r = log_level_from_string(s);
+        if (r < 0)
+                return fail(p, -EINVAL, value, path,
+                            "unknown log level '%s' (use debug, info, notice, warning or error)",
+                            QUOTE_STR(s));
+        p->c->log_level = r;
+        return 0;
+}
+
+/* A group name as useradd/groupadd accept them (NAME_REGEX of Debian's adduser, loosely). */
+static int parse_control_group(struct parser *p, const char *path, const yaml_node_t *value) {
+        const char *s = NULL;
+        size_t len;
+        int r;
+
+        r = get_scalar(p, value, path, "a group name", &s);
+        if (r < 0)
+                return r;
+        len = strlen(s);
+        if (len == 0 || node_is_null(value))
+                return fail(p, -EINVAL, value, path, "must not be empty");
+        if (len > 32)
+                return fail(p, -EINVAL, value, path, "'%s' is too long for a group name",
+                            QUOTE_STR(s));
+        for (size_t i = 0; i < len; i++)
+                if (!(isalnum((unsigned char) s[i]) || s[i] == '_' || s[i] == '-' ||
+                      s[i] == '.') ||
+                    (i == 0 && s[i] == '-'))
+                        return fail(p, -EINVAL, value, path,
+                                    "'%s' is not a valid group name", QUOTE_STR(s));
+        free(p->c->control_group);
+        p->c->control_group = strdup(s);
+        if (!p->c->control_group)
+                return fail(p, -ENOMEM, value, path, "out of memory");
+        return 0;
+}
+
+static int parse_tap_device(struct parser *p, const char *path, const yaml_node_t *value) {
+        const char *s = NULL;
+        size_t len;
+        int r;
+
+        r = get_scalar(p, value, path, "an interface name", &s);
+        if (r < 0)
+                return r;
+        len = strlen(s);
+        /* The kernel's rules for interface names (dev_valid_name()). */
+        if (len == 0 || node_is_null(value))
+                return fail(p, -EINVAL, value, path, "must not be empty");
+        if (len >= IFNAMSIZ)
+                return fail(p, -EINVAL, value, path,
+                            "'%s' is too long for an interface name (%zu characters, at most %d)",
+                            QUOTE_STR(s), len, IFNAMSIZ - 1);
+        if (streq(s, ".") || streq(s, ".."))
+                return fail(p, -EINVAL, value, path, "'%s' is not a valid interface name", s);
+        for (size_t i = 0; i < len; i++)
+                if (s[i] == '/' || s[i] == ':' || isspace((unsigned char) s[i]) ||
+                    (unsigned char) s[i] < 0x20 || (unsigned char) s[i] == 0x7f)
+                        return fail(p, -EINVAL, value, path,
+                                    "'%s' is not a valid interface name (no '/', ':' or "
+                                    "whitespace)",
+                                    QUOTE_STR(s));
+        memcpy(p->c->tap_device, s, len + 1);
+        return 0;
+}
+
+static int parse_cidr(const char *s, struct config_address *ret, const char **ret_why) {
+        char buf[INET6_ADDRSTRLEN];
+        const char *slash = strchr(s, '/');
+        size_t len = slash ? (size_t) (slash - s) : strlen(s);
+        struct config_address a = {};
+        uint32_t max, prefix;
+
+        *ret_why = "not an IPv4 or IPv6 address";
+        if (len == 0 || len >= sizeof(buf))
+                return -EINVAL;
+        memcpy(buf, s, len);
+        buf[len] = 0;
+        if (inet_pton(AF_INET, buf, &a.addr.in) == 1) {
+                a.family = AF_INET;
+                max = 32;
+                *ret_why = "prefix length must be 0..32 for IPv4";
+        } else if (inet_pton(AF_INET6, buf, &a.addr.in6) == 1) {
+                a.family = AF_INET6;
+                max = 128;
+                *ret_why = "prefix length must be 0..128 for IPv6";
+        } else
+                return -EINVAL;
+        /* A bare address is a host address: /32 or /128. */
+        prefix = max;
+        if (slash && parse_uint(slash + 1, max, &prefix) < 0)
+                return -EINVAL;
+        a.prefixlen = (uint8_t) prefix;
+        *ret = a;
+        *ret_why = NULL;
+        return 0;
+}
+
+static int add_address(struct parser *p, const char *path, const yaml_node_t *item) {
+        struct config *c = p->c;
+        struct config_address a;
+        const char *s = NULL, *why = NULL;
+        int r;
+
+        r = get_scalar(p, item, path, "an address in CIDR notation (10.0.0.1/24)", &s);
+        if (r < 0)
+                return r;
+        if (parse_cidr(s, &a, &why) < 0)
+                return fail(p, -EINVAL, item, path, "'%s': %s", QUOTE_STR(s), why);
+        for (size_t i = 0; i < c->n_addresses; i++)
+                if (c->addresses[i].family == a.family &&
+                    memcmp(&c->addresses[i].addr, &a.addr,
+                           a.family == AF_INET ? sizeof(a.addr.in) : sizeof(a.addr.in6)) == 0)
+                        return fail(p, -EINVAL, item, path, "'%s': address listed twice",
+                                    QUOTE_STR(s));
+        if (c->n_addresses >= CONFIG_MAX_ADDRESSES)
+                return fail(p, -EINVAL, item, path, "too many addresses (at most %d)",
+                            CONFIG_MAX_ADDRESSES);
+        c->addresses[c->n_addresses++] = a;
+        return 0;
+}
+
+static int parse_local_ip(struct parser *p, const char *path, const yaml_node_t *value) {
+        char item_path[64];
+        int r;
+
+        p->c->n_addresses = 0;
+        if (node_is_null(value))
+                return 0;
+        if (value->type == YAML_SCALAR_NODE) {
+                if (value->data.scalar.length == 0)
+                        return 0;
+                return add_address(p, path, value);
+        }
+        if (value->type != YAML_SEQUENCE_NODE)
+                return fail(p, -EINVAL, value, path,
+                            "expected an address or a list of addresses, got %s", node_kind(value));
+        for (yaml_node_item_t *i = value->data.sequence.items.start;
+             i < value->data.sequence.items.top; i++) {
+                snprintf(item_path, sizeof(item_path), "%s[%td]", path,
+                         i - value->data.sequence.items.start);
+                r = add_address(p, item_path, node_at(p, *i));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int parse_mtu(struct parser *p, const char *path, const yaml_node_t *value) {
+        return get_number(p, path, value, MTU_MIN, MTU_MAX, &p->c->mtu);
+}
+
+static int parse_listen_port(struct parser *p, const char *path, const yaml_node_t *value) {
+        uint32_t v;
+        int r;
+
+        r = get_number(p, path, value, 1, 65535, &v);
+        if (r < 0)
+                return r;
+        p->c->listen_port = (uint16_t) v;
+        p->has_listen_port = true;
+        p->listen_port_node = value;
+        return 0;
+}
+
+static int parse_psk(struct parser *p, const char *path, const yaml_node_t *value) {
+        struct config *c = p->c;
+        const char *s = NULL;
+        size_t len;
+        int r;
+
+        r = get_string(p, path, value, &s);
+        if (r < 0)
+                return r;
+        c->has_psk = false;
+        p->key_node = NULL;
+        if (!s)
+                return 0;
+        /* Never quote the key itself in a message: it is the secret. */
+        len = strlen(s);
+        if (len != 2 * NOISE_PSK_LEN)
+                return fail(p, -EINVAL, value, path,
+                            "must be exactly 64 hex digits (32 bytes), got %zu characters", len);
+        for (size_t i = 0; i < len; i++)
+                if (!isxdigit((unsigned char) s[i]))
+                        return fail(p, -EINVAL, value, path,
+                                    "character %zu is not a hex digit (0-9, a-f)", i + 1);
+        r = hex_decode(s, c->psk, sizeof(c->psk));
+        if (r < 0)
+                return fail(p, r, value, path, "not 64 hex digits");
+        if (is_all_zero(c->psk, sizeof(c->psk)))
+                return fail(p, -EINVAL, value, path,
+                            "the key is all zeros; generate a random one (openssl rand -hex 32)");
+        c->has_psk = true;
+        p->key_node = value;
+        return 0;
+}
+
+/* A path relative to the configuration's directory; as written when there is none. */
+static int resolve_path(struct parser *p, const char *s, char **ret) {
+        char *r;
+
+        if (s[0] == '/' || !p->base_dir)
+                r = strdup(s);
+        else if (asprintf(&r, "%s/%s", p->base_dir, s) < 0)
+                r = NULL;
+        if (!r)
+                return -ENOMEM;
+        *ret = r;
+        return 0;
+}
+
+static int get_path(struct parser *p, const char *path, const yaml_node_t *value, char **ret,
+                    const yaml_node_t **ret_node) {
+        const char *s = NULL;
+        int r;
+
+        r = get_string(p, path, value, &s);
+        if (r < 0)
+                return r;
+        *ret = mfree(*ret);
+        *ret_node = NULL;
+        if (!s)
+                return 0;
+        r = resolve_path(p, s, ret);
+        if (r < 0)
+                return fail(p, r, value, path, "out of memory");
+        *ret_node = value;
+        return 0;
+}
+
+static int parse_key_file(struct parser *p, const char *path, const yaml_node_t *value) {
+        return get_path(p, path, value, &p->c->key_file, &p->key_file_node);
+}
+
+static int parse_private_key_file(struct parser *p, const char *path, const yaml_node_t *value) {
+        return get_path(p, path, value, &p->c->private_key_file, &p->private_key_file_node);
+}
+
+static int parse_peer_address(struct parser *p, const char *path, const yaml_node_t *value) {
+        return get_host_port(p, path, value, PORT_DEFAULT, &p->c->peer_host, &p->c->peer_port);
+}
+
+static int parse_peer_public_key(struct parser *p, const char *path, const yaml_node_t *value) {
+        struct config *c = p->c;
+        const char *s = NULL;
+        int r;
+
+        r = get_string(p, path, value, &s);
+        if (r < 0)
+                return r;
+        c->has_peer_public_key = false;
+        p->peer_public_key_node = NULL;
+        if (!s)
+                return 0;
+        if (config_parse_key(s, c->peer_public_key) < 0 && (strlen(s) == 44 || strlen(s) == 64))
+                return fail(p, -EINVAL, value, path,
+                            "'%s' is neither valid base64 nor 64 hex digits", QUOTE_STR(s));
+        if (config_parse_key(s, c->peer_public_key) < 0)
+                return fail(p, -EINVAL, value, path,
+                            "expected a base64 public key (44 characters, as `shadowmeshd "
+                            "pubkey` prints) or 64 hex digits, got %zu characters",
+                            strlen(s));
+        if (is_all_zero(c->peer_public_key, sizeof(c->peer_public_key)))
+                return fail(p, -EINVAL, value, path, "the key is all zeros (a placeholder?)");
+        c->has_peer_public_key = true;
+        p->peer_public_key_node = value;
+        return 0;
+}
+
+static int parse_nat_enabled(struct parser *p, const char *path, const yaml_node_t *value) {
+        p->nat_enabled_node = value;
+        return get_bool(p, path, value, &p->c->nat_enabled);
+}
+
+static int parse_stun_server(struct parser *p, const char *path, const yaml_node_t *value) {
+        return get_host_port(p, path, value, STUN_PORT_DEFAULT, &p->c->stun_host, &p->c->stun_port);
+}
+
+static int parse_relay_enabled(struct parser *p, const char *path, const yaml_node_t *value) {
+        p->relay_enabled_node = value;
+        return get_bool(p, path, value, &p->c->relay_enabled);
+}
+
+static int parse_relay_server(struct parser *p, const char *path, const yaml_node_t *value) {
+        return get_host_port(p, path, value, RELAY_PORT_DEFAULT, &p->c->relay_host,
+                             &p->c->relay_port);
+}
+
+static const struct key_def daemon_keys[] = {
+        {"listen_address", parse_listen_address},
+        {"log_level", parse_log_level},
+        {"control_group", parse_control_group},
+};
+static const struct key_def network_keys[] = {
+        {"tap_device", parse_tap_device},
+        {"local_ip", parse_local_ip},
+        {"mtu", parse_mtu},
+        {"listen_port", parse_listen_port},
+};
+static const struct key_def encryption_keys[] = {
+        {"key", parse_psk},
+        {"key_file", parse_key_file},
+};
+static const struct key_def identity_keys[] = {
+        {"private_key_file", parse_private_key_file},
+};
+static const struct key_def peer_keys[] = {
+        {"address", parse_peer_address},
+        {"public_key", parse_peer_public_key},
+};
+static const struct key_def nat_keys[] = {
+        {"enabled", parse_nat_enabled},
+        {"stun_server", parse_stun_server},
+};
+static const struct key_def relay_keys[] = {
+        {"enabled", parse_relay_enabled},
+        {"server", parse_relay_server},
+};
+
+#define SECTION(n)                                                                                 \
+        { #n, n##_keys, ELEMENTSOF(n##_keys) }
+static const struct section_def sections[] = {
+        SECTION(daemon), SECTION(network), SECTION(encryption), SECTION(identity),
+        SECTION(peer),   SECTION(nat),     SECTION(relay),
+};
+enum { MAX_SECTION_KEYS = 4 };
+_Static_assert(ELEMENTSOF(daemon_keys) <= MAX_SECTION_KEYS &&
+                       ELEMENTSOF(network_keys) <= MAX_SECTION_KEYS &&
+                       ELEMENTSOF(encryption_keys) <= MAX_SECTION_KEYS &&
+                       ELEMENTSOF(identity_keys) <= MAX_SECTION_KEYS &&
+                       ELEMENTSOF(peer_keys) <= MAX_SECTION_KEYS &&
+                       ELEMENTSOF(nat_keys) <= MAX_SECTION_KEYS &&
+                       ELEMENTSOF(relay_keys) <= MAX_SECTION_KEYS,
+               "a section has more keys than parse_section() tracks");
+
+/* "unknown key" with the nearest known name at this level, else the same name (or a near miss)
+ * in another section: "did you mean 'network.tap_device'?". */
+static int fail_unknown(struct parser *p, const yaml_node_t *key, const char *path,
+                        const struct section_def *in) {
+        const char *typed = (const char *) key->data.scalar.value;
+        size_t len = key->data.scalar.length;
+        const char *what = in ? "unknown key" : "unknown section";
+        char candidate[64], best_name[64] = "";
+        unsigned best = UINT32_MAX;
+
+        if (in) {
+                for (size_t k = 0; k < in->n_keys; k++)
+                        if (near_miss(typed, len, in->keys[k].name, &best))
+                                snprintf(best_name, sizeof(best_name), "%s", in->keys[k].name);
+        } else {
+                for (size_t s = 0; s < ELEMENTSOF(sections); s++)
+                        if (near_miss(typed, len, sections[s].name, &best))
+                                snprintf(best_name, sizeof(best_name), "%s", sections[s].name);
+        }
+        if (!*best_name)
+                for (size_t s = 0; s < ELEMENTSOF(sections); s++) {
+                        if (&sections[s] == in)
+                                continue;
+                        for (size_t k = 0; k < sections[s].n_keys; k++) {
+                                snprintf(candidate, sizeof(candidate), "%s.%s", sections[s].name,
+                                         sections[s].keys[k].name);
+                                if (near_miss(typed, len, sections[s].keys[k].name, &best))
+                                        memcpy(best_name, candidate, sizeof(best_name));
+                        }
+                }
+        if (*best_name)
+                return fail(p, -EINVAL, key, path, "%s, did you mean '%s'?", what, best_name);
+        if (in) {
+                char known[128] = "";
+                for (size_t k = 0; k < in->n_keys; k++)
+                        snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+                                 k ? ", " : "", in->keys[k].name);
+                return fail(p, -EINVAL, key, path, "%s (%s has: %s)", what, in->name, known);
+        }
+        return fail(p, -EINVAL, key, path,
+                    "%s (known: daemon, network, encryption, identity, peer, nat, relay)", what);
+}
+
+/* A mapping's key: a plain name. Returns its text. */
+static int get_key_name(struct parser *p, const yaml_node_t *key, const char *parent,
+                        const char **ret) {
+        if (key->type != YAML_SCALAR_NODE || node_is_null(key) ||
+            strlen((const char *) key->data.scalar.value) != key->data.scalar.length)
+                return fail(p, -EINVAL, key, parent, "expected a key name, got %s",
+                            key->type == YAML_SCALAR_NODE ? "an empty or invalid key"
+                                                          : node_kind(key));
+        *ret = (const char *) key->data.scalar.value;
+        return 0;
+}
+
+static int fail_duplicate(struct parser *p, const yaml_node_t *key, const char *path,
+                          const yaml_node_t *first) {
+        return fail(p, -EINVAL, key, path, "duplicate key (first given at line %zu, column %zu)",
+                    first->start_mark.line + 1, first->start_mark.column + 1);
+}
+
+static int parse_section(struct parser *p, const struct section_def *sec,
+                         const yaml_node_t *value) {
+        const yaml_node_t *seen[MAX_SECTION_KEYS] = {};
+        char path[256];
+        int r;
+
+        /* "nat:" with nothing under it is an empty section. */
+        if (node_is_null(value))
+                return 0;
+        if (value->type != YAML_MAPPING_NODE)
+                return fail(p, -EINVAL, value, sec->name,
+                            "expected a mapping of keys (%s:), got %s", sec->keys[0].name,
+                            node_kind(value));
+        for (yaml_node_pair_t *pair = value->data.mapping.pairs.start;
+             pair < value->data.mapping.pairs.top; pair++) {
+                const yaml_node_t *k = node_at(p, pair->key), *v = node_at(p, pair->value);
+                const struct key_def *def = NULL;
+                const char *name;
+                size_t i;
+
+                r = get_key_name(p, k, sec->name, &name);
+                if (r < 0)
+                        return r;
+                for (i = 0; i < sec->n_keys; i++)
+                        if (streq(name, sec->keys[i].name)) {
+                                def = &sec->keys[i];
+                                break;
+                        }
+                snprintf(path, sizeof(path), "%s.%s", sec->name, QUOTE_STR(name));
+                if (!def)
+                        return fail_unknown(p, k, path, sec);
+                if (seen[i])
+                        return fail_duplicate(p, k, path, seen[i]);
+                seen[i] = k;
+                r = def->parse(p, path, v);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int parse_root(struct parser *p) {
+        const yaml_node_t *seen[ELEMENTSOF(sections)] = {};
+        const yaml_node_t *root = yaml_document_get_root_node(p->doc);
+        int r;
+
+        if (!root || node_is_null(root))
+                return fail(p, -EINVAL, root, NULL,
+                            "the configuration is empty (expected sections such as network: "
+                            "and encryption:)");
+        if (root->type != YAML_MAPPING_NODE)
+                return fail(p, -EINVAL, root, NULL,
+                            "expected a mapping of sections (daemon:, network:, encryption:, "
+                            "...), got %s",
+                            node_kind(root));
+        for (yaml_node_pair_t *pair = root->data.mapping.pairs.start;
+             pair < root->data.mapping.pairs.top; pair++) {
+                const yaml_node_t *k = node_at(p, pair->key), *v = node_at(p, pair->value);
+                const struct section_def *sec = NULL;
+                const char *name;
+                size_t i;
+
+                r = get_key_name(p, k, NULL, &name);
+                if (r < 0)
+                        return r;
+                if (!p->first_section_node)
+                        p->first_section_node = k;
+                for (i = 0; i < ELEMENTSOF(sections); i++)
+                        if (streq(name, sections[i].name)) {
+                                sec = &sections[i];
+                                break;
+                        }
+                if (!sec)
+                        return fail_unknown(p, k, QUOTE_STR(name), NULL);
+                if (seen[i])
+                        return fail_duplicate(p, k, sec->name, seen[i]);
+                seen[i] = k;
+                if (streq(sec->name, "peer"))
+                        p->peer_section_node = k;
+                r = parse_section(p, sec, v);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* --- key files ----------------------------------------------------------------------------- */
+
+/* The one key line of a key file: surrounding whitespace and "#" comment lines are ignored, so
+ * `wg genkey > file` output and an annotated file both work. Copies it into out (NUL-ended). */
+static int key_file_token(const char *buf, size_t len, char *out, size_t outlen, size_t *ret_len,
+                          const char **ret_why) {
+        size_t n = 0;
+        bool found = false;
+
+        for (size_t i = 0; i < len;) {
+                size_t start, end;
+
+                while (i < len && buf[i] != '\n' && isspace((unsigned char) buf[i]))
+                        i++;
+                start = i;
+                while (i < len && buf[i] != '\n')
+                        i++;
+                end = i;
+                if (i < len)
+                        i++;
+                while (end > start && isspace((unsigned char) buf[end - 1]))
+                        end--;
+                if (end == start || buf[start] == '#')
+                        continue;
+                *ret_why = "holds more than one key line";
+                if (found)
+                        return -EINVAL;
+                found = true;
+                n = end - start;
+                for (size_t j = start; j < end; j++)
+                        if (isspace((unsigned char) buf[j]) || buf[j] == 0) {
+                                *ret_why = "the key line contains whitespace or NUL bytes";
+                                return -EINVAL;
+                        }
+                if (n < outlen)
+                        memcpy(out, buf + start, n);
+        }
+        *ret_why = "holds no key";
+        if (!found)
+                return -EINVAL;
+        out[n < outlen ? n : 0] = 0;
+        *ret_len = n;
+        return 0;
+}
+
+static int load_key_file(struct parser *p, const char *path, const yaml_node_t *node,
+                         const char *file, uint8_t out[32], const char *expected) {
+        _cleanup_free_ char *buf = NULL;
+        char token[128];
+        size_t len = 0, n = 0;
+        const char *why = NULL;
+        int r;
+
+        r = read_full_file(file, &buf, &len, KEY_FILE_MAX_SIZE);
+        if (r == -EFBIG)
+                return fail(p, -EINVAL, node, path, "'%s' is too large for a key file",
+                            QUOTE_STR(file));
+        if (r == -ENOMEM)
+                return fail(p, r, node, path, "out of memory");
+        if (r < 0)
+                return fail(p, r, node, path, "cannot read '%s': %s", QUOTE_STR(file),
+                            strerror(-r));
+        r = key_file_token(buf, len, token, sizeof(token), &n, &why);
+        if (r == 0 && (n >= sizeof(token) || config_parse_key(token, out) < 0)) {
+                r = -EINVAL;
+                why = NULL;
+        }
+        sodium_memzero(buf, len);
+        sodium_memzero(token, sizeof(token));
+        if (r < 0 && why)
+                return fail(p, r, node, path, "'%s' %s (expected %s)", QUOTE_STR(file), why,
+                            expected);
+        if (r < 0 && (n == 44 || n == 64))
+                return fail(
+                        p, r, node, path,
+                        "'%s' must hold %s; its %zu characters are neither valid base64 nor hex",
+                        QUOTE_STR(file), expected, n);
+        if (r < 0)
+                return fail(p, r, node, path, "'%s' must hold %s, found %zu characters",
+                            QUOTE_STR(file), expected, n);
+        if (is_all_zero(out, 32))
+                return fail(p, -EINVAL, node, path, "'%s' holds an all-zero key", QUOTE_STR(file));
+        return 0;
+}
+
+/* --- checks across keys --------------------------------------------------------------------- */
+
+static int validate(struct parser *p) {
+        struct config *c = p->c;
+        int r;
+
+        if (p->key_node && p->key_file_node)
+                return fail(p, -EINVAL, p->key_file_node, "encryption.key_file",
+                            "encryption.key is also set (line %zu); give the key one way only",
+                            p->key_node->start_mark.line + 1);
+        if (!p->key_node && !p->key_file_node && !p->private_key_file_node)
+                return fail(p, -EINVAL, p->first_section_node, "encryption.key",
+                            "no key configured: set encryption.key (shared-key mode) or "
+                            "identity.private_key_file (identity mode)");
+        if (p->private_key_file_node && !p->peer_public_key_node)
+                return fail(p, -EINVAL,
+                            p->peer_section_node ? p->peer_section_node : p->private_key_file_node,
+                            "peer.public_key",
+                            "missing: identity mode (identity.private_key_file) needs the "
+                            "peer's public key");
+        if (p->peer_public_key_node && !p->private_key_file_node)
+                return fail(p, -EINVAL, p->peer_public_key_node, "peer.public_key",
+                            "identity.private_key_file is not set: identity mode needs both "
+                            "(remove peer.public_key for shared-key mode)");
+        if (p->has_listen_port && p->listen_address_port != 0 &&
+            p->listen_address_port != c->listen_port)
+                return fail(p, -EINVAL, p->listen_port_node, "network.listen_port",
+                            "%u differs from port %u in daemon.listen_address (line %zu); "
+                            "give the port in one place",
+                            c->listen_port, p->listen_address_port,
+                            p->listen_address_node->start_mark.line + 1);
+        if (c->relay_enabled && !c->relay_host)
+                return fail(p, -EINVAL, p->relay_enabled_node, "relay.enabled",
+                            "is true but relay.server is not set");
+        /* The relay answers STUN too, so it stands in for a missing STUN server. */
+        if (c->nat_enabled && !c->stun_host) {
+                if (!c->relay_host)
+                        return fail(p, -EINVAL, p->nat_enabled_node, "nat.enabled",
+                                    "is true but neither nat.stun_server nor relay.server is set");
+                c->stun_host = strdup(c->relay_host);
+                if (!c->stun_host)
+                        return fail(p, -ENOMEM, p->nat_enabled_node, "nat.enabled",
+                                    "out of memory");
+                c->stun_port = c->relay_port;
+        }
+
+        /* Key files are read only when the caller gave a directory to resolve them in. */
+        if (!p->base_dir)
+                return 0;
+        if (c->key_file) {
+                r = load_key_file(p, "encryption.key_file", p->key_file_node, c->key_file, c->psk,
+                                  "64 hex digits or a base64 key");
+                if (r < 0)
+                        return r;
+                c->has_psk = true;
+        }
+        if (c->private_key_file) {
+                uint8_t pub[NOISE_PUBLIC_KEY_LEN];
+
+                r = load_key_file(p, "identity.private_key_file", p->private_key_file_node,
+                                  c->private_key_file, c->private_key,
+                                  "a base64 X25519 private key (44 characters, as `shadowmeshd "
+                                  "genkey` prints) or 64 hex digits");
+                if (r < 0)
+                        return r;
+                c->has_private_key = true;
+                /* Catch the classic copy-paste slip: our own public key as the peer's. */
+                if (crypto_scalarmult_base(pub, c->private_key) == 0 &&
+                    sodium_memcmp(pub, c->peer_public_key, sizeof(pub)) == 0)
+                        return fail(p, -EINVAL, p->peer_public_key_node, "peer.public_key",
+                                    "is this node's own public key; put the other node's key "
+                                    "here");
+        }
+        return 0;
+}
+
+/* --- entry points --------------------------------------------------------------------------- */
+
+static int fail_yaml(const yaml_parser_t *y, const char *text, size_t len, const char *name,
+                     char *errbuf, size_t errlen) {
+        size_t line = y->problem_mark.line + 1, column = y->problem_mark.column + 1;
+        const char *problem = y->problem ? y->problem : "unknown error";
+
+        if (y->error == YAML_MEMORY_ERROR)
+                return fail_plain(errbuf, errlen, name, 1, 1, -ENOMEM, "out of memory");
+        if (y->error == YAML_READER_ERROR) {
+                /* Reader errors carry a byte offset, not a mark. */
+                size_t off = MIN(y->problem_offset, len);
+                line = 1;
+                column = 1;
+                for (size_t i = 0; i < off; i++) {
+                        if (text[i] == '\n') {
+                                line++;
+                                column = 1;
+                        } else
+                                column++;
+                }
+                return fail_plain(errbuf, errlen, name, line, column, -EINVAL, "not valid text: %s",
+                                  problem);
+        }
+        if (y->context)
+                return fail_plain(errbuf, errlen, name, line, column, -EINVAL,
+                                  "syntax error: %s (%s at line %zu, column %zu)", problem,
+                                  y->context, y->context_mark.line + 1, y->context_mark.column + 1);
+        return fail_plain(errbuf, errlen, name, line, column, -EINVAL, "syntax error: %s", problem);
+}
+
+/* libyaml frees its buffers without clearing them, and they held the file's text, the key
+ * included. We clear the input buffers and every scalar (the key's value lives in one); the
+ * scanner's short-lived scratch strings are out of our reach. */
+static void wipe_document(yaml_document_t *doc) {
+        for (yaml_node_t *n = doc->nodes.start; n && n < doc->nodes.top; n++)
+                if (n->type == YAML_SCALAR_NODE && n->data.scalar.value)
+                        sodium_memzero(n->data.scalar.value, n->data.scalar.length);
+}
+
+static void wipe_parser(yaml_parser_t *y) {
+        if (y->raw_buffer.start)
+                sodium_memzero(y->raw_buffer.start,
+                               (size_t) (y->raw_buffer.end - y->raw_buffer.start));
+        if (y->buffer.start)
+                sodium_memzero(y->buffer.start, (size_t) (y->buffer.end - y->buffer.start));
+}
+
+static struct config *config_new(void) {
+        struct config *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return NULL;
+        c->listen_port = PORT_DEFAULT;
+        c->log_level = LOG_INFO;
+        memcpy(c->tap_device, "tap0", sizeof("tap0"));
+        c->mtu = MTU_DEFAULT;
+        c->peer_port = PORT_DEFAULT;
+        c->stun_port = STUN_PORT_DEFAULT;
+        c->relay_port = RELAY_PORT_DEFAULT;
+        return c;
+}
+
+int config_parse_string(const char *text, size_t len, const char *name, const char *base_dir,
+                        struct config **ret, char *errbuf, size_t errlen) {
+        _cleanup_(config_freep) struct config *c = NULL;
+        yaml_parser_t y;
+        yaml_document_t doc, extra;
+        struct parser p;
+        int r;
+
+        if (!name)
+                name = "<config>";
+        if (errbuf && errlen)
+                errbuf[0] = 0;
+        if (!text)
+                return fail_plain(errbuf, errlen, name, 1, 1, -EINVAL, "no text");
+        if (len > CONFIG_MAX_SIZE)
+                return fail_plain(errbuf, errlen, name, 1, 1, -EFBIG,
+                                  "too large for a configuration (%zu bytes, at most %d)", len,
+                                  CONFIG_MAX_SIZE);
+        if (sodium_init() < 0)
+                return fail_plain(errbuf, errlen, name, 1, 1, -EIO,
+                                  "libsodium failed to initialize");
+        c = config_new();
+        if (!c || !yaml_parser_initialize(&y))
+                return fail_plain(errbuf, errlen, name, 1, 1, -ENOMEM, "out of memory");
+        yaml_parser_set_input_string(&y, (const unsigned char *) text, len);
+        if (!yaml_parser_load(&y, &doc)) {
+                r = fail_yaml(&y, text, len, name, errbuf, errlen);
+                wipe_parser(&y);
+                yaml_parser_delete(&y);
+                return r;
+        }
+        p = (struct parser){
+                .name = name,
+                .base_dir = base_dir,
+                .doc = &doc,
+                .errbuf = errbuf,
+                .errlen = errlen,
+                .c = c,
+        };
+        r = parse_root(&p);
+        if (r >= 0)
+                r = validate(&p);
+        /* One document per file: a second one would be silently ignored otherwise. */
+        if (r >= 0) {
+                if (!yaml_parser_load(&y, &extra))
+                        r = fail_yaml(&y, text, len, name, errbuf, errlen);
+                else {
+                        const yaml_node_t *root = yaml_document_get_root_node(&extra);
+                        if (root)
+                                r = fail(&p, -EINVAL, root, NULL,
+                                         "a second YAML document; a configuration is one "
+                                         "document");
+                        wipe_document(&extra);
+                        yaml_document_delete(&extra);
+                }
+        }
+        wipe_document(&doc);
+        yaml_document_delete(&doc);
+        wipe_parser(&y);
+        yaml_parser_delete(&y);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+static bool readable_by_others(const char *path) {
+        struct stat st;
+
+        return stat(path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH));
+}
+
+static void warn_readable(const char *path) {
+        log_warning(
+                "WARNING: %s holds a secret key and is readable by other users; run: chmod 600 %s",
+                path, path);
+}
+
+int config_load(const char *path, struct config **ret, char *errbuf, size_t errlen) {
+        _cleanup_free_ char *text = NULL, *copy = NULL, *owned_path = NULL;
+        struct config *c = NULL;
+        size_t len = 0;
+        int r;
+
+        if (errbuf && errlen)
+                errbuf[0] = 0;
+        if (!path)
+                return -EINVAL;
+        r = read_full_file(path, &text, &len, CONFIG_MAX_SIZE);
+        if (r == -EFBIG)
+                return fail_plain(errbuf, errlen, path, 1, 1, r,
+                                  "too large for a configuration (more than %d bytes)",
+                                  CONFIG_MAX_SIZE);
+        if (r < 0)
+                return fail_plain(errbuf, errlen, path, 1, 1, r, "cannot read: %s", strerror(-r));
+        copy = strdup(path);
+        owned_path = strdup(path);
+        if (!copy || !owned_path) {
+                sodium_memzero(text, len);
+                return fail_plain(errbuf, errlen, path, 1, 1, -ENOMEM, "out of memory");
+        }
+        r = config_parse_string(text, len, path, dirname(copy), &c, errbuf, errlen);
+        sodium_memzero(text, len);
+        if (r < 0)
+                return r;
+        c->path = TAKE_PTR(owned_path);
+
+        /* An inline key makes the configuration itself a secret. */
+        if (c->has_psk && !c->key_file && readable_by_others(path))
+                warn_readable(path);
+        if (c->key_file && readable_by_others(c->key_file))
+                warn_readable(c->key_file);
+        if (c->private_key_file && readable_by_others(c->private_key_file))
+                warn_readable(c->private_key_file);
+        *ret = c;
+        return 0;
+}
+
+struct config *config_free(struct config *c) {
+        if (!c)
+                return NULL;
+        free(c->path);
+        free(c->listen_host);
+        free(c->control_group);
+        free(c->key_file);
+        free(c->private_key_file);
+        free(c->peer_host);
+        free(c->stun_host);
+        free(c->relay_host);
+        sodium_memzero(c, sizeof(*c));
+        free(c);
+        return NULL;
+}
