@@ -159,8 +159,14 @@ static int on_usr1(sd_event_source *s, const struct signalfd_siginfo *si, void *
 }
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct device *d = userdata;
+
         log_info("received %s, shutting down", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
         sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
+        /* Now, not in device_free(): sd-bus closes its connection from an exit handler of the
+         * event loop, so a reply queued after the loop ends would never leave. */
+        if (d->connect_request)
+                bus_reply_connect(d, BUS_ERROR_PREFIX "Cancelled", "The daemon is shutting down");
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 

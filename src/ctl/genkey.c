@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* shadowmeshctl genkey: a new X25519 private key, base64, for identity.private_key_file. */
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "i18n.h"
+#include "noise.h"
+
+int ctl_genkey(struct ctl *ctl, int argc, char **argv) {
+        uint8_t priv[NOISE_PUBLIC_KEY_LEN], pub[NOISE_PUBLIC_KEY_LEN];
+        char b64[45];
+
+        if (argc > 1)
+                return ctl_usage_error(_("genkey takes no arguments"));
+        if (ctl->json)
+                return ctl_usage_error(_("--json is for status and list"));
+        if (sodium_init() < 0)
+                return ctl_error(CTL_EXIT_FAILURE, _("cannot initialise libsodium"));
+
+        noise_generate_keypair(priv, pub);
+        config_format_key(priv, b64);
+        sodium_memzero(priv, sizeof(priv));
+        puts(b64);
+        sodium_memzero(b64, sizeof(b64));
+        return ctl_finish_stdout(CTL_EXIT_OK);
+}
