@@ -452,7 +452,8 @@ static int syslog_identifier_get(sd_bus *bus, const char *path, const char *inte
 
 static const sd_bus_vtable log_control_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_WRITABLE_PROPERTY("LogLevel", "s", log_level_get, log_level_set, 0, 0),
+        SD_BUS_WRITABLE_PROPERTY("LogLevel", "s", log_level_get, log_level_set, 0,
+                                 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_WRITABLE_PROPERTY("LogTarget", "s", log_target_get, log_target_set, 0, 0),
         SD_BUS_PROPERTY("SyslogIdentifier", "s", syslog_identifier_get, 0,
                         SD_BUS_VTABLE_PROPERTY_CONST),

@@ -121,7 +121,6 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
         d->peer.static_endpoint = true;
         log_info("connecting to %s (%s)", endpoint_to_string(result, buf), d->peer_address);
         bus_emit_changed(d, "Endpoint", NULL);
-        manager_notify_status(d);
         timers_want_handshake(d, now_ns());
 }
 
@@ -193,8 +192,10 @@ int manager_disconnect(struct device *d, sd_bus_error *error) {
         forget_peer(d);
         d->accept_incoming = false;
         log_info("disconnected by request");
-        manager_set_state(d, TUNNEL_DISCONNECTED);
-        manager_notify_status(d);
+        if (d->state == TUNNEL_DISCONNECTED)
+                manager_notify_status(d); /* "Waiting for the peer" becomes "Disconnected" */
+        else
+                manager_set_state(d, TUNNEL_DISCONNECTED);
         return 0;
 }
 
