@@ -1,0 +1,130 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Install the build into a scratch DESTDIR and compare the result with the tree the project
+# promises, computed here from the build's own options (`meson introspect --buildoptions`) and
+# from what exists in the source tree:
+#   <sbindir>/shadowmeshd and <bindir>/shadowmeshctl (when their sources exist), executable;
+#   <unitdir>/shadowmesh@.service and shadowmesh@.socket, starting <sbindir>/shadowmeshd,
+#     where <unitdir> is systemd.pc's systemdsystemunitdir for prefix /usr and
+#     <prefix>/lib/systemd/system otherwise (see systemd/meson.build);
+#   <datadir>/dbus-1/system.d/org.shadowmesh1.conf, <datadir>/dbus-1/interfaces/
+#     org.shadowmesh1.Tunnel.xml, <datadir>/doc/shadowmesh/org.shadowmesh1.Tunnel.txt;
+#   <mandir>/manN/ for every man/*.N page;
+#   <datadir>/doc/shadowmesh/examples/ for every examples/*.yaml (and no *.key);
+# installed data identical to the sources, and nothing else.
+#
+# Usage: install-tree.sh BUILD_ROOT SOURCE_ROOT
+set -u
+
+build=$1 src=$2
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); printf 'PASS: %s\n' "$*"; }
+fail() { failed=$((failed + 1)); printf 'FAIL: %s\n' "$*"; }
+summary() {
+        printf '%d passed, %d failed\n' "$passed" "$failed"
+        [ "$failed" -eq 0 ]
+}
+
+dest=$(mktemp -d "${TMPDIR:-/tmp}/sm-install.XXXXXX")
+trap 'rm -rf "$dest"' EXIT
+
+# The build's directory options, as absolute paths.
+prefix="" bindir="" sbindir="" datadir="" mandir="" sysconfdir=""
+eval "$(meson introspect --buildoptions "$build" | python3 -c '
+import json, os, sys
+opts = {o["name"]: o["value"] for o in json.load(sys.stdin)}
+prefix = opts["prefix"]
+print("prefix=%s" % prefix)
+for name in ("bindir", "sbindir", "datadir", "mandir", "sysconfdir"):
+        print("%s=%s" % (name, os.path.join(prefix, opts[name])))
+')"
+if [ -z "$prefix" ] || [ -z "$sbindir" ]; then
+        fail "cannot read the build options of $build"
+        summary
+        exit 1
+fi
+printf 'prefix=%s sbindir=%s bindir=%s datadir=%s mandir=%s sysconfdir=%s\n' \
+        "$prefix" "$sbindir" "$bindir" "$datadir" "$mandir" "$sysconfdir"
+if [ "$prefix" = /usr ] && pkg-config --exists systemd; then
+        unitdir=$(pkg-config --variable=systemdsystemunitdir systemd)
+else
+        unitdir=$prefix/lib/systemd/system
+fi
+
+if meson install -C "$build" --destdir "$dest" --no-rebuild --quiet >"$dest.log" 2>&1; then
+        pass "meson install --destdir"
+else
+        fail "meson install --destdir:"
+        sed 's/^/    /' "$dest.log"
+fi
+rm -f "$dest.log"
+
+# expect PATH MODE [SOURCE]: PATH (absolute, before DESTDIR) is expected with MODE, and when
+# SOURCE is given, with the same content.
+: >"$dest.expected"
+expect() {
+        local path=$1 mode=$2 source=${3:-}
+        printf '%s\n' "$path" >>"$dest.expected"
+        if [ ! -f "$dest$path" ]; then
+                fail "$path is not installed"
+                return
+        fi
+        local got
+        got=$(stat -c %a "$dest$path")
+        if [ "$got" != "$mode" ]; then
+                fail "$path has mode $got, expected $mode"
+        elif [ -n "$source" ] && ! cmp -s "$source" "$dest$path"; then
+                fail "$path differs from ${source#"$src"/}"
+        else
+                pass "$path ($mode${source:+, same as ${source#"$src"/}})"
+        fi
+}
+
+[ -f "$src/src/main.c" ] && expect "$sbindir/shadowmeshd" 755
+[ -f "$src/src/ctl/meson.build" ] && expect "$bindir/shadowmeshctl" 755
+
+expect "$unitdir/shadowmesh@.service" 644
+expect "$unitdir/shadowmesh@.socket" 644
+want="ExecStart=$sbindir/shadowmeshd --instance %i $sysconfdir/shadowmesh/%i.yaml"
+if grep -qxF "$want" "$dest$unitdir/shadowmesh@.service" 2>/dev/null; then
+        pass "installed unit: $want"
+else
+        fail "installed unit lacks: $want"
+fi
+
+expect "$datadir/dbus-1/system.d/org.shadowmesh1.conf" 644 "$src/dbus/org.shadowmesh1.conf"
+expect "$datadir/dbus-1/interfaces/org.shadowmesh1.Tunnel.xml" 644 \
+        "$src/dbus/org.shadowmesh1.Tunnel.xml"
+expect "$datadir/doc/shadowmesh/org.shadowmesh1.Tunnel.txt" 644 \
+        "$src/dbus/org.shadowmesh1.Tunnel.txt"
+
+for page in "$src"/man/*.[1-8]; do
+        [ -f "$page" ] || continue
+        name=$(basename "$page")
+        expect "$mandir/man${name##*.}/$name" 644 "$page"
+done
+
+for example in "$src"/examples/*.yaml; do
+        [ -f "$example" ] || continue
+        expect "$datadir/doc/shadowmesh/examples/$(basename "$example")" 644 "$example"
+done
+
+# Nothing else: every installed file must be expected.
+(cd "$dest" && find . -type f -o -type l) | sed 's/^\.//' | sort >"$dest.installed"
+sort -o "$dest.expected" "$dest.expected"
+extra=$(comm -13 "$dest.expected" "$dest.installed")
+if [ -z "$extra" ]; then
+        pass "nothing else installed ($(wc -l <"$dest.installed") files)"
+else
+        fail "unexpected files installed:"
+        printf '%s\n' "$extra" | sed 's/^/    /'
+fi
+if [ "$failed" -ne 0 ]; then
+        echo "--- installed tree under DESTDIR:"
+        (cd "$dest" && find . | sort | sed 's/^/    /')
+fi
+rm -f "$dest.expected" "$dest.installed"
+
+summary
