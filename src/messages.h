@@ -32,7 +32,15 @@ enum message_type {
         MESSAGE_HANDSHAKE_RESPONSE = 2,
         MESSAGE_HANDSHAKE_COOKIE = 3,
         MESSAGE_DATA = 4,
-        /* 5.. control messages (relay/rendezvous, path probes) are defined by the NAT work. */
+        /* Rendezvous and relay (between a node and shadowmesh-relay), see below. */
+        MESSAGE_RELAY_REGISTER = 5,
+        MESSAGE_RELAY_CHALLENGE = 6,
+        MESSAGE_RELAY_REGISTERED = 7,
+        MESSAGE_RELAY_PEER = 8,
+        MESSAGE_RELAY_DATA = 9,
+        /* Path probes (between two nodes, on an established session). */
+        MESSAGE_PATH_PROBE = 10,
+        MESSAGE_PATH_PROBE_REPLY = 11,
 };
 
 struct message_header {
@@ -99,6 +107,118 @@ _Static_assert(sizeof(struct message_handshake_cookie) == 64, "cookie reply");
 _Static_assert(sizeof(struct message_data) == 16, "data header");
 
 #define MESSAGE_DATA_MIN_LEN (sizeof(struct message_data) + NOISE_AUTHTAG_LEN) /* a keepalive */
+
+/*
+ * Rendezvous and relay (protocol version 1). A node registers with shadowmesh-relay:
+ *
+ *   node  -> relay  REGISTER   (challenge and proof zero)
+ *   relay -> node   CHALLENGE  relay's current ephemeral X25519 key and a cookie binding it to
+ *                              the node's source address (stateless: MAC under a rotating secret)
+ *   node  -> relay  REGISTER   with the cookie echoed and, in identity mode, the proof
+ *                              MAC(HASH(LABEL_RELAY_PROOF || DH(node static, relay ephemeral)),
+ *                                  REGISTER up to the proof field) - possession of node_id's key
+ *   relay -> node   REGISTERED the node's slot, the address the relay saw, the lifetime
+ *   relay -> node   PEER       for each registered node it may talk to: its slot, id and
+ *                              candidates (what it reported, plus the address the relay saw)
+ *
+ * Who may reach whom: both nodes registered with the same network_id (BLAKE2b-128 of the psk:
+ * the relay never learns a key) and, in identity mode, each naming the other's node_id as
+ * want_peer (shared-key mode: want_peer all zeros, node_id random per daemon run).
+ * A node re-registers every RELAY_REGISTER_INTERVAL (which also keeps its NAT mapping open);
+ * a registration not renewed for RELAY_REGISTRATION_LIFETIME expires.
+ *
+ * RELAY_DATA carries any node-to-node message (handshake, data, probe) through the relay:
+ * node -> relay with slot = destination; relay -> node with slot = source. The relay rewrites
+ * that one field and nothing else; it never sees plaintext.
+ */
+enum {
+        RELAY_MAX_CANDIDATES = 8,
+        RELAY_PORT_DEFAULT = 9545,
+        RELAY_REGISTER_INTERVAL = 20,       /* s: well inside Linux conntrack's 30 s UDP timeout */
+        RELAY_REGISTRATION_LIFETIME = 60,   /* s */
+        RELAY_CHALLENGE_SECRET_MAX_AGE = 120, /* s: the relay rotates its ephemeral key and secret */
+        RELAY_FALLBACK_AFTER_MS = 3000,     /* no direct path authenticated by then: use the relay */
+        PATH_PROBE_INTERVAL = 5,            /* s: probe direct candidates while on the relay */
+        NAT_KEEPALIVE_INTERVAL = 20,        /* s: keepalive on a direct path through a NAT */
+};
+#define LABEL_RELAY_PROOF "relay-proof-----"
+
+enum relay_candidate_family {
+        RELAY_CANDIDATE_NONE = 0,
+        RELAY_CANDIDATE_IPV4 = 4,
+        RELAY_CANDIDATE_IPV6 = 6,
+};
+
+/* An address on the wire: family 4 (first 4 bytes of addr) or 6; port big-endian (as in IP). */
+struct relay_candidate {
+        uint8_t family;
+        uint8_t reserved_zero;
+        uint16_t port_be;
+        uint8_t addr[16];
+} _packed_;
+
+struct message_relay_register {
+        struct message_header header;
+        uint8_t network_id[NETWORK_ID_LEN];
+        uint8_t node_id[NOISE_PUBLIC_KEY_LEN];
+        uint8_t want_peer[NOISE_PUBLIC_KEY_LEN];
+        uint8_t cookie[COOKIE_LEN];          /* zeros, or the last CHALLENGE's cookie */
+        uint8_t relay_ephemeral[NOISE_PUBLIC_KEY_LEN]; /* echoed from that CHALLENGE */
+        uint8_t n_candidates;
+        uint8_t reserved_zero[3];
+        struct relay_candidate candidates[RELAY_MAX_CANDIDATES];
+        uint8_t proof[COOKIE_LEN];           /* identity mode; zeros in shared-key mode */
+} _packed_;
+
+struct message_relay_challenge {
+        struct message_header header;
+        uint8_t relay_ephemeral[NOISE_PUBLIC_KEY_LEN];
+        uint8_t cookie[COOKIE_LEN];
+} _packed_;
+
+struct message_relay_registered {
+        struct message_header header;
+        uint32_t slot;
+        struct relay_candidate observed;
+        uint16_t lifetime; /* seconds */
+        uint8_t reserved_zero[2];
+} _packed_;
+
+struct message_relay_peer {
+        struct message_header header;
+        uint32_t slot;
+        uint8_t node_id[NOISE_PUBLIC_KEY_LEN];
+        struct relay_candidate observed;
+        uint8_t n_candidates;
+        uint8_t reserved_zero[3];
+        struct relay_candidate candidates[RELAY_MAX_CANDIDATES];
+} _packed_;
+
+struct message_relay_data {
+        struct message_header header;
+        uint32_t slot;
+        uint8_t inner[]; /* one whole node-to-node message */
+} _packed_;
+
+/* A probe is sealed like a data message (same keys, same counter space and replay window) with
+ * an 8-byte nonce as plaintext; the reply echoes the nonce. A reply received from an address
+ * proves the path works both ways; data on it then moves the peer's endpoint (roaming). */
+struct message_path_probe {
+        struct message_header header;
+        uint32_t key_idx;
+        uint64_t counter;
+        uint8_t encrypted_nonce[noise_encrypted_len(8)];
+} _packed_;
+
+_Static_assert(sizeof(struct relay_candidate) == 20, "candidate");
+_Static_assert(sizeof(struct message_relay_register) == 4 + 16 + 32 + 32 + 16 + 32 + 4 + 160 + 16,
+               "register");
+_Static_assert(sizeof(struct message_relay_challenge) == 52, "challenge");
+_Static_assert(sizeof(struct message_relay_registered) == 32, "registered");
+_Static_assert(sizeof(struct message_relay_peer) == 4 + 4 + 32 + 20 + 4 + 160, "peer");
+_Static_assert(sizeof(struct message_relay_data) == 8, "relay data header");
+_Static_assert(sizeof(struct message_path_probe) == 40, "probe");
+#define MESSAGE_RELAY_DATA_MIN_LEN (sizeof(struct message_relay_data) + sizeof(struct message_header))
 #define MESSAGE_PADDING_MULTIPLE 16
 
 /* The Noise prologue is this label followed by the NETWORK_ID_LEN-byte network id. */

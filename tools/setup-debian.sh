@@ -11,7 +11,7 @@ fi
 packages=(
         # build
         gcc clang meson ninja-build pkg-config
-        libsodium-dev libsystemd-dev libmnl-dev libyaml-dev
+        libsodium-dev libsystemd-dev libmnl-dev libyaml-dev nettle-dev
         # tests: vectors (JSON), fuzzing and sanitizers with clang
         libjansson-dev libclang-rt-14-dev
         # end-to-end tests and the demo
@@ -19,6 +19,8 @@ packages=(
         # control plane tests: a private system-like bus, busctl, systemd-analyze,
         # systemd-socket-activate, test users
         dbus-daemon dbus-bin systemd passwd
+        # NAT traversal tests: a real STUN server and NAT routers
+        coturn nftables
         # man pages are rendered with warnings on by the test suite
         groff-base man-db
 )
