@@ -1100,6 +1100,11 @@ static int validate(struct parser *p) {
                             "give the port in one place",
                             c->listen_port, p->listen_address_port,
                             p->listen_address_node->start_mark.line + 1);
+        /* Naming a server and saying nothing else means using it. */
+        if (c->relay_host && !p->relay_enabled_node)
+                c->relay_enabled = true;
+        if (c->stun_host && !p->nat_enabled_node)
+                c->nat_enabled = true;
         if (c->relay_enabled && !c->relay_host)
                 return fail(p, -EINVAL, p->relay_enabled_node, "relay.enabled",
                             "is true but relay.server is not set");

@@ -226,9 +226,25 @@ static void test_small_variants(void) {
                      NULL);
         if (c) {
                 CHECK(c->nat_enabled);
-                CHECK(!c->relay_enabled);
+                CHECK(c->relay_enabled); /* a named server is used unless enabled says no */
                 CHECK(c->stun_host && strcmp(c->stun_host, "198.51.100.9") == 0);
                 CHECK_EQ_INT(c->stun_port, 9545);
+        }
+        config_free(c);
+        /* Servers named without "enabled": used; with "enabled: no": not used. */
+        c = parse_ok(KEY_SECTION "nat:\n  stun_server: stun.example.org\nrelay:\n  server: r.example.org\n",
+                     NULL);
+        if (c) {
+                CHECK(c->nat_enabled);
+                CHECK(c->relay_enabled);
+        }
+        config_free(c);
+        c = parse_ok(KEY_SECTION "nat:\n  enabled: no\n  stun_server: stun.example.org\n"
+                                 "relay:\n  enabled: no\n  server: r.example.org\n",
+                     NULL);
+        if (c) {
+                CHECK(!c->nat_enabled);
+                CHECK(!c->relay_enabled);
         }
         config_free(c);
         /* key_file without a base directory: recorded, not read. */
