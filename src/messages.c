@@ -27,6 +27,32 @@ enum message_type message_classify(const uint8_t *buf, size_t len) {
                 if (len >= MESSAGE_DATA_MIN_LEN && len <= (size_t) DATAGRAM_MAX_LEN)
                         return MESSAGE_DATA;
                 break;
+        case MESSAGE_RELAY_REGISTER:
+                if (len == sizeof(struct message_relay_register))
+                        return MESSAGE_RELAY_REGISTER;
+                break;
+        case MESSAGE_RELAY_CHALLENGE:
+                if (len == sizeof(struct message_relay_challenge))
+                        return MESSAGE_RELAY_CHALLENGE;
+                break;
+        case MESSAGE_RELAY_REGISTERED:
+                if (len == sizeof(struct message_relay_registered))
+                        return MESSAGE_RELAY_REGISTERED;
+                break;
+        case MESSAGE_RELAY_PEER:
+                if (len == sizeof(struct message_relay_peer))
+                        return MESSAGE_RELAY_PEER;
+                break;
+        case MESSAGE_RELAY_DATA:
+                /* Wraps one whole node-to-node message, itself classified on arrival. */
+                if (len >= MESSAGE_RELAY_DATA_MIN_LEN && len <= (size_t) RELAYED_DATAGRAM_MAX_LEN)
+                        return MESSAGE_RELAY_DATA;
+                break;
+        case MESSAGE_PATH_PROBE:
+        case MESSAGE_PATH_PROBE_REPLY:
+                if (len == sizeof(struct message_path_probe))
+                        return (enum message_type) get_le32(buf);
+                break;
         default:
                 break;
         }

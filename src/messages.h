@@ -219,6 +219,8 @@ _Static_assert(sizeof(struct message_relay_peer) == 4 + 4 + 32 + 20 + 4 + 160, "
 _Static_assert(sizeof(struct message_relay_data) == 8, "relay data header");
 _Static_assert(sizeof(struct message_path_probe) == 40, "probe");
 #define MESSAGE_RELAY_DATA_MIN_LEN (sizeof(struct message_relay_data) + sizeof(struct message_header))
+/* The largest datagram on the wire: a full data message wrapped for the relay. */
+#define RELAYED_DATAGRAM_MAX_LEN (DATAGRAM_MAX_LEN + sizeof(struct message_relay_data))
 #define MESSAGE_PADDING_MULTIPLE 16
 
 /* The Noise prologue is this label followed by the NETWORK_ID_LEN-byte network id. */

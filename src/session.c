@@ -54,21 +54,21 @@ static void make_nonce(uint8_t nonce[static 12], uint64_t counter) {
         put_le64(nonce + 4, counter);
 }
 
-ssize_t session_encrypt(struct keypair *kp, const uint8_t *frame, size_t frame_len, uint8_t *out,
-                        size_t out_max, uint64_t now) {
+/* Seal plain into out as a message of type: header, key_idx, counter, ciphertext, tag. Data
+ * messages are padded and have no associated data (so they match the protocol as WireGuard
+ * defines it); every other type authenticates its 4-byte header as associated data, so that a
+ * message cannot be retyped into another kind by changing its unauthenticated first byte. */
+static ssize_t seal(struct keypair *kp, uint8_t type, const uint8_t *plain, size_t plain_len,
+                    size_t padded, uint8_t *out, size_t out_max, uint64_t now) {
         uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
-        size_t padded, len;
+        size_t len = sizeof(struct message_data) + padded + NOISE_AUTHTAG_LEN;
+        bool ad = type != MESSAGE_DATA;
         uint64_t counter;
 
         if (!keypair_usable(kp, now))
                 return -ESTALE;
-        /* The first test keeps the length sum from wrapping and the result fitting ssize_t. */
-        if (frame_len > (size_t) SSIZE_MAX - 2 * MESSAGE_DATA_MIN_LEN)
-                return -ENOBUFS;
-        len = session_message_len(frame_len);
         if (len > out_max)
                 return -ENOBUFS;
-        padded = ALIGN_TO(frame_len, MESSAGE_PADDING_MULTIPLE);
 
         /* Do not burn counters once exhausted (the load keeps fetch_add from ever wrapping);
          * two senders racing past the limit are caught by the check after fetch_add. */
@@ -81,33 +81,50 @@ ssize_t session_encrypt(struct keypair *kp, const uint8_t *frame, size_t frame_l
         struct message_data *hdr = (struct message_data *) out;
         uint8_t *payload = out + sizeof(struct message_data);
 
-        hdr->header.type = MESSAGE_DATA;
+        hdr->header.type = type;
         memset(hdr->header.reserved_zero, 0, sizeof(hdr->header.reserved_zero));
         put_le32(out + offsetof(struct message_data, key_idx), kp->remote_index);
         put_le64(out + offsetof(struct message_data, counter), counter);
-        if (frame_len > 0)
-                memcpy(payload, frame, frame_len);
-        memset(payload + frame_len, 0, padded - frame_len);
+        if (plain_len > 0)
+                memcpy(payload, plain, plain_len);
+        memset(payload + plain_len, 0, padded - plain_len);
 
         make_nonce(nonce, counter);
-        crypto_aead_chacha20poly1305_ietf_encrypt_detached(payload, payload + padded, NULL, payload,
-                                                           padded, NULL, 0, NULL, nonce,
-                                                           kp->send_key);
+        crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+                payload, payload + padded, NULL, payload, padded, ad ? out : NULL,
+                ad ? sizeof(struct message_header) : 0, NULL, nonce, kp->send_key);
         return (ssize_t) len;
 }
 
-int session_decrypt(struct keypair *kp, uint8_t *msg, size_t len, uint64_t now, uint8_t **ret_frame,
-                    size_t *ret_len, uint64_t *ret_counter) {
+ssize_t session_encrypt(struct keypair *kp, const uint8_t *frame, size_t frame_len, uint8_t *out,
+                        size_t out_max, uint64_t now) {
+        /* The first test keeps the length sum from wrapping and the result fitting ssize_t. */
+        if (frame_len > (size_t) SSIZE_MAX - 2 * MESSAGE_DATA_MIN_LEN)
+                return -ENOBUFS;
+        return seal(kp, MESSAGE_DATA, frame, frame_len,
+                    ALIGN_TO(frame_len, MESSAGE_PADDING_MULTIPLE), out, out_max, now);
+}
+
+ssize_t session_encrypt_control(struct keypair *kp, uint8_t type, const uint8_t *plain,
+                                size_t plain_len, uint8_t *out, size_t out_max, uint64_t now) {
+        if (type == MESSAGE_DATA || plain_len > (size_t) SSIZE_MAX - 2 * MESSAGE_DATA_MIN_LEN)
+                return -EINVAL;
+        return seal(kp, type, plain, plain_len, plain_len, out, out_max, now);
+}
+
+static int open_message(struct keypair *kp, uint8_t type, uint8_t *msg, size_t len, uint64_t now,
+                        uint8_t **ret_plain, size_t *ret_len, uint64_t *ret_counter) {
         uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
+        bool ad = type != MESSAGE_DATA;
         uint8_t *payload;
         size_t plain_len;
         uint64_t counter;
 
         if (!msg || len < MESSAGE_DATA_MIN_LEN)
                 return -EBADMSG;
-        /* Type and key_idx are not covered by the tag: check them so that a changed header
-         * byte is refused like a changed ciphertext byte. */
-        if (get_le32(msg) != MESSAGE_DATA ||
+        /* Type and key_idx are not covered by the tag of a data message: check them so that a
+         * changed header byte is refused like a changed ciphertext byte. */
+        if (get_le32(msg) != type ||
             get_le32(msg + offsetof(struct message_data, key_idx)) != kp->local_index)
                 return -EBADMSG;
         if (!keypair_usable(kp, now))
@@ -118,20 +135,33 @@ int session_decrypt(struct keypair *kp, uint8_t *msg, size_t len, uint64_t now, 
         plain_len = len - MESSAGE_DATA_MIN_LEN;
 
         make_nonce(nonce, counter);
-        if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(payload, NULL, payload, plain_len,
-                                                               payload + plain_len, NULL, 0, nonce,
-                                                               kp->recv_key) != 0)
+        if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+                    payload, NULL, payload, plain_len, payload + plain_len, ad ? msg : NULL,
+                    ad ? sizeof(struct message_header) : 0, nonce, kp->recv_key) != 0)
                 return -EBADMSG;
 
         /* Only now, with the counter authenticated, may it move the window. */
         if (!replay_validate(&kp->replay, counter, REJECT_AFTER_MESSAGES))
                 return -EALREADY;
 
-        if (ret_frame)
-                *ret_frame = payload;
+        if (ret_plain)
+                *ret_plain = payload;
         if (ret_len)
                 *ret_len = plain_len;
         if (ret_counter)
                 *ret_counter = counter;
         return 0;
+}
+
+int session_decrypt(struct keypair *kp, uint8_t *msg, size_t len, uint64_t now, uint8_t **ret_frame,
+                    size_t *ret_len, uint64_t *ret_counter) {
+        return open_message(kp, MESSAGE_DATA, msg, len, now, ret_frame, ret_len, ret_counter);
+}
+
+int session_decrypt_control(struct keypair *kp, uint8_t type, uint8_t *msg, size_t len,
+                            uint64_t now, uint8_t **ret_plain, size_t *ret_len,
+                            uint64_t *ret_counter) {
+        if (type == MESSAGE_DATA)
+                return -EINVAL;
+        return open_message(kp, type, msg, len, now, ret_plain, ret_len, ret_counter);
 }

@@ -53,3 +53,12 @@ ssize_t session_encrypt(struct keypair *kp, const uint8_t *frame, size_t frame_l
  */
 int session_decrypt(struct keypair *kp, uint8_t *msg, size_t len, uint64_t now,
                     uint8_t **ret_frame, size_t *ret_len, uint64_t *ret_counter);
+
+/* The same for session-bound control messages (path probes): message type `type` (not
+ * MESSAGE_DATA), no padding, and the 4-byte header authenticated as associated data so that
+ * neither kind can be turned into the other. They share the key pair's counter and window. */
+ssize_t session_encrypt_control(struct keypair *kp, uint8_t type, const uint8_t *plain,
+                                size_t plain_len, uint8_t *out, size_t out_max, uint64_t now);
+int session_decrypt_control(struct keypair *kp, uint8_t type, uint8_t *msg, size_t len,
+                            uint64_t now, uint8_t **ret_plain, size_t *ret_len,
+                            uint64_t *ret_counter);

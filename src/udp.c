@@ -151,6 +151,12 @@ static const uint8_t *v4_bytes(const union sockaddr_union *u, uint16_t *ret_port
 }
 
 bool endpoint_equal(const struct endpoint *a, const struct endpoint *b) {
+        if (a->via_relay != b->via_relay || (a->via_relay && a->relay_slot != b->relay_slot))
+                return false;
+        return endpoint_same_address(a, b);
+}
+
+bool endpoint_same_address(const struct endpoint *a, const struct endpoint *b) {
         uint16_t pa = 0, pb = 0;
         const uint8_t *va, *vb;
 
@@ -178,10 +184,12 @@ const char *endpoint_to_string(const struct endpoint *e, char *buf) {
         v4 = v4_bytes(&e->addr, &port);
         if (v4) {
                 inet_ntop(AF_INET, v4, addr, sizeof(addr));
-                snprintf(buf, ENDPOINT_STRLEN, "%s:%u", addr, ntohs(port));
+                snprintf(buf, ENDPOINT_STRLEN, "%s%s:%u", e->via_relay ? "relay " : "", addr,
+                         ntohs(port));
         } else {
                 inet_ntop(AF_INET6, &e->addr.in6.sin6_addr, addr, sizeof(addr));
-                snprintf(buf, ENDPOINT_STRLEN, "[%s]:%u", addr, ntohs(e->addr.in6.sin6_port));
+                snprintf(buf, ENDPOINT_STRLEN, "%s[%s]:%u", e->via_relay ? "relay " : "", addr,
+                         ntohs(e->addr.in6.sin6_port));
         }
         return buf;
 }

@@ -15,9 +15,13 @@ union sockaddr_union {
         struct sockaddr_storage storage;
 };
 
+/* Where to send to reach a peer: its address, or the relay's address plus the peer's slot at
+ * the relay (messages then travel wrapped in RELAY_DATA). */
 struct endpoint {
         union sockaddr_union addr;
         socklen_t len; /* 0: none */
+        bool via_relay;
+        uint32_t relay_slot;
 };
 
 /* Open, configure (non-blocking, close-on-exec, large buffers, IPV6_V6ONLY off) and bind.
@@ -35,8 +39,11 @@ int udp_adopt(int fd, int *ret_family, uint16_t *ret_port);
 int udp_resolve(const char *host, uint16_t port, int family, struct endpoint *ret,
                 int *ret_gai_error);
 
-/* Same address and port (v4-mapped v6 equals its v4 form). */
+/* Same address and port (v4-mapped v6 equals its v4 form), and the same relay slot. */
 bool endpoint_equal(const struct endpoint *a, const struct endpoint *b);
-/* "192.0.2.1:9001" or "[2001:db8::1]:9001" (v4-mapped printed as v4). buf of ENDPOINT_STRLEN. */
-#define ENDPOINT_STRLEN (INET6_ADDRSTRLEN + 8)
+/* Same address and port only (ignores relay slots). */
+bool endpoint_same_address(const struct endpoint *a, const struct endpoint *b);
+/* "192.0.2.1:9001" or "[2001:db8::1]:9001" (v4-mapped printed as v4), prefixed "relay " for a
+ * relayed endpoint. buf of ENDPOINT_STRLEN. */
+#define ENDPOINT_STRLEN (INET6_ADDRSTRLEN + 16)
 const char *endpoint_to_string(const struct endpoint *e, char *buf);

@@ -41,6 +41,11 @@ static void test_sizes(void) {
         CHECK_EQ_INT(offsetof(struct message_data, counter), 8);
         CHECK_EQ_INT(FRAME_MAX_LEN, 9018);
         CHECK_EQ_INT(DATAGRAM_MAX_LEN, 16 + 9024 + 16);
+        CHECK_EQ_INT(RELAYED_DATAGRAM_MAX_LEN, 16 + 9024 + 16 + 8);
+        CHECK_EQ_INT(sizeof(struct message_relay_register), 312);
+        CHECK_EQ_INT(offsetof(struct message_relay_register, proof), 296);
+        CHECK_EQ_INT(sizeof(struct message_relay_peer), 224);
+        CHECK_EQ_INT(sizeof(struct message_path_probe), 40);
 }
 
 /* Type t is accepted at exactly the lengths ok() says, over 0 .. DATAGRAM_MAX_LEN + 64. */
@@ -84,6 +89,24 @@ static bool is_cookie(size_t len) {
 static bool is_data(size_t len) {
         return len >= 32 && len <= 9056;
 }
+static bool is_register(size_t len) {
+        return len == 312;
+}
+static bool is_challenge(size_t len) {
+        return len == 52;
+}
+static bool is_registered(size_t len) {
+        return len == 32;
+}
+static bool is_relay_peer(size_t len) {
+        return len == 224;
+}
+static bool is_relay_data(size_t len) {
+        return len >= 12 && len <= 9056 + 8;
+}
+static bool is_probe(size_t len) {
+        return len == 40;
+}
 static bool never(size_t len) {
         return false;
 }
@@ -93,10 +116,17 @@ static void test_classify(void) {
         check_type(MESSAGE_HANDSHAKE_RESPONSE, MESSAGE_HANDSHAKE_RESPONSE, is_response);
         check_type(MESSAGE_HANDSHAKE_COOKIE, MESSAGE_HANDSHAKE_COOKIE, is_cookie);
         check_type(MESSAGE_DATA, MESSAGE_DATA, is_data);
+        check_type(MESSAGE_RELAY_REGISTER, MESSAGE_RELAY_REGISTER, is_register);
+        check_type(MESSAGE_RELAY_CHALLENGE, MESSAGE_RELAY_CHALLENGE, is_challenge);
+        check_type(MESSAGE_RELAY_REGISTERED, MESSAGE_RELAY_REGISTERED, is_registered);
+        check_type(MESSAGE_RELAY_PEER, MESSAGE_RELAY_PEER, is_relay_peer);
+        check_type(MESSAGE_RELAY_DATA, MESSAGE_RELAY_DATA, is_relay_data);
+        check_type(MESSAGE_PATH_PROBE, MESSAGE_PATH_PROBE, is_probe);
+        check_type(MESSAGE_PATH_PROBE_REPLY, MESSAGE_PATH_PROBE_REPLY, is_probe);
 
         /* Unknown types, at the lengths of known ones, are invalid. */
-        static const uint32_t unknown[] = {0, 5, 6, 0xff, 0x100, 0x104, 0x01000001, 0xffffffff};
-        static const size_t lens[] = {0, 3, 4, 32, 64, 92, 100, 148, 1500, 9056};
+        static const uint32_t unknown[] = {0, 12, 13, 0xff, 0x100, 0x104, 0x01000001, 0xffffffff};
+        static const size_t lens[] = {0, 3, 4, 32, 40, 52, 64, 92, 100, 148, 224, 312, 1500, 9056};
         unsigned refused = 0;
         for (size_t i = 0; i < ELEMENTSOF(unknown); i++)
                 for (size_t j = 0; j < ELEMENTSOF(lens); j++)

@@ -348,9 +348,67 @@ static void test_concurrent_senders(void) {
         free(hits);
 }
 
+/* Probes are sealed with their header as associated data: neither a data message nor a probe
+ * can be turned into the other by rewriting the unauthenticated type byte. */
+static void test_control_messages(void) {
+        struct keypair a, b;
+        uint8_t msg[128], *plain = NULL;
+        const uint8_t nonce[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+        size_t plen = 0;
+        uint64_t counter = 99;
+        ssize_t n;
+
+        make_pair(&a, &b);
+        n = session_encrypt_control(&a, MESSAGE_PATH_PROBE, nonce, sizeof(nonce), msg, sizeof(msg),
+                                    BIRTH);
+        CHECK_EQ_INT(n, sizeof(struct message_path_probe));
+        CHECK_EQ_INT(msg[0], MESSAGE_PATH_PROBE);
+        CHECK_EQ_INT(session_decrypt_control(&b, MESSAGE_PATH_PROBE, msg, (size_t) n, BIRTH, &plain,
+                                             &plen, &counter),
+                     0);
+        CHECK_EQ_INT(plen, sizeof(nonce));
+        CHECK(plain && memcmp(plain, nonce, sizeof(nonce)) == 0);
+        CHECK_EQ_INT(counter, 0);
+
+        /* Retyped probe -> data, and retyped as the other probe kind: refused. */
+        n = session_encrypt_control(&a, MESSAGE_PATH_PROBE_REPLY, nonce, sizeof(nonce), msg,
+                                    sizeof(msg), BIRTH);
+        msg[0] = MESSAGE_DATA;
+        CHECK_EQ_INT(session_decrypt(&b, msg, (size_t) n, BIRTH, NULL, NULL, NULL), -EBADMSG);
+        msg[0] = MESSAGE_PATH_PROBE;
+        CHECK_EQ_INT(session_decrypt_control(&b, MESSAGE_PATH_PROBE, msg, (size_t) n, BIRTH, NULL,
+                                             NULL, NULL),
+                     -EBADMSG);
+        /* Retyped data -> probe: refused. */
+        n = session_encrypt(&a, nonce, sizeof(nonce), msg, sizeof(msg), BIRTH);
+        msg[0] = MESSAGE_PATH_PROBE;
+        CHECK_EQ_INT(session_decrypt_control(&b, MESSAGE_PATH_PROBE, msg, (size_t) n, BIRTH, NULL,
+                                             NULL, NULL),
+                     -EBADMSG);
+        /* Counters are shared with data: a replayed probe is caught by the same window. */
+        n = session_encrypt_control(&a, MESSAGE_PATH_PROBE, nonce, sizeof(nonce), msg, sizeof(msg),
+                                    BIRTH);
+        CHECK_EQ_INT(session_decrypt_control(&b, MESSAGE_PATH_PROBE, msg, (size_t) n, BIRTH, NULL,
+                                             NULL, NULL),
+                     0);
+        n = session_encrypt_control(&a, MESSAGE_PATH_PROBE, nonce, sizeof(nonce), msg, sizeof(msg),
+                                    BIRTH);
+        uint8_t copy[128];
+        memcpy(copy, msg, (size_t) n);
+        CHECK_EQ_INT(session_decrypt_control(&b, MESSAGE_PATH_PROBE, msg, (size_t) n, BIRTH, NULL,
+                                             NULL, NULL),
+                     0);
+        CHECK_EQ_INT(session_decrypt_control(&b, MESSAGE_PATH_PROBE, copy, (size_t) n, BIRTH, NULL,
+                                             NULL, NULL),
+                     -EALREADY);
+        CHECK_EQ_INT(session_encrypt_control(&a, MESSAGE_DATA, nonce, 8, msg, sizeof(msg), BIRTH),
+                     -EINVAL);
+}
+
 int main(void) {
         if (sodium_init() < 0)
                 return 1;
+        test_control_messages();
         test_lengths();
         test_round_trips();
         test_known_answer();
