@@ -17,6 +17,8 @@
 #include "device.h"
 #include "log.h"
 #include "manager.h"
+#include "netcheck.h"
+#include "path.h"
 
 #define LOG_CONTROL_PATH "/org/freedesktop/LogControl1"
 #define LOG_CONTROL_INTERFACE "org.freedesktop.LogControl1"
@@ -49,8 +51,7 @@ static int append_property(sd_bus_message *reply, struct device *d, const char *
         if (strcmp(property, "State") == 0)
                 return sd_bus_message_append(reply, "s", tunnel_state_to_string(d->state));
         if (strcmp(property, "Path") == 0)
-                return sd_bus_message_append(reply, "s",
-                                             d->state == TUNNEL_CONNECTED ? "direct" : "none");
+                return sd_bus_message_append(reply, "s", path_name(d));
         if (strcmp(property, "PeerAddress") == 0)
                 return sd_bus_message_append(reply, "s", d->peer_address ? d->peer_address : "");
         if (strcmp(property, "Endpoint") == 0) {
@@ -59,9 +60,9 @@ static int append_property(sd_bus_message *reply, struct device *d, const char *
                                              e.len ? endpoint_to_string(&e, buf) : "");
         }
         if (strcmp(property, "PublicEndpoint") == 0)
-                return sd_bus_message_append(reply, "s", "");
+                return sd_bus_message_append(reply, "s", d->public_endpoint);
         if (strcmp(property, "NatType") == 0)
-                return sd_bus_message_append(reply, "s", "unknown");
+                return sd_bus_message_append(reply, "s", d->nat_type);
         if (strcmp(property, "TapDevice") == 0)
                 return sd_bus_message_append(reply, "s", d->tap->name);
         if (strcmp(property, "LocalAddress") == 0) {
@@ -255,7 +256,7 @@ static int do_connect(sd_bus_message *m, struct device *d, sd_bus_error *error) 
         uint32_t timeout_sec = CONNECT_TIMEOUT_DEFAULT_SEC;
         uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
         bool have_key = false, relay = false;
-        const char *peer, *key;
+        const char *peer, *key, *relay_server = NULL;
         int r;
 
         r = sd_bus_message_rewind(m, true);
@@ -300,10 +301,8 @@ static int do_connect(sd_bus_message *m, struct device *d, sd_bus_error *error) 
                         r = sd_bus_message_read(m, "v", "b", &b);
                         relay = b;
                 } else if (strcmp(key, "relay_server") == 0) {
-                        const char *s;
                         WANT("s");
-                        r = sd_bus_message_read(m, "v", "s", &s);
-                        relay = true;
+                        r = sd_bus_message_read(m, "v", "s", &relay_server);
                 } else
                         return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
                                                  "Unknown option '%s' (known: timeout_sec, "
@@ -316,18 +315,12 @@ static int do_connect(sd_bus_message *m, struct device *d, sd_bus_error *error) 
         if (r < 0)
                 return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
                                          "Malformed arguments: expected (s peer, a{sv} options)");
-        if (relay)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "RelayUnavailable",
-                                        "Relay support is not available in this version");
         if (have_key && d->pattern != NOISE_PATTERN_IKPSK2)
                 return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidArguments",
                                         "Option 'public_key' needs identity mode "
                                         "(identity.private_key_file in the configuration)");
-        if (!*peer)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidPeer",
-                                        "Peer address is empty: expected host[:port]");
-
-        r = manager_connect(d, peer, have_key ? public_key : NULL, timeout_sec, m, error);
+        r = manager_connect(d, peer, have_key ? public_key : NULL, timeout_sec, relay,
+                            relay_server && *relay_server ? relay_server : NULL, m, error);
         sodium_memzero(public_key, sizeof(public_key));
         return r;
 }
@@ -366,6 +359,11 @@ void bus_reply_connect(struct device *d, const char *error, const char *fmt, ...
         sd_bus_message_unref(m);
 }
 
+static int method_netcheck(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        int r = netcheck_api_start(userdata, m, error);
+        return r < 0 ? r : 1; /* replied to when the checks are done */
+}
+
 static const sd_bus_vtable tunnel_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("State", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -393,6 +391,8 @@ static const sd_bus_vtable tunnel_vtable[] = {
                                 method_disconnect, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetStatus", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sv}", status),
                                 method_get_status, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("NetCheck", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sv}", report),
+                                method_netcheck, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

@@ -6,6 +6,7 @@
 
 #include "datapath.h"
 #include "log.h"
+#include "stun.h"
 
 /* Quiescent-state markers (see device_collect_retired): odd while a thread holds key pair
  * pointers loaded in this batch, even while it sleeps in poll(). */
@@ -42,7 +43,9 @@ static bool wait_writable(struct device *d, int fd) {
 
 struct tx_buffers {
         uint8_t frame[FRAME_MAX_LEN];
-        uint8_t out[DATAPATH_BATCH][DATAGRAM_MAX_LEN];
+        /* Each message is sealed after room for a RELAY_DATA header, which is filled in when
+         * the peer is reached through the relay; otherwise the send starts past it. */
+        uint8_t out[DATAPATH_BATCH][RELAYED_DATAGRAM_MAX_LEN];
         struct iovec iov[DATAPATH_BATCH];
         struct mmsghdr msgs[DATAPATH_BATCH];
 };
@@ -90,14 +93,22 @@ static void *tx_main(void *userdata) {
                                 dropped++;
                                 continue;
                         }
-                        ssize_t m = session_encrypt(kp, b->frame, (size_t) k, b->out[n],
-                                                    sizeof(b->out[n]), now);
+                        const size_t hdr = sizeof(struct message_relay_data);
+                        ssize_t m = session_encrypt(kp, b->frame, (size_t) k, b->out[n] + hdr,
+                                                    sizeof(b->out[n]) - hdr, now);
                         if (m < 0) {
                                 usable = false; /* expired or out of counters: rekey */
                                 dropped++;
                                 continue;
                         }
-                        b->iov[n] = (struct iovec){ .iov_base = b->out[n], .iov_len = (size_t) m };
+                        if (ep.via_relay) {
+                                put_le32(b->out[n], MESSAGE_RELAY_DATA);
+                                put_le32(b->out[n] + 4, ep.relay_slot);
+                                b->iov[n] = (struct iovec){ .iov_base = b->out[n],
+                                                            .iov_len = (size_t) m + hdr };
+                        } else
+                                b->iov[n] = (struct iovec){ .iov_base = b->out[n] + hdr,
+                                                            .iov_len = (size_t) m };
                         b->msgs[n].msg_hdr = (struct msghdr){
                                 .msg_name = &ep.addr,
                                 .msg_namelen = ep.len,
@@ -126,6 +137,8 @@ static void *tx_main(void *userdata) {
                 }
 
                 if (sent > 0) {
+                        if (ep.via_relay)
+                                stat_add(&d->stats.relay_tx_packets, sent);
                         stat_add(&d->stats.tx_packets, sent);
                         stat_add(&d->stats.tx_bytes, bytes);
                         atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
@@ -150,38 +163,173 @@ static void *tx_main(void *userdata) {
 }
 
 struct rx_buffers {
-        uint8_t in[DATAPATH_BATCH][DATAGRAM_MAX_LEN];
+        uint8_t in[DATAPATH_BATCH][RELAYED_DATAGRAM_MAX_LEN];
         union sockaddr_union from[DATAPATH_BATCH];
         struct iovec iov[DATAPATH_BATCH];
         struct mmsghdr msgs[DATAPATH_BATCH];
 };
 
-static struct keypair *lookup_keypair(struct keypair *cur, struct keypair *prev,
-                                      struct keypair *next, uint32_t idx) {
-        if (cur && cur->local_index == idx)
-                return cur;
-        if (next && next->local_index == idx)
-                return next;
-        if (prev && prev->local_index == idx)
-                return prev;
+/* What one receive batch saw, flushed to the counters and timers once per batch. */
+struct rx_batch {
+        uint64_t now;
+        struct keypair *cur, *prev, *next;
+        struct endpoint ep;
+        uint64_t packets, bytes, replayed, bad_tag, unknown, malformed, hs_dropped, relayed;
+        bool authenticated, got_data, queued;
+        struct endpoint last_bad;
+        const char *last_reason;
+};
+
+static struct keypair *lookup_keypair(const struct rx_batch *x, uint32_t idx) {
+        if (x->cur && x->cur->local_index == idx)
+                return x->cur;
+        if (x->next && x->next->local_index == idx)
+                return x->next;
+        if (x->prev && x->prev->local_index == idx)
+                return x->prev;
         return NULL;
 }
 
-static bool enqueue_handshake(struct device *d, const uint8_t *data, size_t len,
-                              const union sockaddr_union *from, socklen_t fromlen) {
+static bool enqueue(struct device *d, enum queued_kind kind, const uint8_t *data, size_t len,
+                    const struct endpoint *from) {
         uint32_t head = atomic_load_explicit(&d->hs_head, memory_order_relaxed);
         uint32_t tail = atomic_load_explicit(&d->hs_tail, memory_order_acquire);
         struct queued_handshake *q;
 
-        if (head - tail >= MAX_QUEUED_HANDSHAKES)
+        if (head - tail >= MAX_QUEUED_HANDSHAKES || len > sizeof(q->data))
                 return false;
         q = &d->hs_queue[head % MAX_QUEUED_HANDSHAKES];
         memcpy(q->data, data, len);
         q->len = (uint16_t) len;
-        memcpy(&q->from.addr, from, fromlen);
-        q->from.len = fromlen;
+        q->kind = (uint8_t) kind;
+        q->from = *from;
         atomic_store_explicit(&d->hs_head, head + 1, memory_order_release);
         return true;
+}
+
+static void bad(struct rx_batch *x, uint64_t *counter, const char *reason,
+                const struct endpoint *from) {
+        (*counter)++;
+        x->last_reason = reason;
+        x->last_bad = *from;
+}
+
+static void rx_data(struct device *d, struct rx_batch *x, uint8_t *buf, size_t len,
+                    const struct endpoint *from) {
+        struct peer *p = &d->peer;
+        struct keypair *kp = lookup_keypair(x, get_le32(buf + 4));
+        uint8_t *frame;
+        size_t flen;
+        uint64_t counter;
+        int r;
+
+        if (!kp)
+                return bad(x, &x->unknown, "unknown session index", from);
+        r = session_decrypt(kp, buf, len, x->now, &frame, &flen, &counter);
+        if (r == -EALREADY)
+                return bad(x, &x->replayed, "replayed counter", from);
+        if (r == -ESTALE)
+                return bad(x, &x->unknown, "expired session", from);
+        if (r < 0)
+                return bad(x, &x->bad_tag, "authentication failed", from);
+
+        x->authenticated = true;
+        if (kp == x->next && !atomic_exchange(&p->next_confirmed, true))
+                device_wake(d);
+        /* Roaming: the endpoint follows the last authenticated data packet, whether it came
+         * straight from the peer or through the relay. */
+        if (!endpoint_equal(from, &x->ep)) {
+                peer_set_endpoint(p, from);
+                x->ep = *from;
+                device_wake(d); /* the control loop reports the new path */
+        }
+        if (kp == x->cur && kp->initiator &&
+            x->now - kp->birth_ns >=
+                    (REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT) * NSEC_PER_SEC)
+                request_handshake(d);
+        if (flen == 0)
+                return; /* keepalive */
+        x->got_data = true;
+        if (write(d->tap->fd, frame, flen) < 0)
+                return;
+        x->packets++;
+        x->bytes += flen;
+}
+
+/* A path probe is opened here (the replay window has one writer: this thread) and handed to the
+ * control loop, which answers or switches paths. */
+static void rx_probe(struct device *d, struct rx_batch *x, uint8_t *buf, size_t len,
+                     const struct endpoint *from) {
+        uint8_t type = buf[0], *nonce;
+        struct keypair *kp = lookup_keypair(x, get_le32(buf + 4));
+        size_t nlen;
+        int r;
+
+        if (!kp)
+                return bad(x, &x->unknown, "probe for an unknown session", from);
+        r = session_decrypt_control(kp, type, buf, len, x->now, &nonce, &nlen, NULL);
+        if (r == -EALREADY)
+                return bad(x, &x->replayed, "replayed probe", from);
+        if (r < 0 || nlen != 8)
+                return bad(x, &x->bad_tag, "probe failed authentication", from);
+        if (enqueue(d, type == MESSAGE_PATH_PROBE ? QUEUED_PROBE : QUEUED_PROBE_REPLY, nonce, 8,
+                    from))
+                x->queued = true;
+        else
+                x->hs_dropped++;
+}
+
+static void rx_datagram(struct device *d, struct rx_batch *x, uint8_t *buf, size_t len,
+                        const struct endpoint *from, bool relayed) {
+        if (!relayed && stun_is_message(buf, len)) {
+                /* Responses to our STUN requests (NAT discovery) share the socket. */
+                if (enqueue(d, QUEUED_MESSAGE, buf, len, from))
+                        x->queued = true;
+                else
+                        x->hs_dropped++;
+                return;
+        }
+
+        switch (message_classify(buf, len)) {
+        case MESSAGE_DATA:
+                return rx_data(d, x, buf, len, from);
+        case MESSAGE_HANDSHAKE_INITIATION:
+        case MESSAGE_HANDSHAKE_RESPONSE:
+        case MESSAGE_HANDSHAKE_COOKIE:
+                if (enqueue(d, QUEUED_MESSAGE, buf, len, from))
+                        x->queued = true;
+                else
+                        x->hs_dropped++;
+                return;
+        case MESSAGE_PATH_PROBE:
+        case MESSAGE_PATH_PROBE_REPLY:
+                return rx_probe(d, x, buf, len, from);
+        case MESSAGE_RELAY_CHALLENGE:
+        case MESSAGE_RELAY_REGISTERED:
+        case MESSAGE_RELAY_PEER:
+                if (relayed)
+                        break; /* relay control is never wrapped */
+                if (enqueue(d, QUEUED_MESSAGE, buf, len, from))
+                        x->queued = true;
+                else
+                        x->hs_dropped++;
+                return;
+        case MESSAGE_RELAY_DATA: {
+                /* One level of wrapping only: the inner message is handled as if it had come
+                 * from "the relay, slot N", which is then how we answer. */
+                struct endpoint via = *from;
+                if (relayed)
+                        break;
+                via.via_relay = true;
+                via.relay_slot = get_le32(buf + 4);
+                x->relayed++;
+                return rx_datagram(d, x, buf + sizeof(struct message_relay_data),
+                                   len - sizeof(struct message_relay_data), &via, true);
+        }
+        default:
+                break;
+        }
+        bad(x, &x->malformed, "malformed", from);
 }
 
 static void *rx_main(void *userdata) {
@@ -221,129 +369,55 @@ static void *rx_main(void *userdata) {
                         continue;
 
                 qs_enter(&d->rx_qs);
-                uint64_t now = now_ns(), packets = 0, bytes = 0, replayed = 0, bad_tag = 0,
-                         unknown = 0, malformed = 0, hs_dropped = 0;
-                struct keypair *cur = atomic_load_explicit(&p->current, memory_order_acquire),
-                               *prev = atomic_load_explicit(&p->previous, memory_order_acquire),
-                               *next = atomic_load_explicit(&p->next, memory_order_acquire);
-                bool authenticated = false, got_data = false, queued = false;
-                struct endpoint ep, last_bad = {};
-                const char *last_reason = NULL;
-
-                peer_get_endpoint(p, &ep);
+                struct rx_batch x = {
+                        .now = now_ns(),
+                        .cur = atomic_load_explicit(&p->current, memory_order_acquire),
+                        .prev = atomic_load_explicit(&p->previous, memory_order_acquire),
+                        .next = atomic_load_explicit(&p->next, memory_order_acquire),
+                };
+                peer_get_endpoint(p, &x.ep);
                 for (int i = 0; i < n; i++) {
-                        uint8_t *buf = b->in[i];
-                        size_t len = b->msgs[i].msg_len;
                         struct endpoint from = { .len = b->msgs[i].msg_hdr.msg_namelen };
 
+                        memcpy(&from.addr, &b->from[i], from.len);
                         if (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                                malformed++;
-                                last_reason = "oversized";
-                                goto bad;
+                                bad(&x, &x.malformed, "oversized", &from);
+                                continue;
                         }
-                        switch (message_classify(buf, len)) {
-                        case MESSAGE_DATA: {
-                                struct keypair *kp =
-                                        lookup_keypair(cur, prev, next, get_le32(buf + 4));
-                                uint8_t *frame;
-                                size_t flen;
-                                uint64_t counter;
-                                int r;
-
-                                if (!kp) {
-                                        unknown++;
-                                        last_reason = "unknown session index";
-                                        goto bad;
-                                }
-                                r = session_decrypt(kp, buf, len, now, &frame, &flen, &counter);
-                                if (r == -EALREADY) {
-                                        replayed++;
-                                        last_reason = "replayed counter";
-                                        goto bad;
-                                }
-                                if (r == -ESTALE) {
-                                        unknown++;
-                                        last_reason = "expired session";
-                                        goto bad;
-                                }
-                                if (r < 0) {
-                                        bad_tag++;
-                                        last_reason = "authentication failed";
-                                        goto bad;
-                                }
-                                authenticated = true;
-                                if (kp == next && !atomic_exchange(&p->next_confirmed, true))
-                                        device_wake(d);
-                                /* Roaming: the endpoint follows the last authenticated packet. */
-                                memcpy(&from.addr, &b->from[i], from.len);
-                                if (!endpoint_equal(&from, &ep)) {
-                                        peer_set_endpoint(p, &from);
-                                        ep = from;
-                                }
-                                if (kp == cur && kp->initiator &&
-                                    now - kp->birth_ns >= (REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT -
-                                                           REKEY_TIMEOUT) * NSEC_PER_SEC)
-                                        request_handshake(d);
-                                if (flen == 0)
-                                        break; /* keepalive */
-                                got_data = true;
-                                if (write(d->tap->fd, frame, flen) < 0)
-                                        break;
-                                packets++;
-                                bytes += flen;
-                                break;
-                        }
-                        case MESSAGE_HANDSHAKE_INITIATION:
-                        case MESSAGE_HANDSHAKE_RESPONSE:
-                        case MESSAGE_HANDSHAKE_COOKIE:
-                                if (enqueue_handshake(d, buf, len, &b->from[i],
-                                                      b->msgs[i].msg_hdr.msg_namelen))
-                                        queued = true;
-                                else
-                                        hs_dropped++;
-                                break;
-                        default:
-                                malformed++;
-                                last_reason = "malformed";
-                                goto bad;
-                        }
-                        continue;
-                bad:
-                        last_bad.len = b->msgs[i].msg_hdr.msg_namelen;
-                        memcpy(&last_bad.addr, &b->from[i], last_bad.len);
+                        rx_datagram(d, &x, b->in[i], b->msgs[i].msg_len, &from, false);
                 }
                 qs_leave(&d->rx_qs);
 
-                if (last_reason) {
+                if (x.last_reason) {
                         unsigned suppressed = 0;
-                        if (log_ratelimit_below(&ratelimit, now, &suppressed)) {
+                        if (log_ratelimit_below(&ratelimit, x.now, &suppressed)) {
                                 char buf[ENDPOINT_STRLEN];
                                 log_warning("dropped %llu invalid packet(s), the last from %s: %s%s",
-                                            (unsigned long long) (malformed + replayed + bad_tag +
-                                                                  unknown),
-                                            endpoint_to_string(&last_bad, buf), last_reason,
+                                            (unsigned long long) (x.malformed + x.replayed +
+                                                                  x.bad_tag + x.unknown),
+                                            endpoint_to_string(&x.last_bad, buf), x.last_reason,
                                             suppressed ? " (more suppressed)" : "");
                         }
                 }
-
-                stat_add(&d->stats.rx_packets, packets);
-                stat_add(&d->stats.rx_bytes, bytes);
-                stat_add(&d->stats.rx_replayed, replayed);
-                stat_add(&d->stats.rx_bad_tag, bad_tag);
-                stat_add(&d->stats.rx_unknown_index, unknown);
-                stat_add(&d->stats.rx_malformed, malformed);
-                stat_add(&d->stats.rx_handshake_dropped, hs_dropped);
-                if (authenticated) {
-                        atomic_store_explicit(&p->last_rx_ns, now, memory_order_relaxed);
+                stat_add(&d->stats.rx_packets, x.packets);
+                stat_add(&d->stats.rx_bytes, x.bytes);
+                stat_add(&d->stats.rx_replayed, x.replayed);
+                stat_add(&d->stats.rx_bad_tag, x.bad_tag);
+                stat_add(&d->stats.rx_unknown_index, x.unknown);
+                stat_add(&d->stats.rx_malformed, x.malformed);
+                stat_add(&d->stats.rx_handshake_dropped, x.hs_dropped);
+                stat_add(&d->stats.relay_rx_packets, x.relayed);
+                if (x.authenticated) {
+                        atomic_store_explicit(&p->last_rx_ns, x.now, memory_order_relaxed);
                         atomic_store_explicit(&p->tx_unanswered_since_ns, 0, memory_order_relaxed);
                 }
-                if (got_data) {
-                        atomic_store_explicit(&p->last_rx_data_ns, now, memory_order_relaxed);
+                if (x.got_data) {
+                        atomic_store_explicit(&p->last_rx_data_ns, x.now, memory_order_relaxed);
                         if (atomic_load_explicit(&p->rx_unanswered_since_ns, memory_order_relaxed) == 0)
-                                atomic_store_explicit(&p->rx_unanswered_since_ns, now,
+                                atomic_store_explicit(&p->rx_unanswered_since_ns, x.now,
                                                       memory_order_relaxed);
                 }
-                if (queued)
+                if (x.queued)
                         device_wake(d);
         }
         free(b);

@@ -20,6 +20,10 @@
 #include "keys.h"
 #include "log.h"
 #include "manager.h"
+#include "netcheck.h"
+#include "path.h"
+#include "relay-client.h"
+#include "stun.h"
 #include "resolve.h"
 #include "timers.h"
 
@@ -107,12 +111,41 @@ void device_log_stats(struct device *d) {
                  "rx_replayed=%llu rx_bad_tag=%llu rx_unknown_index=%llu rx_malformed=%llu "
                  "rx_bad_mac1=%llu rx_handshake_failed=%llu rx_handshake_dropped=%llu "
                  "tx_dropped_no_session=%llu tx_errors=%llu handshakes=%llu "
-                 "initiations_sent=%llu cookies_sent=%llu",
+                 "initiations_sent=%llu cookies_sent=%llu relay_tx_packets=%llu "
+                 "relay_rx_packets=%llu probes_sent=%llu path_switches=%llu",
                  S(tx_packets), S(tx_bytes), S(rx_packets), S(rx_bytes), S(rx_replayed),
                  S(rx_bad_tag), S(rx_unknown_index), S(rx_malformed), S(rx_bad_mac1),
                  S(rx_handshake_failed), S(rx_handshake_dropped), S(tx_dropped_no_session),
-                 S(tx_errors), S(handshakes), S(initiations_sent), S(cookies_sent));
+                 S(tx_errors), S(handshakes), S(initiations_sent), S(cookies_sent),
+                 S(relay_tx_packets), S(relay_rx_packets), S(probes_sent), S(path_switches));
 #undef S
+}
+
+/* One message the rx thread handed over. */
+static void dispatch(struct device *d, const struct queued_handshake *q, bool under_load) {
+        switch (q->kind) {
+        case QUEUED_PROBE:
+                path_on_probe(d, q->data, &q->from);
+                return;
+        case QUEUED_PROBE_REPLY:
+                path_on_probe_reply(d, q->data, &q->from);
+                return;
+        default:
+                break;
+        }
+        if (!q->from.via_relay && stun_is_message(q->data, q->len)) {
+                netcheck_input(d, q);
+                return;
+        }
+        switch (message_classify(q->data, q->len)) {
+        case MESSAGE_RELAY_CHALLENGE:
+        case MESSAGE_RELAY_REGISTERED:
+        case MESSAGE_RELAY_PEER:
+                relay_client_input(d->relay, q);
+                return;
+        default:
+                handshake_process(d, q, under_load);
+        }
 }
 
 /* Handle queued handshake messages and requests from the data threads. */
@@ -133,7 +166,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 
         /* A bounded share per wake-up keeps the loop responsive; the rest comes next round. */
         for (unsigned i = 0; i < 256 && tail != head; i++, tail++) {
-                handshake_process(d, &d->hs_queue[tail % MAX_QUEUED_HANDSHAKES], under_load);
+                dispatch(d, &d->hs_queue[tail % MAX_QUEUED_HANDSHAKES], under_load);
                 atomic_store_explicit(&d->hs_tail, tail + 1, memory_order_release);
         }
         if (tail != head)
@@ -143,6 +176,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                 handshake_confirm_next(d);
         if (atomic_exchange(&d->peer.want_handshake, false))
                 timers_want_handshake(d, now);
+        path_report(d); /* the rx thread may have moved the endpoint (roaming) */
         return 0;
 }
 
@@ -365,6 +399,21 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         else
                 log_info("waiting for the peer to connect");
 
+        /* NAT traversal: both start with name resolution on a worker thread and never block
+         * start-up; a STUN server or relay that cannot be reached is a warning, not a failure. */
+        snprintf(d->nat_type, sizeof(d->nat_type), "unknown");
+        if (config->relay_enabled && config->relay_host) {
+                r = relay_client_new(d, config->relay_host, config->relay_port, &d->relay);
+                if (r < 0)
+                        return log_error_errno(r, "starting the relay client: %m");
+                d->nat_keepalive = true;
+        }
+        if (config->nat_enabled && config->stun_host) {
+                r = netcheck_startup(d);
+                if (r < 0)
+                        log_warning_errno(r, "cannot start NAT discovery: %m");
+        }
+
         r = bus_open(d, on_bus_ready);
         if (r < 0)
                 return r;
@@ -391,6 +440,8 @@ struct device *device_free(struct device *d) {
                 return NULL;
         /* Reverse order of device_new. */
         bus_close(d);
+        netcheck_free_all(d);
+        d->relay = relay_client_free(d->relay);
         d->resolve = resolve_cancel(d->resolve);
         d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
         datapath_stop(d);

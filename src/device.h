@@ -46,6 +46,7 @@ struct stats {
         _Atomic uint64_t rx_replayed, rx_bad_tag, rx_unknown_index, rx_malformed, rx_bad_mac1,
                 rx_handshake_dropped, rx_handshake_failed;
         _Atomic uint64_t handshakes, initiations_sent, cookies_sent;
+        _Atomic uint64_t relay_tx_packets, relay_rx_packets, probes_sent, path_switches;
 };
 
 struct peer {
@@ -73,6 +74,20 @@ struct peer {
         /* Identity mode: the pinned key (peer.public_key, or Connect's public_key option). */
         uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
 
+        /* NAT traversal (path.c), control loop only: where the peer might be reached. The
+         * relay (when registered and the peer introduced) is one more way, tried after
+         * RELAY_FALLBACK_AFTER_MS. */
+        struct endpoint candidates[RELAY_MAX_CANDIDATES + 1];
+        size_t n_candidates;
+        bool relay_introduced;     /* the relay told us the peer's slot */
+        struct endpoint via_relay; /* the relay's address with the peer's slot */
+        uint64_t handshake_first_sent_ns; /* of the current attempt, for the relay fallback */
+        uint8_t last_initiation[sizeof(struct message_handshake_initiation)];
+        size_t last_initiation_len;
+        uint64_t last_probe_ns;
+        uint8_t probe_nonce[8];
+        struct endpoint reported_endpoint; /* last path logged/emitted */
+
         /* Timer inputs, set by the data threads (see timers.c). */
         _Atomic uint64_t last_tx_ns, last_rx_ns, last_rx_data_ns;
         _Atomic uint64_t tx_unanswered_since_ns; /* first data sent since anything was received */
@@ -88,14 +103,24 @@ struct retired_keypair {
 };
 enum { MAX_RETIRED_KEYPAIRS = 16 };
 
-/* One handshake message handed from the rx thread to the control loop. */
+/* One message handed from the rx thread to the control loop: a handshake message, a relay
+ * control message, a STUN response, or a path probe the rx thread already opened (then data
+ * holds its 8-byte nonce). */
+enum queued_kind {
+        QUEUED_MESSAGE,
+        QUEUED_PROBE,
+        QUEUED_PROBE_REPLY,
+};
 struct queued_handshake {
         struct endpoint from;
+        uint8_t kind;
         uint16_t len;
-        uint8_t data[sizeof(struct message_handshake_initiation)];
+        uint8_t data[576]; /* >= STUN_MAX_MESSAGE_LEN, sizeof(struct message_relay_peer) */
 };
 
 struct resolve_query;
+struct relay_client;
+struct netcheck_run;
 
 struct device {
         struct config *config;
@@ -134,6 +159,16 @@ struct device {
 
         struct peer peer;
         struct stats stats;
+
+        /* NAT traversal. */
+        struct relay_client *relay;         /* relay-client.c; NULL without relay.server */
+        struct netcheck_run *netcheck;      /* netcheck.c: the start-up discovery */
+        struct netcheck_run *netcheck_api;  /* netcheck.c: a NetCheck() call in progress */
+        char public_endpoint[ENDPOINT_STRLEN]; /* "" until STUN tells */
+        struct endpoint public_endpoint_sa;
+        char nat_type[32];                  /* "unknown" until measured */
+        bool nat_keepalive; /* behind a NAT or using a relay: keep mappings open */
+        bool force_relay;   /* Connect's relay option (the prototype's use_relay) */
 
         /* Data path. */
         pthread_t tx_thread, rx_thread;

@@ -15,6 +15,7 @@
 #include "handshake.h"
 #include "log.h"
 #include "manager.h"
+#include "path.h"
 #include "tai64n.h"
 
 static struct log_ratelimit handshake_ratelimit = LOG_RATELIMIT_INIT(5, 10);
@@ -45,11 +46,7 @@ static uint32_t new_index(struct device *d) {
 }
 
 static int send_to(struct device *d, const struct endpoint *e, const void *buf, size_t len) {
-        if (e->len == 0)
-                return -EDESTADDRREQ;
-        if (sendto(d->udp_fd, buf, len, MSG_DONTWAIT, &e->addr.sa, e->len) < 0)
-                return -errno;
-        return 0;
+        return path_send(d, e, buf, len);
 }
 
 static int send_to_peer(struct device *d, const void *buf, size_t len) {
@@ -82,7 +79,7 @@ int handshake_send_initiation(struct device *d) {
         int r;
 
         peer_get_endpoint(p, &e);
-        if (e.len == 0)
+        if (e.len == 0 && p->n_candidates == 0 && !p->relay_introduced)
                 return -EDESTADDRREQ;
 
         noise_handshake_wipe(&p->handshake);
@@ -109,12 +106,14 @@ int handshake_send_initiation(struct device *d) {
         p->handshake_state = HANDSHAKE_CREATED_INITIATION;
         p->last_sent_handshake_ns = now;
 
-        r = send_to_peer(d, msg.raw, len);
-        if (r < 0)
-                return log_debug_errno(r, "sending handshake initiation to %s: %m",
-                                       endpoint_to_string(&e, buf));
+        /* To the endpoint and every candidate at once (and the relay when it is time). */
+        memcpy(p->last_initiation, msg.raw, len);
+        p->last_initiation_len = len;
+        path_send_initiation(d, msg.raw, len, now);
+        atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
         atomic_fetch_add_explicit(&d->stats.initiations_sent, 1, memory_order_relaxed);
-        log_debug("sent handshake initiation to %s", endpoint_to_string(&e, buf));
+        log_debug("sent handshake initiation to %s%s", endpoint_to_string(&e, buf),
+                  p->n_candidates ? " and the relay's candidates" : "");
         return 0;
 }
 
@@ -174,11 +173,13 @@ static void handshake_done(struct device *d, const struct endpoint *from, bool i
 
         p->handshake_attempts_started_ns = 0;
         p->handshake_attempts = 0;
+        p->handshake_first_sent_ns = 0;
         p->last_handshake_ns = now_ns();
         p->last_handshake_realtime_us = now_realtime_us();
         atomic_fetch_add_explicit(&d->stats.handshakes, 1, memory_order_relaxed);
         log_info("handshake complete with peer %s (%s)", endpoint_to_string(from, buf),
                  initiator ? "initiator" : "responder");
+        path_report(d);
 }
 
 static void consume_initiation(struct device *d, const struct queued_handshake *q, bool under_load) {
@@ -210,6 +211,14 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
         }
         if (!check_macs(d, q, sender, under_load, now))
                 return;
+        /* Both sides initiated at once (typical after the relay introduced them): the smaller
+         * ephemeral key wins on both sides alike, so exactly one handshake completes. */
+        if (p->handshake_state == HANDSHAKE_CREATED_INITIATION &&
+            memcmp(p->handshake.e_pub, q->data + 8, NOISE_PUBLIC_KEY_LEN) < 0) {
+                log_debug("simultaneous initiation from %s: ours wins",
+                          endpoint_to_string(&q->from, buf));
+                return;
+        }
         if (!d->accept_incoming) {
                 atomic_fetch_add_explicit(&d->stats.rx_handshake_dropped, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_NOTICE,

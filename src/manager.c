@@ -8,6 +8,7 @@
 #include "handshake.h"
 #include "log.h"
 #include "manager.h"
+#include "relay-client.h"
 #include "resolve.h"
 #include "timers.h"
 
@@ -81,6 +82,7 @@ static void forget_peer(struct device *d) {
         d->peer.handshake_attempts_started_ns = 0;
         d->peer.handshake_attempts = 0;
         d->peer.static_endpoint = false;
+        d->force_relay = false;
         peer_set_endpoint(&d->peer, &none);
         free(d->peer_address);
         d->peer_address = NULL;
@@ -125,7 +127,8 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
 }
 
 int manager_connect(struct device *d, const char *peer, const uint8_t *public_key,
-                    uint32_t timeout_sec, sd_bus_message *m, sd_bus_error *error) {
+                    uint32_t timeout_sec, bool relay, const char *relay_server,
+                    sd_bus_message *m, sd_bus_error *error) {
         _cleanup_free_ char *host = NULL;
         uint16_t port;
         int r;
@@ -141,15 +144,64 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
                                          d->peer_address ? d->peer_address
                                                          : endpoint_to_string(&e, buf));
         }
-        r = config_parse_host_port(peer, PORT_DEFAULT, &host, &port);
-        if (r < 0)
-                return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidPeer",
-                                         "Peer address '%s' is not valid: expected host[:port]",
-                                         peer);
+        if ((relay || relay_server) && !d->relay) {
+                _cleanup_free_ char *rhost = NULL;
+                uint16_t rport;
+
+                if (!relay_server)
+                        return sd_bus_error_set(error, BUS_ERROR_PREFIX "RelayUnavailable",
+                                                "No relay configured: set relay.server or pass "
+                                                "the relay_server option");
+                r = config_parse_host_port(relay_server, RELAY_PORT_DEFAULT, &rhost, &rport);
+                if (r < 0)
+                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
+                                                 "Option 'relay_server' is not host[:port]: '%s'",
+                                                 relay_server);
+                r = relay_client_new(d, rhost, rport, &d->relay);
+                if (r < 0)
+                        return sd_bus_error_set_errnof(error, -r, "Cannot start the relay "
+                                                                  "client: %m");
+                d->nat_keepalive = true;
+        }
+        if (!*peer && !d->relay)
+                return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidPeer",
+                                        "Peer address is empty: expected host[:port] (an empty "
+                                        "peer needs a relay to introduce it)");
+        if (*peer) {
+                r = config_parse_host_port(peer, PORT_DEFAULT, &host, &port);
+                if (r < 0)
+                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidPeer",
+                                                 "Peer address '%s' is not valid: expected "
+                                                 "host[:port]",
+                                                 peer);
+        }
 
         if (public_key) {
                 memcpy(d->peer.public_key, public_key, NOISE_PUBLIC_KEY_LEN);
                 cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
+                relay_client_set_want(d->relay, public_key);
+        }
+        d->force_relay = relay;
+        if (!*peer) {
+                /* Rendezvous: the relay's PEER message starts the handshake. */
+                if (m)
+                        d->connect_request = sd_bus_message_ref(m);
+                if (timeout_sec > 0) {
+                        r = sd_event_add_time_relative(d->event, &d->connect_timeout,
+                                                       CLOCK_BOOTTIME,
+                                                       (uint64_t) timeout_sec * USEC_PER_SEC, 0,
+                                                       on_connect_timeout, d);
+                        if (r < 0)
+                                return sd_bus_error_set_errnof(error, -r,
+                                                               "Cannot arm the timeout: %m");
+                }
+                d->accept_incoming = true;
+                log_info("connect through relay %s requested", relay_client_name(d->relay));
+                manager_set_state(d, TUNNEL_CONNECTING);
+                relay_client_refresh(d->relay);
+                if (d->peer.relay_introduced)
+                        timers_want_handshake(d, now_ns());
+                return 0;
         }
 
         d->peer_address = malloc(strlen(host) + 16);

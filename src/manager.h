@@ -16,11 +16,13 @@
 #include "device.h"
 
 void manager_set_state(struct device *d, enum tunnel_state state);
-/* Start connecting to peer ("host[:port]"). public_key: identity mode only (NULL: keep the
- * configured one). The pending request m (may be NULL) is answered when the tunnel is up, or
+/* Start connecting to peer ("host[:port]", or "" to take the peer the relay introduces).
+ * public_key: identity mode only (NULL: keep the configured one). relay: through the relay
+ * only; relay_server: a relay to use when none is configured. The pending request m (may be NULL) is answered when the tunnel is up, or
  * with an error after timeout_sec. Returns 0, or -errno with error set. */
 int manager_connect(struct device *d, const char *peer, const uint8_t *public_key,
-                    uint32_t timeout_sec, sd_bus_message *m, sd_bus_error *error);
+                    uint32_t timeout_sec, bool relay, const char *relay_server,
+                    sd_bus_message *m, sd_bus_error *error);
 int manager_disconnect(struct device *d, sd_bus_error *error);
 /* A session is usable in both directions (initiator: response consumed; responder: first
  * data on the new key pair). */

@@ -25,6 +25,8 @@
 #include "handshake.h"
 #include "log.h"
 #include "manager.h"
+#include "path.h"
+#include "relay-client.h"
 #include "timers.h"
 
 static uint64_t jitter_ns(void) {
@@ -111,6 +113,10 @@ void timers_tick(struct device *d, uint64_t now) {
         if (cur && d->state == TUNNEL_CONNECTED &&
             now - cur->birth_ns >= REJECT_AFTER_TIME * NSEC_PER_SEC)
                 manager_session_lost(d);
+
+        /* NAT traversal: relay fallback, direct-path probes, NAT keepalives, registration. */
+        path_tick(d, now);
+        relay_client_tick(d->relay, now);
 
         manager_tick(d, now);
 

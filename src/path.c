@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+#include <sodium.h>
+
+#include "bus.h"
+#include "handshake.h"
+#include "log.h"
+#include "path.h"
+
+int path_send(struct device *d, const struct endpoint *to, const void *msg, size_t len) {
+        struct iovec iov[2];
+        struct message_relay_data hdr = {};
+        struct msghdr mh = {
+                .msg_name = (void *) &to->addr,
+                .msg_namelen = to->len,
+                .msg_iov = iov,
+        };
+
+        if (to->len == 0)
+                return -EDESTADDRREQ;
+        if (to->via_relay) {
+                put_le32(&hdr, MESSAGE_RELAY_DATA);
+                put_le32(&hdr.slot, to->relay_slot);
+                iov[0] = (struct iovec){ .iov_base = &hdr, .iov_len = sizeof(hdr) };
+                iov[1] = (struct iovec){ .iov_base = (void *) msg, .iov_len = len };
+                mh.msg_iovlen = 2;
+                atomic_fetch_add_explicit(&d->stats.relay_tx_packets, 1, memory_order_relaxed);
+        } else {
+                iov[0] = (struct iovec){ .iov_base = (void *) msg, .iov_len = len };
+                mh.msg_iovlen = 1;
+        }
+        if (sendmsg(d->udp_fd, &mh, MSG_DONTWAIT) < 0)
+                return -errno;
+        return 0;
+}
+
+void path_set_candidates(struct device *d, const struct endpoint *candidates, size_t n) {
+        struct peer *p = &d->peer;
+
+        n = MIN(n, ELEMENTSOF(p->candidates));
+        memcpy(p->candidates, candidates, n * sizeof(*candidates));
+        p->n_candidates = n;
+}
+
+void path_set_relay(struct device *d, const struct endpoint *via_relay) {
+        struct peer *p = &d->peer;
+        struct endpoint cur;
+
+        p->via_relay = *via_relay;
+        p->relay_introduced = true;
+        /* The relay restarted or the peer re-registered: follow its new slot. */
+        peer_get_endpoint(p, &cur);
+        if (cur.via_relay && !endpoint_equal(&cur, via_relay))
+                peer_set_endpoint(p, via_relay);
+}
+
+static bool relay_due(const struct peer *p, uint64_t now) {
+        return p->relay_introduced && p->handshake_first_sent_ns != 0 &&
+               now - p->handshake_first_sent_ns >= RELAY_FALLBACK_AFTER_MS * NSEC_PER_MSEC;
+}
+
+void path_send_initiation(struct device *d, const uint8_t *msg, size_t len, uint64_t now) {
+        struct peer *p = &d->peer;
+        struct endpoint cur;
+        bool sent_relay = false;
+
+        if (p->handshake_first_sent_ns == 0)
+                p->handshake_first_sent_ns = now;
+        if (d->force_relay) {
+                if (p->relay_introduced)
+                        (void) path_send(d, &p->via_relay, msg, len);
+                return;
+        }
+        peer_get_endpoint(p, &cur);
+        if (cur.len)
+                (void) path_send(d, &cur, msg, len);
+        sent_relay = cur.via_relay;
+        for (size_t i = 0; i < p->n_candidates; i++)
+                if (!endpoint_equal(&p->candidates[i], &cur))
+                        (void) path_send(d, &p->candidates[i], msg, len);
+        /* Straight to the relay when there is nothing direct to try, or on a retry after the
+         * fallback time. */
+        if (!sent_relay && p->relay_introduced && (relay_due(p, now) || (!cur.len && !p->n_candidates)))
+                (void) path_send(d, &p->via_relay, msg, len);
+}
+
+static int send_probe(struct device *d, uint8_t type, const uint8_t nonce[8],
+                      const struct endpoint *to) {
+        struct keypair *kp = atomic_load(&d->peer.current);
+        uint8_t buf[sizeof(struct message_path_probe)];
+        ssize_t n;
+
+        if (!kp)
+                return -ENOKEY;
+        n = session_encrypt_control(kp, type, nonce, 8, buf, sizeof(buf), now_ns());
+        if (n < 0)
+                return (int) n;
+        return path_send(d, to, buf, (size_t) n);
+}
+
+void path_on_probe(struct device *d, const uint8_t nonce[8], const struct endpoint *from) {
+        /* Answer where it came from: that is the address our reply must reach. */
+        (void) send_probe(d, MESSAGE_PATH_PROBE_REPLY, nonce, from);
+}
+
+void path_on_probe_reply(struct device *d, const uint8_t nonce[8], const struct endpoint *from) {
+        struct peer *p = &d->peer;
+        struct endpoint cur;
+        char buf[ENDPOINT_STRLEN];
+
+        if (sodium_memcmp(nonce, p->probe_nonce, 8) != 0 || from->via_relay)
+                return;
+        peer_get_endpoint(p, &cur);
+        if (!cur.via_relay)
+                return; /* already direct */
+        /* Both directions work: move data to the direct path. The peer follows when our next
+         * authenticated packet reaches it from there. */
+        log_debug("probe answered from %s", endpoint_to_string(from, buf));
+        peer_set_endpoint(p, from);
+        (void) handshake_send_keepalive(d);
+        path_report(d);
+}
+
+const char *path_name(struct device *d) {
+        struct endpoint e;
+
+        if (d->state != TUNNEL_CONNECTED && d->state != TUNNEL_RECONNECTING)
+                return "none";
+        peer_get_endpoint(&d->peer, &e);
+        if (!e.len)
+                return "none";
+        return e.via_relay ? "relay" : "direct";
+}
+
+void path_report(struct device *d) {
+        struct peer *p = &d->peer;
+        char buf[ENDPOINT_STRLEN];
+        struct endpoint e;
+        bool was_relay;
+
+        if (!atomic_load(&p->current))
+                return; /* no session: there is no path to speak of yet */
+        peer_get_endpoint(p, &e);
+        if (endpoint_equal(&e, &p->reported_endpoint))
+                return;
+        was_relay = p->reported_endpoint.len && p->reported_endpoint.via_relay;
+        if (p->reported_endpoint.len && e.len && was_relay != e.via_relay)
+                atomic_fetch_add_explicit(&d->stats.path_switches, 1, memory_order_relaxed);
+        p->reported_endpoint = e;
+        if (e.len)
+                log_info("path to peer: %s via %s%s", e.via_relay ? "relay" : "direct",
+                         endpoint_to_string(&e, buf),
+                         was_relay && !e.via_relay ? " (was relay)" : "");
+        bus_emit_changed(d, "Path", "Endpoint", NULL);
+}
+
+void path_tick(struct device *d, uint64_t now) {
+        struct peer *p = &d->peer;
+        struct keypair *cur = atomic_load(&p->current);
+        struct endpoint e;
+
+        /* Relay fallback inside a handshake attempt: resend the initiation through the relay. */
+        if (p->handshake_state == HANDSHAKE_CREATED_INITIATION && p->relay_introduced &&
+            relay_due(p, now) && p->last_sent_handshake_ns < p->handshake_first_sent_ns +
+                                                                  RELAY_FALLBACK_AFTER_MS * NSEC_PER_MSEC &&
+            p->last_initiation_len > 0) {
+                log_debug("no direct answer after %d ms, trying the relay",
+                          RELAY_FALLBACK_AFTER_MS);
+                (void) path_send(d, &p->via_relay, p->last_initiation, p->last_initiation_len);
+                p->last_sent_handshake_ns = now;
+        }
+
+        peer_get_endpoint(p, &e);
+        /* Upgrade: probe every direct candidate while on the relay. */
+        if (cur && e.via_relay && p->n_candidates > 0 && !d->force_relay &&
+            now - p->last_probe_ns >= PATH_PROBE_INTERVAL * NSEC_PER_SEC) {
+                p->last_probe_ns = now;
+                randombytes_buf(p->probe_nonce, sizeof(p->probe_nonce));
+                for (size_t i = 0; i < p->n_candidates; i++)
+                        if (send_probe(d, MESSAGE_PATH_PROBE, p->probe_nonce, &p->candidates[i]) >= 0)
+                                atomic_fetch_add_explicit(&d->stats.probes_sent, 1,
+                                                          memory_order_relaxed);
+        }
+
+        /* NAT keepalive: an idle session still sends something every NAT_KEEPALIVE_INTERVAL. */
+        if (cur && d->nat_keepalive &&
+            now - atomic_load_explicit(&p->last_tx_ns, memory_order_relaxed) >=
+                    NAT_KEEPALIVE_INTERVAL * NSEC_PER_SEC)
+                (void) handshake_send_keepalive(d);
+
+        path_report(d);
+}

@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <sodium.h>
+#include <stdio.h>
+
+#include "keys.h"
+#include "log.h"
+#include "manager.h"
+#include "path.h"
+#include "relay-client.h"
+#include "resolve.h"
+#include "timers.h"
+
+/* No REGISTERED this long after a REGISTER: send again (the relay may be down or restarting). */
+#define RELAY_RETRY_NSEC (2 * NSEC_PER_SEC)
+
+struct relay_client {
+        struct device *d;
+        char *name; /* "host:port" as configured */
+        char *host;
+        uint16_t port;
+        struct resolve_query *resolve;
+        struct endpoint addr; /* len 0 until resolved */
+
+        uint8_t node_id[NOISE_PUBLIC_KEY_LEN];
+        uint8_t want_peer[NOISE_PUBLIC_KEY_LEN];
+        uint8_t network_id[NETWORK_ID_LEN];
+        bool identity;
+
+        uint8_t cookie[COOKIE_LEN];
+        uint8_t relay_ephemeral[NOISE_PUBLIC_KEY_LEN];
+        bool have_cookie;
+
+        bool registered;
+        uint32_t slot;
+        uint64_t last_sent_ns, last_registered_ns;
+        bool refresh;
+};
+
+static void on_resolved(struct resolve_query *q, int r, int gai_error,
+                        const struct endpoint *result, void *userdata) {
+        struct relay_client *rc = userdata;
+        char buf[ENDPOINT_STRLEN];
+
+        rc->resolve = NULL;
+        if (r < 0) {
+                log_warning("cannot resolve relay '%s': %s; retrying", rc->name,
+                            gai_error ? gai_strerror(gai_error) : strerror(-r));
+                rc->last_sent_ns = now_ns(); /* the tick retries after RELAY_REGISTER_INTERVAL */
+                return;
+        }
+        rc->addr = *result;
+        log_debug("relay %s is %s", rc->name, endpoint_to_string(&rc->addr, buf));
+        relay_client_tick(rc, now_ns());
+}
+
+int relay_client_new(struct device *d, const char *host, uint16_t port, struct relay_client **ret) {
+        struct relay_client *rc;
+        int r;
+
+        rc = calloc(1, sizeof(*rc));
+        if (!rc)
+                return -ENOMEM;
+        rc->d = d;
+        rc->port = port;
+        rc->host = strdup(host);
+        if (!rc->host || asprintf(&rc->name, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port) < 0) {
+                relay_client_free(rc);
+                return -ENOMEM;
+        }
+        rc->identity = d->pattern == NOISE_PATTERN_IKPSK2;
+        if (rc->identity) {
+                memcpy(rc->node_id, d->static_public, sizeof(rc->node_id));
+                memcpy(rc->want_peer, d->peer.public_key, sizeof(rc->want_peer));
+        } else
+                randombytes_buf(rc->node_id, sizeof(rc->node_id)); /* shared-key mode: per run */
+        keys_network_id(d->config->has_psk ? d->config->psk : NULL, rc->network_id);
+
+        r = resolve_start(d->event, rc->host, rc->port, d->udp_family, on_resolved, rc,
+                          &rc->resolve);
+        if (r < 0) {
+                relay_client_free(rc);
+                return r;
+        }
+        *ret = rc;
+        return 0;
+}
+
+struct relay_client *relay_client_free(struct relay_client *rc) {
+        if (!rc)
+                return NULL;
+        rc->resolve = resolve_cancel(rc->resolve);
+        free(rc->host);
+        free(rc->name);
+        free(rc);
+        return NULL;
+}
+
+const struct endpoint *relay_client_address(const struct relay_client *rc) {
+        return rc && rc->addr.len ? &rc->addr : NULL;
+}
+
+const char *relay_client_name(const struct relay_client *rc) {
+        return rc ? rc->name : "";
+}
+
+bool relay_client_registered(const struct relay_client *rc) {
+        return rc && rc->registered;
+}
+
+static void candidate_from_sockaddr(struct relay_candidate *c, const struct sockaddr *sa) {
+        memset(c, 0, sizeof(*c));
+        if (sa->sa_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+                c->family = RELAY_CANDIDATE_IPV4;
+                memcpy(c->addr, &in->sin_addr, 4);
+                c->port_be = in->sin_port;
+        } else if (sa->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
+                if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+                        c->family = RELAY_CANDIDATE_IPV4;
+                        memcpy(c->addr, &in6->sin6_addr.s6_addr[12], 4);
+                } else {
+                        c->family = RELAY_CANDIDATE_IPV6;
+                        memcpy(c->addr, &in6->sin6_addr, 16);
+                }
+                c->port_be = in6->sin6_port;
+        }
+}
+
+/* A wire candidate as an endpoint our socket can send to; false when it cannot. */
+static bool endpoint_from_candidate(const struct relay_candidate *c, int family,
+                                    struct endpoint *ret) {
+        struct endpoint e = {};
+
+        if (c->family == RELAY_CANDIDATE_IPV4 && family == AF_INET) {
+                e.addr.in.sin_family = AF_INET;
+                memcpy(&e.addr.in.sin_addr, c->addr, 4);
+                e.addr.in.sin_port = c->port_be;
+                e.len = sizeof(e.addr.in);
+        } else if (c->family == RELAY_CANDIDATE_IPV4 && family == AF_INET6) {
+                e.addr.in6.sin6_family = AF_INET6;
+                e.addr.in6.sin6_addr.s6_addr[10] = 0xff;
+                e.addr.in6.sin6_addr.s6_addr[11] = 0xff;
+                memcpy(&e.addr.in6.sin6_addr.s6_addr[12], c->addr, 4);
+                e.addr.in6.sin6_port = c->port_be;
+                e.len = sizeof(e.addr.in6);
+        } else if (c->family == RELAY_CANDIDATE_IPV6 && family == AF_INET6) {
+                e.addr.in6.sin6_family = AF_INET6;
+                memcpy(&e.addr.in6.sin6_addr, c->addr, 16);
+                e.addr.in6.sin6_port = c->port_be;
+                e.len = sizeof(e.addr.in6);
+        } else
+                return false;
+        if (c->port_be == 0)
+                return false;
+        *ret = e;
+        return true;
+}
+
+/* Our own candidates: every global address of our interfaces (not the TAP: that would loop)
+ * with our port, and the public endpoint STUN found. */
+static uint8_t gather_candidates(struct relay_client *rc, struct relay_candidate *out) {
+        struct device *d = rc->d;
+        struct ifaddrs *ifa = NULL;
+        uint8_t n = 0;
+
+        if (d->public_endpoint_sa.len && n < RELAY_MAX_CANDIDATES)
+                candidate_from_sockaddr(&out[n++], &d->public_endpoint_sa.addr.sa);
+        if (getifaddrs(&ifa) < 0)
+                return n;
+        for (struct ifaddrs *i = ifa; i && n < RELAY_MAX_CANDIDATES; i = i->ifa_next) {
+                if (!i->ifa_addr || (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP) ||
+                    strcmp(i->ifa_name, d->tap->name) == 0)
+                        continue;
+                if (i->ifa_addr->sa_family == AF_INET6) {
+                        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) i->ifa_addr;
+                        if (IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr) || d->udp_family != AF_INET6)
+                                continue;
+                } else if (i->ifa_addr->sa_family != AF_INET)
+                        continue;
+                candidate_from_sockaddr(&out[n], i->ifa_addr);
+                out[n].port_be = htons(d->port);
+                n++;
+        }
+        freeifaddrs(ifa);
+        return n;
+}
+
+static void send_register(struct relay_client *rc, uint64_t now) {
+        struct device *d = rc->d;
+        struct message_relay_register m = {};
+        uint8_t shared[32], key[32];
+
+        if (!rc->addr.len)
+                return;
+        put_le32(&m.header, MESSAGE_RELAY_REGISTER);
+        memcpy(m.network_id, rc->network_id, sizeof(m.network_id));
+        memcpy(m.node_id, rc->node_id, sizeof(m.node_id));
+        if (rc->identity)
+                memcpy(m.want_peer, rc->want_peer, sizeof(m.want_peer));
+        m.n_candidates = gather_candidates(rc, m.candidates);
+        if (rc->have_cookie) {
+                memcpy(m.cookie, rc->cookie, sizeof(m.cookie));
+                memcpy(m.relay_ephemeral, rc->relay_ephemeral, sizeof(m.relay_ephemeral));
+                /* Identity mode: prove we hold node_id's private key (messages.h). */
+                if (rc->identity && crypto_scalarmult(shared, d->static_private,
+                                                      rc->relay_ephemeral) == 0) {
+                        crypto_generichash_state st;
+                        crypto_generichash_init(&st, NULL, 0, sizeof(key));
+                        crypto_generichash_update(&st, (const uint8_t *) LABEL_RELAY_PROOF,
+                                                  sizeof(LABEL_RELAY_PROOF) - 1);
+                        crypto_generichash_update(&st, shared, sizeof(shared));
+                        crypto_generichash_final(&st, key, sizeof(key));
+                        crypto_generichash(m.proof, sizeof(m.proof), (const uint8_t *) &m,
+                                           offsetof(struct message_relay_register, proof), key,
+                                           sizeof(key));
+                        sodium_memzero(&st, sizeof(st));
+                }
+        }
+        sodium_memzero(shared, sizeof(shared));
+        sodium_memzero(key, sizeof(key));
+        (void) path_send(d, &rc->addr, &m, sizeof(m));
+        rc->last_sent_ns = now;
+}
+
+void relay_client_tick(struct relay_client *rc, uint64_t now) {
+        if (!rc || !rc->addr.len)
+                return;
+        if (rc->refresh ||
+            (!rc->registered && now - rc->last_sent_ns >= RELAY_RETRY_NSEC) ||
+            (rc->registered && now - rc->last_sent_ns >= RELAY_REGISTER_INTERVAL * NSEC_PER_SEC)) {
+                rc->refresh = false;
+                send_register(rc, now);
+        }
+        /* No REGISTERED for a lifetime: the relay lost us (restart, or we moved). */
+        if (rc->registered &&
+            now - rc->last_registered_ns >= RELAY_REGISTRATION_LIFETIME * NSEC_PER_SEC) {
+                log_warning("relay %s stopped answering; registering again", rc->name);
+                rc->registered = false;
+                rc->have_cookie = false;
+        }
+}
+
+void relay_client_set_want(struct relay_client *rc, const uint8_t key[32]) {
+        if (!rc || !rc->identity)
+                return;
+        memcpy(rc->want_peer, key, sizeof(rc->want_peer));
+        rc->refresh = true;
+}
+
+void relay_client_refresh(struct relay_client *rc) {
+        if (rc)
+                rc->refresh = true;
+}
+
+static void on_peer(struct relay_client *rc, const struct message_relay_peer *m) {
+        struct device *d = rc->d;
+        struct endpoint list[RELAY_MAX_CANDIDATES + 1], via = rc->addr;
+        char text[(RELAY_MAX_CANDIDATES + 1) * (ENDPOINT_STRLEN + 2)] = "", buf[ENDPOINT_STRLEN];
+        size_t n = 0, off = 0;
+
+        if (rc->identity && sodium_memcmp(m->node_id, d->peer.public_key, 32) != 0)
+                return; /* the relay pairs only mutual wants; ignore anything else */
+        if (endpoint_from_candidate(&m->observed, d->udp_family, &list[n]))
+                n++;
+        for (size_t i = 0; i < MIN(m->n_candidates, (uint8_t) RELAY_MAX_CANDIDATES); i++) {
+                struct endpoint e;
+                bool dup = false;
+                if (!endpoint_from_candidate(&m->candidates[i], d->udp_family, &e))
+                        continue;
+                for (size_t j = 0; j < n; j++)
+                        dup = dup || endpoint_equal(&list[j], &e);
+                if (!dup)
+                        list[n++] = e;
+        }
+        for (size_t i = 0; i < n; i++)
+                off += (size_t) snprintf(text + off, sizeof(text) - off, "%s%s", i ? ", " : "",
+                                         endpoint_to_string(&list[i], buf));
+
+        via.via_relay = true;
+        via.relay_slot = get_le32(&m->slot);
+        if (!d->peer.relay_introduced || d->peer.via_relay.relay_slot != via.relay_slot)
+                log_info("relay introduced peer: candidates %s", n ? text : "(none)");
+        path_set_candidates(d, list, n);
+        path_set_relay(d, &via);
+
+        /* Someone to talk to and no session: start one (both sides do; handshake.c breaks the
+         * tie). After Disconnect we wait for Connect. */
+        if (d->accept_incoming && !atomic_load(&d->peer.current)) {
+                if (d->state == TUNNEL_DISCONNECTED)
+                        manager_set_state(d, TUNNEL_CONNECTING);
+                timers_want_handshake(d, now_ns());
+        }
+}
+
+void relay_client_input(struct relay_client *rc, const struct queued_handshake *q) {
+        char buf[ENDPOINT_STRLEN];
+
+        if (!rc || !rc->addr.len || q->from.via_relay ||
+            !endpoint_same_address(&q->from, &rc->addr))
+                return; /* relay control only from the relay */
+
+        switch (message_classify(q->data, q->len)) {
+        case MESSAGE_RELAY_CHALLENGE: {
+                const struct message_relay_challenge *m = (const void *) q->data;
+                memcpy(rc->cookie, m->cookie, sizeof(rc->cookie));
+                memcpy(rc->relay_ephemeral, m->relay_ephemeral, sizeof(rc->relay_ephemeral));
+                rc->have_cookie = true;
+                send_register(rc, now_ns());
+                break;
+        }
+        case MESSAGE_RELAY_REGISTERED: {
+                const struct message_relay_registered *m = (const void *) q->data;
+                struct endpoint seen = {};
+                bool first = !rc->registered || rc->slot != get_le32(&m->slot);
+
+                endpoint_from_candidate(&m->observed, rc->d->udp_family, &seen);
+                rc->registered = true;
+                rc->slot = get_le32(&m->slot);
+                rc->last_registered_ns = now_ns();
+                if (first)
+                        log_info("registered with relay %s (slot %u, seen as %s)", rc->name,
+                                 rc->slot, endpoint_to_string(&seen, buf));
+                break;
+        }
+        case MESSAGE_RELAY_PEER:
+                on_peer(rc, (const void *) q->data);
+                break;
+        default:
+                break;
+        }
+}

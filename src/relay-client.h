@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* The node's side of the rendezvous protocol (messages.h): register with shadowmesh-relay,
+ * answer its challenge (with a proof of our static key in identity mode), re-register every
+ * RELAY_REGISTER_INTERVAL, and hand the peer's candidates and relay slot to path.c. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "device.h"
+
+int relay_client_new(struct device *d, const char *host, uint16_t port, struct relay_client **ret);
+struct relay_client *relay_client_free(struct relay_client *rc);
+
+/* A relay control message (CHALLENGE, REGISTERED, PEER) from the rx thread. */
+void relay_client_input(struct relay_client *rc, const struct queued_handshake *q);
+/* Registration timers. */
+void relay_client_tick(struct relay_client *rc, uint64_t now);
+/* Identity mode: the peer we want the relay to introduce (Connect's public_key). */
+void relay_client_set_want(struct relay_client *rc, const uint8_t key[32]);
+/* Our candidates changed (STUN found the public endpoint): register again now. */
+void relay_client_refresh(struct relay_client *rc);
+/* The relay's address, once resolved (for NetCheck). */
+const struct endpoint *relay_client_address(const struct relay_client *rc);
+const char *relay_client_name(const struct relay_client *rc);
+bool relay_client_registered(const struct relay_client *rc);
