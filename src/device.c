@@ -264,6 +264,29 @@ static void format_addresses(const struct config *c, char *buf, size_t size) {
         }
 }
 
+/* The TAP's Ethernet address is stable across restarts, so that the peer's ARP and neighbour
+ * caches stay right when this side restarts: a hash of what makes this node this node (the
+ * machine, the instance, its tunnel addresses and identity), locally administered, unicast. */
+static void tap_mac_address(struct device *d, uint8_t mac[6]) {
+        const struct config *c = d->config;
+        _cleanup_free_ char *machine_id = NULL;
+        crypto_generichash_state st;
+        uint8_t h[16];
+
+        crypto_generichash_init(&st, NULL, 0, sizeof(h));
+        crypto_generichash_update(&st, (const uint8_t *) "shadowmesh-tap-mac", 18);
+        if (read_full_file("/etc/machine-id", &machine_id, NULL, 256) >= 0)
+                crypto_generichash_update(&st, (const uint8_t *) machine_id, strlen(machine_id));
+        crypto_generichash_update(&st, (const uint8_t *) d->instance, strlen(d->instance) + 1);
+        crypto_generichash_update(&st, (const uint8_t *) c->tap_device, strlen(c->tap_device) + 1);
+        crypto_generichash_update(&st, (const uint8_t *) c->addresses,
+                                  c->n_addresses * sizeof(c->addresses[0]));
+        crypto_generichash_update(&st, d->static_public, sizeof(d->static_public));
+        crypto_generichash_final(&st, h, sizeof(h));
+        memcpy(mac, h, 6);
+        mac[0] = (uint8_t) ((mac[0] & 0xfc) | 0x02);
+}
+
 static int setup_keys(struct device *d) {
         struct config *c = d->config;
         uint8_t network_id[NETWORK_ID_LEN];
@@ -339,8 +362,10 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         }
         d->accept_incoming = true;
 
-        r = tap_create(config->tap_device, config->mtu, config->addresses, config->n_addresses,
-                       &d->tap);
+        uint8_t mac[6];
+        tap_mac_address(d, mac);
+        r = tap_create(config->tap_device, mac, config->mtu, config->addresses,
+                       config->n_addresses, &d->tap);
         if (r == -EEXIST)
                 return log_error_errno(r, "device %s already exists and is not ours (choose "
                                           "another network.tap_device)",

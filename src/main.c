@@ -166,7 +166,7 @@ int main(int argc, char **argv) {
         }
 
         if (!check && !have_net_admin()) {
-                log_error("shadowmeshd needs CAP_NET_ADMIN to create its TAP device (run as root)");
+                log_error("needs CAP_NET_ADMIN to create its TAP device (run as root)");
                 return EXIT_RUNTIME;
         }
 

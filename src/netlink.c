@@ -259,6 +259,18 @@ int netlink_link_set_mtu(struct netlink *nl, int ifindex, uint32_t mtu) {
         return netlink_call(nl, nlh, NULL, NULL);
 }
 
+int netlink_link_set_mac(struct netlink *nl, int ifindex, const uint8_t mac[6]) {
+        uint8_t buf[NETLINK_BUFFER_SIZE] __attribute__((aligned(8)));
+        struct nlmsghdr *nlh;
+
+        if (!nl || ifindex <= 0 || !mac)
+                return -EINVAL;
+
+        nlh = put_link_header(buf, RTM_NEWLINK, ifindex, NULL);
+        mnl_attr_put(nlh, IFLA_ADDRESS, 6, mac);
+        return netlink_call(nl, nlh, NULL, NULL);
+}
+
 int netlink_link_set_txqlen(struct netlink *nl, int ifindex, uint32_t txqlen) {
         uint8_t buf[NETLINK_BUFFER_SIZE] __attribute__((aligned(8)));
         struct nlmsghdr *nlh;

@@ -14,6 +14,8 @@ struct netlink *netlink_close(struct netlink *nl);
 /* ifindex of name, -ENODEV when there is none. */
 int netlink_link_index(struct netlink *nl, const char *name);
 int netlink_link_set_mtu(struct netlink *nl, int ifindex, uint32_t mtu);
+/* Ethernet address (before the link is up). */
+int netlink_link_set_mac(struct netlink *nl, int ifindex, const uint8_t mac[6]);
 /* Length of the queue between the kernel and the TAP reader (tun's ptr_ring). */
 int netlink_link_set_txqlen(struct netlink *nl, int ifindex, uint32_t txqlen);
 int netlink_link_set_up(struct netlink *nl, int ifindex, bool up);

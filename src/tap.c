@@ -55,8 +55,8 @@ static int tap_remove(struct netlink *nl, int *fd, const char *name, int ifindex
         return -ETIMEDOUT;
 }
 
-int tap_create(const char *name, uint32_t mtu, const struct config_address *addresses,
-               size_t n_addresses, struct tap **ret) {
+int tap_create(const char *name, const uint8_t *mac, uint32_t mtu,
+               const struct config_address *addresses, size_t n_addresses, struct tap **ret) {
         struct netlink *nl = NULL;
         struct ifreq ifr = {};
         struct tap *t;
@@ -119,6 +119,11 @@ int tap_create(const char *name, uint32_t mtu, const struct config_address *addr
         r = netlink_link_set_txqlen(nl, ifindex, TAP_TX_QUEUE_LEN);
         if (r < 0)
                 goto fail_device;
+        if (mac) {
+                r = netlink_link_set_mac(nl, ifindex, mac);
+                if (r < 0)
+                        goto fail_device;
+        }
 
         for (size_t i = 0; i < n_addresses; i++) {
                 r = netlink_address_add(nl, ifindex, addresses[i].family, &addresses[i].addr,

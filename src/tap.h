@@ -16,12 +16,13 @@ struct tap {
 };
 
 /*
- * Create name with mtu, add each address, set it up. Errors: -EEXIST (a device of that name
+ * Create name with mtu and Ethernet address mac (NULL: the kernel's random one), add each
+ * address, set it up. Errors: -EEXIST (a device of that name
  * exists: not ours), -ENOENT (/dev/net/tun missing), -EPERM (no CAP_NET_ADMIN), or rtnetlink's.
  * On any failure nothing is left behind: the half-made device is deleted.
  */
-int tap_create(const char *name, uint32_t mtu, const struct config_address *addresses,
-               size_t n_addresses, struct tap **ret);
+int tap_create(const char *name, const uint8_t *mac, uint32_t mtu,
+               const struct config_address *addresses, size_t n_addresses, struct tap **ret);
 /* Close the fd (which removes the non-persistent device) and wait until it is gone. */
 struct tap *tap_free(struct tap *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct tap *, tap_free);

@@ -350,7 +350,21 @@ static void test_create(struct netlink *nl) {
         struct ifreq ifr = {};
         int s;
 
-        CHECK_EQ_INT(tap_create("smtest0", 1380, addrs, ELEMENTSOF(addrs), &t), 0);
+        CHECK_EQ_INT(tap_create("smtest0", NULL, 1380, addrs, ELEMENTSOF(addrs), &t), 0);
+        if (t) {
+                /* A chosen Ethernet address is set before the link goes up. */
+                static const uint8_t mac[6] = { 0x02, 0x53, 0x4d, 0x01, 0x02, 0x03 };
+                struct tap *t2 = NULL;
+                struct ifreq hw = {};
+                int hs = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+                CHECK_EQ_INT(tap_create("smtest9", mac, 1380, NULL, 0, &t2), 0);
+                strncpy(hw.ifr_name, "smtest9", IFNAMSIZ - 1);
+                CHECK(hs >= 0 && ioctl(hs, SIOCGIFHWADDR, &hw) == 0);
+                CHECK(memcmp(hw.ifr_hwaddr.sa_data, mac, 6) == 0);
+                if (hs >= 0)
+                        close(hs);
+                tap_free(t2);
+        }
         if (!t)
                 return;
         CHECK(strcmp(t->name, "smtest0") == 0);
@@ -412,10 +426,10 @@ static void test_name_taken_by_tap(struct netlink *nl) {
         struct tap *t2 = NULL;
         struct link_state ls;
 
-        CHECK_EQ_INT(tap_create("smtest1", 1380, &a, 1, &t1), 0);
+        CHECK_EQ_INT(tap_create("smtest1", NULL, 1380, &a, 1, &t1), 0);
         if (!t1)
                 return;
-        CHECK_EQ_INT(tap_create("smtest1", 1400, NULL, 0, &t2), -EEXIST);
+        CHECK_EQ_INT(tap_create("smtest1", NULL, 1400, NULL, 0, &t2), -EEXIST);
         CHECK(t2 == NULL);
 
         /* The first one is untouched and still carries frames. */
@@ -434,7 +448,7 @@ static void test_name_taken_by_loopback(struct netlink *nl) {
 
         link_state(1, &before);
         CHECK(before.flags & IFF_UP);
-        CHECK_EQ_INT(tap_create("lo", 1380, &a, 1, &t), -EEXIST);
+        CHECK_EQ_INT(tap_create("lo", NULL, 1380, &a, 1, &t), -EEXIST);
         CHECK(t == NULL);
         link_state(1, &after);
         CHECK(after.found);
@@ -458,16 +472,16 @@ static void test_failure_leaves_nothing(struct netlink *nl) {
         link_names(names_before, sizeof(names_before));
 
         /* The kernel refuses the MTU (a TAP's maximum is 65535, Ethernet's minimum 68)... */
-        CHECK_EQ_INT(tap_create("smtest2", 70000, good, ELEMENTSOF(good), &t), -EINVAL);
+        CHECK_EQ_INT(tap_create("smtest2", NULL, 70000, good, ELEMENTSOF(good), &t), -EINVAL);
         CHECK_EQ_INT(netlink_link_index(nl, "smtest2"), -ENODEV);
-        CHECK_EQ_INT(tap_create("smtest2", 60, good, ELEMENTSOF(good), &t), -EINVAL);
+        CHECK_EQ_INT(tap_create("smtest2", NULL, 60, good, ELEMENTSOF(good), &t), -EINVAL);
         CHECK_EQ_INT(netlink_link_index(nl, "smtest2"), -ENODEV);
         /* ... an address after a good one is invalid, or listed twice, or of no IP family. */
-        CHECK_EQ_INT(tap_create("smtest2", 1380, bad_prefix, ELEMENTSOF(bad_prefix), &t), -EINVAL);
+        CHECK_EQ_INT(tap_create("smtest2", NULL, 1380, bad_prefix, ELEMENTSOF(bad_prefix), &t), -EINVAL);
         CHECK_EQ_INT(netlink_link_index(nl, "smtest2"), -ENODEV);
-        CHECK_EQ_INT(tap_create("smtest2", 1380, dup, ELEMENTSOF(dup), &t), -EADDRINUSE);
+        CHECK_EQ_INT(tap_create("smtest2", NULL, 1380, dup, ELEMENTSOF(dup), &t), -EADDRINUSE);
         CHECK_EQ_INT(netlink_link_index(nl, "smtest2"), -ENODEV);
-        CHECK_EQ_INT(tap_create("smtest2", 1380, &bad_family, 1, &t), -EAFNOSUPPORT);
+        CHECK_EQ_INT(tap_create("smtest2", NULL, 1380, &bad_family, 1, &t), -EAFNOSUPPORT);
         CHECK_EQ_INT(netlink_link_index(nl, "smtest2"), -ENODEV);
         CHECK(t == NULL);
 
@@ -477,7 +491,7 @@ static void test_failure_leaves_nothing(struct netlink *nl) {
         CHECK(!has_address("lo", AF_INET6, "fd00:92::1", 64, NULL));
 
         /* And the name is free for a good attempt. */
-        CHECK_EQ_INT(tap_create("smtest2", 1380, good, ELEMENTSOF(good), &t), 0);
+        CHECK_EQ_INT(tap_create("smtest2", NULL, 1380, good, ELEMENTSOF(good), &t), 0);
         CHECK(has_address("smtest2", AF_INET, "10.9.2.1", 24, "10.9.2.255"));
         t = tap_free(t);
         CHECK_EQ_INT(netlink_link_index(nl, "smtest2"), -ENODEV);
@@ -487,21 +501,21 @@ static void test_names(struct netlink *nl) {
         struct tap sentinel, *t = &sentinel;
         struct config_address a = addr4("10.9.3.1", 24);
 
-        CHECK_EQ_INT(tap_create("smtest-name-too-long", 1380, NULL, 0, &t), -EINVAL);
-        CHECK_EQ_INT(tap_create("sixteen-chars-xx", 1380, NULL, 0, &t), -EINVAL);
-        CHECK_EQ_INT(tap_create("", 1380, NULL, 0, &t), -EINVAL);
-        CHECK_EQ_INT(tap_create(NULL, 1380, NULL, 0, &t), -EINVAL);
-        CHECK_EQ_INT(tap_create("smtest3", 1380, NULL, 1, &t), -EINVAL);
-        CHECK_EQ_INT(tap_create("smtest3", 1380, NULL, 0, NULL), -EINVAL);
+        CHECK_EQ_INT(tap_create("smtest-name-too-long", NULL, 1380, NULL, 0, &t), -EINVAL);
+        CHECK_EQ_INT(tap_create("sixteen-chars-xx", NULL, 1380, NULL, 0, &t), -EINVAL);
+        CHECK_EQ_INT(tap_create("", NULL, 1380, NULL, 0, &t), -EINVAL);
+        CHECK_EQ_INT(tap_create(NULL, NULL, 1380, NULL, 0, &t), -EINVAL);
+        CHECK_EQ_INT(tap_create("smtest3", NULL, 1380, NULL, 1, &t), -EINVAL);
+        CHECK_EQ_INT(tap_create("smtest3", NULL, 1380, NULL, 0, NULL), -EINVAL);
         /* Names the kernel refuses. */
-        CHECK_EQ_INT(tap_create("bad/name", 1380, NULL, 0, &t), -EINVAL);
-        CHECK_EQ_INT(tap_create("bad name", 1380, NULL, 0, &t), -EINVAL);
-        CHECK_EQ_INT(tap_create("..", 1380, NULL, 0, &t), -EINVAL);
+        CHECK_EQ_INT(tap_create("bad/name", NULL, 1380, NULL, 0, &t), -EINVAL);
+        CHECK_EQ_INT(tap_create("bad name", NULL, 1380, NULL, 0, &t), -EINVAL);
+        CHECK_EQ_INT(tap_create("..", NULL, 1380, NULL, 0, &t), -EINVAL);
         CHECK(t == &sentinel); /* ret_* untouched on failure */
 
         /* IFNAMSIZ - 1 characters is the longest name there is. */
         t = NULL;
-        CHECK_EQ_INT(tap_create("smtest012345678", 1380, &a, 1, &t), 0);
+        CHECK_EQ_INT(tap_create("smtest012345678", NULL, 1380, &a, 1, &t), 0);
         if (t) {
                 CHECK(strcmp(t->name, "smtest012345678") == 0);
                 CHECK_EQ_INT(netlink_link_index(nl, "smtest012345678"), t->ifindex);
@@ -511,7 +525,7 @@ static void test_names(struct netlink *nl) {
 
         /* A pattern lets the kernel pick the number; the struct names the real device. */
         t = NULL;
-        CHECK_EQ_INT(tap_create("smpat%d", 1380, NULL, 0, &t), 0);
+        CHECK_EQ_INT(tap_create("smpat%d", NULL, 1380, NULL, 0, &t), 0);
         if (t) {
                 CHECK(strcmp(t->name, "smpat0") == 0);
                 CHECK_EQ_INT(netlink_link_index(nl, "smpat0"), t->ifindex);
@@ -526,18 +540,18 @@ static void test_removed_elsewhere(struct netlink *nl) {
         struct link_state ls;
 
         /* Deleted under us: free still works, the name is free again. */
-        CHECK_EQ_INT(tap_create("smtest4", 1380, NULL, 0, &t), 0);
+        CHECK_EQ_INT(tap_create("smtest4", NULL, 1380, NULL, 0, &t), 0);
         if (!t)
                 return;
         CHECK_EQ_INT(netlink_link_delete(nl, t->ifindex), 0);
         CHECK_EQ_INT(netlink_link_index(nl, "smtest4"), -ENODEV);
         t = tap_free(t);
-        CHECK_EQ_INT(tap_create("smtest4", 1380, NULL, 0, &t), 0);
+        CHECK_EQ_INT(tap_create("smtest4", NULL, 1380, NULL, 0, &t), 0);
         t = tap_free(t);
         CHECK_EQ_INT(netlink_link_index(nl, "smtest4"), -ENODEV);
 
         /* Made persistent meanwhile (closing the fd no longer removes it): free deletes it. */
-        CHECK_EQ_INT(tap_create("smtest5", 1380, NULL, 0, &t), 0);
+        CHECK_EQ_INT(tap_create("smtest5", NULL, 1380, NULL, 0, &t), 0);
         if (!t)
                 return;
         ifindex = t->ifindex;
@@ -567,7 +581,7 @@ static void test_no_capability(struct netlink *nl) {
                 data[CAP_NET_ADMIN / 32].effective &= ~(1u << (CAP_NET_ADMIN % 32));
                 if (syscall(SYS_capset, &hdr, data) < 0)
                         _exit(3);
-                r = tap_create("smtest6", 1380, &a, 1, &t);
+                r = tap_create("smtest6", NULL, 1380, &a, 1, &t);
                 if (r != -EPERM) {
                         fprintf(stderr, "tap_create without CAP_NET_ADMIN: %d\n", r);
                         _exit(4);
