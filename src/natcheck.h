@@ -14,7 +14,9 @@
  *             test III CHANGE-REQUEST port: answered -> address-dependent; else
  *             address-and-port-dependent
  * Mapped address equal to the local address: no NAT. A server without OTHER-ADDRESS gives the
- * public endpoint only (mapping and filtering stay unknown).
+ * public endpoint only (mapping and filtering stay unknown). The filtering tests run before
+ * the mapping tests: on one socket, the mapping tests' requests would open the very filters
+ * the filtering tests probe, and a restricted cone would read as a full cone.
  */
 #pragma once
 
