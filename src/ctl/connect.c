@@ -56,7 +56,7 @@ static int parse_timeout(const char *s, uint32_t *ret) {
 }
 
 static int append_options(sd_bus_message *m, bool have_timeout, uint32_t timeout_sec,
-                          const char *public_key, bool relay) {
+                          const char *public_key, bool relay, const char *relay_server) {
         int r;
 
         r = sd_bus_message_open_container(m, 'a', "{sv}");
@@ -66,6 +66,8 @@ static int append_options(sd_bus_message *m, bool have_timeout, uint32_t timeout
                 r = sd_bus_message_append(m, "{sv}", "public_key", "s", public_key);
         if (r >= 0 && relay)
                 r = sd_bus_message_append(m, "{sv}", "relay", "b", 1);
+        if (r >= 0 && relay_server)
+                r = sd_bus_message_append(m, "{sv}", "relay_server", "s", relay_server);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         return r;
@@ -108,12 +110,13 @@ static int wait_reply(sd_bus *bus, struct pending *p, const char *peer, uint64_t
 }
 
 int ctl_connect(struct ctl *ctl, int argc, char **argv) {
-        enum { ARG_TIMEOUT = 0x100, ARG_PUBLIC_KEY, ARG_RELAY };
+        enum { ARG_TIMEOUT = 0x100, ARG_PUBLIC_KEY, ARG_RELAY, ARG_RELAY_SERVER };
         static const struct option options[] = {
                 { "instance", required_argument, NULL, 'i' },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "public-key", required_argument, NULL, ARG_PUBLIC_KEY },
                 { "relay", no_argument, NULL, ARG_RELAY },
+                { "relay-server", required_argument, NULL, ARG_RELAY_SERVER },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -126,7 +129,7 @@ int ctl_connect(struct ctl *ctl, int argc, char **argv) {
         uint32_t timeout_sec = CONNECT_TIMEOUT_DEFAULT_SEC;
         bool have_timeout = false, relay = false, tty;
         char public_key[45];
-        const char *peer, *key_arg = NULL;
+        const char *peer, *key_arg = NULL, *relay_server = NULL;
         uint64_t call_timeout;
         int c, r, code;
 
@@ -149,6 +152,9 @@ int ctl_connect(struct ctl *ctl, int argc, char **argv) {
                 case ARG_RELAY:
                         relay = true;
                         break;
+                case ARG_RELAY_SERVER:
+                        relay_server = optarg;
+                        break;
                 case 'h':
                         ctl_print_help();
                         return ctl_finish_stdout(CTL_EXIT_OK);
@@ -159,15 +165,22 @@ int ctl_connect(struct ctl *ctl, int argc, char **argv) {
                 }
         }
         if (ctl->json)
-                return ctl_usage_error(_("--json is for status and list"));
-        if (optind >= argc)
-                return ctl_usage_error(_("connect needs the peer's address: connect "
-                                         "ADDR[:PORT]"));
+                return ctl_usage_error(_("--json is for status, list and netcheck"));
         if (optind + 1 < argc)
                 return ctl_usage_error(_("unexpected argument '%s'"), argv[optind + 1]);
-        peer = argv[optind];
-        if (!*peer)
+        /* No address: the relay introduces the peer. A public key in its place means the
+         * same, for that peer (identity mode). */
+        peer = optind < argc ? argv[optind] : "";
+        if (optind < argc && !*peer)
                 return ctl_usage_error(_("the peer's address is empty"));
+        if (*peer && !key_arg && strlen(peer) == 44 && peer[43] == '=') {
+                uint8_t key[32];
+                if (config_parse_key(peer, key) == 0) {
+                        key_arg = peer;
+                        peer = "";
+                }
+                sodium_memzero(key, sizeof(key));
+        }
         if (key_arg) {
                 /* Checked here so a typo is a usage error; sent in canonical base64. */
                 uint8_t key[32];
@@ -188,7 +201,7 @@ int ctl_connect(struct ctl *ctl, int argc, char **argv) {
                 r = sd_bus_message_append(m, "s", peer);
         if (r >= 0)
                 r = append_options(m, have_timeout, timeout_sec, key_arg ? public_key : NULL,
-                                   relay);
+                                   relay, relay_server);
         if (r < 0)
                 return ctl_error(CTL_EXIT_FAILURE, _("cannot build the Connect call: %s"),
                                  strerror(-r));
@@ -200,7 +213,8 @@ int ctl_connect(struct ctl *ctl, int argc, char **argv) {
                 return ctl_error(CTL_EXIT_FAILURE, _("cannot send the Connect call: %s"),
                                  strerror(-r));
         tty = isatty(STDERR_FILENO);
-        r = wait_reply(bus, &p, peer, now_mono_usec() + call_timeout, tty);
+        r = wait_reply(bus, &p, *peer ? peer : _("the peer (through the relay)"),
+                       now_mono_usec() + call_timeout, tty);
         if (tty) {
                 fputs("\r\033[K", stderr);
                 fflush(stderr);

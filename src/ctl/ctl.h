@@ -43,6 +43,7 @@ int ctl_status(struct ctl *ctl, int argc, char **argv);
 int ctl_list(struct ctl *ctl, int argc, char **argv);
 int ctl_genkey(struct ctl *ctl, int argc, char **argv);
 int ctl_pubkey(struct ctl *ctl, int argc, char **argv);
+int ctl_netcheck(struct ctl *ctl, int argc, char **argv);
 int ctl_help(struct ctl *ctl, int argc, char **argv);
 
 /* ---- messages and exit codes (shadowmeshctl.c) ---- */

@@ -33,7 +33,7 @@ int ctl_disconnect(struct ctl *ctl, int argc, char **argv) {
                 }
         }
         if (ctl->json)
-                return ctl_usage_error(_("--json is for status and list"));
+                return ctl_usage_error(_("--json is for status, list and netcheck"));
         if (optind < argc)
                 return ctl_usage_error(_("unexpected argument '%s'"), argv[optind]);
         if (ctl_instance_new(ctl->instance ? ctl->instance : CTL_DEFAULT_INSTANCE, &inst) < 0)

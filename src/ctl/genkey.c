@@ -16,7 +16,7 @@ int ctl_genkey(struct ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return ctl_usage_error(_("genkey takes no arguments"));
         if (ctl->json)
-                return ctl_usage_error(_("--json is for status and list"));
+                return ctl_usage_error(_("--json is for status, list and netcheck"));
         if (sodium_init() < 0)
                 return ctl_error(CTL_EXIT_FAILURE, _("cannot initialise libsodium"));
 

@@ -19,7 +19,7 @@ int ctl_pubkey(struct ctl *ctl, int argc, char **argv) {
                 return ctl_usage_error(_("pubkey takes no arguments (the private key is read "
                                          "from standard input)"));
         if (ctl->json)
-                return ctl_usage_error(_("--json is for status and list"));
+                return ctl_usage_error(_("--json is for status, list and netcheck"));
         if (sodium_init() < 0)
                 return ctl_error(CTL_EXIT_FAILURE, _("cannot initialise libsodium"));
 

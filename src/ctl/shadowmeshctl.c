@@ -17,7 +17,7 @@
 static const struct ctl_command commands[] = {
         { "connect", ctl_connect }, { "disconnect", ctl_disconnect }, { "status", ctl_status },
         { "list", ctl_list },       { "genkey", ctl_genkey },         { "pubkey", ctl_pubkey },
-        { "help", ctl_help },
+        { "netcheck", ctl_netcheck }, { "help", ctl_help },
 };
 
 void ctl_print_help(void) {
@@ -26,14 +26,19 @@ void ctl_print_help(void) {
                  "Control ShadowMesh tunnel instances (shadowmeshd) over the system bus.\n"
                  "\n"
                  "Commands:\n"
-                 "  connect ADDR[:PORT]   connect the instance to a peer (port 9001 by default)\n"
+                 "  connect [ADDR[:PORT]|KEY]\n"
+                 "                        connect the instance to a peer (port 9001 by default);\n"
+                 "                        without ADDR, or with the peer's public key, the\n"
+                 "                        relay introduces the peer\n"
                  "      --timeout SEC       give up after SEC seconds (1..3600, default 30)\n"
                  "      --public-key KEY    the peer's public key (identity mode)\n"
-                 "      --relay             go through the relay\n"
+                 "      --relay             only through the relay, never directly\n"
+                 "      --relay-server HOST[:PORT]  the relay, when the config names none\n"
                  "  disconnect            drop the instance's session\n"
                  "  status                show the instance, or every instance without -i\n"
                  "                        (the default command)\n"
                  "  list                  list the running instances\n"
+                 "  netcheck              public endpoint, NAT behaviour, relay reachability\n"
                  "  genkey                print a new private key (base64)\n"
                  "  pubkey                print the public key of the private key on stdin\n"
                  "  help                  show this help\n"
@@ -41,7 +46,7 @@ void ctl_print_help(void) {
                  "Options:\n"
                  "  -i, --instance NAME   the instance (default \"%s\", the instance of\n"
                  "                        /etc/shadowmesh/daemon.yaml)\n"
-                 "      --json            machine-readable output (status, list)\n"
+                 "      --json            machine-readable output (status, list, netcheck)\n"
                  "  -h, --help            show this help\n"
                  "      --version         show the version\n"
                  "\n"
