@@ -8,7 +8,12 @@
 #include "log.h"
 
 static int max_level = LOG_INFO;
+static const char *program_name = "shadowmeshd";
 static int use_prefix = -1;
+
+void log_set_program_name(const char *name) {
+        program_name = name;
+}
 
 void log_set_max_level(int level) {
         max_level = level;
@@ -62,7 +67,7 @@ int log_internal(int level, int error, const char *fmt, ...) {
         if (use_prefix)
                 fprintf(stderr, "<%d>%s\n", level, buf);
         else
-                fprintf(stderr, "shadowmeshd: %s\n", buf);
+                fprintf(stderr, "%s: %s\n", program_name, buf);
         errno = saved;
         return -error;
 }

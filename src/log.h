@@ -8,6 +8,8 @@
 #include "util.h"
 
 void log_set_max_level(int level); /* LOG_ERR .. LOG_DEBUG */
+/* The prefix of every line on a terminal ("shadowmeshd" unless set). */
+void log_set_program_name(const char *name);
 int log_get_max_level(void);
 /* "debug", "info", "warn"/"warning", "error" (and syslog names); -EINVAL otherwise. */
 int log_level_from_string(const char *s);

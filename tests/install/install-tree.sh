@@ -4,10 +4,12 @@
 # Install the build into a scratch DESTDIR and compare the result with the tree the project
 # promises, computed here from the build's own options (`meson introspect --buildoptions`) and
 # from what exists in the source tree:
-#   <sbindir>/shadowmeshd and <bindir>/shadowmeshctl (when their sources exist), executable;
-#   <unitdir>/shadowmesh@.service and shadowmesh@.socket, starting <sbindir>/shadowmeshd,
-#     where <unitdir> is systemd.pc's systemdsystemunitdir for prefix /usr and
-#     <prefix>/lib/systemd/system otherwise (see systemd/meson.build);
+#   <sbindir>/shadowmeshd, <bindir>/shadowmeshctl and <sbindir>/shadowmesh-relay (when their
+#     sources exist), executable;
+#   <unitdir>/shadowmesh@.service and shadowmesh@.socket, starting <sbindir>/shadowmeshd, and
+#     <unitdir>/shadowmesh-relay.service, starting <sbindir>/shadowmesh-relay, where <unitdir>
+#     is systemd.pc's systemdsystemunitdir for prefix /usr and <prefix>/lib/systemd/system
+#     otherwise (see systemd/meson.build);
 #   <datadir>/dbus-1/system.d/org.shadowmesh1.conf, <datadir>/dbus-1/interfaces/
 #     org.shadowmesh1.Tunnel.xml, <datadir>/doc/shadowmesh/org.shadowmesh1.Tunnel.txt;
 #   <mandir>/manN/ for every man/*.N page;
@@ -84,6 +86,7 @@ expect() {
 
 [ -f "$src/src/main.c" ] && expect "$sbindir/shadowmeshd" 755
 [ -f "$src/src/ctl/meson.build" ] && expect "$bindir/shadowmeshctl" 755
+[ -f "$src/src/relay/meson.build" ] && expect "$sbindir/shadowmesh-relay" 755
 
 expect "$unitdir/shadowmesh@.service" 644
 expect "$unitdir/shadowmesh@.socket" 644
@@ -92,6 +95,15 @@ if grep -qxF "$want" "$dest$unitdir/shadowmesh@.service" 2>/dev/null; then
         pass "installed unit: $want"
 else
         fail "installed unit lacks: $want"
+fi
+if [ -f "$src/systemd/shadowmesh-relay.service" ]; then
+        expect "$unitdir/shadowmesh-relay.service" 644
+        want="ExecStart=$sbindir/shadowmesh-relay"
+        if grep -qxF "$want" "$dest$unitdir/shadowmesh-relay.service" 2>/dev/null; then
+                pass "installed unit: $want"
+        else
+                fail "installed unit lacks: $want"
+        fi
 fi
 
 expect "$datadir/dbus-1/system.d/org.shadowmesh1.conf" 644 "$src/dbus/org.shadowmesh1.conf"

@@ -8,13 +8,17 @@
 #   - `systemd-analyze security --offline=yes` rates the service at 2.5 or better;
 #   - the settings the design fixes are there, and those that would break the TAP are not;
 #   - the units meson installs differ from the ones tested here only in the daemon's path;
-#   - the checks themselves can fail (a broken unit and an unhardened one are caught).
+#   - the checks themselves can fail (a broken unit and an unhardened one are caught);
+#   - shadowmesh-relay.service likewise (verify, exposure, its settings), tested as installed
+#     with ExecStart= pointing at the relay of this build (src/relay/ beside the daemon).
 #
 # Usage: units.sh TEST_UNIT_DIR INSTALL_UNIT_DIR BUILT_DAEMON INSTALLED_DAEMON CONFIG_DIR MAN_DIR
 #   CONFIG_DIR is <prefix>/<sysconfdir>/shadowmesh, where the units expect NAME.yaml.
 set -u
 
 test_dir=$1 install_dir=$2 built_daemon=$3 installed_daemon=$4 config_dir=$5 man_dir=$6
+built_relay=$(dirname "$built_daemon")/relay/shadowmesh-relay
+installed_relay=$(dirname "$installed_daemon")/shadowmesh-relay
 max_exposure=2.5
 passed=0
 failed=0
@@ -129,8 +133,55 @@ for want in 'ListenDatagram=9001' \
         check "$want" grep -qxF -- "$want" "$work/sock.settings"
 done
 
+echo "== shadowmesh-relay.service"
+relay_svc=$work/shadowmesh-relay.service
+if [ -f "$install_dir/shadowmesh-relay.service" ]; then
+        sed "s|$installed_relay|$built_relay|g" "$install_dir/shadowmesh-relay.service" >"$relay_svc"
+        check "installed: ExecStart=$installed_relay" \
+                grep -qxF "ExecStart=$installed_relay" "$install_dir/shadowmesh-relay.service"
+        check "$built_relay is executable" test -x "$built_relay"
+        if verify_quiet "$work" shadowmesh-relay.service; then
+                pass "verify shadowmesh-relay.service: no output"
+        else
+                fail "verify shadowmesh-relay.service:"
+                sed 's/^/    /' "$work/out"
+        fi
+        level=$(exposure "$work" shadowmesh-relay.service)
+        printf '  overall exposure level: %s\n' "${level:-<none>}"
+        check "relay exposure $level <= $max_exposure" le "${level:-99}" "$max_exposure"
+        settings "$relay_svc" >"$work/relay.settings"
+        for want in 'Type=notify' \
+                    "ExecStart=$built_relay" \
+                    'WatchdogSec=30s' \
+                    'Restart=on-failure' \
+                    'RestartPreventExitStatus=64' \
+                    'Documentation=man:shadowmesh-relay(8)' \
+                    'DynamicUser=yes' \
+                    'CapabilityBoundingSet=' \
+                    'NoNewPrivileges=yes' \
+                    'ProtectSystem=strict' \
+                    'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' \
+                    'WantedBy=multi-user.target'; do
+                check "$want" grep -qxF -- "$want" "$work/relay.settings"
+        done
+        # It owns no bus name and needs no capability: none may sneak back in.
+        for bad in BusName AmbientCapabilities=CAP User Group; do
+                check "no $bad" bash -c "! grep -q '^$bad' '$work/relay.settings'"
+        done
+        mkdir -p "$work/relay-soft"
+        sed '/^DynamicUser=/,/^\[Install\]/{/^\[Install\]/!d}' "$relay_svc" \
+                >"$work/relay-soft/shadowmesh-relay.service"
+        soft=$(exposure "$work/relay-soft" shadowmesh-relay.service)
+        printf '  relay exposure without the sandbox: %s\n' "${soft:-<none>}"
+        check "an unhardened relay unit is rated above $max_exposure" \
+                bash -c "! awk -v a='${soft:-0}' -v b=$max_exposure 'BEGIN { exit !(a + 0 <= b + 0) }'"
+else
+        fail "$install_dir/shadowmesh-relay.service missing"
+fi
+
 echo "== every man page the units name is in man/"
-for page in $(sed -n 's/^Documentation=//p' "$svc" "$sock" | tr ' ' '\n' | sed -n 's/^man://p' | sort -u); do
+for page in $(sed -n 's/^Documentation=//p' "$svc" "$sock" "$install_dir/shadowmesh-relay.service" 2>/dev/null |
+                tr ' ' '\n' | sed -n 's/^man://p' | sort -u); do
         name=${page%%(*}
         section=${page#*(}
         section=${section%)}

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The relay's protocol core: the registrations table, challenge cookies, identity proofs, who
+ * may talk to whom, forwarding, rate limits and expiry. Pure: one datagram and its source
+ * address in, the datagrams to send out; the clock is passed in; no sockets, no logging above
+ * debug. relay.c owns the socket and the event loop around it.
+ *
+ * The protocol is the comment above struct message_relay_register in messages.h. Decisions
+ * taken here, beyond it:
+ *   - A source address (IP and port) holds at most one registration: a registration arriving
+ *     from an address that another registration occupies replaces it (a NAT reused the
+ *     mapping; the old one no longer reaches its node). RELAY_DATA is attributed to the
+ *     registration of its source address.
+ *   - A registration is named by (network_id, node_id, want_peer); the same name registering
+ *     from a new address moves (NAT rebinding) and keeps its slot, so its peers need not learn
+ *     anything new to keep sending to it.
+ *   - Shared-key registrations (want_peer zero) must carry a non-zero network_id (a shared key
+ *     always gives one) and a zero proof; at most RELAY_MAX_NETWORK_REGISTRATIONS of them per
+ *     network, which bounds the PEER messages one REGISTER causes.
+ *   - Rate limits are per source IP (IPv6: per /64, as one host gets a whole /64): a token
+ *     bucket of rate packets per second with a burst of twice that, charged for every datagram
+ *     before anything else is done with it.
+ *   - Nothing is answered to a datagram that fails a check (malformed, rate-limited, network
+ *     not allowed, bad proof, table full): the only replies to strangers are CHALLENGE (52
+ *     bytes, to a REGISTER of 312) and STUN responses (a few tens of bytes, to a request of at
+ *     least 20). REGISTERED and PEER go only to addresses that echoed a cookie.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "messages.h"
+#include "udp.h"
+
+enum {
+        /* Shared-key registrations in one network: a REGISTER sends PEER messages to and about
+         * every other one, so this bounds that burst to 2 * (64 - 1) messages. */
+        RELAY_MAX_NETWORK_REGISTRATIONS = 64,
+        RELAY_MAX_ALLOWED_NETWORKS = 256,
+        RELAY_MAX_REGISTRATIONS_LIMIT = 1 << 20,
+        RELAY_RATE_MAX = 10 * 1000 * 1000,        /* packets/s per source */
+        RELAY_BANDWIDTH_MAX = 1000 * 1000 * 1000, /* bytes/s per registration */
+        /* One REGISTER's answer: REGISTERED and two PEER messages per peer. */
+        RELAY_ACTIONS_MAX = 1 + 2 * (RELAY_MAX_NETWORK_REGISTRATIONS - 1),
+};
+
+struct relay_core_config {
+        unsigned max_registrations; /* 1 .. RELAY_MAX_REGISTRATIONS_LIMIT */
+        unsigned rate;              /* packets/s per source IP, burst 2x; 0: unlimited */
+        uint64_t bandwidth;         /* forwarded bytes/s per registration, burst 2x; 0: unlimited */
+        const uint8_t (*allowed_networks)[NETWORK_ID_LEN]; /* NULL/0: any network may register */
+        size_t n_allowed_networks;                         /* <= RELAY_MAX_ALLOWED_NETWORKS */
+};
+
+/* Counters since start (registrations: the current number). */
+struct relay_stats {
+        uint64_t registrations;
+        uint64_t packets_in;
+        uint64_t forwarded;
+        uint64_t forwarded_bytes;
+        uint64_t dropped_rate;         /* source over its packet rate */
+        uint64_t dropped_unregistered; /* RELAY_DATA from an unregistered source or to no slot */
+        uint64_t dropped_not_allowed;  /* REGISTER for a network not on the allow list */
+        uint64_t bad_proof;            /* identity REGISTER with a wrong proof or a bad key */
+        uint64_t stun;                 /* STUN Binding requests answered */
+        uint64_t challenges;           /* CHALLENGE sent (REGISTER without a valid cookie) */
+        uint64_t registered;           /* REGISTERED sent (new and refreshed registrations) */
+        uint64_t peers_sent;           /* PEER messages sent */
+        uint64_t moved;                /* registrations that moved to a new source address */
+        uint64_t replaced;             /* registrations pushed out by another at their address */
+        uint64_t expired;              /* registrations not renewed in time */
+        uint64_t dropped_unpaired;     /* RELAY_DATA between registrations that may not talk */
+        uint64_t dropped_bandwidth;    /* RELAY_DATA over its sender's bandwidth */
+        uint64_t dropped_full;         /* REGISTER refused: table or network full */
+        uint64_t dropped_invalid;      /* malformed or unexpected datagrams */
+};
+
+/* One datagram to send. data points into the relay_actions (replies) or into the datagram
+ * given to relay_core_receive() (forwarded: rewritten in place), so it is valid until the next
+ * call with the same actions or buffer. */
+struct relay_send {
+        struct endpoint dest;
+        const uint8_t *data;
+        size_t len;
+        bool forward; /* RELAY_DATA being forwarded (data is the input buffer) */
+};
+
+struct relay_actions {
+        size_t n;
+        struct relay_send send[RELAY_ACTIONS_MAX];
+        size_t used;
+        uint8_t storage[RELAY_ACTIONS_MAX * sizeof(struct message_relay_peer)];
+};
+
+struct relay_core;
+
+/* -EINVAL on a configuration out of range, -ENOMEM. now: the monotonic clock in ns. */
+int relay_core_new(const struct relay_core_config *config, uint64_t now, struct relay_core **ret);
+struct relay_core *relay_core_free(struct relay_core *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct relay_core *, relay_core_free);
+
+/* Handle one datagram of len bytes from src, received at now. buf is modified in place when
+ * the datagram is forwarded (the slot is rewritten). *ret is reset, then filled with what to
+ * send (possibly nothing). Returns the message type handled (STUN: 0x100 | STUN type byte,
+ * see RELAY_HANDLED_STUN), or a negative errno saying why the datagram was dropped:
+ *   -ENOBUFS   rate limit (per source or bandwidth)      -EACCES   network not allowed
+ *   -EBADMSG   malformed, or a type the relay does not take  -EPERM  bad proof
+ *   -ENOENT    RELAY_DATA from/to nobody registered        -ENOSPC   table or network full
+ *   -ESRCH     RELAY_DATA between registrations that may not talk */
+#define RELAY_HANDLED_STUN 0x100
+int relay_core_receive(struct relay_core *c, uint8_t *buf, size_t len, const struct endpoint *src,
+                       uint64_t now, struct relay_actions *ret);
+
+/* Drop registrations whose lifetime ended and rotate the challenge secret when due. Returns
+ * the number of registrations dropped. Call about once a second (receive also rotates and
+ * ignores expired registrations, so this only bounds how long they occupy the table). */
+unsigned relay_core_expire(struct relay_core *c, uint64_t now);
+
+const struct relay_stats *relay_core_stats(const struct relay_core *c);
+
+/* Test and fuzzing introspection. */
+size_t relay_core_count(const struct relay_core *c);
+/* The registration holding slot (0 if none, or expired at now): where it is and what it is. */
+bool relay_core_lookup_slot(const struct relay_core *c, uint32_t slot, uint64_t now,
+                            struct endpoint *ret_addr, uint8_t ret_node_id[NOISE_PUBLIC_KEY_LEN]);
+/* Check the tables' internal invariants (hash chains, counts, unique slots and addresses);
+ * false when one is broken. O(max_registrations). */
+bool relay_core_check_invariants(const struct relay_core *c);

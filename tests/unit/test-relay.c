@@ -1,0 +1,1207 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shadowmesh-relay's core, driven as the network would: datagrams from made-up addresses, a
+ * clock moved by hand. The client side of the protocol (REGISTER, cookie echo, identity proof)
+ * is written here again from messages.h, independently of relay-core.c, so the two have to agree
+ * on every byte. Covered: the challenge round trip, wrong and expired cookies, identity proofs
+ * (valid, wrong, low-order keys), who is paired with whom (shared-key, identity, networks),
+ * forwarding (only the slot changes), expiry, rate and bandwidth limits, table limits, NAT
+ * rebinding, address takeover, the allow list, STUN Binding and malformed input.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay-core.h"
+#include "stun.h"
+#include "tests.h"
+
+#define T0 (UINT64_C(1000) * NSEC_PER_SEC)
+#define SEC NSEC_PER_SEC
+
+static struct relay_actions actions;
+
+/* ---- addresses ---------------------------------------------------------------------------- */
+
+static struct endpoint ep4(const char *addr, uint16_t port) {
+        struct endpoint e = {.len = sizeof(struct sockaddr_in)};
+
+        e.addr.in.sin_family = AF_INET;
+        e.addr.in.sin_port = htons(port);
+        if (inet_pton(AF_INET, addr, &e.addr.in.sin_addr) != 1)
+                abort();
+        return e;
+}
+
+static struct endpoint ep6(const char *addr, uint16_t port) {
+        struct endpoint e = {.len = sizeof(struct sockaddr_in6)};
+
+        e.addr.in6.sin6_family = AF_INET6;
+        e.addr.in6.sin6_port = htons(port);
+        if (inet_pton(AF_INET6, addr, &e.addr.in6.sin6_addr) != 1)
+                abort();
+        return e;
+}
+
+/* The same endpoint exactly (family, address, port): what the relay sends to is what it got. */
+static bool same_endpoint(const struct endpoint *a, const struct endpoint *b) {
+        if (a->len != b->len || a->addr.sa.sa_family != b->addr.sa.sa_family)
+                return false;
+        if (a->addr.sa.sa_family == AF_INET)
+                return a->addr.in.sin_port == b->addr.in.sin_port &&
+                       a->addr.in.sin_addr.s_addr == b->addr.in.sin_addr.s_addr;
+        return a->addr.in6.sin6_port == b->addr.in6.sin6_port &&
+               memcmp(&a->addr.in6.sin6_addr, &b->addr.in6.sin6_addr, 16) == 0;
+}
+
+/* A wire candidate equals an endpoint (v4-mapped shows as family 4). */
+static bool candidate_is(const struct relay_candidate *c, const struct endpoint *e) {
+        uint8_t want[16] = {};
+        uint16_t port;
+        uint8_t family;
+
+        if (e->addr.sa.sa_family == AF_INET) {
+                family = 4;
+                memcpy(want, &e->addr.in.sin_addr, 4);
+                port = e->addr.in.sin_port;
+        } else if (IN6_IS_ADDR_V4MAPPED(&e->addr.in6.sin6_addr)) {
+                family = 4;
+                memcpy(want, e->addr.in6.sin6_addr.s6_addr + 12, 4);
+                port = e->addr.in6.sin6_port;
+        } else {
+                family = 6;
+                memcpy(want, &e->addr.in6.sin6_addr, 16);
+                port = e->addr.in6.sin6_port;
+        }
+        return c->family == family && c->reserved_zero == 0 && c->port_be == port &&
+               memcmp(c->addr, want, 16) == 0;
+}
+
+/* ---- the client side ---------------------------------------------------------------------- */
+
+struct node {
+        const char *name;
+        struct endpoint addr;
+        uint8_t network_id[NETWORK_ID_LEN];
+        uint8_t priv[32], node_id[32], want_peer[32];
+        bool identity;
+        uint8_t n_candidates;
+        struct relay_candidate candidates[RELAY_MAX_CANDIDATES];
+        /* From the relay. */
+        uint8_t cookie[COOKIE_LEN], relay_ephemeral[32];
+        uint32_t slot;
+};
+
+static void network(uint8_t out[NETWORK_ID_LEN], uint8_t fill) {
+        memset(out, fill, NETWORK_ID_LEN);
+}
+
+static void node_shared(struct node *n, const char *name, struct endpoint addr, uint8_t net) {
+        memset(n, 0, sizeof(*n));
+        n->name = name;
+        n->addr = addr;
+        network(n->network_id, net);
+        randombytes_buf(n->node_id, sizeof(n->node_id));
+        /* Two candidates, as a daemon behind a NAT would report (LAN and STUN addresses). */
+        n->n_candidates = 2;
+        n->candidates[0].family = 4;
+        n->candidates[0].port_be = htons(9001);
+        n->candidates[0].addr[0] = 192;
+        n->candidates[0].addr[1] = 168;
+        n->candidates[0].addr[3] = (uint8_t) (name[0]);
+        n->candidates[1].family = 6;
+        n->candidates[1].port_be = htons(9001);
+        n->candidates[1].addr[0] = 0x20;
+        n->candidates[1].addr[1] = 0x01;
+        n->candidates[1].addr[15] = (uint8_t) (name[0]);
+}
+
+static void node_identity(struct node *n, const char *name, struct endpoint addr, uint8_t net) {
+        node_shared(n, name, addr, net);
+        n->identity = true;
+        crypto_box_keypair(n->node_id, n->priv);
+        n->n_candidates = 1;
+        memset(&n->candidates[1], 0, sizeof(n->candidates[1]));
+}
+
+static void wants(struct node *a, const struct node *b) {
+        memcpy(a->want_peer, b->node_id, 32);
+}
+
+/* proof = BLAKE2b-128(key = BLAKE2b-256(LABEL_RELAY_PROOF || X25519(node priv, relay eph)),
+ *                     REGISTER up to the proof field) */
+static void sign(const struct node *n, struct message_relay_register *m) {
+        uint8_t dh[32], key[32];
+        crypto_generichash_state st;
+
+        if (crypto_scalarmult(dh, n->priv, m->relay_ephemeral) != 0)
+                abort();
+        crypto_generichash_init(&st, NULL, 0, sizeof(key));
+        crypto_generichash_update(&st, (const uint8_t *) "relay-proof-----", 16);
+        crypto_generichash_update(&st, dh, sizeof(dh));
+        crypto_generichash_final(&st, key, sizeof(key));
+        crypto_generichash(m->proof, sizeof(m->proof), (const uint8_t *) m,
+                           offsetof(struct message_relay_register, proof), key, sizeof(key));
+}
+
+static void build_register(const struct node *n, struct message_relay_register *m,
+                           bool with_cookie) {
+        memset(m, 0, sizeof(*m));
+        m->header.type = MESSAGE_RELAY_REGISTER;
+        memcpy(m->network_id, n->network_id, NETWORK_ID_LEN);
+        memcpy(m->node_id, n->node_id, 32);
+        memcpy(m->want_peer, n->want_peer, 32);
+        m->n_candidates = n->n_candidates;
+        memcpy(m->candidates, n->candidates, sizeof(m->candidates));
+        if (with_cookie) {
+                memcpy(m->cookie, n->cookie, COOKIE_LEN);
+                memcpy(m->relay_ephemeral, n->relay_ephemeral, 32);
+                if (n->identity)
+                        sign(n, m);
+        }
+}
+
+/* Forwarded actions point into the datagram: it lives here until the next send. */
+static uint8_t datagram[RELAYED_DATAGRAM_MAX_LEN + 64];
+
+static int send_from(struct relay_core *c, const struct endpoint *src, const void *msg, size_t len,
+                     uint64_t now) {
+        if (len > sizeof(datagram))
+                abort();
+        memcpy(datagram, msg, len);
+        return relay_core_receive(c, datagram, len, src, now, &actions);
+}
+
+/* Replies only ever go where something came from; nothing but CHALLENGE, PEER and STUN is
+ * larger than what caused it. */
+static void check_reply_sizes(size_t request_len) {
+        for (size_t i = 0; i < actions.n; i++) {
+                const struct relay_send *s = &actions.send[i];
+                uint8_t type = s->data[0];
+                if (s->forward || type == MESSAGE_RELAY_CHALLENGE || type == MESSAGE_RELAY_PEER ||
+                    stun_is_message(s->data, s->len))
+                        continue;
+                CHECKF(s->len <= request_len, "reply of %zu bytes to %zu", s->len, request_len);
+        }
+}
+
+/* Send the cookie-less REGISTER: exactly one CHALLENGE back to the node. Keeps its cookie. */
+static bool challenge(struct relay_core *c, struct node *n, uint64_t now) {
+        struct message_relay_register m;
+        const struct message_relay_challenge *ch;
+        int r;
+
+        build_register(n, &m, false);
+        r = send_from(c, &n->addr, &m, sizeof(m), now);
+        if (r != MESSAGE_RELAY_REGISTER || actions.n != 1 || actions.send[0].len != sizeof(*ch) ||
+            !same_endpoint(&actions.send[0].dest, &n->addr))
+                return false;
+        ch = (const struct message_relay_challenge *) actions.send[0].data;
+        if (get_le32(ch) != MESSAGE_RELAY_CHALLENGE)
+                return false;
+        memcpy(n->cookie, ch->cookie, COOKIE_LEN);
+        memcpy(n->relay_ephemeral, ch->relay_ephemeral, 32);
+        return true;
+}
+
+/* The REGISTER with the cookie: REGISTERED first (to the node), then the PEER messages.
+ * Returns the number of actions, or -1 when no REGISTERED came back. */
+static int complete(struct relay_core *c, struct node *n, uint64_t now) {
+        struct message_relay_register m;
+        const struct message_relay_registered *reg;
+
+        build_register(n, &m, true);
+        if (send_from(c, &n->addr, &m, sizeof(m), now) != MESSAGE_RELAY_REGISTER)
+                return -1;
+        check_reply_sizes(sizeof(m));
+        if (actions.n < 1 || actions.send[0].len != sizeof(*reg) ||
+            !same_endpoint(&actions.send[0].dest, &n->addr))
+                return -1;
+        reg = (const struct message_relay_registered *) actions.send[0].data;
+        if (get_le32(reg) != MESSAGE_RELAY_REGISTERED || reg->slot == 0 ||
+            !candidate_is(&reg->observed, &n->addr) ||
+            get_le16(&reg->lifetime) != RELAY_REGISTRATION_LIFETIME || reg->reserved_zero[0] ||
+            reg->reserved_zero[1])
+                return -1;
+        n->slot = get_le32(&reg->slot);
+        return (int) actions.n;
+}
+
+static int do_register(struct relay_core *c, struct node *n, uint64_t now) {
+        if (!challenge(c, n, now))
+                return -1;
+        return complete(c, n, now);
+}
+
+/* The PEER message in the actions sent to `to` about `about`, or NULL. */
+static const struct message_relay_peer *peer_msg(const struct node *to, const struct node *about) {
+        for (size_t i = 0; i < actions.n; i++) {
+                const struct message_relay_peer *p =
+                        (const struct message_relay_peer *) actions.send[i].data;
+                if (actions.send[i].len == sizeof(*p) && get_le32(p) == MESSAGE_RELAY_PEER &&
+                    same_endpoint(&actions.send[i].dest, &to->addr) &&
+                    memcmp(p->node_id, about->node_id, 32) == 0)
+                        return p;
+        }
+        return NULL;
+}
+
+/* The PEER message says everything about `about`: slot, id, observed address, candidates. */
+static bool peer_ok(const struct message_relay_peer *p, const struct node *about) {
+        return p && get_le32(&p->slot) == about->slot &&
+               memcmp(p->node_id, about->node_id, 32) == 0 &&
+               candidate_is(&p->observed, &about->addr) && p->n_candidates == about->n_candidates &&
+               memcmp(p->candidates, about->candidates, sizeof(p->candidates)) == 0 &&
+               p->reserved_zero[0] == 0 && p->reserved_zero[1] == 0 && p->reserved_zero[2] == 0;
+}
+
+static size_t count_peer_msgs(void) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < actions.n; i++)
+                if (actions.send[i].data[0] == MESSAGE_RELAY_PEER)
+                        n++;
+        return n;
+}
+
+/* RELAY_DATA from `from` to slot with a recognisable inner message of inner_len bytes. */
+static int send_data(struct relay_core *c, const struct endpoint *from, uint32_t slot,
+                     size_t inner_len, uint8_t seed, uint64_t now, uint8_t *ret_sent) {
+        uint8_t msg[RELAYED_DATAGRAM_MAX_LEN];
+        size_t len = sizeof(struct message_relay_data) + inner_len;
+
+        memset(msg, 0, 8);
+        msg[0] = MESSAGE_RELAY_DATA;
+        put_le32(msg + 4, slot);
+        msg[8] = MESSAGE_DATA;
+        msg[9] = msg[10] = msg[11] = 0;
+        for (size_t i = 12; i < len; i++)
+                msg[i] = (uint8_t) (i * 13 + seed);
+        if (ret_sent)
+                memcpy(ret_sent, msg, len);
+        return send_from(c, from, msg, len, now);
+}
+
+/* The one action is `sent` forwarded to `to`, with the slot now `from_slot`, nothing else
+ * changed. */
+static bool forwarded_ok(const uint8_t *sent, size_t len, const struct node *to,
+                         uint32_t from_slot) {
+        const struct relay_send *s = &actions.send[0];
+
+        return actions.n == 1 && s->forward && s->len == len &&
+               same_endpoint(&s->dest, &to->addr) && memcmp(s->data, sent, 4) == 0 &&
+               get_le32(s->data + 4) == from_slot && memcmp(s->data + 8, sent + 8, len - 8) == 0;
+}
+
+static struct relay_core *new_core(unsigned max, unsigned rate, uint64_t bandwidth) {
+        struct relay_core_config cfg = {
+                .max_registrations = max,
+                .rate = rate,
+                .bandwidth = bandwidth,
+        };
+        struct relay_core *c = NULL;
+
+        if (relay_core_new(&cfg, T0, &c) < 0)
+                abort();
+        return c;
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void test_config(void) {
+        struct relay_core_config cfg = {.max_registrations = 0};
+        uint8_t nets[1][NETWORK_ID_LEN] = {};
+        struct relay_core *c = NULL;
+
+        CHECK_EQ_INT(relay_core_new(&cfg, T0, &c), -EINVAL);
+        cfg.max_registrations = RELAY_MAX_REGISTRATIONS_LIMIT + 1;
+        CHECK_EQ_INT(relay_core_new(&cfg, T0, &c), -EINVAL);
+        cfg.max_registrations = 4;
+        cfg.rate = RELAY_RATE_MAX + 1;
+        CHECK_EQ_INT(relay_core_new(&cfg, T0, &c), -EINVAL);
+        cfg.rate = 0;
+        cfg.n_allowed_networks = 1; /* and no array */
+        CHECK_EQ_INT(relay_core_new(&cfg, T0, &c), -EINVAL);
+        cfg.allowed_networks = nets;
+        CHECK_EQ_INT(relay_core_new(&cfg, T0, &c), 0);
+        CHECK(c != NULL);
+        CHECK(relay_core_free(c) == NULL);
+        CHECK(relay_core_free(NULL) == NULL);
+}
+
+static void test_challenge_round_trip(void) {
+        struct relay_core *c = new_core(16, 0, 0);
+        struct message_relay_register m;
+        const struct message_relay_challenge *ch;
+        struct node a, moved;
+        uint8_t eph[32];
+        struct endpoint got;
+        uint8_t id[32];
+
+        node_shared(&a, "a", ep4("192.0.2.1", 40001), 1);
+        build_register(&a, &m, false);
+        CHECK_EQ_INT(send_from(c, &a.addr, &m, sizeof(m), T0), MESSAGE_RELAY_REGISTER);
+        CHECK_EQ_INT(actions.n, 1);
+        CHECK_EQ_INT(actions.send[0].len, sizeof(struct message_relay_challenge));
+        CHECK(!actions.send[0].forward);
+        CHECK(same_endpoint(&actions.send[0].dest, &a.addr));
+        ch = (const struct message_relay_challenge *) actions.send[0].data;
+        CHECK_EQ_INT(get_le32(ch), MESSAGE_RELAY_CHALLENGE);
+        CHECK(!sodium_is_zero(ch->cookie, COOKIE_LEN));
+        CHECK(!sodium_is_zero(ch->relay_ephemeral, 32));
+        memcpy(eph, ch->relay_ephemeral, 32);
+        CHECK_EQ_INT(relay_core_count(c), 0); /* stateless: nothing kept for a challenge */
+
+        /* The same challenge twice: the same cookie (no state, no randomness per request). */
+        memcpy(a.cookie, ch->cookie, COOKIE_LEN);
+        CHECK(challenge(c, &a, T0 + SEC));
+        CHECK_MEM(a.relay_ephemeral, eph, 32);
+
+        CHECK_EQ_INT(complete(c, &a, T0 + SEC), 1); /* REGISTERED, nobody to pair with */
+        CHECK(a.slot != 0);
+        CHECK_EQ_INT(relay_core_count(c), 1);
+        CHECK(relay_core_lookup_slot(c, a.slot, T0 + SEC, &got, id));
+        CHECK(same_endpoint(&got, &a.addr));
+        CHECK_MEM(id, a.node_id, 32);
+
+        /* A cookie is bound to the address: from another port it earns a new challenge. */
+        moved = a;
+        moved.addr = ep4("192.0.2.1", 40002);
+        build_register(&moved, &m, true);
+        CHECK_EQ_INT(send_from(c, &moved.addr, &m, sizeof(m), T0 + SEC), MESSAGE_RELAY_REGISTER);
+        CHECK_EQ_INT(actions.n, 1);
+        CHECK_EQ_INT(actions.send[0].data[0], MESSAGE_RELAY_CHALLENGE);
+        CHECK(same_endpoint(&actions.send[0].dest, &moved.addr));
+
+        /* A v4-mapped source is the same sender as its IPv4 form (dual-stack socket). */
+        moved.addr = ep6("::ffff:192.0.2.1", 40001);
+        CHECK_EQ_INT(complete(c, &moved, T0 + 2 * SEC), 1);
+        CHECK_EQ_INT(moved.slot, a.slot);
+        CHECK_EQ_INT(relay_core_count(c), 1);
+        CHECK_EQ_INT(relay_core_stats(c)->moved, 0);
+
+        CHECK_EQ_INT(relay_core_stats(c)->challenges, 3);
+        CHECK_EQ_INT(relay_core_stats(c)->registered, 2);
+        CHECK(relay_core_check_invariants(c));
+        relay_core_free(c);
+}
+
+static void test_wrong_cookie(void) {
+        struct relay_core *c = new_core(16, 0, 0);
+        struct message_relay_register m;
+        struct node a;
+
+        node_shared(&a, "a", ep6("2001:db8::1", 40001), 1);
+        CHECK(challenge(c, &a, T0));
+
+        a.cookie[5] ^= 1;
+        build_register(&a, &m, true);
+        CHECK_EQ_INT(send_from(c, &a.addr, &m, sizeof(m), T0), MESSAGE_RELAY_REGISTER);
+        CHECK_EQ_INT(actions.n, 1);
+        CHECK_EQ_INT(actions.send[0].data[0], MESSAGE_RELAY_CHALLENGE);
+        CHECK_EQ_INT(relay_core_count(c), 0);
+        a.cookie[5] ^= 1;
+
+        /* The right cookie with an ephemeral key the relay never used. */
+        a.relay_ephemeral[0] ^= 0x40;
+        build_register(&a, &m, true);
+        CHECK_EQ_INT(send_from(c, &a.addr, &m, sizeof(m), T0), MESSAGE_RELAY_REGISTER);
+        CHECK_EQ_INT(actions.send[0].data[0], MESSAGE_RELAY_CHALLENGE);
+        CHECK_EQ_INT(relay_core_count(c), 0);
+        a.relay_ephemeral[0] ^= 0x40;
+
+        CHECK_EQ_INT(complete(c, &a, T0), 1);
+        CHECK_EQ_INT(relay_core_count(c), 1);
+        CHECK_EQ_INT(relay_core_stats(c)->challenges, 3);
+        relay_core_free(c);
+}
+
+static void test_secret_rotation(void) {
+        const uint64_t age = (uint64_t) RELAY_CHALLENGE_SECRET_MAX_AGE * SEC;
+        struct relay_core *c = new_core(16, 0, 0);
+        struct message_relay_register m;
+        struct node a, b, d;
+        uint8_t old_eph[32];
+
+        node_shared(&a, "a", ep4("192.0.2.1", 40001), 1);
+        node_shared(&b, "b", ep4("192.0.2.2", 40001), 1);
+        node_shared(&d, "d", ep4("192.0.2.4", 40001), 1);
+        CHECK(challenge(c, &a, T0));
+        memcpy(old_eph, a.relay_ephemeral, 32);
+        CHECK(challenge(c, &b, T0));
+        CHECK(challenge(c, &d, T0));
+
+        /* Just before the rotation: still the same generation. */
+        CHECK(challenge(c, &a, T0 + age - 1));
+        CHECK_MEM(a.relay_ephemeral, old_eph, 32);
+
+        /* Rotated: new challenges carry a new key, the previous cookie still works. */
+        CHECK_EQ_INT(relay_core_expire(c, T0 + age + SEC), 0);
+        CHECK_EQ_INT(complete(c, &b, T0 + age + SEC), 1);
+        {
+                struct node fresh = a;
+                CHECK(challenge(c, &fresh, T0 + age + SEC));
+                CHECK(memcmp(fresh.relay_ephemeral, old_eph, 32) != 0);
+        }
+
+        /* Two periods after its birth the old generation is gone: challenge again. */
+        build_register(&d, &m, true);
+        CHECK_EQ_INT(send_from(c, &d.addr, &m, sizeof(m), T0 + 2 * age), MESSAGE_RELAY_REGISTER);
+        CHECK_EQ_INT(actions.n, 1);
+        CHECK_EQ_INT(actions.send[0].data[0], MESSAGE_RELAY_CHALLENGE);
+        CHECK(memcmp(((const struct message_relay_challenge *) actions.send[0].data)
+                             ->relay_ephemeral,
+                     old_eph, 32) != 0);
+        CHECK_EQ_INT(relay_core_count(c), 1);
+
+        /* After a long quiet spell, neither old generation is accepted. */
+        CHECK(challenge(c, &a, T0 + 2 * age));
+        build_register(&a, &m, true);
+        CHECK_EQ_INT(send_from(c, &a.addr, &m, sizeof(m), T0 + 10 * age), MESSAGE_RELAY_REGISTER);
+        CHECK_EQ_INT(actions.send[0].data[0], MESSAGE_RELAY_CHALLENGE);
+        relay_core_free(c);
+}
+
+static void test_identity_proof(void) {
+        /* Low-order points of Curve25519: X25519 with any key gives all zeros. */
+        static const char *const low_order[] = {
+                "0000000000000000000000000000000000000000000000000000000000000000",
+                "0100000000000000000000000000000000000000000000000000000000000000",
+                "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+                "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+                "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        };
+        struct relay_core *c = new_core(16, 0, 0);
+        struct message_relay_register m;
+        struct node a, b, mallory;
+
+        node_identity(&a, "a", ep4("192.0.2.1", 40001), 0);
+        node_identity(&b, "b", ep4("192.0.2.2", 40001), 0);
+        wants(&a, &b);
+        wants(&b, &a);
+
+        CHECK(challenge(c, &a, T0));
+        CHECK_EQ_INT(complete(c, &a, T0), 1);
+
+        /* A wrong proof: nothing back, nothing registered. */
+        CHECK(challenge(c, &b, T0));
+        build_register(&b, &m, true);
+        m.proof[3] ^= 0x10;
+        CHECK_EQ_INT(send_from(c, &b.addr, &m, sizeof(m), T0), -EPERM);
+        CHECK_EQ_INT(actions.n, 0);
+        /* A proof over other bytes (a candidate changed after signing). */
+        build_register(&b, &m, true);
+        m.candidates[0].port_be ^= 1;
+        CHECK_EQ_INT(send_from(c, &b.addr, &m, sizeof(m), T0), -EPERM);
+        /* No proof at all. */
+        build_register(&b, &m, true);
+        memset(m.proof, 0, sizeof(m.proof));
+        CHECK_EQ_INT(send_from(c, &b.addr, &m, sizeof(m), T0), -EPERM);
+        /* Someone claiming b's key without it. */
+        mallory = b;
+        randombytes_buf(mallory.priv, sizeof(mallory.priv)); /* b's id, another private key */
+        build_register(&mallory, &m, true);
+        CHECK_EQ_INT(send_from(c, &mallory.addr, &m, sizeof(m), T0), -EPERM);
+        CHECK_EQ_INT(relay_core_count(c), 1);
+        CHECK_EQ_INT(relay_core_stats(c)->bad_proof, 4);
+
+        /* Low-order node ids are refused before any proof could match. */
+        for (size_t i = 0; i < ELEMENTSOF(low_order); i++) {
+                size_t idlen;
+                uint8_t *id = test_unhex(low_order[i], &idlen);
+                struct node lo = b;
+
+                memcpy(lo.node_id, id, 32);
+                free(id);
+                build_register(&lo, &m, false);
+                memcpy(m.cookie, b.cookie, COOKIE_LEN);
+                memcpy(m.relay_ephemeral, b.relay_ephemeral, 32);
+                memset(m.proof, 0x5a, sizeof(m.proof));
+                CHECK_EQ_INT(send_from(c, &lo.addr, &m, sizeof(m), T0), -EPERM);
+                CHECK_EQ_INT(actions.n, 0);
+        }
+        CHECK_EQ_INT(relay_core_stats(c)->bad_proof, 4 + ELEMENTSOF(low_order));
+
+        /* The real b. */
+        CHECK_EQ_INT(complete(c, &b, T0), 3);
+        CHECK(peer_ok(peer_msg(&b, &a), &a));
+        CHECK(peer_ok(peer_msg(&a, &b), &b));
+        CHECK_EQ_INT(relay_core_count(c), 2);
+
+        /* Shared-key REGISTERs carry no proof: one with a proof is malformed (no reply). */
+        {
+                struct node s;
+                node_shared(&s, "s", ep4("192.0.2.9", 40001), 7);
+                CHECK(challenge(c, &s, T0));
+                build_register(&s, &m, true);
+                m.proof[0] = 1;
+                CHECK_EQ_INT(send_from(c, &s.addr, &m, sizeof(m), T0), -EBADMSG);
+                CHECK_EQ_INT(actions.n, 0);
+        }
+        CHECK(relay_core_check_invariants(c));
+        relay_core_free(c);
+}
+
+static void test_shared_pairs(void) {
+        struct relay_core *c = new_core(16, 0, 0);
+        struct node a, b, d;
+
+        node_shared(&a, "a", ep4("192.0.2.1", 40001), 1);
+        node_shared(&b, "b", ep6("2001:db8::2", 40002), 1);
+        node_shared(&d, "d", ep6("::ffff:198.51.100.4", 40004), 1);
+        b.n_candidates = 0;
+        memset(b.candidates, 0, sizeof(b.candidates));
+
+        CHECK_EQ_INT(do_register(c, &a, T0), 1);
+        CHECK_EQ_INT(count_peer_msgs(), 0);
+
+        /* b learns of a, and a of b (a registered first: it learns now, not at its refresh). */
+        CHECK_EQ_INT(do_register(c, &b, T0 + SEC), 3);
+        CHECK(peer_ok(peer_msg(&b, &a), &a));
+        CHECK(peer_ok(peer_msg(&a, &b), &b));
+        CHECK(a.slot != b.slot);
+
+        /* A refresh announces again, both ways; the slot stays. */
+        {
+                uint32_t slot = a.slot;
+                CHECK_EQ_INT(complete(c, &a, T0 + 2 * SEC), 3);
+                CHECK_EQ_INT(a.slot, slot);
+                CHECK(peer_ok(peer_msg(&a, &b), &b));
+                CHECK(peer_ok(peer_msg(&b, &a), &a));
+        }
+
+        /* A third member: it learns both, both learn it. */
+        CHECK_EQ_INT(do_register(c, &d, T0 + 3 * SEC), 5);
+        CHECK(peer_ok(peer_msg(&d, &a), &a));
+        CHECK(peer_ok(peer_msg(&d, &b), &b));
+        CHECK(peer_ok(peer_msg(&a, &d), &d));
+        CHECK(peer_ok(peer_msg(&b, &d), &d));
+        CHECK(peer_msg(&d, &d) == NULL);
+        CHECK_EQ_INT(relay_core_stats(c)->peers_sent, 2 + 2 + 4);
+        CHECK_EQ_INT(relay_core_stats(c)->registrations, 3);
+        CHECK(relay_core_check_invariants(c));
+        relay_core_free(c);
+}
+
+static void test_identity_pairs(void) {
+        struct relay_core *c = new_core(16, 0, 0);
+        struct node a, b, e;
+        uint8_t sent[256];
+
+        node_identity(&a, "a", ep4("192.0.2.1", 40001), 0);
+        node_identity(&b, "b", ep4("192.0.2.2", 40002), 0);
+        node_identity(&e, "e", ep4("192.0.2.5", 40005), 0);
+        wants(&a, &b);
+        wants(&b, &e); /* b does not want a (yet) */
+        wants(&e, &a); /* e wants a, who does not want e */
+
+        CHECK_EQ_INT(do_register(c, &a, T0), 1);
+        CHECK_EQ_INT(do_register(c, &b, T0), 1); /* a wants b, but b wants e: no pair */
+        CHECK_EQ_INT(do_register(c, &e, T0), 1); /* e wants a, a wants b: no pair */
+        CHECK_EQ_INT(relay_core_stats(c)->peers_sent, 0);
+        /* Neither may send to the other through the relay. */
+        CHECK_EQ_INT(send_data(c, &a.addr, b.slot, 32, 1, T0, NULL), -ESRCH);
+        CHECK_EQ_INT(send_data(c, &e.addr, a.slot, 32, 1, T0, NULL), -ESRCH);
+        CHECK_EQ_INT(relay_core_stats(c)->dropped_unpaired, 2);
+
+        /* b now wants a: a new name at b's address replaces the old registration there. */
+        wants(&b, &a);
+        CHECK_EQ_INT(do_register(c, &b, T0 + SEC), 3);
+        CHECK(peer_ok(peer_msg(&b, &a), &a));
+        CHECK(peer_ok(peer_msg(&a, &b), &b));
+        CHECK(peer_msg(&e, &a) == NULL);
+        CHECK_EQ_INT(relay_core_stats(c)->replaced, 1);
+        CHECK_EQ_INT(relay_core_count(c), 3);
+
+        CHECK_EQ_INT(send_data(c, &a.addr, b.slot, 32, 2, T0 + SEC, sent), MESSAGE_RELAY_DATA);
+        CHECK(forwarded_ok(sent, 40, &b, a.slot));
+        CHECK_EQ_INT(send_data(c, &b.addr, a.slot, 32, 3, T0 + SEC, sent), MESSAGE_RELAY_DATA);
+        CHECK(forwarded_ok(sent, 40, &a, b.slot));
+        /* e still may not reach a, nor a reach e. */
+        CHECK_EQ_INT(send_data(c, &e.addr, a.slot, 32, 1, T0 + SEC, NULL), -ESRCH);
+        CHECK_EQ_INT(send_data(c, &a.addr, e.slot, 32, 1, T0 + SEC, NULL), -ESRCH);
+        CHECK(relay_core_check_invariants(c));
+        relay_core_free(c);
+}
+
+static void test_networks_apart(void) {
+        struct relay_core *c = new_core(16, 0, 0);
+        struct node a, x, ia, ib;
+        uint8_t sent[256];
+
+        node_shared(&a, "a", ep4("192.0.2.1", 40001), 1);
+        node_shared(&x, "x", ep4("192.0.2.24", 40001), 2);
+        CHECK_EQ_INT(do_register(c, &a, T0), 1);
+        CHECK_EQ_INT(do_register(c, &x, T0), 1);
+        CHECK_EQ_INT(relay_core_stats(c)->peers_sent, 0);
+        CHECK_EQ_INT(send_data(c, &x.addr, a.slot, 32, 1, T0, NULL), -ESRCH);
+        CHECK_EQ_INT(send_data(c, &a.addr, x.slot, 32, 1, T0, NULL), -ESRCH);
+        CHECK_EQ_INT(actions.n, 0);
+
+        /* Identity nodes wanting each other but in different networks (different psks). */
+        node_identity(&ia, "i", ep4("192.0.2.31", 40001), 3);
+        node_identity(&ib, "j", ep4("192.0.2.32", 40001), 4);
+        wants(&ia, &ib);
+        wants(&ib, &ia);
+        CHECK_EQ_INT(do_register(c, &ia, T0), 1);
+        CHECK_EQ_INT(do_register(c, &ib, T0), 1);
+        CHECK_EQ_INT(send_data(c, &ia.addr, ib.slot, 32, 1, T0, NULL), -ESRCH);
+
+        /* An identity node and a shared-key node of the same network are not a pair either. */
+        {
+                struct node s;
+                node_shared(&s, "s", ep4("192.0.2.33", 40001), 3);
+                CHECK_EQ_INT(do_register(c, &s, T0), 1);
+                CHECK_EQ_INT(send_data(c, &s.addr, ia.slot, 32, 1, T0, NULL), -ESRCH);
+        }
+        CHECK_EQ_INT(relay_core_stats(c)->peers_sent, 0);
+        CHECK_EQ_INT(relay_core_stats(c)->dropped_unpaired, 4);
+
+        /* Control: a second node of a's network is paired at once. */
+        {
+                struct node b;
+                node_shared(&b, "b", ep4("192.0.2.2", 40001), 1);
+                CHECK_EQ_INT(do_register(c, &b, T0), 3);
+                CHECK_EQ_INT(send_data(c, &b.addr, a.slot, 100, 9, T0, sent), MESSAGE_RELAY_DATA);
+                CHECK_EQ_INT(actions.n, 1);
+        }
+        relay_core_free(c);
+}
+
+static void test_forwarding(void) {
+        struct relay_core *c = new_core(16, 0, 0);
+        uint8_t sent[RELAYED_DATAGRAM_MAX_LEN];
+        struct node a, b;
+        struct endpoint stranger = ep4("203.0.113.7", 5555);
+
+        node_shared(&a, "a", ep4("192.0.2.1", 40001), 1);
+        node_shared(&b, "b", ep6("2001:db8::2", 40002), 1);
+        CHECK_EQ_INT(do_register(c, &a, T0), 1);
+        CHECK_EQ_INT(do_register(c, &b, T0), 3);
+
+        /* Both ways, several sizes: the smallest, a handshake's, the largest. */
+        const size_t sizes[] = {4, 148, DATAGRAM_MAX_LEN};
+        for (size_t i = 0; i < ELEMENTSOF(sizes); i++) {
+                size_t len = sizeof(struct message_relay_data) + sizes[i];
+                CHECK_EQ_INT(send_data(c, &a.addr, b.slot, sizes[i], (uint8_t) i, T0, sent),
+                             MESSAGE_RELAY_DATA);
+                CHECK(forwarded_ok(sent, len, &b, a.slot));
+                CHECK_EQ_INT(send_data(c, &b.addr, a.slot, sizes[i], (uint8_t) i, T0, sent),
+                             MESSAGE_RELAY_DATA);
+                CHECK(forwarded_ok(sent, len, &a, b.slot));
+        }
+        CHECK_EQ_INT(relay_core_stats(c)->forwarded, 6);
+        CHECK_EQ_INT(relay_core_stats(c)->forwarded_bytes,
+                     2 * (3 * 8 + 4 + 148 + DATAGRAM_MAX_LEN));
+
+        /* One byte too long, one too short: malformed. */
+        {
+                uint8_t big[RELAYED_DATAGRAM_MAX_LEN + 1] = {MESSAGE_RELAY_DATA};
+                put_le32(big + 4, b.slot);
+                CHECK_EQ_INT(send_from(c, &a.addr, big, sizeof(big), T0), -EBADMSG);
+                CHECK_EQ_INT(send_from(c, &a.addr, big, MESSAGE_RELAY_DATA_MIN_LEN - 1, T0),
+                             -EBADMSG);
+        }
+
+        /* From an address that never registered; to a slot nobody holds; to itself. */
+        CHECK_EQ_INT(send_data(c, &stranger, b.slot, 32, 1, T0, NULL), -ENOENT);
+        CHECK_EQ_INT(actions.n, 0);
+        CHECK_EQ_INT(send_data(c, &a.addr, b.slot ^ 0x80000000u, 32, 1, T0, NULL), -ENOENT);
+        CHECK_EQ_INT(send_data(c, &a.addr, 0, 32, 1, T0, NULL), -ENOENT);
+        CHECK_EQ_INT(send_data(c, &a.addr, a.slot, 32, 1, T0, NULL), -ESRCH);
+        /* The same address, another port: not registered. */
+        {
+                struct endpoint other = ep4("192.0.2.1", 40009);
+                CHECK_EQ_INT(send_data(c, &other, b.slot, 32, 1, T0, NULL), -ENOENT);
+        }
+        CHECK_EQ_INT(relay_core_stats(c)->dropped_unregistered, 4);
+        CHECK_EQ_INT(relay_core_stats(c)->dropped_unpaired, 1);
+        CHECK_EQ_INT(relay_core_stats(c)->forwarded, 6);
+        relay_core_free(c);
+}
+
+static void test_expiry(void) {
+        const uint64_t life = (uint64_t) RELAY_REGISTRATION_LIFETIME * SEC;
+        struct relay_core *c = new_core(16, 0, 0);
+        struct node a, b;
+
+        node_shared(&a, "a", ep4("192.0.2.1", 40001), 1);
+        node_shared(&b, "b", ep4("192.0.2.2", 40002), 1);
+        CHECK_EQ_INT(do_register(c, &a, T0), 1);
+        CHECK_EQ_INT(do_register(c, &b, T0 + 30 * SEC), 3);
+
+        CHECK_EQ_INT(send_data(c, &b.addr, a.slot, 32, 1, T0 + life - 1, NULL), MESSAGE_RELAY_DATA);
+        /* a's lifetime is over: it is gone, from either side, sweep or not. */
+        CHECK_EQ_INT(send_data(c, &b.addr, a.slot, 32, 1, T0 + life, NULL), -ENOENT);
+        CHECK_EQ_INT(send_data(c, &a.addr, b.slot, 32, 1, T0 + life, NULL), -ENOENT);
+        CHECK(!relay_core_lookup_slot(c, a.slot, T0 + life, NULL, NULL));
+        CHECK_EQ_INT(relay_core_expire(c, T0 + life), 1);
+        CHECK_EQ_INT(relay_core_count(c), 1);
+        CHECK_EQ_INT(relay_core_stats(c)->registrations, 1);
+        CHECK_EQ_INT(relay_core_stats(c)->expired, 1);
+
+        /* b refreshes at +80 s (cookie still good): it lives until +140 s. */
+        CHECK_EQ_INT(complete(c, &b, T0 + 80 * SEC), 1);
+        CHECK_EQ_INT(relay_core_expire(c, T0 + 139 * SEC), 0);
+        CHECK(relay_core_lookup_slot(c, b.slot, T0 + 139 * SEC, NULL, NULL));
+        CHECK_EQ_INT(relay_core_expire(c, T0 + 140 * SEC), 1);
+        CHECK_EQ_INT(relay_core_count(c), 0);
+
+        /* Coming back after expiry: a new registration, with a new slot. */
+        {
+                uint32_t old = a.slot;
+                CHECK_EQ_INT(do_register(c, &a, T0 + 150 * SEC), 1);
+                CHECK(a.slot != old);
+        }
+        CHECK(relay_core_check_invariants(c));
+        relay_core_free(c);
+}
+
+/* STUN Binding request from src: the number of datagrams answered (0 or 1). */
+static int stun_from(struct relay_core *c, const struct endpoint *src, uint64_t now) {
+        uint8_t req[64], tid[STUN_TRANSACTION_ID_LEN];
+        int n;
+
+        randombytes_buf(tid, sizeof(tid));
+        n = stun_build_binding_request(req, sizeof(req), tid, 0);
+        if (n < 0)
+                abort();
+        n = send_from(c, src, req, (size_t) n, now);
+        return n < 0 ? 0 : (int) actions.n;
+}
+
+static void test_rate_limit(void) {
+        struct relay_core *c = new_core(16, 10, 0);
+        struct endpoint a = ep4("192.0.2.1", 1000), a2 = ep4("192.0.2.1", 2000),
+                        b = ep4("192.0.2.2", 1000), v6a = ep6("2001:db8:0:1::1", 1000),
+                        v6b = ep6("2001:db8:0:1::2", 1000), v6c = ep6("2001:db8:0:2::1", 1000);
+        int answered = 0;
+
+        /* Burst: twice the rate. Every port of the address draws from one bucket. */
+        for (int i = 0; i < 30; i++)
+                answered += stun_from(c, i % 2 ? &a : &a2, T0);
+        CHECK_EQ_INT(answered, 20);
+        CHECK_EQ_INT(relay_core_stats(c)->dropped_rate, 10);
+        /* Another address is not affected. */
+        CHECK_EQ_INT(stun_from(c, &b, T0), 1);
+        /* Refill: 10 per second. */
+        answered = 0;
+        for (int i = 0; i < 15; i++)
+                answered += stun_from(c, &a, T0 + SEC);
+        CHECK_EQ_INT(answered, 10);
+        answered = 0;
+        for (int i = 0; i < 15; i++)
+                answered += stun_from(c, &a, T0 + SEC + SEC / 2);
+        CHECK_EQ_INT(answered, 5);
+        /* Long idle: full burst again, never more. */
+        answered = 0;
+        for (int i = 0; i < 30; i++)
+                answered += stun_from(c, &a, T0 + 100 * SEC);
+        CHECK_EQ_INT(answered, 20);
+
+        /* IPv6: one bucket per /64. */
+        answered = 0;
+        for (int i = 0; i < 30; i++)
+                answered += stun_from(c, i % 2 ? &v6a : &v6b, T0);
+        CHECK_EQ_INT(answered, 20);
+        CHECK_EQ_INT(stun_from(c, &v6c, T0), 1);
+
+        /* Everything counts, a REGISTER too, and a limited one gets no CHALLENGE. */
+        {
+                struct node n;
+                struct message_relay_register m;
+
+                node_shared(&n, "n", a, 1);
+                build_register(&n, &m, false);
+                CHECK_EQ_INT(send_from(c, &a, &m, sizeof(m), T0 + 100 * SEC), -ENOBUFS);
+                CHECK_EQ_INT(actions.n, 0);
+        }
+        relay_core_free(c);
+
+        /* Many sources at once: each gets its own bucket (the table is set-associative). */
+        c = new_core(16, 1, 0);
+        answered = 0;
+        for (int i = 0; i < 1000; i++) {
+                char addr[32];
+                snprintf(addr, sizeof(addr), "10.%d.%d.1", i / 256, i % 256);
+                struct endpoint e = ep4(addr, 9);
+                answered += stun_from(c, &e, T0);
+                answered += stun_from(c, &e, T0);
+                answered += stun_from(c, &e, T0); /* the third is over the burst of 2 */
+        }
+        CHECK_EQ_INT(answered, 2000);
+        CHECK_EQ_INT(relay_core_stats(c)->dropped_rate, 1000);
+        relay_core_free(c);
+}
+
+static void test_bandwidth(void) {
+        struct relay_core *c = new_core(16, 0, 1000); /* 1000 B/s: the burst floor is 64 KiB */
+        struct node a, b;
+        int passed = 0;
+
+        node_shared(&a, "a", ep4("192.0.2.1", 40001), 1);
+        node_shared(&b, "b", ep4("192.0.2.2", 40002), 1);
+        CHECK_EQ_INT(do_register(c, &a, T0), 1);
+        CHECK_EQ_INT(do_register(c, &b, T0), 3);
+
+        /* 1000-byte datagrams (992 inner): 65 fit in 65536 bytes. */
+        for (int i = 0; i < 70; i++)
+                if (send_data(c, &a.addr, b.slot, 992, 1, T0, NULL) == MESSAGE_RELAY_DATA)
+                        passed++;
+        CHECK_EQ_INT(passed, 65);
+        CHECK_EQ_INT(relay_core_stats(c)->dropped_bandwidth, 5);
+        /* The cap is the sender's: b still has its whole burst. */
+        CHECK_EQ_INT(send_data(c, &b.addr, a.slot, 992, 1, T0, NULL), MESSAGE_RELAY_DATA);
+        /* One second later a has 1000 bytes more: one datagram, not two (536 were left). */
+        CHECK_EQ_INT(send_data(c, &a.addr, b.slot, 992, 1, T0 + SEC, NULL), MESSAGE_RELAY_DATA);
+        CHECK_EQ_INT(send_data(c, &a.addr, b.slot, 992, 1, T0 + SEC, NULL), -ENOBUFS);
+        relay_core_free(c);
+}
+
+static void test_max_peers(void) {
+        struct relay_core *c = new_core(3, 0, 0);
+        struct message_relay_register m;
+        struct node n[4];
+        char name[4][2] = {"p", "q", "r", "s"};
+
+        for (int i = 0; i < 4; i++) {
+                char addr[32];
+                snprintf(addr, sizeof(addr), "192.0.2.%d", 10 + i);
+                node_shared(&n[i], name[i], ep4(addr, 40000), (uint8_t) (10 + i));
+        }
+        for (int i = 0; i < 3; i++)
+                CHECK_EQ_INT(do_register(c, &n[i], T0 + (uint64_t) i * 10 * SEC), 1);
+        /* Full: the fourth is challenged (52 bytes, stateless), then silently refused. */
+        CHECK(challenge(c, &n[3], T0 + 30 * SEC));
+        build_register(&n[3], &m, true);
+        CHECK_EQ_INT(send_from(c, &n[3].addr, &m, sizeof(m), T0 + 30 * SEC), -ENOSPC);
+        CHECK_EQ_INT(actions.n, 0);
+        CHECK_EQ_INT(relay_core_stats(c)->dropped_full, 1);
+        /* Refreshing an existing one still works when full. */
+        CHECK_EQ_INT(complete(c, &n[1], T0 + 30 * SEC), 1);
+        /* Once the first has expired, there is room (the full table is swept on demand). */
+        CHECK_EQ_INT(complete(c, &n[3], T0 + 60 * SEC), 1);
+        CHECK_EQ_INT(relay_core_count(c), 3);
+        CHECK(!relay_core_lookup_slot(c, n[0].slot, T0 + 60 * SEC, NULL, NULL));
+        CHECK(relay_core_check_invariants(c));
+        relay_core_free(c);
+
+        /* Shared-key networks hold at most RELAY_MAX_NETWORK_REGISTRATIONS. */
+        c = new_core(1000, 0, 0);
+        for (int i = 0; i < RELAY_MAX_NETWORK_REGISTRATIONS; i++) {
+                char addr[32];
+                struct node x;
+                snprintf(addr, sizeof(addr), "198.51.100.%d", i + 1);
+                node_shared(&x, "x", ep4(addr, 9001), 5);
+                CHECK_EQ_INT(do_register(c, &x, T0), 1 + 2 * i);
+        }
+        {
+                struct node x, y;
+                node_shared(&x, "x", ep4("198.51.100.200", 9001), 5);
+                CHECK(challenge(c, &x, T0));
+                build_register(&x, &m, true);
+                CHECK_EQ_INT(send_from(c, &x.addr, &m, sizeof(m), T0), -ENOSPC);
+                /* Another network still has room. */
+                node_shared(&y, "y", ep4("198.51.100.201", 9001), 6);
+                CHECK_EQ_INT(do_register(c, &y, T0), 1);
+        }
+        CHECK_EQ_INT(relay_core_count(c), RELAY_MAX_NETWORK_REGISTRATIONS + 1);
+        CHECK(relay_core_check_invariants(c));
+        relay_core_free(c);
+}
+
+static void test_nat_rebinding(void) {
+        struct relay_core *c = new_core(16, 0, 0);
+        struct node a, b;
+        uint32_t slot;
+        uint8_t sent[256];
+        struct endpoint old;
+
+        node_identity(&a, "a", ep4("192.0.2.1", 40001), 0);
+        node_identity(&b, "b", ep4("192.0.2.2", 40002), 0);
+        wants(&a, &b);
+        wants(&b, &a);
+        CHECK_EQ_INT(do_register(c, &a, T0), 1);
+        CHECK_EQ_INT(do_register(c, &b, T0), 3);
+        slot = a.slot;
+
+        /* a's NAT gives it a new port: challenge there, register, keep the slot. */
+        old = a.addr;
+        a.addr = ep4("192.0.2.1", 50123);
+        CHECK_EQ_INT(do_register(c, &a, T0 + 10 * SEC), 3);
+        CHECK_EQ_INT(a.slot, slot);
+        CHECK_EQ_INT(relay_core_stats(c)->moved, 1);
+        CHECK_EQ_INT(relay_core_count(c), 2);
+        /* b is told where a is now. */
+        CHECK(peer_ok(peer_msg(&b, &a), &a));
+        /* b's data for a goes to the new address; the old address is nobody's. */
+        CHECK_EQ_INT(send_data(c, &b.addr, slot, 32, 4, T0 + 10 * SEC, sent), MESSAGE_RELAY_DATA);
+        CHECK(forwarded_ok(sent, 40, &a, b.slot));
+        CHECK_EQ_INT(send_data(c, &old, b.slot, 32, 4, T0 + 10 * SEC, NULL), -ENOENT);
+        CHECK_EQ_INT(send_data(c, &a.addr, b.slot, 32, 4, T0 + 10 * SEC, sent), MESSAGE_RELAY_DATA);
+
+        /* Someone else's registration from a's old address does not disturb a. */
+        {
+                struct node z;
+                node_shared(&z, "z", old, 8);
+                CHECK_EQ_INT(do_register(c, &z, T0 + 11 * SEC), 1);
+                CHECK_EQ_INT(relay_core_stats(c)->replaced, 0);
+                CHECK(relay_core_lookup_slot(c, slot, T0 + 11 * SEC, NULL, NULL));
+        }
+        CHECK(relay_core_check_invariants(c));
+        relay_core_free(c);
+}
+
+static void test_allow_list(void) {
+        uint8_t nets[2][NETWORK_ID_LEN];
+        struct relay_core_config cfg = {
+                .max_registrations = 8,
+                .allowed_networks = nets,
+                .n_allowed_networks = 2,
+        };
+        struct relay_core *c = NULL;
+        struct message_relay_register m;
+        struct node a, x;
+
+        network(nets[0], 1);
+        network(nets[1], 3);
+        CHECK_EQ_INT(relay_core_new(&cfg, T0, &c), 0);
+        memset(nets, 0, sizeof(nets)); /* the core keeps its own copy */
+
+        node_shared(&a, "a", ep4("192.0.2.1", 1), 3);
+        node_shared(&x, "x", ep4("192.0.2.2", 1), 2);
+        CHECK_EQ_INT(do_register(c, &a, T0), 1);
+        /* Another network: not even a challenge. */
+        build_register(&x, &m, false);
+        CHECK_EQ_INT(send_from(c, &x.addr, &m, sizeof(m), T0), -EACCES);
+        CHECK_EQ_INT(actions.n, 0);
+        CHECK_EQ_INT(relay_core_stats(c)->dropped_not_allowed, 1);
+        CHECK_EQ_INT(relay_core_stats(c)->challenges, 1);
+        relay_core_free(c);
+}
+
+static void test_stun(void) {
+        struct relay_core *c = new_core(16, 0, 0);
+        const struct endpoint srcs[] = {
+                ep4("192.0.2.77", 3478),
+                ep6("::ffff:192.0.2.78", 61000),
+                ep6("2001:db8::99", 1234),
+        };
+        uint8_t req[64], tid[STUN_TRANSACTION_ID_LEN];
+        struct stun_message m;
+        int n;
+
+        for (size_t i = 0; i < ELEMENTSOF(srcs); i++) {
+                randombytes_buf(tid, sizeof(tid));
+                n = stun_build_binding_request(req, sizeof(req), tid, 0);
+                CHECK(n > 0);
+                CHECK_EQ_INT(send_from(c, &srcs[i], req, (size_t) n, T0),
+                             RELAY_HANDLED_STUN | 0x01);
+                CHECK_EQ_INT(actions.n, 1);
+                CHECK(same_endpoint(&actions.send[0].dest, &srcs[i]));
+                /* Header, XOR-MAPPED-ADDRESS, FINGERPRINT: nothing else. */
+                CHECK_EQ_INT(actions.send[0].len, i == 2 ? 52 : 40);
+                CHECK_EQ_INT(stun_parse(actions.send[0].data, actions.send[0].len, &m), 0);
+                CHECK_EQ_INT(m.type, STUN_BINDING_SUCCESS);
+                CHECK_MEM(m.transaction_id, tid, sizeof(tid));
+                CHECK(m.fingerprint_ok);
+                CHECK(m.has_mapped);
+                CHECK(!m.has_other_address);
+                if (i < 2) {
+                        const struct sockaddr_in *sin = (const struct sockaddr_in *) &m.mapped;
+                        CHECK_EQ_INT(sin->sin_family, AF_INET);
+                        CHECK_EQ_INT(ntohs(sin->sin_port), i == 0 ? 3478 : 61000);
+                        CHECK_EQ_INT(ntohl(sin->sin_addr.s_addr), i == 0 ? 0xc000024d : 0xc000024e);
+                } else {
+                        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *) &m.mapped;
+                        CHECK_EQ_INT(sin6->sin6_family, AF_INET6);
+                        CHECK_EQ_INT(ntohs(sin6->sin6_port), 1234);
+                        CHECK_MEM(&sin6->sin6_addr, &srcs[2].addr.in6.sin6_addr, 16);
+                }
+        }
+        /* A bare 20-byte request (no FINGERPRINT) is answered as well. */
+        n = stun_build_header(req, sizeof(req), STUN_BINDING_REQUEST, tid);
+        CHECK_EQ_INT(n, 20);
+        CHECK_EQ_INT(send_from(c, &srcs[0], req, 20, T0), RELAY_HANDLED_STUN | 0x01);
+
+        /* CHANGE-REQUEST asking for another address or port: 420 naming it. */
+        n = stun_build_binding_request(req, sizeof(req), tid, STUN_CHANGE_IP | STUN_CHANGE_PORT);
+        CHECK_EQ_INT(send_from(c, &srcs[0], req, (size_t) n, T0), RELAY_HANDLED_STUN | 0x01);
+        CHECK_EQ_INT(actions.n, 1);
+        CHECK_EQ_INT(stun_parse(actions.send[0].data, actions.send[0].len, &m), 0);
+        CHECK_EQ_INT(m.type, STUN_BINDING_ERROR);
+        CHECK(m.has_error);
+        CHECK_EQ_INT(m.error_code, 420);
+        /* ... and a CHANGE-REQUEST with no flags is a plain request. */
+        n = stun_build_header(req, sizeof(req), STUN_BINDING_REQUEST, tid);
+        n = stun_add_u32(req, (size_t) n, sizeof(req), STUN_ATTR_CHANGE_REQUEST, 0);
+        CHECK_EQ_INT(send_from(c, &srcs[0], req, (size_t) n, T0), RELAY_HANDLED_STUN | 0x01);
+        CHECK_EQ_INT(stun_parse(actions.send[0].data, actions.send[0].len, &m), 0);
+        CHECK_EQ_INT(m.type, STUN_BINDING_SUCCESS);
+
+        /* An unknown comprehension-required attribute: 420. */
+        n = stun_build_header(req, sizeof(req), STUN_BINDING_REQUEST, tid);
+        n = stun_add_u32(req, (size_t) n, sizeof(req), 0x7777, 1);
+        CHECK_EQ_INT(send_from(c, &srcs[0], req, (size_t) n, T0), RELAY_HANDLED_STUN | 0x01);
+        CHECK_EQ_INT(stun_parse(actions.send[0].data, actions.send[0].len, &m), 0);
+        CHECK_EQ_INT(m.error_code, 420);
+
+        /* Responses, and STUN-looking garbage, get nothing. */
+        n = stun_build_binding_success(req, sizeof(req), tid,
+                                       (const struct sockaddr *) &srcs[0].addr, srcs[0].len, NULL,
+                                       0, NULL, 0);
+        CHECK(n > 0);
+        CHECK_EQ_INT(send_from(c, &srcs[0], req, (size_t) n, T0), -EBADMSG);
+        CHECK_EQ_INT(actions.n, 0);
+        n = stun_build_binding_request(req, sizeof(req), tid, 0);
+        req[n - 1] ^= 1; /* FINGERPRINT wrong */
+        CHECK_EQ_INT(send_from(c, &srcs[0], req, (size_t) n, T0), -EBADMSG);
+        CHECK_EQ_INT(relay_core_stats(c)->stun, 7);
+        relay_core_free(c);
+}
+
+static void test_malformed(void) {
+        struct relay_core *c = new_core(16, 0, 0);
+        struct endpoint src = ep4("192.0.2.1", 1), unix_src = {.len = sizeof(sa_family_t)};
+        struct message_relay_register m;
+        struct node a;
+        uint8_t buf[400] = {};
+        uint64_t invalid = 0;
+
+        node_shared(&a, "a", src, 1);
+        CHECK(challenge(c, &a, T0));
+        /* Messages a node never sends to the relay. */
+        const uint8_t types[] = {0,
+                                 1,
+                                 2,
+                                 3,
+                                 4,
+                                 MESSAGE_RELAY_CHALLENGE,
+                                 MESSAGE_RELAY_REGISTERED,
+                                 MESSAGE_RELAY_PEER,
+                                 10,
+                                 11,
+                                 12,
+                                 255};
+        const size_t sizes[] = {0, 148, 92, 64, 32, 52, 32, 224, 40, 40, 40, 40};
+        for (size_t i = 0; i < ELEMENTSOF(types); i++) {
+                buf[0] = types[i];
+                CHECK_EQ_INT(send_from(c, &src, buf, sizes[i], T0), -EBADMSG);
+                CHECK_EQ_INT(actions.n, 0);
+                invalid++;
+        }
+        /* A REGISTER one byte short or long, or with a reserved byte set. */
+        build_register(&a, &m, true);
+        CHECK_EQ_INT(send_from(c, &src, &m, sizeof(m) - 1, T0), -EBADMSG);
+        memcpy(buf, &m, sizeof(m));
+        CHECK_EQ_INT(send_from(c, &src, buf, sizeof(m) + 1, T0), -EBADMSG);
+        m.header.reserved_zero[1] = 1;
+        CHECK_EQ_INT(send_from(c, &src, &m, sizeof(m), T0), -EBADMSG);
+        invalid += 3;
+        /* Bad candidates: too many, an unknown family, junk after the count, junk in a v4. */
+        build_register(&a, &m, true);
+        m.n_candidates = RELAY_MAX_CANDIDATES + 1;
+        CHECK_EQ_INT(send_from(c, &src, &m, sizeof(m), T0), -EBADMSG);
+        build_register(&a, &m, true);
+        m.candidates[0].family = 5;
+        CHECK_EQ_INT(send_from(c, &src, &m, sizeof(m), T0), -EBADMSG);
+        build_register(&a, &m, true);
+        m.candidates[5].port_be = 1;
+        CHECK_EQ_INT(send_from(c, &src, &m, sizeof(m), T0), -EBADMSG);
+        build_register(&a, &m, true);
+        m.candidates[0].addr[9] = 1;
+        CHECK_EQ_INT(send_from(c, &src, &m, sizeof(m), T0), -EBADMSG);
+        build_register(&a, &m, true);
+        m.reserved_zero[2] = 1;
+        CHECK_EQ_INT(send_from(c, &src, &m, sizeof(m), T0), -EBADMSG);
+        invalid += 5;
+        /* Shared-key mode needs a network id and a node id. */
+        {
+                struct node z = a;
+                memset(z.network_id, 0, sizeof(z.network_id));
+                build_register(&z, &m, false);
+                CHECK_EQ_INT(send_from(c, &src, &m, sizeof(m), T0), -EBADMSG);
+                z = a;
+                memset(z.node_id, 0, sizeof(z.node_id));
+                build_register(&z, &m, false);
+                CHECK_EQ_INT(send_from(c, &src, &m, sizeof(m), T0), -EBADMSG);
+                invalid += 2;
+        }
+        /* Not an IP source; no buffer. */
+        unix_src.addr.sa.sa_family = AF_UNIX;
+        build_register(&a, &m, true);
+        CHECK_EQ_INT(send_from(c, &unix_src, &m, sizeof(m), T0), -EBADMSG);
+        CHECK_EQ_INT(relay_core_receive(c, NULL, 10, &src, T0, &actions), -EBADMSG);
+        invalid += 2;
+        CHECK_EQ_INT(relay_core_stats(c)->dropped_invalid, invalid);
+        CHECK_EQ_INT(relay_core_count(c), 0);
+        /* And the well-formed one still works. */
+        CHECK_EQ_INT(complete(c, &a, T0), 1);
+        relay_core_free(c);
+}
+
+/* Many registrations, moves, takeovers and expiries at random: the tables stay consistent. */
+static void test_churn(void) {
+        struct relay_core *c = new_core(64, 0, 0);
+        static struct node nodes[200];
+        uint64_t now = T0;
+
+        for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
+                char addr[32];
+                snprintf(addr, sizeof(addr), "10.0.%zu.%zu", i / 50, i % 50);
+                node_shared(&nodes[i], "c", ep4(addr, 1000), (uint8_t) (1 + i % 7));
+        }
+        for (int round = 0; round < 2000; round++) {
+                struct node *n = &nodes[randombytes_uniform(ELEMENTSOF(nodes))];
+                switch (randombytes_uniform(5)) {
+                case 0: /* rebinding */
+                        n->addr.addr.in.sin_port = htons(1000 + randombytes_uniform(3));
+                        break;
+                case 1: /* a NAT hands another node's mapping to this one */
+                        n->addr = nodes[randombytes_uniform(ELEMENTSOF(nodes))].addr;
+                        break;
+                case 2:
+                        now += randombytes_uniform(5) * SEC;
+                        break;
+                default:
+                        break;
+                }
+                (void) do_register(c, n, now);
+                if (round % 100 == 0)
+                        relay_core_expire(c, now);
+                if (!relay_core_check_invariants(c)) {
+                        CHECKF(false, "invariants broken at round %d", round);
+                        break;
+                }
+        }
+        CHECK(relay_core_count(c) <= 64);
+        CHECK(relay_core_check_invariants(c));
+        relay_core_free(c);
+}
+
+int main(void) {
+        if (sodium_init() < 0)
+                return 1;
+        test_config();
+        test_challenge_round_trip();
+        test_wrong_cookie();
+        test_secret_rotation();
+        test_identity_proof();
+        test_shared_pairs();
+        test_identity_pairs();
+        test_networks_apart();
+        test_forwarding();
+        test_expiry();
+        test_rate_limit();
+        test_bandwidth();
+        test_max_peers();
+        test_nat_rebinding();
+        test_allow_list();
+        test_stun();
+        test_malformed();
+        test_churn();
+        return test_summary();
+}
