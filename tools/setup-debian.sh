@@ -21,6 +21,8 @@ packages=(
         dbus-daemon dbus-bin systemd passwd
         # NAT traversal tests: a real STUN server and NAT routers
         coturn nftables
+        # NetworkManager plugin: a real NetworkManager in the tests, AppStream validation
+        network-manager libnm-dev appstream
         # man pages are rendered with warnings on by the test suite
         groff-base man-db
 )
