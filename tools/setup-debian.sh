@@ -23,6 +23,8 @@ packages=(
         coturn nftables
         # NetworkManager plugin: a real NetworkManager in the tests, AppStream validation
         network-manager libnm-dev appstream
+        # its editors (GTK 3 and GTK 4) under Xvfb, and translations
+        libnma-dev libnma-gtk4-dev libgtk-3-dev libgtk-4-dev xvfb xauth gettext fonts-dejavu-core
         # man pages are rendered with warnings on by the test suite
         groff-base man-db
 )

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/* Value checks shared by the import/export code and the editors (see nm-shadowmesh-utils.h). */
+/* The core headers first: GLib then replaces util.h's MIN/MAX with its own (same meaning). */
+#include "config.h"
+#include "noise.h"
+
+#include "nm-shadowmesh-utils.h"
+
+#include <arpa/inet.h>
+#include <glib/gi18n-lib.h>
+#include <net/if.h>
+#include <sodium.h>
+
+void nm_shadowmesh_i18n_init(void) {
+        static gsize done;
+
+        if (g_once_init_enter(&done)) {
+                bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
+                bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
+                g_once_init_leave(&done, 1);
+        }
+}
+
+static gboolean invalid(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static gboolean invalid(GError **error, const char *fmt, ...) {
+        va_list ap;
+
+        if (error) {
+                va_start(ap, fmt);
+                *error = g_error_new_valist(NM_CONNECTION_ERROR,
+                                            NM_CONNECTION_ERROR_INVALID_PROPERTY, fmt, ap);
+                va_end(ap);
+        }
+        return FALSE;
+}
+
+gboolean nm_shadowmesh_check_host_port(const char *value, const char *field, GError **error) {
+        char *host = NULL;
+        uint16_t port;
+
+        if (!value || !*value)
+                return invalid(error, _("%s: enter a host name or an address"), field);
+        if (config_parse_host_port(value, NM_SHADOWMESH_DEFAULT_PORT, &host, &port) < 0)
+                return invalid(error,
+                               _("%s: “%s” is not a host[:port] (an IPv6 address with a port is "
+                                 "written [address]:port)"),
+                               field, value);
+        free(host);
+        return TRUE;
+}
+
+char **nm_shadowmesh_split_local_ip(const char *value) {
+        g_auto(GStrv) parts = NULL;
+        GPtrArray *out = g_ptr_array_new();
+
+        parts = g_strsplit_set(value ? value : "", ", \t\n", -1);
+        for (char **p = parts; *p; p++)
+                if (**p)
+                        g_ptr_array_add(out, g_strdup(*p));
+        g_ptr_array_add(out, NULL);
+        return (char **) g_ptr_array_free(out, FALSE);
+}
+
+/* One "address[/prefix]" item; fills family, address bytes and prefix. */
+static gboolean parse_cidr(const char *s, int *ret_family, uint8_t ret_addr[16],
+                           guint *ret_prefix) {
+        g_autofree char *addr = NULL;
+        const char *slash = strchr(s, '/');
+        guint max;
+        guint64 prefix;
+        char *end = NULL;
+
+        addr = g_strndup(s, slash ? (gsize) (slash - s) : strlen(s));
+        memset(ret_addr, 0, 16);
+        if (inet_pton(AF_INET, addr, ret_addr) == 1) {
+                *ret_family = AF_INET;
+                max = 32;
+        } else if (inet_pton(AF_INET6, addr, ret_addr) == 1) {
+                *ret_family = AF_INET6;
+                max = 128;
+        } else
+                return FALSE;
+        *ret_prefix = max;
+        if (slash) {
+                if (!g_ascii_isdigit(slash[1]))
+                        return FALSE;
+                prefix = g_ascii_strtoull(slash + 1, &end, 10);
+                if (*end || prefix > max)
+                        return FALSE;
+                *ret_prefix = (guint) prefix;
+        }
+        return TRUE;
+}
+
+gboolean nm_shadowmesh_check_local_ip(const char *value, GError **error) {
+        g_auto(GStrv) items = nm_shadowmesh_split_local_ip(value);
+        gboolean have4 = FALSE, have6 = FALSE;
+
+        for (char **p = items; *p; p++) {
+                uint8_t a[16];
+                int family;
+                guint prefix;
+
+                if (!parse_cidr(*p, &family, a, &prefix) || prefix == 0)
+                        return invalid(error,
+                                       _("Local addresses: “%s” is not an address in CIDR "
+                                         "notation such as 10.0.0.1/24 or fd00::1/64"),
+                                       *p);
+                /* NetworkManager takes one address of each family from a VPN service. */
+                if (family == AF_INET ? have4 : have6)
+                        return invalid(error,
+                                       _("Local addresses: one IPv4 and one IPv6 address at most; "
+                                         "add more on the IPv4 and IPv6 tabs"));
+                if (family == AF_INET)
+                        have4 = TRUE;
+                else
+                        have6 = TRUE;
+        }
+        return TRUE;
+}
+
+gboolean nm_shadowmesh_check_number(const char *value, guint min, guint max, const char *field,
+                                    GError **error) {
+        guint64 v;
+        char *end = NULL;
+
+        if (!value || !g_ascii_isdigit(value[0]))
+                return invalid(error, _("%s: enter a number from %u to %u"), field, min, max);
+        v = g_ascii_strtoull(value, &end, 10);
+        if (*end || v < min || v > max)
+                return invalid(error, _("%s: “%s” is not a number from %u to %u"), field, value,
+                               min, max);
+        return TRUE;
+}
+
+gboolean nm_shadowmesh_check_tap_device(const char *value, GError **error) {
+        size_t len = value ? strlen(value) : 0;
+
+        if (len == 0)
+                return invalid(error, _("Interface name: must not be empty"));
+        if (len >= IFNAMSIZ)
+                return invalid(error, _("Interface name: “%s” is longer than %d characters"), value,
+                               IFNAMSIZ - 1);
+        if (g_str_equal(value, ".") || g_str_equal(value, ".."))
+                return invalid(error, _("Interface name: “%s” is not allowed"), value);
+        for (size_t i = 0; i < len; i++)
+                if (value[i] == '/' || value[i] == ':' || g_ascii_isspace(value[i]) ||
+                    (unsigned char) value[i] < 0x20 || (unsigned char) value[i] >= 0x7f)
+                        return invalid(error,
+                                       _("Interface name: “%s” may not contain “/”, “:”, spaces "
+                                         "or special characters"),
+                                       value);
+        return TRUE;
+}
+
+gboolean nm_shadowmesh_parse_key(const char *value, const char *field, uint8_t ret[32],
+                                 GError **error) {
+        uint8_t k[32];
+
+        if (!value || !*value)
+                return invalid(error, _("%s: enter a key"), field);
+        if (config_parse_key(value, k) < 0)
+                return invalid(error,
+                               _("%s: expected 64 hexadecimal digits or a 44-character base64 "
+                                 "key"),
+                               field);
+        if (sodium_is_zero(k, sizeof(k))) {
+                sodium_memzero(k, sizeof(k));
+                return invalid(error, _("%s: a key of all zeros is not allowed"), field);
+        }
+        memcpy(ret, k, sizeof(k));
+        sodium_memzero(k, sizeof(k));
+        return TRUE;
+}
+
+char *nm_shadowmesh_key_to_hex(const uint8_t key[32]) {
+        char *out = g_malloc(65);
+
+        sodium_bin2hex(out, 65, key, 32);
+        return out;
+}
+
+char *nm_shadowmesh_key_to_base64(const uint8_t key[32]) {
+        char *out = g_malloc(45);
+
+        config_format_key(key, out);
+        return out;
+}
+
+char *nm_shadowmesh_public_key_of(const char *private_key) {
+        uint8_t priv[32], pub[32];
+        char *out = NULL;
+
+        if (private_key && config_parse_key(private_key, priv) == 0 &&
+            !sodium_is_zero(priv, sizeof(priv)) && noise_public_from_private(pub, priv) == 0)
+                out = nm_shadowmesh_key_to_base64(pub);
+        sodium_memzero(priv, sizeof(priv));
+        return out;
+}
+
+char *nm_shadowmesh_generate_shared_key(void) {
+        uint8_t k[32];
+        char *out;
+
+        if (sodium_init() < 0)
+                return NULL;
+        randombytes_buf(k, sizeof(k));
+        out = nm_shadowmesh_key_to_hex(k);
+        sodium_memzero(k, sizeof(k));
+        return out;
+}
+
+char *nm_shadowmesh_generate_private_key(void) {
+        uint8_t priv[32], pub[32];
+        char *out;
+
+        if (sodium_init() < 0)
+                return NULL;
+        noise_generate_keypair(priv, pub);
+        out = nm_shadowmesh_key_to_base64(priv);
+        sodium_memzero(priv, sizeof(priv));
+        return out;
+}
+
+char *nm_shadowmesh_default_tap_for(NMConnection *connection) {
+        char buf[IFNAMSIZ];
+        const char *uuid = connection ? nm_connection_get_uuid(connection) : NULL;
+
+        return g_strdup(nm_shadowmesh_default_tap_device(uuid, buf, sizeof(buf)));
+}
+
+void nm_shadowmesh_free_secret(char *s) {
+        if (!s)
+                return;
+        sodium_memzero(s, strlen(s));
+        g_free(s);
+}
