@@ -33,13 +33,14 @@ dest=$(mktemp -d "${TMPDIR:-/tmp}/sm-install.XXXXXX")
 trap 'rm -rf "$dest"' EXIT
 
 # The build's directory options, as absolute paths.
-prefix="" bindir="" sbindir="" datadir="" mandir="" sysconfdir=""
+prefix="" bindir="" sbindir="" datadir="" mandir="" sysconfdir="" libdir="" libexecdir="" localedir=""
 eval "$(meson introspect --buildoptions "$build" | python3 -c '
 import json, os, sys
 opts = {o["name"]: o["value"] for o in json.load(sys.stdin)}
 prefix = opts["prefix"]
 print("prefix=%s" % prefix)
-for name in ("bindir", "sbindir", "datadir", "mandir", "sysconfdir"):
+for name in ("bindir", "sbindir", "datadir", "mandir", "sysconfdir", "libdir", "libexecdir",
+             "localedir"):
         print("%s=%s" % (name, os.path.join(prefix, opts[name])))
 ')"
 if [ -z "$prefix" ] || [ -z "$sbindir" ]; then
@@ -122,6 +123,32 @@ for example in "$src"/examples/*.yaml; do
         [ -f "$example" ] || continue
         expect "$datadir/doc/shadowmesh/examples/$(basename "$example")" 644 "$example"
 done
+
+# The NetworkManager plugin, its editors and the translations, when this build made them (they
+# depend on libnm, libnma/GTK and gettext being present).
+if [ -x "$build/nm-plugin/nm-shadowmesh-service" ]; then
+        expect "$libexecdir/nm-shadowmesh-service" 755
+        expect "$libexecdir/nm-shadowmesh-auth-dialog" 755
+        if [ "$prefix" = /usr ] && pkg-config --exists libnm; then
+                vpndir=$(pkg-config --variable=vpnservicedir libnm)
+        else
+                vpndir=$prefix/lib/NetworkManager/VPN
+        fi
+        expect "$vpndir/nm-shadowmesh-service.name" 644
+        expect "$datadir/dbus-1/system.d/nm-shadowmesh-service.conf" 644 \
+                "$src/nm-plugin/nm-shadowmesh-service.conf"
+        expect "$datadir/metainfo/org.freedesktop.NetworkManager.shadowmesh.metainfo.xml" 644 \
+                "$src/nm-plugin/org.freedesktop.NetworkManager.shadowmesh.metainfo.xml"
+fi
+for lib in libnm-vpn-plugin-shadowmesh.so libnm-vpn-plugin-shadowmesh-editor.so \
+        libnm-gtk4-vpn-plugin-shadowmesh-editor.so; do
+        [ -f "$build/nm-plugin/editor/$lib" ] && expect "$libdir/NetworkManager/$lib" 755
+done
+if [ -f "$src/po/LINGUAS" ] && [ -d "$build/po" ]; then
+        for lang in $(grep -v '^#' "$src/po/LINGUAS"); do
+                expect "$localedir/$lang/LC_MESSAGES/shadowmesh.mo" 644
+        done
+fi
 
 # Nothing else: every installed file must be expected.
 (cd "$dest" && find . -type f -o -type l) | sed 's/^\.//' | sort >"$dest.installed"
