@@ -40,8 +40,8 @@ void timers_want_handshake(struct device *d, uint64_t now) {
         struct endpoint e;
 
         peer_get_endpoint(p, &e);
-        if (e.len == 0)
-                return; /* waiting for the peer to come to us */
+        if (e.len == 0 && p->n_candidates == 0 && !p->relay_introduced)
+                return; /* nowhere to send: waiting for the peer to come to us */
         if (p->handshake_attempts_started_ns != 0)
                 return; /* rule 1 is already retrying */
         if (atomic_load(&p->next) && now - p->last_handshake_ns < REKEY_TIMEOUT * NSEC_PER_SEC)
