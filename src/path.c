@@ -146,10 +146,13 @@ void path_report(struct device *d) {
         if (p->reported_endpoint.len && e.len && was_relay != e.via_relay)
                 atomic_fetch_add_explicit(&d->stats.path_switches, 1, memory_order_relaxed);
         p->reported_endpoint = e;
-        if (e.len)
+        if (e.len) {
+                struct endpoint addr = e;
+                addr.via_relay = false; /* "relay via <the relay's address>", not "relay relay" */
                 log_info("path to peer: %s via %s%s", e.via_relay ? "relay" : "direct",
-                         endpoint_to_string(&e, buf),
+                         endpoint_to_string(&addr, buf),
                          was_relay && !e.via_relay ? " (was relay)" : "");
+        }
         bus_emit_changed(d, "Path", "Endpoint", NULL);
 }
 

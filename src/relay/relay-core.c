@@ -874,12 +874,18 @@ int relay_core_receive(struct relay_core *c, uint8_t *buf, size_t len, const str
                 c->stats.dropped_invalid++;
                 return -EBADMSG;
         }
-        if (!rate_allow(c, addr_key, now)) {
+        /* The per-source packet rate guards what costs work or answers (registrations, STUN,
+         * strangers). Tunnel traffic of a registered node is not counted against it: a single
+         * TCP flow through the relay needs tens of thousands of datagrams a second, and that
+         * traffic is bounded by the per-registration bandwidth limit (--relay-rate) instead. */
+        enum message_type type = message_classify(buf, len);
+        if (!(type == MESSAGE_RELAY_DATA && find_by_addr(c, addr_key) >= 0) &&
+            !rate_allow(c, addr_key, now)) {
                 c->stats.dropped_rate++;
                 return -ENOBUFS;
         }
 
-        switch (message_classify(buf, len)) {
+        switch (type) {
         case MESSAGE_RELAY_REGISTER:
                 return handle_register(c, buf, src, addr_key, now, ret);
         case MESSAGE_RELAY_DATA:

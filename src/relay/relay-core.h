@@ -19,7 +19,8 @@
  *     network, which bounds the PEER messages one REGISTER causes.
  *   - Rate limits are per source IP (IPv6: per /64, as one host gets a whole /64): a token
  *     bucket of rate packets per second with a burst of twice that, charged for every datagram
- *     before anything else is done with it.
+ *     before anything else is done with it, except RELAY_DATA from a registered node's
+ *     address, which only the per-registration bandwidth limit bounds.
  *   - Nothing is answered to a datagram that fails a check (malformed, rate-limited, network
  *     not allowed, bad proof, table full): the only replies to strangers are CHALLENGE (52
  *     bytes, to a REGISTER of 312) and STUN responses (a few tens of bytes, to a request of at
