@@ -1,0 +1,175 @@
+# shellcheck shell=bash
+# bench/lib.sh: helpers for bench/run.sh (sourced, not executed).
+#
+# Namespaces, processes the benchmark started, bounded waits on real conditions, and the
+# measurements (ping, iperf3). Everything here acts only inside the two namespaces the
+# benchmark created; every process it starts is recorded in BENCH_PIDS and nothing else is
+# ever signalled.
+
+BENCH_PIDS=()                   # every background process this run started
+declare -A BENCH_PID_NAME=()    # pid -> human name, for messages
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+# nsx NS CMD...: run CMD in network namespace NS.
+nsx() {
+        local ns=$1
+        shift
+        ip netns exec "$ns" "$@"
+}
+
+# alive PID: the process exists and is not a zombie (a child we have not reaped yet
+# still answers kill -0, so look at its state instead).
+alive() {
+        local pid=$1 stat
+        [[ -r /proc/$pid/stat ]] || return 1
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+        stat=${stat##*) }
+        [[ ${stat:0:1} != Z ]]
+}
+
+# bg_start VAR NAME NS LOGFILE CMD...: start CMD in namespace NS in the background with
+# stdout+stderr to LOGFILE; store its pid in the variable VAR. `ip netns exec` execs CMD,
+# so the pid is the daemon's own.
+bg_start() {
+        local __var=$1 name=$2 ns=$3 logfile=$4 pid
+        shift 4
+        ip netns exec "$ns" "$@" >"$logfile" 2>&1 </dev/null &
+        pid=$!
+        BENCH_PIDS+=("$pid")
+        BENCH_PID_NAME[$pid]=$name
+        printf -v "$__var" '%s' "$pid"
+}
+
+# stop_pid PID [SECONDS]: SIGTERM, wait up to SECONDS (default 10) for the exit, then
+# SIGKILL; reaps the child. Returns the exit status (or 137 when it had to be killed).
+stop_pid() {
+        local pid=$1 limit=${2:-10} deadline rc=0
+        [[ -n $pid ]] || return 0
+        if alive "$pid"; then
+                kill -TERM "$pid" 2>/dev/null
+                deadline=$((SECONDS + limit))
+                while alive "$pid" && ((SECONDS < deadline)); do
+                        sleep 0.05
+                done
+                if alive "$pid"; then
+                        log "${BENCH_PID_NAME[$pid]:-pid $pid} ignored SIGTERM for ${limit}s, killing it"
+                        kill -KILL "$pid" 2>/dev/null
+                fi
+        fi
+        wait "$pid" 2>/dev/null || rc=$?
+        return "$rc"
+}
+
+# wait_until SECONDS DESCRIPTION CMD...: poll CMD every 0.1 s until it succeeds; fail (with
+# a message) after SECONDS. Set WAIT_ALIVE to a list of pids that must stay alive meanwhile:
+# the wait fails at once when one of them exits.
+WAIT_ALIVE=()
+wait_until() {
+        local limit=$1 what=$2 deadline p
+        shift 2
+        deadline=$((SECONDS + limit))
+        while :; do
+                "$@" >/dev/null 2>&1 && return 0
+                for p in "${WAIT_ALIVE[@]}"; do
+                        if ! alive "$p"; then
+                                log "while waiting for $what: ${BENCH_PID_NAME[$p]:-pid $p} exited"
+                                return 1
+                        fi
+                done
+                if ((SECONDS >= deadline)); then
+                        log "timed out after ${limit}s waiting for $what"
+                        return 1
+                fi
+                sleep 0.1
+        done
+}
+
+# Conditions for wait_until.
+udp_bound() { [[ -n $(nsx "$1" ss -lunH "sport = :$2") ]]; }
+tcp_listening() { [[ -n $(nsx "$1" ss -ltnH "sport = :$2") ]]; }
+link_exists() { nsx "$1" ip link show dev "$2" >/dev/null 2>&1; }
+link_gone() { ! link_exists "$@"; }
+log_has() { grep -qF -- "$2" "$1"; }
+ping_once() { nsx "$1" ping -n -c 1 -W 1 "$2" >/dev/null 2>&1; }
+
+# cpu_ticks PID...: user+system clock ticks consumed so far by the given processes.
+cpu_ticks() {
+        local pid stat sum=0 f
+        for pid in "$@"; do
+                stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+                stat=${stat##*) }
+                read -r -a f <<<"$stat"
+                # after the comm field: f[0]=state ... f[11]=utime f[12]=stime
+                sum=$((sum + f[11] + f[12]))
+        done
+        echo "$sum"
+}
+
+# udp_out_datagrams NS: UDP datagrams sent so far in namespace NS (/proc/net/snmp is per
+# namespace). Shows that a VPN carries its data over UDP and not over a TCP side channel.
+udp_out_datagrams() {
+        # shellcheck disable=SC2016 # an awk program
+        nsx "$1" awk '/^Udp:/ && $2 ~ /^[0-9]/ { print $5; exit }' /proc/net/snmp
+}
+
+# median VALUES...: the median of numeric values ("null" entries ignored); "null" if none.
+median() {
+        printf '%s\n' "$@" | grep -v '^null$' | sort -g |
+                awk '{ v[NR] = $1 } END {
+                        if (NR == 0) { print "null"; exit }
+                        if (NR % 2) printf "%.6g\n", v[(NR + 1) / 2]
+                        else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# measure_ping NS_CLIENT TARGET COUNT INTERVAL: prints "avg p50 p99 mdev loss_pct" (ms, %)
+# from the individual replies; "null" fields when nothing came back.
+measure_ping() {
+        local ns=$1 target=$2 count=$3 interval=$4
+        nsx "$ns" ping -n -c "$count" -i "$interval" -W 1 "$target" 2>/dev/null |
+                awk -v count="$count" '
+                /time=/ { for (i = 1; i <= NF; i++) if ($i ~ /^time=/) {
+                                t = substr($i, 6); n++; v[n] = t; s += t; ss += t * t } }
+                END {
+                        if (n == 0) { print "null null null null 100"; exit }
+                        # insertion sort: n is small
+                        for (i = 2; i <= n; i++) { x = v[i]; j = i - 1
+                                while (j > 0 && v[j] > x) { v[j + 1] = v[j]; j-- }
+                                v[j + 1] = x }
+                        avg = s / n
+                        var = ss / n - avg * avg; if (var < 0) var = 0
+                        # nearest-rank percentiles
+                        r50 = int(0.50 * n); if (r50 < 0.50 * n) r50++
+                        r99 = int(0.99 * n); if (r99 < 0.99 * n) r99++
+                        printf "%.4f %.4f %.4f %.4f %.2f\n", avg, v[r50], v[r99], sqrt(var),
+                                100 * (count - n) / count
+                }'
+}
+
+# iperf_run NS_CLIENT NS_SERVER TARGET OUTFILE IPERF_CLIENT_ARGS...: one iperf3 test against
+# a one-off server in NS_SERVER; the client's JSON goes to OUTFILE. Returns non-zero when
+# the test did not complete.
+iperf_run() {
+        local nsc=$1 nss=$2 target=$3 out=$4 spid rc=0
+        shift 4
+        bg_start spid "iperf3 server" "$nss" "$out.server" iperf3 -s -1 -B "$target"
+        WAIT_ALIVE=("$spid")
+        if ! wait_until 10 "iperf3 server on $target:5201" tcp_listening "$nss" 5201; then
+                WAIT_ALIVE=()
+                stop_pid "$spid" 2
+                return 1
+        fi
+        WAIT_ALIVE=()
+        timeout $((BENCH_TIME + 40)) ip netns exec "$nsc" \
+                iperf3 -c "$target" -J --connect-timeout 5000 -t "$BENCH_TIME" "$@" >"$out" 2>"$out.stderr" ||
+                rc=$?
+        # the one-off server exits by itself after the test; bound the wait anyway
+        stop_pid "$spid" 5 >/dev/null 2>&1
+        if ((rc != 0)); then
+                log "iperf3 $* to $target failed (exit $rc):" \
+                        "$(jq -r '.error // empty' "$out" 2>/dev/null | head -c 300)"
+                return 1
+        fi
+        return 0
+}

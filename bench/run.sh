@@ -1,0 +1,757 @@
+#!/bin/bash
+# bench/run.sh: throughput and latency of ShadowMesh against bare veth, tinc 1.0, fastd and
+# OpenVPN, all between the same two network namespaces on this machine. A benchmark, not a
+# test: it reports numbers and fails only when it cannot measure. See bench/README.md.
+#
+# usage: bench/run.sh [--build DIR] [--time SECONDS] [--only NAME,...] [--json FILE]
+#                     [--repeat N] [--install]
+set -u -o pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
+
+ALL_VPNS=(veth shadowmesh tinc fastd openvpn)
+
+usage() {
+        cat <<EOF
+usage: bench/run.sh [--build DIR] [--time SECONDS] [--only NAME,...] [--json FILE]
+                    [--repeat N] [--install]
+
+Measures, between two network namespaces joined by a veth pair: TCP with 1 and 4 streams,
+UDP at an unlimited send rate (receiver throughput and loss) and ping RTT, for each of:
+  ${ALL_VPNS[*]}
+
+  --build DIR      meson build directory holding src/shadowmeshd (default: \$SHADOWMESHD,
+                   else $REPO/build/src/shadowmeshd)
+  --time SECONDS   length of each iperf3 test (default \$BENCH_TIME or 5)
+  --only LIST      comma-separated subset of the names above
+  --json FILE      where to write the JSON results (default bench/results-<date>.json)
+  --repeat N       run every measurement N times and report the median (default 1)
+  --install        apt-get install the packages that are missing instead of skipping them
+
+Environment: BENCH_TIME, BENCH_PINGS (default 100), BENCH_PING_INTERVAL (default 0.02),
+BENCH_MTU (tunnel MTU, default 1380), BENCH_OPENVPN_CIPHER (default AES-256-GCM),
+SHADOWMESHD (path of the daemon), BENCH_KEEP=1 (keep the work directory with configs,
+logs and raw iperf3 JSON). Needs root.
+EOF
+}
+
+BUILD_DIR=""
+BENCH_TIME=${BENCH_TIME:-5}
+BENCH_PINGS=${BENCH_PINGS:-100}
+BENCH_PING_INTERVAL=${BENCH_PING_INTERVAL:-0.02}
+BENCH_MTU=${BENCH_MTU:-1380}
+BENCH_OPENVPN_CIPHER=${BENCH_OPENVPN_CIPHER:-AES-256-GCM}
+REPEAT=1
+ONLY=""
+JSON_OUT=""
+INSTALL=0
+
+while (($#)); do
+        case $1 in
+        --build) BUILD_DIR=${2:?--build needs a directory}; shift 2 ;;
+        --build=*) BUILD_DIR=${1#*=}; shift ;;
+        --time) BENCH_TIME=${2:?--time needs seconds}; shift 2 ;;
+        --time=*) BENCH_TIME=${1#*=}; shift ;;
+        --only) ONLY=${2:?--only needs a list}; shift 2 ;;
+        --only=*) ONLY=${1#*=}; shift ;;
+        --json) JSON_OUT=${2:?--json needs a file}; shift 2 ;;
+        --json=*) JSON_OUT=${1#*=}; shift ;;
+        --repeat) REPEAT=${2:?--repeat needs a count}; shift 2 ;;
+        --repeat=*) REPEAT=${1#*=}; shift ;;
+        --install) INSTALL=1; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; exit 64 ;;
+        esac
+done
+
+[[ $BENCH_TIME =~ ^[1-9][0-9]*$ ]] || die "--time must be a positive integer (got '$BENCH_TIME')"
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "--repeat must be a positive integer (got '$REPEAT')"
+[[ $BENCH_PINGS =~ ^[1-9][0-9]*$ ]] || die "BENCH_PINGS must be a positive integer"
+if ! [[ $BENCH_MTU =~ ^[0-9]+$ ]] || ((BENCH_MTU < 1280 || BENCH_MTU > 1400)); then
+        die "BENCH_MTU must be within 1280..1400 (the underlay is a 1500-byte veth)"
+fi
+
+VPNS=()
+if [[ -n $ONLY ]]; then
+        IFS=, read -r -a want <<<"$ONLY"
+        for w in "${want[@]}"; do
+                [[ " ${ALL_VPNS[*]} " == *" $w "* ]] || die "unknown name '$w' (known: ${ALL_VPNS[*]})"
+                VPNS+=("$w")
+        done
+else
+        VPNS=("${ALL_VPNS[@]}")
+fi
+
+((EUID == 0)) || die "must run as root (it creates network namespaces)"
+
+if [[ -n $BUILD_DIR ]]; then
+        SMD=$BUILD_DIR/src/shadowmeshd
+elif [[ -n ${SHADOWMESHD:-} ]]; then
+        SMD=$SHADOWMESHD
+else
+        SMD=$REPO/build/src/shadowmeshd
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Packages
+# ---------------------------------------------------------------------------------------------
+
+# which package provides the program each part needs
+declare -A PKG_OF=([ip]=iproute2 [ss]=iproute2 [ping]=iputils-ping [iperf3]=iperf3 [jq]=jq
+        [openssl]=openssl [tincd]=tinc [fastd]=fastd [openvpn]=openvpn [timeout]=coreutils)
+declare -A NEEDS_OF=([veth]="" [shadowmesh]="" [tinc]=tincd [fastd]=fastd
+        [openvpn]="openvpn openssl")
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+install_missing() {
+        local prog pkgs=()
+        for prog in "$@"; do
+                have "$prog" || pkgs+=("${PKG_OF[$prog]}")
+        done
+        ((${#pkgs[@]})) || return 0
+        log "installing: ${pkgs[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}" >&2
+}
+
+base_progs=(ip ss ping iperf3 jq timeout)
+want_progs=("${base_progs[@]}")
+for v in "${VPNS[@]}"; do
+        for p in ${NEEDS_OF[$v]}; do want_progs+=("$p"); done
+done
+((INSTALL)) && { install_missing "${want_progs[@]}" || die "apt-get install failed"; }
+for p in "${base_progs[@]}"; do
+        have "$p" || die "$p not found: apt-get install -y ${PKG_OF[$p]} (or run with --install)"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Topology: two namespaces, one veth pair, underlay 10.98.0.1/24 <-> 10.98.0.2/24
+# ---------------------------------------------------------------------------------------------
+
+NS_A=smbench-a-$$
+NS_B=smbench-b-$$
+VETH_A=smbva$$
+VETH_B=smbvb$$
+UNDER_A=10.98.0.1
+UNDER_B=10.98.0.2
+TUN_A=10.0.0.1
+TUN_B=10.0.0.2
+WORK=""
+
+cleanup() {
+        local rc=$? pid
+        trap - EXIT INT TERM
+        for pid in "${BENCH_PIDS[@]}"; do
+                alive "$pid" && kill -TERM "$pid" 2>/dev/null
+        done
+        for pid in "${BENCH_PIDS[@]}"; do
+                stop_pid "$pid" 5 >/dev/null 2>&1
+        done
+        ip netns del "$NS_A" 2>/dev/null
+        ip netns del "$NS_B" 2>/dev/null
+        if [[ -n $WORK && -d $WORK ]]; then
+                if [[ ${BENCH_KEEP:-0} == 1 ]]; then
+                        log "kept configs, logs and iperf3 output in $WORK"
+                else
+                        rm -rf -- "$WORK"
+                fi
+        fi
+        exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+WORK=$(mktemp -d "/tmp/smbench.$$.XXXXXX") || die "mktemp failed"
+
+ip netns add "$NS_A" || die "cannot create network namespace $NS_A"
+ip netns add "$NS_B" || die "cannot create network namespace $NS_B"
+ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B" ||
+        die "cannot create veth pair"
+nsx "$NS_A" ip addr add "$UNDER_A/24" dev "$VETH_A"
+nsx "$NS_B" ip addr add "$UNDER_B/24" dev "$VETH_B"
+for ns in "$NS_A" "$NS_B"; do
+        nsx "$ns" ip link set lo up
+done
+nsx "$NS_A" ip link set "$VETH_A" up
+nsx "$NS_B" ip link set "$VETH_B" up
+wait_until 10 "underlay reachable" ping_once "$NS_A" "$UNDER_B" || die "underlay does not work"
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+METRICS=(tcp1_mbps tcp4_mbps udp_mbps udp_sent_mbps udp_loss_pct ping_avg_ms ping_p50_ms
+        ping_p99_ms ping_mdev_ms ping_loss_pct tcp1_vpn_cpu_pct tcp4_vpn_cpu_pct udp_vpn_cpu_pct
+        tcp1_underlay_udp_datagrams)
+declare -A R=()          # "<vpn>.<metric>" -> number or null
+declare -A STATUS=()     # ok | skipped | failed
+declare -A NOTE=()       # why skipped/failed, or remarks
+declare -A VERSION=()
+declare -A CONFIG=()     # one-line description of the configuration used
+declare -A DEV_MTU=()    # MTU of the interface the traffic used
+declare -A EXTRA=()      # JSON object merged into the VPN's result
+
+declare -A RAW=()         # "<vpn>.<metric>" -> the runs' values, space-separated
+declare -A SAMPLES=()     # "<vpn>.<metric>" -> JSON array of the runs' values
+
+val() { echo "${R[$1.$2]:-null}"; }
+
+# add VPN METRIC VALUE: record one run's value
+add() { RAW[$1.$2]+="$3 "; }
+
+# summarize VPN: the median of the runs into R, the runs into SAMPLES
+summarize() {
+        local vpn=$1 m v
+        local -a vals
+        for m in "${METRICS[@]}"; do
+                read -r -a vals <<<"${RAW[$vpn.$m]:-}"
+                R[$vpn.$m]=$(median "${vals[@]}")
+                v=$(printf '%s,' "${vals[@]}")
+                SAMPLES[$vpn.$m]="[${v%,}]"
+        done
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+
+now() { date +%s.%N; }
+
+# cpu_pct TICKS WALL: percent of one core used over WALL seconds
+cpu_pct() { awk -v t="$1" -v w="$2" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f\n", 100 * t / hz / w }'; }
+
+# measure VPN RUN TARGET PID...: one run of every measurement from NS_A to TARGET in NS_B;
+# PIDs are the VPN's processes (for CPU accounting; none for bare veth). Returns non-zero
+# when a measurement failed.
+measure() {
+        local vpn=$1 run=$2 target=$3 t0 c0=0 u0 w ticks out kind mbps cpu a b c d e rc=0
+        shift 3
+        local pids=("$@")
+        local udp_len=$((BENCH_MTU - 28))       # largest UDP payload that fits the tunnel MTU
+        local -a args
+
+        log "$vpn: run $run/$REPEAT: ping x$BENCH_PINGS"
+        read -r a b c d e < <(measure_ping "$NS_A" "$target" "$BENCH_PINGS" "$BENCH_PING_INTERVAL")
+        add "$vpn" ping_avg_ms "$a"
+        add "$vpn" ping_p50_ms "$b"
+        add "$vpn" ping_p99_ms "$c"
+        add "$vpn" ping_mdev_ms "$d"
+        add "$vpn" ping_loss_pct "$e"
+
+        for kind in tcp1 tcp4 udp; do
+                out=$WORK/$vpn.$kind.$run.json
+                # -O 1: leave TCP's slow start out; not for UDP, whose loss accounting
+                # iperf3 gets wrong with omitted intervals
+                case $kind in
+                tcp1) args=(-O 1) ;;
+                tcp4) args=(-O 1 -P 4) ;;
+                udp) args=(-u -b 0 -l "$udp_len") ;;
+                esac
+                log "$vpn: run $run/$REPEAT: iperf3 $kind (${BENCH_TIME}s)"
+                ticks="" cpu=null
+                ((${#pids[@]})) && c0=$(cpu_ticks "${pids[@]}")
+                u0=$(udp_out_datagrams "$NS_A")
+                t0=$(now)
+                if ! iperf_run "$NS_A" "$NS_B" "$target" "$out" "${args[@]}"; then
+                        NOTE[$vpn]+="iperf3 $kind failed in run $run; "
+                        rc=1
+                        continue
+                fi
+                w=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b - a }')
+                ((${#pids[@]})) && ticks=$(($(cpu_ticks "${pids[@]}") - c0))
+                [[ -n $ticks ]] && cpu=$(cpu_pct "$ticks" "$w")
+                mbps=$(jq '.end.sum_received.bits_per_second / 1e6' "$out")
+                add "$vpn" "${kind}_mbps" "$mbps"
+                add "$vpn" "${kind}_vpn_cpu_pct" "$cpu"
+                case $kind in
+                tcp1)
+                        add "$vpn" tcp1_underlay_udp_datagrams \
+                                "$(($(udp_out_datagrams "$NS_A") - u0))"
+                        ;;
+                udp)
+                        add "$vpn" udp_sent_mbps "$(jq '.end.sum_sent.bits_per_second / 1e6' "$out")"
+                        add "$vpn" udp_loss_pct "$(jq '.end.sum_received.lost_percent' "$out")"
+                        ;;
+                esac
+        done
+        return "$rc"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The VPNs. Each <vpn>_start writes its config under $RUN_DIR (fresh keys for every run),
+# starts the passive side (B), waits until B's socket is bound, starts the active side (A),
+# and sets PID_A PID_B DEV_A DEV_B.
+# Every one: a TAP device with MTU $BENCH_MTU, 10.0.0.1/24 in A and 10.0.0.2/24 in B, UDP
+# transport over the underlay, A initiates.
+# ---------------------------------------------------------------------------------------------
+
+PID_A="" PID_B="" DEV_A="" DEV_B=""
+
+# start_pair VPN PORT CMD_A... -- CMD_B...: the common start sequence.
+start_pair() {
+        local vpn=$1 port=$2 dir=$RUN_DIR
+        shift 2
+        local -a ca=() cb=()
+        while (($#)) && [[ $1 != -- ]]; do ca+=("$1"); shift; done
+        shift
+        cb=("$@")
+        bg_start PID_B "$vpn (B)" "$NS_B" "$dir/b.log" "${cb[@]}"
+        WAIT_ALIVE=("$PID_B")
+        wait_until 20 "$vpn (B) to bind udp port $port" udp_bound "$NS_B" "$port" || return 1
+        bg_start PID_A "$vpn (A)" "$NS_A" "$dir/a.log" "${ca[@]}"
+        WAIT_ALIVE=()
+        return 0
+}
+
+hexkey32() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# --- ShadowMesh: shared-key mode (Noise_NNpsk0), ChaCha20-Poly1305 ---------------------------
+
+shadowmesh_check() {
+        [[ -x $SMD ]] || {
+                echo "shadowmeshd not found at $SMD (build it: meson setup build &&" \
+                        "ninja -C build; or pass --build DIR / set SHADOWMESHD)"
+                return 1
+        }
+}
+
+shadowmesh_start() {
+        local dir=$RUN_DIR key side ip peer dev
+        mkdir -p "$dir"
+        key=$(hexkey32)
+        DEV_A=sma$$ DEV_B=smb$$
+        for side in a b; do
+                if [[ $side == a ]]; then
+                        ip=$TUN_A peer="$UNDER_B:9001" dev=$DEV_A
+                else
+                        ip=$TUN_B peer="" dev=$DEV_B
+                fi
+                cat >"$dir/$side.yaml" <<EOF
+daemon:
+  listen_address: "0.0.0.0:9001"
+  log_level: info
+network:
+  tap_device: $dev
+  local_ip: $ip/24
+  mtu: $BENCH_MTU
+  listen_port: 9001
+encryption:
+  key: "$key"
+peer:
+  address: "$peer"
+nat:
+  enabled: false
+EOF
+                chmod 600 "$dir/$side.yaml"
+        done
+        VERSION[shadowmesh]=$("$SMD" --version 2>&1 | head -n1)
+        CONFIG[shadowmesh]="shared-key mode (Noise_NNpsk0, ChaCha20-Poly1305), TAP mtu $BENCH_MTU,"
+        CONFIG[shadowmesh]+=" UDP 9001, A initiates"
+        start_pair shadowmesh 9001 \
+                "$SMD" --instance "smbench-a-$$" "$dir/a.yaml" -- \
+                "$SMD" --instance "smbench-b-$$" "$dir/b.yaml"
+}
+
+# --- tinc 1.0: Mode = switch, aes-256-cbc + HMAC-SHA256 (16-byte MAC) ------------------------
+
+tinc_check() {
+        have tincd || { echo "tincd not installed (apt-get install -y tinc, or --install)"; return 1; }
+}
+
+tinc_start() {
+        local dir=$RUN_DIR side other ip under dev
+        DEV_A=tia$$ DEV_B=tib$$
+        for side in a b; do
+                if [[ $side == a ]]; then
+                        ip=$TUN_A under=$UNDER_A dev=$DEV_A
+                else
+                        ip=$TUN_B under=$UNDER_B dev=$DEV_B
+                fi
+                mkdir -p "$dir/$side/hosts"
+                {
+                        echo "Name = $side"
+                        echo "Mode = switch"
+                        echo "Interface = $dev"
+                        echo "AddressFamily = ipv4"
+                        echo "BindToAddress = $under"
+                        echo "Port = 655"
+                        [[ $side == a ]] && echo "ConnectTo = b"
+                } >"$dir/$side/tinc.conf"
+                {
+                        echo "Address = $under"
+                        echo "Port = 655"
+                        echo "Cipher = aes-256-cbc"
+                        echo "Digest = sha256"
+                        echo "MACLength = 16"
+                        echo "Compression = 0"
+                        echo "PMTUDiscovery = no"
+                } >"$dir/$side/hosts/$side"
+                cat >"$dir/$side/tinc-up" <<EOF
+#!/bin/sh
+ip link set dev "\$INTERFACE" mtu $BENCH_MTU up
+ip addr add $ip/24 dev "\$INTERFACE"
+EOF
+                chmod 755 "$dir/$side/tinc-up"
+                # appends the public key to hosts/<side>
+                tincd -c "$dir/$side" -K 2048 </dev/null >"$dir/$side/keygen.log" 2>&1 ||
+                        { log "tincd -K failed: $(tail -n3 "$dir/$side/keygen.log")"; return 1; }
+        done
+        for side in a b; do
+                other=$([[ $side == a ]] && echo b || echo a)
+                cp "$dir/$other/hosts/$other" "$dir/$side/hosts/$other"
+        done
+        VERSION[tinc]=$(tincd --version 2>&1 | head -n1)
+        CONFIG[tinc]="Mode = switch (TAP mtu $BENCH_MTU via tinc-up), RSA-2048 keys from tincd -K,"
+        CONFIG[tinc]+=" Cipher aes-256-cbc, Digest sha256, MACLength 16, Compression 0,"
+        CONFIG[tinc]+=" PMTUDiscovery no, UDP 655, A ConnectTo b"
+        start_pair tinc 655 \
+                tincd -D -d1 -c "$dir/a" --pidfile="$dir/a/tinc.pid" -- \
+                tincd -D -d1 -c "$dir/b" --pidfile="$dir/b/tinc.pid"
+}
+
+# --- fastd: mode tap, salsa2012+umac ----------------------------------------------------------
+
+fastd_check() {
+        have fastd || { echo "fastd not installed (apt-get install -y fastd, or --install)"; return 1; }
+}
+
+FASTD_METHOD=salsa2012+umac
+
+fastd_start() {
+        local dir=$RUN_DIR side other ip under dev out
+        local -A sec=() pub=()
+        mkdir -p "$dir"
+        DEV_A=fda$$ DEV_B=fdb$$
+        for side in a b; do
+                out=$(fastd --generate-key 2>/dev/null) || { log "fastd --generate-key failed"; return 1; }
+                sec[$side]=$(awk '/^Secret:/ { print $2 }' <<<"$out")
+                pub[$side]=$(awk '/^Public:/ { print $2 }' <<<"$out")
+                [[ ${#sec[$side]} == 64 && ${#pub[$side]} == 64 ]] ||
+                        { log "unexpected fastd --generate-key output"; return 1; }
+        done
+        for side in a b; do
+                if [[ $side == a ]]; then
+                        ip=$TUN_A under=$UNDER_A dev=$DEV_A other=b
+                else
+                        ip=$TUN_B under=$UNDER_B dev=$DEV_B other=a
+                fi
+                {
+                        echo "log level info;"
+                        echo "mode tap;"
+                        echo "interface \"$dev\";"
+                        echo "method \"$FASTD_METHOD\";"
+                        echo "secret \"${sec[$side]}\";"
+                        echo "bind $under:10000;"
+                        echo "mtu $BENCH_MTU;"
+                        echo "on up sync \"ip link set dev \$INTERFACE up &&" \
+                                "ip addr add $ip/24 dev \$INTERFACE\";"
+                        echo "peer \"$other\" {"
+                        echo "        key \"${pub[$other]}\";"
+                        [[ $side == a ]] && echo "        remote $UNDER_B:10000;"
+                        echo "}"
+                } >"$dir/$side.conf"
+                chmod 600 "$dir/$side.conf"
+        done
+        VERSION[fastd]=$(fastd --version 2>&1 | head -n1)
+        CONFIG[fastd]="mode tap, method $FASTD_METHOD, mtu $BENCH_MTU, keys from fastd --generate-key,"
+        CONFIG[fastd]+=" UDP 10000, only A has a remote"
+        start_pair fastd 10000 \
+                fastd -c "$dir/a.conf" -- \
+                fastd -c "$dir/b.conf"
+}
+
+# --- OpenVPN: p2p TLS with self-signed certificates pinned by fingerprint, dev tap -----------
+
+openvpn_check() {
+        have openvpn || { echo "openvpn not installed (apt-get install -y openvpn, or --install)"; return 1; }
+        have openssl || { echo "openssl not installed (apt-get install -y openssl, or --install)"; return 1; }
+}
+
+openvpn_start() {
+        local dir=$RUN_DIR side other ip under dev
+        local -A fp=()
+        mkdir -p "$dir"
+        DEV_A=ova$$ DEV_B=ovb$$
+        for side in a b; do
+                openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                        -keyout "$dir/$side.key" -out "$dir/$side.crt" -days 2 \
+                        -subj "/CN=smbench-$side" >"$dir/$side.certgen.log" 2>&1 ||
+                        { log "openssl req failed: $(tail -n3 "$dir/$side.certgen.log")"; return 1; }
+                fp[$side]=$(openssl x509 -noout -fingerprint -sha256 -in "$dir/$side.crt" | cut -d= -f2)
+        done
+        for side in a b; do
+                if [[ $side == a ]]; then
+                        ip=$TUN_A under=$UNDER_A dev=$DEV_A other=b
+                else
+                        ip=$TUN_B under=$UNDER_B dev=$DEV_B other=a
+                fi
+                {
+                        echo "dev $dev"
+                        echo "dev-type tap"
+                        echo "disable-dco"
+                        echo "proto udp4"
+                        echo "local $under"
+                        echo "lport 1194"
+                        if [[ $side == a ]]; then
+                                echo "remote $UNDER_B 1194"
+                                echo "tls-client"
+                        else
+                                echo "tls-server"
+                                echo "dh none"
+                        fi
+                        echo "cert $dir/$side.crt"
+                        echo "key $dir/$side.key"
+                        echo "peer-fingerprint ${fp[$other]}"
+                        echo "data-ciphers $BENCH_OPENVPN_CIPHER"
+                        echo "tun-mtu $BENCH_MTU"
+                        echo "ifconfig $ip 255.255.255.0"
+                        echo "verb 3"
+                } >"$dir/$side.conf"
+        done
+        VERSION[openvpn]=$(openvpn --version 2>&1 | head -n1)
+        CONFIG[openvpn]="p2p TLS (self-signed P-256 certs pinned with peer-fingerprint),"
+        CONFIG[openvpn]+=" data-ciphers $BENCH_OPENVPN_CIPHER, dev-type tap, tun-mtu $BENCH_MTU,"
+        CONFIG[openvpn]+=" disable-dco, UDP 1194, only A has a remote"
+        start_pair openvpn 1194 \
+                openvpn --config "$dir/a.conf" -- \
+                openvpn --config "$dir/b.conf"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+show_logs() {
+        local vpn=$1 f
+        for f in "$RUN_DIR"/a.log "$RUN_DIR"/b.log; do
+                [[ -s $f ]] || continue
+                log "--- last lines of $vpn ${f##*/}:"
+                tail -n 15 "$f" | sed 's/^/    /' >&2
+        done
+}
+
+stop_vpn() {
+        local vpn=$1 dev rca=0 rcb=0
+        [[ -n $PID_A ]] && { stop_pid "$PID_A" 10 >/dev/null 2>&1 || rca=$?; }
+        [[ -n $PID_B ]] && { stop_pid "$PID_B" 10 >/dev/null 2>&1 || rcb=$?; }
+        # 143: ended by the SIGTERM itself (fastd re-raises it), as clean as 0
+        if ! ((rca == 0 || rca == 143)) || ! ((rcb == 0 || rcb == 143)); then
+                NOTE[$vpn]+="exit status on SIGTERM: A $rca, B $rcb; "
+        fi
+        # a daemon's TAP disappears with it; make sure before the next VPN reuses 10.0.0.0/24
+        for dev in "$NS_A:$DEV_A" "$NS_B:$DEV_B"; do
+                [[ -n ${dev#*:} ]] || continue
+                if ! wait_until 5 "${dev#*:} to go away" link_gone "${dev%%:*}" "${dev#*:}"; then
+                        NOTE[$vpn]+="left ${dev#*:} behind after exit; "
+                        nsx "${dev%%:*}" ip link del "${dev#*:}" 2>/dev/null
+                fi
+        done
+        PID_A="" PID_B="" DEV_A="" DEV_B=""
+}
+
+run_veth() { # run_veth RUN
+        VERSION[veth]="kernel $(uname -r)"
+        DEV_MTU[veth]=$(nsx "$NS_A" cat "/sys/class/net/$VETH_A/mtu")
+        CONFIG[veth]="veth pair, underlay addresses $UNDER_A -> $UNDER_B, mtu ${DEV_MTU[veth]}"
+        measure veth "$1" "$UNDER_B"
+}
+
+run_vpn() { # run_vpn VPN RUN: start VPN, measure once, stop it
+        local vpn=$1 run=$2 rc=0
+        RUN_DIR=$WORK/$vpn.run$run
+        mkdir -p "$RUN_DIR"
+        log "$vpn: run $run/$REPEAT: starting"
+        if ! "${vpn}_start"; then
+                NOTE[$vpn]+="did not start in run $run; "
+                show_logs "$vpn"
+                stop_vpn "$vpn"
+                return 1
+        fi
+        WAIT_ALIVE=("$PID_A" "$PID_B")
+        if ! wait_until 60 "$vpn tunnel ($TUN_A -> $TUN_B answers ping)" ping_once "$NS_A" "$TUN_B"; then
+                WAIT_ALIVE=()
+                NOTE[$vpn]+="tunnel never passed a ping in run $run; "
+                show_logs "$vpn"
+                stop_vpn "$vpn"
+                return 1
+        fi
+        WAIT_ALIVE=()
+        DEV_MTU[$vpn]=$(nsx "$NS_A" cat "/sys/class/net/$DEV_A/mtu" 2>/dev/null || echo null)
+        [[ ${DEV_MTU[$vpn]} == "$BENCH_MTU" ]] ||
+                NOTE[$vpn]+="tunnel device mtu is ${DEV_MTU[$vpn]}, not $BENCH_MTU; "
+        log "$vpn: run $run/$REPEAT: tunnel up (${DEV_A} mtu ${DEV_MTU[$vpn]})"
+        measure "$vpn" "$run" "$TUN_B" "$PID_A" "$PID_B" || rc=1
+        if ! alive "$PID_A" || ! alive "$PID_B"; then
+                NOTE[$vpn]+="a daemon died during the measurements of run $run; "
+                show_logs "$vpn"
+                rc=1
+        fi
+        stop_vpn "$vpn"
+        if [[ $vpn == openvpn && $run == 1 ]]; then
+                NOTE[$vpn]+="$(grep -o "Data Channel: cipher '[^']*'" "$RUN_DIR/a.log" | tail -n1); "
+        fi
+        # ShadowMesh's own counters (printed at exit): a drop or a bad tag shows up here
+        if [[ $vpn == shadowmesh ]]; then
+                SM_STATS+=("$(jq -n --argjson run "$run" \
+                        --arg a "$(grep -o 'stats: .*' "$RUN_DIR/a.log" | tail -n1)" \
+                        --arg b "$(grep -o 'stats: .*' "$RUN_DIR/b.log" | tail -n1)" \
+                        '{run: $run, a: $a, b: $b}')")
+        fi
+        return "$rc"
+}
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+awk '{ exit !($1 > 0.5) }' /proc/loadavg &&
+        log "warning: the machine is busy (load average $LOAD_START): the numbers will be noisy"
+START_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+log "namespaces $NS_A / $NS_B, ${BENCH_TIME}s per iperf3 test, tunnel mtu $BENCH_MTU, repeat $REPEAT"
+
+RUN_DIR=""
+SM_STATS=()
+declare -A OK_RUNS=()
+RUNNABLE=()
+for vpn in "${VPNS[@]}"; do
+        if [[ $vpn != veth ]] && ! why=$("${vpn}_check"); then
+                STATUS[$vpn]=skipped NOTE[$vpn]=$why
+                log "$vpn: skipped: $why"
+                continue
+        fi
+        RUNNABLE+=("$vpn")
+        OK_RUNS[$vpn]=0
+done
+# Round robin: every repeat measures each VPN once, so a change in background load during
+# the run is spread over all of them instead of hitting whichever came last.
+for ((run = 1; run <= REPEAT; run++)); do
+        for vpn in "${RUNNABLE[@]}"; do
+                if [[ $vpn == veth ]]; then
+                        run_veth "$run" && OK_RUNS[$vpn]=$((OK_RUNS[$vpn] + 1))
+                else
+                        run_vpn "$vpn" "$run" && OK_RUNS[$vpn]=$((OK_RUNS[$vpn] + 1))
+                fi
+        done
+done
+for vpn in "${RUNNABLE[@]}"; do
+        summarize "$vpn"
+        if ((OK_RUNS[$vpn] == REPEAT)); then
+                STATUS[$vpn]=ok
+        elif [[ $(val "$vpn" tcp1_mbps) != null || $(val "$vpn" ping_avg_ms) != null ]]; then
+                STATUS[$vpn]=ok NOTE[$vpn]+="only ${OK_RUNS[$vpn]} of $REPEAT runs complete; "
+        else
+                STATUS[$vpn]=failed
+        fi
+done
+((${#SM_STATS[@]})) &&
+        EXTRA[shadowmesh]=$(printf '%s\n' "${SM_STATS[@]}" | jq -s '{daemon_stats_at_exit: .}')
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+# ratio VPN METRIC: VPN's value over ShadowMesh's, or "n/a"
+ratio() {
+        local v s
+        v=$(val "$1" "$2") s=$(val shadowmesh "$2")
+        if [[ $v == null || $s == null || ${STATUS[shadowmesh]:-} != ok ]]; then
+                echo n/a
+        else
+                awk -v v="$v" -v s="$s" 'BEGIN { if (s == 0) print "n/a"; else printf "%.2f\n", v / s }'
+        fi
+}
+
+fmt() { # fmt VALUE DECIMALS
+        [[ $1 == null ]] && { echo "-"; return; }
+        awk -v v="$1" -v d="$2" 'BEGIN { printf "%.*f\n", d, v }'
+}
+
+cell() { # cell VPN METRIC DECIMALS: "value (ratio)"
+        local v
+        v=$(fmt "$(val "$1" "$2")" "$3")
+        printf '%s (%s)' "$v" "$(ratio "$1" "$2")"
+}
+
+row() {
+        local vpn=$1
+        if [[ ${STATUS[$vpn]:-} != ok && ${STATUS[$vpn]:-} != "" ]] &&
+                [[ $(val "$vpn" tcp1_mbps) == null ]]; then
+                printf '%-11s %s: %s\n' "$vpn" "${STATUS[$vpn]}" "${NOTE[$vpn]:-}"
+                return
+        fi
+        printf '%-11s %-18s %-18s %-18s %7s %-15s %8s %8s\n' "$vpn" \
+                "$(cell "$vpn" tcp1_mbps 0)" "$(cell "$vpn" tcp4_mbps 0)" \
+                "$(cell "$vpn" udp_mbps 0)" "$(fmt "$(val "$vpn" udp_loss_pct)" 1)" \
+                "$(cell "$vpn" ping_avg_ms 3)" "$(fmt "$(val "$vpn" ping_p99_ms)" 3)" \
+                "$(fmt "$(val "$vpn" tcp1_vpn_cpu_pct)" 0)"
+}
+
+echo
+printf 'ShadowMesh benchmark  %s  %s, %s CPUs, %ss per test, tunnel MTU %s, median of %s run(s)\n' \
+        "$START_DATE" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
+        "$(nproc)" "$BENCH_TIME" "$BENCH_MTU" "$REPEAT"
+printf '%-11s %-18s %-18s %-18s %7s %-15s %8s %8s\n' "" "TCP x1 Mbit/s" "TCP x4 Mbit/s" \
+        "UDP rx Mbit/s" "UDP" "ping avg ms" "ping p99" "VPN CPU"
+printf '%-11s %-18s %-18s %-18s %7s %-15s %8s %8s\n' "" "(ratio to SM)" "(ratio to SM)" \
+        "(ratio to SM)" "loss %" "(ratio to SM)" "ms" "% TCP1"
+for vpn in shadowmesh tinc fastd openvpn; do
+        [[ " ${VPNS[*]} " == *" $vpn "* ]] && row "$vpn"
+done
+if [[ " ${VPNS[*]} " == *" veth "* ]]; then
+        printf -- '- bare veth, no VPN (MTU %s) -\n' "${DEV_MTU[veth]:-?}"
+        row veth
+fi
+echo "load average: $LOAD_START at start, $LOAD_END at the end"
+for vpn in "${VPNS[@]}"; do
+        [[ -n ${NOTE[$vpn]:-} && ${STATUS[$vpn]:-} == ok ]] && printf 'note: %s: %s\n' "$vpn" "${NOTE[$vpn]}"
+done
+[[ " ${VPNS[*]} " == *" shadowmesh "* && ${STATUS[shadowmesh]:-} == ok ]] ||
+        echo "note: no ShadowMesh result, so no ratios (n/a)"
+
+# JSON
+if [[ -z $JSON_OUT ]]; then
+        JSON_OUT=$REPO/bench/results-$(date +%Y-%m-%d).json
+fi
+{
+        jq -n \
+                --arg date "$START_DATE" \
+                --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
+                --argjson cpus "$(nproc)" \
+                --arg kernel "$(uname -r)" \
+                --arg debian "$(cat /etc/debian_version 2>/dev/null || echo unknown)" \
+                --arg load_start "$LOAD_START" --arg load_end "$LOAD_END" \
+                --arg iperf3 "$(iperf3 --version 2>&1 | head -n1)" \
+                --argjson time "$BENCH_TIME" --argjson mtu "$BENCH_MTU" \
+                --argjson udp_len "$((BENCH_MTU - 28))" --argjson pings "$BENCH_PINGS" \
+                --argjson ping_interval "$BENCH_PING_INTERVAL" --argjson repeat "$REPEAT" \
+                '{date: $date,
+                  host: {cpu: $cpu, cpus: $cpus, kernel: $kernel, debian: $debian,
+                         loadavg_start: $load_start, loadavg_end: $load_end},
+                  settings: {iperf3: $iperf3, seconds_per_test: $time, omit_seconds: 1,
+                             tunnel_mtu: $mtu, udp_payload_bytes: $udp_len,
+                             udp_target_rate: "unlimited (-b 0)", pings: $pings,
+                             ping_interval_s: $ping_interval, repeat: $repeat,
+                             statistic: "median over repeats"},
+                  results: {}}'
+        for vpn in "${VPNS[@]}"; do
+                obj="{"
+                for m in "${METRICS[@]}"; do
+                        obj+="\"$m\": $(val "$vpn" "$m"),"
+                done
+                for m in tcp1_mbps tcp4_mbps udp_mbps ping_avg_ms ping_p99_ms; do
+                        r=$(ratio "$vpn" "$m")
+                        [[ $r == n/a ]] && r=null
+                        obj+="\"${m}_ratio_to_shadowmesh\": $r,"
+                done
+                obj+="\"tunnel_mtu\": ${DEV_MTU[$vpn]:-null}, \"samples\": {"
+                for m in "${METRICS[@]}"; do
+                        obj+="\"$m\": ${SAMPLES[$vpn.$m]:-[]},"
+                done
+                obj="${obj%,}}}"
+                jq -n --arg vpn "$vpn" --argjson m "$obj" \
+                        --arg status "${STATUS[$vpn]:-skipped}" --arg note "${NOTE[$vpn]:-}" \
+                        --arg version "${VERSION[$vpn]:-}" --arg config "${CONFIG[$vpn]:-}" \
+                        --argjson extra "${EXTRA[$vpn]:-"{}"}" \
+                        '{($vpn): ({status: $status, version: $version, config: $config,
+                                    note: $note} + $m + $extra)}'
+        done
+} | jq -s '.[0] * {results: (.[1:] | add // {})}' >"$JSON_OUT.tmp.$$" &&
+        mv "$JSON_OUT.tmp.$$" "$JSON_OUT" && echo "results written to $JSON_OUT"
