@@ -22,8 +22,6 @@
 
 #define LOG_CONTROL_PATH "/org/freedesktop/LogControl1"
 #define LOG_CONTROL_INTERFACE "org.freedesktop.LogControl1"
-#define CONNECT_TIMEOUT_DEFAULT_SEC 30
-#define CONNECT_TIMEOUT_MAX_SEC 3600
 
 int bus_label_escape(const char *name, char **ret) {
         _cleanup_free_ char *path = NULL;

@@ -8,13 +8,9 @@
 
 #include <systemd/sd-bus.h>
 
-struct device;
+#include "shadowmesh/bus-api.h"
 
-#define BUS_NAME_PREFIX "org.shadowmesh1.Instance."
-#define BUS_PATH_ROOT "/org/shadowmesh1"
-#define BUS_PATH_PREFIX "/org/shadowmesh1/instance"
-#define BUS_INTERFACE "org.shadowmesh1.Tunnel"
-#define BUS_ERROR_PREFIX "org.shadowmesh1.Error."
+struct device;
 
 /* Connect to the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured), register the objects and ask
  * for the name; on_ready runs once the name is owned (or at once with -ENOTCONN when there is

@@ -11,10 +11,11 @@
 
 #include "instance.h"
 #include "service-log.h"
+#include "shadowmesh/bus-api.h"
 
-#define TUNNEL_IFACE "org.shadowmesh1.Tunnel"
-#define INSTANCE_NAME_PREFIX "org.shadowmesh1.Instance."
-#define INSTANCE_PATH_PREFIX "/org/shadowmesh1/instance/"
+#define TUNNEL_IFACE BUS_INTERFACE
+#define INSTANCE_NAME_PREFIX BUS_NAME_PREFIX
+#define INSTANCE_PATH_PREFIX BUS_PATH_PREFIX "/"
 
 enum state {
         STATE_STARTING,   /* spawned, waiting for its bus name */

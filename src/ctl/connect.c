@@ -10,13 +10,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "bus.h"
+#include "shadowmesh/bus-api.h"
 #include "config.h"
 #include "ctl.h"
 #include "i18n.h"
 
-#define CONNECT_TIMEOUT_DEFAULT_SEC 30 /* the daemon's default; not sent unless asked */
-#define CONNECT_TIMEOUT_MAX_SEC 3600   /* the daemon's limit (Tunnel.txt: timeout_sec) */
 #define REPLY_GRACE_SEC 5              /* resolving, and the reply's trip back */
 
 struct pending {

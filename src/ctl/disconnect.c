@@ -3,7 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
-#include "bus.h"
+#include "shadowmesh/bus-api.h"
 #include "ctl.h"
 #include "i18n.h"
 

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bus.h"
+#include "shadowmesh/bus-api.h"
 #include "ctl.h"
 #include "i18n.h"
 
