@@ -16,13 +16,17 @@ fi
 fuzz_seconds=${FUZZ_SECONDS:-20}
 failed_steps=()
 
-configure() { # dir options...
-        local dir=$1; shift
+configure() { # dir options...: quiet unless it fails, then the whole output
+        local dir=$1 log rc=0; shift
+        log=$(mktemp)
         if [ -f "$dir/build.ninja" ]; then
-                meson configure "$dir" "$@" >/dev/null
+                meson configure "$dir" "$@" >"$log" 2>&1 || rc=$?
         else
-                meson setup "$dir" "$@" >/dev/null
+                meson setup "$dir" "$@" >"$log" 2>&1 || rc=$?
         fi
+        [ "$rc" -eq 0 ] || { echo "meson setup $dir failed:"; cat "$log"; }
+        rm -f "$log"
+        return "$rc"
 }
 
 step() { # name command...
@@ -44,8 +48,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
         step "tests (ASan+UBSan)" meson test -C build-asan --print-errorlogs --num-processes 2
 
 if [ ! -f build-fuzz/build.ninja ]; then
-        CC=clang meson setup build-fuzz -Dfuzz=true -Dnetns_tests=false -Dwerror=true \
-                -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || exit 1
+        CC=clang configure build-fuzz -Dfuzz=true -Dnetns_tests=false -Dwerror=true \
+                -Db_sanitize=address,undefined -Db_lundef=false || exit 1
 fi
 step "clang libFuzzer build" ninja -C build-fuzz
 fuzz_ok=0 fuzz_failed=0
