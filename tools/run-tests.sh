@@ -48,7 +48,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
         step "tests (ASan+UBSan)" meson test -C build-asan --print-errorlogs --num-processes 2
 
 if [ ! -f build-fuzz/build.ninja ]; then
-        CC=clang configure build-fuzz -Dfuzz=true -Dnetns_tests=false -Dwerror=true \
+        CC=clang configure build-fuzz -Dfuzz=true -Dnetns_tests=false -Dnm_plugin=disabled -Dwerror=true \
                 -Db_sanitize=address,undefined -Db_lundef=false || exit 1
 fi
 step "clang libFuzzer build" ninja -C build-fuzz
