@@ -43,6 +43,7 @@ static bool wait_writable(struct device *d, int fd) {
 
 struct tx_buffers {
         uint8_t frame[FRAME_MAX_LEN];
+        uint8_t control[UDP_PKTINFO_SPACE] __attribute__((aligned(8)));
         /* Each message is sealed after room for a RELAY_DATA header, which is filled in when
          * the peer is reached through the relay; otherwise the send starts past it. */
         uint8_t out[DATAPATH_BATCH][RELAYED_DATAGRAM_MAX_LEN];
@@ -79,6 +80,7 @@ static void *tx_main(void *userdata) {
 
                 peer_get_endpoint(p, &ep);
                 usable = kp && atomic_load_explicit(&kp->valid, memory_order_relaxed) && ep.len > 0;
+                size_t controllen = udp_write_pktinfo(&ep, b->control);
 
                 while (n < DATAPATH_BATCH) {
                         ssize_t k = read(d->tap->fd, b->frame, sizeof(b->frame));
@@ -114,6 +116,8 @@ static void *tx_main(void *userdata) {
                                 .msg_namelen = ep.len,
                                 .msg_iov = &b->iov[n],
                                 .msg_iovlen = 1,
+                                .msg_control = controllen ? b->control : NULL,
+                                .msg_controllen = controllen,
                         };
                         bytes += (uint64_t) k;
                         n++;
@@ -130,6 +134,18 @@ static void *tx_main(void *userdata) {
                                 if ((errno == EAGAIN || errno == ENOBUFS) &&
                                     wait_writable(d, d->udp_fd))
                                         continue;
+                                /* Our source address went away: let routing pick, and
+                                 * forget it so the next batch does too. */
+                                if (udp_source_gone(errno) && controllen) {
+                                        for (unsigned i = sent; i < n; i++) {
+                                                b->msgs[i].msg_hdr.msg_control = NULL;
+                                                b->msgs[i].msg_hdr.msg_controllen = 0;
+                                        }
+                                        controllen = 0;
+                                        ep.src.family = 0;
+                                        peer_set_endpoint(p, &ep);
+                                        continue;
+                                }
                                 errors += n - sent;
                                 break;
                         }
@@ -165,6 +181,7 @@ static void *tx_main(void *userdata) {
 struct rx_buffers {
         uint8_t in[DATAPATH_BATCH][RELAYED_DATAGRAM_MAX_LEN];
         union sockaddr_union from[DATAPATH_BATCH];
+        uint8_t control[DATAPATH_BATCH][UDP_PKTINFO_SPACE] __attribute__((aligned(8)));
         struct iovec iov[DATAPATH_BATCH];
         struct mmsghdr msgs[DATAPATH_BATCH];
 };
@@ -237,8 +254,8 @@ static void rx_data(struct device *d, struct rx_batch *x, uint8_t *buf, size_t l
         if (kp == x->next && !atomic_exchange(&p->next_confirmed, true))
                 device_wake(d);
         /* Roaming: the endpoint follows the last authenticated data packet, whether it came
-         * straight from the peer or through the relay. */
-        if (!endpoint_equal(from, &x->ep)) {
+         * straight from the peer or through the relay, and so does our source address. */
+        if (!endpoint_equal(from, &x->ep) || !endpoint_same_source(from, &x->ep)) {
                 peer_set_endpoint(p, from);
                 x->ep = *from;
                 device_wake(d); /* the control loop reports the new path */
@@ -363,6 +380,8 @@ static void *rx_main(void *userdata) {
                                 .msg_namelen = sizeof(b->from[i]),
                                 .msg_iov = &b->iov[i],
                                 .msg_iovlen = 1,
+                                .msg_control = b->control[i],
+                                .msg_controllen = sizeof(b->control[i]),
                         };
                 int n = recvmmsg(d->udp_fd, b->msgs, DATAPATH_BATCH, MSG_DONTWAIT, NULL);
                 if (n <= 0)
@@ -380,6 +399,7 @@ static void *rx_main(void *userdata) {
                         struct endpoint from = { .len = b->msgs[i].msg_hdr.msg_namelen };
 
                         memcpy(&from.addr, &b->from[i], from.len);
+                        udp_read_pktinfo(&b->msgs[i].msg_hdr, &from);
                         if (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
                                 bad(&x, &x.malformed, "oversized", &from);
                                 continue;

@@ -9,10 +9,13 @@
 int path_send(struct device *d, const struct endpoint *to, const void *msg, size_t len) {
         struct iovec iov[2];
         struct message_relay_data hdr = {};
+        uint8_t control[UDP_PKTINFO_SPACE] __attribute__((aligned(8)));
         struct msghdr mh = {
                 .msg_name = (void *) &to->addr,
                 .msg_namelen = to->len,
                 .msg_iov = iov,
+                .msg_control = control,
+                .msg_controllen = udp_write_pktinfo(to, control),
         };
 
         if (to->len == 0)
@@ -28,8 +31,17 @@ int path_send(struct device *d, const struct endpoint *to, const void *msg, size
                 iov[0] = (struct iovec){ .iov_base = (void *) msg, .iov_len = len };
                 mh.msg_iovlen = 1;
         }
-        if (sendmsg(d->udp_fd, &mh, MSG_DONTWAIT) < 0)
-                return -errno;
+        if (!mh.msg_controllen)
+                mh.msg_control = NULL;
+        if (sendmsg(d->udp_fd, &mh, MSG_DONTWAIT) < 0) {
+                if (!udp_source_gone(errno) || !mh.msg_controllen)
+                        return -errno;
+                /* The source address is gone: let routing choose. */
+                mh.msg_control = NULL;
+                mh.msg_controllen = 0;
+                if (sendmsg(d->udp_fd, &mh, MSG_DONTWAIT) < 0)
+                        return -errno;
+        }
         return 0;
 }
 

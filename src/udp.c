@@ -20,6 +20,74 @@ static void set_buffers(int fd) {
                 (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 }
 
+/* Ask for the destination address of every datagram (IP_PKTINFO for IPv4, also for v4-mapped
+ * traffic on a dual-stack socket; IPV6_RECVPKTINFO for IPv6), to answer from it. */
+static void enable_pktinfo(int fd, int family) {
+        int one = 1;
+
+        (void) setsockopt(fd, SOL_IP, IP_PKTINFO, &one, sizeof(one));
+        if (family == AF_INET6)
+                (void) setsockopt(fd, SOL_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+}
+
+void udp_read_pktinfo(struct msghdr *mh, struct endpoint *e) {
+        e->src.family = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+                if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_PKTINFO &&
+                    c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+                        struct in_pktinfo pi;
+                        memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+                        e->src.family = AF_INET;
+                        e->src.in = pi.ipi_addr;
+                        e->src.ifindex = pi.ipi_ifindex;
+                } else if (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+                           c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+                        struct in6_pktinfo pi;
+                        memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+                        e->src.family = AF_INET6;
+                        e->src.in6 = pi.ipi6_addr;
+                        e->src.ifindex = (int) pi.ipi6_ifindex;
+                }
+        }
+}
+
+size_t udp_write_pktinfo(const struct endpoint *e, void *buf) {
+        struct cmsghdr *c = buf;
+
+        memset(buf, 0, UDP_PKTINFO_SPACE);
+        if (e->src.family == AF_INET) {
+                /* ipi_spec_dst sets the source address; the interface stays the routing's. */
+                struct in_pktinfo pi = { .ipi_spec_dst = e->src.in };
+                c->cmsg_level = SOL_IP;
+                c->cmsg_type = IP_PKTINFO;
+                c->cmsg_len = CMSG_LEN(sizeof(pi));
+                memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+                return CMSG_SPACE(sizeof(pi));
+        }
+        if (e->src.family == AF_INET6) {
+                struct in6_pktinfo pi = { .ipi6_addr = e->src.in6 };
+                /* A link-local source only exists on its own link. */
+                if (IN6_IS_ADDR_LINKLOCAL(&e->src.in6))
+                        pi.ipi6_ifindex = (unsigned) e->src.ifindex;
+                c->cmsg_level = SOL_IPV6;
+                c->cmsg_type = IPV6_PKTINFO;
+                c->cmsg_len = CMSG_LEN(sizeof(pi));
+                memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+                return CMSG_SPACE(sizeof(pi));
+        }
+        return 0;
+}
+
+bool endpoint_same_source(const struct endpoint *a, const struct endpoint *b) {
+        if (a->src.family != b->src.family)
+                return false;
+        if (a->src.family == AF_INET)
+                return a->src.in.s_addr == b->src.in.s_addr;
+        if (a->src.family == AF_INET6)
+                return memcmp(&a->src.in6, &b->src.in6, sizeof(a->src.in6)) == 0;
+        return true;
+}
+
 static bool host_is_any(const char *host) {
         return !host || !*host || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
                strcmp(host, "*") == 0;
@@ -66,6 +134,7 @@ int udp_open(const char *host, uint16_t port, int *ret_fd, int *ret_family) {
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
                 return -errno;
         set_buffers(fd);
+        enable_pktinfo(fd, family);
         if (bind(fd, &sa.sa, salen) < 0)
                 return -errno;
 
@@ -208,6 +277,7 @@ int udp_adopt(int fd, int *ret_family, uint16_t *ret_port) {
             fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
                 return -errno;
         set_buffers(fd);
+        enable_pktinfo(fd, sa.sa.sa_family);
         *ret_family = sa.sa.sa_family;
         *ret_port = ntohs(sa.sa.sa_family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);
         return 0;

@@ -3,6 +3,7 @@
  * the config pins an IPv4 address (or the kernel has no IPv6). */
 #pragma once
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,7 +23,34 @@ struct endpoint {
         socklen_t len; /* 0: none */
         bool via_relay;
         uint32_t relay_slot;
+        /* Our own address the peer's packets arrived at (IP_PKTINFO): replies leave from it,
+         * so a multi-homed host answers from the address it was reached on. family 0: unset,
+         * the kernel's routing picks. */
+        struct {
+                int family;
+                union {
+                        struct in_addr in;
+                        struct in6_addr in6;
+                };
+                int ifindex;
+        } src;
 };
+
+/* Control-message room for one packet-info cmsg of either family. */
+#define UDP_PKTINFO_SPACE 64
+
+/* The destination address of a received datagram (our address) from its control messages. */
+void udp_read_pktinfo(struct msghdr *mh, struct endpoint *e);
+/* Fill buf (UDP_PKTINFO_SPACE bytes) with the cmsg that makes a send leave from e->src;
+ * returns its length, 0 when e has no source. */
+size_t udp_write_pktinfo(const struct endpoint *e, void *buf);
+/* A send with a source address failed because that address is no longer ours (the kernel
+ * says EINVAL or, from the route lookup, ENETUNREACH or EADDRNOTAVAIL). */
+static inline bool udp_source_gone(int error) {
+        return error == EINVAL || error == ENETUNREACH || error == EADDRNOTAVAIL;
+}
+/* Same source address (family 0 matches only family 0). */
+bool endpoint_same_source(const struct endpoint *a, const struct endpoint *b);
 
 /* Open, configure (non-blocking, close-on-exec, large buffers, IPV6_V6ONLY off) and bind.
  * host NULL or "0.0.0.0"/"::": any address. -EADDRINUSE when the port is taken. */
