@@ -53,9 +53,14 @@ if [ ! -f build-fuzz/build.ninja ]; then
 fi
 step "clang libFuzzer build" ninja -C build-fuzz
 fuzz_ok=0 fuzz_failed=0
-for f in build-fuzz/tests/fuzz/fuzz-*; do
-        [ -x "$f" ] || continue
-        name=$(basename "$f")
+for name in fuzz-messages fuzz-config fuzz-handshake fuzz-stun fuzz-relay; do
+        f=build-fuzz/tests/fuzz/$name
+        if [ ! -f "$f" ] || [ ! -x "$f" ]; then
+                echo "=== $name: not built"
+                fuzz_failed=$((fuzz_failed + 1))
+                failed_steps+=("$name (not built)")
+                continue
+        fi
         corpus=$(mktemp -d)
         cp tests/fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
         echo "=== $name for ${fuzz_seconds}s"

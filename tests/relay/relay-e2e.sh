@@ -26,7 +26,8 @@ pids=()
 work=$(mktemp -d "${TMPDIR:-/tmp}/sm-relay.XXXXXX")
 
 pass() { passed=$((passed + 1)); printf 'ok - %s\n' "$*"; }
-fail() { failed=$((failed + 1)); printf 'FAIL - %s\n' "$*"; }
+failures=()
+fail() { failed=$((failed + 1)); failures+=("$*"); printf 'FAIL - %s\n' "$*"; }
 check() { # check NAME CMD...
         local name=$1
         shift
@@ -81,6 +82,8 @@ summary() {
         fi
         if [ "$failed" -ne 0 ]; then
                 dump "$work"/*.log "$work"/*.out
+                # Again after the logs, which a test runner may cut to their last lines.
+                printf 'FAILED: %s\n' "${failures[@]}"
         fi
         printf '%d passed, %d failed\n' "$passed" "$failed"
         [ "$failed" -eq 0 ]
