@@ -216,24 +216,12 @@ static void on_bus_ready(struct device *d, int r) {
 
 static int open_socket(struct device *d) {
         const struct config *config = d->config;
-        int n, r;
+        int r;
 
-        n = sd_listen_fds(true);
-        if (n < 0)
-                return log_error_errno(n, "reading the sockets passed by the service manager: %m");
-        if (n > 1)
-                return log_error_errno(EINVAL, "expected one socket from socket activation, got %d",
-                                       n);
-        if (n == 1) {
-                int fd = SD_LISTEN_FDS_START;
-                if (sd_is_socket(fd, AF_UNSPEC, SOCK_DGRAM, -1) <= 0)
-                        return log_error_errno(EINVAL, "the socket passed by the service manager "
-                                                       "is not a UDP socket");
-                r = udp_adopt(fd, &d->udp_family, &d->port);
-                if (r < 0)
-                        return log_error_errno(r, "adopting the socket passed by the service "
-                                                  "manager: %m");
-                d->udp_fd = fd;
+        r = udp_take_activation_socket(&d->udp_fd, &d->udp_family, &d->port);
+        if (r < 0)
+                return r;
+        if (r > 0) {
                 log_info("using the socket passed by the service manager (udp port %u)", d->port);
                 return 0;
         }

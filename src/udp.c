@@ -4,6 +4,9 @@
 #include <netdb.h>
 #include <stdio.h>
 
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
 #include "udp.h"
 #include "util.h"
 
@@ -281,4 +284,25 @@ int udp_adopt(int fd, int *ret_family, uint16_t *ret_port) {
         *ret_family = sa.sa.sa_family;
         *ret_port = ntohs(sa.sa.sa_family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);
         return 0;
+}
+
+int udp_take_activation_socket(int *ret_fd, int *ret_family, uint16_t *ret_port) {
+        int n, fd = SD_LISTEN_FDS_START, r;
+
+        n = sd_listen_fds(true);
+        if (n < 0)
+                return log_error_errno(n, "reading the sockets passed by the service manager: %m");
+        if (n == 0)
+                return 0;
+        if (n > 1)
+                return log_error_errno(EINVAL, "expected one socket from socket activation, got %d",
+                                       n);
+        if (sd_is_socket(fd, AF_UNSPEC, SOCK_DGRAM, -1) <= 0)
+                return log_error_errno(EINVAL, "the socket passed by the service manager is not a "
+                                               "UDP socket");
+        r = udp_adopt(fd, ret_family, ret_port);
+        if (r < 0)
+                return log_error_errno(r, "adopting the socket passed by the service manager: %m");
+        *ret_fd = fd;
+        return 1;
 }

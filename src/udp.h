@@ -61,6 +61,11 @@ int udp_open(const char *host, uint16_t port, int *ret_fd, int *ret_family);
  * already queued on it (the one that woke us) stay queued for the receive thread. */
 int udp_adopt(int fd, int *ret_family, uint16_t *ret_port);
 
+/* Socket activation: 1 and the adopted socket (udp_adopt) when the service manager passed
+ * exactly one UDP socket, 0 when it passed none, -errno (logged) when what it passed is not
+ * usable. */
+int udp_take_activation_socket(int *ret_fd, int *ret_family, uint16_t *ret_port);
+
 /* Resolve host:port for a socket of family (AF_INET6 sockets get v4-mapped addresses).
  * Blocking (getaddrinfo): call at start-up only. -EHOSTUNREACH style errors come back as
  * -EADDRNOTAVAIL with *ret_gai_error set to the getaddrinfo error for the message. */

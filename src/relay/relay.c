@@ -264,25 +264,13 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 }
 
 static int open_socket(struct relay *r, const struct relay_options *o) {
-        int n, family, k;
+        int family, k;
         uint16_t port;
 
-        n = sd_listen_fds(true);
-        if (n < 0)
-                return log_error_errno(n, "reading the sockets passed by the service manager: %m");
-        if (n > 1)
-                return log_error_errno(EINVAL, "expected one socket from socket activation, got %d",
-                                       n);
-        if (n == 1) {
-                int fd = SD_LISTEN_FDS_START;
-                if (sd_is_socket(fd, AF_UNSPEC, SOCK_DGRAM, -1) <= 0)
-                        return log_error_errno(EINVAL, "the socket passed by the service manager "
-                                                       "is not a UDP socket");
-                k = udp_adopt(fd, &family, &port);
-                if (k < 0)
-                        return log_error_errno(k, "adopting the socket passed by the service "
-                                                  "manager: %m");
-                r->fd = fd;
+        k = udp_take_activation_socket(&r->fd, &family, &port);
+        if (k < 0)
+                return k;
+        if (k > 0) {
                 log_info("using the socket passed by the service manager (--listen ignored)");
                 return 0;
         }
