@@ -112,8 +112,12 @@ int handshake_send_initiation(struct device *d) {
         path_send_initiation(d, msg.raw, len, now);
         atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
         atomic_fetch_add_explicit(&d->stats.initiations_sent, 1, memory_order_relaxed);
-        log_debug("sent handshake initiation to %s%s", endpoint_to_string(&e, buf),
-                  p->n_candidates ? " and the relay's candidates" : "");
+        if (e.len)
+                log_debug("sent handshake initiation to %s%s", endpoint_to_string(&e, buf),
+                          p->n_candidates ? " and the peer's candidates" : "");
+        else
+                log_debug("sent handshake initiation to the peer's %zu candidates%s",
+                          p->n_candidates, p->relay_introduced ? " (and the relay, if due)" : "");
         return 0;
 }
 
@@ -215,8 +219,13 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
          * ephemeral key wins on both sides alike, so exactly one handshake completes. */
         if (p->handshake_state == HANDSHAKE_CREATED_INITIATION &&
             memcmp(p->handshake.e_pub, q->data + 8, NOISE_PUBLIC_KEY_LEN) < 0) {
-                log_debug("simultaneous initiation from %s: ours wins",
+                /* Theirs reached us from q->from, so ours can reach them there (their NAT
+                 * just opened for us): resend it at once rather than waiting for a retry,
+                 * which would otherwise have to go through the relay. */
+                log_debug("simultaneous initiation from %s: ours wins, resending it there",
                           endpoint_to_string(&q->from, buf));
+                if (p->last_initiation_len)
+                        (void) path_send(d, &q->from, p->last_initiation, p->last_initiation_len);
                 return;
         }
         if (!d->accept_incoming) {

@@ -105,8 +105,10 @@ static int print_human(const struct report *rep) {
 }
 
 int ctl_netcheck(struct ctl *ctl, int argc, char **argv) {
+        enum { ARG_JSON = 0x100 };
         static const struct option options[] = {
                 { "instance", required_argument, NULL, 'i' },
+                { "json", no_argument, NULL, ARG_JSON },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -121,6 +123,9 @@ int ctl_netcheck(struct ctl *ctl, int argc, char **argv) {
                 switch (c) {
                 case 'i':
                         ctl->instance = optarg;
+                        break;
+                case ARG_JSON:
+                        ctl->json = true;
                         break;
                 case 'h':
                         ctl_print_help();
