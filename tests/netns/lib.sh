@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 # shellcheck shell=bash disable=SC2034,SC2317
 #
-# Shared pieces of the end-to-end tests. Each test script sources this file, then calls
+# Shared pieces of the end-to-end tests (the generic ones, checks, polling, processes and
+# namespaces, are in tests/common.sh). Each test script sources this file, then calls
 # netns_init with its own underlay subnet number. Everything a test makes carries $$ in its
 # name (namespaces sm$$-a, sm$$-b, sm$$-c), lives in one mktemp -d directory, and is removed
 # by the EXIT trap, which kills only the processes this script started, by PID.
@@ -19,66 +20,24 @@
 
 set -euo pipefail
 
+# shellcheck source=tests/common.sh
+source "$(dirname "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")")/common.sh"
+
 readonly TAP=smt0
 readonly TUN4_A=10.0.0.1 TUN4_B=10.0.0.2
 readonly TUN6_A=fd00::1 TUN6_B=fd00::2
 readonly PORT=9001
 
-PASSED=0
-FAILED=0
-SUMMARY_DONE=0
-TMP=""
 NS_A="sm$$-a"
 NS_B="sm$$-b"
 NS_C="sm$$-c"
-NAMESPACES=()
-# Every background process this script started (daemons, tcpdump, iperf3, helpers).
-OWN_PIDS=()
+# OWN_PIDS (common.sh): every background process this script started (daemons, tcpdump, iperf3,
+# helpers).
+# summary (common.sh) first looks for sanitizer reports in the logs.
+SANITIZER_CHECK=1
 declare -A DAEMON_PID=() DAEMON_LOG=()
 SUBNET=""
 UNDER_A="" UNDER_B=""
-
-skip() {
-        echo "SKIP: $*"
-        exit 77
-}
-
-pass() {
-        PASSED=$((PASSED + 1))
-        echo "ok - $1"
-}
-
-# fail NAME [DETAIL...]
-fail() {
-        FAILED=$((FAILED + 1))
-        echo "FAIL - $1"
-        shift
-        if (($# > 0)); then
-                echo "       $*"
-        fi
-}
-
-# check NAME COMMAND...: the check passes when the command succeeds.
-check() {
-        local name=$1
-        shift
-        if "$@"; then
-                pass "$name"
-        else
-                fail "$name" "(command: $*)"
-        fi
-}
-
-# check_not NAME COMMAND...: the check passes when the command fails.
-check_not() {
-        local name=$1
-        shift
-        if "$@"; then
-                fail "$name" "(command succeeded: $*)"
-        else
-                pass "$name"
-        fi
-}
 
 # Never background these wrappers (`na cmd &`): that forks a bash subshell whose PID is not the
 # command's, and killing it orphans the command. Use spawn for background processes.
@@ -97,115 +56,14 @@ spawn() {
         OWN_PIDS+=("$SPAWNED_PID")
 }
 
-# kill_own SIGNAL PID: signal PID only while it is still a child of this shell, so that a PID
-# reused by an unrelated process after ours exited is never hit.
-kill_own() {
-        [[ $(ppid_of "$2") == "$$" ]] || return 1
-        kill "-$1" "$2" 2>/dev/null
-}
-ppid_of() { awk '/^PPid:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
-proc_state() { awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
-
-# has_exited PID: gone, a zombie, or no longer our child (the PID was reused).
-has_exited() {
-        local state
-        state=$(proc_state "$1")
-        [[ -z $state || $state == Z || $(ppid_of "$1") != "$$" ]]
-}
-
-contains() { [[ $1 == *"$2"* ]]; }
-
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
-# wait_until SECONDS COMMAND...: poll until the command succeeds; false at the deadline.
-wait_until() {
-        local deadline=$(($(now_ms) + $1 * 1000))
-        shift
-        while :; do
-                if "$@"; then
-                        return 0
-                fi
-                if (($(now_ms) >= deadline)); then
-                        return 1
-                fi
-                sleep 0.1
-        done
-}
-
 # ---- setup and cleanup ------------------------------------------------------------------------
 
-dump_logs() {
-        local f
-        [[ -n $TMP && -d $TMP ]] || return 0
-        for f in "$TMP"/*.log; do
-                [[ -e $f ]] || continue
-                echo "----- ${f##*/} -----"
-                cat "$f" || true
-        done
-        echo "----- end of logs -----"
-}
-
 cleanup() {
-        local rc=$? pid ns i
-        set +e
-        trap - EXIT
-        if ((SUMMARY_DONE == 0)); then
-                FAILED=$((FAILED + 1))
-                echo "FAIL - script aborted (exit status $rc)"
-        fi
-        for pid in "${OWN_PIDS[@]}"; do
-                kill_own TERM "$pid"
-        done
-        for pid in "${OWN_PIDS[@]}"; do
-                for ((i = 0; i < 50; i++)); do
-                        has_exited "$pid" && break
-                        sleep 0.1
-                done
-                kill_own KILL "$pid"
-                { wait "$pid"; } 2>/dev/null
-        done
-        for ns in "${NAMESPACES[@]}"; do
-                ip netns del "$ns" 2>/dev/null
-        done
-        if ((SUMMARY_DONE == 0)); then
-                dump_logs
-                echo "$PASSED passed, $FAILED failed"
-                rc=1
-        fi
-        [[ -n $TMP ]] && rm -rf "$TMP"
-        exit "$rc"
-}
-
-# summary: print the logs when a check failed (or SM_VERBOSE=1), then the closing line.
-summary() {
-        # UBSan reports and goes on, so a passing run can still hide one: look for them.
-        local reports
-        reports=$(cat "$TMP"/*.log 2>/dev/null |
-                grep -E 'runtime error:|AddressSanitizer|LeakSanitizer|ThreadSanitizer' || true)
-        if [[ -z $reports ]]; then
-                pass "no sanitizer reports in the logs"
-        else
-                fail "no sanitizer reports in the logs" "$(head -n 3 <<<"$reports")"
-        fi
-        if ((FAILED > 0)) || [[ ${SM_VERBOSE:-0} == 1 ]]; then
-                dump_logs
-        fi
-        SUMMARY_DONE=1
-        echo "$PASSED passed, $FAILED failed"
-        if ((FAILED > 0)); then
-                exit 1
-        fi
-        exit 0
-}
-
-# need TOOL PACKAGE: a missing tool is an error of the machine's setup, not a skip.
-need() {
-        if ! command -v "$1" >/dev/null; then
-                fail "'$1' is installed (apt-get install $2)"
-                SUMMARY_DONE=1
-                echo "$PASSED passed, $FAILED failed"
-                exit 1
-        fi
+        local rc=$?
+        cleanup_begin "$rc"
+        stop_own_pids
+        del_namespaces
+        cleanup_end "$rc"
 }
 
 # netns_init X: checks, temp dir, trap; the underlay is 10.99.X.0/24.
@@ -213,15 +71,8 @@ netns_init() {
         SUBNET=$1
         UNDER_A=10.99.$SUBNET.1
         UNDER_B=10.99.$SUBNET.2
-        [[ $EUID -eq 0 ]] || skip "needs root"
-        command -v ip >/dev/null || skip "ip (iproute2) not installed"
-        if ! ip netns add "sm$$-probe" 2>/dev/null; then
-                skip "ip netns is not usable here"
-        fi
-        ip netns del "sm$$-probe"
-        [[ -n ${SHADOWMESHD:-} ]] || { echo "SHADOWMESHD is not set" >&2; exit 1; }
-        [[ -x $SHADOWMESHD ]] || { echo "SHADOWMESHD=$SHADOWMESHD is not executable" >&2; exit 1; }
-        SHADOWMESHD=$(readlink -f "$SHADOWMESHD")
+        require_netns "sm$$"
+        require_program SHADOWMESHD
         if [[ -z ${SM_UDP_TOOL:-} ]]; then
                 SM_UDP_TOOL=$(dirname "$SHADOWMESHD")/../tests/netns/udp-tool
         fi
@@ -231,84 +82,20 @@ netns_init() {
 
         TMP=$(mktemp -d "${TMPDIR:-/tmp}/shadowmesh-netns.XXXXXX")
         trap cleanup EXIT
-}
-
-add_ns() {
-        ip netns add "$1"
-        NAMESPACES+=("$1")
-        ip -n "$1" link set lo up
+        trap 'exit 130' INT TERM
 }
 
 # setup_pair: namespaces a and b joined by a veth pair (no device in the host's namespace).
 setup_pair() {
         add_ns "$NS_A"
         add_ns "$NS_B"
-        ip -n "$NS_A" link add veth0 type veth peer name veth0 netns "$NS_B"
-        ip -n "$NS_A" addr add "$UNDER_A/24" dev veth0
-        ip -n "$NS_B" addr add "$UNDER_B/24" dev veth0
-        ip -n "$NS_A" link set veth0 up
-        ip -n "$NS_B" link set veth0 up
-        wait_until 10 na ping -c 1 -W 1 -q "$UNDER_B" >/dev/null ||
+        veth_pair "$NS_A" "$UNDER_A" "$NS_B" "$UNDER_B" ||
                 { echo "underlay veth does not work" >&2; exit 1; }
 }
 
 # setup_single: namespace c, loopback only (for the daemon's start-up errors).
 setup_single() {
         add_ns "$NS_C"
-}
-
-random_hex_key() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
-
-# write_config FILE OPTIONS...: a daemon config; options are NAME=VALUE:
-#   tap=smt0 ip4=10.0.0.1/24 ip6=fd00::1/64 listen=0.0.0.0:9001 peer=HOST:PORT|"" key=HEX
-#   private_key_file=PATH peer_public_key=B64 mtu=N log=LEVEL
-write_config() {
-        local file=$1 kv
-        shift
-        local tap=$TAP ip4="" ip6="" listen="0.0.0.0:$PORT" peer="" key="" privfile="" peerpub=""
-        local mtu="" log=${SM_LOG_LEVEL:-info}
-        for kv in "$@"; do
-                case $kv in
-                tap=*) tap=${kv#*=} ;;
-                ip4=*) ip4=${kv#*=} ;;
-                ip6=*) ip6=${kv#*=} ;;
-                listen=*) listen=${kv#*=} ;;
-                peer=*) peer=${kv#*=} ;;
-                key=*) key=${kv#*=} ;;
-                private_key_file=*) privfile=${kv#*=} ;;
-                peer_public_key=*) peerpub=${kv#*=} ;;
-                mtu=*) mtu=${kv#*=} ;;
-                log=*) log=${kv#*=} ;;
-                *) echo "write_config: unknown option $kv" >&2; return 1 ;;
-                esac
-        done
-        {
-                echo "daemon:"
-                echo "  listen_address: \"$listen\""
-                echo "  log_level: $log"
-                echo "network:"
-                echo "  tap_device: $tap"
-                if [[ -n $ip6 ]]; then
-                        echo "  local_ip: [$ip4, \"$ip6\"]"
-                else
-                        echo "  local_ip: $ip4"
-                fi
-                [[ -z $mtu ]] || echo "  mtu: $mtu"
-                if [[ -n $key ]]; then
-                        echo "encryption:"
-                        echo "  key: \"$key\""
-                fi
-                if [[ -n $privfile ]]; then
-                        echo "identity:"
-                        echo "  private_key_file: $privfile"
-                fi
-                echo "peer:"
-                echo "  address: \"$peer\""
-                [[ -z $peerpub ]] || echo "  public_key: \"$peerpub\""
-                echo "nat:"
-                echo "  enabled: false"
-        } >"$file"
-        chmod 600 "$file"
 }
 
 # ---- daemons ----------------------------------------------------------------------------------
@@ -342,32 +129,11 @@ alive() { ! has_exited "${DAEMON_PID[$1]}"; }
 log_has() { current_log "$1" | grep -qF -- "$2"; }
 log_count() { current_log "$1" | grep -cF -- "$2" || true; }
 
-# wait_log NAME STRING SECONDS: the string appears in NAME's log (fails early if it died).
-wait_log() {
-        local name=$1 str=$2 secs=$3
-        local deadline=$(($(now_ms) + secs * 1000))
-        while :; do
-                log_has "$name" "$str" && return 0
-                if ! alive "$name"; then
-                        log_has "$name" "$str"
-                        return
-                fi
-                (($(now_ms) < deadline)) || return 1
-                sleep 0.1
-        done
-}
+# wait_log NAME STRING SECONDS: STRING appears in NAME's log (false early if it died).
+wait_log() { wait_while_alive "$3" "${DAEMON_PID[$1]}" log_has "$1" "$2"; }
 
-# wait_exit NAME SECONDS: wait for the daemon to exit; sets EXIT_CODE (or returns 1 on timeout).
-EXIT_CODE=""
-wait_exit() {
-        local pid=${DAEMON_PID[$1]}
-        EXIT_CODE=""
-        wait_until "$2" has_exited "$pid" || return 1
-        EXIT_CODE=0
-        # (braces: bash's "Killed" notice for a SIGKILLed job goes to /dev/null too)
-        { wait "$pid"; } 2>/dev/null || EXIT_CODE=$?
-        return 0
-}
+# wait_exit NAME SECONDS: wait for the daemon to exit; sets EXIT_CODE (see wait_pid_exit).
+wait_exit() { wait_pid_exit "${DAEMON_PID[$1]}" "$2"; }
 
 # stop_daemon NAME SIGNAL SECONDS: signal and wait; sets EXIT_CODE; returns 1 on timeout.
 # A daemon that had already exited before the signal counts as a failure too.
@@ -423,20 +189,6 @@ stat_at_least() {
 }
 
 # ---- network checks ---------------------------------------------------------------------------
-
-# ping_ok NS ADDR [ARGS...]: one echo answered within a second.
-ping_ok() {
-        local ns=$1 addr=$2
-        shift 2
-        ip netns exec "$ns" ping -c 1 -W 1 -q "$@" "$addr" >/dev/null 2>&1
-}
-
-# wait_ping SECONDS NS ADDR: polls ping until a reply (covers handshake, ARP/ND).
-wait_ping() {
-        local secs=$1
-        shift
-        wait_until "$secs" ping_ok "$@"
-}
 
 # ping_all NS ADDR COUNT: every one of COUNT echoes answered.
 ping_all() {

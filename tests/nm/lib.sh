@@ -25,66 +25,22 @@
 #
 # Everything carries $$; the EXIT trap stops only the processes started here (by PID, and those
 # left inside the two namespaces made here), deletes the namespaces and $TMP. Every wait is a
-# bounded poll on a real condition.
+# bounded poll on a real condition. The generic pieces (checks, polling, processes, namespaces,
+# the private bus) are in tests/common.sh.
 #
 # Environment: SHADOWMESHD, NM_SHADOWMESH_SERVICE, NM_SHADOWMESH_AUTH_DIALOG, SOURCE_ROOT,
 # NM_SHADOWMESH_EDITOR_PLUGIN (optional), SM_VERBOSE=1 (print the logs even when all passed).
 
 set -uo pipefail
 
-PASSED=0
-FAILED=0
-SUMMARY_DONE=0
-TMP=""
+# shellcheck source=tests/common.sh
+source "$(dirname "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")")/common.sh"
+
 NS="smnm$$"
 NSP="smnm$$p"
-NAMESPACES=()
 NM_PID=""
-BUS_PID=""
-OWN_PIDS=()
 OUT="" RC=0
 readonly PEER_IP=198.51.100.1
-
-skip() {
-        echo "SKIP: $*"
-        exit 77
-}
-pass() {
-        PASSED=$((PASSED + 1))
-        echo "ok - $1"
-}
-fail() {
-        FAILED=$((FAILED + 1))
-        echo "FAIL - $1"
-        shift
-        local line
-        for line in "$@"; do
-                printf '       %s\n' "$line"
-        done
-}
-# check NAME COMMAND...
-check() {
-        local name=$1
-        shift
-        if "$@"; then
-                pass "$name"
-        else
-                fail "$name" "(command: $*)"
-        fi
-}
-note() { echo "# $*"; }
-
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-# wait_until SECONDS COMMAND...
-wait_until() {
-        local deadline=$(($(now_ms) + $1 * 1000))
-        shift
-        while :; do
-                "$@" && return 0
-                (($(now_ms) < deadline)) || return 1
-                sleep 0.1
-        done
-}
 
 # nm ARGS...: nmcli on the sandbox's bus, output in $OUT, status in $RC, bounded.
 nm() {
@@ -93,69 +49,21 @@ nm() {
 }
 has() { grep -q -- "$1" <<<"$OUT"; }
 
-dump_logs() {
-        local f
-        [[ -n $TMP && -d $TMP ]] || return 0
-        for f in "$TMP"/*.log; do
-                [[ -e $f ]] || continue
-                echo "----- ${f##*/} -----"
-                cat "$f"
-        done
-        echo "----- end of logs -----"
-}
-
-stop_pid() {
-        local pid=$1 i
-        kill -TERM "$pid" 2>/dev/null || return 0
-        for ((i = 0; i < 50; i++)); do
-                kill -0 "$pid" 2>/dev/null || break
-                [[ $(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) == Z ]] && break
-                sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-}
-
 cleanup() {
         local rc=$? pid ns
-        set +e
-        trap - EXIT
-        if ((SUMMARY_DONE == 0)); then
-                FAILED=$((FAILED + 1))
-                echo "FAIL - script aborted (exit status $rc)"
-        fi
+        cleanup_begin "$rc"
         # NetworkManager first: its VPN services see it go and stop their daemons.
-        [[ -z $NM_PID ]] || stop_pid "$NM_PID"
-        for pid in "${OWN_PIDS[@]}"; do
-                stop_pid "$pid"
-        done
+        stop_pid "$NM_PID"
+        stop_own_pids
         # Whatever is left in our namespaces was started by this test (NM's children).
         for ns in "${NAMESPACES[@]}"; do
                 for pid in $(ip netns pids "$ns" 2>/dev/null); do
                         kill -KILL "$pid" 2>/dev/null
                 done
         done
-        for ns in "${NAMESPACES[@]}"; do
-                ip netns del "$ns" 2>/dev/null
-        done
-        [[ -z $BUS_PID ]] || stop_pid "$BUS_PID"
-        if ((SUMMARY_DONE == 0)); then
-                dump_logs
-                echo "$PASSED passed, $FAILED failed"
-                rc=1
-        fi
-        [[ -n $TMP ]] && rm -rf "$TMP"
-        exit "$rc"
-}
-
-summary() {
-        if ((FAILED > 0)) || [[ ${SM_VERBOSE:-0} == 1 ]]; then
-                dump_logs
-        fi
-        SUMMARY_DONE=1
-        echo "$PASSED passed, $FAILED failed"
-        ((FAILED == 0)) || exit 1
-        exit 0
+        del_namespaces
+        stop_pid "$BUS_PID"
+        cleanup_end "$rc"
 }
 
 nm_init() {
@@ -168,14 +76,11 @@ nm_init() {
         for p in dbus-daemon ip unshare nsenter busctl ping timeout; do
                 command -v "$p" >/dev/null || skip "$p not installed"
         done
-        ip netns add "smnm$$-probe" 2>/dev/null || skip "ip netns is not usable here"
-        ip netns del "smnm$$-probe"
-        for p in SHADOWMESHD NM_SHADOWMESH_SERVICE NM_SHADOWMESH_AUTH_DIALOG SOURCE_ROOT; do
-                [[ -n ${!p:-} ]] || { echo "$p is not set" >&2; exit 1; }
+        require_netns "smnm$$"
+        for p in SHADOWMESHD NM_SHADOWMESH_SERVICE NM_SHADOWMESH_AUTH_DIALOG; do
+                require_program "$p"
         done
-        SHADOWMESHD=$(readlink -f "$SHADOWMESHD")
-        NM_SHADOWMESH_SERVICE=$(readlink -f "$NM_SHADOWMESH_SERVICE")
-        NM_SHADOWMESH_AUTH_DIALOG=$(readlink -f "$NM_SHADOWMESH_AUTH_DIALOG")
+        [[ -n ${SOURCE_ROOT:-} ]] || { echo "SOURCE_ROOT is not set" >&2; exit 1; }
         TMP=$(mktemp -d "${TMPDIR:-/tmp}/shadowmesh-nm.XXXXXX")
         trap cleanup EXIT
         trap 'exit 130' INT TERM
@@ -184,52 +89,12 @@ nm_init() {
         export NM_VPN_PLUGIN_DIR="$TMP/etc/VPN"
 }
 
-add_ns() {
-        ip netns add "$1"
-        NAMESPACES+=("$1")
-        ip -n "$1" link set lo up
-}
-
+# start_bus: the private bus with NetworkManager's policies and the project's (see
+# start_private_bus in common.sh).
 start_bus() {
-        mkdir -p "$TMP/bus"
-        cat >"$TMP/bus/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$TMP/bus/socket</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <policy user="root">
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Monitoring"/>
-  </policy>
-  <includedir>/usr/share/dbus-1/system.d</includedir>
-  <include>$SOURCE_ROOT/nm-plugin/nm-shadowmesh-service.conf</include>
-  <include>$SOURCE_ROOT/dbus/org.shadowmesh1.conf</include>
-</busconfig>
-EOF
-        dbus-daemon --config-file="$TMP/bus/bus.conf" --nofork --nopidfile --print-address=3 \
-                3>"$TMP/bus/address" 2>"$TMP/dbus-daemon.log" &
-        BUS_PID=$!
-        wait_until 10 test -s "$TMP/bus/address" ||
-                { echo "the private dbus-daemon did not start" >&2; exit 1; }
+        start_private_bus "$TMP/bus" "$TMP/dbus-daemon.log" /usr/share/dbus-1/system.d \
+                "$SOURCE_ROOT/nm-plugin/nm-shadowmesh-service.conf" \
+                "$SOURCE_ROOT/dbus/org.shadowmesh1.conf" || exit 1
 }
 
 write_nm_files() {
@@ -308,8 +173,6 @@ start_sandbox() {
 
 # ---- the peer side ------------------------------------------------------------------------------
 
-random_hex_key() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
-
 # start_peer NAME CONFIG: a plain shadowmeshd in the peer namespace, log $TMP/NAME.log.
 declare -A PEER_PID=()
 start_peer() {
@@ -324,13 +187,12 @@ start_peer() {
 
 link_exists() { ip -n "$NS" link show dev "$1" >/dev/null 2>&1; }
 link_gone() { ! link_exists "$1"; }
-ping_ok() { ip netns exec "$1" ping -c 1 -W 1 -q "$2" >/dev/null 2>&1; }
 
 # PIDs in NetworkManager's namespace whose argv[0] (or the script's argument) is $1.
 pids_of() {
         local pid cmd
         for pid in $(ip netns pids "$NS" 2>/dev/null); do
-                cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+                cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
                 [[ $cmd == "$1 "* ]] && echo "$pid"
         done
 }

@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
+# shellcheck disable=SC2317 # cleanup (the EXIT trap) and wait_for (through check) run indirectly
 #
 # Does the sandbox of shadowmesh@.service let the real daemon work? Without systemd as PID 1
 # the unit cannot be started, so this test confines the daemon as the unit would, as far as
@@ -23,20 +24,13 @@
 # Usage: sandbox.sh UNIT BUILT_DAEMON POLICY_FILE. Needs root and strace (exit 77 without).
 set -u
 
+# shellcheck source=tests/common.sh
+source "$(dirname "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")")/common.sh"
+# This test's lines read "PASS: NAME" and "FAIL: NAME".
+PASS_MARK="PASS:"
+FAIL_MARK="FAIL:"
+
 unit=$1 daemon=$2 policy=$3
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); printf 'PASS: %s\n' "$*"; }
-fail() { failed=$((failed + 1)); printf 'FAIL: %s\n' "$*"; }
-check() {
-        local name=$1
-        shift
-        if "$@"; then pass "$name"; else fail "$name"; fi
-}
-summary() {
-        printf '%d passed, %d failed\n' "$passed" "$failed"
-        [ "$failed" -eq 0 ]
-}
 
 if [ "$(id -u)" -ne 0 ]; then
         echo "SKIP: needs root (network namespaces, TAP devices)"
@@ -51,28 +45,22 @@ done
 
 ns_a=sm$$-sba
 ns_b=sm$$-sbb
+# Not $TMP: on failure this test prints the confined daemon's log itself, and KEEP=1 keeps it.
 work=$(mktemp -d "${TMPDIR:-/tmp}/sm-sandbox.XXXXXX")
 chmod 755 "$work"
-pids=()
 cleanup() {
-        local p
-        for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-        for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-        ip netns del "$ns_a" 2>/dev/null
-        ip netns del "$ns_b" 2>/dev/null
+        local rc=$?
+        cleanup_begin "$rc"
+        stop_own_pids
+        stop_pid "$BUS_PID"
+        del_namespaces
         if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
+        cleanup_end "$rc"
 }
 trap cleanup EXIT
 
 # wait_for FILE TEXT: up to 10 s for TEXT to appear in FILE
-wait_for() {
-        local _
-        for _ in $(seq 100); do
-                grep -qF -- "$2" "$1" 2>/dev/null && return 0
-                sleep 0.1
-        done
-        return 1
-}
+wait_for() { wait_until 10 grep -qsF -- "$2" "$1"; }
 
 # words TEXT: TEXT's lines as one line of words
 words() { printf '%s' "$1" | tr '\n' ' '; }
@@ -120,52 +108,18 @@ nnp=()
 [ "$(unit_values NoNewPrivileges)" = yes ] && nnp=(--no-new-privs)
 
 echo "== a private system-like bus with the project's policy"
-mkdir -p "$work/system.d"
-cp "$policy" "$work/system.d/"
-cat >"$work/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$work/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <includedir>$work/system.d</includedir>
-</busconfig>
-EOF
-export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$work/bus
-dbus-daemon --config-file="$work/bus.conf" --nofork --nopidfile 2>"$work/bus.log" &
-pids+=($!)
-for _ in $(seq 50); do [ -S "$work/bus" ] && break; sleep 0.1; done
-check "bus is up" test -S "$work/bus"
+check "bus is up" start_private_bus "$work/bus" "$work/bus.log" "$policy"
 
 echo "== two daemons in $ns_a and $ns_b; the one in $ns_a confined and traced"
-ip netns add "$ns_a"
-ip netns add "$ns_b"
+add_ns "$ns_a"
+add_ns "$ns_b"
 ip link add "smsb$$a" netns "$ns_a" type veth peer name "smsb$$b" netns "$ns_b"
 ip -n "$ns_a" addr add 192.0.2.1/24 dev "smsb$$a"
 ip -n "$ns_b" addr add 192.0.2.2/24 dev "smsb$$b"
-for ns in "$ns_a" "$ns_b"; do
-        ip -n "$ns" link set lo up
-done
 ip -n "$ns_a" link set "smsb$$a" up
 ip -n "$ns_b" link set "smsb$$b" up
 
-key=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+key=$(random_hex_key)
 for side in a b; do
         case $side in a) ip=10.77.0.1 ;; b) ip=10.77.0.2 ;; esac
         cat >"$work/$side.yaml" <<EOF
@@ -209,9 +163,9 @@ ip netns exec "$ns_a" unshare -m --propagation private -- sh "$work/confine.sh" 
         strace -f -qq -o "$work/trace" "$daemon" --instance sba "$work/a.yaml" \
         2>"$work/a.log" &
 traced=$!
-pids+=("$traced")
+OWN_PIDS+=("$traced")
 ip netns exec "$ns_b" "$daemon" --instance sbb "$work/b.yaml" 2>"$work/b.log" &
-pids+=($!)
+OWN_PIDS+=("$!")
 
 bus_a=(org.shadowmesh1.Instance.sba /org/shadowmesh1/instance/sba org.shadowmesh1.Tunnel)
 check "confined daemon is up and owns its bus name" \
@@ -234,11 +188,7 @@ if [ -n "$daemon_pid" ]; then
         check "SIGUSR1 logs the counters" wait_for "$work/a.log" "stats: tx_packets="
         kill -TERM "$daemon_pid"
 fi
-for _ in $(seq 150); do
-        kill -0 "$traced" 2>/dev/null || break
-        sleep 0.1
-done
-if kill -0 "$traced" 2>/dev/null; then
+if ! wait_until 15 has_exited "$traced"; then
         fail "confined daemon still runs 15 s after SIGTERM"
         kill -KILL "$traced"
 fi
@@ -246,7 +196,7 @@ wait "$traced"
 rc=$?
 check "confined daemon exits 0 after SIGTERM (rc=$rc)" test "$rc" -eq 0
 check "confined daemon removed its TAP" grep -q "smsb0 removed" "$work/a.log"
-if [ "$failed" -ne 0 ] || grep -q '^confine:' "$work/a.log"; then
+if [ "$FAILED" -ne 0 ] || grep -q '^confine:' "$work/a.log"; then
         echo "--- daemon log:"
         cat "$work/a.log"
 fi
