@@ -54,6 +54,7 @@ static int append_property(sd_bus_message *reply, struct device *d, const char *
                 return sd_bus_message_append(reply, "s", d->peer_address ? d->peer_address : "");
         if (strcmp(property, "Endpoint") == 0) {
                 peer_get_endpoint(&d->peer, &e);
+                e.via_relay = false; /* a plain address; Path says whether it is the relay */
                 return sd_bus_message_append(reply, "s",
                                              e.len ? endpoint_to_string(&e, buf) : "");
         }

@@ -339,17 +339,14 @@ struct settings *settings_from_connection(NMConnection *connection, GError **err
                 return NULL;
         }
 
+        /* Without a peer the relay introduces it (checked once relay-server is read). */
         v = item(s_vpn, NM_SHADOWMESH_KEY_PEER);
-        if (!v) {
-                bad(error, _("vpn.data '%s' is missing: set the peer's address as host[:port]"),
-                    NM_SHADOWMESH_KEY_PEER);
-                return NULL;
-        }
-        if (!parse_host_port(v, NM_SHADOWMESH_DEFAULT_PORT, &s->peer_host, &s->peer_port, &why)) {
+        if (v && !parse_host_port(v, NM_SHADOWMESH_DEFAULT_PORT, &s->peer_host, &s->peer_port,
+                                  &why)) {
                 bad(error, _("vpn.data '%s': '%s': %s"), NM_SHADOWMESH_KEY_PEER, v, why);
                 return NULL;
         }
-        s->peer = g_strdup(v);
+        s->peer = g_strdup(v ? v : "");
 
         v = item(s_vpn, NM_SHADOWMESH_KEY_LOCAL_IP);
         if (v && !parse_local_ip(s, v, error))
@@ -464,6 +461,12 @@ struct settings *settings_from_connection(NMConnection *connection, GError **err
                             NM_SHADOWMESH_KEY_RELAY_SERVER);
                         return NULL;
                 }
+        }
+        if (!*s->peer && (!s->relay_server || s->relay == 0)) {
+                bad(error, _("vpn.data '%s' is missing: set the peer's address as host[:port], "
+                             "or '%s' so that the relay introduces the peer"),
+                    NM_SHADOWMESH_KEY_PEER, NM_SHADOWMESH_KEY_RELAY_SERVER);
+                return NULL;
         }
         return g_steal_pointer(&s);
 }

@@ -119,6 +119,15 @@ static void test_peer_forms(void) {
 
         REFUSED(conn("!key=" KEY, NULL), "'peer' is missing");
         REFUSED(conn("peer=", "!key=" KEY, NULL), "'peer' is missing");
+        /* No peer but a relay: the relay introduces the peer (the daemon's Connect with ""). */
+        s = ACCEPTED(conn("relay-server=relay.example.org", "!key=" KEY, NULL));
+        if (s) {
+                CHECK(strcmp(s->peer, "") == 0);
+                CHECK(s->relay_server != NULL);
+        }
+        settings_free(s);
+        REFUSED(conn("relay-server=relay.example.org", "relay=no", "!key=" KEY, NULL),
+                "'peer' is missing");
         REFUSED(conn("peer=[fd00::1", "!key=" KEY, NULL), "'peer'");
         REFUSED(conn("peer=[10.0.0.1]:9001", "!key=" KEY, NULL), "'peer'");
         REFUSED(conn("peer=host:0", "!key=" KEY, NULL), "'peer'");
