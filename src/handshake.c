@@ -162,6 +162,21 @@ static bool check_macs(struct device *d, const struct queued_handshake *q, uint3
         return true;
 }
 
+/* A key pair from Split()'s keys, which are wiped here whatever happens. */
+static struct keypair *new_keypair(uint8_t send_key[NOISE_SYMMETRIC_KEY_LEN],
+                                   uint8_t recv_key[NOISE_SYMMETRIC_KEY_LEN], uint32_t local_index,
+                                   uint32_t remote_index, bool initiator, uint64_t now) {
+        struct keypair *kp = calloc(1, sizeof(*kp));
+
+        if (kp)
+                keypair_init(kp, send_key, recv_key, local_index, remote_index, initiator, now);
+        else
+                log_error("out of memory for a key pair");
+        sodium_memzero(send_key, NOISE_SYMMETRIC_KEY_LEN);
+        sodium_memzero(recv_key, NOISE_SYMMETRIC_KEY_LEN);
+        return kp;
+}
+
 static void install_keypair_as_current(struct device *d, struct keypair *kp) {
         struct peer *p = &d->peer;
         struct keypair *old_prev = atomic_load(&p->previous), *old_cur = atomic_load(&p->current);
@@ -305,16 +320,9 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
         }
         cookie_add_mac_to_packet(&p->cookie_maker, (uint8_t *) &resp, sizeof(resp), now);
 
-        kp = calloc(1, sizeof(*kp));
-        if (!kp) {
-                sodium_memzero(send_key, sizeof(send_key));
-                sodium_memzero(recv_key, sizeof(recv_key));
-                log_error("out of memory for a key pair");
+        kp = new_keypair(send_key, recv_key, idx, sender, false, now);
+        if (!kp)
                 return;
-        }
-        keypair_init(kp, send_key, recv_key, idx, sender, false, now);
-        sodium_memzero(send_key, sizeof(send_key));
-        sodium_memzero(recv_key, sizeof(recv_key));
 
         /* The responder may not send on the new key pair until the initiator has used it: it
          * waits in "next" until data arrives on it (handshake_confirm_next). */
@@ -362,16 +370,9 @@ static void consume_response(struct device *d, const struct queued_handshake *q,
                 return;
         }
 
-        kp = calloc(1, sizeof(*kp));
-        if (!kp) {
-                sodium_memzero(send_key, sizeof(send_key));
-                sodium_memzero(recv_key, sizeof(recv_key));
-                log_error("out of memory for a key pair");
+        kp = new_keypair(send_key, recv_key, receiver, sender, true, now);
+        if (!kp)
                 return;
-        }
-        keypair_init(kp, send_key, recv_key, receiver, sender, true, now);
-        sodium_memzero(send_key, sizeof(send_key));
-        sodium_memzero(recv_key, sizeof(recv_key));
 
         noise_handshake_wipe(&p->handshake);
         p->handshake_state = HANDSHAKE_ZEROED;
