@@ -33,6 +33,7 @@ PASS_MARK="ok -"   # what starts the line of a passed check
 FAIL_MARK="FAIL -" # ... and of a failed one
 SANITIZER_CHECK=0  # 1: summary first checks the logs for sanitizer reports
 TMP=""             # the test's directory: dump_logs prints its *.log and *.out, cleanup_end removes it
+DUMP_LOG_LINES=""  # set to N: dump_logs prints only the last N lines of each file
 OWN_PIDS=()        # every background process the test started; stop_own_pids stops them
 NAMESPACES=()      # every network namespace add_ns made; del_namespaces deletes them
 BUS_PID=""         # the private dbus-daemon (start_private_bus)
@@ -400,7 +401,11 @@ dump_logs() {
         for f in "$TMP"/*.log "$TMP"/*.out; do
                 [[ -e $f ]] || continue
                 echo "----- ${f##*/} -----"
-                cat "$f" || true
+                if [[ -n $DUMP_LOG_LINES ]]; then
+                        tail -n "$DUMP_LOG_LINES" "$f" || true
+                else
+                        cat "$f" || true
+                fi
         done
         echo "----- end of logs -----"
 }

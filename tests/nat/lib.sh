@@ -2,11 +2,13 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # variables set here are used by the scripts that source it
 #
-# Shared pieces of the NAT traversal tests. A script sources this file, calls nat_init, then
-# builds one topology per case with topology_new and removes it with topology_del. Everything
-# a script makes carries $$ in its name (namespaces smn$$-<case>-<role>), lives in one mktemp -d
-# directory, and is removed by the EXIT trap, which kills only the processes the script started,
-# by PID. Traffic stays inside these namespaces; nothing is routed to the host's network.
+# Shared pieces of the NAT traversal tests (the generic ones, checks, polling, processes,
+# namespaces and the private bus, are in tests/common.sh). A script sources this file, calls
+# nat_init, then builds one topology per case with topology_new and removes it with
+# topology_del. Everything a script makes carries $$ in its name (namespaces
+# smn$$-<case>-<role>), lives in one mktemp -d directory, and is removed by the EXIT trap, which
+# kills only the processes the script started, by PID. Traffic stays inside these namespaces;
+# nothing is routed to the host's network.
 #
 # Topology (topology_new CASE MODE_A MODE_B), MODE one of none, cone, symmetric, fullcone:
 #
@@ -44,6 +46,9 @@
 
 set -euo pipefail
 
+# shellcheck source=tests/common.sh
+source "$(dirname "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")")/common.sh"
+
 readonly TAP=smt0
 readonly PORT=9001
 readonly TUN_A=10.0.0.1 TUN_B=10.0.0.2
@@ -52,13 +57,12 @@ readonly REFLECT_IP=198.18.0.3 REFLECT_IP2=198.18.0.4 REFLECT_PORT=7000
 readonly RELAY_IP=198.18.0.10 RELAY_PORT=9545
 readonly TUNNEL_IFACE=org.shadowmesh1.Tunnel
 
-PASSED=0
-FAILED=0
-SUMMARY_DONE=0
-TMP=""
-NAMESPACES=()
-OWN_PIDS=() # every background process this script started
-BUS_PID=""  # the private dbus-daemon, stopped last
+# OWN_PIDS (common.sh): every background process this script started; BUS_PID (common.sh): the
+# private dbus-daemon, stopped last.
+# summary (common.sh) first looks for sanitizer reports in the logs.
+SANITIZER_CHECK=1
+# dump_logs (common.sh) prints the last 200 lines of each log.
+DUMP_LOG_LINES=200
 BUS_OK=0
 declare -A DAEMON_PID=() DAEMON_LOG=() DAEMON_NS=()
 
@@ -70,100 +74,7 @@ MODE_A="" MODE_B=""
 CASE_PIDS=()
 COTURN_PID="" RELAY_PID=""
 
-skip() {
-        echo "SKIP: $*"
-        exit 77
-}
-
-pass() {
-        PASSED=$((PASSED + 1))
-        echo "ok - $1"
-}
-
-# fail NAME [DETAIL...]
-fail() {
-        FAILED=$((FAILED + 1))
-        echo "FAIL - $1"
-        shift
-        local line
-        for line in "$@"; do
-                printf '       %s\n' "$line"
-        done
-}
-
-# check NAME COMMAND...: passes when the command succeeds.
-check() {
-        local name=$1
-        shift
-        if "$@"; then
-                pass "$name"
-        else
-                fail "$name" "(command: $*)"
-        fi
-}
-
-# check_eq NAME GOT WANT
-check_eq() {
-        if [[ $2 == "$3" ]]; then
-                pass "$1"
-        else
-                fail "$1" "got:  $2" "want: $3"
-        fi
-}
-
-note() { echo "# $*"; }
-
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
-# wait_until SECONDS COMMAND...: poll every 0.1 s until the command succeeds; false at the
-# deadline.
-wait_until() {
-        local deadline=$(($(now_ms) + $1 * 1000))
-        shift
-        while :; do
-                "$@" && return 0
-                (($(now_ms) < deadline)) || return 1
-                sleep 0.1
-        done
-}
-
-# need TOOL PACKAGE: a missing tool is an error of the machine's set-up, not a skip.
-need() {
-        if ! command -v "$1" >/dev/null; then
-                echo "FAIL - '$1' is installed (apt-get install $2)"
-                SUMMARY_DONE=1
-                echo "$PASSED passed, $FAILED failed"
-                exit 1
-        fi
-}
-
 # ---- processes --------------------------------------------------------------------------------
-
-ppid_of() { awk '/^PPid:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
-proc_state() { awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
-
-# has_exited PID: gone, a zombie, or no longer our child (the PID was reused).
-has_exited() {
-        local state
-        state=$(proc_state "$1")
-        [[ -z $state || $state == Z || $(ppid_of "$1") != "$$" ]]
-}
-
-# kill_own SIGNAL PID: only while PID is still a child of this shell.
-kill_own() {
-        [[ -n $2 && $(ppid_of "$2") == "$$" ]] || return 1
-        kill "-$1" "$2" 2>/dev/null
-}
-
-# stop_pid PID [SIGNAL]: signal (TERM by default), wait up to 5 s, then KILL; reaps it.
-stop_pid() {
-        local pid=$1 sig=${2:-TERM}
-        [[ -n $pid ]] || return 0
-        kill_own "$sig" "$pid" || true
-        wait_until 5 has_exited "$pid" || kill_own KILL "$pid" || true
-        wait_until 2 has_exited "$pid" || true
-        { wait "$pid"; } 2>/dev/null || true
-}
 
 # spawn NS OUTFILE CMD...: CMD in NS in the background (ip netns exec execs, so $! is the
 # command's own PID); the PID goes to SPAWNED_PID and to the case's list. Never background the
@@ -186,63 +97,13 @@ in_ns() {
 
 # ---- set-up and clean-up ----------------------------------------------------------------------
 
-dump_logs() {
-        local f
-        [[ -n $TMP && -d $TMP ]] || return 0
-        for f in "$TMP"/*.log "$TMP"/*.out; do
-                [[ -e $f ]] || continue
-                echo "----- ${f##*/} -----"
-                tail -n 200 "$f" || true
-        done
-        echo "----- end of logs -----"
-}
-
 cleanup() {
-        local rc=$? pid ns
-        set +e
-        trap - EXIT
-        if ((SUMMARY_DONE == 0)); then
-                FAILED=$((FAILED + 1))
-                echo "FAIL - script aborted (exit status $rc)"
-        fi
-        for pid in "${OWN_PIDS[@]}"; do
-                kill_own TERM "$pid"
-        done
-        for pid in "${OWN_PIDS[@]}"; do
-                stop_pid "$pid"
-        done
-        if [[ -n $BUS_PID ]]; then
-                stop_pid "$BUS_PID"
-        fi
-        for ns in "${NAMESPACES[@]}"; do
-                ip netns del "$ns" 2>/dev/null
-        done
-        if ((SUMMARY_DONE == 0)); then
-                dump_logs
-                echo "$PASSED passed, $FAILED failed"
-                rc=1
-        fi
-        [[ -n $TMP ]] && rm -rf "$TMP"
-        exit "$rc"
-}
-
-# summary: sanitizer reports, the logs when a check failed (or SM_VERBOSE=1), the closing line.
-summary() {
-        local reports
-        reports=$(cat "$TMP"/*.log 2>/dev/null |
-                grep -E 'runtime error:|AddressSanitizer|LeakSanitizer|ThreadSanitizer' || true)
-        if [[ -z $reports ]]; then
-                pass "no sanitizer reports in the logs"
-        else
-                fail "no sanitizer reports in the logs" "$(head -n 3 <<<"$reports")"
-        fi
-        if ((FAILED > 0)) || [[ ${SM_VERBOSE:-0} == 1 ]]; then
-                dump_logs
-        fi
-        SUMMARY_DONE=1
-        echo "$PASSED passed, $FAILED failed"
-        ((FAILED == 0)) || exit 1
-        exit 0
+        local rc=$?
+        cleanup_begin "$rc"
+        stop_own_pids
+        stop_pid "$BUS_PID"
+        del_namespaces
+        cleanup_end "$rc"
 }
 
 # nat_init [relay]: checks, temp dir, trap, the private bus. With "relay", skip (77) when no
@@ -250,23 +111,13 @@ summary() {
 nat_init() {
         local here
         here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
-        [[ $EUID -eq 0 ]] || skip "needs root"
-        command -v ip >/dev/null || skip "ip (iproute2) not installed"
-        if ! ip netns add "smn$$-probe" 2>/dev/null; then
-                skip "ip netns is not usable here"
-        fi
-        ip netns del "smn$$-probe"
-        [[ -n ${SHADOWMESHD:-} ]] || { echo "SHADOWMESHD is not set" >&2; exit 1; }
-        [[ -x $SHADOWMESHD ]] || { echo "SHADOWMESHD=$SHADOWMESHD is not executable" >&2; exit 1; }
-        SHADOWMESHD=$(readlink -f "$SHADOWMESHD")
+        require_netns "smn$$"
+        require_program SHADOWMESHD
         if [[ ${1:-} == relay ]]; then
                 [[ -n ${SHADOWMESH_RELAY:-} ]] ||
                         skip "SHADOWMESH_RELAY is not set (shadowmesh-relay is not built)"
         fi
-        if [[ -n ${SHADOWMESH_RELAY:-} ]]; then
-                [[ -x $SHADOWMESH_RELAY ]] ||
-                        { echo "SHADOWMESH_RELAY=$SHADOWMESH_RELAY is not executable" >&2; exit 1; }
-        fi
+        [[ -z ${SHADOWMESH_RELAY:-} ]] || require_program SHADOWMESH_RELAY
         SOURCE_ROOT=${SOURCE_ROOT:-$(readlink -f "$here/../..")}
         SM_NAT_UDP=${SM_NAT_UDP:-$(dirname "$SHADOWMESHD")/../tests/nat/nat-udp}
         [[ -x $SM_NAT_UDP ]] || { echo "SM_NAT_UDP=$SM_NAT_UDP is not executable" >&2; exit 1; }
@@ -283,59 +134,19 @@ nat_init() {
         start_bus
 }
 
-add_ns() {
-        ip netns add "$1"
-        NAMESPACES+=("$1")
-        ip -n "$1" link set lo up
-}
-
 # ---- the private system bus -------------------------------------------------------------------
 
-# start_bus: a dbus-daemon of type "system" with the project's policy (as tests/dbus/lib.sh
-# does), so the daemons serve their Tunnel objects and busctl reads Path and NatType. Without
-# dbus-daemon the checks fall back to the daemons' log lines (BUS_OK=0).
+# start_bus: the private bus of common.sh (start_private_bus) with the project's policy, so the
+# daemons serve their Tunnel objects and busctl reads Path and NatType. Without dbus-daemon the
+# checks fall back to the daemons' log lines (BUS_OK=0).
 start_bus() {
         if ! command -v dbus-daemon >/dev/null || ! command -v busctl >/dev/null ||
                 [[ ! -f $SOURCE_ROOT/dbus/org.shadowmesh1.conf ]]; then
                 note "no dbus-daemon, busctl or dbus/org.shadowmesh1.conf: log lines only"
                 return 0
         fi
-        mkdir "$TMP/bus"
-        chmod 755 "$TMP/bus"
-        cat >"$TMP/bus/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<!-- Test bus written by tests/nat/lib.sh: a system bus's default-deny rules plus the project's
-     policy, in the foreground as the test's own child. -->
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$TMP/bus/socket</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <include>$SOURCE_ROOT/dbus/org.shadowmesh1.conf</include>
-</busconfig>
-EOF
-        export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TMP/bus/socket"
-        dbus-daemon --config-file="$TMP/bus/bus.conf" --nofork --nopidfile --print-address=3 \
-                3>"$TMP/bus/address" 2>"$TMP/dbus-daemon.log" &
-        BUS_PID=$!
-        if wait_until 10 test -s "$TMP/bus/address"; then
+        if start_private_bus "$TMP/bus" "$TMP/dbus-daemon.log" \
+                "$SOURCE_ROOT/dbus/org.shadowmesh1.conf"; then
                 BUS_OK=1
         else
                 note "the private dbus-daemon did not start: log lines only"
@@ -505,10 +316,9 @@ start_relay() {
 
 # ---- daemons ----------------------------------------------------------------------------------
 
-random_hex_key() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
-
 # write_config FILE IP4 KEY [stun] [relay]: the daemon's config; peer.address is empty (the
-# relay introduces the peers).
+# relay introduces the peers). (Replaces common.sh's write_config, which writes "nat: enabled:
+# false" and has no STUN server or relay.)
 write_config() {
         local file=$1 ip4=$2 key=$3 opt stun=0 relay=0
         shift 3
@@ -568,18 +378,7 @@ alive() { ! has_exited "${DAEMON_PID[$1]}"; }
 log_has() { current_log "$1" | grep -qF -- "$2"; }
 
 # wait_log NAME STRING SECONDS: STRING appears in NAME's log (false early if it died).
-wait_log() {
-        local name=$1 str=$2 deadline=$(($(now_ms) + $3 * 1000))
-        while :; do
-                log_has "$name" "$str" && return 0
-                if ! alive "$name"; then
-                        log_has "$name" "$str"
-                        return
-                fi
-                (($(now_ms) < deadline)) || return 1
-                sleep 0.1
-        done
-}
+wait_log() { wait_while_alive "$3" "${DAEMON_PID[$1]}" log_has "$1" "$2"; }
 
 # daemon_ready NAME: its TAP is up and, with a bus, it owns its name.
 daemon_up() {
@@ -632,8 +431,6 @@ get_stat() {
 
 # ---- network checks ---------------------------------------------------------------------------
 
-ping_ok() { ip netns exec "$1" ping -c 1 -W 1 -q "$2" >/dev/null 2>&1; }
-wait_ping() { wait_until "$1" ping_ok "$2" "$3"; }
 # ping_all NS ADDR COUNT: every one of COUNT echoes answered.
 ping_all() { ip netns exec "$1" ping -c "$3" -i 0.2 -W 2 -q "$2" >/dev/null 2>&1; }
 
