@@ -18,6 +18,9 @@
 #
 # Usage: relay-e2e.sh RELAY_BINARY CLIENT_BINARY
 set -u
+# The shared helpers (wait_until, now_ms, ...); this script keeps its own pass/fail/summary.
+# shellcheck source=tests/common.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../common.sh"
 
 relay=$1 client=$2
 passed=0
@@ -51,17 +54,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# wait_until SECONDS CMD...: poll CMD until it succeeds; false at the deadline.
-wait_until() {
-        local deadline=$(($(now_ms) + $1 * 1000))
-        shift
-        until "$@"; do
-                (($(now_ms) >= deadline)) && return 1
-                sleep 0.05
-        done
-}
 
 dump() { # dump FILE...: show files after a failure
         local f

@@ -26,6 +26,9 @@
 # and the probe's send/receive trace even when every check passed).
 
 set -euo pipefail
+# The shared helpers (wait_until, now_ms, ...); this script keeps its own pass/fail/summary.
+# shellcheck source=tests/common.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../common.sh"
 
 skip() {
         echo "SKIP: $*"
@@ -100,17 +103,7 @@ expect() {
         fi
 }
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# wait_until SECONDS COMMAND...: poll a real condition, false at the deadline.
-wait_until() {
-        local deadline=$(($(now_ms) + $1 * 1000))
-        shift
-        until "$@"; do
-                (($(now_ms) < deadline)) || return 1
-                sleep 0.1
-        done
-}
 
 new_ns() {
         ip netns add "$1"
