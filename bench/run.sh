@@ -329,7 +329,6 @@ shadowmesh_start() {
                 fi
                 cat >"$dir/$side.yaml" <<EOF
 daemon:
-  listen_address: "0.0.0.0:9001"
   log_level: info
 network:
   tap_device: $dev

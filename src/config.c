@@ -28,6 +28,8 @@
 /* A key file holds one key and perhaps a comment. */
 #define KEY_FILE_MAX_SIZE 4096
 #define RELAY_PORT_DEFAULT 9545
+/* The prototype's control API port, when daemon.listen_address names none. */
+#define CONTROL_PORT_DEFAULT 9090
 #define STUN_PORT_DEFAULT 3478
 /* Longest host name (RFC 1035, textual form without the trailing dot). */
 #define HOST_NAME_MAX_LEN 253
@@ -48,13 +50,9 @@ struct parser {
         const yaml_node_t *private_key_file_node; /* identity.private_key_file (value) */
         const yaml_node_t *peer_section_node;     /* "peer" (key) */
         const yaml_node_t *peer_public_key_node;  /* peer.public_key (value) */
-        const yaml_node_t *listen_address_node;   /* daemon.listen_address (value) */
-        const yaml_node_t *listen_port_node;      /* network.listen_port (value) */
         const yaml_node_t *nat_enabled_node;      /* nat.enabled (value) */
         const yaml_node_t *relay_enabled_node;    /* relay.enabled (value) */
         const yaml_node_t *first_section_node;    /* first key of the document */
-        uint16_t listen_address_port;             /* 0: listen_address names no port */
-        bool has_listen_port;
 };
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
@@ -456,41 +454,106 @@ static int get_host_port(struct parser *p, const char *path, const yaml_node_t *
         return 0;
 }
 
+/* Is this numeric host a loopback address (127.0.0.0/8 or ::1)? "localhost" counts too: the
+ * control API binds 127.0.0.1 for it, never a name that a resolver could point elsewhere. */
+static bool host_is_loopback(const char *host) {
+        struct in_addr a4;
+        struct in6_addr a6;
+
+        if (streq(host, "localhost"))
+                return true;
+        if (inet_pton(AF_INET, host, &a4) == 1)
+                return (ntohl(a4.s_addr) >> 24) == 127;
+        if (inet_pton(AF_INET6, host, &a6) == 1)
+                return IN6_IS_ADDR_LOOPBACK(&a6);
+        return false;
+}
+
+static bool host_is_unspecified(const char *host) {
+        return !*host || streq(host, "0.0.0.0") || streq(host, "::") || streq(host, "*");
+}
+
+/*
+ * daemon.listen_address: as in the Go prototype, the host:port of the local HTTP control API
+ * ("127.0.0.1:9090"). It never was the tunnel's address there; this project's 0.1 read it as the
+ * tunnel's UDP address, so a file of that form ("0.0.0.0:9001") gets an error that says what the
+ * key means now and what to write instead, rather than a silent guess either way.
+ */
 static int parse_listen_address(struct parser *p, const char *path, const yaml_node_t *value) {
         struct config *c = p->c;
         const char *s = NULL, *why = NULL;
-        char *host = NULL;
+        _cleanup_free_ char *host = NULL;
         uint16_t port = 0;
         int r;
 
         r = get_string(p, path, value, &s);
         if (r < 0)
                 return r;
-        p->listen_address_node = value;
-        if (!s)
-                return 0;
-        if (s[0] == ':' || (s[0] == '*' && (s[1] == 0 || s[1] == ':'))) {
-                /* Go's ":9001", and "*" or "*:9001": every address. */
-                const char *rest = s[0] == '*' ? s + 1 : s;
-                r = *rest ? parse_port(rest + 1, &port) : 0;
-                why = "port must be a number from 1 to 65535";
+        c->control_host = mfree(c->control_host);
+        if (!s || !*s)
+                return 0; /* no HTTP API */
+        if (s[0] == ':' || s[0] == '*') {
+                /* Go's ":9090" or "*:9090": every address. */
+                host = strdup("");
+                if (!host)
+                        return fail(p, -ENOMEM, value, path, "out of memory");
         } else {
-                /* Default port 0 (never valid) tells "no port given" apart. */
-                r = host_port_parse(s, 0, &host, &port, &why);
+                r = host_port_parse(s, CONTROL_PORT_DEFAULT, &host, &port, &why);
+                if (r == -ENOMEM)
+                        return fail(p, r, value, path, "out of memory");
+                if (r < 0)
+                        return fail(p, r, value, path,
+                                    "'%s' is not host:port: %s (the local HTTP control API's "
+                                    "address, e.g. \"127.0.0.1:9090\")",
+                                    QUOTE_STR(s), why);
         }
-        if (r == -ENOMEM)
-                return fail(p, r, value, path, "out of memory");
+        if (host_is_unspecified(host))
+                return fail(p, -EINVAL, value, path,
+                            "'%s' is every address, but this key is the local HTTP control "
+                            "API's address, loopback only (the prototype's \"127.0.0.1:9090\"); "
+                            "it does not set the tunnel's UDP port: write that as "
+                            "network.listen_port (default 9001, every address)",
+                            QUOTE_STR(s));
+        if (!host_is_loopback(host))
+                return fail(p, -EINVAL, value, path,
+                            "'%s' is not a loopback address: the HTTP control API listens only "
+                            "on 127.0.0.1, ::1 or localhost (e.g. \"127.0.0.1:9090\"); the "
+                            "tunnel's UDP port is network.listen_port and its address "
+                            "network.bind_address",
+                            QUOTE_STR(s));
+        if (streq(host, "localhost")) {
+                free(host);
+                host = strdup("127.0.0.1");
+                if (!host)
+                        return fail(p, -ENOMEM, value, path, "out of memory");
+        }
+        c->control_host = TAKE_PTR(host);
+        c->control_port = port;
+        return 0;
+}
+
+/* network.bind_address: an IP literal the tunnel's UDP socket binds to (default: every local
+ * address, IPv4 and IPv6). */
+static int parse_bind_address(struct parser *p, const char *path, const yaml_node_t *value) {
+        struct config *c = p->c;
+        const char *s = NULL;
+        struct in_addr a4;
+        struct in6_addr a6;
+        int r;
+
+        r = get_string(p, path, value, &s);
         if (r < 0)
-                return fail(p, r, value, path, "'%s' is not host[:port]: %s", QUOTE_STR(s), why);
-        /* The prototype wrote 0.0.0.0 and meant every address; Go then listened on both
-         * families, and so do we. */
-        if (host && (streq(host, "0.0.0.0") || streq(host, "::")))
-                host = mfree(host);
-        free(c->listen_host);
-        c->listen_host = host;
-        p->listen_address_port = port;
-        if (port != 0 && !p->has_listen_port)
-                c->listen_port = port;
+                return r;
+        c->bind_host = mfree(c->bind_host);
+        if (!s || !*s || host_is_unspecified(s))
+                return 0;
+        if (inet_pton(AF_INET, s, &a4) != 1 && inet_pton(AF_INET6, s, &a6) != 1)
+                return fail(p, -EINVAL, value, path,
+                            "'%s' is not an IP address (write the port as network.listen_port)",
+                            QUOTE_STR(s));
+        c->bind_host = strdup(s);
+        if (!c->bind_host)
+                return fail(p, -ENOMEM, value, path, "out of memory");
         return 0;
 }
 
@@ -661,8 +724,6 @@ static int parse_listen_port(struct parser *p, const char *path, const yaml_node
         if (r < 0)
                 return r;
         p->c->listen_port = (uint16_t) v;
-        p->has_listen_port = true;
-        p->listen_port_node = value;
         return 0;
 }
 
@@ -800,6 +861,7 @@ static const struct key_def network_keys[] = {
         {"local_ip", parse_local_ip},
         {"mtu", parse_mtu},
         {"listen_port", parse_listen_port},
+        {"bind_address", parse_bind_address},
 };
 static const struct key_def encryption_keys[] = {
         {"key", parse_psk},
@@ -827,7 +889,7 @@ static const struct section_def sections[] = {
         SECTION(daemon), SECTION(network), SECTION(encryption), SECTION(identity),
         SECTION(peer),   SECTION(nat),     SECTION(relay),
 };
-enum { MAX_SECTION_KEYS = 4 };
+enum { MAX_SECTION_KEYS = 5 };
 _Static_assert(ELEMENTSOF(daemon_keys) <= MAX_SECTION_KEYS &&
                        ELEMENTSOF(network_keys) <= MAX_SECTION_KEYS &&
                        ELEMENTSOF(encryption_keys) <= MAX_SECTION_KEYS &&
@@ -1093,13 +1155,6 @@ static int validate(struct parser *p) {
                 return fail(p, -EINVAL, p->peer_public_key_node, "peer.public_key",
                             "identity.private_key_file is not set: identity mode needs both "
                             "(remove peer.public_key for shared-key mode)");
-        if (p->has_listen_port && p->listen_address_port != 0 &&
-            p->listen_address_port != c->listen_port)
-                return fail(p, -EINVAL, p->listen_port_node, "network.listen_port",
-                            "%u differs from port %u in daemon.listen_address (line %zu); "
-                            "give the port in one place",
-                            c->listen_port, p->listen_address_port,
-                            p->listen_address_node->start_mark.line + 1);
         /* Naming a server and saying nothing else means using it. */
         if (c->relay_host && !p->relay_enabled_node)
                 c->relay_enabled = true;
@@ -1335,7 +1390,8 @@ struct config *config_free(struct config *c) {
         if (!c)
                 return NULL;
         free(c->path);
-        free(c->listen_host);
+        free(c->control_host);
+        free(c->bind_host);
         free(c->control_group);
         free(c->key_file);
         free(c->private_key_file);

@@ -2,8 +2,10 @@
 /*
  * The daemon's YAML configuration (libyaml). The Go prototype's daemon.yaml loads unchanged:
  *
- *   daemon:     listen_address ("host:port", peer-facing UDP), log_level
- *   network:    tap_device, local_ip (CIDR, or a list of CIDRs, IPv4 and IPv6), mtu, listen_port
+ *   daemon:     listen_address (loopback "host:port" of the HTTP control API), log_level,
+ *               control_group
+ *   network:    tap_device, local_ip (CIDR, or a list of CIDRs, IPv4 and IPv6), mtu,
+ *               listen_port (the tunnel's UDP port), bind_address
  *   encryption: key (64 hex digits, the shared key), key_file (a file holding them)
  *   identity:   private_key_file (base64 X25519 key as `shadowmeshd genkey` prints)
  *   peer:       address ("host[:port]", empty: wait for the peer), public_key (base64)
@@ -38,8 +40,10 @@ struct config {
         char *path;
 
         /* daemon */
-        char *listen_host; /* NULL: any address (dual-stack) */
-        uint16_t listen_port;
+        char *control_host;    /* daemon.listen_address: HTTP API host (loopback); NULL: none */
+        uint16_t control_port;
+        char *bind_host;       /* network.bind_address; NULL: any address (dual-stack) */
+        uint16_t listen_port;  /* network.listen_port: the tunnel's UDP port */
         int log_level; /* syslog level, LOG_INFO by default */
         char *control_group; /* members may Connect/Disconnect over D-Bus; NULL: "netdev" */
 

@@ -227,17 +227,39 @@ static int open_socket(struct device *d) {
         }
 
         d->port = config->listen_port;
-        r = udp_open(config->listen_host, d->port, &d->udp_fd, &d->udp_family);
+        r = udp_open(config->bind_host, d->port, &d->udp_fd, &d->udp_family);
         if (r == -EADDRINUSE)
                 return log_error_errno(r, "udp port %u is already in use (another shadowmeshd? "
                                           "set network.listen_port)",
                                        d->port);
         if (r == -EADDRNOTAVAIL)
                 return log_error_errno(r, "cannot listen on %s:%u: no such local address",
-                                       config->listen_host, d->port);
+                                       config->bind_host, d->port);
         if (r < 0)
                 return log_error_errno(r, "cannot open udp port %u: %m", d->port);
         return 0;
+}
+
+/* What the socket really is bound to, as the kernel says, so a wrong bind shows at start. */
+static void log_bound_address(struct device *d) {
+        const char *mode = d->pattern == NOISE_PATTERN_IKPSK2 ? "identity mode (Noise_IKpsk2)"
+                                                              : "shared-key mode (Noise_NNpsk0)";
+        struct endpoint e = { .len = sizeof(e.addr) };
+        char buf[ENDPOINT_STRLEN];
+        int v6only = 0;
+        socklen_t len = sizeof(v6only);
+
+        if (getsockname(d->udp_fd, &e.addr.sa, &e.len) < 0) {
+                log_info("listening on udp port %u, %s", d->port, mode);
+                return;
+        }
+        if (e.addr.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&e.addr.in6.sin6_addr))
+                (void) getsockopt(d->udp_fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len);
+        log_info("listening on udp port %u at %s%s, %s", d->port, endpoint_to_string(&e, buf),
+                 e.addr.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&e.addr.in6.sin6_addr)
+                         ? (v6only ? " (IPv6 only)" : " (every IPv4 and IPv6 address)")
+                         : "",
+                 mode);
 }
 
 static void format_addresses(const struct config *c, char *buf, size_t size) {
@@ -404,9 +426,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
 
         struct endpoint e;
         peer_get_endpoint(&d->peer, &e);
-        log_info("listening on udp port %u, %s", d->port,
-                 d->pattern == NOISE_PATTERN_IKPSK2 ? "identity mode (Noise_IKpsk2)"
-                                                    : "shared-key mode (Noise_NNpsk0)");
+        log_bound_address(d);
         if (e.len)
                 log_info("peer %s (%s)", endpoint_to_string(&e, buf), config->peer_host);
         else

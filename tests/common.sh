@@ -264,13 +264,17 @@ random_hex_key() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
 # write_config FILE OPTION...: a daemon configuration, mode 600. Options are NAME=VALUE:
 #   tap=smt0 ip4=10.0.0.1/24 ip6=fd00::1/64 listen=0.0.0.0:9001 peer=HOST:PORT|"" key=HEX
 #   private_key_file=PATH peer_public_key=B64 mtu=N log=LEVEL control_group=GROUP
+#   http=127.0.0.1:9090
+# listen= is the tunnel's UDP address: its port becomes network.listen_port and a host other than
+# 0.0.0.0 or [::] network.bind_address. http= is daemon.listen_address, the HTTP control API.
 # The defaults: tap $TAP (else smt0), listen on port $PORT (else 9001), log $SM_LOG_LEVEL (else
 # info); without key= there is no encryption: section (identity mode).
 write_config() {
         local file=$1 kv
         shift
         local tap=${TAP:-smt0} ip4="" ip6="" listen="0.0.0.0:${PORT:-9001}" peer="" key=""
-        local privfile="" peerpub="" mtu="" log=${SM_LOG_LEVEL:-info} group=""
+        local privfile="" peerpub="" mtu="" log=${SM_LOG_LEVEL:-info} group="" http=""
+        local bind port
         for kv in "$@"; do
                 case $kv in
                 tap=*) tap=${kv#*=} ;;
@@ -284,16 +288,24 @@ write_config() {
                 mtu=*) mtu=${kv#*=} ;;
                 log=*) log=${kv#*=} ;;
                 control_group=*) group=${kv#*=} ;;
+                http=*) http=${kv#*=} ;;
                 *) echo "write_config: unknown option $kv" >&2; return 1 ;;
                 esac
         done
+        port=${listen##*:}
+        bind=${listen%:*}
+        bind=${bind#[}
+        bind=${bind%]}
+        case $bind in 0.0.0.0 | :: | "") bind="" ;; esac
         {
                 echo "daemon:"
-                echo "  listen_address: \"$listen\""
+                [[ -z $http ]] || echo "  listen_address: \"$http\""
                 echo "  log_level: $log"
                 [[ -z $group ]] || echo "  control_group: $group"
                 echo "network:"
                 echo "  tap_device: $tap"
+                echo "  listen_port: $port"
+                [[ -z $bind ]] || echo "  bind_address: \"$bind\""
                 if [[ -n $ip6 ]]; then
                         echo "  local_ip: [$ip4, \"$ip6\"]"
                 else

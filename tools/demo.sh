@@ -51,9 +51,10 @@ ip -n "$nsb" link set veth-b up
 key=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 write_config() { # file local_ip peer
         cat >"$1" <<YAML
-# The Go prototype's /etc/shadowmesh/daemon.yaml, unchanged in form.
+# The Go prototype's /etc/shadowmesh/daemon.yaml, unchanged: listen_address is its local
+# HTTP control API; the tunnel uses UDP port 9001 (network.listen_port's default).
 daemon:
-  listen_address: "0.0.0.0:9001"
+  listen_address: "127.0.0.1:9090"
   log_level: "info"
 network:
   tap_device: "tap0"

@@ -331,10 +331,10 @@ write_config() {
         done
         {
                 echo "daemon:"
-                echo "  listen_address: \"0.0.0.0:$PORT\""
                 echo "  log_level: ${SM_LOG_LEVEL:-info}"
                 echo "network:"
                 echo "  tap_device: $TAP"
+                echo "  listen_port: $PORT"
                 echo "  local_ip: $ip4"
                 echo "encryption:"
                 echo "  key: \"$key\""

@@ -203,7 +203,7 @@ tap_taken taken-tap
 # Config errors: a typo'd key names file:line:column and suggests the right key, exit 1.
 cat >"$TMP/typo.yaml" <<EOF
 daemon:
-  listen_address: "0.0.0.0:$PORT"
+  log_level: info
 network:
   tap_device: smt9
   lcoal_ip: 10.0.9.1/24
@@ -236,6 +236,26 @@ out=$("$SHADOWMESHD" --check "$TMP/badkey.yaml" 2>&1) || rc=$?
 echo "# --check badkey.yaml: $out"
 check "bad key value: --check exits 1 (got $rc)" test "$rc" = 1
 check "bad key value: names badkey.yaml:7" contains "$out" "badkey.yaml:7:"
+
+# This project's 0.1 form, listen_address as the tunnel's address: --check and the daemon both
+# refuse it, naming the line and what to write instead; nothing is created.
+sed 's/lcoal_ip/local_ip/; s/^  log_level: info/  listen_address: "0.0.0.0:9001"/' \
+        "$TMP/typo.yaml" >"$TMP/oldform.yaml"
+chmod 600 "$TMP/oldform.yaml"
+rc=0
+out=$("$SHADOWMESHD" --check "$TMP/oldform.yaml" 2>&1) || rc=$?
+echo "# --check oldform.yaml: $out"
+check "old listen_address form: --check exits 1 (got $rc)" test "$rc" = 1
+check "old listen_address form: names oldform.yaml:2:19" contains "$out" "oldform.yaml:2:19: daemon.listen_address"
+check "old listen_address form: says it is the HTTP control API" contains "$out" "HTTP control API"
+check "old listen_address form: says to write network.listen_port" contains "$out" "network.listen_port"
+if run_daemon_to_exit oldform "$NS_C" 10 "$SHADOWMESHD" "$TMP/oldform.yaml"; then
+        check "old listen_address form: the daemon exits 1 (got $EXIT_CODE)" test "$EXIT_CODE" = 1
+        check "old listen_address form: the daemon names the line" log_has oldform "oldform.yaml:2:19"
+else
+        fail "old listen_address form: the daemon exits by itself"
+fi
+check "old listen_address form: no TAP left behind" link_gone "$NS_C" smt9
 
 rc=0
 out=$("$SHADOWMESHD" --check "$TMP/c.yaml" 2>&1) || rc=$?

@@ -179,6 +179,33 @@ static void test_plugin(void) {
         g_object_unref(c);
 }
 
+/* The prototype's own file: listen_address is its HTTP control API (127.0.0.1:9090), so the
+ * connection's listen port is the tunnel's default, 9001, never 9090. */
+static void test_import_prototype(void) {
+        g_autofree char *path = tmp_path("daemon.yaml");
+        g_autoptr(NMConnection) c = NULL;
+
+        write_text(path, "daemon:\n"
+                         "  listen_address: \"127.0.0.1:9090\"\n"
+                         "  log_level: \"info\"\n"
+                         "network:\n"
+                         "  tap_device: \"tap0\"\n"
+                         "  local_ip: \"10.0.0.2/24\"\n"
+                         "encryption:\n"
+                         "  key: \"273084db4483448d759eb9d0148cd039077f7c4c2526a71892c0a8289f51f88f\"\n"
+                         "peer:\n"
+                         "  address: \"192.0.2.1:9001\"\n"
+                         "nat:\n"
+                         "  enabled: true\n"
+                         "  stun_server: \"stun.l.google.com:19302\"\n");
+        c = import(path);
+        if (!c)
+                return;
+        CHECK_STR(data(c, NM_SHADOWMESH_KEY_LISTEN_PORT), "9001");
+        CHECK_STR(data(c, NM_SHADOWMESH_KEY_PEER), "192.0.2.1:9001");
+        CHECK_STR(data(c, NM_SHADOWMESH_KEY_LOCAL_IP), "10.0.0.2/24");
+}
+
 static void test_import_shared_key(void) {
         g_autoptr(NMConnection) c = import(example("node-a.yaml"));
         NMSettingSecretFlags flags = 99;
@@ -553,6 +580,7 @@ int main(void) {
 
         test_plugin();
         test_import_shared_key();
+        test_import_prototype();
         test_import_identity();
         test_import_waiting_peer();
         test_import_many_addresses();

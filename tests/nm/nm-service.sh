@@ -29,9 +29,9 @@ nothing_left() {
 
 # ---- the peer: plain shadowmeshd daemons that wait for us --------------------------------------
 cat >"$TMP/peer.yaml" <<EOF
-daemon:
-  listen_address: "$PEER_IP:9001"
 network:
+  bind_address: "$PEER_IP"
+  listen_port: 9001
   tap_device: smp0
   local_ip: ["10.77.0.1/24", "fd77::1/64"]
 encryption:
@@ -161,9 +161,9 @@ OUR_PUB=$("$SHADOWMESHD" pubkey <<<"$OUR_PRIV")
 (umask 077 && "$SHADOWMESHD" genkey >"$TMP/peer-id.key")
 PEER_PUB=$("$SHADOWMESHD" pubkey <"$TMP/peer-id.key")
 cat >"$TMP/peer-id.yaml" <<EOF
-daemon:
-  listen_address: "$PEER_IP:9002"
 network:
+  bind_address: "$PEER_IP"
+  listen_port: 9002
   tap_device: smp1
   local_ip: 10.78.0.1/24
 identity:

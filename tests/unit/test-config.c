@@ -28,10 +28,11 @@
 /* The public key of examples/identity-b.key. */
 #define EXAMPLE_B_PUBLIC_B64 "DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ="
 
-/* The user's existing /etc/shadowmesh/daemon.yaml from the Go prototype, byte for byte. */
+/* The user's existing /etc/shadowmesh/daemon.yaml from the Go prototype, byte for byte:
+ * listen_address is its local HTTP control API, not the tunnel. */
 static const char prototype_yaml[] =
         "daemon:\n"
-        "  listen_address: \"0.0.0.0:9001\"\n"
+        "  listen_address: \"127.0.0.1:9090\"\n"
         "  log_level: \"info\"\n"
         "network:\n"
         "  tap_device: \"tap0\"\n"
@@ -70,7 +71,9 @@ static void test_prototype_file(void) {
 
         if (!c)
                 return;
-        CHECK(c->listen_host == NULL); /* 0.0.0.0: every address */
+        CHECK(c->control_host && strcmp(c->control_host, "127.0.0.1") == 0);
+        CHECK_EQ_INT(c->control_port, 9090);
+        CHECK(c->bind_host == NULL); /* the tunnel: every address, port 9001 */
         CHECK_EQ_INT(c->listen_port, 9001);
         CHECK_EQ_INT(c->log_level, LOG_INFO);
         CHECK(c->control_group == NULL);
@@ -113,7 +116,8 @@ static void test_defaults(void) {
 
         if (!c)
                 return;
-        CHECK(c->listen_host == NULL);
+        CHECK(c->control_host == NULL); /* no HTTP API unless asked for */
+        CHECK(c->bind_host == NULL);
         CHECK_EQ_INT(c->listen_port, PORT_DEFAULT);
         CHECK_EQ_INT(c->log_level, LOG_INFO);
         CHECK(c->control_group == NULL);
@@ -137,7 +141,8 @@ static void test_additions(void) {
                 "  tap_device: sm-office\n"
                 "  local_ip: [10.1.2.3/16, \"fd00::1/64\", 192.168.7.7, \"fd00::7\", 0.0.0.0/0]\n"
                 "  mtu: 1420\n"
-                "  listen_port: 9100\n" KEY_SECTION "peer:\n"
+                "  listen_port: 9100\n"
+                "  bind_address: \"2001:db8::1\"\n" KEY_SECTION "peer:\n"
                 "  address: \"[2001:db8::5]:7000\"\n"
                 "nat:\n"
                 "  enabled: yes\n"
@@ -149,7 +154,9 @@ static void test_additions(void) {
 
         if (!c)
                 return;
-        CHECK(c->listen_host && strcmp(c->listen_host, "::1") == 0);
+        CHECK(c->control_host && strcmp(c->control_host, "::1") == 0);
+        CHECK_EQ_INT(c->control_port, 9100);
+        CHECK(c->bind_host && strcmp(c->bind_host, "2001:db8::1") == 0);
         CHECK_EQ_INT(c->listen_port, 9100);
         CHECK_EQ_INT(c->log_level, LOG_DEBUG);
         CHECK(c->control_group && strcmp(c->control_group, "vpn-users") == 0);
@@ -174,40 +181,30 @@ static void test_additions(void) {
 static void test_small_variants(void) {
         struct config *c;
 
-        /* Go's ":port" and a port only in network.listen_port. */
-        c = parse_ok("daemon:\n  listen_address: \":9200\"\n" KEY_SECTION, NULL);
+        /* The control API: default port 9090, "localhost" binds 127.0.0.1, any 127/8. */
+        c = parse_ok("daemon:\n  listen_address: localhost\n" KEY_SECTION, NULL);
         if (c) {
-                CHECK(c->listen_host == NULL);
-                CHECK_EQ_INT(c->listen_port, 9200);
-        }
-        config_free(c);
-        c = parse_ok(
-                "daemon:\n  listen_address: 192.0.2.1\nnetwork:\n  listen_port: 9300\n" KEY_SECTION,
-                NULL);
-        if (c) {
-                CHECK(c->listen_host && strcmp(c->listen_host, "192.0.2.1") == 0);
-                CHECK_EQ_INT(c->listen_port, 9300);
-        }
-        config_free(c);
-        c = parse_ok("daemon:\n  listen_address: \"*\"\n" KEY_SECTION, NULL);
-        if (c) {
-                CHECK(c->listen_host == NULL);
+                CHECK(c->control_host && strcmp(c->control_host, "127.0.0.1") == 0);
+                CHECK_EQ_INT(c->control_port, 9090);
                 CHECK_EQ_INT(c->listen_port, 9001);
         }
         config_free(c);
-        c = parse_ok("daemon:\n  listen_address: \"*:9500\"\n" KEY_SECTION, NULL);
-        if (c) {
-                CHECK(c->listen_host == NULL);
-                CHECK_EQ_INT(c->listen_port, 9500);
-        }
-        config_free(c);
-        /* The same port in both places is no conflict; "[::]" is every address. */
-        c = parse_ok("network:\n  listen_port: 9400\ndaemon:\n  listen_address: "
-                     "\"[::]:9400\"\n" KEY_SECTION,
+        c = parse_ok("daemon:\n  listen_address: 127.0.0.53:9300\nnetwork:\n  listen_port: 9300\n"
+                     KEY_SECTION,
                      NULL);
         if (c) {
-                CHECK(c->listen_host == NULL);
-                CHECK_EQ_INT(c->listen_port, 9400);
+                CHECK(c->control_host && strcmp(c->control_host, "127.0.0.53") == 0);
+                CHECK_EQ_INT(c->control_port, 9300);
+                CHECK_EQ_INT(c->listen_port, 9300); /* TCP and UDP: no conflict */
+        }
+        config_free(c);
+        /* An empty listen_address: no HTTP API; "0.0.0.0" as bind_address: every address. */
+        c = parse_ok("daemon:\n  listen_address: \"\"\nnetwork:\n  bind_address: 0.0.0.0\n"
+                     KEY_SECTION,
+                     NULL);
+        if (c) {
+                CHECK(c->control_host == NULL);
+                CHECK(c->bind_host == NULL);
         }
         config_free(c);
         /* Default peer port, booleans written the YAML 1.1 ways, null values, empty section. */
@@ -294,7 +291,7 @@ static const struct bad bad_inputs[] = {
          "nat, relay)"},
         {KEY_SECTION "network:\n  speed: 10\n",
          "t.yaml:4:3: network.speed: unknown key (network has: tap_device, local_ip, mtu, "
-         "listen_port)"},
+         "listen_port, bind_address)"},
         /* addresses */
         {"network:\n  local_ip: 10.0.0.1/33\n" KEY_SECTION,
          "t.yaml:2:13: network.local_ip: '10.0.0.1/33': prefix length must be 0..32 for IPv4"},
@@ -346,17 +343,31 @@ static const struct bad bad_inputs[] = {
          "t.yaml:4:15: peer.public_key: 'hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTm!=' is neither "
          "valid base64 nor 64 hex digits"},
         /* ports, mtu, numbers */
-        {"daemon:\n  listen_address: \"0.0.0.0:70000\"\n" KEY_SECTION,
-         "t.yaml:2:19: daemon.listen_address: '0.0.0.0:70000' is not host[:port]: port must be a "
-         "number from 1 to 65535"},
-        {"daemon:\n  listen_address: \"*:\"\n" KEY_SECTION,
-         "t.yaml:2:19: daemon.listen_address: '*:' is not host[:port]: port must be a number "
-         "from 1 to 65535"},
+        {"daemon:\n  listen_address: \"127.0.0.1:70000\"\n" KEY_SECTION,
+         "t.yaml:2:19: daemon.listen_address: '127.0.0.1:70000' is not host:port: port must be "
+         "a number from 1 to 65535 (the local HTTP control API's address"},
+        /* This project's 0.1 form, which the prototype never used: say what the key is now. */
+        {"daemon:\n  listen_address: \"0.0.0.0:9001\"\n" KEY_SECTION,
+         "t.yaml:2:19: daemon.listen_address: '0.0.0.0:9001' is every address, but this key is "
+         "the local HTTP control API's address, loopback only (the prototype's "
+         "\"127.0.0.1:9090\"); it does not set the tunnel's UDP port: write that as "
+         "network.listen_port (default 9001, every address)"},
+        {"daemon:\n  listen_address: \"[::]:9001\"\n" KEY_SECTION,
+         "t.yaml:2:19: daemon.listen_address: '[::]:9001' is every address, but this key"},
+        {"daemon:\n  listen_address: \":9090\"\n" KEY_SECTION,
+         "t.yaml:2:19: daemon.listen_address: ':9090' is every address, but this key"},
+        {"daemon:\n  listen_address: \"*:9090\"\n" KEY_SECTION,
+         "t.yaml:2:19: daemon.listen_address: '*:9090' is every address, but this key"},
+        {"daemon:\n  listen_address: \"192.0.2.1:9090\"\n" KEY_SECTION,
+         "t.yaml:2:19: daemon.listen_address: '192.0.2.1:9090' is not a loopback address: the "
+         "HTTP control API listens only on 127.0.0.1, ::1 or localhost"},
+        {"daemon:\n  listen_address: \"example.org:9090\"\n" KEY_SECTION,
+         "t.yaml:2:19: daemon.listen_address: 'example.org:9090' is not a loopback address"},
+        {"network:\n  bind_address: \"0.0.0.0:9001\"\n" KEY_SECTION,
+         "t.yaml:2:17: network.bind_address: '0.0.0.0:9001' is not an IP address (write the port "
+         "as network.listen_port)"},
         {"network:\n  listen_port: 0\n" KEY_SECTION,
          "t.yaml:2:16: network.listen_port: 0 is out of range (1..65535)"},
-        {"daemon:\n  listen_address: 0.0.0.0:9001\nnetwork:\n  listen_port: 9002\n" KEY_SECTION,
-         "t.yaml:4:16: network.listen_port: 9002 differs from port 9001 in daemon.listen_address "
-         "(line 2); give the port in one place"},
         {"network:\n  mtu: 9001\n" KEY_SECTION,
          "t.yaml:2:8: network.mtu: 9001 is out of range (576..9000)"},
         {"network:\n  mtu: 575\n" KEY_SECTION,
