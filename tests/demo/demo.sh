@@ -38,7 +38,6 @@ elapsed=$((($(now_ms) - started) / 1000))
 OWN_PIDS=()
 check_eq "demo.sh exits 0" "$EXIT_CODE" 0
 check "demo.sh finished in under a minute (${elapsed} s)" test "$elapsed" -lt 60
-out=$(cat "$TMP/demo.out")
 
 # ---- the steps, in order ------------------------------------------------------------------------
 headings=$(grep -E '^== [0-9]+\. ' "$TMP/demo.out" | sed -E 's/^== ([0-9]+)\. .*/\1/' | xargs)
