@@ -168,7 +168,8 @@ tunnel_state() {
 }
 state_is() { [[ $(tunnel_state "$1") == "s \"$2\"" ]]; }
 
-# bring_up: namespaces, the bus, both daemons (waiting for a peer, on the bus, tap0 up).
+# bring_up: namespaces, the bus, both daemons, each waiting for a peer once it owns its bus name
+# (it takes the name after tap0 is up and the tunnel listens).
 bring_up() {
         tmp=$(mktemp -d "${TMPDIR:-/tmp}/smdemo.$id.XXXXXX")
         chmod 755 "$tmp"
