@@ -15,7 +15,7 @@ packages=(
         # tests: vectors (JSON), fuzzing and sanitizers with clang
         libjansson-dev libclang-rt-14-dev
         # end-to-end tests and the demo
-        iproute2 iputils-ping iperf3 tcpdump socat util-linux procps kmod python3 strace
+        iproute2 iputils-ping iperf3 tcpdump socat util-linux procps kmod python3 strace curl
         # control plane tests: a private system-like bus, busctl, systemd-analyze,
         # systemd-socket-activate, test users
         dbus-daemon dbus-bin systemd passwd

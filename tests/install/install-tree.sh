@@ -14,6 +14,8 @@
 #     org.shadowmesh1.Tunnel.xml, <datadir>/doc/shadowmesh/org.shadowmesh1.Tunnel.txt;
 #   <mandir>/manN/ for every man/*.N page;
 #   <datadir>/doc/shadowmesh/examples/ for every examples/*.yaml (and no *.key);
+#   <datadir>/doc/shadowmesh/LICENSE;
+#   <sysconfdir>/shadowmesh/, an empty directory of mode 0700 (the configurations and keys);
 # installed data identical to the sources, and nothing else.
 #
 # Usage: install-tree.sh BUILD_ROOT SOURCE_ROOT
@@ -123,6 +125,25 @@ for example in "$src"/examples/*.yaml; do
         [ -f "$example" ] || continue
         expect "$datadir/doc/shadowmesh/examples/$(basename "$example")" 644 "$example"
 done
+
+expect "$datadir/doc/shadowmesh/LICENSE" 644 "$src/LICENSE"
+if grep -q "license : 'MIT'" "$src/meson.build" && head -n 1 "$src/LICENSE" | grep -qx 'MIT License'; then
+        pass "LICENSE is the MIT license that meson.build declares"
+else
+        fail "LICENSE does not match meson.build's license"
+fi
+
+# The configuration directory: made by the install, empty, root only.
+confdir=$sysconfdir/shadowmesh
+if [ ! -d "$dest$confdir" ]; then
+        fail "$confdir/ is not created"
+elif [ "$(stat -c %a "$dest$confdir")" != 700 ]; then
+        fail "$confdir/ has mode $(stat -c %a "$dest$confdir"), expected 700"
+elif [ -n "$(ls -A "$dest$confdir")" ]; then
+        fail "$confdir/ is not empty: $(ls -A "$dest$confdir" | xargs)"
+else
+        pass "$confdir/ (700, empty)"
+fi
 
 # The NetworkManager plugin, its editors and the translations, when this build made them (they
 # depend on libnm, libnma/GTK and gettext being present).
