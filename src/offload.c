@@ -192,7 +192,7 @@ int offload_segment(const struct vnet_hdr *h, const uint8_t *frame, size_t len, 
         uint16_t id = 0;
         uint8_t flags;
 
-        if (len > OFFLOAD_MAX_FRAME || max_out == 0 || stride < max_frame_len)
+        if (len < ETH_HLEN_ || len > OFFLOAD_MAX_FRAME || max_out == 0 || stride < max_frame_len)
                 return -EINVAL;
         if (gso == VNET_HDR_GSO_NONE) {
                 int r;

@@ -287,6 +287,9 @@ static void test_checksum_only(void) {
         /* A plain frame over the MTU is refused. */
         h = (struct vnet_hdr){};
         CHECK(offload_segment(&h, f, len, 1000, out, STRIDE, 1, &l, &n) == -EMSGSIZE);
+        /* Shorter than an Ethernet header: not a frame. */
+        CHECK(offload_segment(&h, f, 13, MAX_FRAME, out, STRIDE, 1, &l, &n) == -EINVAL);
+        CHECK(offload_segment(&h, f, 0, MAX_FRAME, out, STRIDE, 1, &l, &n) == -EINVAL);
         /* Output slots smaller than a frame are a caller's bug. */
         CHECK(offload_segment(&h, f, len, MAX_FRAME, out, 100, 1, &l, &n) == -EINVAL);
         free(payload);
