@@ -593,6 +593,7 @@ static bool register_well_formed(const struct message_relay_register *m) {
                 /* Shared-key mode: a network id and a network key derived from the psk. (The
                  * node id is a per-run public key, the proof and the signature judge it.) */
                 return !is_zero(m->network_id, NETWORK_ID_LEN) &&
+                       !is_zero(m->node_id, NOISE_PUBLIC_KEY_LEN) &&
                        !is_zero(m->network_key, RELAY_NETWORK_KEY_LEN);
         /* Identity mode: no network key, no signature (the proof of the static key is enough). */
         return is_zero(m->network_key, RELAY_NETWORK_KEY_LEN) &&
