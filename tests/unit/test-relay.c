@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "relay-client.h"
 #include "relay-core.h"
 #include "stun.h"
 #include "tests.h"
@@ -1463,6 +1464,44 @@ static void test_amplification(void) {
         relay_core_free(c);
 }
 
+/* The node's filter on the candidates a PEER names (relay-client.c). */
+static struct relay_candidate cand(uint8_t family, const char *addr, uint16_t port) {
+        struct relay_candidate c = {.family = family, .port_be = htons(port)};
+
+        if (inet_pton(family == 4 ? AF_INET : AF_INET6, addr, c.addr) != 1)
+                abort();
+        return c;
+}
+
+static void test_candidate_filter(void) {
+        static const struct {
+                uint8_t family;
+                const char *addr;
+                bool ok;
+        } v[] = {
+                {4, "192.0.2.1", true},      {4, "10.1.2.3", true},       {4, "198.18.0.10", true},
+                {4, "127.0.0.1", false},     {4, "127.255.0.9", false},   {4, "0.0.0.0", false},
+                {4, "0.1.2.3", false},       {4, "224.0.0.1", false},     {4, "239.255.255.250", false},
+                {4, "255.255.255.255", false}, {4, "240.0.0.1", false},   {4, "169.254.1.1", false},
+                {6, "2001:db8::1", true},    {6, "fd00::5", true},        {6, "::", false},
+                {6, "::1", false},           {6, "ff02::1", false},       {6, "fe80::1", false},
+                {6, "febf::1", false},       {6, "::ffff:127.0.0.1", false},
+                {6, "::ffff:224.0.0.5", false}, {6, "::ffff:192.0.2.7", true},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(v); i++) {
+                struct relay_candidate c = cand(v[i].family, v[i].addr, 9001);
+                CHECKF(relay_candidate_acceptable(&c) == v[i].ok, "%s", v[i].addr);
+        }
+        {
+                struct relay_candidate c = cand(4, "192.0.2.1", 0);
+                CHECK(!relay_candidate_acceptable(&c)); /* port 0 */
+                c = cand(4, "192.0.2.1", 9001);
+                c.family = 5;
+                CHECK(!relay_candidate_acceptable(&c));
+        }
+}
+
 int main(void) {
         if (sodium_init() < 0)
                 return 1;
@@ -1489,5 +1528,6 @@ int main(void) {
         test_slot_stealing();
         test_verified_bucket();
         test_amplification();
+        test_candidate_filter();
         return test_summary();
 }
