@@ -21,15 +21,19 @@ need python3 python3
 KEY=$(random_hex_key)
 EVIL_IP=198.18.0.66 EVIL_PORT=7777
 
-# spoof SRC_IP SRC_PORT DST_IP DST_PORT KIND COUNT: COUNT datagrams of KIND from SRC to DST,
-# sent from the internet namespace with a raw socket (so SRC may be any address, the relay's
-# included). KIND: peer (a PEER naming slot 0x41414141 and candidates EVIL_IP:EVIL_PORT and
+# spoof SRC_IP SRC_PORT DST_IP DST_PORT KIND COUNT [GAP]: COUNT datagrams of KIND from SRC to
+# DST, GAP seconds apart (default 0), sent from the internet namespace with a raw socket (so SRC
+# may be any address, the relay's included). KIND: peer (a PEER naming slot 0x41414141 and candidates EVIL_IP:EVIL_PORT and
 # 127.0.0.1:9001, with a random MAC), challenge, registered (random MACs), relaydata (a
 # RELAY_DATA wrapping a 32-byte data message).
 spoof() {
-        in_ns "$NS_INET" python3 - "$@" "$EVIL_IP" "$EVIL_PORT" <<'EOF'
-import os, socket, struct, sys
-src, sport, dst, dport, kind, count, evil, eport = sys.argv[1:9]
+        in_ns "$NS_INET" python3 -c "$SPOOF_PY" "$1" "$2" "$3" "$4" "$5" "$6" "${7:-0}" \
+                "$EVIL_IP" "$EVIL_PORT"
+}
+SPOOF_PY=$(cat <<'EOF'
+import os, socket, struct, sys, time
+src, sport, dst, dport, kind, count, gap, evil, eport = sys.argv[1:10]
+gap = float(gap)
 sport, dport, count, eport = int(sport), int(dport), int(count), int(eport)
 
 def cand4(ip, port):
@@ -57,10 +61,12 @@ udp = struct.pack("!HHHH", sport, dport, udp_len, 0) + msg  # IPv4: checksum 0 =
 ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0x4000, 64, socket.IPPROTO_UDP, 0,
                  socket.inet_aton(src), socket.inet_aton(dst))
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-for _ in range(count):
+for i in range(count):
+    if i and gap:
+        time.sleep(gap)
     s.sendto(ip + udp, (dst, 0))
 EOF
-}
+)
 
 # listen_evil OUT: count the datagrams that reach EVIL_IP:EVIL_PORT (one line each in OUT).
 listen_evil() {
@@ -98,27 +104,39 @@ check "s1: a's NAT mapping is known from b's log ($map)" test -n "$map"
 check "s1: the spoofer listens on $EVIL_IP:$EVIL_PORT" listen_evil "$TMP/s1-evil.out"
 hs_a=$(current_log a | grep -c "handshake complete" || true)
 
-spoof "$RELAY_IP" "$RELAY_PORT" "${map%:*}" "${map##*:}" peer 5
-spoof "$RELAY_IP" "$RELAY_PORT" "${map%:*}" "${map##*:}" challenge 5
-spoof "$RELAY_IP" "$RELAY_PORT" "${map%:*}" "${map##*:}" registered 5
+# PEER first, alone: a CHALLENGE makes a register again, and the real relay's answer would
+# restore the real candidates and hide what a forged PEER did. A forged PEER every 0.25 s for
+# 10 s, so that no real one (on every registration) undoes its effect while we look.
+spawn "$NS_INET" "$TMP/s1-spoofer.out" python3 -c "$SPOOF_PY" "$RELAY_IP" "$RELAY_PORT" \
+        "${map%:*}" "${map##*:}" peer 40 0.25 "$EVIL_IP" "$EVIL_PORT"
+spoofer=$SPAWNED_PID
 check "s1: a says it ignored unauthenticated control messages from the relay's address" \
         wait_log a "ignoring an unauthenticated control message from $RELAY_IP:$RELAY_PORT" 5
-# A forged PEER would have moved the endpoint to slot 0x41414141: every ping would be lost.
-check "s1: ping a->b, 10 of 10 answered after the forgeries" ping_all "$NS_A" "$TUN_B" 10
-check "s1: ping b->a, 5 of 5 answered" ping_all "$NS_B" "$TUN_A" 5
+check "s1: a never took the forged candidates ($EVIL_IP)" \
+        bash -c '! grep -q "relay introduced peer: candidates.*$1" "$2"' _ "$EVIL_IP" "${DAEMON_LOG[a]}"
+# A forged PEER would have moved the endpoint to slot 0x41414141: the pings would be lost.
+check "s1: ping a->b, 10 of 10 answered after the forged PEERs" ping_all "$NS_A" "$TUN_B" 10
 check_path a relay 5
-# Probes go out every 5 s while on the relay; initiations at once: 7 s would show either.
+# Probes go to the candidates every 5 s while on the relay: 7 s would show one.
 if wait_until 7 evil_got "$TMP/s1-evil.out"; then
         fail "s1: nothing reached the spoofer's address $EVIL_IP:$EVIL_PORT" \
                 "$(head -n 5 "$TMP/s1-evil.out")"
 else
         pass "s1: nothing reached the spoofer's address $EVIL_IP:$EVIL_PORT in 7 s"
 fi
-check "s1: a never introduced a peer at $EVIL_IP" \
-        bash -c '! grep -q "relay introduced peer: candidates.*$1" "$2"' _ "$EVIL_IP" "${DAEMON_LOG[a]}"
+check "s1: the PEER spoofer finished" wait_until 10 has_exited "$spoofer"
+# Then CHALLENGE and REGISTERED (slot 0x41414141 = 1094795585, "seen as" the spoofer).
+spoof "$RELAY_IP" "$RELAY_PORT" "${map%:*}" "${map##*:}" challenge 5
+spoof "$RELAY_IP" "$RELAY_PORT" "${map%:*}" "${map##*:}" registered 5
+check "s1: ping a->b, 5 of 5 answered" ping_all "$NS_A" "$TUN_B" 5
+check "s1: ping b->a, 5 of 5 answered" ping_all "$NS_B" "$TUN_A" 5
+# (After the pings: a has long read the forgeries.)
+check "s1: a never took the forged REGISTERED (slot 1094795585)" \
+        bash -c '! grep -q "slot 1094795585" "$1"' _ "${DAEMON_LOG[a]}"
 check_eq "s1: no new handshake on a" "$(current_log a | grep -c "handshake complete" || true)" "$hs_a"
-check "s1: the log lines are rate-limited (at most 5 for 15 forgeries)" \
-        test "$(current_log a | grep -c "ignoring an unauthenticated control message")" -le 5
+# 50 forgeries in about 15 s; the log allows 5 lines per 10 s.
+n_lines=$(current_log a | grep -c "ignoring .* from $RELAY_IP:$RELAY_PORT" || true)
+check "s1: the log lines are rate-limited ($n_lines lines for 50 forgeries)" test "$n_lines" -le 15
 check "a still running" alive a
 topology_del
 
