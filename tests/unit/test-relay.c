@@ -1299,6 +1299,9 @@ static void test_shared_membership(void) {
         CHECK(challenge(c, &x, T0));
         build_register(&x, &m, true);
         memcpy(m.network_key, a.member_pk, 32);
+        sign(&x, &m); /* a valid proof of x's node key: only the signature is wrong */
+        crypto_sign_detached(m.signature, NULL, (const uint8_t *) &m,
+                             offsetof(struct message_relay_register, signature), x.member_sk);
         CHECK_EQ_INT(send_from(c, &x.addr, &m, sizeof(m), T0), -EPERM);
         CHECK_EQ_INT(actions.n, 0);
         /* A signature over another message (replayed from a) does not fit this one. */
@@ -1308,6 +1311,7 @@ static void test_shared_membership(void) {
                 memcpy(sig, m.signature, sizeof(sig));
                 build_register(&x, &m, true);
                 memcpy(m.network_key, a.member_pk, 32);
+                sign(&x, &m);
                 memcpy(m.signature, sig, sizeof(sig));
         }
         CHECK_EQ_INT(send_from(c, &x.addr, &m, sizeof(m), T0), -EPERM);
