@@ -611,12 +611,16 @@ static bool network_allowed(const struct relay_core *c, const uint8_t *network_i
 
 static int send_challenge(struct relay_core *c, struct relay_actions *a,
                           const struct endpoint *src, const uint8_t addr_key[ADDR_KEY_LEN],
-                          const uint8_t nonce[RELAY_CLIENT_NONCE_LEN], uint64_t now) {
+                          const uint8_t nonce[RELAY_CLIENT_NONCE_LEN], bool verified,
+                          uint64_t now) {
         struct message_relay_challenge *m;
 
         /* A CHALLENGE answers whoever claims the source address: the global budget bounds what
-         * spoofed REGISTERs from many addresses can make us send. */
-        if (!global_allow(&c->unauth_tokens, &c->unauth_last_ns, RELAY_UNAUTH_REPLY_RATE, now)) {
+         * spoofed REGISTERs from many addresses can make us send. A source that holds a
+         * registration (its cookie just aged out) is answered regardless, so a flood of
+         * spoofed requests cannot keep registered nodes from renewing. */
+        if (!verified &&
+            !global_allow(&c->unauth_tokens, &c->unauth_last_ns, RELAY_UNAUTH_REPLY_RATE, now)) {
                 c->stats.dropped_unauth_budget++;
                 return -ENOBUFS;
         }
@@ -652,7 +656,7 @@ static const struct generation *cookie_generation(const struct relay_core *c,
 
 static int handle_register(struct relay_core *c, const uint8_t *buf, const struct endpoint *src,
                            const uint8_t addr_key[ADDR_KEY_LEN], const struct generation *g,
-                           uint64_t now, struct relay_actions *a) {
+                           bool verified, uint64_t now, struct relay_actions *a) {
         const struct message_relay_register *m = (const struct message_relay_register *) buf;
         uint8_t group[NETWORK_ID_LEN];
         const uint8_t *network;
@@ -669,7 +673,7 @@ static int handle_register(struct relay_core *c, const uint8_t *buf, const struc
                 return -EACCES;
         }
         if (!g)
-                return send_challenge(c, a, src, addr_key, m->client_nonce, now);
+                return send_challenge(c, a, src, addr_key, m->client_nonce, verified, now);
         /* Both modes: node_id's private key (identity: the static key; shared-key: the per-run
          * key), so nobody else can refresh or move this registration. Shared-key mode also: the
          * psk's membership signature. */
@@ -975,7 +979,7 @@ int relay_core_receive(struct relay_core *c, uint8_t *buf, size_t len, const str
 
         switch (type) {
         case MESSAGE_RELAY_REGISTER:
-                return handle_register(c, buf, src, addr_key, g, now, ret);
+                return handle_register(c, buf, src, addr_key, g, registered, now, ret);
         case MESSAGE_RELAY_DATA:
                 return handle_data(c, buf, len, addr_key, now, ret);
         case MESSAGE_INVALID:

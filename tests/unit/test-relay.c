@@ -1465,6 +1465,10 @@ static void test_amplification(void) {
                (double) out / (double) in);
         CHECK(out <= (uint64_t) 2 * RELAY_UNAUTH_REPLY_RATE * sizeof(struct message_relay_challenge));
         CHECK(relay_core_stats(c)->dropped_unauth_budget > 0);
+        /* The budget is spent, yet the registered node still gets its CHALLENGE (its cookie
+         * aged out) and renews. */
+        CHECK(challenge(c, &a, T0 + 2 * SEC));
+        CHECK_EQ_INT(complete(c, &a, T0 + 2 * SEC), 1);
         relay_core_free(c);
 }
 
