@@ -337,6 +337,11 @@ static void rx_datagram(struct device *d, struct rx_batch *x, uint8_t *buf, size
                 struct endpoint via = *from;
                 if (relayed)
                         break;
+                /* Only the relay we register with may hand us a wrapped message; from anyone
+                 * else it is a forged "the relay says slot N sent this". */
+                if (!atomic_load_explicit(&d->relay_address_set, memory_order_acquire) ||
+                    !endpoint_same_address(from, &d->relay_address))
+                        return bad(x, &x->malformed, "relay data not from the relay", from);
                 via.via_relay = true;
                 via.relay_slot = get_le32(buf + 4);
                 x->relayed++;

@@ -81,6 +81,8 @@ struct peer {
         size_t n_candidates;
         bool relay_introduced;     /* the relay told us the peer's slot */
         struct endpoint via_relay; /* the relay's address with the peer's slot */
+        bool relay_probe_pending;  /* a probe went to a new via_relay: its reply moves us */
+        uint64_t last_relay_probe_ns;
         uint64_t handshake_first_sent_ns; /* of the current attempt, for the relay fallback */
         uint8_t last_initiation[sizeof(struct message_handshake_initiation)];
         size_t last_initiation_len;
@@ -162,6 +164,10 @@ struct device {
 
         /* NAT traversal. */
         struct relay_client *relay;         /* relay-client.c; NULL without relay.server */
+        /* The relay's address, once resolved: written once by the control loop, then
+         * relay_address_set (release); the rx thread takes RELAY_DATA only from there. */
+        struct endpoint relay_address;
+        _Atomic bool relay_address_set;
         struct netcheck_run *netcheck;      /* netcheck.c: the start-up discovery */
         struct netcheck_run *netcheck_api;  /* netcheck.c: a NetCheck() call in progress */
         char public_endpoint[ENDPOINT_STRLEN]; /* "" until STUN tells */

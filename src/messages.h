@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "util.h"
@@ -111,25 +112,46 @@ _Static_assert(sizeof(struct message_data) == 16, "data header");
 /*
  * Rendezvous and relay (protocol version 1). A node registers with shadowmesh-relay:
  *
- *   node  -> relay  REGISTER   (challenge and proof zero)
+ *   node  -> relay  REGISTER   (cookie, proof and signature zero), with a fresh random
+ *                              client_nonce (every REGISTER has its own)
  *   relay -> node   CHALLENGE  relay's current ephemeral X25519 key and a cookie binding it to
  *                              the node's source address (stateless: MAC under a rotating secret)
- *   node  -> relay  REGISTER   with the cookie echoed and, in identity mode, the proof
- *                              MAC(HASH(LABEL_RELAY_PROOF || DH(node static, relay ephemeral)),
+ *   node  -> relay  REGISTER   with the cookie echoed and the proof
+ *                              MAC(HASH(LABEL_RELAY_PROOF || DH(node_id's key, relay ephemeral)),
  *                                  REGISTER up to the proof field) - possession of node_id's key
+ *                              (identity mode: the static key; shared-key mode: a key pair made
+ *                              afresh for each daemon run), and, in shared-key mode only, the
+ *                              membership signature (below)
  *   relay -> node   REGISTERED the node's slot, the address the relay saw, the lifetime
  *   relay -> node   PEER       for each registered node it may talk to: its slot, id and
  *                              candidates (what it reported, plus the address the relay saw)
  *
+ * Replies are authenticated: CHALLENGE, REGISTERED and PEER end in auth = MAC(client_nonce,
+ * the message up to auth), MAC = BLAKE2b-128 keyed, under the nonce of the REGISTER they answer
+ * (PEER: the nonce of the addressee's latest REGISTER). The nonce travels only in REGISTER, so
+ * whoever cannot read the node's REGISTERs cannot forge what the relay tells it, even with the
+ * relay's source address. A node keeps the nonces of its last RELAY_CLIENT_NONCES REGISTERs, and
+ * takes one CHALLENGE per nonce.
+ *
+ * Shared-key membership: both sides derive from the psk an Ed25519 key pair,
+ *   seed = BLAKE2b-256(key = psk, LABEL_RELAY_MEMBER), network_key = its public key,
+ * and a shared-key REGISTER carries network_key and signature = Ed25519(REGISTER up to the
+ * signature field). The relay checks the signature, so it admits only holders of the psk, yet
+ * holds only a public key (it can verify, never sign, and learns nothing of the psk or the
+ * tunnel keys). The signature covers the cookie (the source address) and the per-run node_id,
+ * and the proof binds node_id to its private key: another holder of the psk can register nodes
+ * of its own, but not move or refresh someone else's registration.
+ *
  * Who may reach whom: both nodes registered with the same network_id (BLAKE2b-128 of the psk:
  * the relay never learns a key) and, in identity mode, each naming the other's node_id as
- * want_peer (shared-key mode: want_peer all zeros, node_id random per daemon run).
+ * want_peer; in shared-key mode (want_peer all zeros) the same network_key as well.
  * A node re-registers every RELAY_REGISTER_INTERVAL (which also keeps its NAT mapping open);
  * a registration not renewed for RELAY_REGISTRATION_LIFETIME expires.
  *
  * RELAY_DATA carries any node-to-node message (handshake, data, probe) through the relay:
  * node -> relay with slot = destination; relay -> node with slot = source. The relay rewrites
- * that one field and nothing else; it never sees plaintext.
+ * that one field and nothing else; it never sees plaintext. A node takes RELAY_DATA only from
+ * the relay's address.
  */
 enum {
         RELAY_MAX_CANDIDATES = 8,
@@ -142,6 +164,14 @@ enum {
         NAT_KEEPALIVE_INTERVAL = 20,        /* s: keepalive on a direct path through a NAT */
 };
 #define LABEL_RELAY_PROOF "relay-proof-----"
+#define LABEL_RELAY_MEMBER "relay-member----"
+enum {
+        RELAY_CLIENT_NONCE_LEN = 16,   /* keys the replies' MAC: crypto_generichash_KEYBYTES_MIN */
+        RELAY_AUTH_LEN = 16,           /* BLAKE2b-128 */
+        RELAY_NETWORK_KEY_LEN = 32,    /* Ed25519 public key */
+        RELAY_SIGNATURE_LEN = 64,      /* Ed25519 */
+        RELAY_CLIENT_NONCES = 4,       /* REGISTERs whose replies a node still takes */
+};
 
 enum relay_candidate_family {
         RELAY_CANDIDATE_NONE = 0,
@@ -167,13 +197,17 @@ struct message_relay_register {
         uint8_t n_candidates;
         uint8_t reserved_zero[3];
         struct relay_candidate candidates[RELAY_MAX_CANDIDATES];
-        uint8_t proof[COOKIE_LEN];           /* identity mode; zeros in shared-key mode */
+        uint8_t client_nonce[RELAY_CLIENT_NONCE_LEN]; /* random, fresh in every REGISTER */
+        uint8_t network_key[RELAY_NETWORK_KEY_LEN];   /* shared-key mode; zeros in identity mode */
+        uint8_t proof[COOKIE_LEN];                    /* zeros until a cookie is echoed */
+        uint8_t signature[RELAY_SIGNATURE_LEN];       /* shared-key mode, with a cookie; else 0 */
 } _packed_;
 
 struct message_relay_challenge {
         struct message_header header;
         uint8_t relay_ephemeral[NOISE_PUBLIC_KEY_LEN];
         uint8_t cookie[COOKIE_LEN];
+        uint8_t auth[RELAY_AUTH_LEN];
 } _packed_;
 
 struct message_relay_registered {
@@ -182,6 +216,7 @@ struct message_relay_registered {
         struct relay_candidate observed;
         uint16_t lifetime; /* seconds */
         uint8_t reserved_zero[2];
+        uint8_t auth[RELAY_AUTH_LEN];
 } _packed_;
 
 struct message_relay_peer {
@@ -192,6 +227,7 @@ struct message_relay_peer {
         uint8_t n_candidates;
         uint8_t reserved_zero[3];
         struct relay_candidate candidates[RELAY_MAX_CANDIDATES];
+        uint8_t auth[RELAY_AUTH_LEN];
 } _packed_;
 
 struct message_relay_data {
@@ -211,11 +247,23 @@ struct message_path_probe {
 } _packed_;
 
 _Static_assert(sizeof(struct relay_candidate) == 20, "candidate");
-_Static_assert(sizeof(struct message_relay_register) == 4 + 16 + 32 + 32 + 16 + 32 + 4 + 160 + 16,
+_Static_assert(sizeof(struct message_relay_register) ==
+                       4 + 16 + 32 + 32 + 16 + 32 + 4 + 160 + 16 + 32 + 16 + 64,
                "register");
-_Static_assert(sizeof(struct message_relay_challenge) == 52, "challenge");
-_Static_assert(sizeof(struct message_relay_registered) == 32, "registered");
-_Static_assert(sizeof(struct message_relay_peer) == 4 + 4 + 32 + 20 + 4 + 160, "peer");
+_Static_assert(sizeof(struct message_relay_register) == 424, "register");
+_Static_assert(sizeof(struct message_relay_challenge) == 68, "challenge");
+_Static_assert(sizeof(struct message_relay_registered) == 48, "registered");
+_Static_assert(sizeof(struct message_relay_peer) == 4 + 4 + 32 + 20 + 4 + 160 + 16, "peer");
+/* A reply to a stranger is never larger than what it answers (no amplification). */
+_Static_assert(sizeof(struct message_relay_challenge) < sizeof(struct message_relay_register),
+               "challenge smaller than register");
+/* The auth MAC ends each reply, so "the message up to auth" is all but the last 16 bytes. */
+_Static_assert(offsetof(struct message_relay_challenge, auth) + RELAY_AUTH_LEN ==
+                       sizeof(struct message_relay_challenge), "challenge auth last");
+_Static_assert(offsetof(struct message_relay_registered, auth) + RELAY_AUTH_LEN ==
+                       sizeof(struct message_relay_registered), "registered auth last");
+_Static_assert(offsetof(struct message_relay_peer, auth) + RELAY_AUTH_LEN ==
+                       sizeof(struct message_relay_peer), "peer auth last");
 _Static_assert(sizeof(struct message_relay_data) == 8, "relay data header");
 _Static_assert(sizeof(struct message_path_probe) == 40, "probe");
 #define MESSAGE_RELAY_DATA_MIN_LEN (sizeof(struct message_relay_data) + sizeof(struct message_header))

@@ -53,16 +53,27 @@ void path_set_candidates(struct device *d, const struct endpoint *candidates, si
         p->n_candidates = n;
 }
 
+static int send_probe(struct device *d, uint8_t type, const uint8_t nonce[8],
+                      const struct endpoint *to);
+
 void path_set_relay(struct device *d, const struct endpoint *via_relay) {
         struct peer *p = &d->peer;
         struct endpoint cur;
 
         p->via_relay = *via_relay;
         p->relay_introduced = true;
-        /* The relay restarted or the peer re-registered: follow its new slot. */
+        /* The relay restarted or the peer re-registered: its new slot is where to try, but a
+         * PEER message alone never moves the data endpoint. A probe through the new slot does
+         * when its authenticated reply comes back (path_on_probe_reply), as does the peer's
+         * first authenticated data from there (datapath.c's roaming). */
         peer_get_endpoint(p, &cur);
-        if (cur.via_relay && !endpoint_equal(&cur, via_relay))
-                peer_set_endpoint(p, via_relay);
+        if (cur.via_relay && !endpoint_equal(&cur, via_relay)) {
+                randombytes_buf(p->probe_nonce, sizeof(p->probe_nonce));
+                p->relay_probe_pending = true;
+                p->last_relay_probe_ns = now_ns();
+                if (send_probe(d, MESSAGE_PATH_PROBE, p->probe_nonce, via_relay) >= 0)
+                        atomic_fetch_add_explicit(&d->stats.probes_sent, 1, memory_order_relaxed);
+        }
 }
 
 static bool relay_due(const struct peer *p, uint64_t now) {
@@ -119,11 +130,22 @@ void path_on_probe_reply(struct device *d, const uint8_t nonce[8], const struct 
         struct endpoint cur;
         char buf[ENDPOINT_STRLEN];
 
-        if (sodium_memcmp(nonce, p->probe_nonce, 8) != 0 || from->via_relay)
+        if (sodium_memcmp(nonce, p->probe_nonce, 8) != 0)
                 return;
         peer_get_endpoint(p, &cur);
         if (!cur.via_relay)
                 return; /* already direct */
+        if (from->via_relay) {
+                /* The peer's new relay slot answered: data follows it there. */
+                if (!p->relay_probe_pending || !endpoint_equal(from, &p->via_relay) ||
+                    endpoint_equal(from, &cur))
+                        return;
+                p->relay_probe_pending = false;
+                log_debug("probe answered through the relay, slot %u", from->relay_slot);
+                peer_set_endpoint(p, from);
+                path_report(d);
+                return;
+        }
         /* Both directions work: move data to the direct path. The peer follows when our next
          * authenticated packet reaches it from there. */
         log_debug("probe answered from %s", endpoint_to_string(from, buf));
@@ -185,15 +207,27 @@ void path_tick(struct device *d, uint64_t now) {
         }
 
         peer_get_endpoint(p, &e);
-        /* Upgrade: probe every direct candidate while on the relay. */
+        /* Data already followed the peer to its new slot, or went direct: nothing to confirm. */
+        if (p->relay_probe_pending && (!e.via_relay || endpoint_equal(&e, &p->via_relay)))
+                p->relay_probe_pending = false;
+        /* Upgrade: probe every direct candidate while on the relay (a new nonce, unless one
+         * is out to an unconfirmed relay slot). */
         if (cur && e.via_relay && p->n_candidates > 0 && !d->force_relay &&
             now - p->last_probe_ns >= PATH_PROBE_INTERVAL * NSEC_PER_SEC) {
                 p->last_probe_ns = now;
-                randombytes_buf(p->probe_nonce, sizeof(p->probe_nonce));
+                if (!p->relay_probe_pending)
+                        randombytes_buf(p->probe_nonce, sizeof(p->probe_nonce));
                 for (size_t i = 0; i < p->n_candidates; i++)
                         if (send_probe(d, MESSAGE_PATH_PROBE, p->probe_nonce, &p->candidates[i]) >= 0)
                                 atomic_fetch_add_explicit(&d->stats.probes_sent, 1,
                                                           memory_order_relaxed);
+        }
+        /* A new relay slot of the peer not yet confirmed: probe it again with the same nonce. */
+        if (cur && e.via_relay && p->relay_probe_pending && !endpoint_equal(&e, &p->via_relay) &&
+            now - p->last_relay_probe_ns >= PATH_PROBE_INTERVAL * NSEC_PER_SEC) {
+                p->last_relay_probe_ns = now;
+                if (send_probe(d, MESSAGE_PATH_PROBE, p->probe_nonce, &p->via_relay) >= 0)
+                        atomic_fetch_add_explicit(&d->stats.probes_sent, 1, memory_order_relaxed);
         }
 
         /* NAT keepalive: an idle session still sends something every NAT_KEEPALIVE_INTERVAL. */

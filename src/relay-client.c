@@ -29,10 +29,22 @@ struct relay_client {
         uint8_t want_peer[NOISE_PUBLIC_KEY_LEN];
         uint8_t network_id[NETWORK_ID_LEN];
         bool identity;
+        /* Shared-key mode: node_id's per-run private key, and the psk's membership key pair
+         * (messages.h: the relay holds only network_key). */
+        uint8_t node_private[NOISE_PUBLIC_KEY_LEN];
+        uint8_t network_key[RELAY_NETWORK_KEY_LEN];
+        uint8_t member_secret[crypto_sign_SECRETKEYBYTES];
 
         uint8_t cookie[COOKIE_LEN];
         uint8_t relay_ephemeral[NOISE_PUBLIC_KEY_LEN];
         bool have_cookie;
+
+        /* The client nonces of our last REGISTERs (a ring; all zero: unused), and whether a
+         * CHALLENGE already answered each: replies are taken only under one of them. */
+        uint8_t nonces[RELAY_CLIENT_NONCES][RELAY_CLIENT_NONCE_LEN];
+        bool challenged[RELAY_CLIENT_NONCES];
+        unsigned next_nonce;
+        struct log_ratelimit ratelimit; /* rejected control messages: per packet */
 
         bool registered;
         uint32_t slot;
@@ -53,6 +65,10 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
                 return;
         }
         rc->addr = *result;
+        if (!atomic_load_explicit(&rc->d->relay_address_set, memory_order_acquire)) {
+                rc->d->relay_address = *result;
+                atomic_store_explicit(&rc->d->relay_address_set, true, memory_order_release);
+        }
         log_debug("relay %s is %s", rc->name, endpoint_to_string(&rc->addr, buf));
         relay_client_tick(rc, now_ns());
 }
@@ -71,12 +87,26 @@ int relay_client_new(struct device *d, const char *host, uint16_t port, struct r
                 relay_client_free(rc);
                 return -ENOMEM;
         }
+        rc->ratelimit = (struct log_ratelimit) LOG_RATELIMIT_INIT(10, 5);
         rc->identity = d->pattern == NOISE_PATTERN_IKPSK2;
         if (rc->identity) {
                 memcpy(rc->node_id, d->static_public, sizeof(rc->node_id));
                 memcpy(rc->want_peer, d->peer.public_key, sizeof(rc->want_peer));
-        } else
-                randombytes_buf(rc->node_id, sizeof(rc->node_id)); /* shared-key mode: per run */
+        } else {
+                uint8_t seed[crypto_sign_SEEDBYTES];
+
+                if (!d->config->has_psk) { /* shared-key mode always has one */
+                        relay_client_free(rc);
+                        return -EINVAL;
+                }
+                /* A key pair of our own for this run: node_id, proven to the relay. */
+                crypto_box_keypair(rc->node_id, rc->node_private);
+                /* The membership key pair, the same on every holder of the psk. */
+                crypto_generichash(seed, sizeof(seed), (const uint8_t *) LABEL_RELAY_MEMBER,
+                                   sizeof(LABEL_RELAY_MEMBER) - 1, d->config->psk, NOISE_PSK_LEN);
+                crypto_sign_seed_keypair(rc->network_key, rc->member_secret, seed);
+                sodium_memzero(seed, sizeof(seed));
+        }
         keys_network_id(d->config->has_psk ? d->config->psk : NULL, rc->network_id);
 
         r = resolve_start(d->event, rc->host, rc->port, d->udp_family, on_resolved, rc,
@@ -95,6 +125,7 @@ struct relay_client *relay_client_free(struct relay_client *rc) {
         rc->resolve = resolve_cancel(rc->resolve);
         free(rc->host);
         free(rc->name);
+        sodium_memzero(rc, sizeof(*rc));
         free(rc);
         return NULL;
 }
@@ -194,6 +225,7 @@ static void send_register(struct relay_client *rc, uint64_t now) {
         struct device *d = rc->d;
         struct message_relay_register m = {};
         uint8_t shared[32], key[32];
+        unsigned slot;
 
         if (!rc->addr.len)
                 return;
@@ -202,13 +234,21 @@ static void send_register(struct relay_client *rc, uint64_t now) {
         memcpy(m.node_id, rc->node_id, sizeof(m.node_id));
         if (rc->identity)
                 memcpy(m.want_peer, rc->want_peer, sizeof(m.want_peer));
+        else
+                memcpy(m.network_key, rc->network_key, sizeof(m.network_key));
         m.n_candidates = gather_candidates(rc, m.candidates);
+        /* A fresh nonce for every REGISTER: the replies to it must carry a MAC under it. */
+        slot = rc->next_nonce++ % RELAY_CLIENT_NONCES;
+        randombytes_buf(rc->nonces[slot], RELAY_CLIENT_NONCE_LEN);
+        rc->challenged[slot] = false;
+        memcpy(m.client_nonce, rc->nonces[slot], sizeof(m.client_nonce));
         if (rc->have_cookie) {
                 memcpy(m.cookie, rc->cookie, sizeof(m.cookie));
                 memcpy(m.relay_ephemeral, rc->relay_ephemeral, sizeof(m.relay_ephemeral));
-                /* Identity mode: prove we hold node_id's private key (messages.h). */
-                if (rc->identity && crypto_scalarmult(shared, d->static_private,
-                                                      rc->relay_ephemeral) == 0) {
+                /* Prove we hold node_id's private key (messages.h): the static key in identity
+                 * mode, this run's key in shared-key mode. */
+                if (crypto_scalarmult(shared, rc->identity ? d->static_private : rc->node_private,
+                                      rc->relay_ephemeral) == 0) {
                         crypto_generichash_state st;
                         crypto_generichash_init(&st, NULL, 0, sizeof(key));
                         crypto_generichash_update(&st, (const uint8_t *) LABEL_RELAY_PROOF,
@@ -220,6 +260,11 @@ static void send_register(struct relay_client *rc, uint64_t now) {
                                            sizeof(key));
                         sodium_memzero(&st, sizeof(st));
                 }
+                /* Shared-key mode: the psk's membership signature over all of it. */
+                if (!rc->identity)
+                        crypto_sign_detached(m.signature, NULL, (const uint8_t *) &m,
+                                             offsetof(struct message_relay_register, signature),
+                                             rc->member_secret);
         }
         sodium_memzero(shared, sizeof(shared));
         sodium_memzero(key, sizeof(key));
@@ -257,19 +302,61 @@ void relay_client_refresh(struct relay_client *rc) {
                 rc->refresh = true;
 }
 
-static void on_peer(struct relay_client *rc, const struct message_relay_peer *m) {
+/* Whether a peer's candidate address may be sent to: never loopback, unspecified, multicast,
+ * broadcast or reserved (240/4), which a peer has no business naming and which would aim our
+ * handshakes and probes at ourselves or a whole segment. Link-local addresses (169.254/16,
+ * fe80::/10) need the scope of the link they live on, which a wire candidate cannot carry and
+ * our own gather_candidates() never offers: they are refused too. */
+bool relay_candidate_acceptable(const struct relay_candidate *c) {
+        const uint8_t *a = c->addr;
+
+        if (c->port_be == 0)
+                return false;
+        if (c->family == RELAY_CANDIDATE_IPV6) {
+                static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
+                static const uint8_t loopback[16] = {[15] = 1};
+
+                if (sodium_is_zero(a, 16) || memcmp(a, loopback, 16) == 0 || a[0] == 0xff ||
+                    (a[0] == 0xfe && (a[1] & 0xc0) == 0x80))
+                        return false;
+                if (memcmp(a, mapped, 12) != 0)
+                        return true;
+                a += 12; /* an IPv4-mapped address: judged as IPv4 */
+        } else if (c->family != RELAY_CANDIDATE_IPV4)
+                return false;
+        return a[0] != 0 && a[0] != 127 && a[0] < 224 && !(a[0] == 169 && a[1] == 254);
+}
+
+static void note_rejected(struct relay_client *rc, const char *what, const struct endpoint *from) {
+        char buf[ENDPOINT_STRLEN];
+        unsigned suppressed;
+
+        if (log_ratelimit_below(&rc->ratelimit, now_ns(), &suppressed))
+                log_notice("relay %s: ignoring %s from %s%s", rc->name, what,
+                           endpoint_to_string(from, buf),
+                           suppressed ? " (and more, not logged)" : "");
+}
+
+static void on_peer(struct relay_client *rc, const struct message_relay_peer *m,
+                    const struct endpoint *from) {
         struct device *d = rc->d;
         struct endpoint list[RELAY_MAX_CANDIDATES + 1], via = rc->addr;
         char text[(RELAY_MAX_CANDIDATES + 1) * (ENDPOINT_STRLEN + 2)] = "", buf[ENDPOINT_STRLEN];
-        size_t n = 0, off = 0;
+        size_t n = 0, off = 0, refused = 0;
 
         if (rc->identity && sodium_memcmp(m->node_id, d->peer.public_key, 32) != 0)
                 return; /* the relay pairs only mutual wants; ignore anything else */
-        if (endpoint_from_candidate(&m->observed, d->udp_family, &list[n]))
+        if (!relay_candidate_acceptable(&m->observed))
+                refused++;
+        else if (endpoint_from_candidate(&m->observed, d->udp_family, &list[n]))
                 n++;
         for (size_t i = 0; i < MIN(m->n_candidates, (uint8_t) RELAY_MAX_CANDIDATES); i++) {
                 struct endpoint e;
                 bool dup = false;
+                if (!relay_candidate_acceptable(&m->candidates[i])) {
+                        refused++;
+                        continue;
+                }
                 if (!endpoint_from_candidate(&m->candidates[i], d->udp_family, &e))
                         continue;
                 for (size_t j = 0; j < n; j++)
@@ -281,6 +368,9 @@ static void on_peer(struct relay_client *rc, const struct message_relay_peer *m)
                 off += (size_t) snprintf(text + off, sizeof(text) - off, "%s%s", i ? ", " : "",
                                          endpoint_to_string(&list[i], buf));
 
+        if (refused)
+                note_rejected(rc, "loopback, multicast, broadcast or link-local candidates",
+                              from);
         via.via_relay = true;
         via.relay_slot = get_le32(&m->slot);
         if (!d->peer.relay_introduced || d->peer.via_relay.relay_slot != via.relay_slot)
@@ -297,16 +387,48 @@ static void on_peer(struct relay_client *rc, const struct message_relay_peer *m)
         }
 }
 
+/* The nonce (index) of ours under which msg's trailing auth MAC is right, or -1. */
+static int auth_nonce(const struct relay_client *rc, const uint8_t *msg, size_t len) {
+        uint8_t mac[RELAY_AUTH_LEN];
+        int found = -1;
+
+        for (unsigned i = 0; i < RELAY_CLIENT_NONCES; i++) {
+                if (sodium_is_zero(rc->nonces[i], RELAY_CLIENT_NONCE_LEN))
+                        continue;
+                crypto_generichash(mac, sizeof(mac), msg, len - RELAY_AUTH_LEN, rc->nonces[i],
+                                   RELAY_CLIENT_NONCE_LEN);
+                if (sodium_memcmp(mac, msg + len - RELAY_AUTH_LEN, RELAY_AUTH_LEN) == 0)
+                        found = (int) i;
+        }
+        return found;
+}
+
 void relay_client_input(struct relay_client *rc, const struct queued_handshake *q) {
         char buf[ENDPOINT_STRLEN];
+        enum message_type type;
+        int k;
 
         if (!rc || !rc->addr.len || q->from.via_relay ||
             !endpoint_same_address(&q->from, &rc->addr))
                 return; /* relay control only from the relay */
 
-        switch (message_classify(q->data, q->len)) {
+        /* The source address proves nothing (it can be spoofed): the MAC under the nonce of one
+         * of our REGISTERs does (messages.h). */
+        type = message_classify(q->data, q->len);
+        if (type != MESSAGE_RELAY_CHALLENGE && type != MESSAGE_RELAY_REGISTERED &&
+            type != MESSAGE_RELAY_PEER)
+                return;
+        k = auth_nonce(rc, q->data, q->len);
+        if (k < 0)
+                return note_rejected(rc, "an unauthenticated control message", &q->from);
+
+        switch (type) {
         case MESSAGE_RELAY_CHALLENGE: {
                 const struct message_relay_challenge *m = (const void *) q->data;
+                /* One CHALLENGE per REGISTER: a replayed one must not make us send again. */
+                if (rc->challenged[k])
+                        return note_rejected(rc, "a second CHALLENGE for one REGISTER", &q->from);
+                rc->challenged[k] = true;
                 memcpy(rc->cookie, m->cookie, sizeof(rc->cookie));
                 memcpy(rc->relay_ephemeral, m->relay_ephemeral, sizeof(rc->relay_ephemeral));
                 rc->have_cookie = true;
@@ -328,7 +450,7 @@ void relay_client_input(struct relay_client *rc, const struct queued_handshake *
                 break;
         }
         case MESSAGE_RELAY_PEER:
-                on_peer(rc, (const void *) q->data);
+                on_peer(rc, (const void *) q->data, &q->from);
                 break;
         default:
                 break;

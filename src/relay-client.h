@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "device.h"
+#include "messages.h"
 
 int relay_client_new(struct device *d, const char *host, uint16_t port, struct relay_client **ret);
 struct relay_client *relay_client_free(struct relay_client *rc);
@@ -23,3 +24,6 @@ void relay_client_refresh(struct relay_client *rc);
 const struct endpoint *relay_client_address(const struct relay_client *rc);
 const char *relay_client_name(const struct relay_client *rc);
 bool relay_client_registered(const struct relay_client *rc);
+/* Whether a candidate the relay passed on may be sent to (not loopback, unspecified, multicast,
+ * broadcast, reserved or link-local). */
+bool relay_candidate_acceptable(const struct relay_candidate *c);

@@ -55,9 +55,13 @@ enum chain {
 struct registration {
         bool used;
         uint32_t slot;
+        /* Identity mode: the network id as sent. Shared-key mode: the group, a hash of the
+         * network id and the network key, so that a network id alone (it travels in clear)
+         * never joins anyone's network: only the psk's signature does. */
         uint8_t network_id[NETWORK_ID_LEN];
         uint8_t node_id[NOISE_PUBLIC_KEY_LEN];
         uint8_t want_peer[NOISE_PUBLIC_KEY_LEN]; /* zeros: shared-key mode */
+        uint8_t client_nonce[RELAY_CLIENT_NONCE_LEN]; /* of its latest REGISTER: keys PEER */
         bool shared;
         struct endpoint addr;           /* as received: the destination of replies */
         uint8_t addr_key[ADDR_KEY_LEN]; /* normalised, for comparison */
@@ -101,7 +105,11 @@ struct relay_core {
         uint64_t last_sweep_ns;
 
         struct rate_entry *rates;
-        uint32_t rate_mask; /* sets of RATE_WAYS entries */
+        struct rate_entry *verified_rates; /* REGISTERs that echo a valid cookie */
+        uint32_t rate_mask; /* sets of RATE_WAYS entries (each table) */
+        /* Global budgets for replies to sources that hold no registration. */
+        uint64_t unauth_tokens, unauth_last_ns;
+        uint64_t amplify_tokens, amplify_last_ns;
 
         struct generation gen[2]; /* current, previous */
         struct relay_stats stats;
@@ -388,7 +396,8 @@ static void rate_key(uint8_t out[9], const uint8_t addr_key[ADDR_KEY_LEN]) {
  * active than the table was sized for): the source's own entry, else an unused or idle one (its
  * bucket full again, so forgetting it loses nothing), else the set's first entry is shared,
  * which keeps every source of a crowded set limited rather than resetting anyone's bucket. */
-static bool rate_allow(struct relay_core *c, const uint8_t addr_key[ADDR_KEY_LEN], uint64_t now) {
+static bool rate_allow(struct relay_core *c, struct rate_entry *table,
+                       const uint8_t addr_key[ADDR_KEY_LEN], uint64_t now) {
         struct rate_entry *set, *e = NULL;
         uint8_t key[9];
         uint64_t cap;
@@ -397,7 +406,7 @@ static bool rate_allow(struct relay_core *c, const uint8_t addr_key[ADDR_KEY_LEN
                 return true;
         cap = rate_cap(c);
         rate_key(key, addr_key);
-        set = &c->rates[(hash_bytes(c, key, sizeof(key)) & c->rate_mask) * RATE_WAYS];
+        set = &table[(hash_bytes(c, key, sizeof(key)) & c->rate_mask) * RATE_WAYS];
         for (size_t i = 0; i < RATE_WAYS && !e; i++)
                 if (set[i].used && memcmp(set[i].key, key, sizeof(key)) == 0)
                         e = &set[i];
@@ -415,6 +424,11 @@ static bool rate_allow(struct relay_core *c, const uint8_t addr_key[ADDR_KEY_LEN
         if (!e)
                 e = &set[0];
         return bucket_take(&e->tokens, &e->last_ns, c->rate, cap, TOKEN_UNIT, now);
+}
+
+/* One global token bucket of rate replies per second, burst twice that. */
+static bool global_allow(uint64_t *tokens, uint64_t *last_ns, uint64_t rate, uint64_t now) {
+        return bucket_take(tokens, last_ns, rate, 2 * rate * TOKEN_UNIT, TOKEN_UNIT, now);
 }
 
 /* ---- challenge generations ---------------------------------------------------------------- */
@@ -469,6 +483,29 @@ static void compute_cookie(uint8_t out[COOKIE_LEN], const struct generation *g,
         crypto_generichash_update(&st, g->eph_pub, NOISE_PUBLIC_KEY_LEN);
         crypto_generichash_final(&st, out, COOKIE_LEN);
         sodium_memzero(&st, sizeof(st));
+}
+
+/* auth = MAC(client nonce, reply up to auth) (messages.h): the last RELAY_AUTH_LEN bytes. */
+static void put_auth(uint8_t *msg, size_t len, const uint8_t nonce[RELAY_CLIENT_NONCE_LEN]) {
+        crypto_generichash(msg + len - RELAY_AUTH_LEN, RELAY_AUTH_LEN, msg, len - RELAY_AUTH_LEN,
+                           nonce, RELAY_CLIENT_NONCE_LEN);
+}
+
+/* The shared-key group a registration joins: BLAKE2b-128 of the network id and network key. */
+static void group_of(uint8_t out[NETWORK_ID_LEN], const struct message_relay_register *m) {
+        crypto_generichash_state st;
+
+        crypto_generichash_init(&st, NULL, 0, NETWORK_ID_LEN);
+        crypto_generichash_update(&st, m->network_id, NETWORK_ID_LEN);
+        crypto_generichash_update(&st, m->network_key, RELAY_NETWORK_KEY_LEN);
+        crypto_generichash_final(&st, out, NETWORK_ID_LEN);
+}
+
+/* The membership signature of a shared-key REGISTER (messages.h). */
+static bool signature_valid(const struct message_relay_register *m) {
+        return crypto_sign_verify_detached(m->signature, (const uint8_t *) m,
+                                           offsetof(struct message_relay_register, signature),
+                                           m->network_key) == 0;
 }
 
 /* proof = MAC(HASH(LABEL_RELAY_PROOF || DH(relay ephemeral, node_id)), REGISTER up to proof),
@@ -529,6 +566,7 @@ static void send_peer(struct relay_core *c, struct relay_actions *a, const struc
         candidate_from_key(&m->observed, about->addr_key);
         m->n_candidates = about->n_candidates;
         memcpy(m->candidates, about->candidates, sizeof(m->candidates));
+        put_auth((uint8_t *) m, sizeof(*m), to->client_nonce);
         c->stats.peers_sent++;
 }
 
@@ -552,12 +590,14 @@ static bool register_well_formed(const struct message_relay_register *m) {
                                                    sizeof(m->candidates[i])))
                         return false;
         if (is_zero(m->want_peer, NOISE_PUBLIC_KEY_LEN))
-                /* Shared-key mode: a network id derived from the key, a random node id, and no
-                 * proof. (Identity mode's node id is a public key: the proof judges it.) */
+                /* Shared-key mode: a network id and a network key derived from the psk. (The
+                 * node id is a per-run public key, the proof and the signature judge it.) */
                 return !is_zero(m->network_id, NETWORK_ID_LEN) &&
                        !is_zero(m->node_id, NOISE_PUBLIC_KEY_LEN) &&
-                       is_zero(m->proof, sizeof(m->proof));
-        return true;
+                       !is_zero(m->network_key, RELAY_NETWORK_KEY_LEN);
+        /* Identity mode: no network key, no signature (the proof of the static key is enough). */
+        return is_zero(m->network_key, RELAY_NETWORK_KEY_LEN) &&
+               is_zero(m->signature, RELAY_SIGNATURE_LEN);
 }
 
 static bool network_allowed(const struct relay_core *c, const uint8_t *network_id) {
@@ -569,17 +609,30 @@ static bool network_allowed(const struct relay_core *c, const uint8_t *network_i
         return false;
 }
 
-static void send_challenge(struct relay_core *c, struct relay_actions *a,
-                           const struct endpoint *src, const uint8_t addr_key[ADDR_KEY_LEN]) {
+static int send_challenge(struct relay_core *c, struct relay_actions *a,
+                          const struct endpoint *src, const uint8_t addr_key[ADDR_KEY_LEN],
+                          const uint8_t nonce[RELAY_CLIENT_NONCE_LEN], bool verified,
+                          uint64_t now) {
         struct message_relay_challenge *m;
 
+        /* A CHALLENGE answers whoever claims the source address: the global budget bounds what
+         * spoofed REGISTERs from many addresses can make us send. A source that holds a
+         * registration (its cookie just aged out) is answered regardless, so a flood of
+         * spoofed requests cannot keep registered nodes from renewing. */
+        if (!verified &&
+            !global_allow(&c->unauth_tokens, &c->unauth_last_ns, RELAY_UNAUTH_REPLY_RATE, now)) {
+                c->stats.dropped_unauth_budget++;
+                return -ENOBUFS;
+        }
         m = (struct message_relay_challenge *) action_reply(a, src, sizeof(*m));
         if (!m)
-                return;
+                return -ENOBUFS;
         m->header.type = MESSAGE_RELAY_CHALLENGE;
         memcpy(m->relay_ephemeral, c->gen[0].eph_pub, NOISE_PUBLIC_KEY_LEN);
         compute_cookie(m->cookie, &c->gen[0], addr_key);
+        put_auth((uint8_t *) m, sizeof(*m), nonce);
         c->stats.challenges++;
+        return MESSAGE_RELAY_REGISTER;
 }
 
 static void sweep_if_due(struct relay_core *c, uint64_t now) {
@@ -587,15 +640,29 @@ static void sweep_if_due(struct relay_core *c, uint64_t now) {
                 relay_core_expire(c, now);
 }
 
-static int handle_register(struct relay_core *c, const uint8_t *buf, const struct endpoint *src,
-                           const uint8_t addr_key[ADDR_KEY_LEN], uint64_t now,
-                           struct relay_actions *a) {
-        const struct message_relay_register *m = (const struct message_relay_register *) buf;
-        const struct generation *g;
+/* The generation whose cookie a REGISTER echoes correctly for its source address, or NULL. */
+static const struct generation *cookie_generation(const struct relay_core *c,
+                                                  const struct message_relay_register *m,
+                                                  const uint8_t addr_key[ADDR_KEY_LEN],
+                                                  uint64_t now) {
+        const struct generation *g = generation_for(c, m->relay_ephemeral, now);
         uint8_t cookie[COOKIE_LEN];
+
+        if (!g)
+                return NULL;
+        compute_cookie(cookie, g, addr_key);
+        return sodium_memcmp(cookie, m->cookie, COOKIE_LEN) == 0 ? g : NULL;
+}
+
+static int handle_register(struct relay_core *c, const uint8_t *buf, const struct endpoint *src,
+                           const uint8_t addr_key[ADDR_KEY_LEN], const struct generation *g,
+                           bool verified, uint64_t now, struct relay_actions *a) {
+        const struct message_relay_register *m = (const struct message_relay_register *) buf;
+        uint8_t group[NETWORK_ID_LEN];
+        const uint8_t *network;
         struct registration *r;
         int32_t idx, occupant;
-        bool cookie_ok, shared;
+        bool shared;
 
         if (!register_well_formed(m)) {
                 c->stats.dropped_invalid++;
@@ -605,25 +672,25 @@ static int handle_register(struct relay_core *c, const uint8_t *buf, const struc
                 c->stats.dropped_not_allowed++;
                 return -EACCES;
         }
-        g = generation_for(c, m->relay_ephemeral, now);
-        cookie_ok = false;
-        if (g) {
-                compute_cookie(cookie, g, addr_key);
-                cookie_ok = sodium_memcmp(cookie, m->cookie, COOKIE_LEN) == 0;
-        }
-        if (!cookie_ok) {
-                send_challenge(c, a, src, addr_key);
-                return MESSAGE_RELAY_REGISTER;
-        }
+        if (!g)
+                return send_challenge(c, a, src, addr_key, m->client_nonce, verified, now);
+        /* Both modes: node_id's private key (identity: the static key; shared-key: the per-run
+         * key), so nobody else can refresh or move this registration. Shared-key mode also: the
+         * psk's membership signature. */
         shared = is_zero(m->want_peer, NOISE_PUBLIC_KEY_LEN);
-        if (!shared && !proof_valid(g, m)) {
+        if (!proof_valid(g, m) || (shared && !signature_valid(m))) {
                 c->stats.bad_proof++;
                 return -EPERM;
+        }
+        network = m->network_id;
+        if (shared) {
+                group_of(group, m);
+                network = group;
         }
 
         /* Decide before changing anything: this name's registration (an expired one is gone),
          * the registration this address holds (it will be replaced), and whether there is room. */
-        idx = find_by_name(c, m->network_id, m->node_id, m->want_peer);
+        idx = find_by_name(c, network, m->node_id, m->want_peer);
         if (idx >= 0 && !live(&c->regs[idx], now)) {
                 registration_remove(c, idx);
                 c->stats.expired++;
@@ -645,7 +712,7 @@ static int handle_register(struct relay_core *c, const uint8_t *buf, const struc
                 if (c->count - freed >= c->max)
                         sweep_if_due(c, now);
                 if (c->count - freed >= c->max ||
-                    (shared && network_count(c, m->network_id, occupant, now) >=
+                    (shared && network_count(c, network, occupant, now) >=
                                        RELAY_MAX_NETWORK_REGISTRATIONS)) {
                         c->stats.dropped_full++;
                         return -ENOSPC;
@@ -665,7 +732,7 @@ static int handle_register(struct relay_core *c, const uint8_t *buf, const struc
                 r = &c->regs[idx];
                 r->used = true;
                 r->shared = shared;
-                memcpy(r->network_id, m->network_id, NETWORK_ID_LEN);
+                memcpy(r->network_id, network, NETWORK_ID_LEN);
                 memcpy(r->node_id, m->node_id, NOISE_PUBLIC_KEY_LEN);
                 memcpy(r->want_peer, m->want_peer, NOISE_PUBLIC_KEY_LEN);
                 r->slot = new_slot(c);
@@ -697,6 +764,7 @@ static int handle_register(struct relay_core *c, const uint8_t *buf, const struc
         r->addr.relay_slot = 0;
         r->n_candidates = m->n_candidates;
         memcpy(r->candidates, m->candidates, sizeof(r->candidates));
+        memcpy(r->client_nonce, m->client_nonce, RELAY_CLIENT_NONCE_LEN);
         r->expires_ns = now + (uint64_t) RELAY_REGISTRATION_LIFETIME * NSEC_PER_SEC;
 
         struct message_relay_registered *reg =
@@ -706,6 +774,7 @@ static int handle_register(struct relay_core *c, const uint8_t *buf, const struc
                 put_le32(&reg->slot, r->slot);
                 candidate_from_key(&reg->observed, r->addr_key);
                 reg->lifetime = htole16(RELAY_REGISTRATION_LIFETIME);
+                put_auth((uint8_t *) reg, sizeof(*reg), r->client_nonce);
                 c->stats.registered++;
         }
 
@@ -810,9 +879,14 @@ static int stun_binding_success(uint8_t *out, size_t max, const uint8_t *tid,
         return n;
 }
 
+/* STUN answers a source address nobody verified. A source that holds a registration echoed a
+ * cookie there, so it gets its answer; any other is under the global budget for unauthenticated
+ * replies and, when the answer is larger than the request (a 20-byte request gets 40 or 52
+ * bytes), under the smaller global budget of amplifying replies: a spoofed flood reflects at
+ * most RELAY_AMPLIFY_REPLY_RATE answers a second from this relay, whatever it sends. */
 static int handle_stun(struct relay_core *c, const uint8_t *buf, size_t len,
                        const struct endpoint *src, const uint8_t addr_key[ADDR_KEY_LEN],
-                       struct relay_actions *a) {
+                       bool verified, uint64_t now, struct relay_actions *a) {
         struct stun_message m;
         union sockaddr_union mapped = {};
         socklen_t mapped_len;
@@ -854,6 +928,15 @@ static int handle_stun(struct relay_core *c, const uint8_t *buf, size_t len,
                 c->stats.dropped_invalid++;
                 return n;
         }
+        if (!verified &&
+            (((size_t) n > len && !global_allow(&c->amplify_tokens, &c->amplify_last_ns,
+                                                RELAY_AMPLIFY_REPLY_RATE, now)) ||
+             !global_allow(&c->unauth_tokens, &c->unauth_last_ns, RELAY_UNAUTH_REPLY_RATE, now))) {
+                a->n--;
+                a->used -= STUN_MAX_MESSAGE_LEN;
+                c->stats.dropped_unauth_budget++;
+                return -ENOBUFS;
+        }
         a->send[a->n - 1].len = (size_t) n;
         a->used -= STUN_MAX_MESSAGE_LEN - (size_t) n;
         c->stats.stun++;
@@ -879,20 +962,29 @@ int relay_core_receive(struct relay_core *c, uint8_t *buf, size_t len, const str
          * TCP flow through the relay needs tens of thousands of datagrams a second, and that
          * traffic is bounded by the per-registration bandwidth limit (--relay-rate) instead. */
         enum message_type type = message_classify(buf, len);
-        if (!(type == MESSAGE_RELAY_DATA && find_by_addr(c, addr_key) >= 0) &&
-            !rate_allow(c, addr_key, now)) {
+        int32_t holder = find_by_addr(c, addr_key);
+        bool registered = holder >= 0 && live(&c->regs[holder], now);
+        const struct generation *g = NULL;
+
+        /* A REGISTER that echoes a valid cookie comes from its source address for real: it is
+         * charged to a bucket of its own, so that datagrams spoofed with a node's address use
+         * up the ordinary bucket of that address, never the node's registrations. */
+        if (type == MESSAGE_RELAY_REGISTER)
+                g = cookie_generation(c, (const struct message_relay_register *) buf, addr_key, now);
+        if (!(type == MESSAGE_RELAY_DATA && holder >= 0) &&
+            !rate_allow(c, g ? c->verified_rates : c->rates, addr_key, now)) {
                 c->stats.dropped_rate++;
                 return -ENOBUFS;
         }
 
         switch (type) {
         case MESSAGE_RELAY_REGISTER:
-                return handle_register(c, buf, src, addr_key, now, ret);
+                return handle_register(c, buf, src, addr_key, g, registered, now, ret);
         case MESSAGE_RELAY_DATA:
                 return handle_data(c, buf, len, addr_key, now, ret);
         case MESSAGE_INVALID:
                 if (stun_is_message(buf, len))
-                        return handle_stun(c, buf, len, src, addr_key, ret);
+                        return handle_stun(c, buf, len, src, addr_key, registered, now, ret);
                 break;
         default:
                 /* Well-formed, but nothing a node sends to the relay. */
@@ -960,8 +1052,12 @@ int relay_core_new(const struct relay_core_config *config, uint64_t now, struct 
         nrate = pow2_at_least(MAX((uint64_t) 4096, 4 * (uint64_t) c->max / RATE_WAYS));
         c->rate_mask = nrate - 1;
         c->rates = calloc((size_t) nrate * RATE_WAYS, sizeof(*c->rates));
-        if (!c->rates)
+        c->verified_rates = calloc((size_t) nrate * RATE_WAYS, sizeof(*c->verified_rates));
+        if (!c->rates || !c->verified_rates)
                 return -ENOMEM;
+        c->unauth_tokens = 2 * (uint64_t) RELAY_UNAUTH_REPLY_RATE * TOKEN_UNIT;
+        c->amplify_tokens = 2 * (uint64_t) RELAY_AMPLIFY_REPLY_RATE * TOKEN_UNIT;
+        c->unauth_last_ns = c->amplify_last_ns = now;
         randombytes_buf(c->hash_key, sizeof(c->hash_key));
         generation_new(&c->gen[0], now);
 
@@ -980,6 +1076,7 @@ struct relay_core *relay_core_free(struct relay_core *c) {
         for (size_t i = 0; i < _CHAIN_MAX; i++)
                 free(c->buckets[i]);
         free(c->rates);
+        free(c->verified_rates);
         free(c->allowed);
         sodium_memzero(c->gen, sizeof(c->gen));
         sodium_memzero(c->hash_key, sizeof(c->hash_key));

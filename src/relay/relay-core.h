@@ -14,17 +14,25 @@
  *   - A registration is named by (network_id, node_id, want_peer); the same name registering
  *     from a new address moves (NAT rebinding) and keeps its slot, so its peers need not learn
  *     anything new to keep sending to it.
- *   - Shared-key registrations (want_peer zero) must carry a non-zero network_id (a shared key
- *     always gives one) and a zero proof; at most RELAY_MAX_NETWORK_REGISTRATIONS of them per
- *     network, which bounds the PEER messages one REGISTER causes.
+ *   - Shared-key registrations (want_peer zero) must carry a non-zero network_id and
+ *     network_key, a valid proof of node_id's (per-run) key and a valid Ed25519 signature by
+ *     network_key (messages.h). They are grouped by a hash of (network_id, network_key): a
+ *     party that knows a network id but not its psk can only make a group of its own. At most
+ *     RELAY_MAX_NETWORK_REGISTRATIONS of them per group, which bounds the PEER messages one
+ *     REGISTER causes.
  *   - Rate limits are per source IP (IPv6: per /64, as one host gets a whole /64): a token
  *     bucket of rate packets per second with a burst of twice that, charged for every datagram
  *     before anything else is done with it, except RELAY_DATA from a registered node's
- *     address, which only the per-registration bandwidth limit bounds.
+ *     address, which only the per-registration bandwidth limit bounds. A REGISTER that echoes
+ *     a valid cookie (it comes from its source for real) is charged to a second table of the
+ *     same buckets, so spoofing a node's address cannot starve its registrations.
  *   - Nothing is answered to a datagram that fails a check (malformed, rate-limited, network
- *     not allowed, bad proof, table full): the only replies to strangers are CHALLENGE (52
- *     bytes, to a REGISTER of 312) and STUN responses (a few tens of bytes, to a request of at
- *     least 20). REGISTERED and PEER go only to addresses that echoed a cookie.
+ *     not allowed, bad proof, table full). The only replies to sources without a registration
+ *     are CHALLENGE (68 bytes, to a REGISTER of 424) and STUN responses; both are under a
+ *     global budget (RELAY_UNAUTH_REPLY_RATE), and a STUN answer larger than its request also
+ *     under RELAY_AMPLIFY_REPLY_RATE, so a spoofed flood cannot be amplified toward a victim.
+ *     REGISTERED and PEER go only to addresses that echoed a cookie, and every reply carries
+ *     a MAC under the addressee's client nonce.
  */
 #pragma once
 
@@ -43,6 +51,13 @@ enum {
         RELAY_MAX_REGISTRATIONS_LIMIT = 1 << 20,
         RELAY_RATE_MAX = 10 * 1000 * 1000,        /* packets/s per source */
         RELAY_BANDWIDTH_MAX = 1000 * 1000 * 1000, /* bytes/s per registration */
+        /* Global budgets (replies/s, burst twice that) for replies to sources that hold no
+         * registration: CHALLENGE and STUN answers together, and of those the STUN answers
+         * larger than their request. They bound what spoofed datagrams make the relay send to
+         * a victim, summed over every spoofed source: at most 2 * 256 * 52 bytes in the first
+         * second and 256 * 52 = 13 kB/s after, of amplifying replies. */
+        RELAY_UNAUTH_REPLY_RATE = 4096,
+        RELAY_AMPLIFY_REPLY_RATE = 256,
         /* One REGISTER's answer: REGISTERED and two PEER messages per peer. */
         RELAY_ACTIONS_MAX = 1 + 2 * (RELAY_MAX_NETWORK_REGISTRATIONS - 1),
 };
@@ -76,6 +91,7 @@ struct relay_stats {
         uint64_t dropped_bandwidth;    /* RELAY_DATA over its sender's bandwidth */
         uint64_t dropped_full;         /* REGISTER refused: table or network full */
         uint64_t dropped_invalid;      /* malformed or unexpected datagrams */
+        uint64_t dropped_unauth_budget; /* reply to an unregistered source over a global budget */
 };
 
 /* One datagram to send. data points into the relay_actions (replies) or into the datagram

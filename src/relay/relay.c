@@ -61,13 +61,13 @@ void relay_log_stats(const struct relay *r) {
                    "bad_proof=%llu stun=%llu challenges=%llu registered=%llu peers_sent=%llu "
                    "moved=%llu replaced=%llu expired=%llu dropped_unpaired=%llu "
                    "dropped_bandwidth=%llu dropped_full=%llu dropped_invalid=%llu "
-                   "dropped_oversized=%llu send_errors=%llu recv_errors=%llu",
+                   "dropped_unauth_budget=%llu dropped_oversized=%llu send_errors=%llu recv_errors=%llu",
                    S(s->registrations), S(s->packets_in), S(s->forwarded), S(s->forwarded_bytes),
                    S(s->dropped_rate), S(s->dropped_unregistered), S(s->dropped_not_allowed),
                    S(s->bad_proof), S(s->stun), S(s->challenges), S(s->registered),
                    S(s->peers_sent), S(s->moved), S(s->replaced), S(s->expired),
                    S(s->dropped_unpaired), S(s->dropped_bandwidth), S(s->dropped_full),
-                   S(s->dropped_invalid), S(r->oversized), S(r->send_errors), S(r->recv_errors));
+                   S(s->dropped_invalid), S(s->dropped_unauth_budget), S(r->oversized), S(r->send_errors), S(r->recv_errors));
 #undef S
 }
 

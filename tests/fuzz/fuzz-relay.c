@@ -95,6 +95,8 @@ static struct randombytes_implementation rng = {
 
 static struct endpoint sources[N_SOURCES];
 static uint8_t keys_priv[N_KEYS][32], keys_pub[N_KEYS][32];
+/* Shared-key membership key pairs, one per network byte (1..3; 0 is "no network"). */
+static uint8_t member_pk[4][32], member_sk[4][64];
 static bool initialized;
 
 static struct endpoint make_ep(int family, const char *addr, uint16_t port) {
@@ -131,6 +133,11 @@ static void initialize(void) {
                 seed[sizeof(seed) - 2] = (uint8_t) ('0' + i);
                 crypto_generichash(keys_priv[i], 32, seed, sizeof(seed) - 1, NULL, 0);
                 crypto_scalarmult_base(keys_pub[i], keys_priv[i]);
+        }
+        for (size_t i = 0; i < 4; i++) {
+                uint8_t seed[32];
+                memset(seed, (int) i, sizeof(seed));
+                crypto_sign_seed_keypair(member_pk[i], member_sk[i], seed);
         }
         initialized = true;
 }
@@ -278,8 +285,9 @@ static void sign(struct message_relay_register *m, const uint8_t priv[32]) {
                            offsetof(struct message_relay_register, proof), key, sizeof(key));
 }
 
-/* mode: bit 0 identity, bits 1-2 network (0: zeros), bit 3 spoil the proof, bit 4 stop after
- * the first REGISTER, bit 5 echo no cookie. */
+/* mode: bit 0 identity, bits 1-2 network (0: zeros), bit 3 spoil the proof (shared-key mode:
+ * and sign with another network's key), bit 4 stop after the first REGISTER, bit 5 echo no
+ * cookie, bit 6 no network key. */
 static void op_register(struct run *r, struct input *in) {
         int src = next(in) % N_SOURCES;
         uint8_t mode = next(in), key = next(in) % N_KEYS, want = next(in) % N_KEYS;
@@ -292,6 +300,9 @@ static void op_register(struct run *r, struct input *in) {
         memcpy(m.node_id, keys_pub[key], 32);
         if (mode & 1)
                 memcpy(m.want_peer, keys_pub[want], 32);
+        else if (!(mode & 0x40))
+                memcpy(m.network_key, member_pk[(mode >> 1) & 3], 32);
+        take(in, m.client_nonce, sizeof(m.client_nonce));
         m.n_candidates = n;
         for (uint8_t i = 0; i < n && i < RELAY_MAX_CANDIDATES; i++)
                 take(in, (uint8_t *) &m.candidates[i], sizeof(m.candidates[i]));
@@ -306,10 +317,13 @@ static void op_register(struct run *r, struct input *in) {
                 memcpy(m.cookie, ch->cookie, COOKIE_LEN);
                 memcpy(m.relay_ephemeral, ch->relay_ephemeral, 32);
         }
-        if (mode & 1)
-                sign(&m, keys_priv[key]);
+        sign(&m, keys_priv[key]);
         if (mode & 8)
                 m.proof[0] ^= 1;
+        if (!(mode & 1))
+                crypto_sign_detached(m.signature, NULL, (const uint8_t *) &m,
+                                     offsetof(struct message_relay_register, signature),
+                                     member_sk[(((mode >> 1) & 3) + (mode & 8 ? 1 : 0)) & 3]);
         k = deliver(r, src, (const uint8_t *) &m, sizeof(m));
         /* A correct exchange from a fresh cookie is refused only for a reason it can name. */
         if (!(mode & 0x28) && k != MESSAGE_RELAY_REGISTER && k != -ENOBUFS && k != -ENOSPC &&

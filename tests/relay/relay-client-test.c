@@ -73,7 +73,19 @@ struct node {
         struct relay_candidate candidates[RELAY_MAX_CANDIDATES];
         uint8_t cookie[COOKIE_LEN], relay_ephemeral[32];
         uint32_t slot;
+        uint8_t member_pk[32], member_sk[64]; /* shared-key mode: from the psk */
+        uint8_t nonce[16], reg_nonce[16];     /* of the last REGISTER sent / registered */
 };
+
+/* auth = BLAKE2b-128(key = client nonce, the reply up to its last 16 bytes). */
+static bool auth_ok(const void *msg, size_t len, const uint8_t nonce[16]) {
+        uint8_t mac[16];
+
+        if (len < 16)
+                return false;
+        crypto_generichash(mac, sizeof(mac), msg, len - 16, nonce, 16);
+        return sodium_memcmp(mac, (const uint8_t *) msg + len - 16, 16) == 0;
+}
 
 static int open_socket(const char *ip, struct sockaddr_in *ret_local) {
         struct sockaddr_in sin = {.sin_family = AF_INET};
@@ -142,10 +154,17 @@ static void node_init(struct node *n, const char *name, const char *ip, bool ide
         n->fd = open_socket(ip, &n->local);
         n->identity = identity;
         memcpy(n->network_id, network_id, NETWORK_ID_LEN);
-        if (identity)
-                crypto_box_keypair(n->node_id, n->priv); /* X25519 */
-        else
-                randombytes_buf(n->node_id, sizeof(n->node_id)); /* random per run */
+        crypto_box_keypair(n->node_id, n->priv); /* X25519: static, or per run (shared-key) */
+        if (!identity) {
+                /* The psk stands here as the network id twice; the membership key pair is
+                 * Ed25519 from seed BLAKE2b-256(key = psk, LABEL_RELAY_MEMBER). */
+                uint8_t psk[32], seed[32];
+                memcpy(psk, network_id, 16);
+                memcpy(psk + 16, network_id, 16);
+                crypto_generichash(seed, sizeof(seed), (const uint8_t *) LABEL_RELAY_MEMBER,
+                                   sizeof(LABEL_RELAY_MEMBER) - 1, psk, sizeof(psk));
+                crypto_sign_seed_keypair(n->member_pk, n->member_sk, seed);
+        }
         /* What a daemon reports: a LAN address and a STUN-reflexive one. */
         n->n_candidates = 2;
         n->candidates[0].family = RELAY_CANDIDATE_IPV4;
@@ -184,9 +203,12 @@ static bool sign_register(const struct node *n, struct message_relay_register *m
         return true;
 }
 
-static void build_register(const struct node *n, struct message_relay_register *m,
-                           bool with_cookie) {
+static void build_register(struct node *n, struct message_relay_register *m, bool with_cookie) {
         memset(m, 0, sizeof(*m));
+        randombytes_buf(n->nonce, sizeof(n->nonce));
+        memcpy(m->client_nonce, n->nonce, sizeof(n->nonce));
+        if (!n->identity)
+                memcpy(m->network_key, n->member_pk, 32);
         m->header.type = MESSAGE_RELAY_REGISTER;
         memcpy(m->network_id, n->network_id, NETWORK_ID_LEN);
         memcpy(m->node_id, n->node_id, 32);
@@ -196,8 +218,12 @@ static void build_register(const struct node *n, struct message_relay_register *
         if (with_cookie) {
                 memcpy(m->cookie, n->cookie, COOKIE_LEN);
                 memcpy(m->relay_ephemeral, n->relay_ephemeral, 32);
-                if (n->identity && !sign_register(n, m))
+                if (!sign_register(n, m))
                         memset(m->proof, 0, sizeof(m->proof));
+                if (!n->identity)
+                        crypto_sign_detached(m->signature, NULL, (const uint8_t *) m,
+                                             offsetof(struct message_relay_register, signature),
+                                             n->member_sk);
         }
 }
 
@@ -211,7 +237,7 @@ static bool get_challenge(struct node *n) {
         to_relay(n->fd, &m, sizeof(m));
         len = receive(n->fd, buf, sizeof(buf), RECV_TIMEOUT_MS);
         if (len != sizeof(struct message_relay_challenge) ||
-            get_le32(buf) != MESSAGE_RELAY_CHALLENGE)
+            get_le32(buf) != MESSAGE_RELAY_CHALLENGE || !auth_ok(buf, (size_t) len, n->nonce))
                 return false;
         expect.challenges++;
         memcpy(n->relay_ephemeral, buf + offsetof(struct message_relay_challenge, relay_ephemeral),
@@ -230,8 +256,10 @@ static bool complete_register(struct node *n) {
         build_register(n, &m, true);
         to_relay(n->fd, &m, sizeof(m));
         len = receive(n->fd, buf, sizeof(buf), RECV_TIMEOUT_MS);
-        if (len != sizeof(*r) || get_le32(buf) != MESSAGE_RELAY_REGISTERED)
+        if (len != sizeof(*r) || get_le32(buf) != MESSAGE_RELAY_REGISTERED ||
+            !auth_ok(buf, (size_t) len, n->nonce))
                 return false;
+        memcpy(n->reg_nonce, n->nonce, sizeof(n->nonce));
         r = (const struct message_relay_registered *) buf;
         n->slot = get_le32(&r->slot);
         expect.registered++;
@@ -266,6 +294,7 @@ static void check_peer(const struct node *to, const struct node *about) {
                  "%s: PEER about %s (slot, node id, observed address, candidates)", to->name,
                  about->name);
         check(len == sizeof(*p) && get_le32(p) == MESSAGE_RELAY_PEER &&
+                      auth_ok(buf, (size_t) len, to->reg_nonce) &&
                       get_le32(&p->slot) == about->slot &&
                       memcmp(p->node_id, about->node_id, 32) == 0 &&
                       candidate_is_local(&p->observed, &about->local) &&

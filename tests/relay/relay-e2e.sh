@@ -116,6 +116,7 @@ client_run() {
 }
 
 stats_count() { grep -c 'stats: ' "$1"; }
+stats_grew() { (($(stats_count "$1") > $2)); }
 
 # check_stats NAME PID CLIENT_OUT: SIGUSR1, then every "expect k=v" of the client must be in
 # the new stats line.
@@ -123,7 +124,8 @@ check_stats() {
         local name=$1 pid=$2 out=$3 log=$work/$1.log before line kv
         before=$(stats_count "$log")
         kill -USR1 "$pid"
-        if ! wait_until 5 test "$(stats_count "$log")" -gt "$before"; then
+        # (a function, so that each poll counts again)
+        if ! wait_until 5 stats_grew "$log" "$before"; then
                 fail "$name: SIGUSR1 logs a stats line"
                 return
         fi

@@ -42,9 +42,17 @@ static void test_sizes(void) {
         CHECK_EQ_INT(FRAME_MAX_LEN, 9018);
         CHECK_EQ_INT(DATAGRAM_MAX_LEN, 16 + 9024 + 16);
         CHECK_EQ_INT(RELAYED_DATAGRAM_MAX_LEN, 16 + 9024 + 16 + 8);
-        CHECK_EQ_INT(sizeof(struct message_relay_register), 312);
-        CHECK_EQ_INT(offsetof(struct message_relay_register, proof), 296);
-        CHECK_EQ_INT(sizeof(struct message_relay_peer), 224);
+        CHECK_EQ_INT(sizeof(struct message_relay_register), 424);
+        CHECK_EQ_INT(offsetof(struct message_relay_register, client_nonce), 296);
+        CHECK_EQ_INT(offsetof(struct message_relay_register, network_key), 312);
+        CHECK_EQ_INT(offsetof(struct message_relay_register, proof), 344);
+        CHECK_EQ_INT(offsetof(struct message_relay_register, signature), 360);
+        CHECK_EQ_INT(sizeof(struct message_relay_challenge), 68);
+        CHECK_EQ_INT(offsetof(struct message_relay_challenge, auth), 52);
+        CHECK_EQ_INT(sizeof(struct message_relay_registered), 48);
+        CHECK_EQ_INT(offsetof(struct message_relay_registered, auth), 32);
+        CHECK_EQ_INT(sizeof(struct message_relay_peer), 240);
+        CHECK_EQ_INT(offsetof(struct message_relay_peer, auth), 224);
         CHECK_EQ_INT(sizeof(struct message_path_probe), 40);
 }
 
@@ -90,16 +98,16 @@ static bool is_data(size_t len) {
         return len >= 32 && len <= 9056;
 }
 static bool is_register(size_t len) {
-        return len == 312;
+        return len == 424;
 }
 static bool is_challenge(size_t len) {
-        return len == 52;
+        return len == 68;
 }
 static bool is_registered(size_t len) {
-        return len == 32;
+        return len == 48;
 }
 static bool is_relay_peer(size_t len) {
-        return len == 224;
+        return len == 240;
 }
 static bool is_relay_data(size_t len) {
         return len >= 12 && len <= 9056 + 8;
@@ -126,7 +134,7 @@ static void test_classify(void) {
 
         /* Unknown types, at the lengths of known ones, are invalid. */
         static const uint32_t unknown[] = {0, 12, 13, 0xff, 0x100, 0x104, 0x01000001, 0xffffffff};
-        static const size_t lens[] = {0, 3, 4, 32, 40, 52, 64, 92, 100, 148, 224, 312, 1500, 9056};
+        static const size_t lens[] = {0, 3, 4, 32, 40, 48, 52, 64, 68, 92, 100, 148, 224, 240, 312, 424, 1500, 9056};
         unsigned refused = 0;
         for (size_t i = 0; i < ELEMENTSOF(unknown); i++)
                 for (size_t j = 0; j < ELEMENTSOF(lens); j++)

@@ -6,15 +6,21 @@
  * on every byte. Covered: the challenge round trip, wrong and expired cookies, identity proofs
  * (valid, wrong, low-order keys), who is paired with whom (shared-key, identity, networks),
  * forwarding (only the slot changes), expiry, rate and bandwidth limits, table limits, NAT
- * rebinding, address takeover, the allow list, STUN Binding and malformed input.
+ * rebinding, address takeover, the allow list, STUN Binding and malformed input; and the
+ * security properties: every reply's MAC under the client nonce, shared-key membership
+ * signatures (a network id alone joins nobody), slots bound to the per-run node key (no
+ * stealing by another holder of the psk), the verified-REGISTER rate bucket, and the global
+ * budgets that stop STUN and CHALLENGE from amplifying toward a spoofed source.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sodium.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "relay-client.h"
 #include "relay-core.h"
 #include "stun.h"
 #include "tests.h"
@@ -93,7 +99,27 @@ struct node {
         /* From the relay. */
         uint8_t cookie[COOKIE_LEN], relay_ephemeral[32];
         uint32_t slot;
+        /* Shared-key mode: the psk's membership key pair. */
+        uint8_t member_pk[32], member_sk[64];
+        /* The nonce of the last REGISTER sent, and of the last one the relay registered. */
+        uint8_t nonce[16], reg_nonce[16];
 };
+
+/* The membership key pair of a psk: Ed25519 from seed BLAKE2b-256(key = psk, label). */
+static void member_keys(struct node *n, const uint8_t psk[32]) {
+        uint8_t seed[32];
+
+        crypto_generichash(seed, sizeof(seed), (const uint8_t *) "relay-member----", 16, psk, 32);
+        crypto_sign_seed_keypair(n->member_pk, n->member_sk, seed);
+}
+
+/* auth = BLAKE2b-128(key = nonce, message up to its last 16 bytes). */
+static bool auth_ok(const void *msg, size_t len, const uint8_t nonce[16]) {
+        uint8_t mac[16];
+
+        crypto_generichash(mac, sizeof(mac), msg, len - 16, nonce, 16);
+        return memcmp(mac, (const uint8_t *) msg + len - 16, 16) == 0;
+}
 
 static void network(uint8_t out[NETWORK_ID_LEN], uint8_t fill) {
         memset(out, fill, NETWORK_ID_LEN);
@@ -104,7 +130,13 @@ static void node_shared(struct node *n, const char *name, struct endpoint addr, 
         n->name = name;
         n->addr = addr;
         network(n->network_id, net);
-        randombytes_buf(n->node_id, sizeof(n->node_id));
+        /* A per-run key pair, and the psk (here: net repeated) that the network id stands for. */
+        crypto_box_keypair(n->node_id, n->priv);
+        {
+                uint8_t psk[32];
+                memset(psk, net, sizeof(psk));
+                member_keys(n, psk);
+        }
         /* Two candidates, as a daemon behind a NAT would report (LAN and STUN addresses). */
         n->n_candidates = 2;
         n->candidates[0].family = 4;
@@ -147,9 +179,12 @@ static void sign(const struct node *n, struct message_relay_register *m) {
                            offsetof(struct message_relay_register, proof), key, sizeof(key));
 }
 
-static void build_register(const struct node *n, struct message_relay_register *m,
-                           bool with_cookie) {
+static void build_register(struct node *n, struct message_relay_register *m, bool with_cookie) {
         memset(m, 0, sizeof(*m));
+        randombytes_buf(n->nonce, sizeof(n->nonce));
+        memcpy(m->client_nonce, n->nonce, sizeof(n->nonce));
+        if (!n->identity)
+                memcpy(m->network_key, n->member_pk, 32);
         m->header.type = MESSAGE_RELAY_REGISTER;
         memcpy(m->network_id, n->network_id, NETWORK_ID_LEN);
         memcpy(m->node_id, n->node_id, 32);
@@ -159,8 +194,11 @@ static void build_register(const struct node *n, struct message_relay_register *
         if (with_cookie) {
                 memcpy(m->cookie, n->cookie, COOKIE_LEN);
                 memcpy(m->relay_ephemeral, n->relay_ephemeral, 32);
-                if (n->identity)
-                        sign(n, m);
+                sign(n, m);
+                if (!n->identity)
+                        crypto_sign_detached(m->signature, NULL, (const uint8_t *) m,
+                                             offsetof(struct message_relay_register, signature),
+                                             n->member_sk);
         }
 }
 
@@ -200,7 +238,7 @@ static bool challenge(struct relay_core *c, struct node *n, uint64_t now) {
             !same_endpoint(&actions.send[0].dest, &n->addr))
                 return false;
         ch = (const struct message_relay_challenge *) actions.send[0].data;
-        if (get_le32(ch) != MESSAGE_RELAY_CHALLENGE)
+        if (get_le32(ch) != MESSAGE_RELAY_CHALLENGE || !auth_ok(ch, sizeof(*ch), n->nonce))
                 return false;
         memcpy(n->cookie, ch->cookie, COOKIE_LEN);
         memcpy(n->relay_ephemeral, ch->relay_ephemeral, 32);
@@ -224,9 +262,10 @@ static int complete(struct relay_core *c, struct node *n, uint64_t now) {
         if (get_le32(reg) != MESSAGE_RELAY_REGISTERED || reg->slot == 0 ||
             !candidate_is(&reg->observed, &n->addr) ||
             get_le16(&reg->lifetime) != RELAY_REGISTRATION_LIFETIME || reg->reserved_zero[0] ||
-            reg->reserved_zero[1])
+            reg->reserved_zero[1] || !auth_ok(reg, sizeof(*reg), n->nonce))
                 return -1;
         n->slot = get_le32(&reg->slot);
+        memcpy(n->reg_nonce, n->nonce, sizeof(n->nonce));
         return (int) actions.n;
 }
 
@@ -243,7 +282,8 @@ static const struct message_relay_peer *peer_msg(const struct node *to, const st
                         (const struct message_relay_peer *) actions.send[i].data;
                 if (actions.send[i].len == sizeof(*p) && get_le32(p) == MESSAGE_RELAY_PEER &&
                     same_endpoint(&actions.send[i].dest, &to->addr) &&
-                    memcmp(p->node_id, about->node_id, 32) == 0)
+                    memcmp(p->node_id, about->node_id, 32) == 0 &&
+                    auth_ok(p, sizeof(*p), to->reg_nonce))
                         return p;
         }
         return NULL;
@@ -531,14 +571,17 @@ static void test_identity_proof(void) {
         CHECK(peer_ok(peer_msg(&a, &b), &b));
         CHECK_EQ_INT(relay_core_count(c), 2);
 
-        /* Shared-key REGISTERs carry no proof: one with a proof is malformed (no reply). */
+        /* Shared-key REGISTERs need the proof of their per-run key too (no reply without). */
         {
                 struct node s;
                 node_shared(&s, "s", ep4("192.0.2.9", 40001), 7);
                 CHECK(challenge(c, &s, T0));
                 build_register(&s, &m, true);
-                m.proof[0] = 1;
-                CHECK_EQ_INT(send_from(c, &s.addr, &m, sizeof(m), T0), -EBADMSG);
+                m.proof[0] ^= 1;
+                crypto_sign_detached(m.signature, NULL, (const uint8_t *) &m,
+                                     offsetof(struct message_relay_register, signature),
+                                     s.member_sk);
+                CHECK_EQ_INT(send_from(c, &s.addr, &m, sizeof(m), T0), -EPERM);
                 CHECK_EQ_INT(actions.n, 0);
         }
         CHECK(relay_core_check_invariants(c));
@@ -761,14 +804,29 @@ static void test_expiry(void) {
 }
 
 /* STUN Binding request from src: the number of datagrams answered (0 or 1). */
-static int stun_from(struct relay_core *c, const struct endpoint *src, uint64_t now) {
-        uint8_t req[64], tid[STUN_TRANSACTION_ID_LEN];
+/* A Binding request padded (SOFTWARE, 32 bytes) to 64 bytes: larger than any answer, so only
+ * the per-source limit and the global unauthenticated budget apply, not the amplification one. */
+static int padded_request(uint8_t *req, size_t max) {
+        uint8_t tid[STUN_TRANSACTION_ID_LEN];
         int n;
 
         randombytes_buf(tid, sizeof(tid));
-        n = stun_build_binding_request(req, sizeof(req), tid, 0);
-        if (n < 0)
+        n = stun_build_header(req, max, STUN_BINDING_REQUEST, tid);
+        if (n >= 0)
+                n = stun_add_bytes(req, (size_t) n, max, STUN_ATTR_SOFTWARE,
+                                   "shadowmesh test: padding to 60 ", 32);
+        if (n >= 0)
+                n = stun_add_fingerprint(req, (size_t) n, max);
+        if (n != 64)
                 abort();
+        return n;
+}
+
+static int stun_from(struct relay_core *c, const struct endpoint *src, uint64_t now) {
+        uint8_t req[80];
+        int n;
+
+        n = padded_request(req, sizeof(req));
         n = send_from(c, src, req, (size_t) n, now);
         return n < 0 ? 0 : (int) actions.n;
 }
@@ -1068,7 +1126,7 @@ static void test_malformed(void) {
         struct endpoint src = ep4("192.0.2.1", 1), unix_src = {.len = sizeof(sa_family_t)};
         struct message_relay_register m;
         struct node a;
-        uint8_t buf[400] = {};
+        uint8_t buf[512] = {};
         uint64_t invalid = 0;
 
         node_shared(&a, "a", src, 1);
@@ -1086,7 +1144,7 @@ static void test_malformed(void) {
                                  11,
                                  12,
                                  255};
-        const size_t sizes[] = {0, 148, 92, 64, 32, 52, 32, 224, 40, 40, 40, 40};
+        const size_t sizes[] = {0, 148, 92, 64, 32, 68, 48, 240, 40, 40, 40, 40};
         for (size_t i = 0; i < ELEMENTSOF(types); i++) {
                 buf[0] = types[i];
                 CHECK_EQ_INT(send_from(c, &src, buf, sizes[i], T0), -EBADMSG);
@@ -1128,7 +1186,14 @@ static void test_malformed(void) {
                 memset(z.node_id, 0, sizeof(z.node_id));
                 build_register(&z, &m, false);
                 CHECK_EQ_INT(send_from(c, &src, &m, sizeof(m), T0), -EBADMSG);
-                invalid += 2;
+                /* ... and a network key; identity mode has neither key nor signature. */
+                build_register(&a, &m, false);
+                memset(m.network_key, 0, sizeof(m.network_key));
+                CHECK_EQ_INT(send_from(c, &src, &m, sizeof(m), T0), -EBADMSG);
+                build_register(&a, &m, false);
+                memset(m.want_peer, 7, sizeof(m.want_peer));
+                CHECK_EQ_INT(send_from(c, &src, &m, sizeof(m), T0), -EBADMSG);
+                invalid += 4;
         }
         /* Not an IP source; no buffer. */
         unix_src.addr.sa.sa_family = AF_UNIX;
@@ -1182,6 +1247,269 @@ static void test_churn(void) {
         relay_core_free(c);
 }
 
+/* ---- security ----------------------------------------------------------------------------- */
+
+/* Every reply carries a MAC under the nonce of the REGISTER it answers (PEER: the addressee's
+ * latest): it checks under that nonce and under no other. */
+static void test_reply_auth(void) {
+        struct relay_core *c = new_core(16, 0, 0);
+        struct node a, b;
+        uint8_t other[16];
+
+        node_shared(&a, "a", ep4("192.0.2.1", 40001), 1);
+        node_shared(&b, "b", ep4("192.0.2.2", 40002), 1);
+        randombytes_buf(other, sizeof(other));
+        CHECK(challenge(c, &a, T0)); /* checks the CHALLENGE's MAC under a.nonce */
+        CHECK(!auth_ok(actions.send[0].data, actions.send[0].len, other));
+        CHECK(actions.send[0].len < sizeof(struct message_relay_register));
+        CHECK_EQ_INT(complete(c, &a, T0), 1); /* REGISTERED under the new nonce */
+        CHECK(!auth_ok(actions.send[0].data, actions.send[0].len, other));
+        CHECK_EQ_INT(do_register(c, &b, T0), 3);
+        /* PEER to a is under a's registered nonce, PEER to b under b's; never crossed. */
+        CHECK(peer_ok(peer_msg(&a, &b), &b));
+        CHECK(peer_ok(peer_msg(&b, &a), &a));
+        for (size_t i = 1; i < actions.n; i++) {
+                const struct relay_send *x = &actions.send[i];
+                const struct node *to = same_endpoint(&x->dest, &a.addr) ? &a : &b;
+                const struct node *not_to = to == &a ? &b : &a;
+                CHECK(auth_ok(x->data, x->len, to->reg_nonce));
+                CHECK(!auth_ok(x->data, x->len, not_to->reg_nonce));
+        }
+        relay_core_free(c);
+}
+
+/* Shared-key mode: membership is the psk's signature. Knowing the network id (it travels in
+ * clear) without the psk joins nobody: such a node is never paired with the members, learns
+ * nothing of them, cannot send them data and does not count toward their network's cap. */
+static void test_shared_membership(void) {
+        struct relay_core *c = new_core(256, 0, 0);
+        struct node a, b, x;
+        struct message_relay_register m;
+        uint8_t sent[64], wrong_psk[32];
+
+        node_shared(&a, "a", ep4("192.0.2.1", 40001), 1);
+        node_shared(&b, "b", ep4("192.0.2.2", 40002), 1);
+        node_shared(&x, "x", ep4("203.0.113.66", 40003), 1);
+        memset(wrong_psk, 0xee, sizeof(wrong_psk));
+        member_keys(&x, wrong_psk); /* same network id, another psk */
+        CHECK_EQ_INT(do_register(c, &a, T0), 1);
+        CHECK_EQ_INT(do_register(c, &b, T0), 3);
+
+        /* Claiming the members' network key without its secret: no signature, no entry. */
+        CHECK(challenge(c, &x, T0));
+        build_register(&x, &m, true);
+        memcpy(m.network_key, a.member_pk, 32);
+        sign(&x, &m); /* a valid proof of x's node key: only the signature is wrong */
+        crypto_sign_detached(m.signature, NULL, (const uint8_t *) &m,
+                             offsetof(struct message_relay_register, signature), x.member_sk);
+        CHECK_EQ_INT(send_from(c, &x.addr, &m, sizeof(m), T0), -EPERM);
+        CHECK_EQ_INT(actions.n, 0);
+        /* A signature over another message (replayed from a) does not fit this one. */
+        build_register(&a, &m, true);
+        {
+                uint8_t sig[64];
+                memcpy(sig, m.signature, sizeof(sig));
+                build_register(&x, &m, true);
+                memcpy(m.network_key, a.member_pk, 32);
+                sign(&x, &m);
+                memcpy(m.signature, sig, sizeof(sig));
+        }
+        CHECK_EQ_INT(send_from(c, &x.addr, &m, sizeof(m), T0), -EPERM);
+        CHECK_EQ_INT(relay_core_stats(c)->bad_proof, 2);
+
+        /* With its own key x registers, alone: no PEER about a or b, none to them. */
+        CHECK_EQ_INT(complete(c, &x, T0), 1);
+        CHECK(!peer_msg(&x, &a) && !peer_msg(&a, &x));
+        CHECK_EQ_INT(send_data(c, &x.addr, a.slot, 32, 1, T0, sent), -ESRCH);
+        CHECK_EQ_INT(send_data(c, &a.addr, x.slot, 32, 1, T0, sent), -ESRCH);
+        /* Filling "the network" from outside does not fill the members' group. */
+        for (int i = 0; i < RELAY_MAX_NETWORK_REGISTRATIONS + 5; i++) {
+                char addr[32];
+                struct node y;
+                snprintf(addr, sizeof(addr), "198.51.100.%d", i + 1);
+                node_shared(&y, "y", ep4(addr, 9), 1);
+                member_keys(&y, wrong_psk);
+                do_register(c, &y, T0);
+        }
+        {
+                struct node d;
+                node_shared(&d, "d", ep4("192.0.2.4", 40004), 1);
+                CHECK_EQ_INT(do_register(c, &d, T0), 5); /* REGISTERED + 2 PEER each for a, b */
+        }
+        CHECK(relay_core_check_invariants(c));
+        relay_core_free(c);
+}
+
+/* A slot belongs to the per-run key of the node that made it: another holder of the psk (or
+ * anyone) re-registering that node id from elsewhere cannot move it, with or without a proof. */
+static void test_slot_stealing(void) {
+        struct relay_core *c = new_core(16, 0, 0);
+        struct node a, b, m;
+        struct message_relay_register r;
+        struct endpoint where;
+        uint8_t sent[64];
+
+        node_shared(&a, "a", ep4("192.0.2.1", 40001), 1);
+        node_shared(&b, "b", ep4("192.0.2.2", 40002), 1);
+        CHECK_EQ_INT(do_register(c, &a, T0), 1);
+        CHECK_EQ_INT(do_register(c, &b, T0), 3);
+
+        /* mallory holds the psk (same membership key) and takes a's node id, from its own
+         * address, with a proof made with its own key. */
+        node_shared(&m, "m", ep4("203.0.113.9", 40009), 1);
+        memcpy(m.node_id, a.node_id, 32);
+        CHECK(challenge(c, &m, T0 + SEC));
+        CHECK_EQ_INT(complete(c, &m, T0 + SEC), -1);
+        CHECK_EQ_INT(relay_core_stats(c)->bad_proof, 1);
+        /* ... or with no proof at all. */
+        build_register(&m, &r, true);
+        memset(r.proof, 0, sizeof(r.proof));
+        crypto_sign_detached(r.signature, NULL, (const uint8_t *) &r,
+                             offsetof(struct message_relay_register, signature), m.member_sk);
+        CHECK_EQ_INT(send_from(c, &m.addr, &r, sizeof(r), T0 + SEC), -EPERM);
+        CHECK_EQ_INT(relay_core_stats(c)->moved, 0);
+        /* a's slot is still a's, at a's address, and b's data still reaches a. */
+        CHECK(relay_core_lookup_slot(c, a.slot, T0 + SEC, &where, NULL));
+        CHECK(same_endpoint(&where, &a.addr));
+        CHECK_EQ_INT(send_data(c, &b.addr, a.slot, 32, 2, T0 + SEC, sent), MESSAGE_RELAY_DATA);
+        CHECK(forwarded_ok(sent, 40, &a, b.slot));
+        /* The real a moving (NAT rebinding) keeps working. */
+        a.addr = ep4("192.0.2.1", 50001);
+        CHECK_EQ_INT(do_register(c, &a, T0 + 2 * SEC), 3);
+        CHECK_EQ_INT(relay_core_stats(c)->moved, 1);
+        CHECK(relay_core_check_invariants(c));
+        relay_core_free(c);
+}
+
+/* Datagrams spoofed with a node's source address use up that address's ordinary bucket; the
+ * node's own REGISTERs, which echo a valid cookie, draw from another one and still get in. */
+static void test_verified_bucket(void) {
+        struct relay_core *c = new_core(16, 10, 0);
+        struct node a;
+        struct message_relay_register m;
+        int dropped = 0;
+
+        node_shared(&a, "a", ep4("192.0.2.1", 40001), 1);
+        CHECK_EQ_INT(do_register(c, &a, T0), 1);
+        for (int i = 0; i < 100; i++) {
+                build_register(&a, &m, false); /* what a spoofer can send: no cookie */
+                if (send_from(c, &a.addr, &m, sizeof(m), T0 + SEC) == -ENOBUFS)
+                        dropped++;
+        }
+        CHECK(dropped >= 70);
+        CHECK_EQ_INT(complete(c, &a, T0 + SEC), 1);
+        /* The verified bucket is a bucket too: a flood of valid ones is limited. */
+        dropped = 0;
+        for (int i = 0; i < 40; i++) {
+                build_register(&a, &m, true);
+                if (send_from(c, &a.addr, &m, sizeof(m), T0 + 2 * SEC) == -ENOBUFS)
+                        dropped++;
+        }
+        CHECK(dropped >= 10);
+        relay_core_free(c);
+}
+
+/* What a spoofed flood makes the relay send toward the victim, in bytes per byte sent: STUN
+ * requests of 28 bytes (answers of 40) and cookie-less REGISTERs (answers of 68), each from a
+ * different address so no per-source limit helps. Measured over one second of the relay's
+ * clock; a registered source is still answered. */
+static void test_amplification(void) {
+        struct relay_core *c = new_core(16, 0, 0);
+        uint8_t req[64], tid[STUN_TRANSACTION_ID_LEN];
+        uint64_t in = 0, out = 0;
+        struct node a, n;
+        struct message_relay_register m;
+        int len;
+
+        node_shared(&a, "a", ep4("192.0.2.1", 40001), 1);
+        CHECK_EQ_INT(do_register(c, &a, T0), 1);
+        for (int i = 0; i < 20000; i++) {
+                char addr[32];
+                snprintf(addr, sizeof(addr), "10.%d.%d.%d", i / 65536, (i / 256) % 256, i % 256);
+                struct endpoint e = ep4(addr, 9);
+                randombytes_buf(tid, sizeof(tid));
+                len = stun_build_binding_request(req, sizeof(req), tid, 0);
+                CHECK(len == 28);
+                send_from(c, &e, req, (size_t) len, T0 + (uint64_t) i * (SEC / 20000));
+                in += (uint64_t) len;
+                for (size_t k = 0; k < actions.n; k++)
+                        out += actions.send[k].len;
+        }
+        printf("# STUN, 20000 spoofed 28-byte requests in 1 s: %llu bytes in, %llu out, "
+               "ratio %.4f (unbounded it would be %.2f)\n",
+               (unsigned long long) in, (unsigned long long) out, (double) out / (double) in,
+               40.0 / 28.0);
+        CHECK(out <= (uint64_t) 3 * RELAY_AMPLIFY_REPLY_RATE * 52);
+        CHECK(out < in / 10);
+        /* The registered node's own STUN still gets its answer (it proved its address). */
+        randombytes_buf(tid, sizeof(tid));
+        len = stun_build_binding_request(req, sizeof(req), tid, 0);
+        CHECK(send_from(c, &a.addr, req, (size_t) len, T0 + SEC) > 0 && actions.n == 1);
+
+        /* CHALLENGE: never larger than the REGISTER, and globally bounded. */
+        in = out = 0;
+        node_shared(&n, "n", ep4("10.0.0.1", 9), 1);
+        for (int i = 0; i < 20000; i++) {
+                char addr[32];
+                snprintf(addr, sizeof(addr), "10.%d.%d.%d", 100 + i / 65536, (i / 256) % 256,
+                         i % 256);
+                n.addr = ep4(addr, 9);
+                build_register(&n, &m, false);
+                send_from(c, &n.addr, &m, sizeof(m), T0 + 2 * SEC);
+                in += sizeof(m);
+                for (size_t k = 0; k < actions.n; k++)
+                        out += actions.send[k].len;
+        }
+        printf("# CHALLENGE, 20000 spoofed REGISTERs at once: %llu bytes in, %llu out, ratio "
+               "%.4f\n", (unsigned long long) in, (unsigned long long) out,
+               (double) out / (double) in);
+        CHECK(out <= (uint64_t) 2 * RELAY_UNAUTH_REPLY_RATE * sizeof(struct message_relay_challenge));
+        CHECK(relay_core_stats(c)->dropped_unauth_budget > 0);
+        /* The budget is spent, yet the registered node still gets its CHALLENGE (its cookie
+         * aged out) and renews. */
+        CHECK(challenge(c, &a, T0 + 2 * SEC));
+        CHECK_EQ_INT(complete(c, &a, T0 + 2 * SEC), 1);
+        relay_core_free(c);
+}
+
+/* The node's filter on the candidates a PEER names (relay-client.c). */
+static struct relay_candidate cand(uint8_t family, const char *addr, uint16_t port) {
+        struct relay_candidate c = {.family = family, .port_be = htons(port)};
+
+        if (inet_pton(family == 4 ? AF_INET : AF_INET6, addr, c.addr) != 1)
+                abort();
+        return c;
+}
+
+static void test_candidate_filter(void) {
+        static const struct {
+                uint8_t family;
+                const char *addr;
+                bool ok;
+        } v[] = {
+                {4, "192.0.2.1", true},      {4, "10.1.2.3", true},       {4, "198.18.0.10", true},
+                {4, "127.0.0.1", false},     {4, "127.255.0.9", false},   {4, "0.0.0.0", false},
+                {4, "0.1.2.3", false},       {4, "224.0.0.1", false},     {4, "239.255.255.250", false},
+                {4, "255.255.255.255", false}, {4, "240.0.0.1", false},   {4, "169.254.1.1", false},
+                {6, "2001:db8::1", true},    {6, "fd00::5", true},        {6, "::", false},
+                {6, "::1", false},           {6, "ff02::1", false},       {6, "fe80::1", false},
+                {6, "febf::1", false},       {6, "::ffff:127.0.0.1", false},
+                {6, "::ffff:224.0.0.5", false}, {6, "::ffff:192.0.2.7", true},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(v); i++) {
+                struct relay_candidate c = cand(v[i].family, v[i].addr, 9001);
+                CHECKF(relay_candidate_acceptable(&c) == v[i].ok, "%s", v[i].addr);
+        }
+        {
+                struct relay_candidate c = cand(4, "192.0.2.1", 0);
+                CHECK(!relay_candidate_acceptable(&c)); /* port 0 */
+                c = cand(4, "192.0.2.1", 9001);
+                c.family = 5;
+                CHECK(!relay_candidate_acceptable(&c));
+        }
+}
+
 int main(void) {
         if (sodium_init() < 0)
                 return 1;
@@ -1203,5 +1531,11 @@ int main(void) {
         test_stun();
         test_malformed();
         test_churn();
+        test_reply_auth();
+        test_shared_membership();
+        test_slot_stealing();
+        test_verified_bucket();
+        test_amplification();
+        test_candidate_filter();
         return test_summary();
 }
