@@ -75,7 +75,9 @@ static struct source source_of(const struct sockaddr *sa, socklen_t len) {
 }
 
 static bool stale(const struct entry *e, uint64_t now) {
-        return !e->used || now < e->last_ns || now - e->last_ns >= ENTRY_STALE_NS;
+        /* A clock behind last_ns (it is monotonic, so only a caller's mistake) never ages an
+         * entry: no free tokens from it. */
+        return !e->used || (now >= e->last_ns && now - e->last_ns >= ENTRY_STALE_NS);
 }
 
 bool ratelimit_allow(struct ratelimit *rl, const struct sockaddr *sa, socklen_t len,
@@ -108,10 +110,12 @@ bool ratelimit_allow(struct ratelimit *rl, const struct sockaddr *sa, socklen_t 
                 return true;
         }
 
-        e->tokens += now - e->last_ns;
-        if (e->tokens > TOKEN_MAX)
-                e->tokens = TOKEN_MAX;
-        e->last_ns = now;
+        if (now > e->last_ns) {
+                e->tokens += now - e->last_ns;
+                if (e->tokens > TOKEN_MAX)
+                        e->tokens = TOKEN_MAX;
+                e->last_ns = now;
+        }
         if (e->tokens < PACKET_COST)
                 return false;
         e->tokens -= PACKET_COST;
