@@ -159,7 +159,7 @@ static void test_rekey_storm(void) {
         struct traffic t = {};
         pthread_t traffic;
         uint8_t psk[32];
-        unsigned done = 0;
+        unsigned done = 0, attempted = 0;
         uint64_t start = now_ns();
 
         randombytes_buf(psk, sizeof(psk));
@@ -189,6 +189,7 @@ static void test_rekey_storm(void) {
                 res->d->peer.last_initiation_consumed_ns = 0;
                 memset(res->d->peer.last_timestamp, 0, sizeof(res->d->peer.last_timestamp));
                 CHECK_EQ_INT(handshake_send_initiation(ini->d), 0);
+                attempted++;
                 if (step_until(&a, &b, &ini->d->stats.handshakes, before))
                         done++;
         }
@@ -212,7 +213,7 @@ static void test_rekey_storm(void) {
                (unsigned long long) atomic_load(&b.d->stats.handshakes_deferred));
         /* Nearly all handshakes completed (one may be lost to a deferral, and is retried by
          * the next), the list never overflowed, and no frame was sealed with a wiped key. */
-        CHECKF(done >= HANDSHAKES * 9 / 10, "%u handshakes", done);
+        CHECKF(done >= attempted * 9 / 10 && done >= 100, "%u of %u handshakes", done, attempted);
         CHECK(max_retired <= MAX_RETIRED_KEYPAIRS);
         CHECK_EQ_INT(atomic_load(&a.d->stats.rx_bad_tag), 0);
         CHECK_EQ_INT(atomic_load(&b.d->stats.rx_bad_tag), 0);
