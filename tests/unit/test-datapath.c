@@ -292,6 +292,78 @@ static void test_queue_share(void) {
         node_free(&b);
 }
 
+/* Do not hold a batch open while waiting for the socket: with the socket's buffer full (a tiny
+ * SO_SNDBUF, and a tbf qdisc on lo that lets almost nothing out), the tx thread waits in
+ * wait_writable() for up to 10 s. Its marker must be even meanwhile, so a key pair retired
+ * then is collected at once instead of after the wait. */
+static bool tx_stuck(struct device *d, uint64_t injected, uint64_t *ret_qs) {
+        uint64_t qs = atomic_load(&d->tx_qs), done;
+        struct pollfd none = { .fd = -1 };
+
+        (void) poll(&none, 1, 300);
+        done = atomic_load(&d->stats.tx_packets) + atomic_load(&d->stats.tx_errors) +
+               atomic_load(&d->stats.tx_dropped_no_session);
+        *ret_qs = qs;
+        return atomic_load(&d->tx_qs) == qs && done < injected;
+}
+
+static void test_tx_waits_outside_batch(void) {
+        struct node a, b;
+        struct traffic t = {};
+        uint8_t psk[32] = { 9 };
+        int one = 1;
+        uint64_t qs = 0;
+
+        node_new(&a, false, psk, NULL, NULL);
+        node_new(&b, false, psk, NULL, NULL);
+        peer_set_endpoint(&a.d->peer, &b.addr);
+        attach(&a, "smwaita");
+        attach(&b, "smwaitb");
+        CHECK_EQ_INT(handshake_send_initiation(a.d), 0);
+        CHECK(step_until(&a, &b, &a.d->stats.handshakes, 0));
+
+        /* Now make the socket block: about nothing leaves lo, and a's buffer is tiny. */
+        CHECK_EQ_INT(system("tc qdisc add dev lo root tbf rate 100bit burst 1600 latency 60s"), 0);
+        CHECK_EQ_INT(setsockopt(a.d->udp_fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)), 0);
+        t.ifindex[0] = t.ifindex[1] = (int) if_nametoindex("smwaita");
+        uint64_t injected = 0;
+        int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+        uint8_t frame[1000] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x88, 0xb5 };
+        struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_ifindex = t.ifindex[0],
+                                  .sll_halen = ETH_ALEN };
+        memset(ll.sll_addr, 0xff, ETH_ALEN);
+        for (unsigned i = 0; i < 64 && fd >= 0; i++)
+                injected += sendto(fd, frame, sizeof(frame), 0, (struct sockaddr *) &ll,
+                                   sizeof(ll)) > 0;
+        CHECK(injected >= 16);
+
+        /* Wait (bounded) until the tx thread sits still with frames left to send. */
+        bool stuck = false;
+        for (unsigned i = 0; i < 20 && !stuck; i++)
+                stuck = tx_stuck(a.d, injected, &qs);
+        CHECK(stuck);
+        printf("tx thread waiting on a full socket: marker %llu (%s)\n", (unsigned long long) qs,
+               qs & 1 ? "inside a batch" : "between batches");
+        CHECKF((qs & 1) == 0, "the tx thread holds a batch open while it waits (marker %llu)",
+               (unsigned long long) qs);
+
+        /* A key pair retired now is wiped now, not after the wait. */
+        struct keypair *kp = calloc(1, sizeof(*kp));
+        if (!kp)
+                abort();
+        device_retire_keypair(a.d, kp);
+        device_collect_retired(a.d);
+        CHECK_EQ_INT(a.d->n_retired, 0);
+
+        CHECK_EQ_INT(system("tc qdisc del dev lo root"), 0);
+        if (fd >= 0)
+                close(fd);
+        detach(&a);
+        detach(&b);
+        node_free(&a);
+        node_free(&b);
+}
+
 int main(void) {
         if (sodium_init() < 0)
                 return 1;
@@ -314,5 +386,6 @@ int main(void) {
         }
         test_rekey_storm();
         test_queue_share();
+        test_tx_waits_outside_batch(); /* last: it slows lo down for a while */
         return test_summary();
 }
