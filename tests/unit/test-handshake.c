@@ -195,7 +195,11 @@ static void test_own_tag(void) {
         for (unsigned i = 0; i < 1000; i++) {
                 struct timespec t = { .tv_sec = 1700000000 + i, .tv_nsec = 999999999 - i };
                 tai64n_from_timespec(ts, &t);
+                /* The tag takes bits tai64n.c leaves zero, and only those. */
+                uint32_t before = get_be32(ts + 8);
+                CHECK_EQ_INT(before & 0xffffff, 0);
                 handshake_mark_own_timestamp(a.d, ts);
+                CHECK_EQ_INT(get_be32(ts + 8) & ~UINT32_C(0x7fffff), before);
                 CHECK(get_be32(ts + 8) < 1000000000u);
                 CHECK(handshake_is_own_timestamp(a.d, ts));
                 foreign += handshake_is_own_timestamp(b.d, ts);
