@@ -6,14 +6,25 @@
 
 #include "datapath.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "stun.h"
 
-/* Quiescent-state markers (see device_collect_retired): odd while a thread holds key pair
- * pointers loaded in this batch, even while it sleeps in poll(). */
+/* Quiescent-state markers (the argument is in device.c, above device_collect_retired): odd while
+ * a thread holds key pair pointers loaded in this batch, even otherwise. A batch never waits:
+ * no poll(), no socket back-pressure, inside it.
+ *
+ * Enter: the increment must be ordered before this batch's loads of the key pair pointers, a
+ * store->load order that only a seq_cst fence gives in C11 (the control loop has the matching
+ * fence between unpublishing a pointer and reading the markers). */
 static inline void qs_enter(_Atomic uint64_t *qs) {
-        atomic_fetch_add_explicit(qs, 1, memory_order_acq_rel);
+        atomic_fetch_add_explicit(qs, 1, memory_order_seq_cst);
+        atomic_thread_fence(memory_order_seq_cst);
 }
-#define qs_leave qs_enter
+/* Leave: every use of the batch's key pairs happens before the increment (release), and the
+ * control loop reads the marker before it wipes (acquire). */
+static inline void qs_leave(_Atomic uint64_t *qs) {
+        atomic_fetch_add_explicit(qs, 1, memory_order_release);
+}
 
 static inline void stat_add(_Atomic uint64_t *s, uint64_t v) {
         if (v)
@@ -123,6 +134,16 @@ static void *tx_main(void *userdata) {
                         n++;
                 }
 
+                /* Last use of kp in this batch; then leave it, so that waiting for the socket
+                 * below (up to 10 s) never keeps a retired key pair from being wiped. The
+                 * datagrams are sealed, and ep is our own copy. */
+                bool rekey = !dropped && kp && kp->initiator &&
+                             (now - kp->birth_ns >= REKEY_AFTER_TIME * NSEC_PER_SEC ||
+                              atomic_load_explicit(&kp->send_counter, memory_order_relaxed) >=
+                                      REKEY_AFTER_MESSAGES);
+                kp = NULL;
+                qs_leave(&d->tx_qs);
+
                 unsigned sent = 0;
                 while (sent < n) {
                         int r = sendmmsg(d->udp_fd, b->msgs + sent, n - sent, 0);
@@ -135,15 +156,17 @@ static void *tx_main(void *userdata) {
                                     wait_writable(d, d->udp_fd))
                                         continue;
                                 /* Our source address went away: let routing pick, and
-                                 * forget it so the next batch does too. */
+                                 * forget it so the next batch does too, unless the endpoint
+                                 * moved meanwhile (roaming): ep is a copy from the batch's
+                                 * start and must not be written back over a newer one. */
                                 if (udp_source_gone(errno) && controllen) {
                                         for (unsigned i = sent; i < n; i++) {
                                                 b->msgs[i].msg_hdr.msg_control = NULL;
                                                 b->msgs[i].msg_hdr.msg_controllen = 0;
                                         }
                                         controllen = 0;
+                                        peer_forget_source(p, &ep);
                                         ep.src.family = 0;
-                                        peer_set_endpoint(p, &ep);
                                         continue;
                                 }
                                 errors += n - sent;
@@ -167,12 +190,8 @@ static void *tx_main(void *userdata) {
                 if (dropped) {
                         stat_add(&d->stats.tx_dropped_no_session, dropped);
                         request_handshake(d);
-                } else if (kp && kp->initiator &&
-                           (now - kp->birth_ns >= REKEY_AFTER_TIME * NSEC_PER_SEC ||
-                            atomic_load_explicit(&kp->send_counter, memory_order_relaxed) >=
-                                    REKEY_AFTER_MESSAGES))
+                } else if (rekey)
                         request_handshake(d);
-                qs_leave(&d->tx_qs);
         }
         free(b);
         return NULL;
@@ -191,7 +210,8 @@ struct rx_batch {
         uint64_t now;
         struct keypair *cur, *prev, *next;
         struct endpoint ep;
-        uint64_t packets, bytes, replayed, bad_tag, unknown, malformed, hs_dropped, relayed;
+        uint64_t packets, bytes, replayed, bad_tag, unknown, malformed, hs_dropped, relayed,
+                hs_ratelimited;
         bool authenticated, got_data, queued;
         struct endpoint last_bad;
         const char *last_reason;
@@ -222,6 +242,13 @@ static bool enqueue(struct device *d, enum queued_kind kind, const uint8_t *data
         q->from = *from;
         atomic_store_explicit(&d->hs_head, head + 1, memory_order_release);
         return true;
+}
+
+static bool queue_under_load(struct device *d) {
+        uint32_t head = atomic_load_explicit(&d->hs_head, memory_order_relaxed);
+        uint32_t tail = atomic_load_explicit(&d->hs_tail, memory_order_relaxed);
+
+        return head - tail >= UNDER_LOAD_QUEUE_LEN;
 }
 
 static void bad(struct rx_batch *x, uint64_t *counter, const char *reason,
@@ -313,6 +340,17 @@ static void rx_datagram(struct device *d, struct rx_batch *x, uint8_t *buf, size
         case MESSAGE_HANDSHAKE_INITIATION:
         case MESSAGE_HANDSHAKE_RESPONSE:
         case MESSAGE_HANDSHAKE_COOKIE:
+                /* Under load, each source gets its share of the queue and no more, so one
+                 * address cannot fill it and push the peer's messages out. This is before
+                 * mac2 (the control loop checks that): a sender who forges the peer's source
+                 * address can spend the peer's share, but could fill the whole queue from
+                 * random addresses without this; the control loop's bucket after mac2 is the
+                 * one spoofing cannot touch. */
+                if (d->rx_ratelimit && queue_under_load(d) &&
+                    !ratelimit_allow(d->rx_ratelimit, &from->addr.sa, from->len, x->now)) {
+                        x->hs_ratelimited++;
+                        return;
+                }
                 if (enqueue(d, QUEUED_MESSAGE, buf, len, from))
                         x->queued = true;
                 else
@@ -432,6 +470,7 @@ static void *rx_main(void *userdata) {
                 stat_add(&d->stats.rx_malformed, x.malformed);
                 stat_add(&d->stats.rx_handshake_dropped, x.hs_dropped);
                 stat_add(&d->stats.relay_rx_packets, x.relayed);
+                stat_add(&d->stats.rx_handshake_ratelimited, x.hs_ratelimited);
                 if (x.authenticated) {
                         atomic_store_explicit(&p->last_rx_ns, x.now, memory_order_relaxed);
                         atomic_store_explicit(&p->tx_unanswered_since_ns, 0, memory_order_relaxed);

@@ -22,6 +22,7 @@
 #include "manager.h"
 #include "netcheck.h"
 #include "path.h"
+#include "ratelimit.h"
 #include "relay-client.h"
 #include "stun.h"
 #include "resolve.h"
@@ -55,52 +56,92 @@ void device_wake(struct device *d) {
         (void) !write(d->wake_fd, &one, sizeof(one));
 }
 
+/*
+ * Key pair retirement: a quiescent-state scheme (a tiny RCU). Each data thread bumps its marker
+ * (tx_qs, rx_qs) when it starts a batch (odd) and when it ends it (even); it loads the key pair
+ * pointers only inside a batch, and a batch never waits (datapath.c sends after leaving it).
+ * The control loop unpublishes a key pair (atomic store of the pointer), then snapshots both
+ * markers. The key pair may be wiped once, for each thread, the snapshot was even (the thread
+ * was between batches, so its next batch loads the new pointers) or the marker has moved since
+ * (the batch that might hold the old pointer has ended).
+ *
+ * Memory ordering, the part C11 is strict about. The argument needs: if the thread's batch
+ * loaded the old pointer, the control loop's snapshot sees that batch's odd marker. That is the
+ * store-buffering shape (thread: write marker, read pointer; control loop: write pointer, read
+ * marker), which acquire/release does not forbid: both loads may read the old values. So both
+ * sides put a seq_cst fence between their store and their load (qs_enter in datapath.c, and
+ * retire_snapshot() here). With the two fences, one of them is first in the single total order,
+ * and the load after the second fence sees the store before the first (C11 7.17.3, the single
+ * total order of seq_cst operations and fences): either the thread reads the new pointer, or
+ * we read the odd marker.
+ * The even marker at the end of a batch is a release increment, and our load of it is acquire
+ * (seq_cst), so every use of the key pair in that batch happens before the wipe.
+ */
 static bool quiescent_since(uint64_t snapshot, uint64_t now) {
         return (snapshot & 1) == 0 || snapshot != now;
 }
 
-void device_collect_retired(struct device *d, bool force) {
+void device_collect_retired(struct device *d) {
+        uint64_t tx = atomic_load(&d->tx_qs), rx = atomic_load(&d->rx_qs);
         size_t kept = 0;
 
-        for (unsigned spin = 0;; spin++) {
-                uint64_t tx = atomic_load(&d->tx_qs), rx = atomic_load(&d->rx_qs);
-
-                kept = 0;
-                for (size_t i = 0; i < d->n_retired; i++) {
-                        struct retired_keypair *r = &d->retired[i];
-                        if (!d->threads_started ||
-                            (quiescent_since(r->tx_qs, tx) && quiescent_since(r->rx_qs, rx))) {
-                                keypair_wipe(r->kp);
-                                free(r->kp);
-                        } else
-                                d->retired[kept++] = *r;
-                }
-                d->n_retired = kept;
-                /* Forced only when the list is full: the threads finish a batch in
-                 * microseconds, so this waits that long at most. */
-                if (!force || kept < MAX_RETIRED_KEYPAIRS || spin > 100000)
-                        break;
-                sched_yield();
+        for (size_t i = 0; i < d->n_retired; i++) {
+                struct retired_keypair *r = &d->retired[i];
+                if (!d->threads_started ||
+                    (quiescent_since(r->tx_qs, tx) && quiescent_since(r->rx_qs, rx))) {
+                        keypair_wipe(r->kp);
+                        free(r->kp);
+                } else
+                        d->retired[kept++] = *r;
         }
+        d->n_retired = kept;
+}
+
+bool device_retire_room(struct device *d, size_t n) {
+        if (d->n_retired + n + HANDSHAKE_RETIRE_RESERVE > MAX_RETIRED_KEYPAIRS)
+                device_collect_retired(d);
+        return d->n_retired + n + HANDSHAKE_RETIRE_RESERVE <= MAX_RETIRED_KEYPAIRS;
 }
 
 void device_retire_keypair(struct device *d, struct keypair *kp) {
+        static struct log_ratelimit full_ratelimit = LOG_RATELIMIT_INIT(5, 1);
+        unsigned suppressed = 0;
+
         if (!kp)
                 return;
         atomic_store(&kp->valid, false);
         if (d->n_retired == MAX_RETIRED_KEYPAIRS)
-                device_collect_retired(d, true);
+                device_collect_retired(d);
         if (d->n_retired == MAX_RETIRED_KEYPAIRS) {
-                /* The threads are wedged; leaking beats a use-after-free. Never seen. */
-                keypair_wipe(kp);
-                log_error("key pair retire list full");
+                /* Cannot happen: handshakes retire only with room to spare
+                 * (device_retire_room), and the reserve covers dropping all three key pairs.
+                 * Should it anyway, a data thread may still be sealing with kp: leave it
+                 * alone (a leak) rather than wipe or free it under that thread. */
+                if (log_ratelimit_below(&full_ratelimit, now_ns(), &suppressed))
+                        log_error("key pair retire list full: leaving a key pair in memory");
                 return;
         }
+        /* The pointer was unpublished before this call (seq_cst store or exchange); the fence
+         * orders it before the marker loads below. See the comment above. */
+        atomic_thread_fence(memory_order_seq_cst);
         d->retired[d->n_retired++] = (struct retired_keypair){
                 .kp = kp,
                 .tx_qs = atomic_load(&d->tx_qs),
                 .rx_qs = atomic_load(&d->rx_qs),
         };
+}
+
+void peer_forget_source(struct peer *p, const struct endpoint *stale) {
+        pthread_mutex_lock(&p->endpoint_lock);
+        /* Only if the endpoint is still the one the caller used: the rx thread or the control
+         * loop may have moved it since (roaming), and that must not be undone. */
+        if (endpoint_equal(&p->endpoint, stale) && endpoint_same_source(&p->endpoint, stale)) {
+                atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_acq_rel);
+                atomic_thread_fence(memory_order_release);
+                p->endpoint.src.family = 0;
+                atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_release);
+        }
+        pthread_mutex_unlock(&p->endpoint_lock);
 }
 
 void device_log_stats(struct device *d) {
@@ -112,12 +153,14 @@ void device_log_stats(struct device *d) {
                  "rx_bad_mac1=%llu rx_handshake_failed=%llu rx_handshake_dropped=%llu "
                  "tx_dropped_no_session=%llu tx_errors=%llu handshakes=%llu "
                  "initiations_sent=%llu cookies_sent=%llu relay_tx_packets=%llu "
-                 "relay_rx_packets=%llu probes_sent=%llu path_switches=%llu",
+                 "relay_rx_packets=%llu probes_sent=%llu path_switches=%llu rx_reflected=%llu "
+                 "rx_handshake_ratelimited=%llu handshakes_deferred=%llu",
                  S(tx_packets), S(tx_bytes), S(rx_packets), S(rx_bytes), S(rx_replayed),
                  S(rx_bad_tag), S(rx_unknown_index), S(rx_malformed), S(rx_bad_mac1),
                  S(rx_handshake_failed), S(rx_handshake_dropped), S(tx_dropped_no_session),
                  S(tx_errors), S(handshakes), S(initiations_sent), S(cookies_sent),
-                 S(relay_tx_packets), S(relay_rx_packets), S(probes_sent), S(path_switches));
+                 S(relay_tx_packets), S(relay_rx_packets), S(probes_sent), S(path_switches),
+                 S(rx_reflected), S(rx_handshake_ratelimited), S(handshakes_deferred));
 #undef S
 }
 
@@ -319,6 +362,7 @@ static int setup_keys(struct device *d) {
                 cookie_checker_init(&d->cookie_checker, d->psk);
                 cookie_maker_init(&d->peer.cookie_maker, d->psk);
         }
+        randombytes_buf(d->own_initiation_key, sizeof(d->own_initiation_key));
         keys_network_id(c->has_psk ? c->psk : NULL, network_id);
         memcpy(d->prologue, SHADOWMESH_PROLOGUE_LABEL, off);
         memcpy(d->prologue + off, network_id, NETWORK_ID_LEN);
@@ -344,6 +388,8 @@ int device_new(struct config *config, const char *instance, struct device **ret)
 
         d->hs_queue = calloc(MAX_QUEUED_HANDSHAKES, sizeof(*d->hs_queue));
         if (!d->hs_queue)
+                return log_error_errno(ENOMEM, "out of memory");
+        if (ratelimit_new(&d->rx_ratelimit) < 0 || ratelimit_new(&d->handshake_ratelimit) < 0)
                 return log_error_errno(ENOMEM, "out of memory");
 
         /* The socket and the peer's address first: the steps most likely to fail for a reason
@@ -494,12 +540,15 @@ struct device *device_free(struct device *d) {
         d->udp_fd = safe_close(d->udp_fd);
 
         handshake_clear_keys(d);
-        device_collect_retired(d, true);
+        device_collect_retired(d); /* the threads are gone: frees them all */
         noise_handshake_wipe(&d->peer.handshake);
         cookie_maker_wipe(&d->peer.cookie_maker);
         cookie_checker_wipe(&d->cookie_checker);
         sodium_memzero(d->static_private, sizeof(d->static_private));
         sodium_memzero(d->psk, sizeof(d->psk));
+        sodium_memzero(d->own_initiation_key, sizeof(d->own_initiation_key));
+        d->rx_ratelimit = ratelimit_free(d->rx_ratelimit);
+        d->handshake_ratelimit = ratelimit_free(d->handshake_ratelimit);
         if (d->hs_queue) {
                 sodium_memzero(d->hs_queue, MAX_QUEUED_HANDSHAKES * sizeof(*d->hs_queue));
                 free(d->hs_queue);

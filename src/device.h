@@ -46,6 +46,10 @@ struct stats {
         _Atomic uint64_t rx_replayed, rx_bad_tag, rx_unknown_index, rx_malformed, rx_bad_mac1,
                 rx_handshake_dropped, rx_handshake_failed;
         _Atomic uint64_t handshakes, initiations_sent, cookies_sent;
+        /* Our own initiations sent back to us (refused), handshake messages over a source's
+         * rate under load (refused), handshakes put off because key pairs still in use by the
+         * data threads filled the retirement list (the peer retries). */
+        _Atomic uint64_t rx_reflected, rx_handshake_ratelimited, handshakes_deferred;
         _Atomic uint64_t relay_tx_packets, relay_rx_packets, probes_sent, path_switches;
 };
 
@@ -103,7 +107,6 @@ struct retired_keypair {
         struct keypair *kp;
         uint64_t tx_qs, rx_qs;
 };
-enum { MAX_RETIRED_KEYPAIRS = 16 };
 
 /* One message handed from the rx thread to the control loop: a handshake message, a relay
  * control message, a STUN response, or a path probe the rx thread already opened (then data
@@ -121,6 +124,7 @@ struct queued_handshake {
 };
 
 struct resolve_query;
+struct ratelimit;
 struct relay_client;
 struct netcheck_run;
 
@@ -158,6 +162,12 @@ struct device {
         uint8_t psk[NOISE_PSK_LEN];
         uint8_t prologue[sizeof(SHADOWMESH_PROLOGUE_LABEL) - 1 + NETWORK_ID_LEN];
         struct cookie_checker cookie_checker;
+        /* Random per run: keys the tag that marks the timestamps of our own initiations, so a
+         * node knows its own initiation when it comes back (handshake.c). */
+        uint8_t own_initiation_key[32];
+        /* Per-source buckets under load: the rx thread's (before the queue) and the control
+         * loop's (after mac2). Each belongs to that one thread. */
+        struct ratelimit *rx_ratelimit, *handshake_ratelimit;
 
         struct peer peer;
         struct stats stats;
@@ -209,6 +219,14 @@ void peer_set_endpoint(struct peer *p, const struct endpoint *e);
 /* Wake the control loop from a data thread. */
 void device_wake(struct device *d);
 
-/* Key pair life cycle, control loop only. */
+/* The tx thread's write-back when the endpoint's source address is gone: clears it, but only
+ * if the endpoint is still stale (unchanged since the caller read it). */
+void peer_forget_source(struct peer *p, const struct endpoint *stale);
+
+/* Key pair life cycle, control loop only. The caller unpublishes kp (seq_cst store or
+ * exchange) before retiring it; it is wiped and freed once both data threads passed a
+ * quiescent point (device_collect_retired). */
 void device_retire_keypair(struct device *d, struct keypair *kp);
-void device_collect_retired(struct device *d, bool force);
+void device_collect_retired(struct device *d);
+/* Collect, then: may n more key pairs be retired, keeping HANDSHAKE_RETIRE_RESERVE free? */
+bool device_retire_room(struct device *d, size_t n);

@@ -6,8 +6,24 @@
  * TAI64N timestamp as payload; NNpsk0: psk, e with the timestamp), then mac1/mac2.
  * Response (type 2):    sender and receiver index, Noise message 2 (empty payload), macs.
  * Order of checks for a received initiation: mac1 (no DH work for strangers) -> cookie when under
- * load -> Noise decryption -> pinned public key (identity mode) -> timestamp newer than the last
- * one (replayed initiations) -> at most INITIATIONS_PER_SECOND. Only then is state changed.
+ * load, then the source's token bucket (ratelimit.c) -> not our own initiation in flight (same
+ * ephemeral key) -> Noise decryption, with the pinned public key checked (identity mode) as soon
+ * as it is decrypted, before the second DH -> not our own initiation at all (the timestamp's
+ * tag) -> timestamp newer than the last one (replayed initiations) -> at most
+ * INITIATIONS_PER_SECOND -> room to retire a key pair. Only then is state changed.
+ *
+ * Reflection. In shared-key mode (NNpsk0) both sides hold the same keys, so our own initiation,
+ * sent back to us by anyone who saw it, is a valid initiation. Accepting it would wipe our
+ * handshake in flight, move the endpoint to the reflector and set last_timestamp to our own
+ * clock (refusing a peer whose clock is behind as a replay). A node therefore marks its own
+ * initiations: tai64n.c rounds the timestamp's nanoseconds down to 2^24, and the low 23 of those
+ * free bits carry MAC(own_initiation_key, the timestamp's first 9 bytes), a key drawn at random
+ * per run. The tag is inside the encrypted, authenticated payload, so no one without the shared
+ * key can make or remove it; the wire format and its sizes do not change, and a peer of an
+ * older build just sees a timestamp (bit 23 stays clear so the nanoseconds stay < 10^9). A
+ * peer's genuine initiation carries our tag by chance with probability 2^-23; it is then
+ * refused once and the peer's retry (a new timestamp) gets through. The in-flight case is also
+ * caught before any work: its ephemeral key is ours.
  */
 #include <sodium.h>
 
@@ -16,6 +32,7 @@
 #include "log.h"
 #include "manager.h"
 #include "path.h"
+#include "ratelimit.h"
 #include "tai64n.h"
 
 static struct log_ratelimit handshake_ratelimit = LOG_RATELIMIT_INIT(5, 10);
@@ -30,6 +47,31 @@ static struct log_ratelimit handshake_ratelimit = LOG_RATELIMIT_INIT(5, 10);
                         log_full_errno(level, 0, __VA_ARGS__);                                     \
                 }                                                                                  \
         } while (0)
+
+/* The nanoseconds' low bits that tai64n.c leaves zero, and the 23 of them the tag takes. */
+#define OWN_TAG_OFFSET 9
+#define OWN_TAG_LEN (NOISE_TIMESTAMP_LEN - OWN_TAG_OFFSET)
+
+static void own_tag(const struct device *d, const uint8_t ts[NOISE_TIMESTAMP_LEN],
+                    uint8_t ret[OWN_TAG_LEN]) {
+        uint8_t mac[crypto_generichash_BYTES_MIN];
+
+        crypto_generichash(mac, sizeof(mac), ts, OWN_TAG_OFFSET, d->own_initiation_key,
+                           sizeof(d->own_initiation_key));
+        memcpy(ret, mac, OWN_TAG_LEN);
+        ret[0] &= 0x7f;
+}
+
+void handshake_mark_own_timestamp(const struct device *d, uint8_t ts[NOISE_TIMESTAMP_LEN]) {
+        own_tag(d, ts, ts + OWN_TAG_OFFSET);
+}
+
+bool handshake_is_own_timestamp(const struct device *d, const uint8_t ts[NOISE_TIMESTAMP_LEN]) {
+        uint8_t tag[OWN_TAG_LEN];
+
+        own_tag(d, ts, tag);
+        return sodium_memcmp(tag, ts + OWN_TAG_OFFSET, OWN_TAG_LEN) == 0;
+}
 
 static uint32_t new_index(struct device *d) {
         struct peer *p = &d->peer;
@@ -94,6 +136,7 @@ int handshake_send_initiation(struct device *d) {
         idx = new_index(d);
         put_le32(msg.raw + 4, idx);
         tai64n_now(ts);
+        handshake_mark_own_timestamp(d, ts);
         r = noise_handshake_write_message(&p->handshake, ts, sizeof(ts), msg.raw + 8,
                                           len - 8 - sizeof(struct message_macs), &n);
         if (r < 0 || n != len - 8 - sizeof(struct message_macs)) {
@@ -159,7 +202,33 @@ static bool check_macs(struct device *d, const struct queued_handshake *q, uint3
                         atomic_fetch_add_explicit(&d->stats.cookies_sent, 1, memory_order_relaxed);
                 return false;
         }
+        /* mac2 proved the source address: now it may cost us DH work only at its own rate, so
+         * one real address cannot crowd out the peer (WireGuard's ratelimiter). */
+        if (under_load && d->handshake_ratelimit &&
+            !ratelimit_allow(d->handshake_ratelimit, &q->from.addr.sa, q->from.len, now)) {
+                atomic_fetch_add_explicit(&d->stats.rx_handshake_ratelimited, 1,
+                                          memory_order_relaxed);
+                log_handshake_ratelimited(LOG_NOTICE,
+                                          "dropped handshake from %s: over %u per second from "
+                                          "that address while under load",
+                                          endpoint_to_string(&q->from, buf),
+                                          (unsigned) RATELIMIT_PACKETS_PER_SECOND);
+                return false;
+        }
         return true;
+}
+
+/* The IK responder's check of the decrypted static key, run by noise.c before the second DH. */
+struct pinned_check {
+        const uint8_t *pinned;
+        uint8_t seen[NOISE_PUBLIC_KEY_LEN];
+};
+
+static int check_pinned_key(const uint8_t rs[NOISE_PUBLIC_KEY_LEN], void *userdata) {
+        struct pinned_check *c = userdata;
+
+        memcpy(c->seen, rs, NOISE_PUBLIC_KEY_LEN);
+        return sodium_memcmp(rs, c->pinned, NOISE_PUBLIC_KEY_LEN) == 0 ? 0 : -EKEYREJECTED;
 }
 
 /* A key pair from Split()'s keys, which are wiped here whatever happens. */
@@ -175,6 +244,21 @@ static struct keypair *new_keypair(uint8_t send_key[NOISE_SYMMETRIC_KEY_LEN],
         sodium_memzero(send_key, NOISE_SYMMETRIC_KEY_LEN);
         sodium_memzero(recv_key, NOISE_SYMMETRIC_KEY_LEN);
         return kp;
+}
+
+/* Room to retire n key pairs now (see MAX_RETIRED_KEYPAIRS); otherwise the handshake is put
+ * off and counted, and the peer's retry finds room once the data threads moved on. */
+static bool retire_room(struct device *d, size_t n, const struct endpoint *from) {
+        char buf[ENDPOINT_STRLEN];
+
+        if (device_retire_room(d, n))
+                return true;
+        atomic_fetch_add_explicit(&d->stats.handshakes_deferred, 1, memory_order_relaxed);
+        log_handshake_ratelimited(LOG_NOTICE,
+                                  "put off handshake with %s: old key pairs are still in use by "
+                                  "the data path (too many handshakes at once?)",
+                                  endpoint_to_string(from, buf));
+        return false;
 }
 
 static void install_keypair_as_current(struct device *d, struct keypair *kp) {
@@ -214,6 +298,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
         uint64_t now = now_ns();
         char buf[ENDPOINT_STRLEN];
         struct keypair *kp;
+        struct pinned_check pinned = { .pinned = p->public_key };
         size_t tslen = 0, n = 0;
         int r;
 
@@ -230,8 +315,20 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
         }
         if (!check_macs(d, q, sender, under_load, now))
                 return;
+        /* Our own initiation in flight, sent back: same ephemeral key. Refused before any work
+         * and before the tie-break below (which must never see equal keys). */
+        if (p->handshake_state == HANDSHAKE_CREATED_INITIATION &&
+            sodium_memcmp(p->handshake.e_pub, q->data + 8, NOISE_PUBLIC_KEY_LEN) == 0) {
+                atomic_fetch_add_explicit(&d->stats.rx_reflected, 1, memory_order_relaxed);
+                log_handshake_ratelimited(LOG_WARNING,
+                                          "refused handshake from %s: our own initiation sent "
+                                          "back to us",
+                                          endpoint_to_string(&q->from, buf));
+                return;
+        }
         /* Both sides initiated at once (typical after the relay introduced them): the smaller
-         * ephemeral key wins on both sides alike, so exactly one handshake completes. */
+         * ephemeral key wins on both sides alike, so exactly one handshake completes. The keys
+         * differ here (equal ones were refused above), so "not smaller" means "larger". */
         if (p->handshake_state == HANDSHAKE_CREATED_INITIATION &&
             memcmp(p->handshake.e_pub, q->data + 8, NOISE_PUBLIC_KEY_LEN) < 0) {
                 /* Theirs reached us from q->from, so ours can reach them there (their NAT
@@ -254,10 +351,23 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
 
         r = noise_handshake_init(&hs, d->pattern, false, d->prologue, sizeof(d->prologue),
                                  identity ? d->static_private : NULL, NULL, d->psk);
+        if (r >= 0 && identity)
+                noise_handshake_set_remote_static_check(&hs, check_pinned_key, &pinned);
         if (r >= 0)
                 r = noise_handshake_read_message(&hs, q->data + 8,
                                                  q->len - 8 - sizeof(struct message_macs), ts,
                                                  sizeof(ts), &tslen);
+        if (r == -EKEYREJECTED) {
+                char key[45];
+                config_format_key(pinned.seen, key);
+                noise_handshake_wipe(&hs);
+                atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
+                log_handshake_ratelimited(LOG_WARNING,
+                                          "rejected handshake from %s: unknown public key %s "
+                                          "(not peer.public_key)",
+                                          endpoint_to_string(&q->from, buf), key);
+                return;
+        }
         if (r < 0 || tslen != sizeof(ts)) {
                 noise_handshake_wipe(&hs);
                 atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
@@ -267,17 +377,14 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
                                                        : "decryption failed (different key?)");
                 return;
         }
-        if (identity &&
-            sodium_memcmp(noise_handshake_remote_static(&hs), p->public_key,
-                          NOISE_PUBLIC_KEY_LEN) != 0) {
-                char key[45];
-                config_format_key(noise_handshake_remote_static(&hs), key);
+        /* Any of our own initiations, in flight or long finished: the tag only we can make. */
+        if (handshake_is_own_timestamp(d, ts)) {
                 noise_handshake_wipe(&hs);
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->stats.rx_reflected, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
-                                          "rejected handshake from %s: unknown public key %s "
-                                          "(not peer.public_key)",
-                                          endpoint_to_string(&q->from, buf), key);
+                                          "refused handshake from %s: one of our own initiations "
+                                          "sent back to us",
+                                          endpoint_to_string(&q->from, buf));
                 return;
         }
         if (!tai64n_after(ts, p->last_timestamp)) {
@@ -293,6 +400,10 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
             now - p->last_initiation_consumed_ns < NSEC_PER_SEC / INITIATIONS_PER_SECOND) {
                 noise_handshake_wipe(&hs);
                 atomic_fetch_add_explicit(&d->stats.rx_handshake_dropped, 1, memory_order_relaxed);
+                return;
+        }
+        if (!retire_room(d, 1, &q->from)) {
+                noise_handshake_wipe(&hs);
                 return;
         }
         memcpy(p->last_timestamp, ts, sizeof(ts));
@@ -352,6 +463,10 @@ static void consume_response(struct device *d, const struct queued_handshake *q,
                 return;
         }
         if (!check_macs(d, q, sender, under_load, now))
+                return;
+        /* It retires next and previous; refused before the copy is read so that a retry of the
+         * same response (the peer resends its initiation, we our response) can still land. */
+        if (!retire_room(d, 2, &q->from))
                 return;
 
         /* Work on a copy: a forged response must not destroy the handshake in flight. */
@@ -423,8 +538,16 @@ void handshake_process(struct device *d, const struct queued_handshake *q, bool 
 }
 
 void handshake_confirm_next(struct device *d) {
-        struct keypair *kp = atomic_exchange(&d->peer.next, NULL);
+        struct keypair *kp;
 
+        if (!atomic_load(&d->peer.next))
+                return;
+        if (!device_retire_room(d, 1)) {
+                /* Try again on the next wake-up or tick; data on next keeps arriving meanwhile. */
+                atomic_store(&d->peer.next_confirmed, true);
+                return;
+        }
+        kp = atomic_exchange(&d->peer.next, NULL);
         if (kp) {
                 install_keypair_as_current(d, kp);
                 manager_session_up(d);

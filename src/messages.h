@@ -297,6 +297,21 @@ enum limits {
         MAX_QUEUED_HANDSHAKES = 4096,
         UNDER_LOAD_QUEUE_LEN = MAX_QUEUED_HANDSHAKES / 8,
         UNDER_LOAD_AFTER_TIME = 1, /* stay "under load" this long after the queue drains */
+        /* Under load, handshake messages per source address (IPv4 address, IPv6 /64), as
+         * WireGuard's ratelimiter: a token bucket of this rate and burst, once on the rx thread
+         * before the queue (one address cannot fill it) and once on the control loop after mac2
+         * (no DH work beyond this rate for one cookie-proven address). The table of sources is
+         * a hard cap: a new source that finds no free slot among RATELIMIT_PROBES is refused. */
+        RATELIMIT_PACKETS_PER_SECOND = 20,
+        RATELIMIT_BURST = 5,
+        RATELIMIT_TABLE_SIZE = 4096, /* power of two */
+        RATELIMIT_PROBES = 8,
+        /* Key pairs retired but not yet wiped (both data threads must pass a quiescent point
+         * first). A handshake that would retire more waits for room (the peer retries), so the
+         * list never overflows; HANDSHAKE_RETIRE_RESERVE slots stay free for dropping every key
+         * pair at once (next, current, previous). */
+        MAX_RETIRED_KEYPAIRS = 16,
+        HANDSHAKE_RETIRE_RESERVE = 3,
         /* Frames moved per batch in each direction (recvmmsg/sendmmsg vector length). */
         DATAPATH_BATCH = 64,
         /* Frames the kernel queues for our TAP reader (the tun default of 500 drops bursts

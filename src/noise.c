@@ -457,6 +457,7 @@ static int mix_dh(struct noise_handshake *hs, enum token t) {
 
         /* -1: the result is all zeros, i.e. the remote key is of low order. Contributory
          * behaviour is required: a peer must not be able to force a known shared secret. */
+        hs->dh_count++;
         if (crypto_scalarmult(dh, local, remote) != 0) {
                 r = -EINVAL;
                 goto finish;
@@ -581,6 +582,11 @@ static int read_tokens(struct noise_handshake *hs, const struct pattern_info *p,
                         memcpy(hs->rs, rs, NOISE_PUBLIC_KEY_LEN);
                         hs->has_rs = true;
                         off += n;
+                        if (hs->check_remote_static) {
+                                r = hs->check_remote_static(hs->rs, hs->check_userdata);
+                                if (r < 0)
+                                        return r;
+                        }
                         break;
                 }
                 case TOKEN_PSK:
@@ -619,6 +625,7 @@ int noise_handshake_read_message(struct noise_handshake *hs, const uint8_t *msg,
 
         tmp = *hs;
         r = read_tokens(&tmp, p, msg, len, plen > 0 ? payload : scratch);
+        hs->dh_count = tmp.dh_count;
         if (r < 0)
                 return r;
         finish_message(&tmp);
@@ -651,6 +658,14 @@ const uint8_t *noise_handshake_hash(const struct noise_handshake *hs) {
 
 const uint8_t *noise_handshake_remote_static(const struct noise_handshake *hs) {
         return hs->has_rs ? hs->rs : NULL;
+}
+
+void noise_handshake_set_remote_static_check(struct noise_handshake *hs,
+                                             int (*check)(const uint8_t rs[NOISE_PUBLIC_KEY_LEN],
+                                                          void *userdata),
+                                             void *userdata) {
+        hs->check_remote_static = check;
+        hs->check_userdata = userdata;
 }
 
 void noise_handshake_wipe(struct noise_handshake *hs) {

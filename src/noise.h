@@ -61,6 +61,13 @@ struct noise_handshake {
         uint8_t rs[NOISE_PUBLIC_KEY_LEN], re[NOISE_PUBLIC_KEY_LEN];
         uint8_t psk[NOISE_PSK_LEN];
         bool has_s, has_e, has_rs, has_re, has_psk;
+
+        /* Optional: see noise_handshake_set_remote_static_check(). */
+        int (*check_remote_static)(const uint8_t rs[NOISE_PUBLIC_KEY_LEN], void *userdata);
+        void *check_userdata;
+        /* X25519 operations done so far, kept even by a failed read: lets tests prove that a
+         * check came before the expensive part. */
+        unsigned dh_count;
 };
 
 /*
@@ -76,6 +83,16 @@ int noise_handshake_init(struct noise_handshake *hs, enum noise_pattern pattern,
 /* Tests only: use this ephemeral private key instead of a random one for the next "e". */
 void noise_handshake_set_ephemeral(struct noise_handshake *hs,
                                    const uint8_t e_priv[NOISE_PUBLIC_KEY_LEN]);
+
+/* Call check(rs, userdata) as soon as a read decrypts the remote static key, before any DH
+ * that uses it; a negative return fails the read with that error. The IK responder thus
+ * refuses a key it does not pin after one X25519 (es) instead of two (es, ss): a stranger who
+ * knows our public key (all mac1 needs) costs half as much. Keeps the core pure: the caller
+ * owns the policy. */
+void noise_handshake_set_remote_static_check(struct noise_handshake *hs,
+                                             int (*check)(const uint8_t rs[NOISE_PUBLIC_KEY_LEN],
+                                                          void *userdata),
+                                             void *userdata);
 
 /* Write the next handshake message with payload. -ENOBUFS if out is too small, -EPROTO when it
  * is not our turn or the handshake is complete, -EINVAL on a DH failure (low-order point). */

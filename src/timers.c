@@ -121,5 +121,8 @@ void timers_tick(struct device *d, uint64_t now) {
         manager_tick(d, now);
 
         /* Rule 6. */
-        device_collect_retired(d, false);
+        device_collect_retired(d);
+        /* A confirmation put off for lack of retirement room (handshake_confirm_next). */
+        if (atomic_exchange(&p->next_confirmed, false))
+                handshake_confirm_next(d);
 }

@@ -5,6 +5,7 @@
  * the case; the rest is the message. Keys are fixed so the fuzzer can learn valid prefixes.
  * Invariants: no crash, and a read that fails leaves a state that can be wiped.
  */
+#include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,13 @@
 #include "noise.h"
 
 static const uint8_t prologue[] = "ShadowMesh v1 fuzz";
+
+/* The responder's pinned-key check (handshake.c's, in miniature): data[0] bit 2 pins the
+ * fuzzer's initiator key, otherwise a key nobody has, so both the refusal before the second DH
+ * and the accepting path are explored. */
+static int check_pinned(const uint8_t rs[32], void *userdata) {
+        return sodium_memcmp(rs, userdata, 32) == 0 ? 0 : -EKEYREJECTED;
+}
 
 static void keypair_from_seed(uint8_t seed, uint8_t priv[32], uint8_t pub[32]) {
         memset(priv, seed, 32);
@@ -46,11 +54,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         if (data[0] & 2) {
                 /* Responder reading message 1. */
+                static uint8_t nobody[32] = { 0xee };
                 if (noise_handshake_init(&hs, pattern, false, prologue, sizeof(prologue),
                                          ik ? s_r : NULL, NULL, psk) < 0)
                         abort();
-                if (noise_handshake_read_message(&hs, data + 1, size - 1, payload,
-                                                 sizeof(payload), &plen) >= 0) {
+                if (ik)
+                        noise_handshake_set_remote_static_check(&hs, check_pinned,
+                                                                (data[0] & 4) ? S_i : nobody);
+                int r = noise_handshake_read_message(&hs, data + 1, size - 1, payload,
+                                                     sizeof(payload), &plen);
+                /* A refused key never gets to the second DH. */
+                if (r == -EKEYREJECTED && hs.dh_count > 1)
+                        abort();
+                if (r >= 0) {
                         /* Accepted: the responder must be able to answer. */
                         if (noise_handshake_write_message(&hs, NULL, 0, buf, sizeof(buf), &n) < 0 &&
                             !ik)

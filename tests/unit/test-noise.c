@@ -547,6 +547,63 @@ static void test_remote_static(enum noise_pattern pattern) {
         noise_handshake_wipe(&res);
 }
 
+/* The responder's remote-static check runs as soon as the initiator's static key is decrypted,
+ * before the second DH (ss): a refused key costs one X25519 (es), an accepted one two, and the
+ * read then fails with the check's error. Handshake flooding by strangers who know our public
+ * key (all mac1 needs) rests on this. */
+struct static_check {
+        const uint8_t *allowed;
+        unsigned calls;
+        uint8_t seen[32];
+};
+
+static int check_static(const uint8_t rs[32], void *userdata) {
+        struct static_check *c = userdata;
+
+        c->calls++;
+        memcpy(c->seen, rs, 32);
+        return memcmp(rs, c->allowed, 32) == 0 ? 0 : -EKEYREJECTED;
+}
+
+static void test_static_check_before_ss(enum noise_pattern pattern) {
+        struct noise_handshake ini, res;
+        uint8_t msg[256], pl[256], other[32];
+        struct keyset k;
+        struct setup s;
+        size_t len, plen = 0;
+
+        /* Unknown key: refused after one DH, with the check's error. */
+        keyset_random(&k, &s, pattern);
+        randombytes_buf(other, sizeof(other));
+        struct static_check c = { .allowed = other };
+        CHECK_EQ_INT(start(&s, &ini, &res), 0);
+        noise_handshake_set_remote_static_check(&res, check_static, &c);
+        CHECK_EQ_INT(noise_handshake_write_message(&ini, NULL, 0, msg, sizeof(msg), &len), 0);
+        CHECK_EQ_INT(noise_handshake_read_message(&res, msg, len, pl, sizeof(pl), &plen),
+                     -EKEYREJECTED);
+        CHECK_EQ_INT(c.calls, 1);
+        CHECK_MEM(c.seen, k.init_s_pub, 32);
+        CHECK_EQ_INT(res.dh_count, 1);
+        noise_handshake_wipe(&ini);
+        noise_handshake_wipe(&res);
+
+        /* The pinned key: both DHs, and the handshake completes as without a check. */
+        keyset_random(&k, &s, pattern);
+        c = (struct static_check){ .allowed = k.init_s_pub };
+        CHECK_EQ_INT(start(&s, &ini, &res), 0);
+        noise_handshake_set_remote_static_check(&res, check_static, &c);
+        CHECK_EQ_INT(noise_handshake_write_message(&ini, NULL, 0, msg, sizeof(msg), &len), 0);
+        CHECK_EQ_INT(noise_handshake_read_message(&res, msg, len, pl, sizeof(pl), &plen), 0);
+        CHECK_EQ_INT(c.calls, 1);
+        CHECK_EQ_INT(res.dh_count, 2);
+        CHECK_EQ_INT(noise_handshake_write_message(&res, NULL, 0, msg, sizeof(msg), &len), 0);
+        CHECK_EQ_INT(noise_handshake_read_message(&ini, msg, len, pl, sizeof(pl), &plen), 0);
+        CHECK(noise_handshake_is_complete(&ini) && noise_handshake_is_complete(&res));
+        CHECK_MEM(noise_handshake_hash(&ini), noise_handshake_hash(&res), 64);
+        noise_handshake_wipe(&ini);
+        noise_handshake_wipe(&res);
+}
+
 /* A low-order (here all-zero) ephemeral makes the first DH that uses it fail with -EINVAL:
  * the reader's own DH for IK message 1 ("es") and every message 2 ("ee"), the responder's
  * write of message 2 for NN/NNpsk0 (message 1 has no DH there). */
@@ -680,6 +737,7 @@ int main(void) {
                 if (pattern_table[p].responder_static) {
                         test_wrong_rs(pattern, name);
                         test_remote_static(pattern);
+                        test_static_check_before_ss(pattern);
                 }
         }
         return test_summary();

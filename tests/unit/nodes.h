@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests' devices without a daemon: a struct device set up as device_new()'s setup_keys()
+ * does, with a loopback UDP socket the test owns, no TAP and no threads unless the test adds
+ * them. */
+#pragma once
+
+#include <arpa/inet.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "device.h"
+#include "handshake.h"
+#include "keys.h"
+#include "ratelimit.h"
+
+struct node {
+        struct device *d;
+        struct endpoint addr; /* its socket's address */
+};
+
+static inline int bind_loopback(struct endpoint *ret) {
+        struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(sin);
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+        if (fd < 0 || bind(fd, (struct sockaddr *) &sin, sizeof(sin)) < 0 ||
+            getsockname(fd, (struct sockaddr *) &sin, &len) < 0) {
+                perror("loopback socket");
+                exit(1);
+        }
+        *ret = (struct endpoint){ .len = sizeof(sin) };
+        memcpy(&ret->addr.in, &sin, sizeof(sin));
+        return fd;
+}
+
+/* What setup_keys() in device.c does, for a device without TAP or threads. */
+static inline void node_new(struct node *n, bool identity, const uint8_t psk[32],
+                     const uint8_t s_priv[32], const uint8_t peer_pub[32]) {
+        struct device *d = calloc(1, sizeof(*d));
+        uint8_t network_id[NETWORK_ID_LEN];
+        size_t off = sizeof(SHADOWMESH_PROLOGUE_LABEL) - 1;
+
+        if (!d)
+                abort();
+        pthread_mutex_init(&d->peer.endpoint_lock, NULL);
+        d->udp_fd = bind_loopback(&n->addr);
+        d->udp_family = AF_INET;
+        d->stop_fd = d->wake_fd = -EBADF;
+        d->accept_incoming = true;
+        if (identity) {
+                d->pattern = NOISE_PATTERN_IKPSK2;
+                memcpy(d->static_private, s_priv, 32);
+                if (noise_public_from_private(d->static_public, d->static_private) < 0)
+                        abort();
+                cookie_checker_init(&d->cookie_checker, d->static_public);
+                memcpy(d->peer.public_key, peer_pub, 32);
+                cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
+        } else {
+                d->pattern = NOISE_PATTERN_NNPSK0;
+                memcpy(d->psk, psk, 32);
+                cookie_checker_init(&d->cookie_checker, d->psk);
+                cookie_maker_init(&d->peer.cookie_maker, d->psk);
+        }
+        randombytes_buf(d->own_initiation_key, sizeof(d->own_initiation_key));
+        keys_network_id(identity ? NULL : psk, network_id);
+        memcpy(d->prologue, SHADOWMESH_PROLOGUE_LABEL, off);
+        memcpy(d->prologue + off, network_id, NETWORK_ID_LEN);
+        if (ratelimit_new(&d->handshake_ratelimit) < 0)
+                abort();
+        n->d = d;
+}
+
+static inline void node_free(struct node *n) {
+        struct device *d = n->d;
+
+        d->threads_started = false;
+        handshake_clear_keys(d);
+        device_collect_retired(d);
+        close(d->udp_fd);
+        d->handshake_ratelimit = ratelimit_free(d->handshake_ratelimit);
+        pthread_mutex_destroy(&d->peer.endpoint_lock);
+        free(d);
+}
