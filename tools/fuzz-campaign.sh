@@ -37,19 +37,22 @@ usage() {
 [[ $SECONDS_PER_TARGET =~ ^[1-9][0-9]*$ ]] || { echo "SECONDS must be a positive integer: '$SECONDS_PER_TARGET'" >&2; usage; }
 (($# <= 2)) || usage
 
+# The logs of the build and of each target go next to the corpus.
+mkdir -p "$CORPUS_ROOT"
 if [[ ! -f $BUILD_DIR/build.ninja ]]; then
         echo "configuring $BUILD_DIR (clang, libFuzzer, ASan+UBSan)"
         CC=clang meson setup "$BUILD_DIR" -Dfuzz=true -Dnetns_tests=false -Dnm_plugin=disabled \
-                -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false >"$BUILD_DIR.setup.log" 2>&1 ||
-                { cat "$BUILD_DIR.setup.log" >&2; echo "configuring $BUILD_DIR failed" >&2; exit 2; }
+                -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
+                >"$CORPUS_ROOT/setup.log" 2>&1 ||
+                { cat "$CORPUS_ROOT/setup.log" >&2; echo "configuring $BUILD_DIR failed" >&2; exit 2; }
 fi
 if [[ $(meson introspect "$BUILD_DIR" --buildoptions |
         python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"] == "fuzz"][0])') != True ]]; then
         echo "$BUILD_DIR is not a fuzzing build (-Dfuzz=true)" >&2
         exit 2
 fi
-ninja -C "$BUILD_DIR" >"$BUILD_DIR.ninja.log" 2>&1 ||
-        { tail -n 40 "$BUILD_DIR.ninja.log" >&2; echo "building $BUILD_DIR failed" >&2; exit 2; }
+ninja -C "$BUILD_DIR" >"$CORPUS_ROOT/ninja.log" 2>&1 ||
+        { tail -n 40 "$CORPUS_ROOT/ninja.log" >&2; echo "building $BUILD_DIR failed" >&2; exit 2; }
 
 # name<TAB>path of every fuzz-* executable the build defines.
 mapfile -t TARGETS < <(meson introspect "$BUILD_DIR" --targets | python3 -c '
@@ -60,7 +63,6 @@ for t in sorted(json.load(sys.stdin), key=lambda t: t["name"]):
 ')
 ((${#TARGETS[@]} > 0)) || { echo "$BUILD_DIR defines no fuzz-* executable" >&2; exit 2; }
 
-mkdir -p "$CORPUS_ROOT"
 echo "fuzz campaign: ${#TARGETS[@]} targets, ${SECONDS_PER_TARGET} s each, corpus $CORPUS_ROOT"
 total_execs=0 total_crashes=0 failed=()
 for entry in "${TARGETS[@]}"; do
