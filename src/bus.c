@@ -173,13 +173,21 @@ struct auth_request {
         struct device *d;
         sd_bus_message *m;
         const struct access *access;
-        bool polkit_asked;
 };
 
 static void auth_request_free(void *userdata) {
         struct auth_request *req = userdata;
         sd_bus_message_unref(req->m);
         free(req);
+}
+
+/* The pending call's slot takes req: freed with the slot once the reply has been handled, or
+ * when the bus goes away with the question open. The bus holds the slot (floating), so our own
+ * reference goes. */
+static void slot_owns_request(sd_bus_slot *slot, struct auth_request *req) {
+        (void) sd_bus_slot_set_destroy_callback(slot, auth_request_free);
+        (void) sd_bus_slot_set_floating(slot, true);
+        sd_bus_slot_unref(slot);
 }
 
 /* fn either replies itself, keeps m to reply later, or fails with error set. Returns 1: the
@@ -274,11 +282,7 @@ static int ask_polkit(struct auth_request *req) {
                                       interactive ? POLKIT_INTERACTIVE_TIMEOUT_USEC : 0);
         if (r < 0)
                 return r;
-        req->polkit_asked = true;
-        /* The slot now owns req, freed with it when the reply has been handled or the bus
-         * goes away with the question open. */
-        (void) sd_bus_slot_set_destroy_callback(slot, auth_request_free);
-        (void) sd_bus_slot_set_floating(slot, true);
+        slot_owns_request(slot, req);
         return 0;
 }
 
@@ -368,8 +372,7 @@ static int authorize(sd_bus_message *m, struct device *d, const struct access *a
                 auth_request_free(req);
                 return deny(m, d, a, NULL);
         }
-        (void) sd_bus_slot_set_destroy_callback(slot, auth_request_free);
-        (void) sd_bus_slot_set_floating(slot, true);
+        slot_owns_request(slot, req);
         return 1; /* replied to later */
 }
 
