@@ -181,10 +181,10 @@ static void auth_request_free(void *userdata) {
         free(req);
 }
 
-/* The pending call's slot takes req: freed with the slot once the reply has been handled, or
+/* The pending call's slot takes its userdata (the auth_request): freed with the slot once the reply has been handled, or
  * when the bus goes away with the question open. The bus holds the slot (floating), so our own
  * reference goes. */
-static void slot_owns_request(sd_bus_slot *slot, struct auth_request *req) {
+static void slot_owns_request(sd_bus_slot *slot) {
         (void) sd_bus_slot_set_destroy_callback(slot, auth_request_free);
         (void) sd_bus_slot_set_floating(slot, true);
         sd_bus_slot_unref(slot);
@@ -282,7 +282,7 @@ static int ask_polkit(struct auth_request *req) {
                                       interactive ? POLKIT_INTERACTIVE_TIMEOUT_USEC : 0);
         if (r < 0)
                 return r;
-        slot_owns_request(slot, req);
+        slot_owns_request(slot);
         return 0;
 }
 
@@ -372,7 +372,7 @@ static int authorize(sd_bus_message *m, struct device *d, const struct access *a
                 auth_request_free(req);
                 return deny(m, d, a, NULL);
         }
-        slot_owns_request(slot, req);
+        slot_owns_request(slot);
         return 1; /* replied to later */
 }
 
