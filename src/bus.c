@@ -181,9 +181,9 @@ static void auth_request_free(void *userdata) {
         free(req);
 }
 
-/* The pending call's slot takes its userdata (the auth_request): freed with the slot once the reply has been handled, or
- * when the bus goes away with the question open. The bus holds the slot (floating), so our own
- * reference goes. */
+/* The pending call's slot takes its userdata (the auth_request): freed with the slot once the
+ * reply has been handled, or when the bus goes away with the question open. The bus holds the
+ * slot (floating), so our own reference goes. */
 static void slot_owns_request(sd_bus_slot *slot) {
         (void) sd_bus_slot_set_destroy_callback(slot, auth_request_free);
         (void) sd_bus_slot_set_floating(slot, true);
