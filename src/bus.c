@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sd-bus glue for org.shadowmesh1.Tunnel (documented in dbus/org.shadowmesh1.Tunnel.txt) and
- * org.freedesktop.LogControl1. Access: the policy file lets everyone call; Connect and
- * Disconnect are flagged unprivileged for sd-bus and checked here: root, or a member of the
- * control group, asked of the bus itself (GetConnectionCredentials) without blocking.
+ * org.freedesktop.LogControl1. Access: the policy file lets everyone call; Connect,
+ * Disconnect and NetCheck are flagged unprivileged for sd-bus and checked here: root, a member
+ * of the control group (asked of the bus itself, GetConnectionCredentials), or a user polkit
+ * authorizes (CheckAuthorization), all without blocking.
  */
 #include <arpa/inet.h>
 #include <grp.h>
@@ -139,24 +140,64 @@ static int method_get_status(sd_bus_message *m, void *userdata, sd_bus_error *er
         return sd_bus_send(NULL, reply, NULL);
 }
 
-/* ---- access checks ---- */
+/* ---- access checks ----
+ *
+ * Connect, Disconnect and NetCheck act on the tunnel or send traffic from its socket, so they
+ * are for root, members of the control group, and (where polkit runs) users polkit authorizes
+ * for the method's action. The checks ask the bus and polkit asynchronously: the event loop
+ * never waits for them. Order: root at once; otherwise GetConnectionCredentials (the group);
+ * otherwise polkit's CheckAuthorization. No polkit on the bus means the group check alone.
+ * Anyone but root gets the caller's rights, not root's: Connect options that change who the
+ * peer is must match the configuration (check_peer_options). */
 
-typedef int (*authorized_fn)(sd_bus_message *m, struct device *d, sd_bus_error *error);
+#define POLKIT_SERVICE "org.freedesktop.PolicyKit1"
+#define POLKIT_PATH "/org/freedesktop/PolicyKit1/Authority"
+#define POLKIT_INTERFACE "org.freedesktop.PolicyKit1.Authority"
+/* CheckAuthorization flag: polkit may ask the user for a password (an agent is running). */
+#define POLKIT_ALLOW_USER_INTERACTION 1u
+/* An interactive check waits for a person typing a password. */
+#define POLKIT_INTERACTIVE_TIMEOUT_USEC (5 * 60 * USEC_PER_SEC)
+
+/* root: the caller is root (may change who the peer is); otherwise a member of the control
+ * group or a user polkit authorized. */
+typedef int (*authorized_fn)(sd_bus_message *m, struct device *d, bool root,
+                             sd_bus_error *error);
+
+struct access {
+        authorized_fn fn;
+        const char *what;   /* "connect", as in "may connect this tunnel" */
+        const char *action; /* the polkit action */
+};
 
 struct auth_request {
         struct device *d;
         sd_bus_message *m;
-        authorized_fn fn;
-        const char *what;
+        const struct access *access;
 };
+
+static void auth_request_free(void *userdata) {
+        struct auth_request *req = userdata;
+        sd_bus_message_unref(req->m);
+        free(req);
+}
+
+/* The pending call's slot takes its userdata (the auth_request): freed with the slot once the
+ * reply has been handled, or when the bus goes away with the question open. The bus holds the
+ * slot (floating), so our own reference goes. */
+static void slot_owns_request(sd_bus_slot *slot) {
+        (void) sd_bus_slot_set_destroy_callback(slot, auth_request_free);
+        (void) sd_bus_slot_set_floating(slot, true);
+        sd_bus_slot_unref(slot);
+}
 
 /* fn either replies itself, keeps m to reply later, or fails with error set. Returns 1: the
  * call is handled either way (0 would tell sd-bus to look for another handler). */
-static int run_authorized(sd_bus_message *m, struct device *d, authorized_fn fn) {
+static int run_authorized(sd_bus_message *m, struct device *d, const struct access *a,
+                          bool root) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
-        r = fn(m, d, &error);
+        r = a->fn(m, d, root, &error);
         if (r < 0 || sd_bus_error_is_set(&error)) {
                 if (!sd_bus_error_is_set(&error))
                         sd_bus_error_set_errno(&error, r);
@@ -166,24 +207,94 @@ static int run_authorized(sd_bus_message *m, struct device *d, authorized_fn fn)
         return 1;
 }
 
-static int deny(sd_bus_message *m, struct device *d, const char *what) {
-        const char *group = d->config->control_group ? d->config->control_group : "netdev";
-        (void) sd_bus_reply_method_errorf(m, SD_BUS_ERROR_ACCESS_DENIED,
-                                          "Only root and members of group '%s' may %s this "
-                                          "tunnel",
-                                          group, what);
+static const char *control_group_name(const struct device *d) {
+        return d->config->control_group ? d->config->control_group : "netdev";
+}
+
+/* polkit_error: NULL when polkit is not on the bus; else why it did not authorize. */
+static int deny(sd_bus_message *m, struct device *d, const struct access *a,
+                const char *polkit_error) {
+        if (!polkit_error)
+                (void) sd_bus_reply_method_errorf(m, SD_BUS_ERROR_ACCESS_DENIED,
+                                                  "Only root and members of group '%s' may %s "
+                                                  "this tunnel",
+                                                  control_group_name(d), a->what);
+        else
+                (void) sd_bus_reply_method_errorf(m, SD_BUS_ERROR_ACCESS_DENIED,
+                                                  "Only root, members of group '%s' and users "
+                                                  "polkit authorizes for %s may %s this "
+                                                  "tunnel (polkit: %s)",
+                                                  control_group_name(d), a->action, a->what,
+                                                  polkit_error);
         return 1;
 }
 
-static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         struct auth_request *req = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        int authorized = 0, challenge = 0, r;
+
+        if (e) {
+                /* No polkit on this system: the group check was the whole check. */
+                if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN,
+                                           SD_BUS_ERROR_NAME_HAS_NO_OWNER))
+                        deny(req->m, req->d, req->access, NULL);
+                else {
+                        log_warning("polkit CheckAuthorization for %s failed: %s",
+                                    req->access->action, e->message);
+                        deny(req->m, req->d, req->access, e->message);
+                }
+                return 0;
+        }
+        r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
+        if (r < 0) {
+                deny(req->m, req->d, req->access, "unreadable reply");
+                return 0;
+        }
+        if (authorized)
+                run_authorized(req->m, req->d, req->access, false);
+        else
+                deny(req->m, req->d, req->access,
+                     challenge ? "authentication required" : "not authorized");
+        return 0;
+}
+
+/* CheckAuthorization for the sender of req->m (a system-bus-name subject, as NetworkManager
+ * asks it). Interactive only when the caller allowed it on its message. */
+static int ask_polkit(struct auth_request *req) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        sd_bus *bus = sd_bus_message_get_bus(req->m);
+        bool interactive = sd_bus_message_get_allow_interactive_authorization(req->m) > 0;
+        sd_bus_slot *slot;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &call, POLKIT_SERVICE, POLKIT_PATH,
+                                           POLKIT_INTERFACE, "CheckAuthorization");
+        if (r >= 0)
+                r = sd_bus_message_append(call, "(sa{sv})sa{ss}us", "system-bus-name", 1,
+                                          "name", "s", sd_bus_message_get_sender(req->m),
+                                          req->access->action, 0,
+                                          interactive ? POLKIT_ALLOW_USER_INTERACTION : 0u, "");
+        if (r >= 0)
+                r = sd_bus_call_async(bus, &slot, call, on_polkit_reply, req,
+                                      interactive ? POLKIT_INTERACTIVE_TIMEOUT_USEC : 0);
+        if (r < 0)
+                return r;
+        slot_owns_request(slot);
+        return 0;
+}
+
+static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct auth_request *req = userdata, *next;
         bool allowed = false;
         const char *key;
         int r;
 
         if (sd_bus_message_is_method_error(reply, NULL)) {
-                deny(req->m, req->d, req->what);
-                goto finish;
+                deny(req->m, req->d, req->access, NULL);
+                return 0;
         }
         r = sd_bus_message_enter_container(reply, 'a', "{sv}");
         while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
@@ -206,20 +317,30 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 if (r >= 0)
                         r = sd_bus_message_exit_container(reply);
         }
-        if (allowed)
-                run_authorized(req->m, req->d, req->fn);
-        else
-                deny(req->m, req->d, req->what);
-finish:
-        sd_bus_message_unref(req->m);
-        free(req);
-        return 0; /* the caller got its reply (or will, from the pending Connect) */
+        if (allowed) {
+                run_authorized(req->m, req->d, req->access, false);
+                return 0;
+        }
+        /* Not a member: polkit may still authorize. A new request, because this one belongs
+         * to the slot being answered. */
+        next = calloc(1, sizeof(*next));
+        if (next) {
+                *next = (struct auth_request){ .d = req->d, .m = sd_bus_message_ref(req->m),
+                                               .access = req->access };
+                if (ask_polkit(next) >= 0)
+                        return 0;
+                auth_request_free(next);
+        }
+        deny(req->m, req->d, req->access, NULL);
+        return 0; /* the caller got its reply (or will, from the pending call) */
 }
 
-/* Run fn now for root; for anyone else ask the bus for the caller's groups first. */
-static int authorize(sd_bus_message *m, struct device *d, authorized_fn fn, const char *what) {
+/* Run the method now for root; for anyone else ask the bus for the caller's groups first (and
+ * then polkit). */
+static int authorize(sd_bus_message *m, struct device *d, const struct access *a) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         struct auth_request *req;
+        sd_bus_slot *slot;
         uid_t uid;
         int r;
 
@@ -227,31 +348,74 @@ static int authorize(sd_bus_message *m, struct device *d, authorized_fn fn, cons
         if (r >= 0)
                 r = sd_bus_creds_get_euid(creds, &uid);
         if (r < 0)
-                return deny(m, d, what);
+                return deny(m, d, a, NULL);
         if (uid == 0)
-                return run_authorized(m, d, fn);
-        if (!d->has_control_gid)
-                return deny(m, d, what);
+                return run_authorized(m, d, a, true);
 
         req = calloc(1, sizeof(*req));
         if (!req)
                 return -ENOMEM;
-        *req = (struct auth_request){ .d = d, .m = sd_bus_message_ref(m), .fn = fn, .what = what };
-        r = sd_bus_call_method_async(sd_bus_message_get_bus(m), NULL, "org.freedesktop.DBus",
+        *req = (struct auth_request){ .d = d, .m = sd_bus_message_ref(m), .access = a };
+        if (!d->has_control_gid) {
+                /* No group to be a member of: polkit alone. */
+                if (ask_polkit(req) < 0) {
+                        auth_request_free(req);
+                        return deny(m, d, a, NULL);
+                }
+                return 1;
+        }
+        r = sd_bus_call_method_async(sd_bus_message_get_bus(m), &slot, "org.freedesktop.DBus",
                                      "/org/freedesktop/DBus", "org.freedesktop.DBus",
                                      "GetConnectionCredentials", on_credentials, req, "s",
                                      sd_bus_message_get_sender(m));
         if (r < 0) {
-                sd_bus_message_unref(req->m);
-                free(req);
-                return deny(m, d, what);
+                auth_request_free(req);
+                return deny(m, d, a, NULL);
         }
+        slot_owns_request(slot);
         return 1; /* replied to later */
+}
+
+/* Options that change who the peer is need root unless they repeat the configuration:
+ * public_key (identity mode: the key pins the peer) and relay_server (the relay chooses whom
+ * it introduces and carries the traffic). The peer address does not: in identity mode only
+ * the configured key completes a handshake wherever the address points, and in shared-key
+ * mode every holder of the shared key may connect to a waiting instance anyway. */
+static int check_peer_options(struct device *d, const uint8_t *public_key,
+                              const char *relay_server, sd_bus_error *error) {
+        const struct config *c = d->config;
+
+        if (public_key && (!c->has_peer_public_key ||
+                           sodium_memcmp(public_key, c->peer_public_key,
+                                         NOISE_PUBLIC_KEY_LEN) != 0))
+                return sd_bus_error_setf(error, BUS_ERROR_PREFIX "PermissionDenied",
+                                         "Option 'public_key' changes who the peer is: only "
+                                         "root may pass a key other than the configured "
+                                         "peer.public_key%s",
+                                         c->has_peer_public_key ? "" : " (none is configured)");
+        if (relay_server) {
+                _cleanup_free_ char *host = NULL;
+                uint16_t port;
+
+                if (config_parse_host_port(relay_server, RELAY_PORT_DEFAULT, &host, &port) < 0)
+                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
+                                                 "Option 'relay_server' is not host[:port]: "
+                                                 "'%s'",
+                                                 relay_server);
+                if (!c->relay_host || strcasecmp(host, c->relay_host) != 0 ||
+                    port != c->relay_port)
+                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "PermissionDenied",
+                                                 "Option 'relay_server' changes who the peer "
+                                                 "is: only root may name a relay other than the "
+                                                 "configured relay.server%s",
+                                                 c->relay_host ? "" : " (none is configured)");
+        }
+        return 0;
 }
 
 /* ---- Connect / Disconnect ---- */
 
-static int do_connect(sd_bus_message *m, struct device *d, sd_bus_error *error) {
+static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_error *error) {
         uint32_t timeout_sec = CONNECT_TIMEOUT_DEFAULT_SEC;
         uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
         bool have_key = false, relay = false;
@@ -318,25 +482,40 @@ static int do_connect(sd_bus_message *m, struct device *d, sd_bus_error *error) 
                 return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidArguments",
                                         "Option 'public_key' needs identity mode "
                                         "(identity.private_key_file in the configuration)");
+        if (relay_server && !*relay_server)
+                relay_server = NULL;
+        if (!root) {
+                r = check_peer_options(d, have_key ? public_key : NULL, relay_server, error);
+                if (r < 0) {
+                        sodium_memzero(public_key, sizeof(public_key));
+                        return r;
+                }
+        }
         r = manager_connect(d, peer, have_key ? public_key : NULL, timeout_sec, relay,
-                            relay_server && *relay_server ? relay_server : NULL, m, error);
+                            relay_server, m, error);
         sodium_memzero(public_key, sizeof(public_key));
         return r;
 }
 
+static const struct access access_connect = {
+        .fn = do_connect, .what = "connect", .action = POLKIT_ACTION_CONNECT };
+
 static int method_connect(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return authorize(m, userdata, do_connect, "connect");
+        return authorize(m, userdata, &access_connect);
 }
 
-static int do_disconnect(sd_bus_message *m, struct device *d, sd_bus_error *error) {
+static int do_disconnect(sd_bus_message *m, struct device *d, bool root, sd_bus_error *error) {
         int r = manager_disconnect(d, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(m, NULL);
 }
 
+static const struct access access_disconnect = {
+        .fn = do_disconnect, .what = "disconnect", .action = POLKIT_ACTION_CONNECT };
+
 static int method_disconnect(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return authorize(m, userdata, do_disconnect, "disconnect");
+        return authorize(m, userdata, &access_disconnect);
 }
 
 void bus_reply_connect(struct device *d, const char *error, const char *fmt, ...) {
@@ -358,9 +537,18 @@ void bus_reply_connect(struct device *d, const char *error, const char *fmt, ...
         sd_bus_message_unref(m);
 }
 
+static int do_netcheck(sd_bus_message *m, struct device *d, bool root, sd_bus_error *error) {
+        int r = netcheck_api_start(d, m, error);
+        return r < 0 ? r : 0; /* replied to when the checks are done */
+}
+
+/* NetCheck sends STUN requests from the tunnel's socket (and uses the relay's allowance for
+ * this node): the same callers as Connect, its own polkit action. */
+static const struct access access_netcheck = {
+        .fn = do_netcheck, .what = "run NetCheck on", .action = POLKIT_ACTION_NETCHECK };
+
 static int method_netcheck(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        int r = netcheck_api_start(userdata, m, error);
-        return r < 0 ? r : 1; /* replied to when the checks are done */
+        return authorize(m, userdata, &access_netcheck);
 }
 
 static const sd_bus_vtable tunnel_vtable[] = {
@@ -511,7 +699,7 @@ int bus_open(struct device *d, void (*on_ready)(struct device *d, int r)) {
                 return -ENOMEM;
 
         {
-                const char *name = d->config->control_group ? d->config->control_group : "netdev";
+                const char *name = control_group_name(d);
                 struct group *g = getgrnam(name);
                 if (g) {
                         d->control_gid = g->gr_gid;

@@ -12,6 +12,11 @@
 
 struct device;
 
+/* The polkit actions (polkit/org.shadowmesh1.policy) that authorize a caller who is neither
+ * root nor a member of the control group: Connect and Disconnect; NetCheck. */
+#define POLKIT_ACTION_CONNECT "org.shadowmesh1.connect"
+#define POLKIT_ACTION_NETCHECK "org.shadowmesh1.netcheck"
+
 /* Connect to the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured), register the objects and ask
  * for the name; on_ready runs once the name is owned (or at once with -ENOTCONN when there is
  * no system bus, and the daemon goes on without its API). Errors: -EEXIST name taken. */

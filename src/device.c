@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "bus.h"
+#include "caps.h"
 #include "datapath.h"
 #include "device.h"
 #include "handshake.h"
@@ -465,6 +466,12 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         r = sd_event_set_watchdog(d->event, true);
         if (r < 0)
                 return log_error_errno(r, "enabling the watchdog: %m");
+
+        /* The TAP exists and the socket is bound: from here on CAP_NET_ADMIN is enough. Now,
+         * while this is the only thread, so that every thread started later inherits it. */
+        r = caps_drop();
+        if (r < 0)
+                return log_error_errno(r, "dropping capabilities: %m");
 
         r = datapath_start(d);
         if (r < 0)

@@ -36,6 +36,7 @@ struct instance {
         char *name; /* instance name */
         char *bus_name;
         char *bus_path;
+        char *unit; /* the transient unit the daemon runs in (systemd-run), or NULL */
         unsigned connect_timeout_sec;
         unsigned stop_timeout_sec;
 
@@ -134,7 +135,9 @@ static void wipe_files(struct instance *i) {
 static pid_t service_pid;
 
 /* Runs in the child between fork and exec: the daemon gets SIGTERM when the service dies, even by
- * SIGKILL, so no tunnel outlives the service that NetworkManager tracks. */
+ * SIGKILL, so no tunnel outlives the service that NetworkManager tracks. Under systemd-run this
+ * reaches systemd-run only: the unit then outlives a service killed without a stop, until
+ * `systemctl stop shadowmesh-nm-LABEL` (a stop of the service stops the unit). */
 static void child_setup(gpointer data) {
         if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != service_pid)
                 _exit(127);
@@ -240,9 +243,108 @@ static void read_next_line(struct instance *i) {
                                             i);
 }
 
+/* shadowmesh@.service's hardening (systemd/shadowmesh@.service, [Service] after "Hardening"),
+ * for the transient unit the daemon runs in where systemd is PID 1. tests/nm/sandbox.sh holds
+ * this list against the unit file, line for line. */
+static const char *const sandbox_properties[] = {
+        "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE",
+        "NoNewPrivileges=yes",
+        "DevicePolicy=closed",
+        "DeviceAllow=/dev/net/tun rw",
+        "UMask=0077",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectKernelLogs=yes",
+        "ProtectControlGroups=yes",
+        "ProtectClock=yes",
+        "ProtectHostname=yes",
+        "ProtectProc=invisible",
+        "ProcSubset=pid",
+        "RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6",
+        "RestrictNamespaces=yes",
+        "RestrictRealtime=yes",
+        "RestrictSUIDSGID=yes",
+        "LockPersonality=yes",
+        "MemoryDenyWriteExecute=yes",
+        "SystemCallArchitectures=native",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@resources @mount",
+        "SystemCallErrorNumber=EPERM",
+};
+
+/* systemd is PID 1 (what sd_booted() checks) and systemd-run is installed. */
+static char *find_systemd_run(void) {
+        if (!g_file_test("/run/systemd/system", G_FILE_TEST_IS_DIR))
+                return NULL;
+        return g_find_program_in_path("systemd-run");
+}
+
+/* The command line: the daemon itself, or systemd-run starting it in a transient service with
+ * the unit's protections. --pipe hands the daemon this pipe as its output, --wait makes
+ * systemd-run exit with the daemon's status, so the output and the exit are seen as for a
+ * direct child. */
+static GPtrArray *daemon_argv(struct instance *i, const char *shadowmeshd,
+                              const char *systemd_run) {
+        GPtrArray *argv = g_ptr_array_new_with_free_func(g_free);
+
+        if (systemd_run) {
+                g_autofree char *label = settings_bus_label(i->name);
+
+                i->unit = g_strdup_printf("shadowmesh-nm-%s.service", label);
+                g_ptr_array_add(argv, g_strdup(systemd_run));
+                g_ptr_array_add(argv, g_strdup("--quiet"));
+                g_ptr_array_add(argv, g_strdup("--pipe"));
+                g_ptr_array_add(argv, g_strdup("--wait"));
+                g_ptr_array_add(argv, g_strdup("--collect"));
+                g_ptr_array_add(argv, g_strdup("--service-type=exec"));
+                g_ptr_array_add(argv, g_strdup_printf("--unit=%s", i->unit));
+                g_ptr_array_add(argv, g_strdup_printf("--description=ShadowMesh tunnel %s "
+                                                      "(NetworkManager)",
+                                                      i->name));
+                g_ptr_array_add(argv, g_strdup_printf("--property=TimeoutStopSec=%u",
+                                                      i->stop_timeout_sec));
+                for (size_t k = 0; k < G_N_ELEMENTS(sandbox_properties); k++)
+                        g_ptr_array_add(argv,
+                                        g_strdup_printf("--property=%s", sandbox_properties[k]));
+                g_ptr_array_add(argv, g_strdup("--"));
+        }
+        g_ptr_array_add(argv, g_strdup(shadowmeshd));
+        g_ptr_array_add(argv, g_strdup("--instance"));
+        g_ptr_array_add(argv, g_strdup(i->name));
+        g_ptr_array_add(argv, g_strdup(i->config_path));
+        g_ptr_array_add(argv, NULL);
+        return argv;
+}
+
+static void on_unit_call(GObject *source, GAsyncResult *res, gpointer data) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = NULL;
+        g_autofree char *unit = data;
+
+        reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+        if (!reply)
+                log_warning("systemd could not stop %s: %s", unit, error->message);
+}
+
+/* StopUnit (SIGTERM, then SIGKILL after TimeoutStopSec) or KillUnit, without waiting: the
+ * process exit comes through systemd-run as for a direct child. Signalling systemd-run itself
+ * would only end systemd-run. */
+static void unit_call(struct instance *i, const char *method, GVariant *params) {
+        log_info("%s %s", method, i->unit);
+        g_dbus_connection_call(i->bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                               "org.freedesktop.systemd1.Manager", method, params, NULL,
+                               G_DBUS_CALL_FLAGS_NONE, 30000, NULL, on_unit_call,
+                               g_strdup(i->unit));
+}
+
 static bool spawn(struct instance *i, const char *shadowmeshd, GError **error) {
         g_autoptr(GSubprocessLauncher) launcher = NULL;
         g_autoptr(GError) local = NULL;
+        g_autoptr(GPtrArray) argv = NULL;
+        g_autofree char *systemd_run = find_systemd_run();
         const char *id;
 
         launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE |
@@ -256,17 +358,23 @@ static bool spawn(struct instance *i, const char *shadowmeshd, GError **error) {
                 g_subprocess_launcher_unsetenv(launcher, *v);
         service_pid = getpid();
         g_subprocess_launcher_set_child_setup(launcher, child_setup, NULL, NULL);
-        i->process = g_subprocess_launcher_spawn(launcher, &local, shadowmeshd, "--instance",
-                                                 i->name, i->config_path, NULL);
+        argv = daemon_argv(i, shadowmeshd, systemd_run);
+        i->process = g_subprocess_launcher_spawnv(launcher, (const char *const *) argv->pdata,
+                                                  &local);
         if (!i->process) {
                 g_set_error(error, NM_VPN_PLUGIN_ERROR, NM_VPN_PLUGIN_ERROR_LAUNCH_FAILED,
-                            _("Cannot start %s: %s"), shadowmeshd, local->message);
+                            _("Cannot start %s: %s"), (const char *) argv->pdata[0],
+                            local->message);
                 return false;
         }
         id = g_subprocess_get_identifier(i->process);
         i->pid = id ? (GPid) atoi(id) : 0;
-        log_info("started %s --instance %s %s (pid %d)", shadowmeshd, i->name, i->config_path,
-                 (int) i->pid);
+        if (i->unit)
+                log_info("started %s --instance %s %s in %s (systemd-run pid %d)", shadowmeshd,
+                         i->name, i->config_path, i->unit, (int) i->pid);
+        else
+                log_info("started %s --instance %s %s (pid %d)", shadowmeshd, i->name,
+                         i->config_path, (int) i->pid);
 
         i->output = g_data_input_stream_new(g_subprocess_get_stdout_pipe(i->process));
         g_data_input_stream_set_newline_type(i->output, G_DATA_STREAM_NEWLINE_TYPE_LF);
@@ -455,6 +563,8 @@ static gboolean on_kill_timeout(gpointer data) {
         i->kill_timer = 0;
         log_warning("shadowmeshd[%d] did not stop within %u s: killing it", (int) i->pid,
                     i->stop_timeout_sec);
+        if (i->unit)
+                unit_call(i, "KillUnit", g_variant_new("(ssi)", i->unit, "all", SIGKILL));
         g_subprocess_force_exit(i->process);
         return G_SOURCE_REMOVE;
 }
@@ -502,7 +612,10 @@ void instance_stop(struct instance *i) {
         }
         if (!i->exited) {
                 log_info("stopping shadowmeshd[%d]", (int) i->pid);
-                g_subprocess_send_signal(i->process, SIGTERM);
+                if (i->unit)
+                        unit_call(i, "StopUnit", g_variant_new("(ss)", i->unit, "replace"));
+                else
+                        g_subprocess_send_signal(i->process, SIGTERM);
                 i->kill_timer = g_timeout_add_seconds(i->stop_timeout_sec, on_kill_timeout, i);
         }
         /* finish_stop() runs from process_gone() once it exited and its output ended. */
@@ -545,7 +658,15 @@ struct instance *instance_free(struct instance *i) {
         if (i->props_sub_id)
                 g_dbus_connection_signal_unsubscribe(i->bus, i->props_sub_id);
         if (i->process && !i->exited) {
-                /* Last resort (the service is exiting without a stop): no tunnel may outlive it. */
+                /* Last resort (the service is exiting without a stop): no tunnel may outlive it.
+                 * Synchronous, as the wait below: the service is on its way out. */
+                if (i->unit) {
+                        g_autoptr(GVariant) reply = g_dbus_connection_call_sync(
+                                i->bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                "org.freedesktop.systemd1.Manager", "KillUnit",
+                                g_variant_new("(ssi)", i->unit, "all", SIGKILL), NULL,
+                                G_DBUS_CALL_FLAGS_NONE, 5000, NULL, NULL);
+                }
                 g_subprocess_force_exit(i->process);
                 g_subprocess_wait(i->process, NULL, NULL);
                 log_info("killed shadowmeshd[%d]", (int) i->pid);
@@ -563,6 +684,7 @@ struct instance *instance_free(struct instance *i) {
         g_free(i->name);
         g_free(i->bus_name);
         g_free(i->bus_path);
+        g_free(i->unit);
         g_free(i->last_line);
         g_free(i->tap_device);
         g_free(i->endpoint);

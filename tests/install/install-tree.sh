@@ -12,6 +12,7 @@
 #     otherwise (see systemd/meson.build);
 #   <datadir>/dbus-1/system.d/org.shadowmesh1.conf, <datadir>/dbus-1/interfaces/
 #     org.shadowmesh1.Tunnel.xml, <datadir>/doc/shadowmesh/org.shadowmesh1.Tunnel.txt;
+#   <datadir>/polkit-1/actions/org.shadowmesh1.policy;
 #   <mandir>/manN/ for every man/*.N page;
 #   <datadir>/doc/shadowmesh/examples/ for every examples/*.yaml (and no *.key);
 #   <datadir>/doc/shadowmesh/LICENSE;
@@ -114,6 +115,7 @@ expect "$datadir/dbus-1/interfaces/org.shadowmesh1.Tunnel.xml" 644 \
         "$src/dbus/org.shadowmesh1.Tunnel.xml"
 expect "$datadir/doc/shadowmesh/org.shadowmesh1.Tunnel.txt" 644 \
         "$src/dbus/org.shadowmesh1.Tunnel.txt"
+expect "$datadir/polkit-1/actions/org.shadowmesh1.policy" 644 "$src/polkit/org.shadowmesh1.policy"
 
 for page in "$src"/man/*.[1-8]; do
         [ -f "$page" ] || continue

@@ -89,6 +89,24 @@ check "the key is not in the daemon's environment" \
         bash -c "! tr '\\0' '\\n' </proc/$DPID/environ | grep -qi $KEY"
 check "the daemon's log reaches NetworkManager's log through the service" \
         grep -q "shadowmeshd\[$DPID\]: handshake complete with peer $PEER_IP:9001" "$TMP/nm.log"
+# The daemon NetworkManager started keeps CAP_NET_ADMIN only, in every thread (issue 9 item 7):
+# effective, permitted and bounding sets 0x1000, no inheritable or ambient capability,
+# no_new_privs. (systemd is not PID 1 here, so it runs without systemd-run: its own drop.)
+daemon_caps_wrong() {
+        local status
+        for status in /proc/"$1"/task/*/status; do
+                awk '/^CapInh:/ { i = $2 } /^CapPrm:/ { p = $2 } /^CapEff:/ { e = $2 }
+                     /^CapBnd:/ { b = $2 } /^CapAmb:/ { a = $2 } /^NoNewPrivs:/ { s = $2 }
+                     END { k = "0000000000001000"; z = "0000000000000000"
+                           if (!(i == z && p == k && e == k && b == k && a == z && s == 1))
+                                   print FILENAME ": inh " i " prm " p " eff " e " bnd " b \
+                                         " amb " a " nnp " s }' "$status"
+        done
+}
+check_eq "the daemon's threads hold CAP_NET_ADMIN only, with no_new_privs" \
+        "$(daemon_caps_wrong "$DPID")" ""
+check "the daemon runs its data path threads (3 or more)" \
+        [ "$(ls /proc/"$DPID"/task | wc -l)" -ge 3 ]
 check "runtime directory is private (0700)" \
         bash -c "[ \"\$(nsenter -t $NM_PID -m stat -c %a $(runtime_dir "$UUID_SM"))\" = 700 ]"
 check "config and key files are wiped once the daemon has read them" \
