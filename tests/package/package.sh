@@ -9,7 +9,8 @@
 #   - `systemd-analyze verify` accepts the installed units;
 #   - the NetworkManager .name file names programs and a plugin that are installed;
 #   - a tunnel between two network namespaces made here, started from /usr/sbin/shadowmeshd
-#     (the installed binary, not the build tree's), pings both ways;
+#     (the installed binary, not the build tree's), pings both ways, and the installed
+#     shadowmeshctl lists both instances through a private bus that loads the installed policy;
 # and finally purge them and check that nothing is left: no file of any package, no
 # /etc/shadowmesh, no unit enablement, no dpkg or deb-systemd-helper state.
 #
@@ -22,6 +23,8 @@
 # Usage: package.sh SOURCE_ROOT. Needs root (skips without); the build dependencies are those of
 # debian/control (tools/setup-debian.sh installs them).
 
+# Functions here are called through check, wait_until and the EXIT trap, which shellcheck cannot see.
+# shellcheck disable=SC2317
 set -euo pipefail
 # shellcheck source=tests/netns/lib.sh
 source "$(dirname "$(dirname "$(readlink -f "$0")")")/netns/lib.sh"
@@ -38,6 +41,7 @@ need dh debhelper
 need lintian lintian
 need systemd-analyze systemd
 need apt-get apt
+need dbus-daemon dbus-daemon
 [[ -f $SRC/debian/control ]] || { echo "no debian/control in $SRC" >&2; exit 1; }
 
 installed() { [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]; }
@@ -69,6 +73,7 @@ cleanup() {
         local rc=$?
         cleanup_begin "$rc"
         stop_own_pids
+        stop_pid "$BUS_PID"
         del_namespaces
         if ((INSTALLED_HERE)); then
                 # Restore the machine even after a failure: what this test installed goes.
@@ -262,13 +267,19 @@ setup_pair
 KEY=$(random_hex_key)
 write_config "$TMP/a.yaml" ip4=$TUN4_A/24 peer="$UNDER_B:$PORT" key="$KEY"
 write_config "$TMP/b.yaml" ip4=$TUN4_B/24 peer="" key="$KEY"
-start_daemon b "$NS_B" "$TMP/b.yaml"
+# A private system-like bus with the installed policy only: the daemons own their names
+# through it and the installed shadowmeshctl finds them.
+start_private_bus "$TMP/bus" "$TMP/dbus-daemon.log" /usr/share/dbus-1/system.d/org.shadowmesh1.conf
+start_daemon b "$NS_B" "$TMP/b.yaml" --instance b
 check "b (installed daemon): listening on udp port $PORT" \
         wait_log b "listening on udp port $PORT" 10
-start_daemon a "$NS_A" "$TMP/a.yaml"
+start_daemon a "$NS_A" "$TMP/a.yaml" --instance a
 check "handshake complete on a" wait_log a "handshake complete with peer $UNDER_B:$PORT" 15
 check "ping a->b through the tunnel" wait_ping 20 "$NS_A" "$TUN4_B"
 check "ping b->a through the tunnel" wait_ping 10 "$NS_B" "$TUN4_A"
+list=$(/usr/bin/shadowmeshctl list 2>&1 || true)
+check "shadowmeshctl list (installed policy and client): a connected" grep -qE '^a +connected ' <<<"$list"
+check "shadowmeshctl list (installed policy and client): b connected" grep -qE '^b +connected ' <<<"$list"
 check_eq "the daemons run /usr/sbin/shadowmeshd" \
         "$(readlink "/proc/${DAEMON_PID[a]}/exe") $(readlink "/proc/${DAEMON_PID[b]}/exe")" \
         "/usr/sbin/shadowmeshd /usr/sbin/shadowmeshd"
@@ -281,6 +292,8 @@ for side in a b; do
 done
 del_namespaces
 NAMESPACES=()
+stop_pid "$BUS_PID"
+BUS_PID=""
 
 # ---- purge: nothing left --------------------------------------------------------------------
 if purge_packages; then
