@@ -75,15 +75,36 @@ if [ "$mode" = deb ]; then
         out=$top/build-arm64-deb
         rm -rf "$out"
         mkdir -p "$out/src"
-        git -C "$top" ls-files -z --cached --others --exclude-standard |
-                (cd "$top" && xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) |
-                (cd "$top" && xargs -0 -r cp --parents -a -t "$out/src")
-        rm -rf "$out/src/debian/tmp" "$out/src"/obj-*
+        mapfile -d '' files < <(git -C "$top" ls-files -z --cached --others --exclude-standard)
+        keep=()
+        for f in "${files[@]}"; do
+                # (deleted but not yet committed files are listed; earlier builds are not source)
+                [ -e "$top/$f" ] || [ -L "$top/$f" ] || continue
+                case $f in
+                obj-*/* | debian/tmp/* | debian/.debhelper/* | debian/shadowmesh*/* | \
+                        debian/network-manager-shadowmesh*/*) continue ;;
+                esac
+                keep+=("$f")
+        done
+        (cd "$top" && printf '%s\0' "${keep[@]}" | xargs -0 cp --parents -a -t "$out/src")
         (cd "$out/src" && DEB_BUILD_OPTIONS="parallel=$(nproc)" \
                 dpkg-buildpackage -a arm64 -P"$deb_profiles" -us -uc -b)
         echo "cross-arm64.sh: arm64 packages in $out:"
         for deb in "$out"/*.deb; do
                 printf '  %s (%s)\n' "${deb##*/}" "$(dpkg-deb -f "$deb" Architecture)"
+        done
+        # The packaged programs run (under qemu): unpacked, never installed on this machine.
+        version=$(cd "$out/src" && dpkg-parsechangelog -S Version)
+        unpacked=$out/unpacked
+        dpkg-deb -x "$out/shadowmesh_${version}_arm64.deb" "$unpacked"
+        dpkg-deb -x "$out/shadowmesh-relay_${version}_arm64.deb" "$unpacked"
+        for prog in usr/sbin/shadowmeshd usr/bin/shadowmeshctl usr/sbin/shadowmesh-relay; do
+                got=$(qemu-aarch64-static "$unpacked/$prog" --version)
+                if [ "$got" != "${prog##*/} $version" ]; then
+                        echo "cross-arm64.sh: $prog --version under qemu printed '$got'" >&2
+                        exit 1
+                fi
+                echo "cross-arm64.sh: $prog --version under qemu: $got"
         done
         exit 0
 fi
