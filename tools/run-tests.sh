@@ -2,7 +2,10 @@
 # The whole test suite, as CI runs it: install what is missing, then
 #   1. a gcc build with -Werror: every test (unit, fuzz corpus replay, end-to-end in netns);
 #   2. an ASan+UBSan build: every test again, so memory errors anywhere fail the run;
-#   3. a clang build of the libFuzzer targets, each run for a short bounded time.
+#   3. a clang build of the libFuzzer targets, each run for a short bounded time;
+#   4. the Debian packages: built, installed, a tunnel from the installed daemon, purged
+#      (tests/package, once: in the gcc build only);
+#   5. an arm64 cross build and its unit tests under qemu-user (tools/cross-arm64.sh).
 # Prints meson's summary for each build and a final "N passed, N failed" line. Run as root
 # (the end-to-end tests need network namespaces; without root they are skipped).
 set -uo pipefail
@@ -39,13 +42,14 @@ step() { # name command...
 
 configure build-ci -Dwerror=true --buildtype=debugoptimized || exit 1
 step "gcc -Werror build" ninja -C build-ci
-step "tests (gcc)" meson test -C build-ci --print-errorlogs --num-processes 2
+step "tests (gcc)" meson test -C build-ci --print-errorlogs --num-processes 2 --no-suite package
 
 CC=gcc configure build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
         --buildtype=debug || exit 1
 step "ASan+UBSan build" ninja -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        step "tests (ASan+UBSan)" meson test -C build-asan --print-errorlogs --num-processes 2
+        step "tests (ASan+UBSan)" meson test -C build-asan --print-errorlogs --num-processes 2 \
+        --no-suite package
 
 if [ ! -f build-fuzz/build.ninja ]; then
         CC=clang configure build-fuzz -Dfuzz=true -Dnetns_tests=false -Dnm_plugin=disabled -Dwerror=true \
@@ -76,13 +80,23 @@ for name in fuzz-messages fuzz-config fuzz-handshake fuzz-stun fuzz-relay fuzz-o
         rm -rf "$corpus"
 done
 
+# The packages install into the system and the instrumented build changes nothing in them: they
+# run once, from the gcc build, with a log of their own (testlog-package.json).
+rm -f build-ci/meson-logs/testlog-package.json build-arm64/meson-logs/testlog.json
+step "Debian packages (tests/package)" meson test -C build-ci --print-errorlogs --suite package \
+        --logbase testlog-package
+
+# arm64: the unit suite under qemu-aarch64-static (build-arm64/meson-logs/testlog.json).
+step "arm64 cross build and unit tests (qemu)" ./tools/cross-arm64.sh
+
 # One closing line over everything that ran.
 python3 - "$fuzz_ok" "$fuzz_failed" <<'PY'
 import json, sys
 ok, failed, skipped = int(sys.argv[1]), int(sys.argv[2]), 0
-for d in ("build-ci", "build-asan"):
+for log in ("build-ci/meson-logs/testlog.json", "build-asan/meson-logs/testlog.json",
+            "build-ci/meson-logs/testlog-package.json", "build-arm64/meson-logs/testlog.json"):
     try:
-        lines = open(f"{d}/meson-logs/testlog.json").read().splitlines()
+        lines = open(log).read().splitlines()
     except OSError:
         failed += 1
         continue

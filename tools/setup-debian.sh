@@ -27,6 +27,9 @@ packages=(
         libnma-dev libnma-gtk4-dev libgtk-3-dev libgtk-4-dev xvfb xauth gettext fonts-dejavu-core
         # man pages are rendered with warnings on by the test suite
         groff-base man-db
+        # Debian packages (debian/, tests/package) and the arm64 cross build with its unit tests
+        # under qemu (tools/cross-arm64.sh adds the arm64 architecture and its :arm64 libraries)
+        debhelper dpkg-dev lintian crossbuild-essential-arm64 qemu-user-static
 )
 
 # Skip the network entirely when everything is already installed.
