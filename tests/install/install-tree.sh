@@ -13,7 +13,7 @@
 #   <datadir>/dbus-1/system.d/org.shadowmesh1.conf, <datadir>/dbus-1/interfaces/
 #     org.shadowmesh1.Tunnel.xml, <datadir>/doc/shadowmesh/org.shadowmesh1.Tunnel.txt;
 #   <mandir>/manN/ for every man/*.N page;
-#   <datadir>/doc/shadowmesh/examples/ for every examples/*.yaml (and no *.key);
+#   <datadir>/doc/shadowmesh/examples/ for every examples/*.yaml (and no *.key), and networkd/;
 # installed data identical to the sources, and nothing else.
 #
 # Usage: install-tree.sh BUILD_ROOT SOURCE_ROOT
@@ -122,6 +122,10 @@ done
 for example in "$src"/examples/*.yaml; do
         [ -f "$example" ] || continue
         expect "$datadir/doc/shadowmesh/examples/$(basename "$example")" 644 "$example"
+done
+for example in "$src"/examples/networkd/*; do
+        [ "$(basename "$example")" != meson.build ] || continue
+        expect "$datadir/doc/shadowmesh/examples/networkd/$(basename "$example")" 644 "$example"
 done
 
 # The NetworkManager plugin, its editors and the translations, when this build made them (they
