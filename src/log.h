@@ -12,6 +12,10 @@ void log_set_max_level(int level); /* LOG_ERR .. LOG_DEBUG */
 void log_set_program_name(const char *name);
 int log_get_max_level(void);
 /* "debug", "info", "warn"/"warning", "error" (and syslog names); -EINVAL otherwise. */
+/* The levels every document names (--help, shadowmeshd(8), shadowmesh.yaml(5), the parser's
+ * errors), most verbose first. log_level_from_string() also takes syslog's and systemd's
+ * other names (warn, err, crit, alert, emerg), which `systemctl service-log-level` sends. */
+#define LOG_LEVEL_NAMES "debug, info, notice, warning or error"
 int log_level_from_string(const char *s);
 const char *log_level_to_string(int level);
 
