@@ -123,6 +123,13 @@ for example in "$src"/examples/*.yaml; do
         [ -f "$example" ] || continue
         expect "$datadir/doc/shadowmesh/examples/$(basename "$example")" 644 "$example"
 done
+if [ "$prefix" = /usr ] && pkg-config --exists bash-completion; then
+        compdir=$(pkg-config --variable=completionsdir bash-completion)
+else
+        compdir=$datadir/bash-completion/completions
+fi
+expect "$compdir/shadowmeshctl" 644 "$src/shell-completion/bash/shadowmeshctl"
+
 for example in "$src"/examples/networkd/*; do
         [ "$(basename "$example")" != meson.build ] || continue
         expect "$datadir/doc/shadowmesh/examples/networkd/$(basename "$example")" 644 "$example"
