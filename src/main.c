@@ -186,6 +186,7 @@ int main(int argc, char **argv) {
         if (!instance)
                 instance = instance_from_path(path, instbuf, sizeof(instbuf));
 
+        log_set_instance(instance);
         log_info("starting instance '%s' from %s (version %s)", instance, path, PACKAGE_VERSION);
         r = device_new(config, instance, &device);
         if (r < 0)
