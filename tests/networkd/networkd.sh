@@ -75,8 +75,7 @@ start_networkd() {
                 ip netns exec "$ns" unshare --mount --propagation private sh -c '
                         set -e
                         mount --bind "$1" /run/systemd
-                        mount --bind "$1/empty" /run/dbus 2>/dev/null ||
-                                mount -t tmpfs tmpfs /run/dbus
+                        if [ -d /run/dbus ]; then mount --bind "$1/empty" /run/dbus; fi
                         mkdir -p /etc/systemd/network
                         mount --bind "$2" /etc/systemd/network
                         mount -o remount,bind,ro /sys
