@@ -13,6 +13,7 @@
 #                  or a different key" under the connection's UUID
 #   bad key        (63 hex digits) refused at Connect: the journal names vpn.secrets 'key'
 #   good key       the service's and its daemon's lines carry NM_CONNECTION and the instance
+# shellcheck disable=SC2016 # sh -c scripts take their arguments as $1, $2
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # shellcheck source=tests/nm/lib.sh
 source "$HERE/lib.sh"
