@@ -20,6 +20,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "hostport.h"
 #include "log.h"
 
 /* A configuration is a few hundred bytes; the cap keeps a wrong path (a log, a disk image) from
@@ -32,7 +33,6 @@
 #define CONTROL_PORT_DEFAULT 9090
 #define STUN_PORT_DEFAULT 3478
 /* Longest host name (RFC 1035, textual form without the trailing dot). */
-#define HOST_NAME_MAX_LEN 253
 /* User text quoted in a message is cut here so that a message stays one readable line. */
 #define QUOTE_MAX 48
 
@@ -198,88 +198,14 @@ static int parse_bool(const char *s) {
         return -EINVAL;
 }
 
-/* Host names as resolvers accept them, plus IPv4 literals (same alphabet). */
-static bool host_name_valid(const char *s, size_t len) {
-        if (len == 0 || len > HOST_NAME_MAX_LEN)
-                return false;
-        for (size_t i = 0; i < len; i++)
-                if (!isalnum((unsigned char) s[i]) && s[i] != '-' && s[i] != '.' && s[i] != '_')
-                        return false;
-        return true;
-}
-
 static int parse_port(const char *s, uint16_t *ret) {
-        uint32_t v;
-
-        if (parse_uint(s, 65535, &v) < 0 || v == 0)
-                return -EINVAL;
-        *ret = (uint16_t) v;
-        return 0;
+        return hostport_parse_port(s, ret) < 0 ? -EINVAL : 0;
 }
 
-/* config_parse_host_port with the reason for a failure, for the configuration's messages. */
+/* hostport.c: one parser, so the configuration and shadowmeshctl give the same reasons. */
 static int host_port_parse(const char *s, uint16_t default_port, char **ret_host,
                            uint16_t *ret_port, const char **ret_why) {
-        const char *host, *port = NULL, *colon;
-        size_t host_len;
-        uint16_t p = default_port;
-        char *h;
-
-        *ret_why = "empty host";
-        if (!s || !*s)
-                return -EINVAL;
-        if (s[0] == '[') {
-                const char *end = strchr(s, ']');
-                char buf[INET6_ADDRSTRLEN];
-                struct in6_addr a;
-
-                *ret_why = "missing ']' after the IPv6 address";
-                if (!end)
-                        return -EINVAL;
-                host = s + 1;
-                host_len = (size_t) (end - host);
-                *ret_why = "not an IPv6 address between '[' and ']'";
-                if (host_len == 0 || host_len >= sizeof(buf))
-                        return -EINVAL;
-                memcpy(buf, host, host_len);
-                buf[host_len] = 0;
-                if (inet_pton(AF_INET6, buf, &a) != 1)
-                        return -EINVAL;
-                *ret_why = "expected ':port' after ']'";
-                if (end[1] == ':')
-                        port = end + 2;
-                else if (end[1] != 0)
-                        return -EINVAL;
-        } else if ((colon = strchr(s, ':')) && strchr(colon + 1, ':')) {
-                /* Two colons or more: a bare IPv6 address, which cannot carry a port. */
-                struct in6_addr a;
-
-                *ret_why = "not a valid IPv6 address (write [address]:port to give a port)";
-                if (inet_pton(AF_INET6, s, &a) != 1)
-                        return -EINVAL;
-                host = s;
-                host_len = strlen(s);
-        } else {
-                host = s;
-                host_len = colon ? (size_t) (colon - s) : strlen(s);
-                if (colon)
-                        port = colon + 1;
-                *ret_why = host_len == 0 ? "empty host" : "invalid character in the host name";
-                if (!host_name_valid(host, host_len))
-                        return -EINVAL;
-        }
-        if (port) {
-                *ret_why = "port must be a number from 1 to 65535";
-                if (parse_port(port, &p) < 0)
-                        return -EINVAL;
-        }
-        h = strndup(host, host_len);
-        if (!h)
-                return -ENOMEM;
-        *ret_host = h;
-        *ret_port = p;
-        *ret_why = NULL;
-        return 0;
+        return hostport_parse(s, default_port, ret_host, ret_port, ret_why);
 }
 
 int config_parse_host_port(const char *s, uint16_t default_port, char **ret_host,
@@ -567,7 +493,7 @@ static int parse_log_level(struct parser *p, const char *path, const yaml_node_t
         r = log_level_from_string(s);
         if (r < 0)
                 return fail(p, -EINVAL, value, path,
-                            "unknown log level '%s' (use debug, info, notice, warning or error)",
+                            "unknown log level '%s' (use " LOG_LEVEL_NAMES ")",
                             QUOTE_STR(s));
         p->c->log_level = r;
         return 0;

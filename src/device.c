@@ -25,6 +25,7 @@
 #include "path.h"
 #include "ratelimit.h"
 #include "relay-client.h"
+#include "reload.h"
 #include "stun.h"
 #include "resolve.h"
 #include "timers.h"
@@ -452,10 +453,12 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGUSR1);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         if ((r = sd_event_add_signal(d->event, NULL, SIGINT, on_exit_signal, d)) < 0 ||
             (r = sd_event_add_signal(d->event, NULL, SIGTERM, on_exit_signal, d)) < 0 ||
             (r = sd_event_add_signal(d->event, NULL, SIGUSR1, on_usr1, d)) < 0 ||
+            (r = sd_event_add_signal(d->event, NULL, SIGHUP, reload_on_sighup, d)) < 0 ||
             (r = sd_event_add_io(d->event, &d->wake_source, d->wake_fd, EPOLLIN, on_wake, d)) < 0 ||
             (r = sd_event_add_time_relative(d->event, &d->tick_source, CLOCK_BOOTTIME,
                                             TIMERS_TICK_NSEC / 1000, 10 * 1000, on_tick, d)) < 0)

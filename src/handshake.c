@@ -280,8 +280,10 @@ static void handshake_done(struct device *d, const struct endpoint *from, bool i
         p->last_handshake_ns = now_ns();
         p->last_handshake_realtime_us = now_realtime_us();
         atomic_fetch_add_explicit(&d->stats.handshakes, 1, memory_order_relaxed);
-        log_info("handshake complete with peer %s (%s)", endpoint_to_string(from, buf),
-                 initiator ? "initiator" : "responder");
+        endpoint_to_string(from, buf);
+        log_peer_info(d->peer_address ? d->peer_address : buf, buf,
+                      "handshake complete with peer %s (%s)", buf,
+                      initiator ? "initiator" : "responder");
         path_report(d);
 }
 

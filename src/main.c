@@ -27,7 +27,7 @@ static void help(void) {
                "%s).\n"
                "\n"
                "  -i, --instance NAME    instance name (default: the config file's base name)\n"
-               "  -l, --log-level LEVEL  debug, info, warning or error (overrides the config)\n"
+               "  -l, --log-level LEVEL  " LOG_LEVEL_NAMES " (overrides the config)\n"
                "  -c, --check            validate CONFIG and exit\n"
                "  -h, --help             show this help\n"
                "  -V, --version          show the version\n"
@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
                         level_arg = optarg;
                         if (log_level_from_string(optarg) < 0) {
                                 fprintf(stderr, "shadowmeshd: --log-level: unknown level '%s' "
-                                                "(debug, info, warning, error)\n", optarg);
+                                                "(" LOG_LEVEL_NAMES ")\n", optarg);
                                 return EXIT_USAGE;
                         }
                         break;
@@ -186,6 +186,7 @@ int main(int argc, char **argv) {
         if (!instance)
                 instance = instance_from_path(path, instbuf, sizeof(instbuf));
 
+        log_set_instance(instance);
         log_info("starting instance '%s' from %s (version %s)", instance, path, PACKAGE_VERSION);
         r = device_new(config, instance, &device);
         if (r < 0)

@@ -97,7 +97,7 @@ static int on_connect_timeout(sd_event_source *s, uint64_t usec, void *userdata)
                           "No handshake with %s before the timeout: the peer did not answer "
                           "(wrong address, UDP port blocked, or a different key)",
                           peer ? peer : "the peer");
-        log_warning("connect to %s timed out", peer ? peer : "the peer");
+        log_peer_warning(peer, NULL, "connect to %s timed out", peer ? peer : "the peer");
         free(peer);
         return 0;
 }
@@ -115,13 +115,14 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
                 bus_reply_connect(d, BUS_ERROR_PREFIX "InvalidPeer", "Cannot resolve '%s': %s",
                                   peer ? peer : "", gai_error ? gai_strerror(gai_error)
                                                               : strerror(-r));
-                log_warning("connect: cannot resolve '%s'", peer ? peer : "");
+                log_peer_warning(peer, NULL, "connect: cannot resolve '%s'", peer ? peer : "");
                 free(peer);
                 return;
         }
         peer_set_endpoint(&d->peer, result);
         d->peer.static_endpoint = true;
-        log_info("connecting to %s (%s)", endpoint_to_string(result, buf), d->peer_address);
+        endpoint_to_string(result, buf);
+        log_peer_info(d->peer_address, buf, "connecting to %s (%s)", buf, d->peer_address);
         bus_emit_changed(d, "Endpoint", NULL);
         timers_want_handshake(d, now_ns());
 }
@@ -227,7 +228,7 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
         if (m)
                 d->connect_request = sd_bus_message_ref(m);
         d->accept_incoming = true;
-        log_info("connect to %s requested", d->peer_address);
+        log_peer_info(d->peer_address, NULL, "connect to %s requested", d->peer_address);
         manager_set_state(d, TUNNEL_CONNECTING);
         bus_emit_changed(d, "PeerAddress", NULL);
         return 0;

@@ -183,9 +183,10 @@ void path_report(struct device *d) {
         if (e.len) {
                 struct endpoint addr = e;
                 addr.via_relay = false; /* "relay via <the relay's address>", not "relay relay" */
-                log_info("path to peer: %s via %s%s", e.via_relay ? "relay" : "direct",
-                         endpoint_to_string(&addr, buf),
-                         was_relay && !e.via_relay ? " (was relay)" : "");
+                endpoint_to_string(&addr, buf);
+                log_peer_info(d->peer_address ? d->peer_address : buf, buf,
+                              "path to peer: %s via %s%s", e.via_relay ? "relay" : "direct", buf,
+                              was_relay && !e.via_relay ? " (was relay)" : "");
         }
         bus_emit_changed(d, "Path", "Endpoint", NULL);
 }

@@ -11,14 +11,16 @@
  * NetworkManager owns the addresses: the daemon gets no network.local_ip, so what NM shows is
  * what is on the TAP, and NM removes it again. The addresses never make a default route (an L2
  * segment, not an internet gateway). Disconnect, or the daemon's death, stops the instance; a
- * failure is reported with the Failure signal (CONNECT_FAILED), after which NetworkManager
- * deactivates the connection.
+ * failure is reported with the Failure signal and the NM_VPN_PLUGIN_FAILURE_* reason that fits
+ * (failure_reason()), after which NetworkManager deactivates the connection. Every log line
+ * carries NM_CONNECTION=<uuid> in the journal (service-log.c).
  */
 #include <arpa/inet.h>
 #include <glib-unix.h>
 #include <glib/gi18n-lib.h>
 #include <locale.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "instance.h"
 #include "nm-shadowmesh-keys.h"
@@ -125,6 +127,55 @@ static bool send_config(SmPlugin *self, GError **error) {
         return true;
 }
 
+/* ---- why it failed ----------------------------------------------------------------------------
+ *
+ * NetworkManager turns a Failure into the reason nmcli and GNOME show: LOGIN_FAILED into "The
+ * VPN login failed" (NM_ACTIVE_CONNECTION_STATE_REASON_LOGIN_FAILED), BAD_IP_CONFIG into an
+ * invalid IP configuration, and everything else, CONNECT_FAILED included, into "Unknown
+ * reason". A handshake that got no answer is the login of this VPN failing: the handshake is
+ * its only authentication, and a wrong key looks exactly like silence (the peer drops what it
+ * cannot authenticate, and says nothing), so it cannot fail faster than the timeout, nor tell a
+ * wrong key from a wrong address or a blocked port; the log line says all three. */
+
+/* The daemon's HandshakeTimeout message (src/manager.c), which instance.c passes on. */
+#define DAEMON_NO_HANDSHAKE "No handshake with "
+
+static NMVpnPluginFailure failure_reason(const char *message, const char **ret_hint) {
+        if (message && strstr(message, DAEMON_NO_HANDSHAKE)) {
+                *ret_hint = "no answer from the peer: wrong address, blocked UDP port or a "
+                            "different key";
+                return NM_VPN_PLUGIN_FAILURE_LOGIN_FAILED;
+        }
+        *ret_hint = "the tunnel could not be set up";
+        return NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED;
+}
+
+static const char *failure_name(NMVpnPluginFailure reason) {
+        switch (reason) {
+        case NM_VPN_PLUGIN_FAILURE_LOGIN_FAILED:
+                return "login-failed";
+        case NM_VPN_PLUGIN_FAILURE_BAD_IP_CONFIG:
+                return "bad-ip-config";
+        default:
+                return "connect-failed";
+        }
+}
+
+/* Tell NetworkManager, once, with the reason. While the service is still STARTING libnm's
+ * disconnect would add a Failure(CONNECT_FAILED) of its own, which NetworkManager takes as the
+ * last word ("Unknown reason"); our reason goes last instead: the plugin is marked started
+ * first, so that the disconnect that follows emits nothing more. */
+static void report_failure(SmPlugin *self, NMVpnPluginFailure reason, const char *message,
+                           const char *hint) {
+        NMVpnServiceState state = NM_VPN_SERVICE_STATE_UNKNOWN;
+
+        log_error("connection failed (%s): %s; %s", failure_name(reason), message, hint);
+        g_object_get(self, NM_VPN_SERVICE_PLUGIN_STATE, &state, NULL);
+        if (state == NM_VPN_SERVICE_STATE_STARTING)
+                g_object_set(self, NM_VPN_SERVICE_PLUGIN_STATE, NM_VPN_SERVICE_STATE_STARTED, NULL);
+        nm_vpn_service_plugin_failure(NM_VPN_SERVICE_PLUGIN(self), reason);
+}
+
 /* ---- the instance's callbacks ---------------------------------------------------------------- */
 
 static void on_connected(struct instance *i, void *userdata) {
@@ -132,23 +183,18 @@ static void on_connected(struct instance *i, void *userdata) {
         g_autoptr(GError) error = NULL;
 
         self->connected = true;
-        if (!send_config(self, &error)) {
-                log_error("%s", error->message);
-                nm_vpn_service_plugin_failure(NM_VPN_SERVICE_PLUGIN(self),
-                                              NM_VPN_PLUGIN_FAILURE_BAD_IP_CONFIG);
-        }
+        if (!send_config(self, &error))
+                report_failure(self, NM_VPN_PLUGIN_FAILURE_BAD_IP_CONFIG, error->message,
+                               "the IP configuration cannot be handed to NetworkManager");
 }
 
 static void on_failed(struct instance *i, const char *message, void *userdata) {
         SmPlugin *self = userdata;
+        const char *hint;
+        NMVpnPluginFailure reason = failure_reason(message, &hint);
 
-        /* Both end in our disconnect(). In state STARTING, disconnect() emits the Failure itself
-         * (CONNECT_FAILED); once started it has to be sent here. */
-        if (self->connected)
-                nm_vpn_service_plugin_failure(NM_VPN_SERVICE_PLUGIN(self),
-                                              NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED);
-        else
-                nm_vpn_service_plugin_disconnect(NM_VPN_SERVICE_PLUGIN(self), NULL);
+        /* Ends in our disconnect(), which stops the instance. */
+        report_failure(self, reason, message, hint);
 }
 
 static void on_stopped(struct instance *i, void *userdata) {
@@ -187,6 +233,7 @@ static gboolean real_connect(NMVpnServicePlugin *plugin, NMConnection *connectio
                 .stop_timeout_sec = STOP_TIMEOUT_SEC,
         };
 
+        service_log_set_connection(nm_connection_get_uuid(connection), NULL);
         log_info("Connect: connection '%s' (%s)", nm_connection_get_id(connection),
                  nm_connection_get_uuid(connection));
         if (self->instance) {
@@ -201,6 +248,7 @@ static gboolean real_connect(NMVpnServicePlugin *plugin, NMConnection *connectio
         }
         settings_free(self->settings);
         self->settings = s;
+        service_log_set_connection(nm_connection_get_uuid(connection), s->instance);
         o.connect_timeout_sec = connect_timeout(s);
         log_info("peer %s, tap %s, instance %s, mode %s, mtu %u, listen port %u", s->peer,
                  s->tap_device, s->instance, s->identity ? "identity" : "shared-key", s->mtu,

@@ -13,6 +13,8 @@
 #include "shadowmesh/bus-api.h"
 #include "config.h"
 #include "ctl.h"
+#include "hostport.h"
+#include "messages.h"
 #include "i18n.h"
 
 #define REPLY_GRACE_SEC 5              /* resolving, and the reply's trip back */
@@ -50,6 +52,27 @@ static int parse_timeout(const char *s, uint32_t *ret) {
         if (errno || *end || v < 1 || v > CONNECT_TIMEOUT_MAX_SEC)
                 return -EINVAL;
         *ret = (uint32_t) v;
+        return 0;
+}
+
+/* host[:port] checked as the daemon and its configuration check it (hostport.c), with the
+ * same reason, so that nothing is sent, and no "Connecting..." printed, for an address that
+ * cannot work. what names the argument as the user wrote it: "ADDR", "--relay-server". */
+static int check_host_port(const char *what, const char *s, uint16_t default_port) {
+        _cleanup_free_ char *host = NULL;
+        const char *why = NULL;
+        uint16_t port;
+        int r;
+
+        r = hostport_parse(s, default_port, &host, &port, &why);
+        if (r == -ENOMEM)
+                return ctl_error(CTL_EXIT_FAILURE, "%s", strerror(ENOMEM));
+        if (r < 0)
+                /* Translators: the same words as the configuration's "'%s' is not host[:port]:
+                 * %s" (shadowmeshd --check); the first %s names the argument (ADDR,
+                 * --relay-server). */
+                return ctl_usage_error(_("invalid %s: '%s' is not host[:port]: %s"), what, s,
+                                       _(why));
         return 0;
 }
 
@@ -154,12 +177,9 @@ int ctl_connect(struct ctl *ctl, int argc, char **argv) {
                         relay_server = optarg;
                         break;
                 case 'h':
-                        ctl_print_help();
-                        return ctl_finish_stdout(CTL_EXIT_OK);
+                        return ctl_command_help("connect");
                 default:
-                        fprintf(stderr, "%s\n",
-                                _("Try 'shadowmeshctl --help' for more information."));
-                        return CTL_EXIT_USAGE;
+                        return ctl_getopt_error();
                 }
         }
         if (ctl->json)
@@ -187,6 +207,16 @@ int ctl_connect(struct ctl *ctl, int argc, char **argv) {
                                                  "characters or 64 hex digits"));
                 config_format_key(key, public_key);
                 sodium_memzero(key, sizeof(key));
+        }
+        if (*peer) {
+                r = check_host_port("ADDR", peer, PORT_DEFAULT);
+                if (r != 0)
+                        return r;
+        }
+        if (relay_server && *relay_server) {
+                r = check_host_port("--relay-server", relay_server, RELAY_PORT_DEFAULT);
+                if (r != 0)
+                        return r;
         }
         if (ctl_instance_new(ctl->instance ? ctl->instance : CTL_DEFAULT_INSTANCE, &inst) < 0)
                 return ctl_usage_error(_("invalid instance name '%s'"), ctl->instance);
@@ -226,7 +256,7 @@ int ctl_connect(struct ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return ctl_error(CTL_EXIT_FAILURE, _("lost the system bus: %s"), strerror(-r));
         if (sd_bus_error_is_set(&p.error)) {
-                code = ctl_bus_error(inst, &p.error, p.r);
+                code = ctl_bus_error(bus, inst, &p.error, p.r);
                 sd_bus_error_free(&p.error);
                 return code;
         }
@@ -234,7 +264,7 @@ int ctl_connect(struct ctl *ctl, int argc, char **argv) {
         /* Connected: say where to, from the daemon's view. */
         r = ctl_get_status(bus, inst, &s, &p.error);
         if (r < 0) {
-                code = ctl_bus_error(inst, &p.error, r);
+                code = ctl_bus_error(bus, inst, &p.error, r);
                 sd_bus_error_free(&p.error);
                 return code;
         }

@@ -17,7 +17,7 @@
 enum {
         CTL_EXIT_OK = 0,
         CTL_EXIT_FAILURE = 1,     /* the daemon refused (other errors) or a local failure */
-        CTL_EXIT_USAGE = 2,       /* bad command line */
+        CTL_EXIT_USAGE = 64,      /* bad command line (EX_USAGE, as shadowmeshd's) */
         CTL_EXIT_NOT_RUNNING = 3, /* no such instance on the bus, or no bus */
         CTL_EXIT_ACCESS = 4,      /* org.freedesktop.DBus.Error.AccessDenied */
         CTL_EXIT_TIMEOUT = 5,     /* HandshakeTimeout, or no reply in time */
@@ -52,8 +52,16 @@ int ctl_help(struct ctl *ctl, int argc, char **argv);
 int ctl_error(int code, const char *fmt, ...) _printf_(2, 3);
 /* A usage error followed by the hint to --help; returns CTL_EXIT_USAGE. */
 int ctl_usage_error(const char *fmt, ...) _printf_(1, 2);
+/* After getopt printed an error: the hint to --help; returns CTL_EXIT_USAGE. */
+int ctl_getopt_error(void);
+/* Is -h or --help among argv[1..] (before "--")? */
+bool ctl_wants_help(int argc, char **argv);
 /* The --help text (stdout). */
 void ctl_print_help(void);
+/* COMMAND --help (stdout), or the general help for an unknown COMMAND; returns the exit code. */
+int ctl_command_help(const char *command);
+/* The command being run ("connect"), for "Try 'shadowmeshctl connect --help'"; NULL before. */
+extern const char *ctl_command_name;
 /* Flush stdout; a write error (full disk, closed pipe) is a failure. */
 int ctl_finish_stdout(int code);
 
@@ -76,8 +84,10 @@ void ctl_instance_list_free(struct ctl_instance **list, size_t n);
 
 /* sd_bus_open_system(), or print why not and return -errno (exit CTL_EXIT_NOT_RUNNING). */
 int ctl_bus_open(sd_bus **ret);
-/* Print a failed call on inst (error set, or r < 0 without one) and return its exit code. */
-int ctl_bus_error(const struct ctl_instance *inst, const sd_bus_error *error, int r);
+/* Print a failed call on inst (error set, or r < 0 without one) in our own words and return
+ * its exit code. "Not running" lists the instances that run (bus may be NULL: then it
+ * cannot). */
+int ctl_bus_error(sd_bus *bus, const struct ctl_instance *inst, const sd_bus_error *error, int r);
 /* True when the error says nobody owns the instance's name. */
 bool ctl_error_is_not_running(const sd_bus_error *error);
 
@@ -93,6 +103,12 @@ struct tunnel_status {
 int ctl_get_status(sd_bus *bus, const struct ctl_instance *inst, struct tunnel_status *ret,
                    sd_bus_error *error);
 void tunnel_status_done(struct tunnel_status *s);
+
+/* ---- the daemon's messages in our words (words.c) ---- */
+
+/* The daemon's English message in shadowmeshctl's words and language, in buf; the message
+ * itself when it is not one we know. */
+const char *ctl_words_for(const char *daemon_message, char *buf, size_t size);
 
 /* ---- JSON (json.c): compact, one document per line ---- */
 

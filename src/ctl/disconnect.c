@@ -24,12 +24,9 @@ int ctl_disconnect(struct ctl *ctl, int argc, char **argv) {
                         ctl->instance = optarg;
                         break;
                 case 'h':
-                        ctl_print_help();
-                        return ctl_finish_stdout(CTL_EXIT_OK);
+                        return ctl_command_help("disconnect");
                 default:
-                        fprintf(stderr, "%s\n",
-                                _("Try 'shadowmeshctl --help' for more information."));
-                        return CTL_EXIT_USAGE;
+                        return ctl_getopt_error();
                 }
         }
         if (ctl->json)
@@ -44,7 +41,7 @@ int ctl_disconnect(struct ctl *ctl, int argc, char **argv) {
         r = sd_bus_call_method(bus, inst->bus_name, inst->path, BUS_INTERFACE, "Disconnect",
                                &error, NULL, NULL);
         if (r < 0) {
-                r = ctl_bus_error(inst, &error, r);
+                r = ctl_bus_error(bus, inst, &error, r);
                 sd_bus_error_free(&error);
                 return r;
         }

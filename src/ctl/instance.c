@@ -147,16 +147,41 @@ bool ctl_error_is_not_running(const sd_bus_error *error) {
                                       SD_BUS_ERROR_NAME_HAS_NO_OWNER);
 }
 
-int ctl_bus_error(const struct ctl_instance *inst, const sd_bus_error *error, int r) {
+/* "not running": which instances do run, and how to start this one. */
+static int not_running(sd_bus *bus, const struct ctl_instance *inst) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct ctl_instance **list = NULL;
+        size_t n = 0;
+
+        ctl_error(CTL_EXIT_NOT_RUNNING, _("instance '%s' is not running (no %s on the system bus)"),
+                  inst->name, inst->bus_name);
+        if (bus && ctl_instance_list(bus, &list, &n, &error) >= 0) {
+                if (n == 0)
+                        fprintf(stderr, "%s\n", _("No instance is running."));
+                else {
+                        fprintf(stderr, "%s", _("Running instances:"));
+                        for (size_t i = 0; i < n; i++)
+                                fprintf(stderr, "%s%s", i ? ", " : " ", list[i]->name);
+                        fputc('\n', stderr);
+                }
+                ctl_instance_list_free(list, n);
+        }
+        fprintf(stderr, _("Start it with: systemctl start shadowmesh@%s\n"), inst->name);
+        return CTL_EXIT_NOT_RUNNING;
+}
+
+int ctl_bus_error(sd_bus *bus, const struct ctl_instance *inst, const sd_bus_error *error, int r) {
+        char buf[1024];
+
         if (!sd_bus_error_is_set(error))
                 return ctl_error(CTL_EXIT_FAILURE, "%s", strerror(r < 0 ? -r : EIO));
         if (ctl_error_is_not_running(error))
-                return ctl_error(CTL_EXIT_NOT_RUNNING,
-                                 _("instance '%s' is not running (no %s on the system bus)"),
-                                 inst->name, inst->bus_name);
+                return not_running(bus, inst);
 
-        /* The daemon's message reaches the user verbatim; the name picks the exit code. */
-        const char *text = error->message && *error->message ? error->message : error->name;
+        /* The daemon's message in our words; the name picks the exit code. */
+        const char *text = error->message && *error->message
+                                   ? ctl_words_for(error->message, buf, sizeof(buf))
+                                   : error->name;
         if (sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED))
                 return ctl_error(CTL_EXIT_ACCESS, "%s", text);
         if (sd_bus_error_has_name(error, BUS_ERROR_PREFIX "HandshakeTimeout"))

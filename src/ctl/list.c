@@ -80,12 +80,9 @@ int ctl_list(struct ctl *ctl, int argc, char **argv) {
                         ctl->json = true;
                         break;
                 case 'h':
-                        ctl_print_help();
-                        return ctl_finish_stdout(CTL_EXIT_OK);
+                        return ctl_command_help("list");
                 default:
-                        fprintf(stderr, "%s\n",
-                                _("Try 'shadowmeshctl --help' for more information."));
-                        return CTL_EXIT_USAGE;
+                        return ctl_getopt_error();
                 }
         }
         if (optind < argc)
@@ -115,7 +112,7 @@ int ctl_list(struct ctl *ctl, int argc, char **argv) {
                 }
                 /* Gone since ListNames: not running any more, so not listed. */
                 if (!ctl_error_is_not_running(&error)) {
-                        int e = ctl_bus_error(list[i], &error, r);
+                        int e = ctl_bus_error(bus, list[i], &error, r);
                         if (code == CTL_EXIT_OK)
                                 code = e;
                 }

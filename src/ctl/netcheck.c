@@ -128,12 +128,9 @@ int ctl_netcheck(struct ctl *ctl, int argc, char **argv) {
                         ctl->json = true;
                         break;
                 case 'h':
-                        ctl_print_help();
-                        return ctl_finish_stdout(CTL_EXIT_OK);
+                        return ctl_command_help("netcheck");
                 default:
-                        fprintf(stderr, "%s\n",
-                                _("Try 'shadowmeshctl --help' for more information."));
-                        return CTL_EXIT_USAGE;
+                        return ctl_getopt_error();
                 }
         }
         if (optind < argc)
@@ -148,7 +145,7 @@ int ctl_netcheck(struct ctl *ctl, int argc, char **argv) {
         if (r >= 0)
                 r = sd_bus_call(bus, m, NETCHECK_CALL_TIMEOUT_SEC * USEC_PER_SEC, &error, &reply);
         if (r < 0) {
-                r = ctl_bus_error(inst, &error, r);
+                r = ctl_bus_error(bus, inst, &error, r);
                 sd_bus_error_free(&error);
                 return r;
         }

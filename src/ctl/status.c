@@ -60,7 +60,7 @@ static int show(sd_bus *bus, const struct ctl_instance *inst, bool json, const c
         *printed = false;
         r = ctl_get_status(bus, inst, &s, &error);
         if (r < 0) {
-                r = ctl_bus_error(inst, &error, r);
+                r = ctl_bus_error(bus, inst, &error, r);
                 sd_bus_error_free(&error);
                 return r;
         }
@@ -142,12 +142,9 @@ int ctl_status(struct ctl *ctl, int argc, char **argv) {
                         ctl->json = true;
                         break;
                 case 'h':
-                        ctl_print_help();
-                        return ctl_finish_stdout(CTL_EXIT_OK);
+                        return ctl_command_help("status");
                 default:
-                        fprintf(stderr, "%s\n",
-                                _("Try 'shadowmeshctl --help' for more information."));
-                        return CTL_EXIT_USAGE;
+                        return ctl_getopt_error();
                 }
         }
         if (optind < argc)

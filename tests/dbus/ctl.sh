@@ -3,7 +3,10 @@
 #
 # shadowmeshctl against live daemons on a private system-like bus: connect, status (text and
 # JSON), list, disconnect, the errors and their exit statuses (as man/shadowmeshctl.1 and --help
-# document them), the daemon's messages passed through verbatim, genkey | pubkey.
+# document them), the daemon's messages in the CLI's own words (and in German and French),
+# addresses checked before anything is sent with the same reasons as `shadowmeshd --check`,
+# per-command help, log levels and exit codes the same in both programs, genkey | pubkey and
+# genkey's warning about a key file others may read.
 #
 #   sm$$-a: instance "alpha",  veth0 10.98.51.1, smt0 10.0.0.1/24, waits (peer.address "")
 #   sm$$-b: instance "peer-1", veth0 10.98.51.2, smt0 10.0.0.2/24, waits
@@ -85,11 +88,11 @@ EXIT_TIMEOUT=$(code_for "HandshakeTimeout")
 EXIT_STATE=$(code_for "AlreadyConnected")
 note "man page: usage=$EXIT_USAGE not-running=$EXIT_NOT_RUNNING denied=$EXIT_DENIED" \
         "timeout=$EXIT_TIMEOUT state=$EXIT_STATE"
-check_eq "man page: exit 2 usage, 3 not running, 4 denied, 5 timed out, 6 state conflict" \
-        "$EXIT_USAGE $EXIT_NOT_RUNNING $EXIT_DENIED $EXIT_TIMEOUT $EXIT_STATE" "2 3 4 5 6"
+check_eq "man page: exit 64 usage, 3 not running, 4 denied, 5 timed out, 6 state conflict" \
+        "$EXIT_USAGE $EXIT_NOT_RUNNING $EXIT_DENIED $EXIT_TIMEOUT $EXIT_STATE" "64 3 4 5 6"
 ctl --help
 check_eq "--help exits 0" "$RC" 0
-help_codes=$(sed -n '/^Exit status:/,/^$/p' <<<"$OUT" | awk '$1 ~ /^[0-9]+$/ { printf "%s ", $1 }')
+help_codes=$(sed -n '/^Exit status/,/^$/p' <<<"$OUT" | awk '$1 ~ /^[0-9]+$/ { printf "%s ", $1 }')
 check_eq "--help lists the same exit statuses as the man page" "$help_codes" \
         "$(awk '{ printf "%s ", $1 }' "$TMP/man-codes")"
 
@@ -146,15 +149,22 @@ print(" ".join(o["Instance"] + ":" + o["State"] for o in json.loads(sys.argv[1])
                 "$OUT" 2>&1 || true)" \
         "alpha:connected peer-1:connected"
 
+# The daemon speaks D-Bus ("call Disconnect"); shadowmeshctl says the same in its own words.
 msg=$(daemon_message alpha Connect "$UNDER_B:$PORT")
+check_eq "the daemon's AlreadyConnected message" "$msg" \
+        "Already connected to $UNDER_B:$PORT; call Disconnect first"
 ctl -i alpha connect "$UNDER_B:$PORT"
 check_eq "a second connect exits 6 (AlreadyConnected)" "$RC" "$EXIT_STATE"
-check_eq "... with the daemon's message" "$ERR_LAST" "shadowmeshctl: $msg"
+check_eq "... in shadowmeshctl's words" "$ERR_LAST" \
+        "shadowmeshctl: already connected to $UNDER_B:$PORT; run 'shadowmeshctl disconnect' first"
 
 msg=$(daemon_message as "$USER_PLAIN" alpha Disconnect)
+group=$(sed -n "s/^Only root and members of group '\(.*\)' may disconnect this tunnel\$/\1/p" <<<"$msg")
+check "the daemon's AccessDenied message names the group" test -n "$group"
 ctl_as "$USER_PLAIN" -i alpha disconnect
 check_eq "a plain user's disconnect exits 4 (AccessDenied)" "$RC" "$EXIT_DENIED"
-check_eq "... with the daemon's message verbatim" "$ERR_LAST" "shadowmeshctl: $msg"
+check_eq "... in shadowmeshctl's words" "$ERR_LAST" \
+        "shadowmeshctl: permission denied: only root and members of group '$group' may disconnect this instance"
 check_eq "the tunnel is still connected" "$(prop alpha State)" 's "connected"'
 
 ctl -i alpha disconnect
@@ -163,24 +173,26 @@ check_eq "disconnect prints nothing" "$OUT" ""
 check_eq "the daemon agrees: State disconnected" "$(prop alpha State)" 's "disconnected"'
 
 msg=$(daemon_message alpha Disconnect)
+check_eq "the daemon's NotConnected message" "$msg" "No peer is connected"
 ctl -i alpha disconnect
 check_eq "disconnect when disconnected exits 6 (NotConnected)" "$RC" "$EXIT_STATE"
-check_eq "... with the daemon's message" "$ERR_LAST" "shadowmeshctl: $msg"
+check_eq "... in shadowmeshctl's words" "$ERR_LAST" "shadowmeshctl: no peer is connected"
 
 # ---- errors -------------------------------------------------------------------------------------
 msg=$(daemon_message as "$USER_PLAIN" alpha Connect "$UNDER_B:$PORT")
 note "the daemon's refusal: $msg"
 ctl_as "$USER_PLAIN" -i alpha connect "$UNDER_B:$PORT"
 check_eq "a plain user's connect exits 4 (AccessDenied)" "$RC" "$EXIT_DENIED"
-check_eq "... with the daemon's message verbatim" "$ERR_LAST" "shadowmeshctl: $msg"
+check_eq "... in shadowmeshctl's words" "$ERR_LAST" \
+        "shadowmeshctl: permission denied: only root and members of group '$group' may connect this instance"
 check_eq "the tunnel stays disconnected" "$(prop alpha State)" 's "disconnected"'
 
 t0=$(now_ms)
 ctl -i alpha connect "$UNDER_DEAD:$PORT" --timeout 2
 elapsed=$(($(now_ms) - t0))
 check_eq "connect to a dead peer with --timeout 2 exits 5" "$RC" "$EXIT_TIMEOUT"
-check_has "... with the daemon's HandshakeTimeout message" "$ERR_LAST" \
-        "shadowmeshctl: No handshake with $UNDER_DEAD:$PORT"
+check_has "... saying the peer did not answer" "$ERR_LAST" \
+        "shadowmeshctl: no handshake with $UNDER_DEAD:$PORT before the timeout: the peer did not answer"
 if ((elapsed >= 1500 && elapsed < 7000)); then
         pass "... after ${elapsed} ms (1.5 to 7 s)"
 else
@@ -192,16 +204,148 @@ ctl -i nosuch status
 check_eq "-i nosuch status exits 3" "$RC" "$EXIT_NOT_RUNNING"
 want="shadowmeshctl: instance 'nosuch' is not running"
 want+=" (no org.shadowmesh1.Instance.nosuch on the system bus)"
-check_eq "... saying it is not running" "$ERR" "$want"
+want+=$'\nRunning instances: alpha, peer-1'
+want+=$'\nStart it with: systemctl start shadowmesh@nosuch'
+check_eq "... saying it is not running, which run, and how to start it" "$ERR" "$want"
 RC=0
 DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TMP/no-bus" "$SHADOWMESHCTL" -i alpha status \
         >"$TMP/ctl.stdout" 2>"$TMP/ctl.stderr" || RC=$?
 check_eq "no system bus: exit 3" "$RC" "$EXIT_NOT_RUNNING"
 check_has "... saying so" "$(cat "$TMP/ctl.stderr")" "cannot connect to the system bus"
 ctl -i alpha frobnicate
-check_eq "an unknown command exits 2" "$RC" "$EXIT_USAGE"
+check_eq "an unknown command exits 64" "$RC" "$EXIT_USAGE"
 ctl -i alpha connect "$UNDER_B:$PORT" --timeout 0
-check_eq "connect --timeout 0 exits 2" "$RC" "$EXIT_USAGE"
+check_eq "connect --timeout 0 exits 64" "$RC" "$EXIT_USAGE"
+ctl -i alpha connect --bogus
+check_eq "connect --bogus exits 64" "$RC" "$EXIT_USAGE"
+check_eq "... pointing to the command's own help" "$ERR_LAST" \
+        "Try 'shadowmeshctl connect --help' for more information."
+
+# ---- addresses: checked before anything is sent, in the words of shadowmeshd --check ------------
+# check_reason KEY VALUE: the reason shadowmeshd --check gives for KEY: VALUE in a configuration
+# (the text after "is not host[:port]: ").
+check_reason() {
+        local section=${1%%.*} key=${1#*.}
+        {
+                echo "encryption:"
+                echo "  key: \"$KEY\""
+                echo "$section:"
+                echo "  $key: \"$2\""
+        } >"$TMP/check.yaml"
+        chmod 600 "$TMP/check.yaml"
+        { "$SHADOWMESHD" --check "$TMP/check.yaml" 2>&1 || true; } |
+                sed -n 's/.* is not host\[:port\]: //p'
+}
+for bad in 192.0.2.300 192.0.2.1:99999 "host name" "[2001:db8::1" ""; do
+        [[ -n $bad ]] || continue
+        reason=$(check_reason peer.address "$bad")
+        ctl -i alpha connect "$bad"
+        check_eq "connect '$bad' exits 64" "$RC" "$EXIT_USAGE"
+        check "... shadowmeshd --check has a reason for it too" test -n "$reason"
+        check_eq "... with the reason of shadowmeshd --check" "$(head -n 1 <<<"$ERR")" \
+                "shadowmeshctl: invalid ADDR: '$bad' is not host[:port]: $reason"
+        check_not "... before printing Connecting" grep -q Connecting <<<"$ERR"
+done
+reason=$(check_reason relay.server relay.example:99999)
+ctl -i alpha connect --relay-server relay.example:99999
+check_eq "connect --relay-server relay.example:99999 exits 64" "$RC" "$EXIT_USAGE"
+check_eq "... naming --relay-server, with the reason of shadowmeshd --check" \
+        "$(head -n 1 <<<"$ERR")" \
+        "shadowmeshctl: invalid --relay-server: 'relay.example:99999' is not host[:port]: $reason"
+check_eq "nothing reached the daemon: State disconnected" "$(prop alpha State)" 's "disconnected"'
+
+# ---- per-command help ---------------------------------------------------------------------------
+ctl --help
+general=$OUT
+for c in connect disconnect status list netcheck genkey pubkey help; do
+        ctl "$c" --help
+        check_eq "$c --help exits 0" "$RC" 0
+        check "$c --help is $c's own usage" grep -qE "^Usage: shadowmeshctl .*\b$c\b" <<<"$(head -n 1 <<<"$OUT")"
+        check "$c --help is not the general help" test "$OUT" != "$general"
+done
+ctl connect --help
+connect_help=$OUT
+check_has "connect --help describes --relay-server" "$connect_help" "--relay-server HOST[:PORT]"
+ctl help connect
+check_eq "help connect = connect --help" "$OUT" "$connect_help"
+ctl -i alpha connect 192.0.2.300 -h
+check_eq "connect ADDR -h: the help, not a check of ADDR" "$OUT" "$connect_help"
+
+# ---- log levels and exit codes: the same in --help, the man pages and the parser ----------------
+help_levels=$("$SHADOWMESHD" --help | sed -n 's/.*--log-level LEVEL *\(.*\) (overrides.*/\1/p')
+man_levels=$(sed -n '/^\.BR \\-l ", " \\-\\-log\\-level/,/^Overrides/p' "$SOURCE_ROOT/man/shadowmeshd.8" |
+        sed -n 's/^\.BR\? \([a-z][a-z]*\).*/\1/p' | tr '\n' ' ')
+note "shadowmeshd --help: $help_levels; shadowmeshd(8): $man_levels"
+check_eq "shadowmeshd --help and shadowmeshd(8) name the same log levels" \
+        "$(tr -d ',' <<<"$help_levels" | sed 's/ or / /')" "${man_levels% }"
+for level in $man_levels; do
+        check "shadowmeshd --log-level $level is accepted" \
+                "$SHADOWMESHD" --check --log-level "$level" "$TMP/a.yaml"
+        sed "s/^  log_level: .*/  log_level: $level/" "$TMP/a.yaml" >"$TMP/level.yaml"
+        chmod 600 "$TMP/level.yaml"
+        check "daemon.log_level: $level is accepted" "$SHADOWMESHD" --check "$TMP/level.yaml"
+done
+sed "s/^  log_level: .*/  log_level: verbose/" "$TMP/a.yaml" >"$TMP/level.yaml"
+check_has "the configuration's error lists the same levels" \
+        "$("$SHADOWMESHD" --check "$TMP/level.yaml" 2>&1)" "(use $help_levels)"
+check_has "--log-level's error lists the same levels" \
+        "$("$SHADOWMESHD" --log-level verbose "$TMP/a.yaml" 2>&1)" "($help_levels)"
+RC=0
+"$SHADOWMESHD" --bogus >/dev/null 2>&1 || RC=$?
+check_eq "a usage error is the same exit status in shadowmeshd" "$RC" "$EXIT_USAGE"
+d_usage=$(sed -n '/^\.SH EXIT STATUS/,/^\.SH/p' "$SOURCE_ROOT/man/shadowmeshd.8" |
+        grep -A1 '^\.B [0-9]' | awk '/^\.B/ { c = $2 } /^Usage error/ { print c }')
+check_eq "... and in shadowmeshd(8)" "$d_usage" "$EXIT_USAGE"
+
+# ---- the daemon's messages and ours in German and French ----------------------------------------
+# The catalogs as built (po/), where the program looks for them: bind-mounted over its localedir
+# in a private mount namespace.
+BUILD_ROOT=$(dirname "$(dirname "$(dirname "$SHADOWMESHCTL")")")
+LOCALEDIR=$(meson introspect --buildoptions "$BUILD_ROOT" 2>/dev/null | python3 -c '
+import json, os, sys
+o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
+print(os.path.join(o["prefix"], o["localedir"]))' 2>/dev/null || true)
+# ctl_lang LANG ARGS...: shadowmeshctl in LANG (the build's catalogs).
+ctl_lang() {
+        local lang=$1
+        shift
+        RC=0
+        unshare --mount sh -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"' sh \
+                "$BUILD_ROOT/po" "$LOCALEDIR" env LANGUAGE="$lang" LC_ALL=C.UTF-8 \
+                "$SHADOWMESHCTL" "$@" >"$TMP/ctl.stdout" 2>"$TMP/ctl.stderr" || RC=$?
+        ERR=$(cat "$TMP/ctl.stderr")
+        ERR_LAST=$(tail -n 1 "$TMP/ctl.stderr")
+}
+if [[ -n $LOCALEDIR && -d $LOCALEDIR && -f $BUILD_ROOT/po/de/LC_MESSAGES/shadowmesh.mo ]]; then
+        ctl_lang de -i alpha disconnect
+        check_eq "de: NotConnected" "$ERR_LAST" "shadowmeshctl: keine Gegenstelle ist verbunden"
+        ctl_lang fr -i alpha disconnect
+        check_eq "fr: NotConnected" "$ERR_LAST" "shadowmeshctl: aucun pair n'est connecté"
+        ctl_lang de -i alpha connect "$UNDER_DEAD:$PORT" --timeout 1
+        check_has "de: HandshakeTimeout" "$ERR_LAST" \
+                "shadowmeshctl: kein Handshake mit $UNDER_DEAD:$PORT vor Ablauf der Zeit"
+        ctl_lang fr -i alpha connect "$UNDER_DEAD:$PORT" --timeout 1
+        check_has "fr: HandshakeTimeout" "$ERR_LAST" \
+                "shadowmeshctl: pas de poignée de main avec $UNDER_DEAD:$PORT avant le délai"
+        ctl_lang de -i alpha connect 192.0.2.300
+        check_eq "de: the address's reason" "$(head -n 1 <<<"$ERR")" \
+                "shadowmeshctl: ungültige Angabe ADDR: „192.0.2.300“ ist nicht HOST[:PORT]: keine IPv4-Adresse (vier Zahlen von 0 bis 255, durch Punkte getrennt)"
+        ctl_lang fr -i nosuch status
+        check_has "fr: not running, how to start it" "$ERR" \
+                "Pour la démarrer : systemctl start shadowmesh@nosuch"
+else
+        fail "the build's catalogs and localedir (${LOCALEDIR:-?}) are there for the translation checks"
+fi
+
+# ---- genkey's warning -----------------------------------------------------------------------------
+RC=0
+(umask 022 && "$SHADOWMESHCTL" genkey >"$TMP/open.key" 2>"$TMP/genkey.err") || RC=$?
+check_eq "genkey into a file others may read exits 0" "$RC" 0
+check "... writes the key" grep -qE '^[A-Za-z0-9+/]{43}=$' "$TMP/open.key"
+check_has "... and warns" "$(cat "$TMP/genkey.err")" \
+        "shadowmeshctl: warning: the key file is readable by other users (mode 0644)"
+(umask 077 && "$SHADOWMESHCTL" genkey >"$TMP/closed.key" 2>"$TMP/genkey.err") || true
+check_eq "genkey into a private file says nothing" "$(cat "$TMP/genkey.err")" ""
 
 # ---- keys ---------------------------------------------------------------------------------------
 ctl genkey

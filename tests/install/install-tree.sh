@@ -14,7 +14,7 @@
 #     org.shadowmesh1.Tunnel.xml, <datadir>/doc/shadowmesh/org.shadowmesh1.Tunnel.txt;
 #   <datadir>/polkit-1/actions/org.shadowmesh1.policy;
 #   <mandir>/manN/ for every man/*.N page;
-#   <datadir>/doc/shadowmesh/examples/ for every examples/*.yaml (and no *.key);
+#   <datadir>/doc/shadowmesh/examples/ for every examples/*.yaml (and no *.key), and networkd/;
 #   <datadir>/doc/shadowmesh/LICENSE;
 #   <sysconfdir>/shadowmesh/, an empty directory of mode 0700 (the configurations and keys);
 # installed data identical to the sources, and nothing else.
@@ -126,6 +126,17 @@ done
 for example in "$src"/examples/*.yaml; do
         [ -f "$example" ] || continue
         expect "$datadir/doc/shadowmesh/examples/$(basename "$example")" 644 "$example"
+done
+if [ "$prefix" = /usr ] && pkg-config --exists bash-completion; then
+        compdir=$(pkg-config --variable=completionsdir bash-completion)
+else
+        compdir=$datadir/bash-completion/completions
+fi
+expect "$compdir/shadowmeshctl" 644 "$src/shell-completion/bash/shadowmeshctl"
+
+for example in "$src"/examples/networkd/*; do
+        [ "$(basename "$example")" != meson.build ] || continue
+        expect "$datadir/doc/shadowmesh/examples/networkd/$(basename "$example")" 644 "$example"
 done
 
 expect "$datadir/doc/shadowmesh/LICENSE" 644 "$src/LICENSE"

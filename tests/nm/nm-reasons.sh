@@ -1,0 +1,164 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# NetworkManager says why: the reason nm-shadowmesh-service reports with its Failure signal, as
+# nmcli shows it, and the service's own lines in the journal under NM_CONNECTION=<uuid>, the
+# field of the hint nmcli prints ("journalctl -xe NM_CONNECTION=..."). The sandbox is lib.sh's
+# (a real NetworkManager in a namespace, a private system bus) plus a real systemd-journald whose
+# sockets NetworkManager's private mount namespace sees at /run/systemd/journal, where the
+# service, started with NM_VPN_LOG_SYSLOG=1 as NetworkManager starts it on a real system, logs.
+#
+#   wrong key      Failure(LOGIN_FAILED): nmcli says the login failed, not "Unknown reason";
+#                  the journal says "no answer from the peer: wrong address, blocked UDP port
+#                  or a different key" under the connection's UUID
+#   bad key        (63 hex digits) refused at Connect: the journal names vpn.secrets 'key'
+#   good key       the service's and its daemon's lines carry NM_CONNECTION and the instance
+# shellcheck disable=SC2016 # sh -c scripts take their arguments as $1, $2
+HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+# shellcheck source=tests/nm/lib.sh
+source "$HERE/lib.sh"
+
+JOURNALD=${JOURNALD:-/lib/systemd/systemd-journald}
+nm_init
+[[ -x $JOURNALD ]] || skip "$JOURNALD is not installed"
+need journalctl systemd
+need python3 python3
+
+# A real journald of the test's own, in the host's network namespace and a private mount
+# namespace whose /run/systemd and /run/log are directories of the test; NetworkManager's mount
+# namespace (below) sees the same /run/systemd/journal, so the sockets are the same.
+JOURNALD_PID=""
+start_journald() {
+        mkdir -p "$TMP/jrun/journal" "$TMP/jlog/journal"
+        unshare --mount --propagation private sh -c '
+                mount --bind "$1/jrun" /run/systemd && mount --bind "$1/jlog" /run/log &&
+                        SYSTEMD_LOG_TARGET=console exec "$2"' sh "$TMP" "$JOURNALD" \
+                >"$TMP/journald.log" 2>&1 &
+        JOURNALD_PID=$!
+        OWN_PIDS+=("$JOURNALD_PID")
+        wait_while_alive 10 "$JOURNALD_PID" test -S "$TMP/jrun/journal/socket"
+}
+
+# lib.sh's start_sandbox, with that journal in NetworkManager's mount namespace and the service
+# logging the way NetworkManager runs it on a real system.
+start_sandbox_with_journal() {
+        add_ns "$NS"
+        add_ns "$NSP"
+        ip -n "$NS" link add up0 type veth peer name gw0 netns "$NSP"
+        ip -n "$NSP" addr add 192.0.2.1/24 dev gw0
+        ip -n "$NSP" link set gw0 up
+        ip -n "$NSP" addr add "$PEER_IP/32" dev lo
+        start_bus
+        write_nm_files
+        sed -i 's/^NM_VPN_LOG_SYSLOG=0 /NM_VPN_LOG_SYSLOG=1 /' "$TMP/nm-shadowmesh-service"
+        grep -q '^NM_VPN_LOG_SYSLOG=1 ' "$TMP/nm-shadowmesh-service" || return 1
+        # After the private /run: the journal's directory of sockets.
+        sed -i "/^mount -t tmpfs .* \\/run\$/a\\
+mkdir -p /run/systemd/journal \\&\\& mount --bind \"$TMP/jrun/journal\" /run/systemd/journal" \
+                "$TMP/nm-inner.sh"
+        grep -q "jrun/journal" "$TMP/nm-inner.sh" || return 1
+        ip netns exec "$NS" unshare --mount --propagation private "$TMP/nm-inner.sh" \
+                >"$TMP/nm.log" 2>&1 &
+        NM_PID=$!
+        wait_until 30 nm_running || { tail -30 "$TMP/nm.log" >&2; return 1; }
+        in_nm_mounts test -S /run/systemd/journal/socket
+}
+
+# journal MATCH...: the entries of the sandbox's journal that match, one JSON object per line.
+journal() { journalctl -D "$TMP/jlog/journal" --no-pager -o json "$@" 2>/dev/null || true; }
+# messages JSON_LINES: their MESSAGE fields, one per line.
+messages() {
+        python3 -c '
+import json, sys
+for line in sys.argv[1].splitlines():
+    print(json.loads(line).get("MESSAGE", ""))' "$1"
+}
+# field_of JSON_LINES MESSAGE_SUBSTRING FIELD
+field_of() {
+        python3 -c '
+import json, sys
+for line in sys.argv[1].splitlines():
+    e = json.loads(line)
+    if sys.argv[2] in str(e.get("MESSAGE", "")):
+        print(e.get(sys.argv[3], "<absent>"))
+        break
+else:
+    print("<no such entry>")' "$1" "$2" "$3"
+}
+
+start_journald || { fail "journald starts"; summary; }
+start_sandbox_with_journal || { fail "NetworkManager starts in the sandbox with the journal"; summary; }
+pass "NetworkManager and a journald run in the sandbox"
+
+KEY=$(random_hex_key)
+OTHER_KEY=$(random_hex_key)
+cat >"$TMP/peer.yaml" <<EOF
+network:
+  tap_device: smp0
+  listen_port: 9001
+  local_ip: "10.77.0.1/24"
+encryption:
+  key: "$KEY"
+EOF
+chmod 600 "$TMP/peer.yaml"
+check "peer shadowmeshd starts in the second namespace" start_peer peer "$TMP/peer.yaml"
+
+nm connection add type ethernet ifname up0 con-name uplink ipv4.method manual \
+        ipv4.addresses 192.0.2.2/24 ipv4.gateway 192.0.2.1 ipv6.method disabled
+nm connection up uplink
+check "uplink profile activates" [ $RC -eq 0 ]
+
+# ---- wrong key: LOGIN_FAILED, and the journal says what that can mean ---------------------------
+nm connection add type vpn con-name sm-wrong vpn-type shadowmesh vpn.timeout 8 \
+        vpn.data "peer=$PEER_IP, local-ip=10.77.0.2/24, tap-device=smwrong0" \
+        vpn.secrets "key=$OTHER_KEY"
+UUID_WR=$(con_uuid sm-wrong)
+nm connection up sm-wrong
+note "wrong key: nmcli: $(tr '\n' ' ' <<<"$OUT")"
+check "wrong key: the activation failed" [ $RC -ne 0 ]
+# NetworkManager's words for NM_ACTIVE_CONNECTION_STATE_REASON_LOGIN_FAILED.
+check_has "wrong key: nmcli gives the login failure's reason" "$OUT" \
+        "Connection activation failed: Invalid secrets"
+check_not "wrong key: not 'Unknown reason'" has "Unknown reason"
+check_has "wrong key: nmcli's hint names the connection's UUID" "$OUT" "NM_CONNECTION=$UUID_WR"
+WRONG=$(journal "NM_CONNECTION=$UUID_WR")
+check_has "wrong key: the journal under NM_CONNECTION=$UUID_WR says why" "$(messages "$WRONG")" \
+        "connection failed (login-failed): "
+check_has "... no answer: wrong address, blocked port or a different key" "$(messages "$WRONG")" \
+        "no answer from the peer: wrong address, blocked UDP port or a different key"
+check_eq "... under the service's identifier" \
+        "$(field_of "$WRONG" "connection failed" SYSLOG_IDENTIFIER)" nm-shadowmesh
+check_eq "... as an error" "$(field_of "$WRONG" "connection failed" PRIORITY)" 3
+check "wrong key: no daemon left" wait_until 10 no_daemon
+
+# ---- a key of 63 hex digits: refused at Connect, the journal names the key ----------------------
+nm connection add type vpn con-name sm-badkey vpn-type shadowmesh \
+        vpn.data "peer=$PEER_IP, local-ip=10.77.0.2/24, tap-device=smbad0" \
+        vpn.secrets "key=${KEY:0:63}"
+UUID_BAD=$(con_uuid sm-badkey)
+nm connection up sm-badkey
+note "bad key: nmcli: $(tr '\n' ' ' <<<"$OUT")"
+check "bad key: the activation failed" [ $RC -ne 0 ]
+check_has "bad key: the journal under NM_CONNECTION=$UUID_BAD names the key" \
+        "$(messages "$(journal "NM_CONNECTION=$UUID_BAD")")" "Connect refused: vpn.secrets 'key'"
+check "bad key: no daemon was started" no_daemon
+
+# ---- the right key: every line of the connection, the daemon's too, under its UUID --------------
+nm connection add type vpn con-name sm-good vpn-type shadowmesh \
+        vpn.data "peer=$PEER_IP, local-ip=10.77.0.2/24, tap-device=smgood0" \
+        vpn.secrets "key=$KEY"
+UUID_GOOD=$(con_uuid sm-good)
+nm connection up sm-good
+check "good key: nmcli connection up" [ $RC -eq 0 ]
+GOOD=$(journal "NM_CONNECTION=$UUID_GOOD")
+check_has "good key: the service's Connect line" "$(messages "$GOOD")" "Connect: connection 'sm-good'"
+check_has "good key: the daemon's handshake, relayed, under the same UUID" "$(messages "$GOOD")" \
+        "handshake complete with peer $PEER_IP:9001"
+check_eq "good key: with the instance" \
+        "$(field_of "$GOOD" "handshake complete" SHADOWMESH_INSTANCE)" "nm-${UUID_GOOD:0:8}"
+check_eq "the wrong-key connection's lines are not among them" \
+        "$(field_of "$GOOD" "connection failed" MESSAGE)" "<no such entry>"
+nm connection down sm-good
+check "good key: down" wait_until 10 no_daemon
+
+summary
