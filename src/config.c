@@ -198,21 +198,13 @@ static int parse_bool(const char *s) {
         return -EINVAL;
 }
 
-static int parse_port(const char *s, uint16_t *ret) {
-        return hostport_parse_port(s, ret) < 0 ? -EINVAL : 0;
-}
-
-/* hostport.c: one parser, so the configuration and shadowmeshctl give the same reasons. */
-static int host_port_parse(const char *s, uint16_t default_port, char **ret_host,
-                           uint16_t *ret_port, const char **ret_why) {
-        return hostport_parse(s, default_port, ret_host, ret_port, ret_why);
-}
-
+/* host[:port] values go through hostport.c: one parser, so the configuration and
+ * shadowmeshctl give the same reasons. */
 int config_parse_host_port(const char *s, uint16_t default_port, char **ret_host,
                            uint16_t *ret_port) {
         const char *why;
 
-        return host_port_parse(s, default_port, ret_host, ret_port, &why);
+        return hostport_parse(s, default_port, ret_host, ret_port, &why);
 }
 
 int config_parse_key(const char *s, uint8_t out[32]) {
@@ -370,7 +362,7 @@ static int get_host_port(struct parser *p, const char *path, const yaml_node_t *
         *ret_host = NULL;
         if (!s)
                 return 0;
-        r = host_port_parse(s, default_port, &host, &port, &why);
+        r = hostport_parse(s, default_port, &host, &port, &why);
         if (r == -ENOMEM)
                 return fail(p, r, value, path, "out of memory");
         if (r < 0)
@@ -424,7 +416,7 @@ static int parse_listen_address(struct parser *p, const char *path, const yaml_n
                 if (!host)
                         return fail(p, -ENOMEM, value, path, "out of memory");
         } else {
-                r = host_port_parse(s, CONTROL_PORT_DEFAULT, &host, &port, &why);
+                r = hostport_parse(s, CONTROL_PORT_DEFAULT, &host, &port, &why);
                 if (r == -ENOMEM)
                         return fail(p, r, value, path, "out of memory");
                 if (r < 0)
