@@ -70,12 +70,28 @@ static void schedule(struct http_server *s, uint64_t usec) {
         (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
 }
 
+static unsigned connections(struct http_server *s) {
+        const union MHD_DaemonInfo *info;
+
+        info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        return info ? info->num_connections : 0;
+}
+
 /* One round of MHD's work, then wake up again when MHD wants (a connection's timeout, or at
  * once when it still has ready connections). */
 static void run(struct http_server *s) {
         MHD_UNSIGNED_LONG_LONG timeout_ms;
 
-        (void) MHD_run(s->mhd);
+        /* At HTTP_CONNECTION_LIMIT, MHD takes its listening socket out of its epoll set and
+         * puts it back at the start of the next round once a connection has closed; with no
+         * further event that round would never come and the queued clients would wait
+         * forever. So a round that closed connections is followed by another. */
+        for (unsigned i = 0; i < 3; i++) {
+                unsigned before = connections(s);
+                (void) MHD_run(s->mhd);
+                if (connections(s) >= before)
+                        break;
+        }
         if (MHD_get_timeout(s->mhd, &timeout_ms) == MHD_YES)
                 schedule(s, (uint64_t) timeout_ms * 1000);
         else
@@ -402,6 +418,7 @@ int http_start(struct device *d) {
         /* MHD owns fd from here on and closes it in MHD_stop_daemon. */
         s->mhd = MHD_start_daemon(
                 flags, 0, NULL, NULL, on_request, s,
+                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, or MHD logs to stderr */
                 MHD_OPTION_LISTEN_SOCKET, fd,
                 MHD_OPTION_CONNECTION_LIMIT, (unsigned) HTTP_CONNECTION_LIMIT,
                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) HTTP_PER_IP_CONNECTION_LIMIT,
@@ -409,7 +426,6 @@ int http_start(struct device *d) {
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_CONNECTION_MEMORY,
                 MHD_OPTION_STRICT_FOR_CLIENT, 1,
                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                 MHD_OPTION_END);
         if (!s->mhd) {
                 safe_close(fd);
