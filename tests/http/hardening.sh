@@ -85,13 +85,16 @@ tunnel_ok() { alive a && connected && ping_ok "$NS_A" 10.0.0.2; }
 api_up() { ip netns exec "$1" curl -s -o /dev/null "$URL/health"; }
 
 # ---- loopback only: refused at start -------------------------------------------------------------
-for addr in 10.99.42.1:9090 0.0.0.0:9090; do
+# 10.99.42.9 is an address of c's own, so that only the rule, not a failing bind, refuses it.
+ip -n "$NS_C" addr add 10.99.42.9/32 dev lo
+for addr in 10.99.42.9:9090 0.0.0.0:9090; do
         yaml 10.0.0.3/24 "$addr" "" tapx >"$TMP/c-bad.yaml"
         chmod 600 "$TMP/c-bad.yaml"
         if run_daemon_to_exit c-bad "$NS_C" 10 "$SHADOWMESHD" "$TMP/c-bad.yaml"; then
                 check "listen_address $addr: start fails" test "$EXIT_CODE" -ne 0
         else
                 fail "listen_address $addr: start fails" "still running after 10 s"
+                stop_daemon c-bad TERM 5 || true
         fi
         check "listen_address $addr: the error says loopback" log_has c-bad "loopback"
         check "listen_address $addr: no TAP left" link_gone "$NS_C" tapx
