@@ -80,7 +80,8 @@ state_of() {
         req state "$1" "$URL/status"
         json_field state
 }
-connected() { [[ $(state_of "$NS_A") == Connected ]]; }
+state_is() { [[ $(state_of "$1") == "$2" ]]; }
+connected() { state_is "$NS_A" Connected; }
 tunnel_ok() { alive a && connected && ping_ok "$NS_A" 10.0.0.2; }
 api_up() { ip netns exec "$1" curl -s -o /dev/null "$URL/health"; }
 
@@ -253,7 +254,7 @@ ip netns exec "$NS_A" curl -s -o "$TMP/pending.body" -w '%{http_code}' --max-tim
         -H "Content-Type: application/json" -d "{\"peer_address\": \"$UNDER_B:9002\"}" >"$TMP/pending.code" &
 pending=$!
 OWN_PIDS+=("$pending")
-check "the waiting /connect shows as Connecting" wait_until 5 test "$(state_of "$NS_A")" = Connecting
+check "the waiting /connect shows as Connecting" wait_until 5 state_is "$NS_A" Connecting
 req cancel "$NS_A" -X POST "$URL/disconnect"
 check_eq "disconnect while connecting: 200" "$CODE" 200
 wait_pid_exit "$pending" 5 || true
@@ -265,12 +266,13 @@ ip netns exec "$NS_A" curl -s -o /dev/null -w '%{http_code}' --max-time 20 -X PO
         -H "Content-Type: application/json" -d "{\"peer_address\": \"$UNDER_B:9002\"}" >"$TMP/pending2.code" &
 pending=$!
 OWN_PIDS+=("$pending")
-check "a second /connect waits" wait_until 5 test "$(state_of "$NS_A")" = Connecting
+check "a second /connect waits" wait_until 5 state_is "$NS_A" Connecting
 pid_a=${DAEMON_PID[a]}
 check "a: exits on SIGINT while a /connect waits" stop_daemon a INT 10
 check_eq "a: exit status 0" "$EXIT_CODE" 0
 wait_pid_exit "$pending" 5 || true
 r=$(cat "$TMP/pending2.code")
+note "the /connect waiting at shutdown got: $r (000: connection closed)"
 check "the waiting /connect got 503 or a closed connection (got $r)" test "$r" = 503 -o "$r" = 000
 check "a: tap0 removed" link_gone "$NS_A" tap0
 check "a: process gone" has_exited "$pid_a"
