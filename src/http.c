@@ -245,7 +245,7 @@ static enum MHD_Result start_connect(struct http_server *s, struct http_request 
         if (r < 0)
                 return send_message(req->connection, http_api_error_status(error.name), false,
                                     "%s", error.message);
-        log_info("http: connect to %s requested", req->peer);
+        log_debug("http: connect to %s requested", req->peer); /* manager.c logs it at info */
         s->waiting = req;
         req->suspended = true;
         MHD_suspend_connection(req->connection);

@@ -58,16 +58,15 @@ yaml 10.0.0.2/24 127.0.0.1:9090 >"$TMP/b.yaml"
 chmod 600 "$TMP"/*.yaml
 
 URL=http://127.0.0.1:9090
-# req NAME NS [CURL-ARGS...]: one request; CODE is the status, BODY the body, HEADERS the
-# response headers (files $TMP/NAME.body, .headers).
-CODE="" BODY="" HEADERS=""
+# req NAME NS [CURL-ARGS...]: one request; CODE is the status, BODY the body; the response
+# headers are in $TMP/NAME.headers.
+CODE="" BODY=""
 req() {
         local name=$1 ns=$2
         shift 2
         CODE=$(ip netns exec "$ns" curl -s --max-time 20 -o "$TMP/$name.body" -D "$TMP/$name.headers" \
                 -w '%{http_code}' "$@" 2>/dev/null || true)
         BODY=$(cat "$TMP/$name.body" 2>/dev/null || true)
-        HEADERS=$(cat "$TMP/$name.headers" 2>/dev/null || true)
 }
 # as_user UID NS CMD...: CMD as UID with only its own primary group.
 as_user() {
