@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The prototype's HTTP API: routing, checks and JSON (see http-api.h). Pure: no I/O, no logs. */
 #include <ctype.h>
-#include <stdarg.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -19,10 +19,10 @@ struct route {
 };
 
 static const struct route routes[] = {
-        { "/connect", HTTP_API_CONNECT, true, "POST", "connect" },
-        { "/disconnect", HTTP_API_DISCONNECT, true, "POST", "disconnect" },
-        { "/status", HTTP_API_STATUS, false, "GET, HEAD", NULL },
-        { "/health", HTTP_API_HEALTH, false, "GET, HEAD", NULL },
+        {"/connect", HTTP_API_CONNECT, true, "POST", "connect"},
+        {"/disconnect", HTTP_API_DISCONNECT, true, "POST", "disconnect"},
+        {"/status", HTTP_API_STATUS, false, "GET, HEAD", NULL},
+        {"/health", HTTP_API_HEALTH, false, "GET, HEAD", NULL},
 };
 
 /* Error messages may quote client bytes (a path, a JSON parser's "near '...'"): keep them
@@ -49,15 +49,16 @@ char *http_api_message_json(bool success, const char *message) {
         return s;
 }
 
-_printf_(3, 4) static enum http_api_call error(struct http_api_reply *ret, unsigned status,
-                                               const char *fmt, ...) {
+_printf_(3, 4) static enum http_api_call
+        error(struct http_api_reply *ret, unsigned status, const char *fmt, ...) {
         char text[512];
         va_list ap;
 
         va_start(ap, fmt);
         vsnprintf(text, sizeof(text), fmt, ap);
         va_end(ap);
-        *ret = (struct http_api_reply){ .status = status, .body = http_api_message_json(false, text) };
+        *ret = (struct http_api_reply){.status = status,
+                                       .body = http_api_message_json(false, text)};
         return HTTP_API_REPLY;
 }
 
@@ -120,15 +121,17 @@ static enum http_api_call parse_connect(const struct http_api_request *req,
         }
         v = json_object_get(o, "peer_address");
         if (!v) {
-                call = error(ret_reply, 400, "Missing field 'peer_address': expected "
-                                             "{\"peer_address\": \"host:port\"}");
+                call = error(ret_reply, 400,
+                             "Missing field 'peer_address': expected "
+                             "{\"peer_address\": \"host:port\"}");
                 goto out;
         }
         if (!json_is_string(v) || json_string_length(v) == 0 ||
             json_string_length(v) > HTTP_PEER_ADDRESS_MAX ||
             strlen(json_string_value(v)) != json_string_length(v)) {
-                call = error(ret_reply, 400, "Field 'peer_address' must be a non-empty string of "
-                                             "at most %u characters: \"host:port\"",
+                call = error(ret_reply, 400,
+                             "Field 'peer_address' must be a non-empty string of "
+                             "at most %u characters: \"host:port\"",
                              HTTP_PEER_ADDRESS_MAX);
                 goto out;
         }
@@ -166,8 +169,7 @@ enum http_api_call http_api_route(const struct http_api_request *req,
         if (!http_api_host_ok(req->host, req->listen_host, req->listen_port)) {
                 /* Names only what we expect: the Host is the client's, a rebinding attacker's. */
                 if (strchr(req->listen_host, ':'))
-                        return error(ret_reply, 421,
-                                     "Host header must be [%s]:%u or localhost:%u",
+                        return error(ret_reply, 421, "Host header must be [%s]:%u or localhost:%u",
                                      req->listen_host, req->listen_port, req->listen_port);
                 return error(ret_reply, 421, "Host header must be %s:%u or localhost:%u",
                              req->listen_host, req->listen_port, req->listen_port);
@@ -196,12 +198,14 @@ enum http_api_call http_api_route(const struct http_api_request *req,
                 return route->call;
 
         if (!req->may_mutate)
-                return error(ret_reply, 403, "Only root and members of group '%s' may %s this "
-                                             "tunnel",
+                return error(ret_reply, 403,
+                             "Only root and members of group '%s' may %s this "
+                             "tunnel",
                              req->control_group ? req->control_group : "netdev", route->what);
         if (req->origin)
-                return error(ret_reply, 403, "Requests from web pages (with an Origin header) "
-                                             "may not %s this tunnel",
+                return error(ret_reply, 403,
+                             "Requests from web pages (with an Origin header) "
+                             "may not %s this tunnel",
                              route->what);
         if ((req->content_type || req->body_len > 0 || req->body_too_large) &&
             !is_json(req->content_type))
@@ -221,8 +225,8 @@ char *http_api_status_json(const struct http_api_status *s) {
         snprintf(state, sizeof(state), "%s", s->state);
         state[0] = (char) toupper((unsigned char) state[0]);
         o = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:b}}", "status", "success", "state",
-                      state, "details", "state", s->state, "tap_device", s->tap_device,
-                      "local_ip", s->local_ip, "peer_address", s->peer_address, "connected",
+                      state, "details", "state", s->state, "tap_device", s->tap_device, "local_ip",
+                      s->local_ip, "peer_address", s->peer_address, "connected",
                       strcmp(s->state, "connected") == 0);
         if (!o)
                 return NULL;
@@ -235,13 +239,10 @@ static const struct {
         const char *name;
         unsigned status;
 } error_statuses[] = {
-        { BUS_ERROR_PREFIX "AlreadyConnected", 409 },
-        { BUS_ERROR_PREFIX "NotConnected", 409 },
-        { BUS_ERROR_PREFIX "Cancelled", 409 },
-        { BUS_ERROR_PREFIX "InvalidPeer", 400 },
-        { BUS_ERROR_PREFIX "InvalidArguments", 400 },
-        { BUS_ERROR_PREFIX "HandshakeTimeout", 504 },
-        { BUS_ERROR_PREFIX "RelayUnavailable", 503 },
+        {BUS_ERROR_PREFIX "AlreadyConnected", 409}, {BUS_ERROR_PREFIX "NotConnected", 409},
+        {BUS_ERROR_PREFIX "Cancelled", 409},        {BUS_ERROR_PREFIX "InvalidPeer", 400},
+        {BUS_ERROR_PREFIX "InvalidArguments", 400}, {BUS_ERROR_PREFIX "HandshakeTimeout", 504},
+        {BUS_ERROR_PREFIX "RelayUnavailable", 503},
 };
 
 unsigned http_api_error_status(const char *error_name) {

@@ -215,8 +215,8 @@ static bool caller_may_mutate(struct http_server *s, struct MHD_Connection *c) {
 /* ---- /connect's wait ---- */
 
 static void on_connect_done(struct manager_waiter *w, const char *error, const char *message) {
-        struct http_request *req = (struct http_request *) ((char *) w -
-                                                            offsetof(struct http_request, waiter));
+        struct http_request *req =
+                (struct http_request *) ((char *) w - offsetof(struct http_request, waiter));
         struct http_server *s = req->server;
         char text[600];
 
@@ -243,8 +243,8 @@ static enum MHD_Result start_connect(struct http_server *s, struct http_request 
         req->waiter.done = on_connect_done;
         r = manager_connect_plain(s->d, req->peer, timeout_sec, &req->waiter, &error);
         if (r < 0)
-                return send_message(req->connection, http_api_error_status(error.name), false,
-                                    "%s", error.message);
+                return send_message(req->connection, http_api_error_status(error.name), false, "%s",
+                                    error.message);
         log_debug("http: connect to %s requested", req->peer); /* manager.c logs it at info */
         s->waiting = req;
         req->suspended = true;
@@ -252,8 +252,8 @@ static enum MHD_Result start_connect(struct http_server *s, struct http_request 
         return MHD_YES;
 }
 
-static enum MHD_Result answer(struct http_server *s, struct http_request *req,
-                              const char *method, const char *url) {
+static enum MHD_Result answer(struct http_server *s, struct http_request *req, const char *method,
+                              const char *url) {
         struct MHD_Connection *c = req->connection;
         const struct config *cfg = s->d->config;
         struct http_api_reply reply = {};
@@ -301,9 +301,8 @@ static enum MHD_Result answer(struct http_server *s, struct http_request *req,
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
         struct http_server *s = cls;
         struct http_request *req = *con_cls;
 
@@ -400,8 +399,9 @@ int http_start(struct device *d) {
                 return 0;
         r = open_listener(cfg->control_host, cfg->control_port, &fd, &family);
         if (r == -EADDRINUSE)
-                return log_error_errno(r, "%s: daemon.listen_address %s port %u is already in "
-                                          "use (another shadowmeshd, or the prototype?)",
+                return log_error_errno(r,
+                                       "%s: daemon.listen_address %s port %u is already in "
+                                       "use (another shadowmeshd, or the prototype?)",
                                        cfg->path, cfg->control_host, cfg->control_port);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot listen on daemon.listen_address %s:%u: %m",
@@ -417,16 +417,14 @@ int http_start(struct device *d) {
                 flags |= MHD_USE_IPv6;
         /* MHD owns fd from here on and closes it in MHD_stop_daemon. */
         s->mhd = MHD_start_daemon(
-                flags, 0, NULL, NULL, on_request, s,
-                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, or MHD logs to stderr */
-                MHD_OPTION_LISTEN_SOCKET, fd,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned) HTTP_CONNECTION_LIMIT,
-                MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) HTTP_PER_IP_CONNECTION_LIMIT,
-                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HTTP_CONNECTION_TIMEOUT,
-                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_CONNECTION_MEMORY,
-                MHD_OPTION_STRICT_FOR_CLIENT, 1,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                MHD_OPTION_END);
+                flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+                s, /* first, or MHD logs to stderr */
+                MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+                (unsigned) HTTP_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                (unsigned) HTTP_PER_IP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+                (unsigned) HTTP_CONNECTION_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                (size_t) HTTP_CONNECTION_MEMORY, MHD_OPTION_STRICT_FOR_CLIENT, 1,
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
         if (!s->mhd) {
                 safe_close(fd);
                 http_stop(d);

@@ -116,9 +116,9 @@ static int on_connect_timeout(sd_event_source *s, uint64_t usec, void *userdata)
         forget_peer(d);
         manager_set_state(d, TUNNEL_DISCONNECTED);
         connect_done(d, BUS_ERROR_PREFIX "HandshakeTimeout",
-                          "No handshake with %s before the timeout: the peer did not answer "
-                          "(wrong address, UDP port blocked, or a different key)",
-                          peer ? peer : "the peer");
+                     "No handshake with %s before the timeout: the peer did not answer "
+                     "(wrong address, UDP port blocked, or a different key)",
+                     peer ? peer : "the peer");
         log_warning("connect to %s timed out", peer ? peer : "the peer");
         free(peer);
         return 0;
@@ -135,8 +135,7 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
                 forget_peer(d);
                 manager_set_state(d, TUNNEL_DISCONNECTED);
                 connect_done(d, BUS_ERROR_PREFIX "InvalidPeer", "Cannot resolve '%s': %s",
-                                  peer ? peer : "", gai_error ? gai_strerror(gai_error)
-                                                              : strerror(-r));
+                             peer ? peer : "", gai_error ? gai_strerror(gai_error) : strerror(-r));
                 log_warning("connect: cannot resolve '%s'", peer ? peer : "");
                 free(peer);
                 return;
@@ -261,8 +260,8 @@ int manager_disconnect(struct device *d, sd_bus_error *error) {
                                         "No peer is connected");
         if (d->connect_request || d->connect_waiter)
                 connect_done(d, BUS_ERROR_PREFIX "Cancelled",
-                                  "Disconnected before the handshake with %s completed",
-                                  d->peer_address ? d->peer_address : "the peer");
+                             "Disconnected before the handshake with %s completed",
+                             d->peer_address ? d->peer_address : "the peer");
         forget_peer(d);
         d->accept_incoming = false;
         log_info("disconnected by request");

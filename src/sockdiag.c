@@ -30,8 +30,7 @@ static int on_message(const struct nlmsghdr *nlh, void *data) {
         struct lookup *l = data;
         const struct inet_diag_msg *msg;
 
-        if (nlh->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
-            mnl_nlmsg_get_payload_len(nlh) < sizeof(*msg))
+        if (nlh->nlmsg_type != SOCK_DIAG_BY_FAMILY || mnl_nlmsg_get_payload_len(nlh) < sizeof(*msg))
                 return MNL_CB_OK;
         msg = mnl_nlmsg_get_payload(nlh);
         l->uid = msg->idiag_uid;
@@ -69,7 +68,7 @@ static void mnl_socket_closep(struct mnl_socket **s) {
 int sockdiag_tcp_uid(const struct sockaddr *local, const struct sockaddr *remote, uid_t *ret_uid) {
         _cleanup_(mnl_socket_closep) struct mnl_socket *sock = NULL;
         uint8_t buf[SOCKDIAG_BUFFER_SIZE] __attribute__((aligned(NLMSG_ALIGNTO)));
-        struct lookup l = { .seq = (uint32_t) time(NULL) };
+        struct lookup l = {.seq = (uint32_t) time(NULL)};
         struct inet_diag_req_v2 *req;
         struct nlmsghdr *nlh;
         ssize_t n;

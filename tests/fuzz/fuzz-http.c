@@ -104,10 +104,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 free(reply.body);
                 break;
         case HTTP_API_CONNECT:
-                if (!host_ok || strcmp(req.method, "POST") != 0 || strcmp(req.path, "/connect") != 0 ||
-                    !req.may_mutate || req.origin || req.body_too_large ||
-                    req.body_len > HTTP_BODY_MAX || !req.content_type || !peer || !*peer ||
-                    strlen(peer) > HTTP_PEER_ADDRESS_MAX || timeout_sec < 1 ||
+                if (!host_ok || strcmp(req.method, "POST") != 0 ||
+                    strcmp(req.path, "/connect") != 0 || !req.may_mutate || req.origin ||
+                    req.body_too_large || req.body_len > HTTP_BODY_MAX || !req.content_type ||
+                    !peer || !*peer || strlen(peer) > HTTP_PEER_ADDRESS_MAX || timeout_sec < 1 ||
                     timeout_sec > CONNECT_TIMEOUT_MAX_SEC)
                         abort();
                 free(peer);
