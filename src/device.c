@@ -18,6 +18,7 @@
 #include "datapath.h"
 #include "device.h"
 #include "handshake.h"
+#include "http.h"
 #include "keys.h"
 #include "log.h"
 #include "manager.h"
@@ -506,6 +507,9 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         r = bus_open(d, on_bus_ready);
         if (r < 0)
                 return r;
+        r = http_start(d); /* after bus_open: it resolves daemon.control_group */
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(d);
         return 0;
@@ -528,6 +532,7 @@ struct device *device_free(struct device *d) {
         if (!d)
                 return NULL;
         /* Reverse order of device_new. */
+        http_stop(d);
         bus_close(d);
         netcheck_free_all(d);
         d->relay = relay_client_free(d->relay);

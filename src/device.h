@@ -127,6 +127,8 @@ struct resolve_query;
 struct ratelimit;
 struct relay_client;
 struct netcheck_run;
+struct manager_waiter;
+struct http_server;
 
 struct device {
         struct config *config;
@@ -139,6 +141,7 @@ struct device {
         char *peer_address;   /* "host:port" as configured or given to Connect; NULL: none */
         bool accept_incoming; /* false after Disconnect until the next Connect */
         struct sd_bus_message *connect_request; /* pending Connect, replied to later */
+        struct manager_waiter *connect_waiter;  /* ... or pending for the HTTP API */
         sd_event_source *connect_timeout;
         struct resolve_query *resolve;
 
@@ -148,6 +151,7 @@ struct device {
         gid_t control_gid;
         bool has_control_gid;
         void (*on_bus_ready)(struct device *d, int r);
+        struct http_server *http; /* http.c: daemon.listen_address's API; NULL: none */
         uint64_t emitted_counters[4];
         uint64_t counters_emitted_ns;
         struct endpoint emitted_endpoint;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <netdb.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <systemd/sd-daemon.h>
 
@@ -49,6 +50,27 @@ void manager_notify_status(struct device *d) {
         }
 }
 
+/* The pending Connect is over: answer whoever waits for it, D-Bus or a manager_waiter. */
+_printf_(3, 4) static void connect_done(struct device *d, const char *error, const char *fmt, ...) {
+        struct manager_waiter *w = d->connect_waiter;
+        char text[512] = "";
+        va_list ap;
+
+        if (fmt) {
+                va_start(ap, fmt);
+                vsnprintf(text, sizeof(text), fmt, ap);
+                va_end(ap);
+        }
+        d->connect_waiter = NULL;
+        d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
+        if (w)
+                w->done(w, error, text);
+        if (error)
+                bus_reply_connect(d, error, "%s", text);
+        else
+                bus_reply_connect(d, NULL, NULL);
+}
+
 void manager_set_state(struct device *d, enum tunnel_state state) {
         if (d->state == state)
                 return;
@@ -58,8 +80,8 @@ void manager_set_state(struct device *d, enum tunnel_state state) {
         manager_notify_status(d);
         bus_emit_changed(d, "State", "Path", "Endpoint", "PeerAddress", "LastHandshake", NULL);
 
-        if (state == TUNNEL_CONNECTED && d->connect_request)
-                bus_reply_connect(d, NULL, NULL);
+        if (state == TUNNEL_CONNECTED && (d->connect_request || d->connect_waiter))
+                connect_done(d, NULL, NULL);
 }
 
 void manager_session_up(struct device *d) {
@@ -93,10 +115,10 @@ static int on_connect_timeout(sd_event_source *s, uint64_t usec, void *userdata)
         char *peer = d->peer_address ? strdup(d->peer_address) : NULL;
         forget_peer(d);
         manager_set_state(d, TUNNEL_DISCONNECTED);
-        bus_reply_connect(d, BUS_ERROR_PREFIX "HandshakeTimeout",
-                          "No handshake with %s before the timeout: the peer did not answer "
-                          "(wrong address, UDP port blocked, or a different key)",
-                          peer ? peer : "the peer");
+        connect_done(d, BUS_ERROR_PREFIX "HandshakeTimeout",
+                     "No handshake with %s before the timeout: the peer did not answer "
+                     "(wrong address, UDP port blocked, or a different key)",
+                     peer ? peer : "the peer");
         log_peer_warning(peer, NULL, "connect to %s timed out", peer ? peer : "the peer");
         free(peer);
         return 0;
@@ -112,9 +134,8 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
                 char *peer = d->peer_address ? strdup(d->peer_address) : NULL;
                 forget_peer(d);
                 manager_set_state(d, TUNNEL_DISCONNECTED);
-                bus_reply_connect(d, BUS_ERROR_PREFIX "InvalidPeer", "Cannot resolve '%s': %s",
-                                  peer ? peer : "", gai_error ? gai_strerror(gai_error)
-                                                              : strerror(-r));
+                connect_done(d, BUS_ERROR_PREFIX "InvalidPeer", "Cannot resolve '%s': %s",
+                             peer ? peer : "", gai_error ? gai_strerror(gai_error) : strerror(-r));
                 log_peer_warning(peer, NULL, "connect: cannot resolve '%s'", peer ? peer : "");
                 free(peer);
                 return;
@@ -238,10 +259,10 @@ int manager_disconnect(struct device *d, sd_bus_error *error) {
         if (d->state == TUNNEL_DISCONNECTED && !d->connect_request)
                 return sd_bus_error_set(error, BUS_ERROR_PREFIX "NotConnected",
                                         "No peer is connected");
-        if (d->connect_request)
-                bus_reply_connect(d, BUS_ERROR_PREFIX "Cancelled",
-                                  "Disconnected before the handshake with %s completed",
-                                  d->peer_address ? d->peer_address : "the peer");
+        if (d->connect_request || d->connect_waiter)
+                connect_done(d, BUS_ERROR_PREFIX "Cancelled",
+                             "Disconnected before the handshake with %s completed",
+                             d->peer_address ? d->peer_address : "the peer");
         forget_peer(d);
         d->accept_incoming = false;
         log_info("disconnected by request");
@@ -250,6 +271,44 @@ int manager_disconnect(struct device *d, sd_bus_error *error) {
         else
                 manager_set_state(d, TUNNEL_DISCONNECTED);
         return 0;
+}
+
+/* ---- the same calls for callers without sd-bus (the HTTP API) ---- */
+
+static int plain_error(int r, sd_bus_error *error, struct manager_error *ret_error) {
+        snprintf(ret_error->name, sizeof(ret_error->name), "%s",
+                 error->name ? error->name : "");
+        snprintf(ret_error->message, sizeof(ret_error->message), "%s",
+                 error->message ? error->message : strerror(-r));
+        sd_bus_error_free(error);
+        return r;
+}
+
+int manager_connect_plain(struct device *d, const char *peer, uint32_t timeout_sec,
+                          struct manager_waiter *w, struct manager_error *ret_error) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = manager_connect(d, peer, NULL, timeout_sec, false, NULL, NULL, &error);
+        if (r < 0)
+                return plain_error(r, &error, ret_error);
+        d->connect_waiter = w;
+        return 0;
+}
+
+int manager_disconnect_plain(struct device *d, struct manager_error *ret_error) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = manager_disconnect(d, &error);
+        if (r < 0)
+                return plain_error(r, &error, ret_error);
+        return 0;
+}
+
+void manager_forget_waiter(struct device *d, struct manager_waiter *w) {
+        if (d->connect_waiter == w)
+                d->connect_waiter = NULL;
 }
 
 void manager_tick(struct device *d, uint64_t now) {

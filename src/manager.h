@@ -24,6 +24,23 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
                     uint32_t timeout_sec, bool relay, const char *relay_server,
                     sd_bus_message *m, sd_bus_error *error);
 int manager_disconnect(struct device *d, sd_bus_error *error);
+
+/* The same two calls for a caller without sd-bus (the HTTP API, http.c). A Connect pending for
+ * a waiter ends with w->done(w, NULL, message) once the tunnel is up, or with a BUS_ERROR_PREFIX
+ * error name and a message (timeout, resolution failure, Disconnect); at most one Connect is
+ * pending at a time, so one waiter suffices. Errors as the D-Bus calls, copied into ret_error. */
+struct manager_waiter {
+        void (*done)(struct manager_waiter *w, const char *error, const char *message);
+};
+struct manager_error {
+        char name[96];     /* BUS_ERROR_PREFIX "AlreadyConnected" etc.; "" for a plain errno */
+        char message[512];
+};
+int manager_connect_plain(struct device *d, const char *peer, uint32_t timeout_sec,
+                          struct manager_waiter *w, struct manager_error *ret_error);
+int manager_disconnect_plain(struct device *d, struct manager_error *ret_error);
+/* w stops waiting (its client went away, or the API shuts down); it is not called. */
+void manager_forget_waiter(struct device *d, struct manager_waiter *w);
 /* A session is usable in both directions (initiator: response consumed; responder: first
  * data on the new key pair). */
 void manager_session_up(struct device *d);

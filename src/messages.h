@@ -318,6 +318,8 @@ enum limits {
          * of a single TCP flow while the tx thread seals the previous batch; 1000 is the
          * Ethernet default and WireGuard's queue depth). */
         TAP_TX_QUEUE_LEN = 1000,
+        /* The HTTP API's limits (body, connections, timeouts) are enum http_limits in
+         * http-api.h. */
 };
 
 #define REKEY_AFTER_MESSAGES (UINT64_C(1) << 60)

@@ -12,6 +12,8 @@ packages=(
         # build
         gcc clang meson ninja-build pkg-config
         libsodium-dev libsystemd-dev libmnl-dev libyaml-dev nettle-dev
+        # the prototype's HTTP control API (and curl, its client, in the tests)
+        libmicrohttpd-dev curl
         # tests: vectors (JSON), fuzzing and sanitizers with clang
         libjansson-dev libclang-rt-14-dev
         # end-to-end tests and the demo
