@@ -119,6 +119,8 @@ static bool send_journal(int level, int error, const char *peer, const char *end
 }
 
 static int log_dispatch(int level, int error, const char *peer, const char *endpoint,
+                        const char *fmt, va_list ap) _printf_(5, 0);
+static int log_dispatch(int level, int error, const char *peer, const char *endpoint,
                         const char *fmt, va_list ap) {
         int saved = errno;
         char buf[LOG_MESSAGE_MAX];
