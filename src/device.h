@@ -118,6 +118,7 @@ struct queued_handshake {
         uint8_t data[576]; /* >= STUN_MAX_MESSAGE_LEN, sizeof(struct message_relay_peer) */
 };
 
+struct addrwatch;
 struct resolve_query;
 struct relay_client;
 struct netcheck_run;
@@ -160,6 +161,8 @@ struct device {
         struct peer peer;
         struct stats stats;
 
+        struct addrwatch *addrwatch; /* addrwatch.c; NULL when rtnetlink cannot be watched */
+
         /* NAT traversal. */
         struct relay_client *relay;         /* relay-client.c; NULL without relay.server */
         struct netcheck_run *netcheck;      /* netcheck.c: the start-up discovery */
@@ -199,6 +202,10 @@ void device_log_stats(struct device *d);
 /* Peer endpoint access (seqlock). */
 void peer_get_endpoint(struct peer *p, struct endpoint *ret);
 void peer_set_endpoint(struct peer *p, const struct endpoint *e);
+/* Our source address for the peer is no longer ours: drop it (routing chooses until the next
+ * authenticated packet pins one again), unless the endpoint's source has changed from stale's
+ * meanwhile. true when it was dropped. */
+bool peer_forget_source(struct peer *p, const struct endpoint *stale);
 
 /* Wake the control loop from a data thread. */
 void device_wake(struct device *d);

@@ -1,0 +1,120 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Roaming: a's underlay address changes the way a DHCP renewal or a move between networks
+# changes it (the old address is deleted, then the new one added), in an IPv4 and in an IPv6
+# underlay. Within 2 s of the change, with nobody sending anything through the tunnel:
+#  - b's path to a moves to the new address (a tells b by itself: the peer follows the source of
+#    the last authenticated packet, and a sends one when its addresses change);
+#  - pings pass both ways, b's first (b's replies must reach a at the new address).
+# The TAPs have static neighbour entries, so that no ARP or neighbour probe of the kernel sends a
+# frame through the tunnel by chance and hides a daemon that stays silent. While a has no
+# address (and so no route) to reach b from, a frame sent through the tunnel makes a's daemon
+# log the failed send, naming the peer.
+#
+#   sm$$-a: smt0 10.0.0.1/24, veth0 10.99.21.1 -> .11 -> .21   (fd99:21::1 -> ::11 -> ::21)
+#   sm$$-b: smt0 10.0.0.2/24, veth0 10.99.21.2                 (fd99:21::2)
+
+# shellcheck disable=SC2317,SC2016
+set -euo pipefail
+# shellcheck source=tests/netns/lib.sh
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
+
+netns_init 21
+readonly BOUND_S=2 # seconds from the address change until traffic passes both ways
+
+# static_neighbours: each TAP knows the other's MAC address for good.
+static_neighbours() {
+        local mac_a mac_b
+        mac_a=$(mac_of "$NS_A" "$TAP")
+        mac_b=$(mac_of "$NS_B" "$TAP")
+        ip -n "$NS_A" neigh replace "$TUN4_B" lladdr "$mac_b" dev "$TAP" nud permanent
+        ip -n "$NS_B" neigh replace "$TUN4_A" lladdr "$mac_a" dev "$TAP" nud permanent
+}
+
+# elapsed T0: seconds since T0 (ms), as 1.234
+elapsed() {
+        local ms=$(($(now_ms) - $1))
+        printf '%d.%03d' $((ms / 1000)) $((ms % 1000))
+}
+
+# roam LABEL FAMILY OLD NEW PREFIX PEER_LOG_FORM: move a from OLD to NEW on veth0 and check
+# the recovery. PEER_LOG_FORM is how b's log writes a's new endpoint.
+roam() {
+        local label=$1 family=$2 old=$3 new=$4 plen=$5 form=$6 t0 took
+        local nodad=()
+        [[ $family == 6 ]] && nodad=(nodad)
+
+        # b must have a's old address as its endpoint now: otherwise there is nothing to prove.
+        check "$label: b's path is a's old address $old" log_has b "path to peer: direct via $(
+                [[ $family == 6 ]] && echo "[$old]:$PORT" || echo "$old:$PORT")"
+
+        ip -n "$NS_A" addr del "$old/$plen" dev veth0
+        # a frame with no address to send from: counted and logged, naming the peer.
+        ping_ok "$NS_A" "$TUN4_B" || true
+        ip -n "$NS_A" addr add "$new/$plen" dev veth0 "${nodad[@]}"
+        t0=$(now_ms)
+
+        if wait_log b "path to peer: direct via $form" "$BOUND_S"; then
+                pass "$label: b's path moves to $form within $BOUND_S s, with no traffic (took $(elapsed "$t0") s)"
+        else
+                fail "$label: b's path moves to $form within $BOUND_S s, with no traffic"
+        fi
+        # b first: its ping only gets through if b already sends to the new address.
+        if wait_ping "$BOUND_S" "$NS_B" "$TUN4_A" && wait_ping "$BOUND_S" "$NS_A" "$TUN4_B" &&
+                took=$(elapsed "$t0") && ((($(now_ms) - t0) <= BOUND_S * 1000)); then
+                pass "$label: ping b->a and a->b within $BOUND_S s of the change (took $took s)"
+                echo "# recovery ($label): $took s"
+        else
+                fail "$label: ping b->a and a->b within $BOUND_S s of the change (took $(elapsed "$t0") s)"
+        fi
+        check "$label: 5 of 5 pings b->a answered" ping_all "$NS_B" "$TUN4_A" 5
+        check "$label: 5 of 5 pings a->b answered" ping_all "$NS_A" "$TUN4_B" 5
+}
+
+# run_case LABEL FAMILY A B PLEN FORM_OF_B: a tunnel over FAMILY, a roams twice.
+run_case() {
+        local label=$1 family=$2 under_a=$3 under_b=$4 plen=$5 peer=$6 new1=$7 new2=$8
+        local form1=$9 form2=${10}
+        write_config "$TMP/a.yaml" ip4=$TUN4_A/24 peer="$peer" key="$KEY"
+        write_config "$TMP/b.yaml" ip4=$TUN4_B/24 peer="" key="$KEY"
+        start_daemon b "$NS_B" "$TMP/b.yaml"
+        check "$label: b is waiting" wait_log b "waiting for the peer" 10
+        start_daemon a "$NS_A" "$TMP/a.yaml"
+        check "$label: handshake" wait_log a "handshake complete with peer" 15
+        static_neighbours
+        check "$label: ping a->b" wait_ping 10 "$NS_A" "$TUN4_B"
+        check "$label: ping b->a" wait_ping 10 "$NS_B" "$TUN4_A"
+
+        roam "$label, first move" "$family" "$under_a" "$new1" "$plen" "$form1"
+        check "$label: a logged the send that had no address to leave from, naming the peer" \
+                log_has a "cannot send to peer $(
+                        [[ $family == 6 ]] && echo "[$under_b]:$PORT" || echo "$under_b:$PORT")"
+        roam "$label, second move" "$family" "$new1" "$new2" "$plen" "$form2"
+
+        check "$label: a still running" alive a
+        check "$label: b still running" alive b
+        check "$label: a stops cleanly" stop_daemon a TERM 10
+        check "$label: b stops cleanly" stop_daemon b TERM 10
+}
+
+KEY=$(random_hex_key)
+
+# ---- IPv4 underlay ----------------------------------------------------------------------------
+setup_pair
+run_case "IPv4" 4 "$UNDER_A" "$UNDER_B" 24 "$UNDER_B:$PORT" 10.99.21.11 10.99.21.21 \
+        "10.99.21.11:$PORT" "10.99.21.21:$PORT"
+
+# ---- IPv6 underlay (no IPv4 address on the veth) ----------------------------------------------
+# The new addresses skip duplicate address detection, as the IPv4 ones have none: the bound is
+# the daemon's, not DAD's (up to 2 s of its own before an address may be used).
+V6_A=fd99:21::1 V6_B=fd99:21::2
+ip -n "$NS_A" -4 addr flush dev veth0
+ip -n "$NS_B" -4 addr flush dev veth0
+ip -n "$NS_A" addr add "$V6_A/64" dev veth0 nodad
+ip -n "$NS_B" addr add "$V6_B/64" dev veth0 nodad
+check "IPv6 underlay answers" wait_until 10 ping_ok "$NS_A" "$V6_B"
+run_case "IPv6" 6 "$V6_A" "$V6_B" 64 "[$V6_B]:$PORT" fd99:21::11 fd99:21::21 \
+        "[fd99:21::11]:$PORT" "[fd99:21::21]:$PORT"
+
+summary
