@@ -7,8 +7,9 @@
 #  - b's path to a moves to the new address (a tells b by itself: the peer follows the source of
 #    the last authenticated packet, and a sends one when its addresses change);
 #  - pings pass both ways, b's first (b's replies must reach a at the new address).
-# The TAPs have static neighbour entries, so that no ARP or neighbour probe of the kernel sends a
-# frame through the tunnel by chance and hides a daemon that stays silent. While a has no
+# Nothing else may send a frame through the tunnel by chance and hide a daemon that stays
+# silent: the TAPs have static neighbour entries (no ARP) and no IPv6 (no router solicitations,
+# no MLD reports). While a has no
 # address (and so no route) to reach b from, a frame sent through the tunnel makes a's daemon
 # log the failed send, naming the peer.
 #
@@ -102,6 +103,10 @@ KEY=$(random_hex_key)
 
 # ---- IPv4 underlay ----------------------------------------------------------------------------
 setup_pair
+# The TAPs the daemons make from now on have no IPv6 (the veths keep theirs).
+for ns in "$NS_A" "$NS_B"; do
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
+done
 run_case "IPv4" 4 "$UNDER_A" "$UNDER_B" 24 "$UNDER_B:$PORT" 10.99.21.11 10.99.21.21 \
         "10.99.21.11:$PORT" "10.99.21.21:$PORT"
 
