@@ -11,7 +11,8 @@
 # silent: the TAPs have static neighbour entries (no ARP) and no IPv6 (no router solicitations,
 # no MLD reports). While a has no
 # address (and so no route) to reach b from, a frame sent through the tunnel makes a's daemon
-# log the failed send, naming the peer.
+# log the failed send, naming the peer. Last, a's socket bound to its one address does not roam,
+# but a says when that address goes and comes back.
 #
 #   sm$$-a: smt0 10.0.0.1/24, veth0 10.99.21.1 -> .11 -> .21   (fd99:21::1 -> ::11 -> ::21)
 #   sm$$-b: smt0 10.0.0.2/24, veth0 10.99.21.2                 (fd99:21::2)
@@ -109,6 +110,31 @@ for ns in "$NS_A" "$NS_B"; do
 done
 run_case "IPv4" 4 "$UNDER_A" "$UNDER_B" 24 "$UNDER_B:$PORT" 10.99.21.11 10.99.21.21 \
         "10.99.21.11:$PORT" "10.99.21.21:$PORT"
+
+# ---- a's socket bound to its one address: no roaming, but the daemon says why -----------------
+# (write_config's listen= binds the tunnel's socket.) The address goes away and comes back.
+BOUND_A=10.99.21.21
+write_config "$TMP/a.yaml" ip4=$TUN4_A/24 peer="$UNDER_B:$PORT" key="$KEY" listen="$BOUND_A:$PORT"
+start_daemon b "$NS_B" "$TMP/b.yaml"
+check "bound: b is waiting" wait_log b "waiting for the peer" 10
+start_daemon a "$NS_A" "$TMP/a.yaml"
+check "bound: handshake" wait_log a "handshake complete with peer" 15
+static_neighbours
+check "bound: ping a->b" wait_ping 10 "$NS_A" "$TUN4_B"
+ip -n "$NS_A" addr del "$BOUND_A/24" dev veth0
+check "bound: a says its bound address is gone" \
+        wait_log a "$BOUND_A, the address the tunnel's socket is bound to, was removed" "$BOUND_S"
+ip -n "$NS_A" addr add "$BOUND_A/24" dev veth0
+t0=$(now_ms)
+check "bound: a says it is back" \
+        wait_log a "$BOUND_A, the address the tunnel's socket is bound to, is back" "$BOUND_S"
+if wait_ping "$BOUND_S" "$NS_B" "$TUN4_A" && wait_ping "$BOUND_S" "$NS_A" "$TUN4_B"; then
+        pass "bound: ping b->a and a->b once the address is back (took $(elapsed "$t0") s)"
+else
+        fail "bound: ping b->a and a->b once the address is back"
+fi
+check "bound: a stops cleanly" stop_daemon a TERM 10
+check "bound: b stops cleanly" stop_daemon b TERM 10
 
 # ---- IPv6 underlay (no IPv4 address on the veth) ----------------------------------------------
 # The new addresses skip duplicate address detection, as the IPv4 ones have none: the bound is
