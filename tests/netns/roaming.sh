@@ -24,6 +24,7 @@ source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 netns_init 21
 readonly BOUND_S=2 # seconds from the address change until traffic passes both ways
+# (the timed pings wait 0.2 s for each answer, which is the resolution of the times printed)
 
 # static_neighbours: each TAP knows the other's MAC address for good.
 static_neighbours() {
@@ -63,7 +64,8 @@ roam() {
                 fail "$label: b's path moves to $form within $BOUND_S s, with no traffic"
         fi
         # b first: its ping only gets through if b already sends to the new address.
-        if wait_ping "$BOUND_S" "$NS_B" "$TUN4_A" && wait_ping "$BOUND_S" "$NS_A" "$TUN4_B" &&
+        if wait_ping "$BOUND_S" "$NS_B" "$TUN4_A" -W 0.2 &&
+                wait_ping "$BOUND_S" "$NS_A" "$TUN4_B" -W 0.2 &&
                 took=$(elapsed "$t0") && ((($(now_ms) - t0) <= BOUND_S * 1000)); then
                 pass "$label: ping b->a and a->b within $BOUND_S s of the change (took $took s)"
                 echo "# recovery ($label): $took s"
@@ -128,7 +130,7 @@ ip -n "$NS_A" addr add "$BOUND_A/24" dev veth0
 t0=$(now_ms)
 check "bound: a says it is back" \
         wait_log a "$BOUND_A, the address the tunnel's socket is bound to, is back" "$BOUND_S"
-if wait_ping "$BOUND_S" "$NS_B" "$TUN4_A" && wait_ping "$BOUND_S" "$NS_A" "$TUN4_B"; then
+if wait_ping "$BOUND_S" "$NS_B" "$TUN4_A" -W 0.2 && wait_ping "$BOUND_S" "$NS_A" "$TUN4_B" -W 0.2; then
         pass "bound: ping b->a and a->b once the address is back (took $(elapsed "$t0") s)"
 else
         fail "bound: ping b->a and a->b once the address is back"
