@@ -36,24 +36,31 @@ bool addrwatch_source_stale(const struct endpoint *peer, const struct netlink_ad
                  IN6_IS_ADDR_LINKLOCAL(&peer->addr.in6.sin6_addr));
 }
 
+/* Fire msec from now, unless the timer is armed to fire sooner: a burst of notifications is
+ * announced once, and a steady stream of them cannot postpone the announcement. */
 static void arm(struct addrwatch *w, uint64_t msec) {
-        int r;
+        uint64_t now, due, armed;
+        int enabled = SD_EVENT_OFF, r;
 
-        r = sd_event_source_set_time_relative(w->timer, msec * 1000);
+        r = sd_event_now(w->d->event, CLOCK_BOOTTIME, &now);
+        if (r >= 0) {
+                due = now + msec * 1000;
+                (void) sd_event_source_get_enabled(w->timer, &enabled);
+                if (enabled != SD_EVENT_OFF && sd_event_source_get_time(w->timer, &armed) >= 0 &&
+                    armed <= due)
+                        return;
+                r = sd_event_source_set_time(w->timer, due);
+        }
         if (r >= 0)
                 r = sd_event_source_set_enabled(w->timer, SD_EVENT_ONESHOT);
         if (r < 0)
                 log_warning_errno(r, "cannot arm the address-change timer: %m");
 }
 
-/* A change to announce: once the burst settles, unless an announcement is already coming. */
+/* A change to announce, after the burst it belongs to has settled. */
 static void schedule(struct addrwatch *w) {
-        int enabled = SD_EVENT_OFF;
-
         w->retries = ADDRESS_CHANGE_RETRIES;
-        (void) sd_event_source_get_enabled(w->timer, &enabled);
-        if (enabled == SD_EVENT_OFF)
-                arm(w, ADDRESS_CHANGE_SETTLE_MS);
+        arm(w, ADDRESS_CHANGE_SETTLE_MS);
 }
 
 /* One authenticated packet to the peer from wherever routing sends it now. */
@@ -118,9 +125,15 @@ static void on_address(const struct netlink_address *a, void *userdata) {
 
         peer_get_endpoint(&d->peer, &ep);
         if (addrwatch_source_stale(&ep, a) && peer_forget_source(&d->peer, &ep)) {
+                char src[INET6_ADDRSTRLEN];
+
                 forgot = true;
-                log_info("our source address %s for the peer %s; routing chooses another", text,
-                         a->removed ? "was removed" : "is no longer usable");
+                if (endpoint_source_is(&ep, a->family, &a->in6))
+                        log_info("our source address %s for the peer %s; routing chooses another",
+                                 text, a->removed ? "was removed" : "is no longer usable");
+                else
+                        log_info("our link-local source address %s for the peer gives way to %s",
+                                 inet_ntop(ep.src.family, &ep.src.in6, src, sizeof(src)), text);
         }
 
         /* Loopback addresses, and an address that is not usable yet (the kernel says so again
