@@ -200,8 +200,8 @@ int addrwatch_new(struct device *d, struct addrwatch **ret) {
         r = netlink_monitor_open(&w->monitor);
         if (r < 0)
                 goto fail;
-        r = sd_event_add_io(d->event, &w->io, netlink_monitor_fd(w->monitor), EPOLLIN,
-                            on_readable, w);
+        r = sd_event_add_io(d->event, &w->io, netlink_monitor_fd(w->monitor), EPOLLIN, on_readable,
+                            w);
         if (r < 0)
                 goto fail;
         r = sd_event_add_time_relative(d->event, &w->timer, CLOCK_BOOTTIME, 0, 0, on_timer, w);

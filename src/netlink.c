@@ -436,7 +436,7 @@ struct netlink_monitor {
 };
 
 int netlink_monitor_open(struct netlink_monitor **ret) {
-        static const unsigned groups[] = { RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR };
+        static const unsigned groups[] = {RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR};
         struct netlink_monitor *m;
         int size = NETLINK_MONITOR_RCVBUF, fd, r;
 
@@ -481,15 +481,14 @@ int netlink_monitor_fd(const struct netlink_monitor *m) {
         return m ? mnl_socket_get_fd(m->sock) : -EBADF;
 }
 
-int netlink_monitor_read(struct netlink_monitor *m, netlink_address_fn on_address,
-                         void *userdata) {
+int netlink_monitor_read(struct netlink_monitor *m, netlink_address_fn on_address, void *userdata) {
         uint8_t buf[NETLINK_BUFFER_SIZE] __attribute__((aligned(8)));
 
         if (!m || !on_address)
                 return -EINVAL;
         for (unsigned i = 0; i < NETLINK_MONITOR_READS; i++) {
                 struct sockaddr_nl sender = {};
-                struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+                struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
                 struct msghdr mh = {
                         .msg_name = &sender,
                         .msg_namelen = sizeof(sender),

@@ -31,8 +31,8 @@ int netlink_link_delete(struct netlink *nl, int ifindex);
 
 /* One address notification (RTM_NEWADDR or RTM_DELADDR). */
 struct netlink_address {
-        bool removed;   /* RTM_DELADDR */
-        int family;     /* AF_INET or AF_INET6 */
+        bool removed; /* RTM_DELADDR */
+        int family;   /* AF_INET or AF_INET6 */
         int ifindex;
         uint32_t flags; /* IFA_F_* (all 32 bits: IFA_FLAGS when the kernel sends it) */
         uint8_t scope;  /* RT_SCOPE_* */
@@ -57,5 +57,4 @@ int netlink_monitor_fd(const struct netlink_monitor *m);
  * queued, -ENOBUFS when the kernel dropped notifications because the socket was full (the
  * caller must assume that any address changed), other -errno on failure. */
 typedef void (*netlink_address_fn)(const struct netlink_address *a, void *userdata);
-int netlink_monitor_read(struct netlink_monitor *m, netlink_address_fn on_address,
-                         void *userdata);
+int netlink_monitor_read(struct netlink_monitor *m, netlink_address_fn on_address, void *userdata);

@@ -131,10 +131,9 @@ static struct endpoint endpoint(const char *peer, const char *src) {
         return e;
 }
 
-static struct netlink_address event(bool removed, const char *addr, uint8_t scope,
-                                    uint32_t flags) {
-        struct netlink_address a = { .removed = removed, .ifindex = 2, .scope = scope,
-                                     .flags = flags };
+static struct netlink_address event(bool removed, const char *addr, uint8_t scope, uint32_t flags) {
+        struct netlink_address a = {
+                .removed = removed, .ifindex = 2, .scope = scope, .flags = flags};
 
         if (inet_pton(AF_INET, addr, &a.in) == 1)
                 a.family = AF_INET;
@@ -156,32 +155,32 @@ static void test_source_stale(void) {
                 bool stale;
                 const char *why;
         } cases[] = {
-                { "192.0.2.2", "192.0.2.1", true, "192.0.2.1", G, 0, true, "our source removed" },
-                { "192.0.2.2", "192.0.2.1", true, "192.0.2.7", G, 0, false, "another one removed" },
-                { "192.0.2.2", "192.0.2.1", false, "192.0.2.11", G, 0, false, "another one added" },
-                { "192.0.2.2", "192.0.2.1", false, "192.0.2.1", G, 0, false,
-                  "ours refreshed: still the best answer to where the peer reached us" },
-                { "192.0.2.2", "", true, "192.0.2.1", G, 0, false, "nothing cached" },
-                { "2001:db8::2", "2001:db8::1", false, "2001:db8::1", G, IFA_F_DEPRECATED, true,
-                  "ours deprecated" },
-                { "2001:db8::2", "2001:db8::1", false, "2001:db8::1", G, IFA_F_TENTATIVE, true,
-                  "ours tentative again (link went down and up)" },
-                { "2001:db8::2", "2001:db8::1", false, "2001:db8::1", G, IFA_F_DADFAILED, true,
-                  "ours failed DAD" },
-                { "2001:db8::2", "2001:db8::1", true, "2001:db8::1", G, 0, true, "IPv6 removed" },
-                { "2001:db8::2", "2001:db8::1", true, "192.0.2.1", G, 0, false, "other family" },
-                { "2001:db8::2", "fe80::1", false, "2001:db8::11", G, 0, true,
-                  "a global address replaces the stopgap link-local source" },
-                { "2001:db8::2", "fe80::1", false, "2001:db8::11", G, IFA_F_TENTATIVE, false,
-                  "... only once it is usable" },
-                { "2001:db8::2", "fe80::1", true, "2001:db8::11", G, 0, false,
-                  "... and not when one goes away" },
-                { "2001:db8::2", "fe80::1", false, "fe80::2", L, 0, false,
-                  "... and not for another link-local one" },
-                { "fe80::2", "fe80::1", false, "2001:db8::11", G, 0, false,
-                  "a link-local peer keeps its link-local source" },
-                { "192.0.2.2", "192.0.2.1", false, "2001:db8::11", G, 0, false,
-                  "an IPv6 address says nothing of an IPv4 source" },
+                {"192.0.2.2", "192.0.2.1", true, "192.0.2.1", G, 0, true, "our source removed"},
+                {"192.0.2.2", "192.0.2.1", true, "192.0.2.7", G, 0, false, "another one removed"},
+                {"192.0.2.2", "192.0.2.1", false, "192.0.2.11", G, 0, false, "another one added"},
+                {"192.0.2.2", "192.0.2.1", false, "192.0.2.1", G, 0, false,
+                 "ours refreshed: still the best answer to where the peer reached us"},
+                {"192.0.2.2", "", true, "192.0.2.1", G, 0, false, "nothing cached"},
+                {"2001:db8::2", "2001:db8::1", false, "2001:db8::1", G, IFA_F_DEPRECATED, true,
+                 "ours deprecated"},
+                {"2001:db8::2", "2001:db8::1", false, "2001:db8::1", G, IFA_F_TENTATIVE, true,
+                 "ours tentative again (link went down and up)"},
+                {"2001:db8::2", "2001:db8::1", false, "2001:db8::1", G, IFA_F_DADFAILED, true,
+                 "ours failed DAD"},
+                {"2001:db8::2", "2001:db8::1", true, "2001:db8::1", G, 0, true, "IPv6 removed"},
+                {"2001:db8::2", "2001:db8::1", true, "192.0.2.1", G, 0, false, "other family"},
+                {"2001:db8::2", "fe80::1", false, "2001:db8::11", G, 0, true,
+                 "a global address replaces the stopgap link-local source"},
+                {"2001:db8::2", "fe80::1", false, "2001:db8::11", G, IFA_F_TENTATIVE, false,
+                 "... only once it is usable"},
+                {"2001:db8::2", "fe80::1", true, "2001:db8::11", G, 0, false,
+                 "... and not when one goes away"},
+                {"2001:db8::2", "fe80::1", false, "fe80::2", L, 0, false,
+                 "... and not for another link-local one"},
+                {"fe80::2", "fe80::1", false, "2001:db8::11", G, 0, false,
+                 "a link-local peer keeps its link-local source"},
+                {"192.0.2.2", "192.0.2.1", false, "2001:db8::11", G, 0, false,
+                 "an IPv6 address says nothing of an IPv4 source"},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
