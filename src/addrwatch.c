@@ -69,7 +69,7 @@ static int announce(struct device *d) {
 
         if (atomic_load(&p->current))
                 return handshake_send_keepalive(d);
-        if (p->handshake_state == HANDSHAKE_CREATED_INITIATION)
+        if (p->handshake_attempts_started_ns != 0) /* timers.c rule 1 is retrying */
                 return handshake_send_initiation(d);
         return 0; /* no session and none under way: the next frame starts one from here */
 }
