@@ -68,6 +68,8 @@ static void *tx_main(void *userdata) {
         struct tx_buffers *b = calloc(1, sizeof(*b));
         struct pollfd pfd[2] = { { .fd = d->tap->fd, .events = POLLIN },
                                  { .fd = d->stop_fd, .events = POLLIN } };
+        /* Send errors are logged at most 5 times per 10 s from this thread. */
+        struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(10, 5);
 
         if (!b) {
                 log_error("tx thread: out of memory");
@@ -145,6 +147,7 @@ static void *tx_main(void *userdata) {
                 qs_leave(&d->tx_qs);
 
                 unsigned sent = 0;
+                int send_error = 0;
                 while (sent < n) {
                         int r = sendmmsg(d->udp_fd, b->msgs + sent, n - sent, 0);
                         if (r < 0) {
@@ -165,10 +168,11 @@ static void *tx_main(void *userdata) {
                                                 b->msgs[i].msg_hdr.msg_controllen = 0;
                                         }
                                         controllen = 0;
-                                        peer_forget_source(p, &ep);
+                                        (void) peer_forget_source(p, &ep);
                                         ep.src.family = 0;
                                         continue;
                                 }
+                                send_error = errno;
                                 errors += n - sent;
                                 break;
                         }
@@ -187,6 +191,8 @@ static void *tx_main(void *userdata) {
                                                       memory_order_relaxed);
                 }
                 stat_add(&d->stats.tx_errors, errors);
+                if (send_error)
+                        udp_log_send_error(&ratelimit, now, "peer", &ep, send_error, n - sent);
                 if (dropped) {
                         stat_add(&d->stats.tx_dropped_no_session, dropped);
                         request_handshake(d);

@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <systemd/sd-daemon.h>
 
+#include "addrwatch.h"
 #include "bus.h"
 #include "caps.h"
 #include "datapath.h"
@@ -52,6 +53,25 @@ void peer_set_endpoint(struct peer *p, const struct endpoint *e) {
         p->endpoint = *e;
         atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_release);
         pthread_mutex_unlock(&p->endpoint_lock);
+}
+
+bool peer_forget_source(struct peer *p, const struct endpoint *stale) {
+        bool forget;
+
+        pthread_mutex_lock(&p->endpoint_lock);
+        /* Only the endpoint the caller saw fail: if the rx thread or the control loop moved it
+         * meanwhile (roaming), that newer endpoint stays as it is; should its source be gone
+         * too, its own first failed send clears it. */
+        forget = p->endpoint.src.family != 0 && endpoint_equal(&p->endpoint, stale) &&
+                 endpoint_same_source(&p->endpoint, stale);
+        if (forget) {
+                atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_acq_rel);
+                atomic_thread_fence(memory_order_release);
+                p->endpoint.src.family = 0;
+                atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_release);
+        }
+        pthread_mutex_unlock(&p->endpoint_lock);
+        return forget;
 }
 
 void device_wake(struct device *d) {
@@ -132,19 +152,6 @@ void device_retire_keypair(struct device *d, struct keypair *kp) {
                 .tx_qs = atomic_load(&d->tx_qs),
                 .rx_qs = atomic_load(&d->rx_qs),
         };
-}
-
-void peer_forget_source(struct peer *p, const struct endpoint *stale) {
-        pthread_mutex_lock(&p->endpoint_lock);
-        /* Only if the endpoint is still the one the caller used: the rx thread or the control
-         * loop may have moved it since (roaming), and that must not be undone. */
-        if (endpoint_equal(&p->endpoint, stale) && endpoint_same_source(&p->endpoint, stale)) {
-                atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_acq_rel);
-                atomic_thread_fence(memory_order_release);
-                p->endpoint.src.family = 0;
-                atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_release);
-        }
-        pthread_mutex_unlock(&p->endpoint_lock);
 }
 
 void device_log_stats(struct device *d) {
@@ -504,6 +511,13 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                         log_warning_errno(r, "cannot start NAT discovery: %m");
         }
 
+        /* Roaming: follow our own address changes. Not fatal: without the watcher a send from
+         * a vanished address still recovers, only later. */
+        r = addrwatch_new(d, &d->addrwatch);
+        if (r < 0)
+                log_warning_errno(r, "cannot watch the host's addresses (roaming will be slower): "
+                                     "%m");
+
         r = bus_open(d, on_bus_ready);
         if (r < 0)
                 return r;
@@ -534,6 +548,7 @@ struct device *device_free(struct device *d) {
         /* Reverse order of device_new. */
         http_stop(d);
         bus_close(d);
+        d->addrwatch = addrwatch_free(d->addrwatch);
         netcheck_free_all(d);
         d->relay = relay_client_free(d->relay);
         d->resolve = resolve_cancel(d->resolve);

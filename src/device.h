@@ -123,6 +123,7 @@ struct queued_handshake {
         uint8_t data[576]; /* >= STUN_MAX_MESSAGE_LEN, sizeof(struct message_relay_peer) */
 };
 
+struct addrwatch;
 struct resolve_query;
 struct ratelimit;
 struct relay_client;
@@ -176,6 +177,8 @@ struct device {
         struct peer peer;
         struct stats stats;
 
+        struct addrwatch *addrwatch; /* addrwatch.c; NULL when rtnetlink cannot be watched */
+
         /* NAT traversal. */
         struct relay_client *relay;         /* relay-client.c; NULL without relay.server */
         /* The relay's address, once resolved: written once by the control loop, then
@@ -219,13 +222,13 @@ void device_log_stats(struct device *d);
 /* Peer endpoint access (seqlock). */
 void peer_get_endpoint(struct peer *p, struct endpoint *ret);
 void peer_set_endpoint(struct peer *p, const struct endpoint *e);
+/* Our source address for the peer is no longer ours: drop it (routing chooses until the next
+ * authenticated packet pins one again), unless the endpoint (address or source) has changed
+ * from stale meanwhile. true when it was dropped. */
+bool peer_forget_source(struct peer *p, const struct endpoint *stale);
 
 /* Wake the control loop from a data thread. */
 void device_wake(struct device *d);
-
-/* The tx thread's write-back when the endpoint's source address is gone: clears it, but only
- * if the endpoint is still stale (unchanged since the caller read it). */
-void peer_forget_source(struct peer *p, const struct endpoint *stale);
 
 /* Key pair life cycle, control loop only. The caller unpublishes kp (seq_cst store or
  * exchange) before retiring it; it is wiped and freed once both data threads passed a

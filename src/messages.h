@@ -163,6 +163,15 @@ enum {
         PATH_PROBE_INTERVAL = 5,            /* s: probe direct candidates while on the relay */
         NAT_KEEPALIVE_INTERVAL = 20,        /* s: keepalive on a direct path through a NAT */
 };
+
+/* Our own address changed (addrwatch.c): the peer is told after a burst of notifications has
+ * settled, and a keepalive that cannot leave yet (the new address has no route for a moment)
+ * is tried again, well inside the 2 s a roaming node is given to carry traffic again. */
+enum {
+        ADDRESS_CHANGE_SETTLE_MS = 50,
+        ADDRESS_CHANGE_RETRY_MS = 250,
+        ADDRESS_CHANGE_RETRIES = 8,
+};
 #define LABEL_RELAY_PROOF "relay-proof-----"
 #define LABEL_RELAY_MEMBER "relay-member----"
 enum {

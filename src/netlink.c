@@ -356,3 +356,174 @@ int netlink_link_delete(struct netlink *nl, int ifindex) {
         nlh = put_link_header(buf, RTM_DELLINK, ifindex, NULL);
         return netlink_call(nl, nlh, NULL, NULL);
 }
+
+/* ---- the address monitor --------------------------------------------------------------------- */
+
+struct address_attrs {
+        const struct nlattr *local, *address, *flags;
+};
+
+static int address_attr_cb(const struct nlattr *attr, void *data) {
+        struct address_attrs *t = data;
+
+        switch (mnl_attr_get_type(attr)) {
+        case IFA_LOCAL:
+                t->local = attr;
+                break;
+        case IFA_ADDRESS:
+                t->address = attr;
+                break;
+        case IFA_FLAGS:
+                if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
+                        return MNL_CB_ERROR;
+                t->flags = attr;
+                break;
+        default:
+                break;
+        }
+        return MNL_CB_OK;
+}
+
+int netlink_parse_address(const struct nlmsghdr *nlh, struct netlink_address *ret) {
+        const struct ifaddrmsg *ifa;
+        struct address_attrs t = {};
+        struct netlink_address a = {};
+        const struct nlattr *addr;
+        size_t len;
+
+        if (!nlh || !ret)
+                return -EINVAL;
+        if (nlh->nlmsg_type != RTM_NEWADDR && nlh->nlmsg_type != RTM_DELADDR)
+                return -EOPNOTSUPP;
+        if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifa)))
+                return -EBADMSG;
+        ifa = mnl_nlmsg_get_payload(nlh);
+        if (ifa->ifa_family == AF_INET)
+                len = sizeof(struct in_addr);
+        else if (ifa->ifa_family == AF_INET6)
+                len = sizeof(struct in6_addr);
+        else
+                return -EOPNOTSUPP;
+        if (mnl_attr_parse(nlh, sizeof(*ifa), address_attr_cb, &t) < 0)
+                return -EBADMSG;
+        /* IFA_ADDRESS is the far end on a point-to-point link; IFA_LOCAL, when present, is
+         * always ours. */
+        addr = t.local ? t.local : t.address;
+        if (!addr || mnl_attr_get_payload_len(addr) != len || ifa->ifa_index == 0 ||
+            ifa->ifa_index > INT32_MAX)
+                return -EBADMSG;
+
+        a.removed = nlh->nlmsg_type == RTM_DELADDR;
+        a.family = ifa->ifa_family;
+        a.ifindex = (int) ifa->ifa_index;
+        a.flags = t.flags ? mnl_attr_get_u32(t.flags) : ifa->ifa_flags;
+        a.scope = ifa->ifa_scope;
+        a.prefixlen = ifa->ifa_prefixlen;
+        memcpy(&a.in6, mnl_attr_get_payload(addr), len);
+        *ret = a;
+        return 0;
+}
+
+/* Room for a burst of notifications (an interface going down removes all its addresses at once)
+ * between two turns of the event loop; past it the kernel drops them and says ENOBUFS. */
+enum {
+        NETLINK_MONITOR_RCVBUF = 256 * 1024,
+        NETLINK_MONITOR_READS = 64, /* datagrams per netlink_monitor_read() call */
+};
+
+struct netlink_monitor {
+        struct mnl_socket *sock;
+};
+
+int netlink_monitor_open(struct netlink_monitor **ret) {
+        static const unsigned groups[] = {RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR};
+        struct netlink_monitor *m;
+        int size = NETLINK_MONITOR_RCVBUF, fd, r;
+
+        if (!ret)
+                return -EINVAL;
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->sock = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (!m->sock) {
+                r = -errno;
+                free(m);
+                return r;
+        }
+        if (mnl_socket_bind(m->sock, 0, MNL_SOCKET_AUTOPID) < 0)
+                goto fail;
+        for (size_t i = 0; i < ELEMENTSOF(groups); i++)
+                if (mnl_socket_setsockopt(m->sock, NETLINK_ADD_MEMBERSHIP, (void *) &groups[i],
+                                          sizeof(groups[i])) < 0)
+                        goto fail;
+        fd = mnl_socket_get_fd(m->sock);
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+                (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+        *ret = m;
+        return 0;
+fail:
+        r = -errno;
+        netlink_monitor_close(m);
+        return r;
+}
+
+struct netlink_monitor *netlink_monitor_close(struct netlink_monitor *m) {
+        if (!m)
+                return NULL;
+        if (m->sock)
+                mnl_socket_close(m->sock);
+        free(m);
+        return NULL;
+}
+
+int netlink_monitor_fd(const struct netlink_monitor *m) {
+        return m ? mnl_socket_get_fd(m->sock) : -EBADF;
+}
+
+int netlink_monitor_read(struct netlink_monitor *m, netlink_address_fn on_address, void *userdata) {
+        uint8_t buf[NETLINK_BUFFER_SIZE] __attribute__((aligned(8)));
+
+        if (!m || !on_address)
+                return -EINVAL;
+        for (unsigned i = 0; i < NETLINK_MONITOR_READS; i++) {
+                struct sockaddr_nl sender = {};
+                struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+                struct msghdr mh = {
+                        .msg_name = &sender,
+                        .msg_namelen = sizeof(sender),
+                        .msg_iov = &iov,
+                        .msg_iovlen = 1,
+                };
+                const struct nlmsghdr *nlh;
+                ssize_t n;
+                int len;
+
+                n = recvmsg(mnl_socket_get_fd(m->sock), &mh, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return errno == EAGAIN ? 0 : -errno;
+                }
+                /* A notification cut short is one we did not hear: the same as an overrun. */
+                if (mh.msg_flags & MSG_TRUNC)
+                        return -ENOBUFS;
+                /* Any process may unicast to our port: only the kernel's word counts. */
+                if (mh.msg_namelen != sizeof(sender) || sender.nl_pid != 0)
+                        continue;
+
+                len = (int) n;
+                for (nlh = (const struct nlmsghdr *) buf; mnl_nlmsg_ok(nlh, len);
+                     nlh = mnl_nlmsg_next(nlh, &len)) {
+                        struct netlink_address a;
+                        int r = netlink_parse_address(nlh, &a);
+
+                        if (r == 0)
+                                on_address(&a, userdata);
+                        else if (r != -EOPNOTSUPP)
+                                log_debug_errno(r, "netlink: ignoring a malformed address "
+                                                   "notification: %m");
+                }
+        }
+        return 1;
+}

@@ -5,6 +5,18 @@
 #include "handshake.h"
 #include "log.h"
 #include "path.h"
+#include "relay-client.h"
+
+/* Counted, and logged at most 5 times per 10 s (the control loop's sends). */
+static int send_failed(struct device *d, const struct endpoint *to, int error) {
+        static struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(10, 5);
+        const struct endpoint *relay = d->relay ? relay_client_address(d->relay) : NULL;
+        bool to_relay = !to->via_relay && relay && endpoint_same_address(to, relay);
+
+        atomic_fetch_add_explicit(&d->stats.tx_errors, 1, memory_order_relaxed);
+        udp_log_send_error(&ratelimit, now_ns(), to_relay ? "relay" : "peer", to, error, 1);
+        return -error;
+}
 
 int path_send(struct device *d, const struct endpoint *to, const void *msg, size_t len) {
         struct iovec iov[2];
@@ -33,16 +45,17 @@ int path_send(struct device *d, const struct endpoint *to, const void *msg, size
         }
         if (!mh.msg_controllen)
                 mh.msg_control = NULL;
-        if (sendmsg(d->udp_fd, &mh, MSG_DONTWAIT) < 0) {
-                if (!udp_source_gone(errno) || !mh.msg_controllen)
-                        return -errno;
-                /* The source address is gone: let routing choose. */
+        if (sendmsg(d->udp_fd, &mh, MSG_DONTWAIT) >= 0)
+                return 0;
+        if (udp_source_gone(errno) && mh.msg_controllen) {
+                /* The source address is gone: let routing choose, now and from now on. */
+                (void) peer_forget_source(&d->peer, to);
                 mh.msg_control = NULL;
                 mh.msg_controllen = 0;
-                if (sendmsg(d->udp_fd, &mh, MSG_DONTWAIT) < 0)
-                        return -errno;
+                if (sendmsg(d->udp_fd, &mh, MSG_DONTWAIT) >= 0)
+                        return 0;
         }
-        return 0;
+        return send_failed(d, to, errno);
 }
 
 void path_set_candidates(struct device *d, const struct endpoint *candidates, size_t n) {

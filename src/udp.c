@@ -91,6 +91,36 @@ bool endpoint_same_source(const struct endpoint *a, const struct endpoint *b) {
         return true;
 }
 
+bool endpoint_source_is(const struct endpoint *e, int family, const void *addr) {
+        struct in_addr v4;
+
+        if (e->src.family == AF_INET6 && family == AF_INET6)
+                return memcmp(&e->src.in6, addr, sizeof(e->src.in6)) == 0;
+        if (family != AF_INET)
+                return false;
+        memcpy(&v4, addr, sizeof(v4));
+        if (e->src.family == AF_INET)
+                return e->src.in.s_addr == v4.s_addr;
+        return e->src.family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&e->src.in6) &&
+               memcmp(&e->src.in6.s6_addr[12], &v4, sizeof(v4)) == 0;
+}
+
+void udp_log_send_error(struct log_ratelimit *rl, uint64_t now, const char *what,
+                        const struct endpoint *to, int error, uint64_t packets) {
+        char buf[ENDPOINT_STRLEN], src[INET6_ADDRSTRLEN + 8] = "";
+        unsigned suppressed = 0;
+
+        if (!log_ratelimit_below(rl, now, &suppressed))
+                return;
+        if (to->src.family == AF_INET || to->src.family == AF_INET6) {
+                strcpy(src, " from ");
+                inet_ntop(to->src.family, &to->src.in6, src + 6, sizeof(src) - 6);
+        }
+        log_warning_errno(error, "cannot send to %s %s%s: %m (%llu packet%s dropped%s)", what,
+                          endpoint_to_string(to, buf), src, (unsigned long long) packets,
+                          packets == 1 ? "" : "s", suppressed ? "; more suppressed" : "");
+}
+
 static bool host_is_any(const char *host) {
         return !host || !*host || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
                strcmp(host, "*") == 0;

@@ -51,6 +51,16 @@ static inline bool udp_source_gone(int error) {
 }
 /* Same source address (family 0 matches only family 0). */
 bool endpoint_same_source(const struct endpoint *a, const struct endpoint *b);
+/* e's source is this address of ours (family AF_INET or AF_INET6, addr an in_addr or in6_addr;
+ * an IPv4 address also matches its v4-mapped form). False when e has no source. */
+bool endpoint_source_is(const struct endpoint *e, int family, const void *addr);
+
+struct log_ratelimit;
+/* Log that `packets` datagrams to `to` (the `what`: "peer", "relay"...) could not be sent
+ * (error: a positive errno), through the caller's rate limit (one per thread): "cannot send to
+ * peer 192.0.2.1:9001 from 192.0.2.11: Invalid argument (3 packets dropped)". */
+void udp_log_send_error(struct log_ratelimit *rl, uint64_t now, const char *what,
+                        const struct endpoint *to, int error, uint64_t packets);
 
 /* Open, configure (non-blocking, close-on-exec, large buffers, IPV6_V6ONLY off) and bind.
  * host NULL or "0.0.0.0"/"::": any address. -EADDRINUSE when the port is taken. */

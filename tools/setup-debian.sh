@@ -21,8 +21,8 @@ packages=(
         # control plane tests: a private system-like bus, busctl, systemd-analyze,
         # systemd-socket-activate, test users
         dbus-daemon dbus-bin systemd passwd
-        # NAT traversal tests: a real STUN server and NAT routers
-        coturn nftables
+        # NAT traversal tests: a real STUN server and NAT routers (conntrack: flushing a mapping)
+        coturn nftables conntrack
         # NetworkManager plugin: a real NetworkManager in the tests, AppStream validation
         network-manager libnm-dev appstream
         # its editors (GTK 3 and GTK 4) under Xvfb, and translations
