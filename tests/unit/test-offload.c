@@ -50,6 +50,8 @@ static size_t l4_of(const struct flow *fl) {
         return 14 + (fl->v6 ? 40 : 20);
 }
 
+static size_t pseudo_header(const struct flow *fl, const uint8_t *f, size_t len, uint8_t pseudo[40]);
+
 /* A whole TCP frame with correct lengths and checksums. */
 static size_t make_frame(const struct flow *fl, uint8_t *f, uint32_t seq, uint8_t flags,
                          const uint8_t *payload, size_t n, uint16_t ip_id) {
@@ -95,24 +97,30 @@ static size_t make_frame(const struct flow *fl, uint8_t *f, uint32_t seq, uint8_
         memcpy(f + l4 + 20, fl->options, fl->options_len);
         memcpy(f + l4 + doff, payload, n);
         /* TCP checksum over the pseudo-header, header and payload, by the reference. */
-        uint8_t pseudo[40] = {0};
-        size_t plen;
-        if (fl->v6) {
-                memcpy(pseudo, f + l3 + 8, 32);
-                pseudo[34] = (uint8_t) ((len - l4) >> 8), pseudo[35] = (uint8_t) (len - l4);
-                pseudo[39] = 6;
-                plen = 40;
-        } else {
-                memcpy(pseudo, f + l3 + 12, 8);
-                pseudo[9] = 6;
-                pseudo[10] = (uint8_t) ((len - l4) >> 8), pseudo[11] = (uint8_t) (len - l4);
-                plen = 12;
-        }
+        uint8_t pseudo[40];
+        size_t plen = pseudo_header(fl, f, len, pseudo);
         const uint8_t *parts[] = {pseudo, f + l4};
         size_t lens[] = {plen, len - l4};
         uint16_t c = ref_csum(parts, lens, 2);
         f[l4 + 16] = (uint8_t) (c >> 8), f[l4 + 17] = (uint8_t) c;
         return len;
+}
+
+/* The TCP pseudo-header of frame f (len bytes) into pseudo; returns its length. */
+static size_t pseudo_header(const struct flow *fl, const uint8_t *f, size_t len, uint8_t pseudo[40]) {
+        size_t l3 = l3_of(), l4 = l4_of(fl);
+
+        memset(pseudo, 0, 40);
+        if (fl->v6) {
+                memcpy(pseudo, f + l3 + 8, 32);
+                pseudo[34] = (uint8_t) ((len - l4) >> 8), pseudo[35] = (uint8_t) (len - l4);
+                pseudo[39] = 6;
+                return 40;
+        }
+        memcpy(pseudo, f + l3 + 12, 8);
+        pseudo[9] = 6;
+        pseudo[10] = (uint8_t) ((len - l4) >> 8), pseudo[11] = (uint8_t) (len - l4);
+        return 12;
 }
 
 /* Checks a frame's IPv4 header checksum and TCP checksum with the reference. */
@@ -126,16 +134,8 @@ static bool checksums_ok(const struct flow *fl, const uint8_t *f, size_t len) {
                 size_t ls[] = {20};
                 if (ref_csum(p, ls, 1) != 0)
                         return false;
-                memcpy(pseudo, f + l3 + 12, 8);
-                pseudo[9] = 6;
-                pseudo[10] = (uint8_t) ((len - l4) >> 8), pseudo[11] = (uint8_t) (len - l4);
-                plen = 12;
-        } else {
-                memcpy(pseudo, f + l3 + 8, 32);
-                pseudo[34] = (uint8_t) ((len - l4) >> 8), pseudo[35] = (uint8_t) (len - l4);
-                pseudo[39] = 6;
-                plen = 40;
         }
+        plen = pseudo_header(fl, f, len, pseudo);
         const uint8_t *parts[] = {pseudo, f + l4};
         size_t lens[] = {plen, len - l4};
         return ref_csum(parts, lens, 2) == 0;
@@ -395,16 +395,8 @@ static void refresh_checksums(const struct flow *fl, uint8_t *f, size_t len) {
                 size_t ls[] = {20};
                 uint16_t c = ref_csum(p, ls, 1);
                 f[l3 + 10] = (uint8_t) (c >> 8), f[l3 + 11] = (uint8_t) c;
-                memcpy(pseudo, f + l3 + 12, 8);
-                pseudo[9] = 6;
-                pseudo[10] = (uint8_t) ((len - l4) >> 8), pseudo[11] = (uint8_t) (len - l4);
-                plen = 12;
-        } else {
-                memcpy(pseudo, f + l3 + 8, 32);
-                pseudo[34] = (uint8_t) ((len - l4) >> 8), pseudo[35] = (uint8_t) (len - l4);
-                pseudo[39] = 6;
-                plen = 40;
         }
+        plen = pseudo_header(fl, f, len, pseudo);
         f[l4 + 16] = f[l4 + 17] = 0;
         const uint8_t *parts[] = {pseudo, f + l4};
         size_t lens[] = {plen, len - l4};
