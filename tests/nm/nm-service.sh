@@ -199,7 +199,7 @@ UUID_ID=$(con_uuid sm-id)
 nm connection up sm-id passwd-file "$PW"
 check "identity mode (private key from passwd-file) comes up" [ $RC -eq 0 ]
 check "identity mode: the daemon runs Noise_IKpsk2" \
-        grep -q "shadowmeshd\[[0-9]*\]: listening on udp port 9001, identity mode (Noise_IKpsk2)" \
+        grep -q "shadowmeshd\[[0-9]*\]: listening on udp port 9001 at .*, identity mode (Noise_IKpsk2)" \
         "$TMP/nm.log"
 check "identity mode: ping 10.78.0.1" wait_until 10 ping_ok "$NS" 10.78.0.1
 nm connection down sm-id
