@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "bus.h"
+#include "reload.h"
 #include "config.h"
 #include "device.h"
 #include "log.h"
@@ -209,6 +210,18 @@ static int run_authorized(sd_bus_message *m, struct device *d, const struct acce
 
 static const char *control_group_name(const struct device *d) {
         return d->config->control_group ? d->config->control_group : "netdev";
+}
+
+void bus_resolve_control_group(struct device *d) {
+        const char *name = control_group_name(d);
+        struct group *g = getgrnam(name);
+
+        d->has_control_gid = g != NULL;
+        if (g)
+                d->control_gid = g->gr_gid;
+        else if (d->config->control_group)
+                log_warning("control group '%s' does not exist: only root may connect "
+                            "and disconnect", name);
 }
 
 /* polkit_error: NULL when polkit is not on the bus; else why it did not authorize. */
@@ -551,6 +564,22 @@ static int method_netcheck(sd_bus_message *m, void *userdata, sd_bus_error *erro
         return authorize(m, userdata, &access_netcheck);
 }
 
+/* Reload: what SIGHUP does (reload.c), with the outcome as the reply. Not marked unprivileged,
+ * so sd-bus lets only privileged callers (root) in, as `systemctl reload` needs root too. */
+static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct device *d = userdata;
+        char msg[1024];
+        int r;
+
+        r = reload_config(d, msg, sizeof(msg));
+        if (r == -EBUSY)
+                return sd_bus_error_set(error, BUS_ERROR_PREFIX "ReloadRefused", msg);
+        if (r < 0)
+                return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidConfig", msg);
+        log_info("%s (D-Bus Reload)", msg);
+        return sd_bus_reply_method_return(m, "s", msg);
+}
+
 static const sd_bus_vtable tunnel_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("State", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -580,6 +609,8 @@ static const sd_bus_vtable tunnel_vtable[] = {
                                 method_get_status, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("NetCheck", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sv}", report),
                                 method_netcheck, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", message),
+                                method_reload, 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -698,16 +729,7 @@ int bus_open(struct device *d, void (*on_ready)(struct device *d, int r)) {
             asprintf(&d->bus_path, BUS_PATH_PREFIX "/%s", label) < 0)
                 return -ENOMEM;
 
-        {
-                const char *name = control_group_name(d);
-                struct group *g = getgrnam(name);
-                if (g) {
-                        d->control_gid = g->gr_gid;
-                        d->has_control_gid = true;
-                } else if (d->config->control_group)
-                        log_warning("control group '%s' does not exist: only root may connect "
-                                    "and disconnect", name);
-        }
+        bus_resolve_control_group(d);
 
         r = sd_bus_open_system(&d->bus);
         if (r < 0) {

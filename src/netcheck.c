@@ -374,12 +374,16 @@ void netcheck_input(struct device *d, const struct queued_handshake *q) {
         }
 }
 
-void netcheck_free_all(struct device *d) {
+void netcheck_free_startup(struct device *d) {
         if (d->netcheck) {
                 stun_run_clear(&d->netcheck->stun);
                 free(d->netcheck);
                 d->netcheck = NULL;
         }
+}
+
+void netcheck_free_all(struct device *d) {
+        netcheck_free_startup(d);
         if (d->netcheck_api) {
                 (void) sd_bus_reply_method_errorf(d->netcheck_api->request,
                                                   BUS_ERROR_PREFIX "Cancelled",

@@ -13,4 +13,6 @@ int netcheck_startup(struct device *d);
 int netcheck_api_start(struct device *d, sd_bus_message *m, sd_bus_error *error);
 /* A STUN message from the rx thread: offered to every run in progress. */
 void netcheck_input(struct device *d, const struct queued_handshake *q);
+/* Stop the start-up NAT discovery (reload starts it again with the new server). */
+void netcheck_free_startup(struct device *d);
 void netcheck_free_all(struct device *d);

@@ -7,20 +7,42 @@
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
 
+#include "bus.h"
 #include "config.h"
 #include "device.h"
 #include "log.h"
+#include "manager.h"
+#include "netcheck.h"
+#include "relay-client.h"
 #include "reload.h"
 
 static bool str_eq(const char *a, const char *b) {
         return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+static bool peer_changed(const struct config *old, const struct config *new) {
+        return !str_eq(old->peer_host, new->peer_host) || old->peer_port != new->peer_port ||
+               old->has_peer_public_key != new->has_peer_public_key ||
+               memcmp(old->peer_public_key, new->peer_public_key,
+                      sizeof(old->peer_public_key)) != 0;
+}
+
+static bool relay_changed(const struct config *old, const struct config *new) {
+        return old->relay_enabled != new->relay_enabled || !str_eq(old->relay_host, new->relay_host) ||
+               old->relay_port != new->relay_port;
+}
+
+static bool stun_changed(const struct config *old, const struct config *new) {
+        return old->nat_enabled != new->nat_enabled || !str_eq(old->stun_host, new->stun_host) ||
+               old->stun_port != new->stun_port;
+}
+
 /* The keys whose change reload cannot apply to a running tunnel, as a comma-separated list in
  * buf (empty when there is none). Secrets are compared in constant time and never printed. */
-static void restart_only_changes(const struct config *old, const struct config *new, char *buf,
-                                 size_t size) {
+static void restart_only_changes(const struct device *d, const struct config *old,
+                                 const struct config *new, char *buf, size_t size) {
         size_t off = 0;
+        struct endpoint e;
 
 #define CHANGED(cond, key)                                                                         \
         do {                                                                                       \
@@ -37,6 +59,11 @@ static void restart_only_changes(const struct config *old, const struct config *
                 "network.local_ip");
         CHANGED(old->mtu != new->mtu, "network.mtu");
         CHANGED(old->listen_port != new->listen_port, "network.listen_port");
+        CHANGED(!str_eq(old->bind_host, new->bind_host), "network.bind_address");
+        CHANGED(!str_eq(old->control_host, new->control_host) ||
+                        old->control_port != new->control_port,
+                "daemon.listen_address");
+        /* The keys decide the handshake pattern, the prologue and the cookies of every session. */
         CHANGED(old->has_psk != new->has_psk ||
                         (old->has_psk && sodium_memcmp(old->psk, new->psk, sizeof(old->psk)) != 0),
                 "encryption.key");
@@ -44,25 +71,104 @@ static void restart_only_changes(const struct config *old, const struct config *
                         (old->has_private_key && sodium_memcmp(old->private_key, new->private_key,
                                                                sizeof(old->private_key)) != 0),
                 "identity.private_key_file");
-        CHANGED(!str_eq(old->peer_host, new->peer_host) || old->peer_port != new->peer_port,
-                "peer.address");
-        CHANGED(old->has_peer_public_key != new->has_peer_public_key ||
-                        memcmp(old->peer_public_key, new->peer_public_key,
-                               sizeof(old->peer_public_key)) != 0,
-                "peer.public_key");
-        CHANGED(old->nat_enabled != new->nat_enabled, "nat.enabled");
-        CHANGED(!str_eq(old->stun_host, new->stun_host) || old->stun_port != new->stun_port,
-                "nat.stun_server");
-        CHANGED(old->relay_enabled != new->relay_enabled, "relay.enabled");
-        CHANGED(!str_eq(old->relay_host, new->relay_host) || old->relay_port != new->relay_port,
-                "relay.server");
-        CHANGED(!str_eq(old->control_group, new->control_group), "daemon.control_group");
+        /* A new relay while the tunnel runs through the old one would cut it: only then. */
+        peer_get_endpoint((struct peer *) &d->peer, &e);
+        CHANGED(relay_changed(old, new) && e.len && e.via_relay,
+                "relay.server (the tunnel runs through the relay now)");
 #undef CHANGED
+}
+
+/* The peer as the file now says: the running connection to the old one ends (it is no longer
+ * configured), the new one is connected to, or waited for when peer.address is empty. */
+static int apply_peer(struct device *d, const struct config *new, char *buf, size_t size) {
+        struct manager_error err = {};
+        char addr[300];
+        int r;
+
+        if (d->state != TUNNEL_DISCONNECTED || d->connect_request || d->connect_waiter) {
+                r = manager_disconnect_plain(d, &err);
+                if (r < 0 && r != -ENOTCONN) {
+                        snprintf(buf, size, "reload: cannot leave the old peer: %s", err.message);
+                        return r;
+                }
+        }
+        if (config_identity_mode(new)) {
+                memcpy(d->peer.public_key, new->peer_public_key, sizeof(d->peer.public_key));
+                cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
+        }
+        if (!new->peer_host) {
+                d->accept_incoming = true;
+                manager_notify_status(d);
+                log_info("reload: peer.address is empty: waiting for the peer");
+                return 0;
+        }
+        snprintf(addr, sizeof(addr), strchr(new->peer_host, ':') ? "[%s]:%u" : "%s:%u",
+                 new->peer_host, new->peer_port);
+        r = manager_connect_plain(d, addr, 0, NULL, &err);
+        if (r < 0) {
+                snprintf(buf, size, "reload: cannot connect to the new peer %s: %s", addr,
+                         err.message);
+                return r;
+        }
+        log_info("reload: peer is now %s", addr);
+        return 0;
+}
+
+static int apply_relay(struct device *d, const struct config *new) {
+        int r;
+
+        d->relay = relay_client_free(d->relay);
+        d->peer.relay_introduced = false;
+        if (!new->relay_enabled || !new->relay_host) {
+                log_info("reload: no relay");
+                return 0;
+        }
+        r = relay_client_new(d, new->relay_host, new->relay_port, &d->relay);
+        if (r < 0)
+                return log_error_errno(r, "reload: starting the relay client: %m");
+        d->nat_keepalive = true;
+        log_info("reload: relay %s:%u", new->relay_host, new->relay_port);
+        return 0;
+}
+
+static void apply_stun(struct device *d) {
+        int r;
+
+        netcheck_free_startup(d);
+        if (!d->config->nat_enabled || !d->config->stun_host) {
+                log_info("reload: no STUN server");
+                return;
+        }
+        r = netcheck_startup(d);
+        if (r < 0)
+                log_warning_errno(r, "reload: cannot start NAT discovery: %m");
+        else
+                log_info("reload: NAT discovery with %s:%u", d->config->stun_host,
+                         d->config->stun_port);
+}
+
+/* Swap the running configuration for the new one, member by member where the running code
+ * holds pointers into it (the relay and STUN host names). */
+static void take_config(struct device *d, struct config *new) {
+        struct config *old = d->config;
+
+        SWAP_PTR(old->peer_host, new->peer_host);
+        old->peer_port = new->peer_port;
+        old->has_peer_public_key = new->has_peer_public_key;
+        memcpy(old->peer_public_key, new->peer_public_key, sizeof(old->peer_public_key));
+        old->relay_enabled = new->relay_enabled;
+        SWAP_PTR(old->relay_host, new->relay_host);
+        old->relay_port = new->relay_port;
+        old->nat_enabled = new->nat_enabled;
+        SWAP_PTR(old->stun_host, new->stun_host);
+        old->stun_port = new->stun_port;
+        SWAP_PTR(old->control_group, new->control_group);
 }
 
 int reload_config(struct device *d, char *buf, size_t size) {
         _cleanup_(config_freep) struct config *new = NULL;
         char errbuf[512] = "", changed[512];
+        bool peer, relay, stun, group;
         int r;
 
         r = config_load(d->config->path, &new, errbuf, sizeof(errbuf));
@@ -79,7 +185,7 @@ int reload_config(struct device *d, char *buf, size_t size) {
                 log_info("reload: log level %s", log_level_to_string(new->log_level));
         }
 
-        restart_only_changes(d->config, new, changed, sizeof(changed));
+        restart_only_changes(d, d->config, new, changed, sizeof(changed));
         if (changed[0]) {
                 snprintf(buf, size,
                          "reload refused: %s changed in %s, which needs a restart "
@@ -88,7 +194,34 @@ int reload_config(struct device *d, char *buf, size_t size) {
                          changed, d->config->path, d->instance);
                 return -EBUSY;
         }
-        snprintf(buf, size, "reloaded %s", d->config->path);
+
+        peer = peer_changed(d->config, new);
+        relay = relay_changed(d->config, new);
+        stun = stun_changed(d->config, new);
+        group = !str_eq(d->config->control_group, new->control_group);
+        take_config(d, new);
+        if (group) {
+                bus_resolve_control_group(d);
+                log_info("reload: control group %s", d->config->control_group ? d->config->control_group
+                                                                                : "netdev");
+        }
+        if (relay) {
+                r = apply_relay(d, d->config);
+                if (r < 0) {
+                        snprintf(buf, size, "reload: the relay client did not start: %s", strerror(-r));
+                        return r;
+                }
+        }
+        if (stun)
+                apply_stun(d);
+        if (peer) {
+                r = apply_peer(d, d->config, buf, size);
+                if (r < 0)
+                        return r;
+        }
+        snprintf(buf, size, "reloaded %s%s%s%s%s", d->config->path,
+                 peer ? " (peer applied)" : "", relay ? " (relay applied)" : "",
+                 stun ? " (STUN server applied)" : "", group ? " (control group applied)" : "");
         return 0;
 }
 

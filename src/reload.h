@@ -4,12 +4,15 @@
  * (`systemctl reload shadowmesh@NAME`, which sends SIGHUP).
  *
  * daemon.log_level is applied first, whatever else the file says, so that a refused reload can
- * be debugged at the new level. Every other key is compared with the running configuration:
- * a change that reload cannot apply to a running tunnel (the TAP device, its addresses and MTU,
- * the UDP port, the keys, the peer, NAT, the relay, the control group) refuses the rest of the
- * reload with a message naming each such key; nothing is torn down, and the running values stay
- * until `systemctl restart`. A file that does not load (a YAML error, a bad value) changes
- * nothing at all.
+ * be debugged at the new level. Then every other key is compared with the running
+ * configuration. A change that reload cannot apply to a running tunnel (the TAP device, its
+ * addresses and MTU, the UDP port and bind address, the HTTP API's address, the keys; a new
+ * relay while the tunnel runs through the relay) refuses the rest of the reload with a message
+ * naming each such key; nothing is torn down, and the running values stay until `systemctl
+ * restart`. Otherwise the control group, the STUN server (NAT discovery starts again), the
+ * relay (a new relay client registers) and the peer (the session with the old one ends; the
+ * new one is connected to, or waited for) are applied. A file that does not load (a YAML
+ * error, a bad value) changes nothing at all.
  */
 #pragma once
 

@@ -23,6 +23,13 @@
 #define ALIGN_TO(x, a) (((x) + (a) - 1) / (a) * (a))
 
 /* Hand ownership out of a _cleanup_ scope. */
+#define SWAP_PTR(a, b)                                                                             \
+        do {                                                                                       \
+                __typeof__(a) _t_ = (a);                                                           \
+                (a) = (b);                                                                         \
+                (b) = _t_;                                                                         \
+        } while (0)
+
 #define TAKE_PTR(p)                                                                                \
         ({                                                                                         \
                 __typeof__(p) _p_ = (p);                                                           \

@@ -64,6 +64,24 @@ check_eq "the same TAP (ifindex)" "$(ifindex)" "$IFINDEX"
 check "ping a->b after the reload" ping_all "$NS_A" "$TUN4_B" 5
 check_eq "no new handshake" "$(log_count a "handshake complete")" "$HANDSHAKES"
 
+# ---- what reload applies live: STUN server, relay, control group; the tunnel stays -------------
+sm_config "$TMP/a.yaml" debug "$TAP" "$TUN4_A/24" "$UNDER_B:$PORT"
+sed -i 's/^  enabled: false$/  enabled: true\n  stun_server: "127.0.0.1:3478"/' "$TMP/a.yaml"
+printf 'relay:\n  server: "%s:9545"\ndaemon:\n  control_group: root\n' "$UNDER_B" >>"$TMP/a.yaml"
+sed -i '1,2{/^daemon:$/d;/^  log_level: debug$/d}' "$TMP/a.yaml"
+printf '  log_level: debug\n' >>"$TMP/a.yaml"
+hup
+check "reload: NAT discovery with the new STUN server" \
+        wait_log a "reload: NAT discovery with 127.0.0.1:3478" 10
+check "reload: the new relay" wait_log a "reload: relay $UNDER_B:9545" 10
+check "reload: the new control group" wait_log a "reload: control group root" 10
+check "reloaded, naming what was applied" \
+        wait_log a "reloaded $TMP/a.yaml (relay applied) (STUN server applied) (control group applied)" 10
+check "the daemon still runs" alive a
+check_eq "the same TAP (ifindex)" "$(ifindex)" "$IFINDEX"
+check "ping a->b after the live reload" ping_all "$NS_A" "$TUN4_B" 5
+check_eq "no new handshake" "$(log_count a "handshake complete")" "$HANDSHAKES"
+
 # ---- a change that needs a restart: refused, the log level still applies -------------------------
 sm_config "$TMP/a.yaml" info smt9 "$TUN4_A/24" "$UNDER_B:$PORT"
 hup
