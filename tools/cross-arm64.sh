@@ -32,7 +32,7 @@ deb_profiles=pkg.shadowmesh.nogtk4
 # link (the NetworkManager plugin is not built for the unit tests: it has none).
 host_packages=(crossbuild-essential-arm64 qemu-user-static meson ninja-build pkgconf)
 arm64_packages=(libc6-dev:arm64 libsodium-dev:arm64 libsystemd-dev:arm64 libmnl-dev:arm64
-        libyaml-dev:arm64 nettle-dev:arm64 libjansson-dev:arm64)
+        libyaml-dev:arm64 nettle-dev:arm64 libjansson-dev:arm64 libmicrohttpd-dev:arm64)
 
 is_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
