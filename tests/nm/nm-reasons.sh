@@ -11,7 +11,10 @@
 #   wrong key      Failure(LOGIN_FAILED): nmcli says the login failed, not "Unknown reason";
 #                  the journal says "no answer from the peer: wrong address, blocked UDP port
 #                  or a different key" under the connection's UUID
-#   bad key        (63 hex digits) refused at Connect: the journal names vpn.secrets 'key'
+#   bad key        (63 hex digits) Failure(LOGIN_FAILED) before any daemon: nmcli says "Invalid
+#                  secrets"; the journal says "vpn.secrets 'key': expected 64 hex digits, got 63"
+#   busy port      UDP 9001 held by another program: Connect refused, "The VPN service failed
+#                  to start" (no better reason exists for it); the journal names the port
 #   good key       the service's and its daemon's lines carry NM_CONNECTION and the instance
 # shellcheck disable=SC2016 # sh -c scripts take their arguments as $1, $2
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -86,6 +89,9 @@ else:
     print("<no such entry>")' "$1" "$2" "$3"
 }
 
+# journal_has UUID TEXT: a line of the connection's in the journal says TEXT.
+journal_has() { contains "$(messages "$(journal "NM_CONNECTION=$1")")" "$2"; }
+
 start_journald || { fail "journald starts"; summary; }
 start_sandbox_with_journal || { fail "NetworkManager starts in the sandbox with the journal"; summary; }
 pass "NetworkManager and a journald run in the sandbox"
@@ -131,7 +137,7 @@ check_eq "... under the service's identifier" \
 check_eq "... as an error" "$(field_of "$WRONG" "connection failed" PRIORITY)" 3
 check "wrong key: no daemon left" wait_until 10 no_daemon
 
-# ---- a key of 63 hex digits: refused at Connect, the journal names the key ----------------------
+# ---- a key of 63 hex digits: a failed login, and the journal says how many digits -------------
 nm connection add type vpn con-name sm-badkey vpn-type shadowmesh \
         vpn.data "peer=$PEER_IP, local-ip=10.77.0.2/24, tap-device=smbad0" \
         vpn.secrets "key=${KEY:0:63}"
@@ -139,9 +145,54 @@ UUID_BAD=$(con_uuid sm-badkey)
 nm connection up sm-badkey
 note "bad key: nmcli: $(tr '\n' ' ' <<<"$OUT")"
 check "bad key: the activation failed" [ $RC -ne 0 ]
-check_has "bad key: the journal under NM_CONNECTION=$UUID_BAD names the key" \
-        "$(messages "$(journal "NM_CONNECTION=$UUID_BAD")")" "Connect refused: vpn.secrets 'key'"
+check_has "bad key: nmcli says the secrets are invalid" "$OUT" \
+        "Connection activation failed: Invalid secrets"
+check_not "bad key: not 'The VPN service failed to start'" has "failed to start"
+check "bad key: its failure reaches the journal" wait_until 10 journal_has "$UUID_BAD" \
+        "connection failed"
+BADKEY=$(journal "NM_CONNECTION=$UUID_BAD")
+check_has "bad key: the journal under NM_CONNECTION=$UUID_BAD names the key and the count" \
+        "$(messages "$BADKEY")" \
+        "connection failed (login-failed): vpn.secrets 'key': expected 64 hex digits, got 63"
+check_eq "... as an error" "$(field_of "$BADKEY" "connection failed" PRIORITY)" 3
 check "bad key: no daemon was started" no_daemon
+# The next activation starts a new service: the old one must have left the bus name.
+check "bad key: the service has exited" wait_until 15 no_service
+
+# ---- the UDP port taken by another program in NetworkManager's namespace: refused before the ---
+# daemon runs, "The VPN service failed to start" (the most NetworkManager can say, see
+# failure_reason's comment in nm-shadowmesh-service.c), and the journal names the port.
+ip netns exec "$NS" python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 9001))
+open(sys.argv[1], "w").close()
+time.sleep(240)' "$TMP/holder.ready" &
+HOLDER_PID=$!
+OWN_PIDS+=("$HOLDER_PID")
+check "busy port: another program holds UDP port 9001" \
+        wait_while_alive 10 "$HOLDER_PID" test -e "$TMP/holder.ready"
+nm connection add type vpn con-name sm-busy vpn-type shadowmesh \
+        vpn.data "peer=$PEER_IP, local-ip=10.77.0.2/24, tap-device=smbusy0" \
+        vpn.secrets "key=$KEY"
+UUID_BUSY=$(con_uuid sm-busy)
+nm connection up sm-busy
+note "busy port: nmcli: $(tr '\n' ' ' <<<"$OUT")"
+check "busy port: the activation failed" [ $RC -ne 0 ]
+check_has "busy port: nmcli says the service failed to start" "$OUT" \
+        "Connection activation failed: The VPN service failed to start"
+check_not "busy port: not 'Unknown reason'" has "Unknown reason"
+check_has "busy port: nmcli's hint names the connection's UUID" "$OUT" "NM_CONNECTION=$UUID_BUSY"
+check "busy port: the refusal reaches the journal" wait_until 10 journal_has "$UUID_BUSY" \
+        "Connect refused"
+BUSY=$(journal "NM_CONNECTION=$UUID_BUSY")
+check_has "busy port: the journal under NM_CONNECTION=$UUID_BUSY names the port" \
+        "$(messages "$BUSY")" "Connect refused: UDP port 9001 is already in use"
+check_eq "... as an error" "$(field_of "$BUSY" "Connect refused" PRIORITY)" 3
+check "busy port: no daemon was started" no_daemon
+check "busy port: the service has exited" wait_until 15 no_service
+kill "$HOLDER_PID" 2>/dev/null
+wait "$HOLDER_PID" 2>/dev/null
 
 # ---- the right key: every line of the connection, the daemon's too, under its UUID --------------
 nm connection add type vpn con-name sm-good vpn-type shadowmesh \
