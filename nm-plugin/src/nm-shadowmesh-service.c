@@ -20,6 +20,7 @@
 #include <glib-unix.h>
 #include <glib/gi18n-lib.h>
 #include <locale.h>
+#include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -147,11 +148,12 @@ static bool send_config(SmPlugin *self, GError **error) {
  * No other reason can come from a plugin. So: a malformed secret (the key not 64 hex digits)
  * is a login that failed, "Invalid secrets" (Connect accepts, then the Failure follows from an
  * idle callback, after the reply). A start-up failure the service can see before it launches
- * the daemon (a busy UDP port) is a refused Connect, "The VPN service failed to start": the
- * most specific reason left, and better than the "Unknown reason" that the daemon's own exit
- * would give. What the daemon finds only once it runs (an unresolvable peer, a TAP name taken
- * by another kind of device, the port taken in between) can only be CONNECT_FAILED, "Unknown
- * reason": the journal line under NM_CONNECTION=<uuid>, the one nmcli's hint shows, says why.
+ * the daemon (a busy UDP port, a TAP name another device has) is a refused Connect, "The VPN
+ * service failed to start": the most specific reason left, and better than the "Unknown
+ * reason" that the daemon's own exit would give. What the daemon finds only once it runs (an
+ * unresolvable peer, the port or the name taken in between) can only be CONNECT_FAILED,
+ * "Unknown reason". In every case the service's error line under NM_CONNECTION=<uuid>, the
+ * journal match nmcli's hint prints, names the cause (tests/nm/nm-reasons.sh).
  *
  * A handshake that got no answer is the login of this VPN failing: the handshake is its only
  * authentication, and a wrong key looks exactly like silence (the peer drops what it cannot
@@ -342,7 +344,8 @@ static gboolean real_connect(NMVpnServicePlugin *plugin, NMConnection *connectio
                  s->tap_device, s->instance, s->identity ? "identity" : "shared-key", s->mtu,
                  s->listen_port);
 
-        /* Before the daemon: its failure to bind would be an "Unknown reason". */
+        /* Before the daemon: its own failure to bind, or to create the TAP, would be an
+         * "Unknown reason" (see failure_reason()). */
         r = probe_udp_port(s->listen_port);
         if (r == -EADDRINUSE) {
                 g_set_error(error, NM_VPN_PLUGIN_ERROR, NM_VPN_PLUGIN_ERROR_LAUNCH_FAILED,
@@ -354,6 +357,15 @@ static gboolean real_connect(NMVpnServicePlugin *plugin, NMConnection *connectio
         }
         if (r < 0) /* not the port: the daemon will say what it is */
                 log_warning("probing UDP port %u: %s", s->listen_port, g_strerror(-r));
+        /* The daemon refuses a name any device already has (src/tap.c). */
+        if (if_nametoindex(s->tap_device) != 0) {
+                g_set_error(error, NM_VPN_PLUGIN_ERROR, NM_VPN_PLUGIN_ERROR_LAUNCH_FAILED,
+                            _("Network interface '%s' already exists (set vpn.data '%s' to "
+                              "another name)"),
+                            s->tap_device, NM_SHADOWMESH_KEY_TAP_DEVICE);
+                log_error("Connect refused: %s", (*error)->message);
+                return false;
+        }
 
         bus = nm_vpn_service_plugin_get_connection(plugin);
         if (!instance_start(s, &o, bus, &callbacks, self, &self->instance, error)) {

@@ -15,6 +15,7 @@
 #                  secrets"; the journal says "vpn.secrets 'key': expected 64 hex digits, got 63"
 #   busy port      UDP 9001 held by another program: Connect refused, "The VPN service failed
 #                  to start" (no better reason exists for it); the journal names the port
+#   taken name    tap-device the name of an existing (veth) device: the same, naming it
 #   good key       the service's and its daemon's lines carry NM_CONNECTION and the instance
 # shellcheck disable=SC2016 # sh -c scripts take their arguments as $1, $2
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -193,6 +194,28 @@ check "busy port: no daemon was started" no_daemon
 check "busy port: the service has exited" wait_until 15 no_service
 kill "$HOLDER_PID" 2>/dev/null
 wait "$HOLDER_PID" 2>/dev/null
+
+# ---- the TAP name taken by another device: refused before the daemon runs, the journal names it
+ip -n "$NS" link add smtaken0 type veth peer name smtaken0p
+check "taken name: a veth device smtaken0 exists" link_exists smtaken0
+nm connection add type vpn con-name sm-taken vpn-type shadowmesh \
+        vpn.data "peer=$PEER_IP, local-ip=10.77.0.2/24, tap-device=smtaken0" \
+        vpn.secrets "key=$KEY"
+UUID_TAKEN=$(con_uuid sm-taken)
+nm connection up sm-taken
+note "taken name: nmcli: $(tr '\n' ' ' <<<"$OUT")"
+check "taken name: the activation failed" [ $RC -ne 0 ]
+check_has "taken name: nmcli says the service failed to start" "$OUT" \
+        "Connection activation failed: The VPN service failed to start"
+check_not "taken name: not 'Unknown reason'" has "Unknown reason"
+check "taken name: the refusal reaches the journal" wait_until 10 journal_has "$UUID_TAKEN" \
+        "Connect refused"
+check_has "taken name: the journal under NM_CONNECTION=$UUID_TAKEN names the device" \
+        "$(messages "$(journal "NM_CONNECTION=$UUID_TAKEN")")" \
+        "Connect refused: Network interface 'smtaken0' already exists"
+check "taken name: no daemon was started" no_daemon
+check "taken name: the service has exited" wait_until 15 no_service
+ip -n "$NS" link del smtaken0
 
 # ---- the right key: every line of the connection, the daemon's too, under its UUID --------------
 nm connection add type vpn con-name sm-good vpn-type shadowmesh \
