@@ -163,11 +163,19 @@ static bool send_config(SmPlugin *self, GError **error) {
 /* The daemon's HandshakeTimeout message (src/manager.c), which instance.c passes on. */
 #define DAEMON_NO_HANDSHAKE "No handshake with "
 
+/* Its InvalidPeer message for a name that does not resolve (src/manager.c). */
+#define DAEMON_CANNOT_RESOLVE "Cannot resolve '"
+
 static NMVpnPluginFailure failure_reason(const char *message, const char **ret_hint) {
         if (message && strstr(message, DAEMON_NO_HANDSHAKE)) {
                 *ret_hint = "no answer from the peer: wrong address, blocked UDP port or a "
                             "different key";
                 return NM_VPN_PLUGIN_FAILURE_LOGIN_FAILED;
+        }
+        if (message && strstr(message, DAEMON_CANNOT_RESOLVE)) {
+                *ret_hint = "the peer's host name does not resolve: check vpn.data 'peer' and the "
+                            "DNS servers";
+                return NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED;
         }
         *ret_hint = "the tunnel could not be set up";
         return NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED;

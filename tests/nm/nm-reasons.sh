@@ -16,6 +16,9 @@
 #   busy port      UDP 9001 held by another program: Connect refused, "The VPN service failed
 #                  to start" (no better reason exists for it); the journal names the port
 #   taken name    tap-device the name of an existing (veth) device: the same, naming it
+#   no such name  a peer whose name does not resolve (against a resolver on NetworkManager's
+#                 loopback): "Unknown reason", the most NetworkManager can say once the daemon
+#                 runs; the journal names the peer and says what to check
 #   good key       the service's and its daemon's lines carry NM_CONNECTION and the instance
 # shellcheck disable=SC2016 # sh -c scripts take their arguments as $1, $2
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -61,6 +64,12 @@ start_sandbox_with_journal() {
 mkdir -p /run/systemd/journal \\&\\& mount --bind \"$TMP/jrun/journal\" /run/systemd/journal" \
                 "$TMP/nm-inner.sh"
         grep -q "jrun/journal" "$TMP/nm-inner.sh" || return 1
+        # Names resolve against a server on NetworkManager's own loopback, where none listens:
+        # a name that is not in /etc/hosts fails at once, and no query leaves the sandbox.
+        printf 'nameserver 127.0.0.1\noptions attempts:1 timeout:1\n' >"$TMP/resolv.conf"
+        sed -i "/^mount -t tmpfs .* \\/run\$/a\\
+mount --bind \"$TMP/resolv.conf\" /etc/resolv.conf" "$TMP/nm-inner.sh"
+        grep -q "resolv.conf" "$TMP/nm-inner.sh" || return 1
         ip netns exec "$NS" unshare --mount --propagation private "$TMP/nm-inner.sh" \
                 >"$TMP/nm.log" 2>&1 &
         NM_PID=$!
@@ -216,6 +225,28 @@ check_has "taken name: the journal under NM_CONNECTION=$UUID_TAKEN names the dev
 check "taken name: no daemon was started" no_daemon
 check "taken name: the service has exited" wait_until 15 no_service
 ip -n "$NS" link del smtaken0
+
+# ---- a peer whose name does not resolve: only the daemon finds out, once Connect has been
+# accepted, so CONNECT_FAILED, "Unknown reason" (see failure_reason's comment); the journal says
+# which name and what to check.
+nm connection add type vpn con-name sm-noname vpn-type shadowmesh \
+        vpn.data "peer=nosuch.invalid, local-ip=10.77.0.2/24, tap-device=smnoname0" \
+        vpn.secrets "key=$KEY"
+UUID_NONAME=$(con_uuid sm-noname)
+nm connection up sm-noname
+note "no such name: nmcli: $(tr '\n' ' ' <<<"$OUT")"
+check "no such name: the activation failed" [ $RC -ne 0 ]
+check_has "no such name: nmcli's hint names the connection's UUID" "$OUT" \
+        "NM_CONNECTION=$UUID_NONAME"
+check "no such name: the failure reaches the journal" wait_until 10 journal_has \
+        "$UUID_NONAME" "connection failed"
+NONAME=$(messages "$(journal "NM_CONNECTION=$UUID_NONAME")")
+check_has "no such name: the journal names the peer's name" "$NONAME" \
+        "Cannot resolve 'nosuch.invalid:9001'"
+check_has "... and says what to check" "$NONAME" \
+        "the peer's host name does not resolve: check vpn.data 'peer' and the DNS servers"
+check "no such name: the daemon has gone" wait_until 10 no_daemon
+check "no such name: the service has exited" wait_until 15 no_service
 
 # ---- the right key: every line of the connection, the daemon's too, under its UUID --------------
 nm connection add type vpn con-name sm-good vpn-type shadowmesh \
