@@ -100,6 +100,7 @@ else:
 }
 
 # journal_has UUID TEXT: a line of the connection's in the journal says TEXT.
+# shellcheck disable=SC2317 # run by wait_until
 journal_has() { contains "$(messages "$(journal "NM_CONNECTION=$1")")" "$2"; }
 
 start_journald || { fail "journald starts"; summary; }
