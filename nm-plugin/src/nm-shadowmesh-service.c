@@ -16,11 +16,14 @@
  * carries NM_CONNECTION=<uuid> in the journal (service-log.c).
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <glib-unix.h>
 #include <glib/gi18n-lib.h>
 #include <locale.h>
+#include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "instance.h"
 #include "nm-shadowmesh-keys.h"
@@ -129,22 +132,50 @@ static bool send_config(SmPlugin *self, GError **error) {
 
 /* ---- why it failed ----------------------------------------------------------------------------
  *
- * NetworkManager turns a Failure into the reason nmcli and GNOME show: LOGIN_FAILED into "The
- * VPN login failed" (NM_ACTIVE_CONNECTION_STATE_REASON_LOGIN_FAILED), BAD_IP_CONFIG into an
- * invalid IP configuration, and everything else, CONNECT_FAILED included, into "Unknown
- * reason". A handshake that got no answer is the login of this VPN failing: the handshake is
- * its only authentication, and a wrong key looks exactly like silence (the peer drops what it
- * cannot authenticate, and says nothing), so it cannot fail faster than the timeout, nor tell a
- * wrong key from a wrong address or a blocked port; the log line says all three. */
+ * What NetworkManager 1.42 makes of it (src/core/vpn/nm-vpn-connection.c), as nmcli words it:
+ *
+ *   - Connect/ConnectInteractive answered with an error, whatever its code (BAD_ARGUMENTS,
+ *     INVALID_CONNECTION, LAUNCH_FAILED...): connect_cb() and connect_interactive_cb() set
+ *     STATE_FAILED with NM_ACTIVE_CONNECTION_STATE_REASON_SERVICE_START_FAILED, "The VPN service
+ *     failed to start"; the error's text reaches only NetworkManager's own log ("failed to
+ *     connect: '...'").
+ *   - Connect succeeded, then the Failure signal and StateChanged(STOPPED): plugin_failed()
+ *     keeps LOGIN_FAILED as NM_ACTIVE_CONNECTION_STATE_REASON_LOGIN_FAILED ("Invalid secrets"),
+ *     BAD_IP_CONFIG as IP_CONFIG_INVALID ("The VPN service returned invalid configuration"),
+ *     and anything else, CONNECT_FAILED included, as REASON_UNKNOWN ("Unknown reason"); the
+ *     state change to STOPPED then fails the connection with that reason.
+ *
+ * No other reason can come from a plugin. So: a malformed secret (the key not 64 hex digits)
+ * is a login that failed, "Invalid secrets" (Connect accepts, then the Failure follows from an
+ * idle callback, after the reply). A start-up failure the service can see before it launches
+ * the daemon (a busy UDP port, a TAP name another device has) is a refused Connect, "The VPN
+ * service failed to start": the most specific reason left, and better than the "Unknown
+ * reason" that the daemon's own exit would give. What the daemon finds only once it runs (an
+ * unresolvable peer, the port or the name taken in between) can only be CONNECT_FAILED,
+ * "Unknown reason". In every case the service's error line under NM_CONNECTION=<uuid>, the
+ * journal match nmcli's hint prints, names the cause (tests/nm/nm-reasons.sh).
+ *
+ * A handshake that got no answer is the login of this VPN failing: the handshake is its only
+ * authentication, and a wrong key looks exactly like silence (the peer drops what it cannot
+ * authenticate, and says nothing), so it cannot fail faster than the timeout, nor tell a wrong
+ * key from a wrong address or a blocked port; the log line says all three. */
 
 /* The daemon's HandshakeTimeout message (src/manager.c), which instance.c passes on. */
 #define DAEMON_NO_HANDSHAKE "No handshake with "
+
+/* Its InvalidPeer message for a name that does not resolve (src/manager.c). */
+#define DAEMON_CANNOT_RESOLVE "Cannot resolve '"
 
 static NMVpnPluginFailure failure_reason(const char *message, const char **ret_hint) {
         if (message && strstr(message, DAEMON_NO_HANDSHAKE)) {
                 *ret_hint = "no answer from the peer: wrong address, blocked UDP port or a "
                             "different key";
                 return NM_VPN_PLUGIN_FAILURE_LOGIN_FAILED;
+        }
+        if (message && strstr(message, DAEMON_CANNOT_RESOLVE)) {
+                *ret_hint = "the peer's host name does not resolve: check vpn.data 'peer' and the "
+                            "DNS servers";
+                return NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED;
         }
         *ret_hint = "the tunnel could not be set up";
         return NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED;
@@ -206,6 +237,60 @@ static void on_stopped(struct instance *i, void *userdata) {
                 g_main_loop_quit(arg.loop);
 }
 
+/* A failure found in Connect, told once Connect's reply is out (else NetworkManager would
+ * take the reply after the failure). */
+struct pending_failure {
+        SmPlugin *self;
+        NMVpnPluginFailure reason;
+        char *message;
+        const char *hint;
+};
+
+static gboolean report_pending_failure(gpointer data) {
+        struct pending_failure *f = data;
+
+        report_failure(f->self, f->reason, f->message, f->hint);
+        g_object_unref(f->self);
+        g_free(f->message);
+        g_free(f);
+        return G_SOURCE_REMOVE;
+}
+
+static void fail_after_connect(SmPlugin *self, NMVpnPluginFailure reason, const char *message,
+                               const char *hint) {
+        struct pending_failure *f = g_new0(struct pending_failure, 1);
+
+        f->self = g_object_ref(self);
+        f->reason = reason;
+        f->message = g_strdup(message);
+        f->hint = hint;
+        g_idle_add(report_pending_failure, f);
+}
+
+/* Whether the daemon could bind its UDP port: the same socket as its udp_open() (the IPv6
+ * wildcard, dual-stack, IPv4 without IPv6), bound and closed again. 0 or -errno. */
+static int probe_udp_port(uint16_t port) {
+        struct sockaddr_in6 sa6 = {
+                .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT, .sin6_port = htons(port)};
+        struct sockaddr_in sa4 = {.sin_family = AF_INET, .sin_port = htons(port)};
+        int fd, zero = 0, r = 0;
+
+        fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+        if (fd >= 0) {
+                if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
+                    bind(fd, (struct sockaddr *) &sa6, sizeof(sa6)) < 0)
+                        r = -errno;
+        } else if (errno == EAFNOSUPPORT) {
+                fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+                if (fd < 0 || bind(fd, (struct sockaddr *) &sa4, sizeof(sa4)) < 0)
+                        r = -errno;
+        } else
+                r = -errno;
+        if (fd >= 0)
+                close(fd);
+        return r;
+}
+
 /* ---- NMVpnServicePlugin ---------------------------------------------------------------------- */
 
 static unsigned connect_timeout(const struct settings *s) {
@@ -225,6 +310,7 @@ static gboolean real_connect(NMVpnServicePlugin *plugin, NMConnection *connectio
         };
         g_autoptr(GDBusConnection) bus = NULL;
         struct settings *s;
+        int r;
         struct instance_options o = {
                 .shadowmeshd = arg.shadowmeshd,
                 .runtime_dir = arg.runtime_dir,
@@ -241,6 +327,18 @@ static gboolean real_connect(NMVpnServicePlugin *plugin, NMConnection *connectio
                                     _("The previous tunnel of this service is still stopping"));
                 return false;
         }
+        /* A malformed secret is a failed login ("Invalid secrets"), not a service that failed
+         * to start: accept Connect, then fail with LOGIN_FAILED. */
+        {
+                g_autoptr(GError) bad_secret = NULL;
+
+                if (!settings_check_secrets(connection, &bad_secret)) {
+                        fail_after_connect(self, NM_VPN_PLUGIN_FAILURE_LOGIN_FAILED,
+                                           bad_secret->message,
+                                           "the secret is malformed; no daemon was started");
+                        return true;
+                }
+        }
         s = settings_from_connection(connection, error);
         if (!s) {
                 log_error("Connect refused: %s", (*error)->message);
@@ -253,6 +351,29 @@ static gboolean real_connect(NMVpnServicePlugin *plugin, NMConnection *connectio
         log_info("peer %s, tap %s, instance %s, mode %s, mtu %u, listen port %u", s->peer,
                  s->tap_device, s->instance, s->identity ? "identity" : "shared-key", s->mtu,
                  s->listen_port);
+
+        /* Before the daemon: its own failure to bind, or to create the TAP, would be an
+         * "Unknown reason" (see failure_reason()). */
+        r = probe_udp_port(s->listen_port);
+        if (r == -EADDRINUSE) {
+                g_set_error(error, NM_VPN_PLUGIN_ERROR, NM_VPN_PLUGIN_ERROR_LAUNCH_FAILED,
+                            _("UDP port %u is already in use (set vpn.data '%s' to another "
+                              "port)"),
+                            s->listen_port, NM_SHADOWMESH_KEY_LISTEN_PORT);
+                log_error("Connect refused: %s", (*error)->message);
+                return false;
+        }
+        if (r < 0) /* not the port: the daemon will say what it is */
+                log_warning("probing UDP port %u: %s", s->listen_port, g_strerror(-r));
+        /* The daemon refuses a name any device already has (src/tap.c). */
+        if (if_nametoindex(s->tap_device) != 0) {
+                g_set_error(error, NM_VPN_PLUGIN_ERROR, NM_VPN_PLUGIN_ERROR_LAUNCH_FAILED,
+                            _("Network interface '%s' already exists (set vpn.data '%s' to "
+                              "another name)"),
+                            s->tap_device, NM_SHADOWMESH_KEY_TAP_DEVICE);
+                log_error("Connect refused: %s", (*error)->message);
+                return false;
+        }
 
         bus = nm_vpn_service_plugin_get_connection(plugin);
         if (!instance_start(s, &o, bus, &callbacks, self, &self->instance, error)) {

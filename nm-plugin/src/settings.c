@@ -197,6 +197,33 @@ out:
         return ok;
 }
 
+/* The shared key as given: 64 hex digits (how many there were, or where a non-digit is). */
+static bool check_shared_key(const char *v, GError **error) {
+        size_t n = strlen(v), digits = strspn(v, "0123456789abcdefABCDEF");
+
+        if (digits != n)
+                return bad(error,
+                           _("vpn.secrets '%s': expected 64 hex digits, got a character that is "
+                             "not one at position %zu"),
+                           NM_SHADOWMESH_SECRET_KEY, digits + 1);
+        if (n != 64)
+                return bad(error, _("vpn.secrets '%s': expected 64 hex digits, got %zu"),
+                           NM_SHADOWMESH_SECRET_KEY, n);
+        if (!key32_ok(v, false))
+                return bad(error, _("vpn.secrets '%s': the key is all zeros"),
+                           NM_SHADOWMESH_SECRET_KEY);
+        return true;
+}
+
+static bool check_private_key(const char *v, GError **error) {
+        if (!key32_ok(v, true))
+                return bad(error,
+                           _("vpn.secrets '%s' must be a key as 'shadowmeshd genkey' prints it "
+                             "(44 base64 characters)"),
+                           NM_SHADOWMESH_SECRET_PRIVATE_KEY);
+        return true;
+}
+
 static bool parse_local_ip(struct settings *s, const char *value, GError **error) {
         g_auto(GStrv) parts = g_strsplit_set(value, ", \t", -1);
 
@@ -302,6 +329,22 @@ bool settings_need_secrets(NMConnection *connection) {
         return false;
 }
 
+bool settings_check_secrets(NMConnection *connection, GError **error) {
+        NMSettingVpn *s_vpn = nm_connection_get_setting_vpn(connection);
+        const char *v;
+
+        if (!s_vpn)
+                return true; /* settings_from_connection() says so */
+        v = secret(s_vpn, NM_SHADOWMESH_SECRET_KEY);
+        if (v && !check_shared_key(v, error))
+                return false;
+        v = secret(s_vpn, NM_SHADOWMESH_SECRET_PRIVATE_KEY);
+        if (v && g_strcmp0(item(s_vpn, NM_SHADOWMESH_KEY_MODE), NM_SHADOWMESH_MODE_IDENTITY) == 0 &&
+            !check_private_key(v, error))
+                return false;
+        return true;
+}
+
 static void derive_names(struct settings *s) {
         char tail[16];
 
@@ -389,13 +432,8 @@ struct settings *settings_from_connection(NMConnection *connection, GError **err
 
         v = secret(s_vpn, NM_SHADOWMESH_SECRET_KEY);
         if (v) {
-                if (!is_hex_key(v) || !key32_ok(v, false)) {
-                        bad(error,
-                            _("vpn.secrets '%s' must be 64 hex digits (32 bytes, not all "
-                              "zero); got %zu characters"),
-                            NM_SHADOWMESH_SECRET_KEY, strlen(v));
+                if (!check_shared_key(v, error))
                         return NULL;
-                }
                 s->key = g_strdup(v);
         } else if (!s->identity) {
                 bad(error,
@@ -414,13 +452,8 @@ struct settings *settings_from_connection(NMConnection *connection, GError **err
                             NM_SHADOWMESH_SECRET_PRIVATE_KEY);
                         return NULL;
                 }
-                if (!key32_ok(v, true)) {
-                        bad(error,
-                            _("vpn.secrets '%s' must be a key as 'shadowmeshd genkey' "
-                              "prints it (44 base64 characters)"),
-                            NM_SHADOWMESH_SECRET_PRIVATE_KEY);
+                if (!check_private_key(v, error))
                         return NULL;
-                }
                 s->private_key = g_strdup(v);
 
                 v = item(s_vpn, NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY);

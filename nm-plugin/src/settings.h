@@ -62,6 +62,11 @@ static inline void settings_freep(struct settings **s) {
  * (translated message), or NM_VPN_PLUGIN_ERROR_INVALID_CONNECTION without a vpn setting. */
 struct settings *settings_from_connection(NMConnection *connection, GError **error);
 
+/* The secrets present are well-formed: the key 64 hex digits (the message says how many there
+ * were), the private key (identity mode) 44 base64 characters. Missing ones are not its concern.
+ * Errors as settings_from_connection()'s, which checks the same. */
+bool settings_check_secrets(NMConnection *connection, GError **error);
+
 /* NeedSecrets: TRUE when a secret the mode requires is missing from the connection (it then
  * must come from an agent). Other problems are left to Connect, which names them. */
 bool settings_need_secrets(NMConnection *connection);

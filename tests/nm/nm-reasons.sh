@@ -11,7 +11,14 @@
 #   wrong key      Failure(LOGIN_FAILED): nmcli says the login failed, not "Unknown reason";
 #                  the journal says "no answer from the peer: wrong address, blocked UDP port
 #                  or a different key" under the connection's UUID
-#   bad key        (63 hex digits) refused at Connect: the journal names vpn.secrets 'key'
+#   bad key        (63 hex digits) Failure(LOGIN_FAILED) before any daemon: nmcli says "Invalid
+#                  secrets"; the journal says "vpn.secrets 'key': expected 64 hex digits, got 63"
+#   busy port      UDP 9001 held by another program: Connect refused, "The VPN service failed
+#                  to start" (no better reason exists for it); the journal names the port
+#   taken name    tap-device the name of an existing (veth) device: the same, naming it
+#   no such name  a peer whose name does not resolve (against a resolver on NetworkManager's
+#                 loopback): "Unknown reason", the most NetworkManager can say once the daemon
+#                 runs; the journal names the peer and says what to check
 #   good key       the service's and its daemon's lines carry NM_CONNECTION and the instance
 # shellcheck disable=SC2016 # sh -c scripts take their arguments as $1, $2
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -57,6 +64,12 @@ start_sandbox_with_journal() {
 mkdir -p /run/systemd/journal \\&\\& mount --bind \"$TMP/jrun/journal\" /run/systemd/journal" \
                 "$TMP/nm-inner.sh"
         grep -q "jrun/journal" "$TMP/nm-inner.sh" || return 1
+        # Names resolve against a server on NetworkManager's own loopback, where none listens:
+        # a name that is not in /etc/hosts fails at once, and no query leaves the sandbox.
+        printf 'nameserver 127.0.0.1\noptions attempts:1 timeout:1\n' >"$TMP/resolv.conf"
+        sed -i "/^mount -t tmpfs .* \\/run\$/a\\
+mount --bind \"$TMP/resolv.conf\" /etc/resolv.conf" "$TMP/nm-inner.sh"
+        grep -q "resolv.conf" "$TMP/nm-inner.sh" || return 1
         ip netns exec "$NS" unshare --mount --propagation private "$TMP/nm-inner.sh" \
                 >"$TMP/nm.log" 2>&1 &
         NM_PID=$!
@@ -85,6 +98,10 @@ for line in sys.argv[1].splitlines():
 else:
     print("<no such entry>")' "$1" "$2" "$3"
 }
+
+# journal_has UUID TEXT: a line of the connection's in the journal says TEXT.
+# shellcheck disable=SC2317 # run by wait_until
+journal_has() { contains "$(messages "$(journal "NM_CONNECTION=$1")")" "$2"; }
 
 start_journald || { fail "journald starts"; summary; }
 start_sandbox_with_journal || { fail "NetworkManager starts in the sandbox with the journal"; summary; }
@@ -131,7 +148,7 @@ check_eq "... under the service's identifier" \
 check_eq "... as an error" "$(field_of "$WRONG" "connection failed" PRIORITY)" 3
 check "wrong key: no daemon left" wait_until 10 no_daemon
 
-# ---- a key of 63 hex digits: refused at Connect, the journal names the key ----------------------
+# ---- a key of 63 hex digits: a failed login, and the journal says how many digits -------------
 nm connection add type vpn con-name sm-badkey vpn-type shadowmesh \
         vpn.data "peer=$PEER_IP, local-ip=10.77.0.2/24, tap-device=smbad0" \
         vpn.secrets "key=${KEY:0:63}"
@@ -139,9 +156,98 @@ UUID_BAD=$(con_uuid sm-badkey)
 nm connection up sm-badkey
 note "bad key: nmcli: $(tr '\n' ' ' <<<"$OUT")"
 check "bad key: the activation failed" [ $RC -ne 0 ]
-check_has "bad key: the journal under NM_CONNECTION=$UUID_BAD names the key" \
-        "$(messages "$(journal "NM_CONNECTION=$UUID_BAD")")" "Connect refused: vpn.secrets 'key'"
+check_has "bad key: nmcli says the secrets are invalid" "$OUT" \
+        "Connection activation failed: Invalid secrets"
+check_not "bad key: not 'The VPN service failed to start'" has "failed to start"
+check "bad key: its failure reaches the journal" wait_until 10 journal_has "$UUID_BAD" \
+        "connection failed"
+BADKEY=$(journal "NM_CONNECTION=$UUID_BAD")
+check_has "bad key: the journal under NM_CONNECTION=$UUID_BAD names the key and the count" \
+        "$(messages "$BADKEY")" \
+        "connection failed (login-failed): vpn.secrets 'key': expected 64 hex digits, got 63"
+check_eq "... as an error" "$(field_of "$BADKEY" "connection failed" PRIORITY)" 3
 check "bad key: no daemon was started" no_daemon
+# The next activation starts a new service: the old one must have left the bus name.
+check "bad key: the service has exited" wait_until 15 no_service
+
+# ---- the UDP port taken by another program in NetworkManager's namespace: refused before the ---
+# daemon runs, "The VPN service failed to start" (the most NetworkManager can say, see
+# failure_reason's comment in nm-shadowmesh-service.c), and the journal names the port.
+ip netns exec "$NS" python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 9001))
+open(sys.argv[1], "w").close()
+time.sleep(240)' "$TMP/holder.ready" &
+HOLDER_PID=$!
+OWN_PIDS+=("$HOLDER_PID")
+check "busy port: another program holds UDP port 9001" \
+        wait_while_alive 10 "$HOLDER_PID" test -e "$TMP/holder.ready"
+nm connection add type vpn con-name sm-busy vpn-type shadowmesh \
+        vpn.data "peer=$PEER_IP, local-ip=10.77.0.2/24, tap-device=smbusy0" \
+        vpn.secrets "key=$KEY"
+UUID_BUSY=$(con_uuid sm-busy)
+nm connection up sm-busy
+note "busy port: nmcli: $(tr '\n' ' ' <<<"$OUT")"
+check "busy port: the activation failed" [ $RC -ne 0 ]
+check_has "busy port: nmcli says the service failed to start" "$OUT" \
+        "Connection activation failed: The VPN service failed to start"
+check_not "busy port: not 'Unknown reason'" has "Unknown reason"
+check_has "busy port: nmcli's hint names the connection's UUID" "$OUT" "NM_CONNECTION=$UUID_BUSY"
+check "busy port: the refusal reaches the journal" wait_until 10 journal_has "$UUID_BUSY" \
+        "Connect refused"
+BUSY=$(journal "NM_CONNECTION=$UUID_BUSY")
+check_has "busy port: the journal under NM_CONNECTION=$UUID_BUSY names the port" \
+        "$(messages "$BUSY")" "Connect refused: UDP port 9001 is already in use"
+check_eq "... as an error" "$(field_of "$BUSY" "Connect refused" PRIORITY)" 3
+check "busy port: no daemon was started" no_daemon
+check "busy port: the service has exited" wait_until 15 no_service
+kill "$HOLDER_PID" 2>/dev/null
+wait "$HOLDER_PID" 2>/dev/null
+
+# ---- the TAP name taken by another device: refused before the daemon runs, the journal names it
+ip -n "$NS" link add smtaken0 type veth peer name smtaken0p
+check "taken name: a veth device smtaken0 exists" link_exists smtaken0
+nm connection add type vpn con-name sm-taken vpn-type shadowmesh \
+        vpn.data "peer=$PEER_IP, local-ip=10.77.0.2/24, tap-device=smtaken0" \
+        vpn.secrets "key=$KEY"
+UUID_TAKEN=$(con_uuid sm-taken)
+nm connection up sm-taken
+note "taken name: nmcli: $(tr '\n' ' ' <<<"$OUT")"
+check "taken name: the activation failed" [ $RC -ne 0 ]
+check_has "taken name: nmcli says the service failed to start" "$OUT" \
+        "Connection activation failed: The VPN service failed to start"
+check_not "taken name: not 'Unknown reason'" has "Unknown reason"
+check "taken name: the refusal reaches the journal" wait_until 10 journal_has "$UUID_TAKEN" \
+        "Connect refused"
+check_has "taken name: the journal under NM_CONNECTION=$UUID_TAKEN names the device" \
+        "$(messages "$(journal "NM_CONNECTION=$UUID_TAKEN")")" \
+        "Connect refused: Network interface 'smtaken0' already exists"
+check "taken name: no daemon was started" no_daemon
+check "taken name: the service has exited" wait_until 15 no_service
+ip -n "$NS" link del smtaken0
+
+# ---- a peer whose name does not resolve: only the daemon finds out, once Connect has been
+# accepted, so CONNECT_FAILED, "Unknown reason" (see failure_reason's comment); the journal says
+# which name and what to check.
+nm connection add type vpn con-name sm-noname vpn-type shadowmesh \
+        vpn.data "peer=nosuch.invalid, local-ip=10.77.0.2/24, tap-device=smnoname0" \
+        vpn.secrets "key=$KEY"
+UUID_NONAME=$(con_uuid sm-noname)
+nm connection up sm-noname
+note "no such name: nmcli: $(tr '\n' ' ' <<<"$OUT")"
+check "no such name: the activation failed" [ $RC -ne 0 ]
+check_has "no such name: nmcli's hint names the connection's UUID" "$OUT" \
+        "NM_CONNECTION=$UUID_NONAME"
+check "no such name: the failure reaches the journal" wait_until 10 journal_has \
+        "$UUID_NONAME" "connection failed"
+NONAME=$(messages "$(journal "NM_CONNECTION=$UUID_NONAME")")
+check_has "no such name: the journal names the peer's name" "$NONAME" \
+        "Cannot resolve 'nosuch.invalid:9001'"
+check_has "... and says what to check" "$NONAME" \
+        "the peer's host name does not resolve: check vpn.data 'peer' and the DNS servers"
+check "no such name: the daemon has gone" wait_until 10 no_daemon
+check "no such name: the service has exited" wait_until 15 no_service
 
 # ---- the right key: every line of the connection, the daemon's too, under its UUID --------------
 nm connection add type vpn con-name sm-good vpn-type shadowmesh \

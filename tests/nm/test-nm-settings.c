@@ -196,8 +196,9 @@ static void test_keys(void) {
         struct settings *s;
 
         REFUSED(conn("peer=h", NULL), "'key' is missing");
-        REFUSED(conn("peer=h", "!key=" ZERO_KEY, NULL), "'key' must be 64 hex digits");
-        REFUSED(conn("peer=h", "!key=273084db", NULL), "got 8 characters");
+        REFUSED(conn("peer=h", "!key=" ZERO_KEY, NULL), "vpn.secrets 'key': the key is all zeros");
+        REFUSED(conn("peer=h", "!key=273084db", NULL),
+                "vpn.secrets 'key': expected 64 hex digits, got 8");
         REFUSED(conn("peer=h",
                      "!key=273084db4483448d759eb9d0148cd039077f7c4c2526a71892c0a8289f51f8"
                      "zz",
@@ -458,12 +459,60 @@ static void test_files_identity(void) {
         settings_free(s);
 }
 
+/* settings_check_secrets: the secrets' form alone, before any other setting (a malformed one is
+ * reported as a failed login); what is missing is not its business. */
+static void check_secrets(NMConnection *c, const char *want, int line) {
+        g_autoptr(GError) error = NULL;
+        bool ok = settings_check_secrets(c, &error);
+
+        if (!want)
+                test_check(ok, __FILE__, line, "secrets well-formed", "%s",
+                           error ? error->message : "");
+        else {
+                test_check(!ok, __FILE__, line, "secrets refused", "accepted");
+                test_check(error && strstr(error->message, want), __FILE__, line,
+                           "message says why", "'%s' not in '%s'", want,
+                           error ? error->message : "(no error)");
+        }
+        g_object_unref(c);
+}
+#define CHECK_SECRETS(c, want) check_secrets((c), (want), __LINE__)
+
+static void test_check_secrets(void) {
+        CHECK_SECRETS(conn("peer=h", "!key=" KEY, NULL), NULL);
+        /* no peer, no key: other checks' and NeedSecrets' business */
+        CHECK_SECRETS(conn(NULL), NULL);
+        CHECK_SECRETS(conn("!key=" KEY, NULL), NULL);
+        /* 63 and 65 digits, a non-digit, zeros: even with another setting wrong too */
+        CHECK_SECRETS(conn("peer=",
+                           "!key=273084db4483448d759eb9d0148cd039077f7c4c2526a71892c0a8289f51f8"
+                           "8",
+                           NULL),
+                      "vpn.secrets 'key': expected 64 hex digits, got 63");
+        CHECK_SECRETS(conn("peer=h", "!key=" KEY "0", NULL),
+                      "vpn.secrets 'key': expected 64 hex digits, got 65");
+        CHECK_SECRETS(conn("peer=h",
+                           "!key=273084db4483448d759eb9d0148cd039077f7c4c2526a71892c0a8289f51f8"
+                           "zz",
+                           NULL),
+                      "vpn.secrets 'key': expected 64 hex digits, got a character that is not "
+                      "one at position 63");
+        CHECK_SECRETS(conn("peer=h", "!key=" ZERO_KEY, NULL), "the key is all zeros");
+        /* identity mode: the private key's form */
+        CHECK_SECRETS(conn("peer=h", "mode=identity", "!private-key=abc", NULL),
+                      "vpn.secrets 'private-key'");
+        CHECK_SECRETS(conn("peer=h", "mode=identity",
+                           "!private-key=YHhRbSzAxjUfOYPaIzt2c7i6/9A4XsvMcKfKuqjBNmM=", NULL),
+                      NULL);
+}
+
 int main(void) {
         test_shared_key_defaults();
         test_peer_forms();
         test_local_ip();
         test_numbers_and_names();
         test_keys();
+        test_check_secrets();
         test_relay();
         test_secret_rules();
         test_label_and_endpoint();
