@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <limits.h>
 #include <poll.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -154,7 +156,8 @@ static void *tx_main(void *userdata) {
         struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(10, 5);
         /* UDP GSO with offloads on, until the kernel refuses the first such send; verified
          * once one went out. */
-        bool gso = d->tap->vnet_hdr, gso_verified = false;
+        bool gso = d->tap->vnet_hdr && !(d->offload_disabled & DATAPATH_NO_UDP_GSO),
+             gso_verified = false;
 
         if (!b) {
                 log_error("tx thread: out of memory");
@@ -349,7 +352,8 @@ struct rx_batch {
         struct endpoint ep;
         uint64_t packets, bytes, replayed, bad_tag, unknown, malformed, hs_dropped, relayed,
                 hs_ratelimited, gro_datagrams;
-        struct gro *gro; /* NULL: a plain TAP, one write per frame */
+        struct gro *gro; /* NULL: one write per frame */
+        bool vnet_hdr;   /* the TAP wants a vnet header on every write */
         bool authenticated, got_data, queued;
         struct endpoint last_bad;
         const char *last_reason;
@@ -416,7 +420,15 @@ static void rx_flush(struct device *d, struct rx_batch *x) {
  * written by rx_flush at the end of the batch) with offloads. The frame stays in the receive
  * buffer until then. */
 static void rx_deliver(struct device *d, struct rx_batch *x, const uint8_t *frame, size_t len) {
-        if (!x->gro) {
+        if (!x->gro && x->vnet_hdr) {
+                static const uint8_t none[TAP_VNET_HDR_LEN];
+                struct iovec iov[2] = {
+                        { .iov_base = (void *) none, .iov_len = sizeof(none) },
+                        { .iov_base = (void *) frame, .iov_len = len },
+                };
+                if (writev(d->tap->fd, iov, 2) < 0)
+                        return;
+        } else if (!x->gro) {
                 if (write(d->tap->fd, frame, len) < 0)
                         return;
         } else if (gro_add(x->gro, frame, len) == -ENOSPC) {
@@ -566,14 +578,15 @@ static void *rx_main(void *userdata) {
                                  { .fd = d->stop_fd, .events = POLLIN } };
         /* Per-packet problems are logged at most 5 times per 10 s from this thread. */
         struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(10, 5);
-        bool offload = d->tap->vnet_hdr, udp_gro = false;
+        bool offload = d->tap->vnet_hdr, udp_gro = false,
+             tcp_gro = offload && !(d->offload_disabled & DATAPATH_NO_TCP_GRO);
         size_t slots = DATAPATH_BATCH, slot_len = RELAYED_DATAGRAM_MAX_LEN;
 
         if (!b) {
                 log_error("rx thread: out of memory");
                 return NULL;
         }
-        if (offload) {
+        if (tcp_gro) {
                 /* Coalescing buffers: reserved address space, touched only as a batch
                  * coalesces (idle memory stays small). */
                 b->gro.bufs = calloc(OFFLOAD_GRO_MAX_ITEMS, OFFLOAD_MAX_FRAME);
@@ -582,6 +595,8 @@ static void *rx_main(void *userdata) {
                         free(b);
                         return NULL;
                 }
+        }
+        if (offload && !(d->offload_disabled & DATAPATH_NO_UDP_GRO)) {
                 int r = udp_enable_gro(d->udp_fd);
                 if (r < 0)
                         log_info_errno(r, "UDP GRO not available, receiving one datagram per "
@@ -623,7 +638,8 @@ static void *rx_main(void *userdata) {
                         .cur = atomic_load_explicit(&p->current, memory_order_acquire),
                         .prev = atomic_load_explicit(&p->previous, memory_order_acquire),
                         .next = atomic_load_explicit(&p->next, memory_order_acquire),
-                        .gro = offload ? &b->gro : NULL,
+                        .gro = tcp_gro ? &b->gro : NULL,
+                        .vnet_hdr = offload,
                 };
                 peer_get_endpoint(p, &x.ep);
                 for (int i = 0; i < n; i++) {
@@ -690,6 +706,38 @@ static void *rx_main(void *userdata) {
         free(b->gro.bufs);
         free(b);
         return NULL;
+}
+
+int datapath_parse_disable(const char *s, unsigned *ret, char *ret_bad, size_t bad_len) {
+        static const struct {
+                const char *name;
+                unsigned flag;
+        } words[] = {
+                { "udp-gso", DATAPATH_NO_UDP_GSO },
+                { "udp-gro", DATAPATH_NO_UDP_GRO },
+                { "tcp-gro", DATAPATH_NO_TCP_GRO },
+        };
+        unsigned flags = 0;
+
+        while (s && *s) {
+                size_t len = strcspn(s, ",");
+                bool found = false;
+
+                for (size_t i = 0; i < ELEMENTSOF(words); i++)
+                        if (len == strlen(words[i].name) && strncmp(s, words[i].name, len) == 0) {
+                                flags |= words[i].flag;
+                                found = true;
+                        }
+                if (!found && len > 0) {
+                        snprintf(ret_bad, bad_len, "%.*s", (int) MIN(len, (size_t) INT_MAX), s);
+                        return -EINVAL;
+                }
+                s += len;
+                if (*s == ',')
+                        s++;
+        }
+        *ret = flags;
+        return 0;
 }
 
 int datapath_start(struct device *d) {

@@ -491,6 +491,18 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         if (r < 0)
                 return log_error_errno(r, "dropping capabilities: %m");
 
+        char bad[32];
+        r = datapath_parse_disable(getenv("SHADOWMESHD_OFFLOAD_DISABLE"), &d->offload_disabled,
+                                   bad, sizeof(bad));
+        if (r < 0)
+                return log_error_errno(r, "SHADOWMESHD_OFFLOAD_DISABLE: unknown part '%s' (known: "
+                                          "udp-gso, udp-gro, tcp-gro)", bad);
+        if (d->offload_disabled && d->tap->vnet_hdr)
+                log_info("offloads:%s%s%s turned off by SHADOWMESHD_OFFLOAD_DISABLE",
+                         d->offload_disabled & DATAPATH_NO_UDP_GSO ? " udp-gso" : "",
+                         d->offload_disabled & DATAPATH_NO_UDP_GRO ? " udp-gro" : "",
+                         d->offload_disabled & DATAPATH_NO_TCP_GRO ? " tcp-gro" : "");
+
         r = datapath_start(d);
         if (r < 0)
                 return log_error_errno(r, "starting the data path threads: %m");

@@ -204,6 +204,7 @@ struct device {
         int stop_fd;                      /* eventfd: data threads exit when readable */
         int wake_fd;                      /* eventfd: data threads -> control loop */
         _Atomic uint64_t tx_qs, rx_qs;    /* odd: inside a batch; even: quiescent */
+        unsigned offload_disabled;        /* DATAPATH_NO_* (datapath.h), set before the start */
         _Atomic bool stopping;
 
         /* rx -> control handshake queue (single producer, single consumer). */
