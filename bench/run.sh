@@ -14,10 +14,10 @@ source "$REPO/bench/lib.sh"
 
 # shadowmesh: every offload (network.offload: yes); the sm-* rows are the same daemon with parts
 # turned off, one step at a time: sm-plain (network.offload: no), sm-vnet (TAP vnet header and
-# TSO, segmented in userspace, nothing else), sm-gso (+ UDP GSO sends); shadowmesh adds UDP GRO
-# and TCP coalescing towards the TAP.
-ALL_VPNS=(veth shadowmesh sm-gso sm-vnet sm-plain wireguard-go tinc fastd openvpn)
-SM_VARIANTS=(shadowmesh sm-gso sm-vnet sm-plain)
+# TSO, segmented in userspace, nothing else), sm-gso (+ UDP GSO sends), sm-udpgro (+ UDP GRO
+# receive); shadowmesh adds TCP coalescing towards the TAP.
+ALL_VPNS=(veth shadowmesh sm-udpgro sm-gso sm-vnet sm-plain wireguard-go tinc fastd openvpn)
+SM_VARIANTS=(shadowmesh sm-udpgro sm-gso sm-vnet sm-plain)
 
 usage() {
         cat <<EOF
@@ -112,7 +112,7 @@ fi
 declare -A PKG_OF=([ip]=iproute2 [ss]=iproute2 [ping]=iputils-ping [iperf3]=iperf3 [jq]=jq
         [openssl]=openssl [tincd]=tinc [fastd]=fastd [openvpn]=openvpn [timeout]=coreutils
         [wireguard-go]=wireguard-go [wg]=wireguard-tools [taskset]=util-linux)
-declare -A NEEDS_OF=([veth]="" [shadowmesh]="" [sm-gso]="" [sm-vnet]="" [sm-plain]=""
+declare -A NEEDS_OF=([veth]="" [shadowmesh]="" [sm-udpgro]="" [sm-gso]="" [sm-vnet]="" [sm-plain]=""
         [wireguard-go]="wireguard-go wg" [tinc]=tincd [fastd]=fastd [openvpn]="openvpn openssl")
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -378,9 +378,11 @@ EOF
                 env SHADOWMESHD_OFFLOAD_DISABLE="$disable" "$SMD" --instance "smbench-b-$$" "$dir/b.yaml"
 }
 shadowmesh_start() { sm_start shadowmesh yes ""; }
+sm_udpgro_start() { sm_start sm-udpgro yes tcp-gro; }
 sm_gso_start() { sm_start sm-gso yes udp-gro,tcp-gro; }
 sm_vnet_start() { sm_start sm-vnet yes udp-gso,udp-gro,tcp-gro; }
 sm_plain_start() { sm_start sm-plain no ""; }
+sm_udpgro_check() { shadowmesh_check; }
 sm_gso_check() { shadowmesh_check; }
 sm_vnet_check() { shadowmesh_check; }
 sm_plain_check() { shadowmesh_check; }

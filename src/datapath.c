@@ -262,7 +262,8 @@ static void *tx_main(void *userdata) {
                                  * these one datagram each. */
                                 if ((errno == EIO || errno == EINVAL) &&
                                     b->msgs[sent].msg_hdr.msg_iovlen > 1) {
-                                        m = tx_build(b, b->msg_first[sent], n, &ep, controllen, false);
+                                        m = tx_build(b, b->msg_first[sent], n, &ep, controllen,
+                                                     false);
                                         sent = 0;
                                         gso_retry = true;
                                         continue;

@@ -453,7 +453,9 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                                        config->tap_device);
         format_addresses(config, addrs, sizeof(addrs));
         log_info("%s up (mtu %u%s%s%s)", d->tap->name, d->tap->mtu, addrs[0] ? ", " : "", addrs,
-                 d->tap->tso ? ", offloads on" : d->tap->vnet_hdr ? ", no TSO from the kernel" : "");
+                 d->tap->tso        ? ", offloads on"
+                 : d->tap->vnet_hdr ? ", no TSO from the kernel"
+                                    : "");
 
         d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

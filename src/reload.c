@@ -36,6 +36,7 @@ static void restart_only_changes(const struct config *old, const struct config *
                                old->n_addresses * sizeof(old->addresses[0])) != 0,
                 "network.local_ip");
         CHANGED(old->mtu != new->mtu, "network.mtu");
+        CHANGED(old->offload != new->offload, "network.offload");
         CHANGED(old->listen_port != new->listen_port, "network.listen_port");
         CHANGED(old->has_psk != new->has_psk ||
                         (old->has_psk && sodium_memcmp(old->psk, new->psk, sizeof(old->psk)) != 0),

@@ -27,8 +27,9 @@ enum tap_flags {
 /*
  * Create name with mtu and Ethernet address mac (NULL: the kernel's random one), add each
  * address, set it up. flags: enum tap_flags (TAP_OFFLOAD: -EOPNOTSUPP when the kernel has no
- * vnet header support; a kernel that refuses only the segmentation offloads leaves tso false). Errors: -EEXIST (a device of that name
- * exists: not ours), -ENOENT (/dev/net/tun missing), -EPERM (no CAP_NET_ADMIN), or rtnetlink's.
+ * vnet header support; a kernel that refuses only the segmentation offloads leaves tso false).
+ * Errors: -EEXIST (a device of that name exists: not ours), -ENOENT (/dev/net/tun missing),
+ * -EPERM (no CAP_NET_ADMIN), or rtnetlink's.
  * On any failure nothing is left behind: the half-made device is deleted.
  */
 int tap_create_flags(const char *name, const uint8_t *mac, uint32_t mtu,

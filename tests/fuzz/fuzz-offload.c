@@ -90,7 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         /* The same bytes as a coalesced UDP receive buffer. */
         if (size >= 2) {
-                size_t segment = (size_t) data[0] << 8 | data[1], off = 0, k, covered = 0, count = 0;
+                size_t segment = (size_t) data[0] << 8 | data[1], off = 0, k, covered = 0;
+                size_t count = 0;
                 gro_reset(gro);
                 while ((k = udp_gro_next(size, segment, &off)) > 0) {
                         if (off > size || off - k != covered || (segment && k > segment))

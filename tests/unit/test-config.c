@@ -422,7 +422,8 @@ static const struct bad bad_inputs[] = {
         {KEY_SECTION "nat:\n  enabled: maybe\n",
          "t.yaml:4:12: nat.enabled: 'maybe' is not a boolean (use true/false, yes/no or on/off)"},
         {"network:\n  offload: fast\n" KEY_SECTION,
-         "t.yaml:2:12: network.offload: 'fast' is not a boolean (use true/false, yes/no or on/off)"},
+         "t.yaml:2:12: network.offload: 'fast' is not a boolean (use true/false, yes/no or "
+         "on/off)"},
         {KEY_SECTION "relay:\n  enabled: true\n",
          "t.yaml:4:12: relay.enabled: is true but relay.server is not set"},
         {KEY_SECTION "nat:\n  enabled: true\n",
