@@ -94,6 +94,12 @@ link_gone() { ! link_exists "$@"; }
 log_has() { grep -qF -- "$2" "$1"; }
 ping_once() { nsx "$1" ping -n -c 1 -W 1 "$2" >/dev/null 2>&1; }
 
+# rss_kib PID: resident memory of PID in KiB (VmRSS), "null" when it is gone.
+rss_kib() {
+        awk '/^VmRSS:/ { print $2; found = 1 } END { if (!found) print "null" }' \
+                "/proc/$1/status" 2>/dev/null || echo null
+}
+
 # cpu_ticks PID...: user+system clock ticks consumed so far by the given processes.
 cpu_ticks() {
         local pid stat sum=0 f
@@ -149,11 +155,12 @@ measure_ping() {
 
 # iperf_run NS_CLIENT NS_SERVER TARGET OUTFILE IPERF_CLIENT_ARGS...: one iperf3 test against
 # a one-off server in NS_SERVER; the client's JSON goes to OUTFILE. Returns non-zero when
-# the test did not complete.
+# the test did not complete. With --pin the client runs on side A's core and the server on
+# side B's (PIN_A, PIN_B: a taskset prefix, or empty).
 iperf_run() {
         local nsc=$1 nss=$2 target=$3 out=$4 spid rc=0
         shift 4
-        bg_start spid "iperf3 server" "$nss" "$out.server" iperf3 -s -1 -B "$target"
+        bg_start spid "iperf3 server" "$nss" "$out.server" "${PIN_B[@]}" iperf3 -s -1 -B "$target"
         WAIT_ALIVE=("$spid")
         if ! wait_until 10 "iperf3 server on $target:5201" tcp_listening "$nss" 5201; then
                 WAIT_ALIVE=()
@@ -161,7 +168,7 @@ iperf_run() {
                 return 1
         fi
         WAIT_ALIVE=()
-        timeout $((BENCH_TIME + 40)) ip netns exec "$nsc" \
+        timeout $((BENCH_TIME + 40)) ip netns exec "$nsc" "${PIN_A[@]}" \
                 iperf3 -c "$target" -J --connect-timeout 5000 -t "$BENCH_TIME" "$@" >"$out" 2>"$out.stderr" ||
                 rc=$?
         # the one-off server exits by itself after the test; bound the wait anyway

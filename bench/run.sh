@@ -1,22 +1,28 @@
 #!/bin/bash
-# bench/run.sh: throughput and latency of ShadowMesh against bare veth, tinc 1.0, fastd and
-# OpenVPN, all between the same two network namespaces on this machine. A benchmark, not a
+# bench/run.sh: throughput and latency of ShadowMesh (with each of its offloads added one at a
+# time) against bare veth, wireguard-go, tinc 1.0, fastd and OpenVPN, all between the same two
+# network namespaces on this machine. A benchmark, not a
 # test: it reports numbers and fails only when it cannot measure. See bench/README.md.
 #
 # usage: bench/run.sh [--build DIR] [--time SECONDS] [--only NAME,...] [--json FILE]
-#                     [--repeat N] [--install]
+#                     [--repeat N] [--install] [--pin]
 set -u -o pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
 
-ALL_VPNS=(veth shadowmesh tinc fastd openvpn)
+# shadowmesh: every offload (network.offload: yes); the sm-* rows are the same daemon with parts
+# turned off, one step at a time: sm-plain (network.offload: no), sm-vnet (TAP vnet header and
+# TSO, segmented in userspace, nothing else), sm-gso (+ UDP GSO sends), sm-udpgro (+ UDP GRO
+# receive); shadowmesh adds TCP coalescing towards the TAP.
+ALL_VPNS=(veth shadowmesh sm-udpgro sm-gso sm-vnet sm-plain wireguard-go tinc fastd openvpn)
+SM_VARIANTS=(shadowmesh sm-udpgro sm-gso sm-vnet sm-plain)
 
 usage() {
         cat <<EOF
 usage: bench/run.sh [--build DIR] [--time SECONDS] [--only NAME,...] [--json FILE]
-                    [--repeat N] [--install]
+                    [--repeat N] [--install] [--pin]
 
 Measures, between two network namespaces joined by a veth pair: TCP with 1 and 4 streams,
 UDP at an unlimited send rate (receiver throughput and loss) and ping RTT, for each of:
@@ -29,6 +35,8 @@ UDP at an unlimited send rate (receiver throughput and loss) and ping RTT, for e
   --json FILE      where to write the JSON results (default bench/results-<date>.json)
   --repeat N       run every measurement N times and report the median (default 1)
   --install        apt-get install the packages that are missing instead of skipping them
+  --pin            side A (its daemon and the iperf3 client) on CPU 0, side B (its daemon and
+                   the iperf3 server) on CPU 1 (taskset): two one-core machines
 
 Environment: BENCH_TIME, BENCH_PINGS (default 100), BENCH_PING_INTERVAL (default 0.02),
 BENCH_MTU (tunnel MTU, default 1380), BENCH_OPENVPN_CIPHER (default AES-256-GCM),
@@ -47,6 +55,7 @@ REPEAT=1
 ONLY=""
 JSON_OUT=""
 INSTALL=0
+PIN=0
 
 while (($#)); do
         case $1 in
@@ -61,6 +70,7 @@ while (($#)); do
         --repeat) REPEAT=${2:?--repeat needs a count}; shift 2 ;;
         --repeat=*) REPEAT=${1#*=}; shift ;;
         --install) INSTALL=1; shift ;;
+        --pin) PIN=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; exit 64 ;;
         esac
@@ -100,9 +110,10 @@ fi
 
 # which package provides the program each part needs
 declare -A PKG_OF=([ip]=iproute2 [ss]=iproute2 [ping]=iputils-ping [iperf3]=iperf3 [jq]=jq
-        [openssl]=openssl [tincd]=tinc [fastd]=fastd [openvpn]=openvpn [timeout]=coreutils)
-declare -A NEEDS_OF=([veth]="" [shadowmesh]="" [tinc]=tincd [fastd]=fastd
-        [openvpn]="openvpn openssl")
+        [openssl]=openssl [tincd]=tinc [fastd]=fastd [openvpn]=openvpn [timeout]=coreutils
+        [wireguard-go]=wireguard-go [wg]=wireguard-tools [taskset]=util-linux)
+declare -A NEEDS_OF=([veth]="" [shadowmesh]="" [sm-udpgro]="" [sm-gso]="" [sm-vnet]="" [sm-plain]=""
+        [wireguard-go]="wireguard-go wg" [tinc]=tincd [fastd]=fastd [openvpn]="openvpn openssl")
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -125,6 +136,14 @@ done
 for p in "${base_progs[@]}"; do
         have "$p" || die "$p not found: apt-get install -y ${PKG_OF[$p]} (or run with --install)"
 done
+
+# --pin: a taskset prefix for side A's processes and one for side B's.
+PIN_A=() PIN_B=()
+if ((PIN)); then
+        have taskset || die "taskset not found: apt-get install -y util-linux"
+        (($(nproc) >= 2)) || die "--pin needs two CPUs"
+        PIN_A=(taskset -c 0) PIN_B=(taskset -c 1)
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Topology: two namespaces, one veth pair, underlay 10.98.0.1/24 <-> 10.98.0.2/24
@@ -185,7 +204,7 @@ wait_until 10 "underlay reachable" ping_once "$NS_A" "$UNDER_B" || die "underlay
 
 METRICS=(tcp1_mbps tcp4_mbps udp_mbps udp_sent_mbps udp_loss_pct ping_avg_ms ping_p50_ms
         ping_p99_ms ping_mdev_ms ping_loss_pct tcp1_vpn_cpu_pct tcp4_vpn_cpu_pct udp_vpn_cpu_pct
-        tcp1_underlay_udp_datagrams)
+        tcp1_underlay_udp_datagrams tcp1_cpu_pct_per_gbps idle_rss_kib)
 declare -A R=()          # "<vpn>.<metric>" -> number or null
 declare -A STATUS=()     # ok | skipped | failed
 declare -A NOTE=()       # why skipped/failed, or remarks
@@ -264,6 +283,9 @@ measure() {
                 mbps=$(jq '.end.sum_received.bits_per_second / 1e6' "$out")
                 add "$vpn" "${kind}_mbps" "$mbps"
                 add "$vpn" "${kind}_vpn_cpu_pct" "$cpu"
+                # Both daemons' CPU (% of one core) per Gbit/s of one TCP stream.
+                [[ $kind == tcp1 ]] && add "$vpn" tcp1_cpu_pct_per_gbps "$(awk -v c="$cpu" -v m="$mbps" \
+                        'BEGIN { if (c == "null" || m <= 0) print "null"; else printf "%.1f\n", c / (m / 1000) }')"
                 case $kind in
                 tcp1)
                         add "$vpn" tcp1_underlay_udp_datagrams \
@@ -296,10 +318,10 @@ start_pair() {
         while (($#)) && [[ $1 != -- ]]; do ca+=("$1"); shift; done
         shift
         cb=("$@")
-        bg_start PID_B "$vpn (B)" "$NS_B" "$dir/b.log" "${cb[@]}"
+        bg_start PID_B "$vpn (B)" "$NS_B" "$dir/b.log" "${PIN_B[@]}" "${cb[@]}"
         WAIT_ALIVE=("$PID_B")
         wait_until 20 "$vpn (B) to bind udp port $port" udp_bound "$NS_B" "$port" || return 1
-        bg_start PID_A "$vpn (A)" "$NS_A" "$dir/a.log" "${ca[@]}"
+        bg_start PID_A "$vpn (A)" "$NS_A" "$dir/a.log" "${PIN_A[@]}" "${ca[@]}"
         WAIT_ALIVE=()
         return 0
 }
@@ -316,8 +338,10 @@ shadowmesh_check() {
         }
 }
 
-shadowmesh_start() {
-        local dir=$RUN_DIR key side ip peer dev
+# sm_start VPN OFFLOAD DISABLE: ShadowMesh with network.offload OFFLOAD (yes/no) and
+# SHADOWMESHD_OFFLOAD_DISABLE=DISABLE (the parts of the offloads turned off).
+sm_start() {
+        local vpn=$1 offload=$2 disable=$3 dir=$RUN_DIR key side ip peer dev
         mkdir -p "$dir"
         key=$(hexkey32)
         DEV_A=sma$$ DEV_B=smb$$
@@ -335,6 +359,7 @@ network:
   local_ip: $ip/24
   mtu: $BENCH_MTU
   listen_port: 9001
+  offload: $offload
 encryption:
   key: "$key"
 peer:
@@ -344,12 +369,74 @@ nat:
 EOF
                 chmod 600 "$dir/$side.yaml"
         done
-        VERSION[shadowmesh]=$("$SMD" --version 2>&1 | head -n1)
-        CONFIG[shadowmesh]="shared-key mode (Noise_NNpsk0, ChaCha20-Poly1305), TAP mtu $BENCH_MTU,"
-        CONFIG[shadowmesh]+=" UDP 9001, A initiates"
-        start_pair shadowmesh 9001 \
-                "$SMD" --instance "smbench-a-$$" "$dir/a.yaml" -- \
-                "$SMD" --instance "smbench-b-$$" "$dir/b.yaml"
+        VERSION[$vpn]=$("$SMD" --version 2>&1 | head -n1)
+        CONFIG[$vpn]="shared-key mode (Noise_NNpsk0, ChaCha20-Poly1305), TAP mtu $BENCH_MTU,"
+        CONFIG[$vpn]+=" network.offload $offload${disable:+, SHADOWMESHD_OFFLOAD_DISABLE=$disable},"
+        CONFIG[$vpn]+=" UDP 9001, A initiates"
+        start_pair "$vpn" 9001 \
+                env SHADOWMESHD_OFFLOAD_DISABLE="$disable" "$SMD" --instance "smbench-a-$$" "$dir/a.yaml" -- \
+                env SHADOWMESHD_OFFLOAD_DISABLE="$disable" "$SMD" --instance "smbench-b-$$" "$dir/b.yaml"
+}
+shadowmesh_start() { sm_start shadowmesh yes ""; }
+sm_udpgro_start() { sm_start sm-udpgro yes tcp-gro; }
+sm_gso_start() { sm_start sm-gso yes udp-gro,tcp-gro; }
+sm_vnet_start() { sm_start sm-vnet yes udp-gso,udp-gro,tcp-gro; }
+sm_plain_start() { sm_start sm-plain no ""; }
+sm_udpgro_check() { shadowmesh_check; }
+sm_gso_check() { shadowmesh_check; }
+sm_vnet_check() { shadowmesh_check; }
+sm_plain_check() { shadowmesh_check; }
+
+# --- wireguard-go: Debian's userspace WireGuard on a TUN device (layer 3) ---------------------
+
+wireguard_go_check() {
+        have wireguard-go || { echo "wireguard-go not installed (apt-get install -y wireguard-go, or --install)"; return 1; }
+        have wg || { echo "wg not installed (apt-get install -y wireguard-tools, or --install)"; return 1; }
+}
+
+# wg_side SIDE: start wireguard-go for SIDE (a or b) and configure its device with wg(8).
+# -f keeps it in the foreground, so the pid is the daemon's; Debian's 2022 build refuses to
+# run on Linux (where the kernel module exists) without the variable.
+wg_side() {
+        local side=$1 dir=$RUN_DIR ns dev ip other pid
+        if [[ $side == a ]]; then
+                ns=$NS_A dev=$DEV_A ip=$TUN_A other=b
+                bg_start PID_A "wireguard-go (A)" "$ns" "$dir/a.log" "${PIN_A[@]}" \
+                        env WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 wireguard-go -f "$dev"
+                pid=$PID_A
+        else
+                ns=$NS_B dev=$DEV_B ip=$TUN_B other=a
+                bg_start PID_B "wireguard-go (B)" "$ns" "$dir/b.log" "${PIN_B[@]}" \
+                        env WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 wireguard-go -f "$dev"
+                pid=$PID_B
+        fi
+        WAIT_ALIVE=("$pid")
+        wait_until 10 "wireguard-go ($side) to create $dev" link_exists "$ns" "$dev" || return 1
+        wait_until 10 "wireguard-go ($side) control socket" test -S "/var/run/wireguard/$dev.sock" ||
+                return 1
+        WAIT_ALIVE=()
+        local -a peer=(peer "$(cat "$dir/$other.pub")" allowed-ips "${ip%.*}.0/24")
+        [[ $side == a ]] && peer+=(endpoint "$UNDER_B:51820")
+        nsx "$ns" wg set "$dev" private-key "$dir/$side.key" listen-port 51820 "${peer[@]}" ||
+                return 1
+        nsx "$ns" ip addr add "$ip/24" dev "$dev" &&
+                nsx "$ns" ip link set dev "$dev" mtu "$BENCH_MTU" up
+}
+
+wireguard_go_start() {
+        local dir=$RUN_DIR side
+        mkdir -p "$dir"
+        DEV_A=wga$$ DEV_B=wgb$$
+        for side in a b; do
+                (umask 077 && wg genkey >"$dir/$side.key") || { log "wg genkey failed"; return 1; }
+                wg pubkey <"$dir/$side.key" >"$dir/$side.pub" || return 1
+        done
+        VERSION[wireguard-go]="wireguard-go $(dpkg-query -W -f '${Version}' wireguard-go 2>/dev/null)"
+        CONFIG[wireguard-go]="Debian's wireguard-go (userspace, TUN: layer 3), mtu $BENCH_MTU,"
+        CONFIG[wireguard-go]+=" keys from wg genkey, UDP 51820, only A has an endpoint"
+        wg_side b || return 1
+        wait_until 10 "wireguard-go (B) to bind udp port 51820" udp_bound "$NS_B" 51820 || return 1
+        wg_side a
 }
 
 # --- tinc 1.0: Mode = switch, aes-256-cbc + HMAC-SHA256 (16-byte MAC) ------------------------
@@ -559,7 +646,7 @@ run_vpn() { # run_vpn VPN RUN: start VPN, measure once, stop it
         RUN_DIR=$WORK/$vpn.run$run
         mkdir -p "$RUN_DIR"
         log "$vpn: run $run/$REPEAT: starting"
-        if ! "${vpn}_start"; then
+        if ! "${vpn//-/_}_start"; then
                 NOTE[$vpn]+="did not start in run $run; "
                 show_logs "$vpn"
                 stop_vpn "$vpn"
@@ -578,6 +665,10 @@ run_vpn() { # run_vpn VPN RUN: start VPN, measure once, stop it
         [[ ${DEV_MTU[$vpn]} == "$BENCH_MTU" ]] ||
                 NOTE[$vpn]+="tunnel device mtu is ${DEV_MTU[$vpn]}, not $BENCH_MTU; "
         log "$vpn: run $run/$REPEAT: tunnel up (${DEV_A} mtu ${DEV_MTU[$vpn]})"
+        # Idle memory: the larger of the two daemons' resident sets, tunnel up, no traffic yet.
+        local ra rb
+        ra=$(rss_kib "$PID_A") rb=$(rss_kib "$PID_B")
+        add "$vpn" idle_rss_kib "$(printf '%s\n' "$ra" "$rb" | grep -v null | sort -n | tail -n1)"
         measure "$vpn" "$run" "$TUN_B" "$PID_A" "$PID_B" || rc=1
         if ! alive "$PID_A" || ! alive "$PID_B"; then
                 NOTE[$vpn]+="a daemon died during the measurements of run $run; "
@@ -589,11 +680,11 @@ run_vpn() { # run_vpn VPN RUN: start VPN, measure once, stop it
                 NOTE[$vpn]+="$(grep -o "Data Channel: cipher '[^']*'" "$RUN_DIR/a.log" | tail -n1); "
         fi
         # ShadowMesh's own counters (printed at exit): a drop or a bad tag shows up here
-        if [[ $vpn == shadowmesh ]]; then
+        if [[ " ${SM_VARIANTS[*]} " == *" $vpn "* ]]; then
                 SM_STATS+=("$(jq -n --argjson run "$run" \
                         --arg a "$(grep -o 'stats: .*' "$RUN_DIR/a.log" | tail -n1)" \
                         --arg b "$(grep -o 'stats: .*' "$RUN_DIR/b.log" | tail -n1)" \
-                        '{run: $run, a: $a, b: $b}')")
+                        --arg vpn "$vpn" '{vpn: $vpn, run: $run, a: $a, b: $b}')")
         fi
         return "$rc"
 }
@@ -609,7 +700,7 @@ SM_STATS=()
 declare -A OK_RUNS=()
 RUNNABLE=()
 for vpn in "${VPNS[@]}"; do
-        if [[ $vpn != veth ]] && ! why=$("${vpn}_check"); then
+        if [[ $vpn != veth ]] && ! why=$("${vpn//-/_}_check"); then
                 STATUS[$vpn]=skipped NOTE[$vpn]=$why
                 log "$vpn: skipped: $why"
                 continue
@@ -673,25 +764,51 @@ row() {
         local vpn=$1
         if [[ ${STATUS[$vpn]:-} != ok && ${STATUS[$vpn]:-} != "" ]] &&
                 [[ $(val "$vpn" tcp1_mbps) == null ]]; then
-                printf '%-11s %s: %s\n' "$vpn" "${STATUS[$vpn]}" "${NOTE[$vpn]:-}"
+                printf '%-12s %s: %s\n' "$vpn" "${STATUS[$vpn]}" "${NOTE[$vpn]:-}"
                 return
         fi
-        printf '%-11s %-18s %-18s %-18s %7s %-15s %8s %8s\n' "$vpn" \
+        printf '%-12s %-18s %-18s %-18s %7s %-15s %8s %8s %8s %8s\n' "$vpn" \
                 "$(cell "$vpn" tcp1_mbps 0)" "$(cell "$vpn" tcp4_mbps 0)" \
                 "$(cell "$vpn" udp_mbps 0)" "$(fmt "$(val "$vpn" udp_loss_pct)" 1)" \
                 "$(cell "$vpn" ping_avg_ms 3)" "$(fmt "$(val "$vpn" ping_p99_ms)" 3)" \
-                "$(fmt "$(val "$vpn" tcp1_vpn_cpu_pct)" 0)"
+                "$(fmt "$(val "$vpn" tcp1_vpn_cpu_pct)" 0)" \
+                "$(fmt "$(val "$vpn" tcp1_cpu_pct_per_gbps)" 0)" \
+                "$(fmt "$(awk -v k="$(val "$vpn" idle_rss_kib)" 'BEGIN { print (k == "null" ? "null" : k / 1024) }')" 1)"
+}
+
+# targets: issue 12's goals, from this run's medians.
+targets() {
+        local best="" bv=0 v
+        for v in wireguard-go tinc fastd openvpn; do
+                [[ $(val "$v" tcp1_mbps) == null ]] && continue
+                if awk -v a="$(val "$v" tcp1_mbps)" -v b="$bv" 'BEGIN { exit !(a > b) }'; then
+                        best=$v bv=$(val "$v" tcp1_mbps)
+                fi
+        done
+        [[ $(val shadowmesh tcp1_mbps) == null ]] && return
+        [[ -n $best ]] && awk -v s="$(val shadowmesh tcp1_mbps)" -v b="$bv" -v n="$best" \
+                'BEGIN { printf "target TCP-1 >= 3x the best other VPN (%s): %.2fx\n", n, s / b }'
+        if [[ $(val fastd tcp1_cpu_pct_per_gbps) != null && $(val shadowmesh tcp1_cpu_pct_per_gbps) != null ]]; then
+                awk -v s="$(val shadowmesh tcp1_cpu_pct_per_gbps)" -v f="$(val fastd tcp1_cpu_pct_per_gbps)" \
+                        'BEGIN { printf "target CPU per Gbit/s <= 0.5x fastd'"'"'s: %.2fx (%.0f vs %.0f %%core/Gbit/s)\n", s / f, s, f }'
+        fi
+        if [[ $(val fastd ping_avg_ms) != null && $(val shadowmesh ping_avg_ms) != null ]]; then
+                awk -v s="$(val shadowmesh ping_avg_ms)" -v f="$(val fastd ping_avg_ms)" \
+                        'BEGIN { printf "target ping <= fastd'"'"'s: %.3f vs %.3f ms (%.2fx)\n", s, f, s / f }'
+        fi
+        [[ $(val shadowmesh idle_rss_kib) != null ]] && awk -v k="$(val shadowmesh idle_rss_kib)" \
+                'BEGIN { printf "target idle RSS <= 16 MiB per instance: %.1f MiB\n", k / 1024 }'
 }
 
 echo
 printf 'ShadowMesh benchmark  %s  %s, %s CPUs, %ss per test, tunnel MTU %s, median of %s run(s)\n' \
         "$START_DATE" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
         "$(nproc)" "$BENCH_TIME" "$BENCH_MTU" "$REPEAT"
-printf '%-11s %-18s %-18s %-18s %7s %-15s %8s %8s\n' "" "TCP x1 Mbit/s" "TCP x4 Mbit/s" \
-        "UDP rx Mbit/s" "UDP" "ping avg ms" "ping p99" "VPN CPU"
-printf '%-11s %-18s %-18s %-18s %7s %-15s %8s %8s\n' "" "(ratio to SM)" "(ratio to SM)" \
-        "(ratio to SM)" "loss %" "(ratio to SM)" "ms" "% TCP1"
-for vpn in shadowmesh tinc fastd openvpn; do
+printf '%-12s %-18s %-18s %-18s %7s %-15s %8s %8s %8s %8s\n' "" "TCP x1 Mbit/s" "TCP x4 Mbit/s" \
+        "UDP rx Mbit/s" "UDP" "ping avg ms" "ping p99" "VPN CPU" "CPU per" "idle RSS"
+printf '%-12s %-18s %-18s %-18s %7s %-15s %8s %8s %8s %8s\n' "" "(ratio to SM)" "(ratio to SM)" \
+        "(ratio to SM)" "loss %" "(ratio to SM)" "ms" "% TCP1" "Gbit/s" "MiB"
+for vpn in "${SM_VARIANTS[@]}" wireguard-go tinc fastd openvpn; do
         [[ " ${VPNS[*]} " == *" $vpn "* ]] && row "$vpn"
 done
 if [[ " ${VPNS[*]} " == *" veth "* ]]; then
@@ -699,6 +816,8 @@ if [[ " ${VPNS[*]} " == *" veth "* ]]; then
         row veth
 fi
 echo "load average: $LOAD_START at start, $LOAD_END at the end"
+((PIN)) && echo "pinned: side A (daemon, iperf3 client) on CPU 0, side B (daemon, iperf3 server) on CPU 1"
+targets
 for vpn in "${VPNS[@]}"; do
         [[ -n ${NOTE[$vpn]:-} && ${STATUS[$vpn]:-} == ok ]] && printf 'note: %s: %s\n' "$vpn" "${NOTE[$vpn]}"
 done
@@ -721,6 +840,7 @@ fi
                 --argjson time "$BENCH_TIME" --argjson mtu "$BENCH_MTU" \
                 --argjson udp_len "$((BENCH_MTU - 28))" --argjson pings "$BENCH_PINGS" \
                 --argjson ping_interval "$BENCH_PING_INTERVAL" --argjson repeat "$REPEAT" \
+                --argjson pinned "$PIN" \
                 '{date: $date,
                   host: {cpu: $cpu, cpus: $cpus, kernel: $kernel, debian: $debian,
                          loadavg_start: $load_start, loadavg_end: $load_end},
@@ -728,6 +848,7 @@ fi
                              tunnel_mtu: $mtu, udp_payload_bytes: $udp_len,
                              udp_target_rate: "unlimited (-b 0)", pings: $pings,
                              ping_interval_s: $ping_interval, repeat: $repeat,
+                             pinned: ($pinned == 1),
                              statistic: "median over repeats"},
                   results: {}}'
         for vpn in "${VPNS[@]}"; do
@@ -735,7 +856,7 @@ fi
                 for m in "${METRICS[@]}"; do
                         obj+="\"$m\": $(val "$vpn" "$m"),"
                 done
-                for m in tcp1_mbps tcp4_mbps udp_mbps ping_avg_ms ping_p99_ms; do
+                for m in tcp1_mbps tcp4_mbps udp_mbps ping_avg_ms ping_p99_ms tcp1_cpu_pct_per_gbps; do
                         r=$(ratio "$vpn" "$m")
                         [[ $r == n/a ]] && r=null
                         obj+="\"${m}_ratio_to_shadowmesh\": $r,"

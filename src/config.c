@@ -634,6 +634,10 @@ static int parse_mtu(struct parser *p, const char *path, const yaml_node_t *valu
         return get_number(p, path, value, MTU_MIN, MTU_MAX, &p->c->mtu);
 }
 
+static int parse_offload(struct parser *p, const char *path, const yaml_node_t *value) {
+        return get_bool(p, path, value, &p->c->offload);
+}
+
 static int parse_listen_port(struct parser *p, const char *path, const yaml_node_t *value) {
         uint32_t v;
         int r;
@@ -780,6 +784,7 @@ static const struct key_def network_keys[] = {
         {"mtu", parse_mtu},
         {"listen_port", parse_listen_port},
         {"bind_address", parse_bind_address},
+        {"offload", parse_offload},
 };
 static const struct key_def encryption_keys[] = {
         {"key", parse_psk},
@@ -807,7 +812,7 @@ static const struct section_def sections[] = {
         SECTION(daemon), SECTION(network), SECTION(encryption), SECTION(identity),
         SECTION(peer),   SECTION(nat),     SECTION(relay),
 };
-enum { MAX_SECTION_KEYS = 5 };
+enum { MAX_SECTION_KEYS = 6 };
 _Static_assert(ELEMENTSOF(daemon_keys) <= MAX_SECTION_KEYS &&
                        ELEMENTSOF(network_keys) <= MAX_SECTION_KEYS &&
                        ELEMENTSOF(encryption_keys) <= MAX_SECTION_KEYS &&
@@ -1180,6 +1185,7 @@ static struct config *config_new(void) {
         c->log_level = LOG_INFO;
         memcpy(c->tap_device, "tap0", sizeof("tap0"));
         c->mtu = MTU_DEFAULT;
+        c->offload = true;
         c->peer_port = PORT_DEFAULT;
         c->stun_port = STUN_PORT_DEFAULT;
         c->relay_port = RELAY_PORT_DEFAULT;

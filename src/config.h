@@ -5,7 +5,7 @@
  *   daemon:     listen_address (loopback "host:port" of the HTTP control API), log_level,
  *               control_group
  *   network:    tap_device, local_ip (CIDR, or a list of CIDRs, IPv4 and IPv6), mtu,
- *               listen_port (the tunnel's UDP port), bind_address
+ *               listen_port (the tunnel's UDP port), bind_address, offload (yes/no)
  *   encryption: key (64 hex digits, the shared key), key_file (a file holding them)
  *   identity:   private_key_file (base64 X25519 key as `shadowmeshd genkey` prints)
  *   peer:       address ("host[:port]", empty: wait for the peer), public_key (base64)
@@ -52,6 +52,7 @@ struct config {
         struct config_address addresses[CONFIG_MAX_ADDRESSES];
         size_t n_addresses;
         uint32_t mtu; /* MTU_DEFAULT */
+        bool offload; /* network.offload: TAP TSO/checksum offload, UDP GSO/GRO (default yes) */
 
         /* encryption (shared key) */
         bool has_psk;

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
+#include <limits.h>
 #include <poll.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "datapath.h"
 #include "log.h"
+#include "offload.h"
 #include "ratelimit.h"
 #include "stun.h"
 
@@ -53,14 +57,94 @@ static bool wait_writable(struct device *d, int fd) {
 }
 
 struct tx_buffers {
-        uint8_t frame[FRAME_MAX_LEN];
-        uint8_t control[UDP_PKTINFO_SPACE] __attribute__((aligned(8)));
+        /* One TAP read with offloads: the vnet header and a frame of up to 64 KiB. */
+        uint8_t frame[TAP_VNET_HDR_LEN + OFFLOAD_MAX_FRAME];
+        /* The frames to seal: what a plain TAP read gave (seg[0]), or the segments of the
+         * frame above. Whatever the batch has no room for is sealed by the next one. */
+        uint8_t seg[OFFLOAD_MAX_SEGMENTS][FRAME_MAX_LEN];
+        size_t seg_len[OFFLOAD_MAX_SEGMENTS];
+        size_t n_seg, next_seg;
+        uint8_t pktinfo[UDP_PKTINFO_SPACE] __attribute__((aligned(8)));
         /* Each message is sealed after room for a RELAY_DATA header, which is filled in when
          * the peer is reached through the relay; otherwise the send starts past it. */
-        uint8_t out[DATAPATH_BATCH][RELAYED_DATAGRAM_MAX_LEN];
-        struct iovec iov[DATAPATH_BATCH];
-        struct mmsghdr msgs[DATAPATH_BATCH];
+        uint8_t out[DATAPATH_TX_DATAGRAMS][RELAYED_DATAGRAM_MAX_LEN];
+        struct iovec iov[DATAPATH_TX_DATAGRAMS];
+        /* The sends: one per datagram, or one per run of equal-sized datagrams (UDP GSO);
+         * msg_first[i] is the first datagram of send i, msg_first[m] the number of them. */
+        uint8_t control[DATAPATH_TX_DATAGRAMS][UDP_CONTROL_SPACE] __attribute__((aligned(8)));
+        struct mmsghdr msgs[DATAPATH_TX_DATAGRAMS];
+        unsigned msg_first[DATAPATH_TX_DATAGRAMS + 1];
 };
+
+/* Read one frame from the TAP into b->seg: as it is from a plain TAP, cut into MTU-sized
+ * segments (or checksummed) from a TAP with offloads. 1: a frame, 0: none waiting, -EBADMSG: a
+ * frame its vnet header does not describe (dropped), other -errno: the read failed. */
+static int tx_read(struct device *d, struct tx_buffers *b, uint64_t *gso_frames) {
+        bool offload = d->tap->vnet_hdr;
+        struct vnet_hdr h;
+        ssize_t k;
+        size_t n;
+
+        do
+                k = read(d->tap->fd, offload ? b->frame : b->seg[0],
+                         offload ? sizeof(b->frame) : sizeof(b->seg[0]));
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return errno == EAGAIN ? 0 : -errno;
+        b->next_seg = b->n_seg = 0;
+        if (!offload) {
+                b->seg_len[0] = (size_t) k;
+                b->n_seg = 1;
+                return 1;
+        }
+        if ((size_t) k < TAP_VNET_HDR_LEN)
+                return -EBADMSG;
+        vnet_hdr_from_le(&h, b->frame);
+        if (offload_segment(&h, b->frame + TAP_VNET_HDR_LEN, (size_t) k - TAP_VNET_HDR_LEN,
+                            FRAME_MAX_LEN, b->seg[0], FRAME_MAX_LEN, OFFLOAD_MAX_SEGMENTS,
+                            b->seg_len, &n) < 0)
+                return -EBADMSG;
+        if (h.gso_type != VNET_HDR_GSO_NONE)
+                (*gso_frames)++;
+        b->n_seg = n;
+        return 1;
+}
+
+/* Group datagrams [first, n) into sends to ep: with gso, each run of equal-sized datagrams
+ * (the last of a run may be shorter) within the kernel's limits becomes one send with a
+ * UDP_SEGMENT cmsg; without, every datagram is its own. Returns the number of sends. */
+static unsigned tx_build(struct tx_buffers *b, unsigned first, unsigned n, struct endpoint *ep,
+                         size_t pktinfo_len, bool gso) {
+        unsigned m = 0;
+
+        for (unsigned i = first; i < n; m++) {
+                size_t size = b->iov[i].iov_len, total = size, controllen = pktinfo_len;
+                unsigned count = 1;
+
+                while (gso && i + count < n && count < UDP_GSO_MAX_SEGMENTS &&
+                       b->iov[i + count].iov_len <= size &&
+                       total + b->iov[i + count].iov_len <= UDP_GSO_MAX_BYTES) {
+                        total += b->iov[i + count].iov_len;
+                        if (b->iov[i + count++].iov_len < size)
+                                break; /* a shorter one ends the run */
+                }
+                memcpy(b->control[m], b->pktinfo, pktinfo_len);
+                if (count > 1)
+                        controllen = udp_write_segment(b->control[m], controllen, (uint16_t) size);
+                b->msgs[m].msg_hdr = (struct msghdr){
+                        .msg_name = &ep->addr,
+                        .msg_namelen = ep->len,
+                        .msg_iov = &b->iov[i],
+                        .msg_iovlen = count,
+                        .msg_control = controllen ? b->control[m] : NULL,
+                        .msg_controllen = controllen,
+                };
+                b->msg_first[m] = i;
+                i += count;
+        }
+        b->msg_first[m] = n;
+        return m;
+}
 
 static void *tx_main(void *userdata) {
         struct device *d = userdata;
@@ -70,52 +154,73 @@ static void *tx_main(void *userdata) {
                                  { .fd = d->stop_fd, .events = POLLIN } };
         /* Send errors are logged at most 5 times per 10 s from this thread. */
         struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(10, 5);
+        /* UDP GSO with offloads on, until the kernel refuses the first such send; verified
+         * once one went out. */
+        bool gso = d->tap->vnet_hdr && !(d->offload_disabled & DATAPATH_NO_UDP_GSO),
+             gso_verified = false;
 
         if (!b) {
                 log_error("tx thread: out of memory");
                 return NULL;
         }
         for (;;) {
-                if (poll(pfd, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        break;
+                /* Segments left over from the last batch go first, without waiting. */
+                if (b->next_seg < b->n_seg) {
+                        if (atomic_load_explicit(&d->stopping, memory_order_relaxed))
+                                break;
+                } else {
+                        if (poll(pfd, 2, -1) < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                break;
+                        }
+                        if (pfd[1].revents)
+                                break;
                 }
-                if (pfd[1].revents)
-                        break;
 
                 qs_enter(&d->tx_qs);
-                uint64_t now = now_ns(), bytes = 0, dropped = 0, errors = 0;
+                uint64_t now = now_ns(), bytes = 0, dropped = 0, errors = 0, gso_frames = 0,
+                         gso_datagrams = 0;
                 struct keypair *kp = atomic_load_explicit(&p->current, memory_order_acquire);
                 struct endpoint ep;
-                unsigned n = 0;
+                unsigned n = 0, frames = 0;
                 bool usable;
 
                 peer_get_endpoint(p, &ep);
                 usable = kp && atomic_load_explicit(&kp->valid, memory_order_relaxed) && ep.len > 0;
-                size_t controllen = udp_write_pktinfo(&ep, b->control);
+                size_t controllen = udp_write_pktinfo(&ep, b->pktinfo);
 
-                while (n < DATAPATH_BATCH) {
-                        ssize_t k = read(d->tap->fd, b->frame, sizeof(b->frame));
-                        if (k < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                if (errno != EAGAIN)
+                while (n < DATAPATH_TX_DATAGRAMS) {
+                        if (b->next_seg == b->n_seg) {
+                                if (frames == DATAPATH_BATCH)
+                                        break;
+                                int r = tx_read(d, b, &gso_frames);
+                                if (r == 0)
+                                        break;
+                                if (r == -EBADMSG) {
                                         errors++;
-                                break;
+                                        continue;
+                                }
+                                if (r < 0) {
+                                        errors++;
+                                        break;
+                                }
+                                frames++;
                         }
                         if (!usable) {
-                                dropped++;
+                                dropped += b->n_seg - b->next_seg;
+                                b->next_seg = b->n_seg;
                                 continue;
                         }
                         const size_t hdr = sizeof(struct message_relay_data);
-                        ssize_t m = session_encrypt(kp, b->frame, (size_t) k, b->out[n] + hdr,
+                        size_t len = b->seg_len[b->next_seg];
+                        ssize_t m = session_encrypt(kp, b->seg[b->next_seg], len, b->out[n] + hdr,
                                                     sizeof(b->out[n]) - hdr, now);
                         if (m < 0) {
                                 usable = false; /* expired or out of counters: rekey */
-                                dropped++;
                                 continue;
                         }
+                        b->next_seg++;
                         if (ep.via_relay) {
                                 put_le32(b->out[n], MESSAGE_RELAY_DATA);
                                 put_le32(b->out[n] + 4, ep.relay_slot);
@@ -124,15 +229,7 @@ static void *tx_main(void *userdata) {
                         } else
                                 b->iov[n] = (struct iovec){ .iov_base = b->out[n] + hdr,
                                                             .iov_len = (size_t) m };
-                        b->msgs[n].msg_hdr = (struct msghdr){
-                                .msg_name = &ep.addr,
-                                .msg_namelen = ep.len,
-                                .msg_iov = &b->iov[n],
-                                .msg_iovlen = 1,
-                                .msg_control = controllen ? b->control : NULL,
-                                .msg_controllen = controllen,
-                        };
-                        bytes += (uint64_t) k;
+                        bytes += len;
                         n++;
                 }
 
@@ -146,10 +243,12 @@ static void *tx_main(void *userdata) {
                 kp = NULL;
                 qs_leave(&d->tx_qs);
 
-                unsigned sent = 0;
+                unsigned m = tx_build(b, 0, n, &ep, controllen, gso), sent = 0;
                 int send_error = 0;
-                while (sent < n) {
-                        int r = sendmmsg(d->udp_fd, b->msgs + sent, n - sent, 0);
+                /* A GSO send was refused and its datagrams are being retried one by one. */
+                bool gso_retry = false;
+                while (sent < m) {
+                        int r = sendmmsg(d->udp_fd, b->msgs + sent, m - sent, 0);
                         if (r < 0) {
                                 if (errno == EINTR)
                                         continue;
@@ -158,31 +257,58 @@ static void *tx_main(void *userdata) {
                                 if ((errno == EAGAIN || errno == ENOBUFS) &&
                                     wait_writable(d, d->udp_fd))
                                         continue;
+                                /* The kernel refuses UDP GSO here (EIO: no checksum offload on
+                                 * the route's device; EINVAL: segments beyond its MTU): send
+                                 * these one datagram each. */
+                                if ((errno == EIO || errno == EINVAL) &&
+                                    b->msgs[sent].msg_hdr.msg_iovlen > 1) {
+                                        m = tx_build(b, b->msg_first[sent], n, &ep, controllen,
+                                                     false);
+                                        sent = 0;
+                                        gso_retry = true;
+                                        continue;
+                                }
                                 /* Our source address went away: let routing pick, and
                                  * forget it so the next batch does too, unless the endpoint
                                  * moved meanwhile (roaming): ep is a copy from the batch's
                                  * start and must not be written back over a newer one. */
                                 if (udp_source_gone(errno) && controllen) {
-                                        for (unsigned i = sent; i < n; i++) {
-                                                b->msgs[i].msg_hdr.msg_control = NULL;
-                                                b->msgs[i].msg_hdr.msg_controllen = 0;
-                                        }
                                         controllen = 0;
                                         (void) peer_forget_source(p, &ep);
                                         ep.src.family = 0;
+                                        m = tx_build(b, b->msg_first[sent], n, &ep, controllen,
+                                                     gso);
+                                        sent = 0;
+                                        gso_retry = false; /* the source, not GSO, was at fault */
                                         continue;
                                 }
                                 send_error = errno;
-                                errors += n - sent;
+                                errors += n - b->msg_first[sent];
                                 break;
+                        }
+                        /* The datagrams GSO could not send went out one by one: GSO it was,
+                         * and if it never worked on this socket, it never will. */
+                        if (gso_retry && !gso_verified && gso) {
+                                gso = false;
+                                log_warning("UDP segmentation offload refused by the kernel, "
+                                            "sending one datagram per system call");
+                        }
+                        gso_retry = false;
+                        for (unsigned i = sent; i < sent + (unsigned) r; i++) {
+                                unsigned count = b->msg_first[i + 1] - b->msg_first[i];
+                                if (count > 1) {
+                                        gso_datagrams += count;
+                                        gso_verified = true;
+                                }
                         }
                         sent += (unsigned) r;
                 }
+                unsigned sent_datagrams = b->msg_first[sent];
 
-                if (sent > 0) {
+                if (sent_datagrams > 0) {
                         if (ep.via_relay)
-                                stat_add(&d->stats.relay_tx_packets, sent);
-                        stat_add(&d->stats.tx_packets, sent);
+                                stat_add(&d->stats.relay_tx_packets, sent_datagrams);
+                        stat_add(&d->stats.tx_packets, sent_datagrams);
                         stat_add(&d->stats.tx_bytes, bytes);
                         atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
                         atomic_store_explicit(&p->rx_unanswered_since_ns, 0, memory_order_relaxed);
@@ -191,8 +317,11 @@ static void *tx_main(void *userdata) {
                                                       memory_order_relaxed);
                 }
                 stat_add(&d->stats.tx_errors, errors);
+                stat_add(&d->stats.tx_gso_frames, gso_frames);
+                stat_add(&d->stats.tx_udp_gso_datagrams, gso_datagrams);
                 if (send_error)
-                        udp_log_send_error(&ratelimit, now, "peer", &ep, send_error, n - sent);
+                        udp_log_send_error(&ratelimit, now, "peer", &ep, send_error,
+                                           n - sent_datagrams);
                 if (dropped) {
                         stat_add(&d->stats.tx_dropped_no_session, dropped);
                         request_handshake(d);
@@ -203,21 +332,29 @@ static void *tx_main(void *userdata) {
         return NULL;
 }
 
+/* Receive buffers: DATAPATH_BATCH datagrams, or with UDP GRO, DATAPATH_RX_GRO_SLOTS buffers
+ * that each hold a run of coalesced datagrams. */
+#define RX_IN_LEN                                                                                  \
+        MAX((size_t) DATAPATH_BATCH * RELAYED_DATAGRAM_MAX_LEN,                                   \
+            (size_t) DATAPATH_RX_GRO_SLOTS * UDP_GRO_BUFFER_LEN)
 struct rx_buffers {
-        uint8_t in[DATAPATH_BATCH][RELAYED_DATAGRAM_MAX_LEN];
+        uint8_t in[RX_IN_LEN];
         union sockaddr_union from[DATAPATH_BATCH];
-        uint8_t control[DATAPATH_BATCH][UDP_PKTINFO_SPACE] __attribute__((aligned(8)));
+        uint8_t control[DATAPATH_BATCH][UDP_CONTROL_SPACE] __attribute__((aligned(8)));
         struct iovec iov[DATAPATH_BATCH];
         struct mmsghdr msgs[DATAPATH_BATCH];
+        /* Offloads: frames of one batch coalesced for the TAP (offload.h). */
+        struct gro gro;
 };
 
-/* What one receive batch saw, flushed to the counters and timers once per batch. */
 struct rx_batch {
         uint64_t now;
         struct keypair *cur, *prev, *next;
         struct endpoint ep;
         uint64_t packets, bytes, replayed, bad_tag, unknown, malformed, hs_dropped, relayed,
-                hs_ratelimited;
+                hs_ratelimited, gro_datagrams;
+        struct gro *gro; /* NULL: one write per frame */
+        bool vnet_hdr;   /* the TAP wants a vnet header on every write */
         bool authenticated, got_data, queued;
         struct endpoint last_bad;
         const char *last_reason;
@@ -264,6 +401,45 @@ static void bad(struct rx_batch *x, uint64_t *counter, const char *reason,
         x->last_bad = *from;
 }
 
+/* Write what the batch coalesced to the TAP, each with its vnet header, in order. */
+static void rx_flush(struct device *d, struct rx_batch *x) {
+        struct gro *g = x->gro;
+
+        for (size_t i = 0; i < g->n; i++) {
+                uint8_t vh[TAP_VNET_HDR_LEN];
+                struct iovec iov[2] = {
+                        { .iov_base = vh, .iov_len = sizeof(vh) },
+                        { .iov_base = (void *) g->items[i].data, .iov_len = g->items[i].len },
+                };
+                vnet_hdr_to_le(&g->items[i].vh, vh);
+                (void) !writev(d->tap->fd, iov, 2);
+        }
+        gro_reset(g);
+}
+
+/* A decrypted frame for the TAP: written at once on a plain TAP, handed to the coalescer (and
+ * written by rx_flush at the end of the batch) with offloads. The frame stays in the receive
+ * buffer until then. */
+static void rx_deliver(struct device *d, struct rx_batch *x, const uint8_t *frame, size_t len) {
+        if (!x->gro && x->vnet_hdr) {
+                static const uint8_t none[TAP_VNET_HDR_LEN];
+                struct iovec iov[2] = {
+                        { .iov_base = (void *) none, .iov_len = sizeof(none) },
+                        { .iov_base = (void *) frame, .iov_len = len },
+                };
+                if (writev(d->tap->fd, iov, 2) < 0)
+                        return;
+        } else if (!x->gro) {
+                if (write(d->tap->fd, frame, len) < 0)
+                        return;
+        } else if (gro_add(x->gro, frame, len) == -ENOSPC) {
+                rx_flush(d, x);
+                (void) gro_add(x->gro, frame, len); /* an empty batch takes any frame */
+        }
+        x->packets++;
+        x->bytes += len;
+}
+
 static void rx_data(struct device *d, struct rx_batch *x, uint8_t *buf, size_t len,
                     const struct endpoint *from) {
         struct peer *p = &d->peer;
@@ -300,10 +476,7 @@ static void rx_data(struct device *d, struct rx_batch *x, uint8_t *buf, size_t l
         if (flen == 0)
                 return; /* keepalive */
         x->got_data = true;
-        if (write(d->tap->fd, frame, flen) < 0)
-                return;
-        x->packets++;
-        x->bytes += flen;
+        rx_deliver(d, x, frame, flen);
 }
 
 /* A path probe is opened here (the replay window has one writer: this thread) and handed to the
@@ -406,13 +579,37 @@ static void *rx_main(void *userdata) {
                                  { .fd = d->stop_fd, .events = POLLIN } };
         /* Per-packet problems are logged at most 5 times per 10 s from this thread. */
         struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(10, 5);
+        bool offload = d->tap->vnet_hdr, udp_gro = false,
+             tcp_gro = offload && !(d->offload_disabled & DATAPATH_NO_TCP_GRO);
+        size_t slots = DATAPATH_BATCH, slot_len = RELAYED_DATAGRAM_MAX_LEN;
 
         if (!b) {
                 log_error("rx thread: out of memory");
                 return NULL;
         }
-        for (unsigned i = 0; i < DATAPATH_BATCH; i++)
-                b->iov[i] = (struct iovec){ .iov_base = b->in[i], .iov_len = sizeof(b->in[i]) };
+        if (tcp_gro) {
+                /* Coalescing buffers: reserved address space, touched only as a batch
+                 * coalesces (idle memory stays small). */
+                b->gro.bufs = calloc(OFFLOAD_GRO_MAX_ITEMS, OFFLOAD_MAX_FRAME);
+                if (!b->gro.bufs) {
+                        log_error("rx thread: out of memory");
+                        free(b);
+                        return NULL;
+                }
+        }
+        if (offload && !(d->offload_disabled & DATAPATH_NO_UDP_GRO)) {
+                int r = udp_enable_gro(d->udp_fd);
+                if (r < 0)
+                        log_info_errno(r, "UDP GRO not available, receiving one datagram per "
+                                          "buffer: %m");
+                else {
+                        udp_gro = true;
+                        slots = DATAPATH_RX_GRO_SLOTS;
+                        slot_len = UDP_GRO_BUFFER_LEN;
+                }
+        }
+        for (unsigned i = 0; i < slots; i++)
+                b->iov[i] = (struct iovec){ .iov_base = b->in + i * slot_len, .iov_len = slot_len };
 
         for (;;) {
                 if (poll(pfd, 2, -1) < 0) {
@@ -423,7 +620,7 @@ static void *rx_main(void *userdata) {
                 if (pfd[1].revents)
                         break;
 
-                for (unsigned i = 0; i < DATAPATH_BATCH; i++)
+                for (unsigned i = 0; i < slots; i++)
                         b->msgs[i].msg_hdr = (struct msghdr){
                                 .msg_name = &b->from[i],
                                 .msg_namelen = sizeof(b->from[i]),
@@ -432,7 +629,7 @@ static void *rx_main(void *userdata) {
                                 .msg_control = b->control[i],
                                 .msg_controllen = sizeof(b->control[i]),
                         };
-                int n = recvmmsg(d->udp_fd, b->msgs, DATAPATH_BATCH, MSG_DONTWAIT, NULL);
+                int n = recvmmsg(d->udp_fd, b->msgs, (unsigned) slots, MSG_DONTWAIT, NULL);
                 if (n <= 0)
                         continue;
 
@@ -442,10 +639,14 @@ static void *rx_main(void *userdata) {
                         .cur = atomic_load_explicit(&p->current, memory_order_acquire),
                         .prev = atomic_load_explicit(&p->previous, memory_order_acquire),
                         .next = atomic_load_explicit(&p->next, memory_order_acquire),
+                        .gro = tcp_gro ? &b->gro : NULL,
+                        .vnet_hdr = offload,
                 };
                 peer_get_endpoint(p, &x.ep);
                 for (int i = 0; i < n; i++) {
                         struct endpoint from = { .len = b->msgs[i].msg_hdr.msg_namelen };
+                        uint8_t *in = b->iov[i].iov_base;
+                        size_t len = b->msgs[i].msg_len, off = 0, k, segment = 0;
 
                         memcpy(&from.addr, &b->from[i], from.len);
                         udp_read_pktinfo(&b->msgs[i].msg_hdr, &from);
@@ -453,7 +654,19 @@ static void *rx_main(void *userdata) {
                                 bad(&x, &x.malformed, "oversized", &from);
                                 continue;
                         }
-                        rx_datagram(d, &x, b->in[i], b->msgs[i].msg_len, &from, false);
+                        /* UDP GRO: equal-sized datagrams of one sender, back to back. */
+                        if (udp_gro) {
+                                segment = udp_read_gro(&b->msgs[i].msg_hdr);
+                                if (segment > 0 && segment < len)
+                                        x.gro_datagrams += (len + segment - 1) / segment;
+                        }
+                        while ((k = udp_gro_next(len, segment, &off)) > 0)
+                                rx_datagram(d, &x, in + off - k, k, &from, false);
+                }
+                if (x.gro) {
+                        rx_flush(d, &x);
+                        stat_add(&d->stats.rx_gro_merged, b->gro.coalesced);
+                        b->gro.coalesced = 0;
                 }
                 qs_leave(&d->rx_qs);
 
@@ -477,6 +690,7 @@ static void *rx_main(void *userdata) {
                 stat_add(&d->stats.rx_handshake_dropped, x.hs_dropped);
                 stat_add(&d->stats.relay_rx_packets, x.relayed);
                 stat_add(&d->stats.rx_handshake_ratelimited, x.hs_ratelimited);
+                stat_add(&d->stats.rx_udp_gro_datagrams, x.gro_datagrams);
                 if (x.authenticated) {
                         atomic_store_explicit(&p->last_rx_ns, x.now, memory_order_relaxed);
                         atomic_store_explicit(&p->tx_unanswered_since_ns, 0, memory_order_relaxed);
@@ -490,8 +704,41 @@ static void *rx_main(void *userdata) {
                 if (x.queued)
                         device_wake(d);
         }
+        free(b->gro.bufs);
         free(b);
         return NULL;
+}
+
+int datapath_parse_disable(const char *s, unsigned *ret, char *ret_bad, size_t bad_len) {
+        static const struct {
+                const char *name;
+                unsigned flag;
+        } words[] = {
+                { "udp-gso", DATAPATH_NO_UDP_GSO },
+                { "udp-gro", DATAPATH_NO_UDP_GRO },
+                { "tcp-gro", DATAPATH_NO_TCP_GRO },
+        };
+        unsigned flags = 0;
+
+        while (s && *s) {
+                size_t len = strcspn(s, ",");
+                bool found = false;
+
+                for (size_t i = 0; i < ELEMENTSOF(words); i++)
+                        if (len == strlen(words[i].name) && strncmp(s, words[i].name, len) == 0) {
+                                flags |= words[i].flag;
+                                found = true;
+                        }
+                if (!found && len > 0) {
+                        snprintf(ret_bad, bad_len, "%.*s", (int) MIN(len, (size_t) INT_MAX), s);
+                        return -EINVAL;
+                }
+                s += len;
+                if (*s == ',')
+                        s++;
+        }
+        *ret = flags;
+        return 0;
 }
 
 int datapath_start(struct device *d) {

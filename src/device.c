@@ -164,13 +164,16 @@ void device_log_stats(struct device *d) {
                  "tx_dropped_no_session=%llu tx_errors=%llu handshakes=%llu "
                  "initiations_sent=%llu cookies_sent=%llu relay_tx_packets=%llu "
                  "relay_rx_packets=%llu probes_sent=%llu path_switches=%llu rx_reflected=%llu "
-                 "rx_handshake_ratelimited=%llu handshakes_deferred=%llu",
+                 "rx_handshake_ratelimited=%llu handshakes_deferred=%llu tx_gso_frames=%llu "
+                 "tx_udp_gso_datagrams=%llu rx_udp_gro_datagrams=%llu rx_gro_merged=%llu",
                  S(tx_packets), S(tx_bytes), S(rx_packets), S(rx_bytes), S(rx_replayed),
                  S(rx_bad_tag), S(rx_unknown_index), S(rx_malformed), S(rx_bad_mac1),
                  S(rx_handshake_failed), S(rx_handshake_dropped), S(tx_dropped_no_session),
                  S(tx_errors), S(handshakes), S(initiations_sent), S(cookies_sent),
                  S(relay_tx_packets), S(relay_rx_packets), S(probes_sent), S(path_switches),
-                 S(rx_reflected), S(rx_handshake_ratelimited), S(handshakes_deferred));
+                 S(rx_reflected), S(rx_handshake_ratelimited), S(handshakes_deferred),
+                 S(tx_gso_frames), S(tx_udp_gso_datagrams), S(rx_udp_gro_datagrams),
+                 S(rx_gro_merged));
 #undef S
 }
 
@@ -430,8 +433,8 @@ int device_new(struct config *config, const char *instance, struct device **ret)
 
         uint8_t mac[6];
         tap_mac_address(d, mac);
-        r = tap_create(config->tap_device, mac, config->mtu, config->addresses,
-                       config->n_addresses, &d->tap);
+        r = tap_create_flags(config->tap_device, mac, config->mtu, config->addresses,
+                             config->n_addresses, config->offload ? TAP_OFFLOAD : 0, &d->tap);
         if (r == -EEXIST)
                 return log_error_errno(r, "device %s already exists and is not ours (choose "
                                           "another network.tap_device)",
@@ -442,11 +445,17 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         if (r == -EPERM || r == -EACCES)
                 return log_error_errno(r, "creating %s needs CAP_NET_ADMIN (run as root)",
                                        config->tap_device);
+        if (r == -EOPNOTSUPP)
+                return log_error_errno(r, "the kernel's TAP has no virtio-net header support "
+                                          "(set network.offload: no)");
         if (r < 0)
                 return log_error_errno(r, "failed to create TAP device %s: %m",
                                        config->tap_device);
         format_addresses(config, addrs, sizeof(addrs));
-        log_info("%s up (mtu %u%s%s)", d->tap->name, d->tap->mtu, addrs[0] ? ", " : "", addrs);
+        log_info("%s up (mtu %u%s%s%s)", d->tap->name, d->tap->mtu, addrs[0] ? ", " : "", addrs,
+                 d->tap->tso        ? ", offloads on"
+                 : d->tap->vnet_hdr ? ", no TSO from the kernel"
+                                    : "");
 
         d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -483,6 +492,18 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         r = caps_drop();
         if (r < 0)
                 return log_error_errno(r, "dropping capabilities: %m");
+
+        char bad[32];
+        r = datapath_parse_disable(getenv("SHADOWMESHD_OFFLOAD_DISABLE"), &d->offload_disabled,
+                                   bad, sizeof(bad));
+        if (r < 0)
+                return log_error_errno(r, "SHADOWMESHD_OFFLOAD_DISABLE: unknown part '%s' (known: "
+                                          "udp-gso, udp-gro, tcp-gro)", bad);
+        if (d->offload_disabled && d->tap->vnet_hdr)
+                log_info("offloads:%s%s%s turned off by SHADOWMESHD_OFFLOAD_DISABLE",
+                         d->offload_disabled & DATAPATH_NO_UDP_GSO ? " udp-gso" : "",
+                         d->offload_disabled & DATAPATH_NO_UDP_GRO ? " udp-gro" : "",
+                         d->offload_disabled & DATAPATH_NO_TCP_GRO ? " tcp-gro" : "");
 
         r = datapath_start(d);
         if (r < 0)

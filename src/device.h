@@ -51,6 +51,11 @@ struct stats {
          * data threads filled the retirement list (the peer retries). */
         _Atomic uint64_t rx_reflected, rx_handshake_ratelimited, handshakes_deferred;
         _Atomic uint64_t relay_tx_packets, relay_rx_packets, probes_sent, path_switches;
+        /* Offloads (network.offload): TCP super-frames the TAP handed over and we segmented,
+         * datagrams that left in a multi-datagram UDP GSO send, datagrams that arrived
+         * coalesced by UDP GRO, and TCP segments merged into a super-frame for the TAP. */
+        _Atomic uint64_t tx_gso_frames, tx_udp_gso_datagrams, rx_udp_gro_datagrams,
+                rx_gro_merged;
 };
 
 struct peer {
@@ -199,6 +204,7 @@ struct device {
         int stop_fd;                      /* eventfd: data threads exit when readable */
         int wake_fd;                      /* eventfd: data threads -> control loop */
         _Atomic uint64_t tx_qs, rx_qs;    /* odd: inside a batch; even: quiescent */
+        unsigned offload_disabled;        /* DATAPATH_NO_* (datapath.h), set before the start */
         _Atomic bool stopping;
 
         /* rx -> control handshake queue (single producer, single consumer). */

@@ -327,6 +327,21 @@ enum limits {
          * of a single TCP flow while the tx thread seals the previous batch; 1000 is the
          * Ethernet default and WireGuard's queue depth). */
         TAP_TX_QUEUE_LEN = 1000,
+        /* network.offload (DESIGN "Data path"): the struct virtio_net_hdr in front of every
+         * frame a TAP with IFF_VNET_HDR reads or writes. */
+        TAP_VNET_HDR_LEN = 10,
+        /* Datagrams one transmit batch seals before it sends them (a 64 KiB TCP super-frame
+         * becomes ~47 at the default MTU; a super-frame that does not fit is carried over to
+         * the next batch, never dropped). */
+        DATAPATH_TX_DATAGRAMS = 128,
+        /* UDP GSO (UDP_SEGMENT): the kernel takes at most UDP_MAX_SEGMENTS (64 before Linux
+         * 6.11) datagrams per send, and their sum must fit one IPv4 UDP payload. */
+        UDP_GSO_MAX_SEGMENTS = 64,
+        UDP_GSO_MAX_BYTES = 65535 - 20 - 8,
+        /* UDP GRO (UDP_GRO): receive buffers of a coalesced datagram (at most 64 KiB) and how
+         * many of them one recvmmsg fills. */
+        UDP_GRO_BUFFER_LEN = 65536,
+        DATAPATH_RX_GRO_SLOTS = 16,
         /* The HTTP API's limits (body, connections, timeouts) are enum http_limits in
          * http-api.h. */
 };

@@ -322,6 +322,11 @@ int gro_add(struct gro *g, const uint8_t *frame, size_t len) {
 
         if (g->n >= OFFLOAD_GRO_MAX_ITEMS)
                 return -ENOSPC;
+        /* Bytes past the IP packet (Ethernet padding, or the tunnel's padding to 16 bytes)
+         * are not part of it: the kernel trims them too, so drop them here and the frame can
+         * still be coalesced. */
+        if (parse_tcp(frame, len, &t) && t.l3 + t.ip_len < len && t.l3 + t.ip_len >= t.payload)
+                len = t.l3 + t.ip_len;
         if (!parse_tcp(frame, len, &t) || t.l3 + t.ip_len != len) {
                 add_plain(g, frame, len);
                 return 0;
@@ -380,6 +385,18 @@ int gro_add(struct gro *g, const uint8_t *frame, size_t len) {
                 .segments = 1,
         };
         return 0;
+}
+
+size_t udp_gro_next(size_t len, size_t segment, size_t *off) {
+        size_t left;
+
+        if (*off >= len)
+                return 0;
+        left = len - *off;
+        if (segment > 0 && segment < left)
+                left = segment;
+        *off += left;
+        return left;
 }
 
 void gro_reset(struct gro *g) {

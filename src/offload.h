@@ -102,6 +102,12 @@ struct gro {
         uint64_t coalesced; /* segments merged into another (a counter for status) */
 };
 
-/* Adds one frame; returns 0, or -ENOSPC when the batch is full (write it out and reset first). */
+/* UDP GRO receive: a buffer of len bytes the kernel coalesced from datagrams of segment bytes
+ * each (the last may be shorter; segment 0: the buffer is one datagram). Returns the length of
+ * the datagram starting at *off and advances *off past it; 0 when none is left. */
+size_t udp_gro_next(size_t len, size_t segment, size_t *off);
+
+/* Adds one frame (bytes past its IP packet, such as padding, are left out); returns 0, or
+ * -ENOSPC when the batch is full (write it out and reset first). */
 int gro_add(struct gro *g, const uint8_t *frame, size_t len);
 void gro_reset(struct gro *g);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <net/if.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -13,16 +14,33 @@ struct tap {
         int ifindex;
         char name[IFNAMSIZ];
         uint32_t mtu;
+        /* TAP_OFFLOAD: every read and write carries a struct vnet_hdr (offload.h) first, and
+         * the kernel may hand over TCP frames of up to 64 KiB (TSO) or frames whose checksum
+         * is left to us; tso says whether it accepted TUNSETOFFLOAD. */
+        bool vnet_hdr, tso;
+};
+
+enum tap_flags {
+        TAP_OFFLOAD = 1 << 0, /* IFF_VNET_HDR + TUNSETOFFLOAD(CSUM, TSO4, TSO6, TSO_ECN) */
 };
 
 /*
  * Create name with mtu and Ethernet address mac (NULL: the kernel's random one), add each
- * address, set it up. Errors: -EEXIST (a device of that name
- * exists: not ours), -ENOENT (/dev/net/tun missing), -EPERM (no CAP_NET_ADMIN), or rtnetlink's.
+ * address, set it up. flags: enum tap_flags (TAP_OFFLOAD: -EOPNOTSUPP when the kernel has no
+ * vnet header support; a kernel that refuses only the segmentation offloads leaves tso false).
+ * Errors: -EEXIST (a device of that name exists: not ours), -ENOENT (/dev/net/tun missing),
+ * -EPERM (no CAP_NET_ADMIN), or rtnetlink's.
  * On any failure nothing is left behind: the half-made device is deleted.
  */
-int tap_create(const char *name, const uint8_t *mac, uint32_t mtu,
-               const struct config_address *addresses, size_t n_addresses, struct tap **ret);
+int tap_create_flags(const char *name, const uint8_t *mac, uint32_t mtu,
+                     const struct config_address *addresses, size_t n_addresses,
+                     unsigned flags, struct tap **ret);
+/* A plain TAP: one Ethernet frame per read and write, no vnet header. */
+static inline int tap_create(const char *name, const uint8_t *mac, uint32_t mtu,
+                             const struct config_address *addresses, size_t n_addresses,
+                             struct tap **ret) {
+        return tap_create_flags(name, mac, mtu, addresses, n_addresses, 0, ret);
+}
 /* Close the fd (which removes the non-persistent device) and wait until it is gone. */
 struct tap *tap_free(struct tap *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct tap *, tap_free);

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 
 #include <systemd/sd-daemon.h>
@@ -52,6 +53,36 @@ void udp_read_pktinfo(struct msghdr *mh, struct endpoint *e) {
                         e->src.ifindex = (int) pi.ipi6_ifindex;
                 }
         }
+}
+
+int udp_enable_gro(int fd) {
+        int one = 1;
+
+        if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) < 0)
+                return -errno;
+        return 0;
+}
+
+size_t udp_read_gro(struct msghdr *mh) {
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
+                if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+                    c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+                        int size;
+                        memcpy(&size, CMSG_DATA(c), sizeof(size));
+                        return size > 0 ? (size_t) size : 0;
+                }
+        return 0;
+}
+
+size_t udp_write_segment(void *buf, size_t controllen, uint16_t segment_size) {
+        struct cmsghdr *c = (struct cmsghdr *) ((uint8_t *) buf + controllen);
+
+        memset(c, 0, CMSG_SPACE(sizeof(segment_size)));
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(segment_size));
+        memcpy(CMSG_DATA(c), &segment_size, sizeof(segment_size));
+        return controllen + CMSG_SPACE(sizeof(segment_size));
 }
 
 size_t udp_write_pktinfo(const struct endpoint *e, void *buf) {

@@ -39,6 +39,21 @@ struct endpoint {
 /* Control-message room for one packet-info cmsg of either family. */
 #define UDP_PKTINFO_SPACE 64
 
+/* Control-message room for a packet-info cmsg plus a UDP_SEGMENT (send) or UDP_GRO (receive)
+ * one. */
+#define UDP_CONTROL_SPACE (UDP_PKTINFO_SPACE + CMSG_SPACE(sizeof(int)))
+
+/* UDP GRO: the kernel may hand over several equal-sized datagrams from one sender in one
+ * buffer (network.offload). -errno when the kernel has none (ENOPROTOOPT before Linux 5.0). */
+int udp_enable_gro(int fd);
+/* The size of each datagram in a buffer the kernel coalesced (its UDP_GRO cmsg; the last may
+ * be shorter), 0 when the buffer holds one datagram. */
+size_t udp_read_gro(struct msghdr *mh);
+/* Append to a control buffer of UDP_CONTROL_SPACE bytes, whose first controllen bytes are in
+ * use (a packet-info cmsg or nothing), the UDP_SEGMENT cmsg that makes one send leave as
+ * datagrams of segment_size bytes (UDP GSO). Returns the new control length. */
+size_t udp_write_segment(void *buf, size_t controllen, uint16_t segment_size);
+
 /* The destination address of a received datagram (our address) from its control messages. */
 void udp_read_pktinfo(struct msghdr *mh, struct endpoint *e);
 /* Fill buf (UDP_PKTINFO_SPACE bytes) with the cmsg that makes a send leave from e->src;

@@ -32,6 +32,9 @@ packages=(
         # Debian packages (debian/, tests/package) and the arm64 cross build with its unit tests
         # under qemu (tools/cross-arm64.sh adds the arm64 architecture and its :arm64 libraries)
         debhelper dpkg-dev lintian crossbuild-essential-arm64 qemu-user-static
+        # bench/run.sh's userspace WireGuard peer (benchmarks only; installed without its
+        # Recommends, which would pull in a kernel image)
+        wireguard-go wireguard-tools
 )
 
 # Skip the network entirely when everything is already installed.

@@ -5,10 +5,15 @@
  *   - a 10-byte vnet header (little-endian, as the TAP gives it) and a frame: segmented for two
  *     tunnel MTUs; every segment must fit its slot and the segments' payload must add up;
  *     the segments are then coalesced again, and every item must stay inside its buffer;
- *   - the same bytes read as frames with 2-byte length prefixes, coalesced as one receive batch.
+ *   - the same bytes read as frames with 2-byte length prefixes, coalesced as one receive batch;
+ *   - the same bytes as a UDP GRO receive buffer whose segment size is the first two bytes (as
+ *     the kernel's UDP_GRO cmsg would say): the datagrams udp_gro_next() cuts must tile the
+ *     buffer exactly, none longer than the segment size, and each is then coalesced as a
+ *     frame (trailing bytes past its IP packet, like the tunnel's padding, included).
  * The seeds (corpus/fuzz-offload/) are TCP super-frames over IPv4 and IPv6 and a frame that
  * only wants its checksum filled in.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,5 +87,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 off += len;
         }
         check_items(gro);
+
+        /* The same bytes as a coalesced UDP receive buffer. */
+        if (size >= 2) {
+                size_t segment = (size_t) data[0] << 8 | data[1], off = 0, k, covered = 0;
+                size_t count = 0;
+                gro_reset(gro);
+                while ((k = udp_gro_next(size, segment, &off)) > 0) {
+                        if (off > size || off - k != covered || (segment && k > segment))
+                                abort();
+                        covered = off;
+                        if (++count > size)
+                                abort(); /* no progress */
+                        if (gro_add(gro, data + off - k, k) == -ENOSPC) {
+                                check_items(gro);
+                                gro_reset(gro);
+                        }
+                }
+                if (covered != size)
+                        abort();
+                check_items(gro);
+        }
         return 0;
 }

@@ -81,6 +81,7 @@ static void test_prototype_file(void) {
         CHECK_EQ_INT(c->n_addresses, 1);
         check_address(&c->addresses[0], AF_INET, "10.0.0.1", 24);
         CHECK_EQ_INT(c->mtu, MTU_DEFAULT);
+        CHECK(c->offload); /* network.offload defaults to yes */
         CHECK(c->has_psk);
         CHECK_MEM(c->psk, psk, 32);
         CHECK(c->key_file == NULL);
@@ -256,6 +257,15 @@ static void test_small_variants(void) {
         if (c)
                 CHECK_EQ_INT(c->mtu, 9000);
         config_free(c);
+        /* network.offload: no turns the offloads off (a plain TAP, one frame per datagram). */
+        c = parse_ok("network:\n  offload: no\n" KEY_SECTION, NULL);
+        if (c)
+                CHECK(!c->offload);
+        config_free(c);
+        c = parse_ok("network:\n  offload: yes\n" KEY_SECTION, NULL);
+        if (c)
+                CHECK(c->offload);
+        config_free(c);
 }
 
 struct bad {
@@ -291,7 +301,7 @@ static const struct bad bad_inputs[] = {
          "nat, relay)"},
         {KEY_SECTION "network:\n  speed: 10\n",
          "t.yaml:4:3: network.speed: unknown key (network has: tap_device, local_ip, mtu, "
-         "listen_port, bind_address)"},
+         "listen_port, bind_address, offload)"},
         /* addresses */
         {"network:\n  local_ip: 10.0.0.1/33\n" KEY_SECTION,
          "t.yaml:2:13: network.local_ip: '10.0.0.1/33': prefix length must be 0..32 for IPv4"},
@@ -411,6 +421,9 @@ static const struct bad bad_inputs[] = {
          "warning or error)"},
         {KEY_SECTION "nat:\n  enabled: maybe\n",
          "t.yaml:4:12: nat.enabled: 'maybe' is not a boolean (use true/false, yes/no or on/off)"},
+        {"network:\n  offload: fast\n" KEY_SECTION,
+         "t.yaml:2:12: network.offload: 'fast' is not a boolean (use true/false, yes/no or "
+         "on/off)"},
         {KEY_SECTION "relay:\n  enabled: true\n",
          "t.yaml:4:12: relay.enabled: is true but relay.server is not set"},
         {KEY_SECTION "nat:\n  enabled: true\n",

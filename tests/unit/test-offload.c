@@ -480,6 +480,55 @@ static void test_checksum_helpers(void) {
         CHECK(memcmp(&h, &back, sizeof(h)) == 0);
 }
 
+/* Frames as the tunnel delivers them: padded with zeros to a multiple of 16 bytes. The
+ * padding is not part of the IP packet, so it must neither stop coalescing nor end up inside
+ * the coalesced frame; and a buffer the kernel coalesced (UDP GRO) is cut back into its
+ * datagrams. */
+static void test_padded_frames(void) {
+        struct gro *g = calloc(1, sizeof(*g));
+        uint8_t fr[3][2000] = {}, *p = payload_buf(3000);
+        size_t l[3];
+
+        g->bufs = malloc((size_t) OFFLOAD_GRO_MAX_ITEMS * OFFLOAD_MAX_FRAME);
+        for (unsigned v6 = 0; v6 < 2; v6++) {
+                struct flow fl = {.v6 = v6};
+                gro_reset(g);
+                g->coalesced = 0;
+                for (size_t i = 0; i < 3; i++) {
+                        l[i] = make_frame(&fl, fr[i], 1000 + (uint32_t) (i * 1000), 0x10,
+                                          p + i * 1000, 1000, (uint16_t) (1 + i));
+                        CHECK(gro_add(g, fr[i], (l[i] + 15) / 16 * 16 + 16) == 0);
+                }
+                CHECK_EQ_INT(g->n, 1);
+                CHECK_EQ_INT(g->coalesced, 2);
+                CHECK_EQ_INT(g->items[0].len, l[0] + 2000);
+                CHECK(memcmp(g->items[0].data + l[0] - 1000, p, 3000) == 0);
+                CHECK_EQ_INT(g->items[0].vh.gso_size, 1000);
+                CHECK_EQ_INT(g->items[0].vh.gso_type, v6 ? VNET_HDR_GSO_TCPV6 : VNET_HDR_GSO_TCPV4);
+        }
+        /* An IP length beyond the frame is not padding: the frame passes as it is. */
+        struct flow fl = {};
+        gro_reset(g);
+        l[0] = make_frame(&fl, fr[0], 1000, 0x10, p, 1000, 1);
+        CHECK(gro_add(g, fr[0], l[0] - 1) == 0);
+        CHECK(g->n == 1 && g->items[0].len == l[0] - 1 && g->items[0].vh.gso_type == 0);
+        free(g->bufs);
+        free(g);
+        free(p);
+
+        /* UDP GRO buffers: 3000 bytes of 1400-byte datagrams are 1400, 1400, 200. */
+        size_t off = 0, k, got[4] = {}, n = 0;
+        while ((k = udp_gro_next(3000, 1400, &off)) > 0 && n < 4)
+                got[n++] = k;
+        CHECK(n == 3 && got[0] == 1400 && got[1] == 1400 && got[2] == 200 && off == 3000);
+        off = 0;
+        CHECK_EQ_INT(udp_gro_next(700, 0, &off), 700); /* no segment size: one datagram */
+        CHECK_EQ_INT(udp_gro_next(700, 0, &off), 0);
+        off = 0;
+        CHECK_EQ_INT(udp_gro_next(700, 1400, &off), 700); /* one shorter than the size */
+        CHECK_EQ_INT(udp_gro_next(0, 1400, &off), 0);
+}
+
 int main(void) {
         test_checksum_helpers();
         test_segment_coalesce();
@@ -487,5 +536,6 @@ int main(void) {
         test_bad_gso_headers();
         test_no_coalesce();
         test_no_coalesce_pairs();
+        test_padded_frames();
         return test_summary();
 }
