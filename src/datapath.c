@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include "credit.h"
 #include "datapath.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -267,8 +268,16 @@ static void rx_data(struct device *d, struct rx_batch *x, uint8_t *buf, size_t l
         uint64_t counter;
         int r;
 
-        if (!kp)
+        if (!kp) {
+                /* With no session at all we may have restarted: enough bytes from this source
+                 * buy one initiation back to it (credit.c, handshake.c). Never via the relay. */
+                if (!x->cur && !from->via_relay && d->rx_credit &&
+                    credit_earn(d->rx_credit, &from->addr.sa, from->len, len,
+                                sizeof(struct message_handshake_initiation), x->now) &&
+                    enqueue(d, QUEUED_UNKNOWN_SESSION, buf, 0, from))
+                        x->queued = true;
                 return bad(x, &x->unknown, "unknown session index", from);
+        }
         r = session_decrypt(kp, buf, len, x->now, &frame, &flen, &counter);
         if (r == -EALREADY)
                 return bad(x, &x->replayed, "replayed counter", from);
@@ -323,6 +332,27 @@ static void rx_probe(struct device *d, struct rx_batch *x, uint8_t *buf, size_t 
                 x->hs_dropped++;
 }
 
+/* The peer's closing message: opened here (the replay window's one writer), handed up. */
+static void rx_close(struct device *d, struct rx_batch *x, uint8_t *buf, size_t len,
+                     const struct endpoint *from) {
+        struct keypair *kp = lookup_keypair(x, get_le32(buf + 4));
+        uint8_t *marker;
+        size_t mlen;
+        int r;
+
+        if (!kp)
+                return bad(x, &x->unknown, "closing message for an unknown session", from);
+        r = session_decrypt_control(kp, MESSAGE_CLOSE, buf, len, x->now, &marker, &mlen, NULL);
+        if (r == -EALREADY)
+                return bad(x, &x->replayed, "replayed closing message", from);
+        if (r < 0 || mlen != CLOSE_MARKER_LEN || memcmp(marker, CLOSE_MARKER, mlen) != 0)
+                return bad(x, &x->bad_tag, "closing message failed authentication", from);
+        if (enqueue(d, QUEUED_CLOSE, buf, 0, from))
+                x->queued = true;
+        else
+                x->hs_dropped++;
+}
+
 static void rx_datagram(struct device *d, struct rx_batch *x, uint8_t *buf, size_t len,
                         const struct endpoint *from, bool relayed) {
         if (!relayed && stun_is_message(buf, len)) {
@@ -359,6 +389,8 @@ static void rx_datagram(struct device *d, struct rx_batch *x, uint8_t *buf, size
         case MESSAGE_PATH_PROBE:
         case MESSAGE_PATH_PROBE_REPLY:
                 return rx_probe(d, x, buf, len, from);
+        case MESSAGE_CLOSE:
+                return rx_close(d, x, buf, len, from);
         case MESSAGE_RELAY_CHALLENGE:
         case MESSAGE_RELAY_REGISTERED:
         case MESSAGE_RELAY_PEER:
