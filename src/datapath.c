@@ -270,10 +270,17 @@ static void rx_data(struct device *d, struct rx_batch *x, uint8_t *buf, size_t l
 
         if (!kp) {
                 /* With no session at all we may have restarted: enough bytes from this source
-                 * buy one initiation back to it (credit.c, handshake.c). Never via the relay. */
-                if (!x->cur && !from->via_relay && d->rx_credit &&
+                 * buy one initiation back to it. With a session we just initiated, the peer
+                 * still sends on its old one: it missed our confirmation, which the same
+                 * credit buys again. Never via the relay (credit.c, handshake.c). */
+                bool young = x->cur && x->cur->initiator &&
+                             x->now - x->cur->birth_ns < REKEY_TIMEOUT * NSEC_PER_SEC &&
+                             endpoint_equal(from, &x->ep);
+                if ((!x->cur || young) && !from->via_relay && d->rx_credit &&
                     credit_earn(d->rx_credit, &from->addr.sa, from->len, len,
-                                sizeof(struct message_handshake_initiation), x->now) &&
+                                young ? MESSAGE_DATA_MIN_LEN
+                                      : sizeof(struct message_handshake_initiation),
+                                x->now) &&
                     enqueue(d, QUEUED_UNKNOWN_SESSION, buf, 0, from))
                         x->queued = true;
                 return bad(x, &x->unknown, "unknown session index", from);

@@ -187,6 +187,11 @@ int handshake_send_initiation(struct device *d) {
  * with a peer key to initiate to (identity mode), at most INITIATIONS_PER_SECOND in all. The
  * initiation is the normal one: only the real peer can answer it, and nothing changes here
  * until its response authenticates (consume_response then moves the endpoint).
+ *
+ * The same credit covers the next loss: our confirmation (the first data on the new session)
+ * lost, the peer keeps sending on the old keys it still has, and we answer that, from the
+ * peer's endpoint and within REKEY_TIMEOUT of our handshake, with the confirmation again (32 B,
+ * once per CREDIT_INTERVAL_MS); otherwise nothing would confirm it until a keepalive is due.
  */
 void handshake_answer_unknown_session(struct device *d, const struct endpoint *from) {
         static struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(5, 2);
@@ -196,8 +201,17 @@ void handshake_answer_unknown_session(struct device *d, const struct endpoint *f
         unsigned suppressed = 0;
         int r;
 
-        if (!tunnel_state_accepts_peer(p->state) || atomic_load(&p->current))
+        struct keypair *cur = atomic_load(&p->current);
+
+        if (!tunnel_state_accepts_peer(p->state))
                 return;
+        if (cur) {
+                /* We initiated this session moments ago and the peer still sends on its old
+                 * one: our confirmation was lost. Say it again (an empty data message). */
+                if (cur->initiator && now - cur->birth_ns < REKEY_TIMEOUT * NSEC_PER_SEC)
+                        (void) handshake_send_keepalive(d);
+                return;
+        }
         if (d->pattern == NOISE_PATTERN_IKPSK2 &&
             sodium_is_zero(p->public_key, sizeof(p->public_key)))
                 return;
