@@ -354,7 +354,10 @@ static void rx_close(struct device *d, struct rx_batch *x, uint8_t *buf, size_t 
                 return bad(x, &x->replayed, "replayed closing message", from);
         if (r < 0 || mlen != CLOSE_MARKER_LEN || memcmp(marker, CLOSE_MARKER, mlen) != 0)
                 return bad(x, &x->bad_tag, "closing message failed authentication", from);
-        if (enqueue(d, QUEUED_CLOSE, buf, 0, from))
+        /* With the session it closes (its first bytes: type, then key_idx), so the control
+         * loop acts only while that session is still ours: the second copy, or one that
+         * arrives after a new handshake, changes nothing. */
+        if (enqueue(d, QUEUED_CLOSE, buf, 8, from))
                 x->queued = true;
         else
                 x->hs_dropped++;

@@ -178,7 +178,7 @@ static void dispatch(struct device *d, const struct queued_handshake *q, bool un
                 path_on_probe_reply(d, q->data, &q->from);
                 return;
         case QUEUED_CLOSE:
-                manager_peer_closed(d, &q->from);
+                manager_peer_closed(d, get_le32(q->data + 4), &q->from);
                 return;
         case QUEUED_UNKNOWN_SESSION:
                 handshake_answer_unknown_session(d, &q->from);

@@ -112,7 +112,7 @@ enum queued_kind {
         QUEUED_MESSAGE,
         QUEUED_PROBE,
         QUEUED_PROBE_REPLY,
-        QUEUED_CLOSE,           /* the peer's closing message, opened (data holds nothing) */
+        QUEUED_CLOSE,           /* the peer's closing message, opened (data: its header) */
         QUEUED_UNKNOWN_SESSION, /* data for a session we do not know; the source earned an
                                  * initiation's worth of credit (credit.c) */
 };

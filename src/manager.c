@@ -132,10 +132,22 @@ static bool have_peer_address(const struct device *d) {
         return d->peer.static_endpoint || d->peer_address || d->peer.relay_introduced;
 }
 
-void manager_peer_closed(struct device *d, const struct endpoint *from) {
+static bool session_is_ours(struct peer *p, uint32_t key_idx) {
+        struct keypair *kp[] = { atomic_load(&p->current), atomic_load(&p->previous),
+                                 atomic_load(&p->next) };
+
+        for (size_t i = 0; i < ELEMENTSOF(kp); i++)
+                if (kp[i] && kp[i]->local_index == key_idx)
+                        return true;
+        return false;
+}
+
+void manager_peer_closed(struct device *d, uint32_t key_idx, const struct endpoint *from) {
         struct peer *p = &d->peer;
         char buf[ENDPOINT_STRLEN];
 
+        if (!session_is_ours(p, key_idx))
+                return; /* the second copy, or a session already replaced */
         endpoint_to_string(from, buf);
         log_peer_info(d->peer_address ? d->peer_address : buf, buf,
                       "peer %s closed the tunnel", buf);
@@ -164,7 +176,7 @@ static void send_close(struct device *d) {
         int r = handshake_send_close(d);
 
         if (r >= 0)
-                log_debug("sent the peer a closing message");
+                log_info("sent the peer a closing message");
         else if (r != -ENOKEY)
                 log_debug_errno(r, "could not send the peer a closing message: %m");
 }

@@ -21,8 +21,9 @@
  * FailureReason when the event leads to `failed`. */
 _printf_(3, 4) void manager_peer_event(struct device *d, enum tunnel_event event,
                                        const char *reason, ...);
-/* The peer's authenticated closing message arrived from `from` (datapath.c opened it). */
-void manager_peer_closed(struct device *d, const struct endpoint *from);
+/* The peer's authenticated closing message arrived from `from` (datapath.c opened it) on the
+ * session whose local index is key_idx; ignored unless that session is still ours. */
+void manager_peer_closed(struct device *d, uint32_t key_idx, const struct endpoint *from);
 /* The daemon is exiting (SIGINT, SIGTERM): tell the peer with a closing message. */
 void manager_shutdown(struct device *d);
 /* The FailureReason property: why the instance is failed, "" otherwise. */

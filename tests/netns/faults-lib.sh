@@ -34,12 +34,41 @@ faults_init() {
         need dbus-daemon dbus-daemon
         need busctl systemd
         need nft nftables
+        need curl curl
+        require_program SHADOWMESHCTL
         setup_pair
         start_private_bus "$TMP/bus" "$TMP/dbus-daemon.log" "$SOURCE_ROOT/dbus/org.shadowmesh1.conf" ||
                 { fail "the private dbus-daemon starts"; summary; }
         KEY=$(random_hex_key)
-        write_config "$TMP/a.yaml" ip4=$TUN4_A/24 peer="$UNDER_B:$PORT" key="$KEY"
-        write_config "$TMP/b.yaml" ip4=$TUN4_B/24 peer="" key="$KEY"
+        # Each namespace has its own loopback: both serve the HTTP API on the same address.
+        write_config "$TMP/a.yaml" ip4=$TUN4_A/24 peer="$UNDER_B:$PORT" key="$KEY" \
+                http=127.0.0.1:9090
+        write_config "$TMP/b.yaml" ip4=$TUN4_B/24 peer="" key="$KEY" http=127.0.0.1:9090
+}
+
+ns_of() { if [[ $1 == a ]]; then echo "$NS_A"; else echo "$NS_B"; fi; }
+
+# http_state NAME: details.state of the HTTP API's GET /status (the D-Bus State's name) and
+# its prototype "state", as "dbus-name/Prototype"; empty when it cannot be read.
+http_state() {
+        ip netns exec "$(ns_of "$1")" curl -s --max-time 2 http://127.0.0.1:9090/status 2>/dev/null |
+                sed -n 's/.*"state":"\([A-Za-z]*\)","details":{"state":"\([a-z]*\)".*/\2\/\1/p' ||
+                true
+}
+
+# ctl_state NAME: the State line of `shadowmeshctl -i NAME status` ($SHADOWMESHCTL).
+ctl_state() {
+        "$SHADOWMESHCTL" -i "$1" status 2>/dev/null | awk -F': *' '$1 ~ /^ *State$/ { print $2 }'
+}
+
+# same_state_everywhere NAME PROTOTYPE: D-Bus, shadowmeshctl and the HTTP API agree.
+same_state_everywhere() {
+        local bus ctl http
+        bus=$(prop "$1" State)
+        ctl=$(ctl_state "$1")
+        http=$(http_state "$1")
+        [[ -n $bus && $ctl == "$bus" && $http == "$bus/$2" ]] ||
+                { echo "# $1: D-Bus '$bus', shadowmeshctl '$ctl', HTTP '$http'"; return 1; }
 }
 
 # start_node NAME: shadowmeshd --instance NAME in its namespace, with $TMP/NAME.yaml.
