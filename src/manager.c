@@ -348,7 +348,9 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
 }
 
 int manager_disconnect(struct device *d, sd_bus_error *error) {
-        if (d->state == TUNNEL_DISCONNECTED && !d->connect_request)
+        /* Nothing to disconnect while waiting either (the prototype's /disconnect said so). */
+        if ((d->state == TUNNEL_DISCONNECTED || d->state == TUNNEL_WAITING) &&
+            !d->connect_request)
                 return sd_bus_error_set(error, BUS_ERROR_PREFIX "NotConnected",
                                         "No peer is connected");
         if (d->connect_request || d->connect_waiter)
