@@ -201,7 +201,8 @@ static bool doc_has_row(const char *text, const char *state, const char *event,
 
 static void test_documents(void) {
         static const char *const docs[] = { "dbus/org.shadowmesh1.Tunnel.txt",
-                                            "man/shadowmeshctl.1" };
+                                            "man/shadowmeshctl.1",
+                                            "man/org.shadowmesh1.Tunnel.5" };
         const char *root = getenv("SHADOWMESH_SOURCE_ROOT");
 
         if (!root)
