@@ -16,7 +16,7 @@ enum tunnel_state {
         TUNNEL_CONNECTED,    /* authenticated traffic within KEEPALIVE_TIMEOUT + REKEY_TIMEOUT */
         TUNNEL_RECONNECTING, /* was connected; the session stopped working; retrying */
         TUNNEL_DISCONNECTED, /* Disconnect was called: refuses the peer until Connect */
-        TUNNEL_FAILED,       /* retries gave up (reason kept); accepts the peer, retries on traffic */
+        TUNNEL_FAILED,       /* retries gave up (reason kept); accepts the peer; traffic retries */
         _TUNNEL_STATE_MAX,
 };
 

@@ -50,7 +50,6 @@ while (($(now_ms) < end)); do
         sleep 0.5
 done
 T_END=$(now_ms)
-sent=$(grep -c "icmp_seq" "$TMP/pinger.out" || true)
 got=$(replies_after "$T_START")
 echo "# ${SOAK} s under ${LOSS} % loss each way: $got replies, $(loss_dropped "$NS_B") datagrams dropped, longest gap $(longest_gap "$T_START" "$T_END") ms"
 check "both sides connected in all $samples samples over $SOAK s" test "$bad_states" -eq 0
