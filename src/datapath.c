@@ -182,6 +182,7 @@ static void *tx_main(void *userdata) {
                         stat_add(&d->stats.tx_packets, sent);
                         stat_add(&d->stats.tx_bytes, bytes);
                         atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
+                        atomic_store_explicit(&p->last_tx_data_ns, now, memory_order_relaxed);
                         atomic_store_explicit(&p->rx_unanswered_since_ns, 0, memory_order_relaxed);
                         if (atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed) == 0)
                                 atomic_store_explicit(&p->tx_unanswered_since_ns, now,

@@ -92,7 +92,7 @@ struct peer {
         struct endpoint reported_endpoint; /* last path logged/emitted */
 
         /* Timer inputs, set by the data threads (see timers.c). */
-        _Atomic uint64_t last_tx_ns, last_rx_ns, last_rx_data_ns;
+        _Atomic uint64_t last_tx_ns, last_rx_ns, last_rx_data_ns, last_tx_data_ns;
         _Atomic uint64_t tx_unanswered_since_ns; /* first data sent since anything was received */
         _Atomic uint64_t rx_unanswered_since_ns; /* first data received since anything was sent */
         _Atomic bool want_handshake;             /* tx had no usable key pair, or rekey due */

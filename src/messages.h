@@ -343,9 +343,11 @@ enum limits {
          * (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT: two lost keepalives in a row are tolerated). */
         LIVENESS_KEEPALIVE_INTERVAL = 5,
         /* Restart detection (timers.c, rule 3b): data sent and nothing authenticated back for
-         * this long (ms), while the peer had sent data within PEER_CHATTY_WINDOW_MS before it,
-         * starts a new handshake at once. */
+         * this long (ms), while we kept sending data for UNANSWERED_FAST_SENDING_MS of it and
+         * the peer had sent data within PEER_CHATTY_WINDOW_MS before it, starts a new
+         * handshake at once. */
         UNANSWERED_FAST_TIMEOUT_MS = 2500,
+        UNANSWERED_FAST_SENDING_MS = 1000,
         PEER_CHATTY_WINDOW_MS = 2000,
         /* After the peer's closing message an initiator retries its first handshake this soon
          * (ms): a peer that closed is usually restarting. */

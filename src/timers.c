@@ -15,14 +15,16 @@
  *     REKEY_TIMEOUT starts a new handshake (the peer may have restarted and lost its keys), and
  *     the peer is `reconnecting`.
  *  3b. Restart detection: data sent and nothing authenticated back for
- *     UNANSWERED_FAST_TIMEOUT_MS, while the peer had sent us data (not just keepalives) within
- *     PEER_CHATTY_WINDOW_MS before our first unanswered packet, starts a new handshake at once;
+ *     UNANSWERED_FAST_TIMEOUT_MS, while we kept sending data for UNANSWERED_FAST_SENDING_MS of
+ *     it and the peer had sent us data (not just keepalives) within PEER_CHATTY_WINDOW_MS
+ *     before our first unanswered packet, starts a new handshake at once;
  *     the state stays `connected` (rule 3 and rule 8 decide that). A peer that answered every
  *     packet of a two-way flow within milliseconds and then falls silent for 2.5 s has almost
  *     certainly lost its keys (it restarted); WireGuard waits the full 15 s of rule 3 here. It
  *     costs one initiation (148 B), never amplifies (it answers nothing), and repeats only
  *     under rule 1's timer; a one-way flow never triggers it (its receiver sends no data, only
- *     keepalives). The restarted side helps from its end too: handshake.c,
+ *     keepalives), nor a last frame that needs no answer (a multicast announcement after a
+ *     ping: we did not keep sending). The restarted side helps from its end too: handshake.c,
  *     handshake_answer_unknown_session().
  *  4. Passive keepalive: data received and nothing sent for KEEPALIVE_TIMEOUT sends an empty
  *     data message, so the sender's rule 3 does not fire on a one-way flow.
@@ -90,6 +92,7 @@ void timers_tick(struct device *d, uint64_t now) {
                 peer_get_endpoint(p, &e);
                 if (now - p->handshake_attempts_started_ns >= REKEY_ATTEMPT_TIME * NSEC_PER_SEC) {
                         unsigned attempts = p->handshake_attempts;
+                        enum tunnel_state before = p->state;
 
                         endpoint_to_string(&e, buf);
                         log_warning("no handshake response from %s after %u attempts; waiting "
@@ -103,6 +106,10 @@ void timers_tick(struct device *d, uint64_t now) {
                                            "no handshake response from %s after %u attempts "
                                            "in %d s",
                                            buf, attempts, REKEY_ATTEMPT_TIME);
+                        /* A failed session carries nothing: drop it, so that traffic finds
+                         * no key pair and asks for a handshake at once (rule 2). */
+                        if (before != TUNNEL_FAILED && p->state == TUNNEL_FAILED)
+                                handshake_clear_keys(d);
                 } else {
                         p->handshake_attempts++;
                         retry_interval_ns = REKEY_TIMEOUT * NSEC_PER_SEC + jitter_ns();
@@ -131,9 +138,11 @@ void timers_tick(struct device *d, uint64_t now) {
         if (t != 0 && now - t >= (uint64_t) UNANSWERED_FAST_TIMEOUT_MS * NSEC_PER_MSEC &&
             p->handshake_attempts_started_ns == 0 && t != p->fast_rehandshake_for_ns) {
                 uint64_t rx_data = atomic_load_explicit(&p->last_rx_data_ns, memory_order_relaxed);
+                uint64_t tx_data = atomic_load_explicit(&p->last_tx_data_ns, memory_order_relaxed);
 
                 if (rx_data != 0 && rx_data <= t &&
-                    t - rx_data <= (uint64_t) PEER_CHATTY_WINDOW_MS * NSEC_PER_MSEC) {
+                    t - rx_data <= (uint64_t) PEER_CHATTY_WINDOW_MS * NSEC_PER_MSEC &&
+                    tx_data >= t + (uint64_t) UNANSWERED_FAST_SENDING_MS * NSEC_PER_MSEC) {
                         p->fast_rehandshake_for_ns = t; /* once per unanswered stretch */
                         log_debug("data unanswered for %d ms by a peer that was answering: "
                                   "new handshake (did it restart?)",
