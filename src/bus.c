@@ -50,6 +50,8 @@ static int append_property(sd_bus_message *reply, struct device *d, const char *
 #define STAT(x) atomic_load_explicit(&d->stats.x, memory_order_relaxed)
         if (strcmp(property, "State") == 0)
                 return sd_bus_message_append(reply, "s", tunnel_state_to_string(d->state));
+        if (strcmp(property, "FailureReason") == 0)
+                return sd_bus_message_append(reply, "s", manager_failure_reason(d));
         if (strcmp(property, "Path") == 0)
                 return sd_bus_message_append(reply, "s", path_name(d));
         if (strcmp(property, "PeerAddress") == 0)
@@ -105,12 +107,12 @@ static int property_get(sd_bus *bus, const char *path, const char *interface,
 }
 
 static const char *const status_properties[] = {
-        "State",     "Path",        "PeerAddress", "Endpoint", "PublicEndpoint",
-        "NatType",   "TapDevice",   "LocalAddress", "Mtu",     "PublicKey",
-        "RxBytes",   "TxBytes",     "RxPackets",   "TxPackets", "LastHandshake",
+        "State",     "FailureReason", "Path",        "PeerAddress", "Endpoint", "PublicEndpoint",
+        "NatType",   "TapDevice",     "LocalAddress", "Mtu",        "PublicKey", "RxBytes",
+        "TxBytes",   "RxPackets",     "TxPackets",   "LastHandshake",
 };
 static const char *const status_signatures[] = {
-        "s", "s", "s", "s", "s", "s", "s", "as", "u", "s", "t", "t", "t", "t", "t",
+        "s", "s", "s", "s", "s", "s", "s", "s", "as", "u", "s", "t", "t", "t", "t", "t",
 };
 
 static int method_get_status(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -583,6 +585,8 @@ static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error)
 static const sd_bus_vtable tunnel_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("State", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("FailureReason", "s", property_get, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Path", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PeerAddress", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Endpoint", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

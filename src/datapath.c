@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "credit.h"
 #include "datapath.h"
 #include "log.h"
 #include "offload.h"
@@ -311,6 +312,7 @@ static void *tx_main(void *userdata) {
                         stat_add(&d->stats.tx_packets, sent_datagrams);
                         stat_add(&d->stats.tx_bytes, bytes);
                         atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
+                        atomic_store_explicit(&p->last_tx_data_ns, now, memory_order_relaxed);
                         atomic_store_explicit(&p->rx_unanswered_since_ns, 0, memory_order_relaxed);
                         if (atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed) == 0)
                                 atomic_store_explicit(&p->tx_unanswered_since_ns, now,
@@ -449,8 +451,23 @@ static void rx_data(struct device *d, struct rx_batch *x, uint8_t *buf, size_t l
         uint64_t counter;
         int r;
 
-        if (!kp)
+        if (!kp) {
+                /* With no session at all we may have restarted: enough bytes from this source
+                 * buy one initiation back to it. With a session we just initiated, the peer
+                 * still sends on its old one: it missed our confirmation, which the same
+                 * credit buys again. Never via the relay (credit.c, handshake.c). */
+                bool young = x->cur && x->cur->initiator &&
+                             x->now - x->cur->birth_ns < REKEY_TIMEOUT * NSEC_PER_SEC &&
+                             endpoint_equal(from, &x->ep);
+                if ((!x->cur || young) && !from->via_relay && d->rx_credit &&
+                    credit_earn(d->rx_credit, &from->addr.sa, from->len, len,
+                                young ? MESSAGE_DATA_MIN_LEN
+                                      : sizeof(struct message_handshake_initiation),
+                                x->now) &&
+                    enqueue(d, QUEUED_UNKNOWN_SESSION, buf, 0, from))
+                        x->queued = true;
                 return bad(x, &x->unknown, "unknown session index", from);
+        }
         r = session_decrypt(kp, buf, len, x->now, &frame, &flen, &counter);
         if (r == -EALREADY)
                 return bad(x, &x->replayed, "replayed counter", from);
@@ -502,6 +519,30 @@ static void rx_probe(struct device *d, struct rx_batch *x, uint8_t *buf, size_t 
                 x->hs_dropped++;
 }
 
+/* The peer's closing message: opened here (the replay window's one writer), handed up. */
+static void rx_close(struct device *d, struct rx_batch *x, uint8_t *buf, size_t len,
+                     const struct endpoint *from) {
+        struct keypair *kp = lookup_keypair(x, get_le32(buf + 4));
+        uint8_t *marker;
+        size_t mlen;
+        int r;
+
+        if (!kp)
+                return bad(x, &x->unknown, "closing message for an unknown session", from);
+        r = session_decrypt_control(kp, MESSAGE_CLOSE, buf, len, x->now, &marker, &mlen, NULL);
+        if (r == -EALREADY)
+                return bad(x, &x->replayed, "replayed closing message", from);
+        if (r < 0 || mlen != CLOSE_MARKER_LEN || memcmp(marker, CLOSE_MARKER, mlen) != 0)
+                return bad(x, &x->bad_tag, "closing message failed authentication", from);
+        /* With the session it closes (its first bytes: type, then key_idx), so the control
+         * loop acts only while that session is still ours: the second copy, or one that
+         * arrives after a new handshake, changes nothing. */
+        if (enqueue(d, QUEUED_CLOSE, buf, 8, from))
+                x->queued = true;
+        else
+                x->hs_dropped++;
+}
+
 static void rx_datagram(struct device *d, struct rx_batch *x, uint8_t *buf, size_t len,
                         const struct endpoint *from, bool relayed) {
         if (!relayed && stun_is_message(buf, len)) {
@@ -538,6 +579,8 @@ static void rx_datagram(struct device *d, struct rx_batch *x, uint8_t *buf, size
         case MESSAGE_PATH_PROBE:
         case MESSAGE_PATH_PROBE_REPLY:
                 return rx_probe(d, x, buf, len, from);
+        case MESSAGE_CLOSE:
+                return rx_close(d, x, buf, len, from);
         case MESSAGE_RELAY_CHALLENGE:
         case MESSAGE_RELAY_REGISTERED:
         case MESSAGE_RELAY_PEER:

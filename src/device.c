@@ -16,6 +16,7 @@
 #include "addrwatch.h"
 #include "bus.h"
 #include "caps.h"
+#include "credit.h"
 #include "datapath.h"
 #include "device.h"
 #include "handshake.h"
@@ -186,6 +187,12 @@ static void dispatch(struct device *d, const struct queued_handshake *q, bool un
         case QUEUED_PROBE_REPLY:
                 path_on_probe_reply(d, q->data, &q->from);
                 return;
+        case QUEUED_CLOSE:
+                manager_peer_closed(d, get_le32(q->data + 4), &q->from);
+                return;
+        case QUEUED_UNKNOWN_SESSION:
+                handshake_answer_unknown_session(d, &q->from);
+                return;
         default:
                 break;
         }
@@ -253,6 +260,7 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 
         log_info("received %s, shutting down", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
         sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
+        manager_shutdown(d); /* the peer hears of it (closing message) */
         /* Now, not in device_free(): sd-bus closes its connection from an exit handler of the
          * event loop, so a reply queued after the loop ends would never leave. */
         if (d->connect_request)
@@ -402,7 +410,8 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         d->hs_queue = calloc(MAX_QUEUED_HANDSHAKES, sizeof(*d->hs_queue));
         if (!d->hs_queue)
                 return log_error_errno(ENOMEM, "out of memory");
-        if (ratelimit_new(&d->rx_ratelimit) < 0 || ratelimit_new(&d->handshake_ratelimit) < 0)
+        if (ratelimit_new(&d->rx_ratelimit) < 0 || ratelimit_new(&d->handshake_ratelimit) < 0 ||
+            credit_new(&d->rx_credit) < 0)
                 return log_error_errno(ENOMEM, "out of memory");
 
         /* The socket and the peer's address first: the steps most likely to fail for a reason
@@ -427,9 +436,8 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                         return log_error_errno(ENOMEM, "out of memory");
                 sprintf(d->peer_address, strchr(config->peer_host, ':') ? "[%s]:%u" : "%s:%u",
                         config->peer_host, config->peer_port);
-                d->state = TUNNEL_CONNECTING;
+                d->peer.state = d->state = TUNNEL_CONNECTING;
         }
-        d->accept_incoming = true;
 
         uint8_t mac[6];
         tap_mac_address(d, mac);
@@ -599,6 +607,7 @@ struct device *device_free(struct device *d) {
         sodium_memzero(d->psk, sizeof(d->psk));
         sodium_memzero(d->own_initiation_key, sizeof(d->own_initiation_key));
         d->rx_ratelimit = ratelimit_free(d->rx_ratelimit);
+        d->rx_credit = credit_free(d->rx_credit);
         d->handshake_ratelimit = ratelimit_free(d->handshake_ratelimit);
         if (d->hs_queue) {
                 sodium_memzero(d->hs_queue, MAX_QUEUED_HANDSHAKES * sizeof(*d->hs_queue));

@@ -23,16 +23,10 @@
 #include "messages.h"
 #include "noise.h"
 #include "session.h"
+#include "state.h"
 #include "tap.h"
 #include "udp.h"
 
-enum tunnel_state {
-        TUNNEL_DISCONNECTED,
-        TUNNEL_CONNECTING,
-        TUNNEL_CONNECTED,
-        TUNNEL_RECONNECTING,
-};
-const char *tunnel_state_to_string(enum tunnel_state s);
 
 enum handshake_state {
         HANDSHAKE_ZEROED,
@@ -68,6 +62,8 @@ struct peer {
         _Atomic(struct keypair *) current, previous, next;
 
         /* Control loop only. */
+        enum tunnel_state state;  /* this peer's, by state.c's table (manager_peer_event) */
+        char failure_reason[256]; /* why it is TUNNEL_FAILED; "" otherwise */
         struct noise_handshake handshake;
         enum handshake_state handshake_state;
         uint32_t handshake_index;
@@ -77,6 +73,7 @@ struct peer {
         uint64_t last_sent_handshake_ns;
         uint64_t handshake_attempts_started_ns; /* 0: not retrying */
         unsigned handshake_attempts;
+        uint64_t fast_rehandshake_for_ns; /* timers.c rule 3b: the stretch it fired for */
         uint64_t last_handshake_ns;         /* last completed handshake (monotonic) */
         uint64_t last_handshake_realtime_us; /* for status */
         bool static_endpoint;                /* peer.address configured: we initiate */
@@ -100,7 +97,7 @@ struct peer {
         struct endpoint reported_endpoint; /* last path logged/emitted */
 
         /* Timer inputs, set by the data threads (see timers.c). */
-        _Atomic uint64_t last_tx_ns, last_rx_ns, last_rx_data_ns;
+        _Atomic uint64_t last_tx_ns, last_rx_ns, last_rx_data_ns, last_tx_data_ns;
         _Atomic uint64_t tx_unanswered_since_ns; /* first data sent since anything was received */
         _Atomic uint64_t rx_unanswered_since_ns; /* first data received since anything was sent */
         _Atomic bool want_handshake;             /* tx had no usable key pair, or rekey due */
@@ -120,6 +117,9 @@ enum queued_kind {
         QUEUED_MESSAGE,
         QUEUED_PROBE,
         QUEUED_PROBE_REPLY,
+        QUEUED_CLOSE,           /* the peer's closing message, opened (data: its header) */
+        QUEUED_UNKNOWN_SESSION, /* data for a session we do not know; the source earned an
+                                 * initiation's worth of credit (credit.c) */
 };
 struct queued_handshake {
         struct endpoint from;
@@ -131,6 +131,7 @@ struct queued_handshake {
 struct addrwatch;
 struct resolve_query;
 struct ratelimit;
+struct credit;
 struct relay_client;
 struct netcheck_run;
 struct manager_waiter;
@@ -143,9 +144,8 @@ struct device {
         sd_event_source *tick_source, *wake_source;
 
         /* Connection management (manager.c). */
-        enum tunnel_state state;
+        enum tunnel_state state; /* the instance's, from its peers' (state.c) */
         char *peer_address;   /* "host:port" as configured or given to Connect; NULL: none */
-        bool accept_incoming; /* false after Disconnect until the next Connect */
         struct sd_bus_message *connect_request; /* pending Connect, replied to later */
         struct manager_waiter *connect_waiter;  /* ... or pending for the HTTP API */
         sd_event_source *connect_timeout;
@@ -178,6 +178,8 @@ struct device {
         /* Per-source buckets under load: the rx thread's (before the queue) and the control
          * loop's (after mac2). Each belongs to that one thread. */
         struct ratelimit *rx_ratelimit, *handshake_ratelimit;
+        /* The rx thread's per-source byte credit for data on unknown sessions (credit.c). */
+        struct credit *rx_credit;
 
         struct peer peer;
         struct stats stats;

@@ -104,7 +104,9 @@ static int send_to_peer(struct device *d, const void *buf, size_t len) {
         return r;
 }
 
-int handshake_send_initiation(struct device *d) {
+/* A new initiation in p->last_initiation (the handshake state set up for its response).
+ * Returns its length, or -errno. */
+static int build_initiation(struct device *d, uint64_t now) {
         struct peer *p = &d->peer;
         bool identity = d->pattern == NOISE_PATTERN_IKPSK2;
         union {
@@ -114,15 +116,8 @@ int handshake_send_initiation(struct device *d) {
         } msg = {};
         size_t len = identity ? sizeof(msg.ik) : sizeof(msg.nn), n = 0;
         uint8_t ts[NOISE_TIMESTAMP_LEN];
-        uint64_t now = now_ns();
         uint32_t idx;
-        char buf[ENDPOINT_STRLEN];
-        struct endpoint e;
         int r;
-
-        peer_get_endpoint(p, &e);
-        if (e.len == 0 && p->n_candidates == 0 && !p->relay_introduced)
-                return -EDESTADDRREQ;
 
         noise_handshake_wipe(&p->handshake);
         p->handshake_state = HANDSHAKE_ZEROED;
@@ -148,13 +143,28 @@ int handshake_send_initiation(struct device *d) {
         p->handshake_index = idx;
         p->handshake_state = HANDSHAKE_CREATED_INITIATION;
         p->last_sent_handshake_ns = now;
-
-        /* To the endpoint and every candidate at once (and the relay when it is time). */
         memcpy(p->last_initiation, msg.raw, len);
         p->last_initiation_len = len;
-        path_send_initiation(d, msg.raw, len, now);
         atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
         atomic_fetch_add_explicit(&d->stats.initiations_sent, 1, memory_order_relaxed);
+        return (int) len;
+}
+
+int handshake_send_initiation(struct device *d) {
+        struct peer *p = &d->peer;
+        uint64_t now = now_ns();
+        char buf[ENDPOINT_STRLEN];
+        struct endpoint e;
+        int r;
+
+        peer_get_endpoint(p, &e);
+        if (e.len == 0 && p->n_candidates == 0 && !p->relay_introduced)
+                return -EDESTADDRREQ;
+        r = build_initiation(d, now);
+        if (r < 0)
+                return r;
+        /* To the endpoint and every candidate at once (and the relay when it is time). */
+        path_send_initiation(d, p->last_initiation, p->last_initiation_len, now);
         if (e.len)
                 log_debug("sent handshake initiation to %s%s", endpoint_to_string(&e, buf),
                           p->n_candidates ? " and the peer's candidates" : "");
@@ -162,6 +172,78 @@ int handshake_send_initiation(struct device *d) {
                 log_debug("sent handshake initiation to the peer's %zu candidates%s",
                           p->n_candidates, p->relay_introduced ? " (and the relay, if due)" : "");
         return 0;
+}
+
+/*
+ * Restart recovery, the restarted side. A node that restarted lost its keys; its peer keeps
+ * sending data on them until it notices (timers.c rule 3b, ~UNANSWERED_FAST_TIMEOUT_MS when the
+ * peer was chatty, else rule 3's 15 s). The restarted node can do better: data for a session it
+ * does not know, from a source, means "someone had a session with a node at this address", so
+ * it initiates a handshake back to that source. That is an answer to an unauthenticated packet,
+ * so two limits keep it from being an amplifier or a reflector for hire: the rx thread asks for
+ * it only when the source has sent at least an initiation's worth of bytes (credit.c: never
+ * more bytes out than in, per source, at most once per CREDIT_INTERVAL_MS), and only while we
+ * have no session at all; here, only when the state accepts the peer (not after Disconnect),
+ * with a peer key to initiate to (identity mode), at most INITIATIONS_PER_SECOND in all. The
+ * initiation is the normal one: only the real peer can answer it, and nothing changes here
+ * until its response authenticates (consume_response then moves the endpoint).
+ *
+ * The same credit covers the next loss: our confirmation (the first data on the new session)
+ * lost, the peer keeps sending on the old keys it still has, and we answer that, from the
+ * peer's endpoint and within REKEY_TIMEOUT of our handshake, with the confirmation again (32 B,
+ * once per CREDIT_INTERVAL_MS); otherwise nothing would confirm it until a keepalive is due.
+ */
+void handshake_answer_unknown_session(struct device *d, const struct endpoint *from) {
+        static struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(5, 2);
+        struct peer *p = &d->peer;
+        uint64_t now = now_ns();
+        char buf[ENDPOINT_STRLEN];
+        unsigned suppressed = 0;
+        int r;
+
+        struct keypair *cur = atomic_load(&p->current);
+
+        if (!tunnel_state_accepts_peer(p->state))
+                return;
+        if (cur) {
+                /* We initiated this session moments ago and the peer still sends on its old
+                 * one: our confirmation was lost. Say it again (an empty data message). */
+                if (cur->initiator && now - cur->birth_ns < REKEY_TIMEOUT * NSEC_PER_SEC)
+                        (void) handshake_send_keepalive(d);
+                return;
+        }
+        if (d->pattern == NOISE_PATTERN_IKPSK2 &&
+            sodium_is_zero(p->public_key, sizeof(p->public_key)))
+                return;
+        if (p->last_sent_handshake_ns &&
+            now - p->last_sent_handshake_ns < NSEC_PER_SEC / INITIATIONS_PER_SECOND)
+                return;
+        r = build_initiation(d, now);
+        if (r < 0)
+                return;
+        (void) send_to(d, from, p->last_initiation, p->last_initiation_len);
+        if (log_ratelimit_below(&ratelimit, now, &suppressed))
+                log_info("data for a session we do not know from %s (did we restart?): sent a "
+                         "handshake initiation there%s",
+                         endpoint_to_string(from, buf), suppressed ? " (more suppressed)" : "");
+}
+
+int handshake_send_close(struct device *d) {
+        struct keypair *kp = atomic_load(&d->peer.current);
+        uint8_t buf[sizeof(struct message_close)];
+        ssize_t n;
+        int r = 0;
+
+        if (!kp)
+                return -ENOKEY;
+        for (unsigned i = 0; i < CLOSE_COPIES; i++) {
+                n = session_encrypt_control(kp, MESSAGE_CLOSE, (const uint8_t *) CLOSE_MARKER,
+                                            CLOSE_MARKER_LEN, buf, sizeof(buf), now_ns());
+                if (n < 0)
+                        return (int) n;
+                r = send_to_peer(d, buf, (size_t) n);
+        }
+        return r;
 }
 
 int handshake_send_keepalive(struct device *d) {
@@ -342,7 +424,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
                         (void) path_send(d, &q->from, p->last_initiation, p->last_initiation_len);
                 return;
         }
-        if (!d->accept_incoming) {
+        if (!tunnel_state_accepts_peer(p->state)) {
                 atomic_fetch_add_explicit(&d->stats.rx_handshake_dropped, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_NOTICE,
                                           "ignored handshake from %s: disconnected through the "

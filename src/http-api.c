@@ -217,13 +217,28 @@ enum http_api_call http_api_route(const struct http_api_request *req,
         return route->call; /* /disconnect: any JSON body is ignored, as the prototype did */
 }
 
+/* The one map from the D-Bus State (state.c's names) to the prototype's "state" strings. A
+ * State this table does not know is passed on as it is, never guessed. */
+static const char *prototype_state(const char *state) {
+        static const struct {
+                const char *state, *prototype;
+        } map[] = {
+                { "waiting", "Waiting" },       { "connecting", "Connecting" },
+                { "connected", "Connected" },   { "reconnecting", "Reconnecting" },
+                { "disconnected", "Disconnected" }, { "failed", "Failed" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(map); i++)
+                if (strcmp(state, map[i].state) == 0)
+                        return map[i].prototype;
+        return state;
+}
+
 char *http_api_status_json(const struct http_api_status *s) {
-        char state[32];
+        const char *state = prototype_state(s->state);
         json_t *o;
         char *text;
 
-        snprintf(state, sizeof(state), "%s", s->state);
-        state[0] = (char) toupper((unsigned char) state[0]);
         o = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:b}}", "status", "success", "state",
                       state, "details", "state", s->state, "tap_device", s->tap_device, "local_ip",
                       s->local_ip, "peer_address", s->peer_address, "connected",

@@ -16,17 +16,6 @@
 /* Counters go out as invalidations at most this often (dbus/org.shadowmesh1.Tunnel.txt). */
 #define COUNTERS_EMIT_INTERVAL_NSEC (2 * NSEC_PER_SEC)
 
-static const char *const state_names[] = {
-        [TUNNEL_DISCONNECTED] = "disconnected",
-        [TUNNEL_CONNECTING] = "connecting",
-        [TUNNEL_CONNECTED] = "connected",
-        [TUNNEL_RECONNECTING] = "reconnecting",
-};
-
-const char *tunnel_state_to_string(enum tunnel_state s) {
-        return (size_t) s < ELEMENTSOF(state_names) ? state_names[s] : "unknown";
-}
-
 void manager_notify_status(struct device *d) {
         char buf[ENDPOINT_STRLEN];
         struct endpoint e;
@@ -43,11 +32,20 @@ void manager_notify_status(struct device *d) {
         case TUNNEL_RECONNECTING:
                 sd_notifyf(false, "STATUS=Reconnecting to %s", endpoint_to_string(&e, buf));
                 break;
+        case TUNNEL_FAILED:
+                sd_notifyf(false, "STATUS=Failed: %s", manager_failure_reason(d));
+                break;
+        case TUNNEL_DISCONNECTED:
+                sd_notify(false, "STATUS=Disconnected");
+                break;
         default:
-                sd_notify(false, d->accept_incoming ? "STATUS=Waiting for the peer"
-                                                    : "STATUS=Disconnected");
+                sd_notify(false, "STATUS=Waiting for the peer");
                 break;
         }
+}
+
+const char *manager_failure_reason(const struct device *d) {
+        return d->state == TUNNEL_FAILED ? d->peer.failure_reason : "";
 }
 
 /* The pending Connect is over: answer whoever waits for it, D-Bus or a manager_waiter. */
@@ -71,28 +69,120 @@ _printf_(3, 4) static void connect_done(struct device *d, const char *error, con
                 bus_reply_connect(d, NULL, NULL);
 }
 
-void manager_set_state(struct device *d, enum tunnel_state state) {
+/* The instance's state follows from its peers' (one peer today). */
+static void update_instance_state(struct device *d) {
+        enum tunnel_state state = tunnel_state_of_instance(&d->peer.state, 1);
+
         if (d->state == state)
                 return;
         log_debug("state %s -> %s", tunnel_state_to_string(d->state),
                   tunnel_state_to_string(state));
         d->state = state;
         manager_notify_status(d);
-        bus_emit_changed(d, "State", "Path", "Endpoint", "PeerAddress", "LastHandshake", NULL);
+        bus_emit_changed(d, "State", "FailureReason", "Path", "Endpoint", "PeerAddress",
+                         "LastHandshake", NULL);
 
-        if (state == TUNNEL_CONNECTED && (d->connect_request || d->connect_waiter))
+        if (!d->connect_request && !d->connect_waiter)
+                return;
+        if (state == TUNNEL_CONNECTED)
                 connect_done(d, NULL, NULL);
+        else if (state == TUNNEL_FAILED)
+                connect_done(d, BUS_ERROR_PREFIX "HandshakeTimeout", "%s",
+                             d->peer.failure_reason);
+}
+
+void manager_peer_event(struct device *d, enum tunnel_event event, const char *reason, ...) {
+        struct peer *p = &d->peer;
+        enum tunnel_state next;
+        bool changed;
+
+        next = tunnel_state_next(p->state, event, &changed);
+        if (!changed || next == p->state)
+                return;
+        log_debug("peer: %s --%s--> %s", tunnel_state_to_string(p->state),
+                  tunnel_event_to_string(event), tunnel_state_to_string(next));
+        if (next == TUNNEL_FAILED) {
+                va_list ap;
+
+                snprintf(p->failure_reason, sizeof(p->failure_reason), "%s",
+                         "the handshake did not complete");
+                if (reason) {
+                        va_start(ap, reason);
+                        vsnprintf(p->failure_reason, sizeof(p->failure_reason), reason, ap);
+                        va_end(ap);
+                }
+        } else
+                p->failure_reason[0] = 0;
+        p->state = next;
+        update_instance_state(d);
 }
 
 void manager_session_up(struct device *d) {
-        manager_set_state(d, TUNNEL_CONNECTED);
+        manager_peer_event(d, TUNNEL_EVENT_HANDSHAKE, NULL);
         /* A new handshake while connected changes LastHandshake only. */
         bus_emit_changed(d, "LastHandshake", "Endpoint", NULL);
 }
 
 void manager_session_lost(struct device *d) {
-        if (d->state == TUNNEL_CONNECTED)
-                manager_set_state(d, TUNNEL_RECONNECTING);
+        manager_peer_event(d, TUNNEL_EVENT_LOST, NULL);
+}
+
+/* Does this node hold an address of its own for the peer (it initiates), or did it wait? */
+static bool have_peer_address(const struct device *d) {
+        return d->peer.static_endpoint || d->peer_address || d->peer.relay_introduced;
+}
+
+static bool session_is_ours(struct peer *p, uint32_t key_idx) {
+        struct keypair *kp[] = { atomic_load(&p->current), atomic_load(&p->previous),
+                                 atomic_load(&p->next) };
+
+        for (size_t i = 0; i < ELEMENTSOF(kp); i++)
+                if (kp[i] && kp[i]->local_index == key_idx)
+                        return true;
+        return false;
+}
+
+void manager_peer_closed(struct device *d, uint32_t key_idx, const struct endpoint *from) {
+        struct peer *p = &d->peer;
+        char buf[ENDPOINT_STRLEN];
+
+        if (!session_is_ours(p, key_idx))
+                return; /* the second copy, or a session already replaced */
+        endpoint_to_string(from, buf);
+        log_peer_info(d->peer_address ? d->peer_address : buf, buf,
+                      "peer %s closed the tunnel", buf);
+        /* Its keys are gone with it: ours are of no use. */
+        handshake_clear_keys(d);
+        atomic_store_explicit(&p->tx_unanswered_since_ns, 0, memory_order_relaxed);
+        atomic_store_explicit(&p->rx_unanswered_since_ns, 0, memory_order_relaxed);
+        if (have_peer_address(d)) {
+                /* Usually a restart: retry, the first time soon. */
+                manager_peer_event(d, TUNNEL_EVENT_LOST, NULL);
+                timers_want_handshake_soon(d, now_ns(),
+                                           (uint64_t) CLOSE_FIRST_RETRY_MS * NSEC_PER_MSEC);
+        } else {
+                struct endpoint none = {};
+
+                /* We waited for the peer: wait again, with no path to speak of. */
+                peer_set_endpoint(p, &none);
+                p->reported_endpoint = none;
+                manager_peer_event(d, TUNNEL_EVENT_PEER_CLOSED, NULL);
+        }
+        bus_emit_changed(d, "Path", "Endpoint", NULL);
+}
+
+/* Tell the peer we are leaving, if there is a session to say it on. */
+static void send_close(struct device *d) {
+        int r = handshake_send_close(d);
+
+        if (r >= 0)
+                log_info("sent the peer a closing message");
+        else if (r != -ENOKEY)
+                log_debug_errno(r, "could not send the peer a closing message: %m");
+}
+
+void manager_shutdown(struct device *d) {
+        send_close(d);
 }
 
 static void forget_peer(struct device *d) {
@@ -114,12 +204,12 @@ static int on_connect_timeout(sd_event_source *s, uint64_t usec, void *userdata)
         struct device *d = userdata;
         char *peer = d->peer_address ? strdup(d->peer_address) : NULL;
         forget_peer(d);
-        manager_set_state(d, TUNNEL_DISCONNECTED);
-        connect_done(d, BUS_ERROR_PREFIX "HandshakeTimeout",
-                     "No handshake with %s before the timeout: the peer did not answer "
-                     "(wrong address, UDP port blocked, or a different key)",
-                     peer ? peer : "the peer");
         log_peer_warning(peer, NULL, "connect to %s timed out", peer ? peer : "the peer");
+        /* Answers the pending Connect with HandshakeTimeout and this reason. */
+        manager_peer_event(d, TUNNEL_EVENT_GAVE_UP,
+                           "No handshake with %s before the timeout: the peer did not answer "
+                           "(wrong address, UDP port blocked, or a different key)",
+                           peer ? peer : "the peer");
         free(peer);
         return 0;
 }
@@ -132,11 +222,14 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
         d->resolve = NULL;
         if (r < 0) {
                 char *peer = d->peer_address ? strdup(d->peer_address) : NULL;
+                const char *why = gai_error ? gai_strerror(gai_error) : strerror(-r);
                 forget_peer(d);
-                manager_set_state(d, TUNNEL_DISCONNECTED);
-                connect_done(d, BUS_ERROR_PREFIX "InvalidPeer", "Cannot resolve '%s': %s",
-                             peer ? peer : "", gai_error ? gai_strerror(gai_error) : strerror(-r));
+                if (d->connect_request || d->connect_waiter)
+                        connect_done(d, BUS_ERROR_PREFIX "InvalidPeer", "Cannot resolve '%s': %s",
+                                     peer ? peer : "", why);
                 log_peer_warning(peer, NULL, "connect: cannot resolve '%s'", peer ? peer : "");
+                manager_peer_event(d, TUNNEL_EVENT_GAVE_UP, "Cannot resolve '%s': %s",
+                                   peer ? peer : "", why);
                 free(peer);
                 return;
         }
@@ -155,7 +248,8 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
         uint16_t port;
         int r;
 
-        if (d->connect_request || d->state != TUNNEL_DISCONNECTED) {
+        if (d->connect_request || d->state == TUNNEL_CONNECTING ||
+            d->state == TUNNEL_CONNECTED || d->state == TUNNEL_RECONNECTING) {
                 char buf[ENDPOINT_STRLEN];
                 struct endpoint e;
                 peer_get_endpoint(&d->peer, &e);
@@ -217,9 +311,8 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
                                 return sd_bus_error_set_errnof(error, -r,
                                                                "Cannot arm the timeout: %m");
                 }
-                d->accept_incoming = true;
                 log_info("connect through relay %s requested", relay_client_name(d->relay));
-                manager_set_state(d, TUNNEL_CONNECTING);
+                manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
                 relay_client_refresh(d->relay);
                 if (d->peer.relay_introduced)
                         timers_want_handshake(d, now_ns());
@@ -248,28 +341,26 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
         }
         if (m)
                 d->connect_request = sd_bus_message_ref(m);
-        d->accept_incoming = true;
         log_peer_info(d->peer_address, NULL, "connect to %s requested", d->peer_address);
-        manager_set_state(d, TUNNEL_CONNECTING);
+        manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
         bus_emit_changed(d, "PeerAddress", NULL);
         return 0;
 }
 
 int manager_disconnect(struct device *d, sd_bus_error *error) {
-        if (d->state == TUNNEL_DISCONNECTED && !d->connect_request)
+        /* Nothing to disconnect while waiting either (the prototype's /disconnect said so). */
+        if ((d->state == TUNNEL_DISCONNECTED || d->state == TUNNEL_WAITING) &&
+            !d->connect_request)
                 return sd_bus_error_set(error, BUS_ERROR_PREFIX "NotConnected",
                                         "No peer is connected");
         if (d->connect_request || d->connect_waiter)
                 connect_done(d, BUS_ERROR_PREFIX "Cancelled",
                              "Disconnected before the handshake with %s completed",
                              d->peer_address ? d->peer_address : "the peer");
+        send_close(d); /* before forget_peer() wipes the session it is sealed with */
         forget_peer(d);
-        d->accept_incoming = false;
         log_info("disconnected by request");
-        if (d->state == TUNNEL_DISCONNECTED)
-                manager_notify_status(d); /* "Waiting for the peer" becomes "Disconnected" */
-        else
-                manager_set_state(d, TUNNEL_DISCONNECTED);
+        manager_peer_event(d, TUNNEL_EVENT_DISCONNECT, NULL);
         return 0;
 }
 

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What an instance is doing with its peer, as the D-Bus API and sd_notify report it:
+ * Connection management: Connect and Disconnect from the APIs, and the peer's state, driven by
+ * events through state.c's one transition table (written out in dbus/org.shadowmesh1.Tunnel.txt
+ * and shadowmeshctl(1)). The state is kept per peer (struct peer's state and failure_reason);
+ * the instance's State is derived from its peers' (tunnel_state_of_instance), so that many
+ * peers on one segment change nothing here but the loop over them.
  *
- *   disconnected --Connect / peer.address--> connecting --handshake--> connected
- *   connected --no answer to data, keys expired--> reconnecting --handshake--> connected
- *   any --Disconnect--> disconnected          connecting --Connect timeout--> disconnected
- *
- * A node with no peer (disconnected) still answers handshakes (the prototype's waiting side),
- * unless it was disconnected through the API.
+ * After an explicit Disconnect an instance is `disconnected`: it sent the peer a closing
+ * message and refuses the peer's handshakes until Connect. A peer's closing message makes an
+ * instance that waited for the peer (no address of its own for it) `waiting` again, and one
+ * that holds the peer's address `reconnecting` (it retries: the peer may be restarting).
  */
 #pragma once
 
@@ -15,7 +17,17 @@
 
 #include "device.h"
 
-void manager_set_state(struct device *d, enum tunnel_state state);
+/* Feed an event to the peer's state machine. reason (printf format, may be NULL) is kept as
+ * FailureReason when the event leads to `failed`. */
+_printf_(3, 4) void manager_peer_event(struct device *d, enum tunnel_event event,
+                                       const char *reason, ...);
+/* The peer's authenticated closing message arrived from `from` (datapath.c opened it) on the
+ * session whose local index is key_idx; ignored unless that session is still ours. */
+void manager_peer_closed(struct device *d, uint32_t key_idx, const struct endpoint *from);
+/* The daemon is exiting (SIGINT, SIGTERM): tell the peer with a closing message. */
+void manager_shutdown(struct device *d);
+/* The FailureReason property: why the instance is failed, "" otherwise. */
+const char *manager_failure_reason(const struct device *d);
 /* Start connecting to peer ("host[:port]", or "" to take the peer the relay introduces).
  * public_key: identity mode only (NULL: keep the configured one). relay: through the relay
  * only; relay_server: a relay to use when none is configured. The pending request m (may be NULL) is answered when the tunnel is up, or
@@ -44,7 +56,7 @@ void manager_forget_waiter(struct device *d, struct manager_waiter *w);
 /* A session is usable in both directions (initiator: response consumed; responder: first
  * data on the new key pair). */
 void manager_session_up(struct device *d);
-/* The session stopped working (no answer, keys expired). */
+/* The session stopped working (no answer, keys expired): TUNNEL_EVENT_LOST. */
 void manager_session_lost(struct device *d);
 /* Once per tick: counters and endpoint changes for PropertiesChanged. */
 void manager_tick(struct device *d, uint64_t now);

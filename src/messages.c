@@ -53,6 +53,10 @@ enum message_type message_classify(const uint8_t *buf, size_t len) {
                 if (len == sizeof(struct message_path_probe))
                         return (enum message_type) get_le32(buf);
                 break;
+        case MESSAGE_CLOSE:
+                if (len == sizeof(struct message_close))
+                        return MESSAGE_CLOSE;
+                break;
         default:
                 break;
         }

@@ -42,6 +42,8 @@ enum message_type {
         /* Path probes (between two nodes, on an established session). */
         MESSAGE_PATH_PROBE = 10,
         MESSAGE_PATH_PROBE_REPLY = 11,
+        /* The sender is leaving (Disconnect, SIGINT/SIGTERM): sealed on the session. */
+        MESSAGE_CLOSE = 12,
 };
 
 struct message_header {
@@ -255,7 +257,25 @@ struct message_path_probe {
         uint8_t encrypted_nonce[noise_encrypted_len(8)];
 } _packed_;
 
+/* Closing message: sealed like a probe (the 4-byte header as associated data, the session's
+ * counter and replay window), its plaintext the fixed CLOSE_MARKER. Only a holder of the session
+ * key can make one, and a captured one is refused by the replay window (or, once the session is
+ * gone, by its unknown index), so no one else can make a node drop its peer. Sent
+ * CLOSE_COPIES times (each with its own counter): there is no retransmission, the sender is
+ * leaving, and one lost datagram would otherwise leave the peer waiting for the dead-peer rule
+ * (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT). */
+#define CLOSE_MARKER "SM-CLOSE"
+enum { CLOSE_MARKER_LEN = sizeof(CLOSE_MARKER) - 1, CLOSE_COPIES = 2 };
+struct message_close {
+        struct message_header header;
+        uint32_t key_idx;
+        uint64_t counter;
+        uint8_t encrypted_marker[noise_encrypted_len(CLOSE_MARKER_LEN)];
+} _packed_;
+
 _Static_assert(sizeof(struct relay_candidate) == 20, "candidate");
+_Static_assert(sizeof(struct message_close) == 40, "close");
+_Static_assert(CLOSE_MARKER_LEN == 8, "close marker");
 _Static_assert(sizeof(struct message_relay_register) ==
                        4 + 16 + 32 + 32 + 16 + 32 + 4 + 160 + 16 + 32 + 16 + 64,
                "register");
@@ -342,6 +362,27 @@ enum limits {
          * many of them one recvmmsg fills. */
         UDP_GRO_BUFFER_LEN = 65536,
         DATAPATH_RX_GRO_SLOTS = 16,
+        /* Liveness (timers.c): with a session and nothing sent for this long, send a keepalive,
+         * so that a quiet peer still proves it is alive well inside the dead-peer window
+         * (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT: two lost keepalives in a row are tolerated). */
+        LIVENESS_KEEPALIVE_INTERVAL = 5,
+        /* Restart detection (timers.c, rule 3b): data sent and nothing authenticated back for
+         * this long (ms), while we kept sending data for UNANSWERED_FAST_SENDING_MS of it and
+         * the peer had sent data within PEER_CHATTY_WINDOW_MS before it, starts a new
+         * handshake at once. */
+        UNANSWERED_FAST_TIMEOUT_MS = 2500,
+        UNANSWERED_FAST_SENDING_MS = 1000,
+        PEER_CHATTY_WINDOW_MS = 2000,
+        /* After the peer's closing message an initiator retries its first handshake this soon
+         * (ms): a peer that closed is usually restarting. */
+        CLOSE_FIRST_RETRY_MS = 1000,
+        /* Per-source byte credit (credit.c): data for an unknown session, counted per source
+         * address, buys one handshake initiation back to it once it adds up to the initiation's
+         * size, at most once per CREDIT_INTERVAL_MS per source. */
+        CREDIT_TABLE_SIZE = 256, /* power of two */
+        CREDIT_PROBES = 4,
+        CREDIT_INTERVAL_MS = 1000,
+        CREDIT_IDLE_SEC = 30, /* an entry unused this long is free again */
         /* The HTTP API's limits (body, connections, timeouts) are enum http_limits in
          * http-api.h. */
 };

@@ -170,7 +170,9 @@ void path_on_probe_reply(struct device *d, const uint8_t nonce[8], const struct 
 const char *path_name(struct device *d) {
         struct endpoint e;
 
-        if (d->state != TUNNEL_CONNECTED && d->state != TUNNEL_RECONNECTING)
+        /* Only a path that carries authenticated traffic now: not while reconnecting (it may
+         * be dead), nor once retries gave up. */
+        if (d->state != TUNNEL_CONNECTED)
                 return "none";
         peer_get_endpoint(&d->peer, &e);
         if (!e.len)

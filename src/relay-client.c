@@ -380,9 +380,8 @@ static void on_peer(struct relay_client *rc, const struct message_relay_peer *m,
 
         /* Someone to talk to and no session: start one (both sides do; handshake.c breaks the
          * tie). After Disconnect we wait for Connect. */
-        if (d->accept_incoming && !atomic_load(&d->peer.current)) {
-                if (d->state == TUNNEL_DISCONNECTED)
-                        manager_set_state(d, TUNNEL_CONNECTING);
+        if (tunnel_state_accepts_peer(d->peer.state) && !atomic_load(&d->peer.current)) {
+                manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
                 timers_want_handshake(d, now_ns());
         }
 }

@@ -72,6 +72,12 @@ static void restart_only_changes(const struct device *d, const struct config *ol
                         (old->has_private_key && sodium_memcmp(old->private_key, new->private_key,
                                                                sizeof(old->private_key)) != 0),
                 "identity.private_key_file");
+        /* Waiting instead of a configured peer is a state the model reaches only at start-up
+         * (an instance that held a peer's address never goes back to waiting on its own). */
+        CHANGED(old->peer_host && !new->peer_host, "peer.address (now empty: to wait for the peer)");
+        CHANGED(!old->peer_host && !new->peer_host && peer_changed(old, new) &&
+                        d->state != TUNNEL_WAITING && d->state != TUNNEL_FAILED,
+                "peer.public_key (a waiting instance with a session to the old peer)");
         /* A new relay while the tunnel runs through the old one would cut it: only then. */
         peer_get_endpoint((struct peer *) &d->peer, &e);
         CHANGED(relay_changed(old, new) && e.len && e.via_relay,
@@ -79,16 +85,27 @@ static void restart_only_changes(const struct device *d, const struct config *ol
 #undef CHANGED
 }
 
-/* The peer as the file now says: the running connection to the old one ends (it is no longer
- * configured), the new one is connected to, or waited for when peer.address is empty. */
+/* The peer as the file now says: the session with the old peer ends (it is no longer
+ * configured: it gets the closing message) and the new one is connected to. */
 static int apply_peer(struct device *d, const struct config *new, char *buf, size_t size) {
         struct manager_error err = {};
         char addr[300];
         int r;
 
-        if (d->state != TUNNEL_DISCONNECTED || d->connect_request || d->connect_waiter) {
+        if (!new->peer_host) {
+                /* A waiting instance with no session (restart_only_changes saw to that): only
+                 * the key it accepts changes. */
+                if (config_identity_mode(new)) {
+                        memcpy(d->peer.public_key, new->peer_public_key, sizeof(d->peer.public_key));
+                        cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
+                }
+                log_info("reload: waiting for the peer with the new public key");
+                return 0;
+        }
+        if ((d->state != TUNNEL_DISCONNECTED && d->state != TUNNEL_WAITING) ||
+            d->connect_request || d->connect_waiter) {
                 r = manager_disconnect_plain(d, &err);
-                if (r < 0 && r != -ENOTCONN) {
+                if (r < 0) {
                         snprintf(buf, size, "reload: cannot leave the old peer: %s", err.message);
                         return r;
                 }
@@ -96,12 +113,6 @@ static int apply_peer(struct device *d, const struct config *new, char *buf, siz
         if (config_identity_mode(new)) {
                 memcpy(d->peer.public_key, new->peer_public_key, sizeof(d->peer.public_key));
                 cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
-        }
-        if (!new->peer_host) {
-                d->accept_incoming = true;
-                manager_notify_status(d);
-                log_info("reload: peer.address is empty: waiting for the peer");
-                return 0;
         }
         snprintf(addr, sizeof(addr), strchr(new->peer_host, ':') ? "[%s]:%u" : "%s:%u",
                  new->peer_host, new->peer_port);

@@ -11,7 +11,7 @@
  * naming each such key; nothing is torn down, and the running values stay until `systemctl
  * restart`. Otherwise the control group, the STUN server (NAT discovery starts again), the
  * relay (a new relay client registers) and the peer (the session with the old one ends; the
- * new one is connected to, or waited for) are applied. A file that does not load (a YAML
+ * new one is connected to; an emptied peer.address needs a restart) are applied. A file that does not load (a YAML
  * error, a bad value) changes nothing at all.
  */
 #pragma once

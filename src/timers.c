@@ -12,13 +12,33 @@
  *     KEEPALIVE_TIMEOUT - REKEY_TIMEOUT when receiving, starts a handshake (data threads set
  *     peer->want_handshake).
  *  3. No answer: data sent and nothing authenticated received for KEEPALIVE_TIMEOUT +
- *     REKEY_TIMEOUT starts a new handshake (the peer may have restarted and lost its keys).
+ *     REKEY_TIMEOUT starts a new handshake (the peer may have restarted and lost its keys), and
+ *     the peer is `reconnecting`.
+ *  3b. Restart detection: data sent and nothing authenticated back for
+ *     UNANSWERED_FAST_TIMEOUT_MS, while we kept sending data for UNANSWERED_FAST_SENDING_MS of
+ *     it and the peer had sent us data (not just keepalives) within PEER_CHATTY_WINDOW_MS
+ *     before our first unanswered packet, starts a new handshake at once;
+ *     the state stays `connected` (rule 3 and rule 8 decide that). A peer that answered every
+ *     packet of a two-way flow within milliseconds and then falls silent for 2.5 s has almost
+ *     certainly lost its keys (it restarted); WireGuard waits the full 15 s of rule 3 here. It
+ *     costs one initiation (148 B), never amplifies (it answers nothing), and repeats only
+ *     under rule 1's timer; a one-way flow never triggers it (its receiver sends no data, only
+ *     keepalives), nor a last frame that needs no answer (a multicast announcement after a
+ *     ping: we did not keep sending). The restarted side helps from its end too: handshake.c,
+ *     handshake_answer_unknown_session().
  *  4. Passive keepalive: data received and nothing sent for KEEPALIVE_TIMEOUT sends an empty
  *     data message, so the sender's rule 3 does not fire on a one-way flow.
+ *  4b. Liveness: connected and nothing sent for LIVENESS_KEEPALIVE_INTERVAL sends an empty data
+ *     message, so that an idle but alive peer keeps rule 8 from firing on the other side.
  *  5. Zeroing: no new handshake for REJECT_AFTER_TIME * 3 wipes every key pair.
  *  6. Retired key pairs are wiped once both data threads have passed a quiescent point.
  *  7. Under load (the handshake queue above UNDER_LOAD_QUEUE_LEN) lasts UNDER_LOAD_AFTER_TIME
  *     after the queue drains (device.c).
+ *  8. Dead peer: `connected` only while an authenticated packet (or a completed handshake) came
+ *     within KEEPALIVE_TIMEOUT + REKEY_TIMEOUT; after that the peer is `reconnecting` and a
+ *     handshake starts. When rule 1 gives up, the peer is `failed` (FailureReason says why).
+ *  9. After the peer's closing message, an initiator's first retry comes after
+ *     CLOSE_FIRST_RETRY_MS instead of REKEY_TIMEOUT (timers_want_handshake_soon).
  */
 #include <sodium.h>
 
@@ -49,7 +69,14 @@ void timers_want_handshake(struct device *d, uint64_t now) {
         p->handshake_attempts_started_ns = now;
         p->handshake_attempts = 1;
         retry_interval_ns = REKEY_TIMEOUT * NSEC_PER_SEC + jitter_ns();
+        manager_peer_event(d, TUNNEL_EVENT_RETRY, NULL); /* failed -> reconnecting */
         (void) handshake_send_initiation(d);
+}
+
+void timers_want_handshake_soon(struct device *d, uint64_t now, uint64_t first_retry_ns) {
+        timers_want_handshake(d, now);
+        if (d->peer.handshake_attempts_started_ns == now && d->peer.handshake_attempts == 1)
+                retry_interval_ns = first_retry_ns + jitter_ns();
 }
 
 void timers_tick(struct device *d, uint64_t now) {
@@ -64,13 +91,25 @@ void timers_tick(struct device *d, uint64_t now) {
 
                 peer_get_endpoint(p, &e);
                 if (now - p->handshake_attempts_started_ns >= REKEY_ATTEMPT_TIME * NSEC_PER_SEC) {
+                        unsigned attempts = p->handshake_attempts;
+                        enum tunnel_state before = p->state;
+
+                        endpoint_to_string(&e, buf);
                         log_warning("no handshake response from %s after %u attempts; waiting "
                                     "for traffic to try again",
-                                    endpoint_to_string(&e, buf), p->handshake_attempts);
+                                    buf, attempts);
                         p->handshake_attempts_started_ns = 0;
                         p->handshake_attempts = 0;
                         noise_handshake_wipe(&p->handshake);
                         p->handshake_state = HANDSHAKE_ZEROED;
+                        manager_peer_event(d, TUNNEL_EVENT_GAVE_UP,
+                                           "no handshake response from %s after %u attempts "
+                                           "in %d s",
+                                           buf, attempts, REKEY_ATTEMPT_TIME);
+                        /* A failed session carries nothing: drop it, so that traffic finds
+                         * no key pair and asks for a handshake at once (rule 2). */
+                        if (before != TUNNEL_FAILED && p->state == TUNNEL_FAILED)
+                                handshake_clear_keys(d);
                 } else {
                         p->handshake_attempts++;
                         retry_interval_ns = REKEY_TIMEOUT * NSEC_PER_SEC + jitter_ns();
@@ -94,10 +133,45 @@ void timers_tick(struct device *d, uint64_t now) {
                 timers_want_handshake(d, now);
         }
 
+        /* Rule 3b. */
+        t = atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed);
+        if (t != 0 && now - t >= (uint64_t) UNANSWERED_FAST_TIMEOUT_MS * NSEC_PER_MSEC &&
+            p->handshake_attempts_started_ns == 0 && t != p->fast_rehandshake_for_ns) {
+                uint64_t rx_data = atomic_load_explicit(&p->last_rx_data_ns, memory_order_relaxed);
+                uint64_t tx_data = atomic_load_explicit(&p->last_tx_data_ns, memory_order_relaxed);
+
+                if (rx_data != 0 && rx_data <= t &&
+                    t - rx_data <= (uint64_t) PEER_CHATTY_WINDOW_MS * NSEC_PER_MSEC &&
+                    tx_data >= t + (uint64_t) UNANSWERED_FAST_SENDING_MS * NSEC_PER_MSEC) {
+                        p->fast_rehandshake_for_ns = t; /* once per unanswered stretch */
+                        log_debug("data unanswered for %d ms by a peer that was answering: "
+                                  "new handshake (did it restart?)",
+                                  UNANSWERED_FAST_TIMEOUT_MS);
+                        timers_want_handshake(d, now);
+                }
+        }
+
         /* Rule 4. */
         t = atomic_load_explicit(&p->rx_unanswered_since_ns, memory_order_relaxed);
         if (t != 0 && now - t >= KEEPALIVE_TIMEOUT * NSEC_PER_SEC)
                 (void) handshake_send_keepalive(d);
+
+        /* Rule 4b. */
+        t = atomic_load_explicit(&p->last_tx_ns, memory_order_relaxed);
+        if (p->state == TUNNEL_CONNECTED && now - t >= LIVENESS_KEEPALIVE_INTERVAL * NSEC_PER_SEC)
+                (void) handshake_send_keepalive(d);
+
+        /* Rule 8. */
+        t = atomic_load_explicit(&p->last_rx_ns, memory_order_relaxed);
+        if (t < p->last_handshake_ns)
+                t = p->last_handshake_ns;
+        if (p->state == TUNNEL_CONNECTED &&
+            now - t >= (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT) * NSEC_PER_SEC) {
+                log_info("nothing authenticated from the peer for %d s: reconnecting",
+                         KEEPALIVE_TIMEOUT + REKEY_TIMEOUT);
+                manager_session_lost(d);
+                timers_want_handshake(d, now);
+        }
 
         /* Rule 5. */
         if (p->last_handshake_ns != 0 &&

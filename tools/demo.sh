@@ -264,8 +264,8 @@ start_nodes() {
 step_list() {
         heading "1. shadowmeshctl list"
         shown "host" shadowmeshctl list || die "shadowmeshctl list failed"
-        if ! grep -qE '^a +disconnected ' "$tmp/shown.out" ||
-                ! grep -qE '^b +disconnected ' "$tmp/shown.out"; then
+        if ! grep -qE '^a +waiting ' "$tmp/shown.out" ||
+                ! grep -qE '^b +waiting ' "$tmp/shown.out"; then
                 die "shadowmeshctl list does not show both instances, waiting"
         fi
 }

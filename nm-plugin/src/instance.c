@@ -450,6 +450,20 @@ static void on_connect_reply(GObject *source, GAsyncResult *res, gpointer data) 
                                on_status, i);
 }
 
+/* The daemon's State (dbus/org.shadowmesh1.Tunnel.txt) as NetworkManager must see it, in one
+ * place: "connecting", "connected" and "reconnecting" are the daemon at work (handshake, rekey,
+ * roaming, a peer restarting); "disconnected" (someone called Disconnect), "failed" (retries
+ * gave up) and "waiting" (the peer sent its closing message to an instance that has no address
+ * for it) mean the tunnel is gone, and NetworkManager must know. */
+static bool tunnel_state_is_gone(const char *state) {
+        static const char *const gone[] = { "disconnected", "failed", "waiting" };
+
+        for (size_t k = 0; k < G_N_ELEMENTS(gone); k++)
+                if (strcmp(state, gone[k]) == 0)
+                        return true;
+        return false;
+}
+
 static void on_properties_changed(GDBusConnection *bus, const char *sender, const char *path,
                                   const char *iface, const char *signal, GVariant *params,
                                   gpointer data) {
@@ -464,9 +478,7 @@ static void on_properties_changed(GDBusConnection *bus, const char *sender, cons
             !g_variant_lookup(changed, "State", "&s", &state))
                 return;
         log_info("tunnel state: %s", state);
-        /* "reconnecting" is the daemon at work (rekey, roaming); "disconnected" means the tunnel
-         * is gone for good (someone called Disconnect): NetworkManager must know. */
-        if (i->state == STATE_CONNECTED && strcmp(state, "disconnected") == 0)
+        if (i->state == STATE_CONNECTED && tunnel_state_is_gone(state))
                 fail(i, _("The tunnel was disconnected"));
 }
 

@@ -94,7 +94,8 @@ bool ctl_error_is_not_running(const sd_bus_error *error);
 /* GetStatus, parsed. Strings point into reply; every field is set ("" / 0 when absent). */
 struct tunnel_status {
         sd_bus_message *reply;
-        const char *state, *path, *peer_address, *endpoint, *public_endpoint, *nat_type;
+        const char *state, *failure_reason, *path, *peer_address, *endpoint, *public_endpoint;
+        const char *nat_type;
         const char *tap_device, *public_key;
         const char **local_address; /* NULL-terminated, array malloc'd */
         uint32_t mtu;

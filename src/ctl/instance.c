@@ -236,6 +236,7 @@ static int read_property(sd_bus_message *m, const char *name, struct tunnel_stat
         } fields[] = {
 #define F(n, t, f) { n, t, offsetof(struct tunnel_status, f) }
                 F("State", 's', state),
+                F("FailureReason", 's', failure_reason),
                 F("Path", 's', path),
                 F("PeerAddress", 's', peer_address),
                 F("Endpoint", 's', endpoint),
@@ -286,7 +287,8 @@ static int read_property(sd_bus_message *m, const char *name, struct tunnel_stat
 int ctl_get_status(sd_bus *bus, const struct ctl_instance *inst, struct tunnel_status *ret,
                    sd_bus_error *error) {
         struct tunnel_status s = {
-                .state = "", .path = "", .peer_address = "", .endpoint = "",
+                .state = "", .failure_reason = "", .path = "", .peer_address = "",
+                .endpoint = "",
                 .public_endpoint = "", .nat_type = "", .tap_device = "", .public_key = "",
         };
         const char *name;

@@ -25,8 +25,12 @@ static int print_human(const struct ctl_instance *inst, const struct tunnel_stat
         } while (0)
         ADD(_("Instance"), "%s", inst->name);
         ADD(_("State"), "%s", s->state);
+        if (*s->failure_reason)
+                ADD(_("Reason"), "%s", s->failure_reason);
         ADD(_("Path"), "%s", s->path);
-        ADD(_("Peer"), "%s", *s->peer_address ? s->peer_address : "-");
+        /* The address we were given, else (the peer came to us) where it is. */
+        ADD(_("Peer"), "%s",
+            *s->peer_address ? s->peer_address : *s->endpoint ? s->endpoint : "-");
         ADD(_("Endpoint"), "%s", *s->endpoint ? s->endpoint : "-");
         if (*s->public_endpoint)
                 ADD(_("Public endpoint"), "%s", s->public_endpoint);

@@ -111,12 +111,13 @@ check_has "a plain user may not set LogLevel" "$out" \
 check_eq "LogLevel is still debug" "$(busctl get-property "${LC[@]}" LogLevel 2>&1)" 's "debug"'
 
 # ---- what a plain user may do -------------------------------------------------------------------
-check_eq "initial State is disconnected" "$(prop $A State)" 's "disconnected"'
+check_eq "initial State is waiting (no peer.address: it accepts its peer)" "$(prop $A State)" \
+        's "waiting"'
 check_eq "initial Path is none" "$(prop $A Path)" 's "none"'
 check_eq "initial PeerAddress is empty" "$(prop $A PeerAddress)" 's ""'
 out=$(as_user "$USER_PLAIN" busctl get-property "$NAME_A" "$PATH_A" $TUNNEL_IFACE State 2>&1 ||
         true)
-check_eq "a plain user reads State (Get)" "$out" 's "disconnected"'
+check_eq "a plain user reads State (Get)" "$out" 's "waiting"'
 out=$(as_user "$USER_PLAIN" busctl call "$NAME_A" "$PATH_A" org.freedesktop.DBus.Properties \
         GetAll s $TUNNEL_IFACE 2>&1 || true)
 check_has "a plain user reads all properties (GetAll)" "$out" '"TapDevice" s "smt0"'
@@ -132,7 +133,7 @@ out=$(as_user "$USER_PLAIN" dbus-send --system --print-reply --dest="$NAME_A" "$
         $TUNNEL_IFACE.Disconnect 2>&1 || true)
 check_eq "a plain user may not Disconnect (dbus-send shows the message)" "$out" \
         "Error $DENIED disconnect this tunnel"
-check_eq "State is still disconnected" "$(prop $A State)" 's "disconnected"'
+check_eq "State is still waiting" "$(prop $A State)" 's "waiting"'
 
 # ---- a plain user subscribes to PropertiesChanged -----------------------------------------------
 MON=$TMP/monitor.out
@@ -176,7 +177,7 @@ else
 fi
 check "peer-1 (the responder) is connected too" wait_prop 5 $B State 's "connected"'
 check "ping through the tunnel" wait_ping 10 "$NS_A" $TUN_B
-check "debug log shows the state changes" log_has a "state disconnected -> connecting"
+check "debug log shows the state changes" log_has a "state waiting -> connecting"
 check "the subscriber saw State connecting, then connected" \
         wait_until 5 changes_match "connecting connected"
 
@@ -185,7 +186,7 @@ status=$(as_user "$USER_PLAIN" busctl --json=short call "$NAME_A" "$PATH_A" $TUN
         GetStatus 2>&1 || true)
 problems=$(python3 -c '
 import json, sys
-want = {"State": "s", "Path": "s", "PeerAddress": "s", "Endpoint": "s", "PublicEndpoint": "s",
+want = {"State": "s", "FailureReason": "s", "Path": "s", "PeerAddress": "s", "Endpoint": "s", "PublicEndpoint": "s",
         "NatType": "s", "TapDevice": "s", "LocalAddress": "as", "Mtu": "u", "PublicKey": "s",
         "RxBytes": "t", "TxBytes": "t", "RxPackets": "t", "TxPackets": "t", "LastHandshake": "t"}
 try:
@@ -267,7 +268,9 @@ if ((elapsed >= 2500 && elapsed < 8000)); then
 else
         fail "the timeout came after ${elapsed} ms (2.5 to 8 s)"
 fi
-check_eq "State is disconnected after the timeout" "$(prop $A State)" 's "disconnected"'
+check_eq "State is failed after the timeout" "$(prop $A State)" 's "failed"'
+check_has "FailureReason names the peer" "$(prop $A FailureReason)" "No handshake with $UNDER_DEAD:$PORT"
+check_eq "Path is none when failed" "$(prop $A Path)" 's "none"'
 check_eq "PeerAddress is empty after the timeout" "$(prop $A PeerAddress)" 's ""'
 check "alpha logs the timeout" log_has a "connect to $UNDER_DEAD:$PORT timed out"
 

@@ -114,7 +114,7 @@ check_eq "status --json exits 0" "$RC" 0
 check "status --json is valid JSON" python3 -m json.tool <<<"$OUT" >/dev/null
 json_problems=$(python3 -c '
 import json, sys
-want = {"Instance": "alpha", "State": "connected", "Path": "direct",
+want = {"Instance": "alpha", "State": "connected", "FailureReason": "", "Path": "direct",
         "PeerAddress": sys.argv[2], "Endpoint": sys.argv[2], "TapDevice": "smt0", "Mtu": 1380,
         "LocalAddress": [sys.argv[3]], "PublicKey": "", "NatType": "unknown",
         "PublicEndpoint": ""}
@@ -198,7 +198,7 @@ if ((elapsed >= 1500 && elapsed < 7000)); then
 else
         fail "... after ${elapsed} ms (1.5 to 7 s)"
 fi
-check_eq "State is disconnected after the timeout" "$(prop alpha State)" 's "disconnected"'
+check_eq "State is failed after the timeout" "$(prop alpha State)" 's "failed"'
 
 ctl -i nosuch status
 check_eq "-i nosuch status exits 3" "$RC" "$EXIT_NOT_RUNNING"
@@ -252,7 +252,7 @@ check_eq "connect --relay-server relay.example:99999 exits 64" "$RC" "$EXIT_USAG
 check_eq "... naming --relay-server, with the reason of shadowmeshd --check" \
         "$(head -n 1 <<<"$ERR")" \
         "shadowmeshctl: invalid --relay-server: 'relay.example:99999' is not host[:port]: $reason"
-check_eq "nothing reached the daemon: State disconnected" "$(prop alpha State)" 's "disconnected"'
+check_eq "nothing reached the daemon: State still failed" "$(prop alpha State)" 's "failed"'
 
 # ---- per-command help ---------------------------------------------------------------------------
 ctl --help
@@ -316,6 +316,10 @@ ctl_lang() {
         ERR=$(cat "$TMP/ctl.stderr")
         ERR_LAST=$(tail -n 1 "$TMP/ctl.stderr")
 }
+# alpha is failed (the timeout above): disconnect it, so that the next ones have nothing to do.
+ctl -i alpha disconnect
+check_eq "disconnect a failed instance exits 0" "$RC" 0
+check_eq "the daemon agrees: State disconnected again" "$(prop alpha State)" 's "disconnected"'
 if [[ -n $LOCALEDIR && -d $LOCALEDIR && -f $BUILD_ROOT/po/de/LC_MESSAGES/shadowmesh.mo ]]; then
         ctl_lang de -i alpha disconnect
         check_eq "de: NotConnected" "$ERR_LAST" "shadowmeshctl: keine Gegenstelle ist verbunden"

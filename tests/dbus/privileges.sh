@@ -99,8 +99,8 @@ out=$(member_connect "" relay_server=s:"$OTHER_RELAY" timeout_sec=u:3)
 check_eq "a member's relay_server other than the configured one: PermissionDenied" "$out" \
         "error org.shadowmesh1.Error.PermissionDenied: Option 'relay_server' changes who the \
 peer is: only root may name a relay other than the configured relay.server"
-check_eq "State is still disconnected after the refused calls" "$(prop $A State)" \
-        's "disconnected"'
+check_eq "State is still waiting after the refused calls" "$(prop $A State)" \
+        's "waiting"'
 check_eq "PeerAddress is still empty" "$(prop $A PeerAddress)" 's ""'
 check_not "alpha never sent to the other relay" log_has a "$OTHER_RELAY"
 

@@ -5,7 +5,8 @@
 #
 # - root gets "reloaded FILE (...)" and the change applies: a new peer.address ends the session
 #   with the old peer and connects to the new one (State goes through connecting to connected
-#   again), the tunnel carries traffic after it;
+#   again, Endpoint is the new address), the tunnel carries traffic after it; an emptied
+#   peer.address (wait instead) is refused: only a restart makes an instance wait again;
 # - a change that needs a restart (network.tap_device) is refused: ReloadRefused, naming the key;
 # - a file that does not load: InvalidConfig with the parser's file:line message;
 # - a plain user gets AccessDenied and nothing changes.
@@ -37,24 +38,30 @@ out=$(as_user "$USER_PLAIN" "$SM_CALL" "$(inst_name $A)" "$(inst_path $A)" Reloa
 echo "# plain user: $out"
 check "a plain user gets AccessDenied" contains "$out" "org.freedesktop.DBus.Error.AccessDenied"
 
-# ---- root: the peer moves (to the same host by another address form: its port given anew) ----
+# ---- root: the peer moves to another address of b --------------------------------------------
+UNDER_B2=10.98.27.12
+ip -n "$NS_B" addr add "$UNDER_B2/24" dev "$(ip -n "$NS_B" -o -4 addr show | awk -v a="$UNDER_B/" 'index($4, a) == 1 { print $2; exit }')"
 handshakes=$(grep -c "handshake complete" "$TMP/a.log" || true)
-write_config "$TMP/a.yaml" ip4=$TUN_A/24 key="$KEY" peer=""
+write_config "$TMP/a.yaml" ip4=$TUN_A/24 key="$KEY" peer="$UNDER_B2:$PORT"
 out=$(tcall $A Reload 2>&1 || true)
-echo "# Reload, peer.address now empty: $out"
+echo "# Reload, peer.address $UNDER_B2:$PORT: $out"
 check "Reload replies 'reloaded ... (peer applied)'" contains "$out" "reloaded $TMP/a.yaml (peer applied)"
-check "alpha left its peer" wait_until 5 sh -c "! busctl get-property $(inst_name $A) $(inst_path $A) $TUNNEL_IFACE State | grep -q '\"connected\"'"
-check "the daemon logged it" log_has a "reload: peer.address is empty: waiting for the peer"
-write_config "$TMP/a.yaml" ip4=$TUN_A/24 key="$KEY" peer="$UNDER_B:$PORT"
-out=$(tcall $A Reload 2>&1 || true)
-echo "# Reload, peer.address back: $out"
-check "Reload applies the peer again" contains "$out" "(peer applied)"
+check "the daemon logged the new peer" log_has a "reload: peer is now $UNDER_B2:$PORT"
 check "alpha connected again" wait_prop 15 $A State 's "connected"'
+check "... to the new address" wait_prop 10 $A Endpoint "s \"$UNDER_B2:$PORT\""
 check "a new handshake" wait_until 10 sh -c "[ \$(grep -c 'handshake complete' '$TMP/a.log') -gt $handshakes ]"
-check "ping a->b after the reloads" wait_until 10 ping_ok "$NS_A" "$TUN_B"
+check "ping a->b after the reload" wait_until 10 ping_ok "$NS_A" "$TUN_B"
+
+# ---- an empty peer.address (wait instead) needs a restart ----------------------------------------
+write_config "$TMP/a.yaml" ip4=$TUN_A/24 key="$KEY" peer=""
+out=$(smcall $A Reload)
+echo "# Reload, peer.address now empty: $out"
+check "ReloadRefused for an emptied peer.address" contains "$out" "org.shadowmesh1.Error.ReloadRefused"
+check "... naming peer.address" contains "$out" "peer.address (now empty: to wait for the peer)"
+check "still connected" prop_is $A State 's "connected"'
 
 # ---- refused and invalid ------------------------------------------------------------------------
-write_config "$TMP/a.yaml" ip4=$TUN_A/24 key="$KEY" peer="$UNDER_B:$PORT" tap=smt9
+write_config "$TMP/a.yaml" ip4=$TUN_A/24 key="$KEY" peer="$UNDER_B2:$PORT" tap=smt9
 out=$(smcall $A Reload)
 echo "# Reload, tap_device changed: $out"
 check "ReloadRefused" contains "$out" "org.shadowmesh1.Error.ReloadRefused"

@@ -53,7 +53,7 @@ has_fixed_line() { section "$1" | grep -qxF -- "$2"; }
 check "the nodes run the prototype's HTTP API address" \
         grep -qF 'listen_address: "127.0.0.1:9090"' "$TMP/demo.out"
 check "the nodes run as instances a and b" grep -qF "starting instance 'b'" "$TMP/demo.out"
-check "1: shadowmeshctl list shows both instances" has_line 1 '^ +b +disconnected +- +tap0$'
+check "1: shadowmeshctl list shows both instances" has_line 1 '^ +b +waiting +- +tap0$'
 check "2: shadowmeshctl connect reports its progress" has_line 2 'Connecting to 198\.51\.100\.2:9001\.\.\.'
 check "2: shadowmeshctl connect connects" has_line 2 'Connected to 198\.51\.100\.2:9001 \(direct\)'
 check "2: node b logged the handshake" has_line 2 '^  b\| .*handshake complete'

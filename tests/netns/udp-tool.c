@@ -19,6 +19,11 @@
  *       check that rejections are counted one by one but logged rate-limited.
  *   udp-tool hold IP PORT
  *       Bind IP:PORT, print "bound", and wait until killed.
+ *   udp-tool stale-data DST_IP PORT N LEN WAIT_MS
+ *       N data messages of LEN bytes for a session nobody has (random receiver index, counter
+ *       and ciphertext), one every 10 ms from one socket, then WAIT_MS more of listening. Prints
+ *       "sent_bytes X", "received_bytes Y" (UDP payload bytes) and "received_initiations Z":
+ *       what a node that lost its keys answers to stale data, to check it never amplifies.
  *
  * The message sizes are read from src/messages.h, so they follow the wire format.
  */
@@ -33,6 +38,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "messages.h"
@@ -57,7 +64,8 @@ static void usage(void) {
                         "       udp-tool replay-udp PCAP PORT TYPE DST_IP\n"
                         "       udp-tool garbage DST_IP PORT\n"
                         "       udp-tool initiations DST_IP PORT N\n"
-                        "       udp-tool hold IP PORT\n");
+                        "       udp-tool hold IP PORT\n"
+                        "       udp-tool stale-data DST_IP PORT N LEN WAIT_MS\n");
         exit(64);
 }
 
@@ -436,6 +444,48 @@ static int cmd_hold(int argc, char **argv) {
         return 0;
 }
 
+static int cmd_stale_data(int argc, char **argv) {
+        static uint8_t buf[UDP_MAX_PAYLOAD];
+        unsigned long n, len, wait_ms, sent = 0, received = 0, initiations = 0;
+        struct sockaddr_in dst;
+        int fd;
+
+        if (argc != 7)
+                usage();
+        dst = parse_addr(argv[2], (uint16_t) parse_ulong(argv[3], 65535));
+        n = parse_ulong(argv[4], 100000);
+        len = parse_ulong(argv[5], DATAGRAM_MAX_LEN);
+        wait_ms = parse_ulong(argv[6], 60000);
+        if (len < MESSAGE_DATA_MIN_LEN)
+                usage();
+        fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                die("socket");
+        struct timeval tv = { .tv_usec = 10000 };
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+                die("setsockopt");
+        /* Every 10 ms a datagram (while any are left), and whatever came back meanwhile. */
+        for (unsigned long tick = 0; tick < n + wait_ms / 10; tick++) {
+                if (tick < n) {
+                        send_shaped(fd, &dst, buf, len, MESSAGE_DATA, 0);
+                        sent += len;
+                }
+                for (;;) {
+                        ssize_t k = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+                        if (k < 0)
+                                break;
+                        received += (unsigned long) k;
+                        initiations += k > 0 && buf[0] == MESSAGE_HANDSHAKE_INITIATION;
+                }
+                struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        close(fd);
+        printf("sent_bytes %lu\nreceived_bytes %lu\nreceived_initiations %lu\n", sent, received,
+               initiations);
+        return 0;
+}
+
 int main(int argc, char **argv) {
         if (argc < 2)
                 usage();
@@ -447,6 +497,8 @@ int main(int argc, char **argv) {
                 return cmd_garbage(argc, argv);
         if (strcmp(argv[1], "initiations") == 0)
                 return cmd_initiations(argc, argv);
+        if (strcmp(argv[1], "stale-data") == 0)
+                return cmd_stale_data(argc, argv);
         if (strcmp(argv[1], "hold") == 0)
                 return cmd_hold(argc, argv);
         usage();

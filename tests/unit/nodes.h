@@ -49,7 +49,6 @@ static inline void node_new(struct node *n, bool identity, const uint8_t psk[32]
         d->udp_fd = bind_loopback(&n->addr);
         d->udp_family = AF_INET;
         d->stop_fd = d->wake_fd = -EBADF;
-        d->accept_incoming = true;
         if (identity) {
                 d->pattern = NOISE_PATTERN_IKPSK2;
                 memcpy(d->static_private, s_priv, 32);
