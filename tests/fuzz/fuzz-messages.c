@@ -87,8 +87,9 @@ static void fuzz_data(const uint8_t *data, size_t size) {
         free(msg);
 }
 
-/* A path probe opens like a data message but with its header as associated data; a probe that
- * opens must be refused when replayed, and must never open as a data message. */
+/* A path probe (and a closing message) opens like a data message but with its header as
+ * associated data; one that opens must be refused when replayed, and must never open as a data
+ * message. */
 static void fuzz_probe(const uint8_t *data, size_t size) {
         struct keypair kp;
         uint8_t *msg = malloc(size), *plain;
@@ -206,6 +207,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case MESSAGE_PATH_PROBE:
         case MESSAGE_PATH_PROBE_REPLY:
                 if (size != sizeof(struct message_path_probe))
+                        abort();
+                fuzz_probe(data, size);
+                break;
+        case MESSAGE_CLOSE:
+                /* Sealed like a probe (its header as associated data, an 8-byte marker). */
+                if (size != sizeof(struct message_close))
                         abort();
                 fuzz_probe(data, size);
                 break;
