@@ -125,6 +125,33 @@ typedef int (*reply_fn)(const struct nlmsghdr *nlh, void *userdata);
  * Send req (NLM_F_REQUEST|NLM_F_ACK added) and read until its ack or error. Each other message
  * answering it goes to on_reply, whose first error is kept and returned after the ack.
  */
+/* One datagram from the netlink socket into buf: its length, or -ENOMSG when it came from a
+ * process rather than the kernel (any process may unicast to our port: only the kernel's word
+ * counts; *ret_sender, if given, names that port), -EMSGSIZE when it was cut short, or -errno
+ * (-EINTR, -EAGAIN with MSG_DONTWAIT). Shared by requests and the address monitor. */
+static ssize_t recv_from_kernel(int fd, void *buf, size_t size, int flags, uint32_t *ret_sender) {
+        struct sockaddr_nl sender = {};
+        struct iovec iov = {.iov_base = buf, .iov_len = size};
+        struct msghdr mh = {
+                .msg_name = &sender,
+                .msg_namelen = sizeof(sender),
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+        };
+        ssize_t n = recvmsg(fd, &mh, flags);
+
+        if (n < 0)
+                return -errno;
+        if (mh.msg_flags & MSG_TRUNC)
+                return -EMSGSIZE;
+        if (mh.msg_namelen != sizeof(sender) || sender.nl_pid != 0) {
+                if (ret_sender)
+                        *ret_sender = sender.nl_pid;
+                return -ENOMSG;
+        }
+        return n;
+}
+
 static int netlink_call(struct netlink *nl, struct nlmsghdr *req, reply_fn on_reply,
                         void *userdata) {
         uint8_t buf[NETLINK_BUFFER_SIZE] __attribute__((aligned(8)));
@@ -144,30 +171,19 @@ static int netlink_call(struct netlink *nl, struct nlmsghdr *req, reply_fn on_re
                 return -EIO;
 
         for (;;) {
-                struct sockaddr_nl sender = {};
-                struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-                struct msghdr mh = {
-                        .msg_name = &sender,
-                        .msg_namelen = sizeof(sender),
-                        .msg_iov = &iov,
-                        .msg_iovlen = 1,
-                };
                 const struct nlmsghdr *nlh;
+                uint32_t sender;
                 int len;
 
-                n = recvmsg(mnl_socket_get_fd(nl->sock), &mh, 0);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (mh.msg_flags & MSG_TRUNC)
-                        return -EMSGSIZE;
-                /* Any process may unicast to our port: only the kernel's word counts. */
-                if (mh.msg_namelen != sizeof(sender) || sender.nl_pid != 0) {
-                        log_debug("netlink: dropping a message from port %u", sender.nl_pid);
+                n = recv_from_kernel(mnl_socket_get_fd(nl->sock), buf, sizeof(buf), 0, &sender);
+                if (n == -EINTR)
+                        continue;
+                if (n == -ENOMSG) {
+                        log_debug("netlink: dropping a message from port %u", sender);
                         continue;
                 }
+                if (n < 0)
+                        return (int) n;
 
                 len = (int) n;
                 for (nlh = (const struct nlmsghdr *) buf; mnl_nlmsg_ok(nlh, len);
@@ -487,30 +503,21 @@ int netlink_monitor_read(struct netlink_monitor *m, netlink_address_fn on_addres
         if (!m || !on_address)
                 return -EINVAL;
         for (unsigned i = 0; i < NETLINK_MONITOR_READS; i++) {
-                struct sockaddr_nl sender = {};
-                struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-                struct msghdr mh = {
-                        .msg_name = &sender,
-                        .msg_namelen = sizeof(sender),
-                        .msg_iov = &iov,
-                        .msg_iovlen = 1,
-                };
                 const struct nlmsghdr *nlh;
                 ssize_t n;
                 int len;
 
-                n = recvmsg(mnl_socket_get_fd(m->sock), &mh, MSG_DONTWAIT);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return errno == EAGAIN ? 0 : -errno;
-                }
-                /* A notification cut short is one we did not hear: the same as an overrun. */
-                if (mh.msg_flags & MSG_TRUNC)
-                        return -ENOBUFS;
-                /* Any process may unicast to our port: only the kernel's word counts. */
-                if (mh.msg_namelen != sizeof(sender) || sender.nl_pid != 0)
+                n = recv_from_kernel(mnl_socket_get_fd(m->sock), buf, sizeof(buf), MSG_DONTWAIT,
+                                     NULL);
+                if (n == -EINTR || n == -ENOMSG)
                         continue;
+                if (n == -EAGAIN)
+                        return 0;
+                /* A notification cut short is one we did not hear: the same as an overrun. */
+                if (n == -EMSGSIZE)
+                        return -ENOBUFS;
+                if (n < 0)
+                        return (int) n;
 
                 len = (int) n;
                 for (nlh = (const struct nlmsghdr *) buf; mnl_nlmsg_ok(nlh, len);
