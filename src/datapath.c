@@ -566,10 +566,13 @@ static void rx_datagram(struct device *d, struct rx_batch *x, uint8_t *buf, size
                  * address can spend the peer's share, but could fill the whole queue from
                  * random addresses without this; the control loop's bucket after mac2 is the
                  * one spoofing cannot touch. */
-                if (d->rx_ratelimit && queue_under_load(d) &&
-                    !ratelimit_allow(d->rx_ratelimit, &from->addr.sa, from->len, x->now)) {
-                        x->hs_ratelimited++;
-                        return;
+                if (queue_under_load(d)) {
+                        atomic_store_explicit(&d->hs_queue_was_long, true, memory_order_relaxed);
+                        if (d->rx_ratelimit &&
+                            !ratelimit_allow(d->rx_ratelimit, &from->addr.sa, from->len, x->now)) {
+                                x->hs_ratelimited++;
+                                return;
+                        }
                 }
                 if (enqueue(d, QUEUED_MESSAGE, buf, len, from))
                         x->queued = true;

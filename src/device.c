@@ -223,7 +223,9 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         head = atomic_load_explicit(&d->hs_head, memory_order_acquire);
         tail = atomic_load_explicit(&d->hs_tail, memory_order_relaxed);
         queued = head - tail;
-        if (queued >= UNDER_LOAD_QUEUE_LEN)
+        /* Both tests run: the flag is cleared each round. */
+        if (atomic_exchange_explicit(&d->hs_queue_was_long, false, memory_order_relaxed) |
+            (queued >= UNDER_LOAD_QUEUE_LEN))
                 d->under_load_until_ns = now + UNDER_LOAD_AFTER_TIME * NSEC_PER_SEC;
         under_load = now < d->under_load_until_ns;
 

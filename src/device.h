@@ -213,6 +213,10 @@ struct device {
         struct queued_handshake *hs_queue;
         _Atomic uint32_t hs_head, hs_tail;
         uint64_t under_load_until_ns;
+        /* Set by the rx thread whenever it finds the queue long (and starts limiting sources);
+         * the control loop takes it as "under load", so the two cannot disagree while the
+         * limiter holds the queue just at the mark. */
+        _Atomic bool hs_queue_was_long;
 
         struct retired_keypair retired[MAX_RETIRED_KEYPAIRS];
         size_t n_retired;
