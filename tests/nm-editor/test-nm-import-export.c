@@ -94,10 +94,10 @@ static void check_same_config(const struct config *a, const struct config *b) {
         CHECK(sodium_memcmp(a->psk, b->psk, sizeof(a->psk)) == 0);
         CHECK_EQ_INT(a->has_private_key, b->has_private_key);
         CHECK(sodium_memcmp(a->private_key, b->private_key, sizeof(a->private_key)) == 0);
-        CHECK_EQ_INT(a->has_peer_public_key, b->has_peer_public_key);
-        CHECK_MEM(a->peer_public_key, b->peer_public_key, sizeof(a->peer_public_key));
-        CHECK_STR(a->peer_host, b->peer_host);
-        CHECK_EQ_INT(a->peer_port, b->peer_port);
+        CHECK_EQ_INT(config_first_peer(a)->has_public_key, config_first_peer(b)->has_public_key);
+        CHECK_MEM(config_first_peer(a)->public_key, config_first_peer(b)->public_key, sizeof(config_first_peer(a)->public_key));
+        CHECK_STR(config_first_peer(a)->host, config_first_peer(b)->host);
+        CHECK_EQ_INT(config_first_peer(a)->port, config_first_peer(b)->port);
         CHECK_EQ_INT(a->nat_enabled, b->nat_enabled);
         CHECK_STR(a->stun_host, b->stun_host);
         CHECK_EQ_INT(a->stun_port, b->stun_port);
@@ -355,8 +355,8 @@ static void test_import_many_addresses(void) {
 
                 if (export(c, out) && (b = parse_file(out))) {
                         CHECK_EQ_INT(b->n_addresses, 5);
-                        CHECK_STR(b->peer_host, "fd00::2");
-                        CHECK_EQ_INT(b->peer_port, 9002);
+                        CHECK_STR(config_first_peer(b)->host, "fd00::2");
+                        CHECK_EQ_INT(config_first_peer(b)->port, 9002);
                         CHECK_STR(b->relay_host, "2001:db8::9");
                         CHECK(b->relay_enabled && b->nat_enabled);
                         CHECK_EQ_INT(b->mtu, 1420);
@@ -438,8 +438,8 @@ static void test_export_without_secrets(void) {
         CHECK_STR(b->tap_device, "sm-3f2a9c1e");
         CHECK_EQ_INT(b->mtu, 1380);
         CHECK_EQ_INT(b->listen_port, 9001);
-        CHECK_STR(b->peer_host, "peer.example.org");
-        CHECK_EQ_INT(b->peer_port, 9001);
+        CHECK_STR(config_first_peer(b)->host, "peer.example.org");
+        CHECK_EQ_INT(config_first_peer(b)->port, 9001);
         CHECK(!b->nat_enabled && !b->relay_enabled);
         /* The connection name went into a comment on one line. */
         CHECK(text && g_str_has_prefix(text, "# ShadowMesh configuration exported from the "

@@ -87,9 +87,9 @@ static void test_prototype_file(void) {
         CHECK(c->key_file == NULL);
         CHECK(!c->has_private_key);
         CHECK(!config_identity_mode(c));
-        CHECK(c->peer_host && strcmp(c->peer_host, "192.168.1.20") == 0);
-        CHECK_EQ_INT(c->peer_port, 9001);
-        CHECK(!c->has_peer_public_key);
+        CHECK(config_first_peer(c)->host && strcmp(config_first_peer(c)->host, "192.168.1.20") == 0);
+        CHECK_EQ_INT(config_first_peer(c)->port, 9001);
+        CHECK(!config_first_peer(c)->has_public_key);
         CHECK(c->nat_enabled);
         CHECK(c->stun_host && strcmp(c->stun_host, "stun.l.google.com") == 0);
         CHECK_EQ_INT(c->stun_port, 19302);
@@ -108,7 +108,7 @@ static void test_prototype_waiting_side(void) {
         c = parse_ok(text, NULL);
         if (!c)
                 return;
-        CHECK(c->peer_host == NULL);
+        CHECK(config_first_peer(c)->host == NULL);
         CHECK(c->has_psk);
 }
 
@@ -125,7 +125,7 @@ static void test_defaults(void) {
         CHECK(strcmp(c->tap_device, "tap0") == 0);
         CHECK_EQ_INT(c->n_addresses, 0);
         CHECK_EQ_INT(c->mtu, 1380);
-        CHECK(c->peer_host == NULL);
+        CHECK(config_first_peer(c)->host == NULL);
         CHECK(!c->nat_enabled);
         CHECK(c->stun_host == NULL);
         CHECK(!c->relay_enabled);
@@ -169,8 +169,8 @@ static void test_additions(void) {
         check_address(&c->addresses[3], AF_INET6, "fd00::7", 128);
         check_address(&c->addresses[4], AF_INET, "0.0.0.0", 0);
         CHECK_EQ_INT(c->mtu, 1420);
-        CHECK(c->peer_host && strcmp(c->peer_host, "2001:db8::5") == 0);
-        CHECK_EQ_INT(c->peer_port, 7000);
+        CHECK(config_first_peer(c)->host && strcmp(config_first_peer(c)->host, "2001:db8::5") == 0);
+        CHECK_EQ_INT(config_first_peer(c)->port, 7000);
         CHECK(c->nat_enabled);
         CHECK(c->stun_host && strcmp(c->stun_host, "stun.example.org") == 0);
         CHECK_EQ_INT(c->stun_port, 3478);
@@ -213,8 +213,8 @@ static void test_small_variants(void) {
                                  "  stun_server: ~\nrelay:\n",
                      NULL);
         if (c) {
-                CHECK(c->peer_host && strcmp(c->peer_host, "peer.example.org") == 0);
-                CHECK_EQ_INT(c->peer_port, 9001);
+                CHECK(config_first_peer(c)->host && strcmp(config_first_peer(c)->host, "peer.example.org") == 0);
+                CHECK_EQ_INT(config_first_peer(c)->port, 9001);
                 CHECK(!c->nat_enabled);
                 CHECK(c->stun_host == NULL);
         }
@@ -297,7 +297,7 @@ static const struct bad bad_inputs[] = {
         {"network:\n  key: " HEX_KEY "\n",
          "t.yaml:2:3: network.key: unknown key, did you mean 'encryption.key'?"},
         {KEY_SECTION "vpn:\n  x: 1\n",
-         "t.yaml:3:1: vpn: unknown section (known: daemon, network, encryption, identity, peer, "
+         "t.yaml:3:1: vpn: unknown section (known: daemon, network, encryption, identity, peer, peers, "
          "nat, relay)"},
         {KEY_SECTION "network:\n  speed: 10\n",
          "t.yaml:4:3: network.speed: unknown key (network has: tap_device, local_ip, mtu, "
@@ -706,9 +706,9 @@ static void test_examples(void) {
                 CHECK(strcmp(a->tap_device, "tap0") == 0 && strcmp(b->tap_device, "tap0") == 0);
                 check_address(&a->addresses[0], AF_INET, "10.0.0.1", 24);
                 check_address(&b->addresses[0], AF_INET, "10.0.0.2", 24);
-                CHECK(a->peer_host && strcmp(a->peer_host, "192.0.2.2") == 0);
-                CHECK_EQ_INT(a->peer_port, 9001);
-                CHECK(b->peer_host == NULL);
+                CHECK(config_first_peer(a)->host && strcmp(config_first_peer(a)->host, "192.0.2.2") == 0);
+                CHECK_EQ_INT(config_first_peer(a)->port, 9001);
+                CHECK(config_first_peer(b)->host == NULL);
                 CHECK_EQ_INT(a->listen_port, 9001);
         }
         if (ia && ib) {
@@ -718,14 +718,14 @@ static void test_examples(void) {
                 /* Each pins the other's real public key. */
                 CHECK(crypto_scalarmult_base(pub_a, ia->private_key) == 0);
                 CHECK(crypto_scalarmult_base(pub_b, ib->private_key) == 0);
-                CHECK_MEM(ia->peer_public_key, pub_b, 32);
-                CHECK_MEM(ib->peer_public_key, pub_a, 32);
+                CHECK_MEM(config_first_peer(ia)->public_key, pub_b, 32);
+                CHECK_MEM(config_first_peer(ib)->public_key, pub_a, 32);
                 CHECK_EQ_INT(ia->n_addresses, 2);
                 check_address(&ia->addresses[1], AF_INET6, "fd00:5348:4d::1", 64);
                 check_address(&ib->addresses[0], AF_INET, "10.0.0.2", 24);
                 snprintf(path, sizeof(path), "%s/examples/identity-a.key", root);
                 CHECK(ia->private_key_file && strcmp(ia->private_key_file, path) == 0);
-                CHECK(ib->peer_host == NULL);
+                CHECK(config_first_peer(ib)->host == NULL);
         }
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
                 config_free(cfg[i]);
