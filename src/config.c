@@ -1434,7 +1434,7 @@ int config_check_single_peer(const struct config *c, char *errbuf, size_t errlen
                           c->peers_column, -EOPNOTSUPP,
                           "peers: lists %zu other nodes, but this version of shadowmeshd "
                           "connects to one peer; keep one entry until the mesh is supported "
-                          "(the node's own entry does not count)",
+                          "(in identity mode the node's own entry does not count)",
                           c->n_peers);
 }
 

@@ -20,6 +20,8 @@
 #include "tests.h"
 
 static NMVpnEditorPlugin *plugin;
+
+static void expect_import_error(const char *path, const char *what);
 static char *tmpdir;
 
 static const char *example(const char *name) {
@@ -291,6 +293,74 @@ static void test_import_waiting_peer(void) {
         CHECK_STR(data(c, NM_SHADOWMESH_KEY_PEER), NULL);
         CHECK_STR(data(c, NM_SHADOWMESH_KEY_LOCAL_IP), "10.0.0.2/24");
         round_trip(c, example("node-b.yaml"), "node-b.yaml");
+}
+
+/* peers: with one entry imports as peer: does. In identity mode the node's own entry of a
+ * list shared by every node is dropped first; a list with more than one other node is refused
+ * by name until a connection can hold several peers. */
+static void test_import_peers_list(void) {
+        g_autofree char *one = tmp_path("one.yaml"), *shared = tmp_path("shared.yaml");
+        g_autofree char *many = tmp_path("many-peers.yaml"), *text = NULL, *yaml = NULL;
+        g_autofree char *key_path = g_strdup(example("identity-a.key"));
+        uint8_t priv[32], pub[32];
+        char pub_a[45];
+        g_autoptr(NMConnection) c1 = NULL;
+        g_autoptr(NMConnection) c2 = NULL;
+
+        write_text(one, "encryption:\n"
+                        "  key: \"273084db4483448d759eb9d0148cd039077f7c4c2526a71892c0a8289f51f88f\"\n"
+                        "peers:\n"
+                        "  - name: office\n"
+                        "    address: \"192.0.2.7:9004\"\n");
+        c1 = import(one);
+        if (c1) {
+                CHECK_STR(data(c1, NM_SHADOWMESH_KEY_PEER), "192.0.2.7:9004");
+                CHECK_STR(data(c1, NM_SHADOWMESH_KEY_MODE), NM_SHADOWMESH_MODE_SHARED_KEY);
+                round_trip(c1, one, "one-out.yaml");
+        }
+
+        /* identity-a.key's public key, as the list on every node would hold it. */
+        CHECK(g_file_get_contents(key_path, &text, NULL, NULL));
+        if (!text)
+                return;
+        text[strcspn(text, "\n")] = 0;
+        CHECK(config_parse_key(text, priv) == 0);
+        sodium_memzero(text, strlen(text));
+        CHECK(crypto_scalarmult_base(pub, priv) == 0);
+        sodium_memzero(priv, sizeof(priv));
+        config_format_key(pub, pub_a);
+        yaml = g_strdup_printf("identity:\n"
+                               "  private_key_file: \"%s\"\n"
+                               "peers:\n"
+                               "  - name: a\n"
+                               "    public_key: \"%s\"\n"
+                               "  - name: b\n"
+                               "    address: \"192.0.2.2:9001\"\n"
+                               "    public_key: \"DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ=\"\n",
+                               key_path, pub_a);
+        write_text(shared, yaml);
+        c2 = import(shared);
+        if (c2) {
+                CHECK_STR(data(c2, NM_SHADOWMESH_KEY_PEER), "192.0.2.2:9001");
+                CHECK_STR(data(c2, NM_SHADOWMESH_KEY_MODE), NM_SHADOWMESH_MODE_IDENTITY);
+                CHECK_STR(data(c2, NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY),
+                          "DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ=");
+        }
+
+        g_free(yaml);
+        yaml = g_strdup_printf("identity:\n"
+                               "  private_key_file: \"%s\"\n"
+                               "peers:\n"
+                               "  - public_key: \"%s\"\n"
+                               "  - public_key: \"DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ=\"\n"
+                               "  - public_key: \"hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=\"\n",
+                               key_path, pub_a);
+        write_text(many, yaml);
+        g_free(yaml);
+        yaml = g_strdup_printf("%s:3: peers: lists 2 other nodes, but a NetworkManager "
+                               "connection holds one peer",
+                               many);
+        expect_import_error(many, yaml);
 }
 
 /* More addresses than NetworkManager takes from a VPN (one per family): the rest go to
@@ -583,6 +653,7 @@ int main(void) {
         test_import_prototype();
         test_import_identity();
         test_import_waiting_peer();
+        test_import_peers_list();
         test_import_many_addresses();
         test_export_without_secrets();
         test_export_too_many_addresses();
