@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The daemon's YAML configuration. libyaml composes the document; we walk the tree against a
- * fixed schema (sections -> keys -> scalars, and one list), so the walk is shallow and bounded
- * whatever the input: aliases, even self-referencing ones, cannot make it loop or blow up.
+ * fixed schema (sections -> keys -> scalars, and two lists: network.local_ip and peers, a list
+ * of mappings), so the walk is shallow and bounded whatever the input: aliases, even
+ * self-referencing ones, cannot make it loop or blow up.
  *
  * Parsing is pure and does not log: every failure becomes one line, "name:line:column: key.path:
  * what is wrong", in the caller's buffer. config_load() adds reading the files and the one

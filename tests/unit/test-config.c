@@ -932,7 +932,7 @@ static void check_output(const char *out, const char *want, bool present) {
 static void test_examples(void) {
         const char *root = getenv("SHADOWMESH_SOURCE_ROOT");
         static const char *const names[] = {"node-a.yaml", "node-b.yaml", "identity-a.yaml",
-                                            "identity-b.yaml"};
+                                            "identity-b.yaml", "peers-a.yaml"};
         struct config *cfg[ELEMENTSOF(names)] = {};
         char path[4096], err[512];
 
@@ -972,6 +972,22 @@ static void test_examples(void) {
                 snprintf(path, sizeof(path), "%s/examples/identity-a.key", root);
                 CHECK(ia->private_key_file && strcmp(ia->private_key_file, path) == 0);
                 CHECK(config_first_peer(ib)->host == NULL);
+        }
+        /* The shared list: A drops its own entry and keeps b, as identity-a.yaml's peer:. */
+        struct config *la = cfg[4];
+        if (ia && la) {
+                CHECK(config_identity_mode(la));
+                CHECK_EQ_INT(la->n_peers, 1);
+                CHECK(config_first_peer(la)->name &&
+                      strcmp(config_first_peer(la)->name, "b") == 0);
+                CHECK(config_first_peer(la)->host &&
+                      strcmp(config_first_peer(la)->host, "192.0.2.2") == 0);
+                CHECK_EQ_INT(config_first_peer(la)->port, 9001);
+                CHECK(config_first_peer(la)->has_public_key);
+                CHECK_MEM(config_first_peer(la)->public_key, config_first_peer(ia)->public_key,
+                          32);
+                CHECK_MEM(la->private_key, ia->private_key, 32);
+                CHECK_EQ_INT(config_check_single_peer(la, err, sizeof(err)), 0);
         }
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
                 config_free(cfg[i]);
