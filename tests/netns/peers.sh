@@ -6,7 +6,8 @@
 #    entry's line (exit 1), and the daemon refuses that file the same way without a TAP;
 #  - a list naming two other nodes: --check warns and exits 0, the daemon refuses it at start
 #    (exit 1) naming the file and the peers: line, "connects to one peer", and leaves no TAP;
-#  - a tunnel with a one-entry peers: list on both sides: handshake, ping both ways;
+#  - a tunnel with a one-entry peers: list on both sides: handshake, ping both ways; then a's
+#    entry moves to another address of b and SIGHUP applies it live, as it does for peer:;
 #  - one peers: list shared by both nodes (the same lines in both files): each node drops its
 #    own entry, a connects to b, b waits for a, ping both ways.
 #
@@ -101,6 +102,19 @@ start_daemon a "$NS_A" "$TMP/a1.yaml"
 check "one entry: handshake complete on a" wait_log a "handshake complete with peer $UNDER_B:$PORT" 15
 check "one entry: ping a->b" wait_ping 15 "$NS_A" "$TUN4_B"
 check "one entry: ping b->a" wait_ping 10 "$NS_B" "$TUN4_A"
+# Reload: b gets a second underlay address and a's one entry points there.
+UNDER_B2=10.98.57.12
+ip -n "$NS_B" addr add "$UNDER_B2/24" dev veth0
+ip -n "$NS_A" addr add 10.98.57.11/24 dev veth0
+write_config "$TMP/a1.yaml" ip4=$TUN4_A/24 private_key_file="$TMP/a.key" peers="peers:
+  - name: b
+    address: \"$UNDER_B2:$PORT\"
+    public_key: \"$PUB_B\""
+kill_own HUP "${DAEMON_PID[a]}"
+check "one entry, reload: a applies the new address" wait_log a "reload: peer is now $UNDER_B2:$PORT" 10
+check "one entry, reload: handshake with b at $UNDER_B2" \
+        wait_log a "handshake complete with peer $UNDER_B2:$PORT" 15
+check "one entry, reload: ping a->b" wait_ping 15 "$NS_A" "$TUN4_B"
 for n in a b; do
         if stop_daemon $n TERM 10; then pass "one entry: $n stops on SIGTERM"; else fail "one entry: $n stops on SIGTERM"; fi
 done
