@@ -97,7 +97,9 @@ static void check_same_config(const struct config *a, const struct config *b) {
         CHECK_EQ_INT(a->has_private_key, b->has_private_key);
         CHECK(sodium_memcmp(a->private_key, b->private_key, sizeof(a->private_key)) == 0);
         CHECK_EQ_INT(config_first_peer(a)->has_public_key, config_first_peer(b)->has_public_key);
-        CHECK_MEM(config_first_peer(a)->public_key, config_first_peer(b)->public_key, sizeof(config_first_peer(a)->public_key));
+        CHECK_EQ_INT(a->n_peers, b->n_peers);
+        CHECK_MEM(config_first_peer(a)->public_key, config_first_peer(b)->public_key,
+                  NOISE_PUBLIC_KEY_LEN);
         CHECK_STR(config_first_peer(a)->host, config_first_peer(b)->host);
         CHECK_EQ_INT(config_first_peer(a)->port, config_first_peer(b)->port);
         CHECK_EQ_INT(a->nat_enabled, b->nat_enabled);

@@ -92,7 +92,8 @@ static void test_prototype_file(void) {
         CHECK(c->key_file == NULL);
         CHECK(!c->has_private_key);
         CHECK(!config_identity_mode(c));
-        CHECK(config_first_peer(c)->host && strcmp(config_first_peer(c)->host, "192.168.1.20") == 0);
+        CHECK(config_first_peer(c)->host &&
+              strcmp(config_first_peer(c)->host, "192.168.1.20") == 0);
         CHECK_EQ_INT(config_first_peer(c)->port, 9001);
         CHECK(!config_first_peer(c)->has_public_key);
         CHECK(c->nat_enabled);
@@ -218,7 +219,8 @@ static void test_small_variants(void) {
                                  "  stun_server: ~\nrelay:\n",
                      NULL);
         if (c) {
-                CHECK(config_first_peer(c)->host && strcmp(config_first_peer(c)->host, "peer.example.org") == 0);
+                CHECK(config_first_peer(c)->host &&
+                      strcmp(config_first_peer(c)->host, "peer.example.org") == 0);
                 CHECK_EQ_INT(config_first_peer(c)->port, 9001);
                 CHECK(!c->nat_enabled);
                 CHECK(c->stun_host == NULL);
@@ -302,8 +304,8 @@ static const struct bad bad_inputs[] = {
         {"network:\n  key: " HEX_KEY "\n",
          "t.yaml:2:3: network.key: unknown key, did you mean 'encryption.key'?"},
         {KEY_SECTION "vpn:\n  x: 1\n",
-         "t.yaml:3:1: vpn: unknown section (known: daemon, network, encryption, identity, peer, peers, "
-         "nat, relay)"},
+         "t.yaml:3:1: vpn: unknown section (known: daemon, network, encryption, identity, peer, "
+         "peers, nat, relay)"},
         {KEY_SECTION "network:\n  speed: 10\n",
          "t.yaml:4:3: network.speed: unknown key (network has: tap_device, local_ip, mtu, "
          "listen_port, bind_address, offload)"},
@@ -613,9 +615,10 @@ static void test_peers(void) {
                 CHECK_EQ_INT(c->n_peers, 3);
                 CHECK_EQ_INT(c->peers_line, 3);
                 CHECK_EQ_INT(c->peers_column, 1);
-                check_same_peer(&c->peers[0], &(struct config_peer){.host = (char *) "192.0.2.1",
-                                                                    .port = 9001,
-                                                                    .name = (char *) "home-server"});
+                check_same_peer(&c->peers[0],
+                                &(struct config_peer){.host = (char *) "192.0.2.1",
+                                                      .port = 9001,
+                                                      .name = (char *) "home-server"});
                 check_same_peer(&c->peers[1], &(struct config_peer){.host = (char *) "2001:db8::5",
                                                                     .port = 7000,
                                                                     .name = (char *) "pi.4_b"});
@@ -952,7 +955,8 @@ static void test_examples(void) {
                 CHECK(strcmp(a->tap_device, "tap0") == 0 && strcmp(b->tap_device, "tap0") == 0);
                 check_address(&a->addresses[0], AF_INET, "10.0.0.1", 24);
                 check_address(&b->addresses[0], AF_INET, "10.0.0.2", 24);
-                CHECK(config_first_peer(a)->host && strcmp(config_first_peer(a)->host, "192.0.2.2") == 0);
+                CHECK(config_first_peer(a)->host &&
+                      strcmp(config_first_peer(a)->host, "192.0.2.2") == 0);
                 CHECK_EQ_INT(config_first_peer(a)->port, 9001);
                 CHECK(config_first_peer(b)->host == NULL);
                 CHECK_EQ_INT(a->listen_port, 9001);
@@ -1234,10 +1238,11 @@ static void test_key_files(void) {
                 CHECKF(strcmp(err, yaml) == 0, "\n  want: %s\n  got:  %s", yaml, err);
         }
 
-        static const char *const files[] = {"psk.hex", "psk.b64",  "id.key",    "bad.key", "a.yaml",
-                                            "b.yaml",  "c.yaml",   "d.yaml",    "e.yaml",  "f.yaml",
-                                            "g.yaml",  "big.yaml", "stderr.txt", "b.key", "list-a.yaml",
-                                            "list-b.yaml", "list-c.yaml", "list-d.yaml"};
+        static const char *const files[] = {
+                "psk.hex",     "psk.b64",     "id.key",     "bad.key", "a.yaml",
+                "b.yaml",      "c.yaml",      "d.yaml",     "e.yaml",  "f.yaml",
+                "g.yaml",      "big.yaml",    "stderr.txt", "b.key",   "list-a.yaml",
+                "list-b.yaml", "list-c.yaml", "list-d.yaml"};
         for (size_t i = 0; i < ELEMENTSOF(files); i++)
                 unlink(tmp_path(files[i]));
 }
