@@ -400,14 +400,16 @@ static int check_peer_options(struct device *d, const uint8_t *public_key,
                               const char *relay_server, sd_bus_error *error) {
         const struct config *c = d->config;
 
-        if (public_key && (!c->has_peer_public_key ||
-                           sodium_memcmp(public_key, c->peer_public_key,
+        if (public_key && (!config_first_peer(c)->has_public_key ||
+                           sodium_memcmp(public_key, config_first_peer(c)->public_key,
                                          NOISE_PUBLIC_KEY_LEN) != 0))
                 return sd_bus_error_setf(error, BUS_ERROR_PREFIX "PermissionDenied",
                                          "Option 'public_key' changes who the peer is: only "
                                          "root may pass a key other than the configured "
                                          "peer.public_key%s",
-                                         c->has_peer_public_key ? "" : " (none is configured)");
+                                         config_first_peer(c)->has_public_key
+                                                 ? ""
+                                                 : " (none is configured)");
         if (relay_server) {
                 _cleanup_free_ char *host = NULL;
                 uint16_t port;

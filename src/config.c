@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The daemon's YAML configuration. libyaml composes the document; we walk the tree against a
- * fixed schema (sections -> keys -> scalars, and one list), so the walk is shallow and bounded
- * whatever the input: aliases, even self-referencing ones, cannot make it loop or blow up.
+ * fixed schema (sections -> keys -> scalars, and two lists: network.local_ip and peers, a list
+ * of mappings), so the walk is shallow and bounded whatever the input: aliases, even
+ * self-referencing ones, cannot make it loop or blow up.
  *
  * Parsing is pure and does not log: every failure becomes one line, "name:line:column: key.path:
  * what is wrong", in the caller's buffer. config_load() adds reading the files and the one
@@ -36,6 +37,14 @@
 /* User text quoted in a message is cut here so that a message stays one readable line. */
 #define QUOTE_MAX 48
 
+/* Where one entry of peer:/peers: was written, for the checks made after its keys. */
+struct peer_nodes {
+        const yaml_node_t *entry;      /* the entry's mapping */
+        const yaml_node_t *address;    /* its address (value) */
+        const yaml_node_t *public_key; /* its public_key (value) */
+        const yaml_node_t *name;       /* its name (value) */
+};
+
 struct parser {
         const char *name;
         const char *base_dir;
@@ -48,8 +57,10 @@ struct parser {
         const yaml_node_t *key_node;              /* encryption.key (value) */
         const yaml_node_t *key_file_node;         /* encryption.key_file (value) */
         const yaml_node_t *private_key_file_node; /* identity.private_key_file (value) */
-        const yaml_node_t *peer_section_node;     /* "peer" (key) */
-        const yaml_node_t *peer_public_key_node;  /* peer.public_key (value) */
+        const yaml_node_t *peers_key_node;        /* "peer" or "peers" (key) */
+        bool peers_is_list;                       /* written as peers: */
+        struct peer_nodes *peer_nodes;            /* one per entry of c->peers */
+        size_t cur_peer;                          /* the entry whose keys are being read */
         const yaml_node_t *nat_enabled_node;      /* nat.enabled (value) */
         const yaml_node_t *relay_enabled_node;    /* relay.enabled (value) */
         const yaml_node_t *first_section_node;    /* first key of the document */
@@ -723,34 +734,74 @@ static int parse_private_key_file(struct parser *p, const char *path, const yaml
         return get_path(p, path, value, &p->c->private_key_file, &p->private_key_file_node);
 }
 
+/* The keys of one entry of peer:/peers: fill c->peers[p->cur_peer]. */
 static int parse_peer_address(struct parser *p, const char *path, const yaml_node_t *value) {
-        return get_host_port(p, path, value, PORT_DEFAULT, &p->c->peer_host, &p->c->peer_port);
+        struct config_peer *e = &p->c->peers[p->cur_peer];
+        int r;
+
+        r = get_host_port(p, path, value, PORT_DEFAULT, &e->host, &e->port);
+        p->peer_nodes[p->cur_peer].address = r >= 0 && e->host ? value : NULL;
+        return r;
 }
 
 static int parse_peer_public_key(struct parser *p, const char *path, const yaml_node_t *value) {
-        struct config *c = p->c;
+        struct config_peer *e = &p->c->peers[p->cur_peer];
         const char *s = NULL;
         int r;
 
         r = get_string(p, path, value, &s);
         if (r < 0)
                 return r;
-        c->has_peer_public_key = false;
-        p->peer_public_key_node = NULL;
+        e->has_public_key = false;
+        p->peer_nodes[p->cur_peer].public_key = NULL;
         if (!s)
                 return 0;
-        if (config_parse_key(s, c->peer_public_key) < 0 && (strlen(s) == 44 || strlen(s) == 64))
+        if (config_parse_key(s, e->public_key) < 0 && (strlen(s) == 44 || strlen(s) == 64))
                 return fail(p, -EINVAL, value, path,
                             "'%s' is neither valid base64 nor 64 hex digits", QUOTE_STR(s));
-        if (config_parse_key(s, c->peer_public_key) < 0)
+        if (config_parse_key(s, e->public_key) < 0)
                 return fail(p, -EINVAL, value, path,
                             "expected a base64 public key (44 characters, as `shadowmeshd "
                             "pubkey` prints) or 64 hex digits, got %zu characters",
                             strlen(s));
-        if (is_all_zero(c->peer_public_key, sizeof(c->peer_public_key)))
+        if (is_all_zero(e->public_key, sizeof(e->public_key)))
                 return fail(p, -EINVAL, value, path, "the key is all zeros (a placeholder?)");
-        c->has_peer_public_key = true;
-        p->peer_public_key_node = value;
+        e->has_public_key = true;
+        p->peer_nodes[p->cur_peer].public_key = value;
+        return 0;
+}
+
+/* A peer's name, for people and for the peer's D-Bus object later: a short identifier that
+ * needs no quoting anywhere (log lines, object paths once mapped, shell). "" means no name. */
+static int parse_peer_name(struct parser *p, const char *path, const yaml_node_t *value) {
+        struct config_peer *e = &p->c->peers[p->cur_peer];
+        const char *s = NULL;
+        size_t len;
+        int r;
+
+        r = get_string(p, path, value, &s);
+        if (r < 0)
+                return r;
+        e->name = mfree(e->name);
+        p->peer_nodes[p->cur_peer].name = NULL;
+        if (!s)
+                return 0;
+        len = strlen(s);
+        if (len > CONFIG_PEER_NAME_MAX)
+                return fail(p, -EINVAL, value, path,
+                            "'%s' is too long for a peer name (%zu characters, at most %d)",
+                            QUOTE_STR(s), len, CONFIG_PEER_NAME_MAX);
+        for (size_t i = 0; i < len; i++)
+                if (!(isascii((unsigned char) s[i]) && isalnum((unsigned char) s[i])) &&
+                    (i == 0 || (s[i] != '-' && s[i] != '_' && s[i] != '.')))
+                        return fail(p, -EINVAL, value, path,
+                                    "'%s' is not a valid peer name (letters, digits, '-', '_' "
+                                    "and '.', starting with a letter or digit)",
+                                    QUOTE_STR(s));
+        e->name = strdup(s);
+        if (!e->name)
+                return fail(p, -ENOMEM, value, path, "out of memory");
+        p->peer_nodes[p->cur_peer].name = value;
         return 0;
 }
 
@@ -793,10 +844,13 @@ static const struct key_def encryption_keys[] = {
 static const struct key_def identity_keys[] = {
         {"private_key_file", parse_private_key_file},
 };
+/* peer: and each entry of peers: */
 static const struct key_def peer_keys[] = {
         {"address", parse_peer_address},
         {"public_key", parse_peer_public_key},
+        {"name", parse_peer_name},
 };
+#define peers_keys peer_keys
 static const struct key_def nat_keys[] = {
         {"enabled", parse_nat_enabled},
         {"stun_server", parse_stun_server},
@@ -810,7 +864,7 @@ static const struct key_def relay_keys[] = {
         { #n, n##_keys, ELEMENTSOF(n##_keys) }
 static const struct section_def sections[] = {
         SECTION(daemon), SECTION(network), SECTION(encryption), SECTION(identity),
-        SECTION(peer),   SECTION(nat),     SECTION(relay),
+        SECTION(peer),   SECTION(peers),   SECTION(nat),        SECTION(relay),
 };
 enum { MAX_SECTION_KEYS = 6 };
 _Static_assert(ELEMENTSOF(daemon_keys) <= MAX_SECTION_KEYS &&
@@ -862,7 +916,8 @@ static int fail_unknown(struct parser *p, const yaml_node_t *key, const char *pa
                 return fail(p, -EINVAL, key, path, "%s (%s has: %s)", what, in->name, known);
         }
         return fail(p, -EINVAL, key, path,
-                    "%s (known: daemon, network, encryption, identity, peer, nat, relay)", what);
+                    "%s (known: daemon, network, encryption, identity, peer, peers, nat, relay)",
+                    what);
 }
 
 /* A mapping's key: a plain name. Returns its text. */
@@ -924,6 +979,176 @@ static int parse_section(struct parser *p, const struct section_def *sec,
         return 0;
 }
 
+/* An IP literal as 16 bytes (IPv4 as IPv4-mapped IPv6), so that "fd00::1" and "fd00:0::1", or
+ * "192.0.2.1" and "::ffff:192.0.2.1", are one address. */
+static bool host_literal(const char *host, struct in6_addr *ret) {
+        struct in_addr a4;
+
+        if (inet_pton(AF_INET6, host, ret) == 1)
+                return true;
+        if (inet_pton(AF_INET, host, &a4) != 1)
+                return false;
+        memset(ret, 0, sizeof(*ret));
+        ret->s6_addr[10] = ret->s6_addr[11] = 0xff;
+        memcpy(&ret->s6_addr[12], &a4, sizeof(a4));
+        return true;
+}
+
+/* Two entries name the same address: the same port, and the same IP (compared as addresses)
+ * or the same host name (compared without case and without a trailing dot). A name and a
+ * literal never match: --check resolves nothing, and a name may point elsewhere tomorrow. */
+static bool same_address(const struct config_peer *a, const struct config_peer *b) {
+        struct in6_addr x, y;
+        bool lx, ly;
+        size_t na, nb;
+
+        if (!a->host || !b->host || a->port != b->port)
+                return false;
+        lx = host_literal(a->host, &x);
+        ly = host_literal(b->host, &y);
+        if (lx || ly)
+                return lx && ly && memcmp(&x, &y, sizeof(x)) == 0;
+        na = strlen(a->host);
+        nb = strlen(b->host);
+        if (na > 1 && a->host[na - 1] == '.')
+                na--;
+        if (nb > 1 && b->host[nb - 1] == '.')
+                nb--;
+        return na == nb && strncasecmp(a->host, b->host, na) == 0;
+}
+
+static void peer_path(struct parser *p, size_t i, char *buf, size_t size) {
+        if (p->peers_is_list)
+                snprintf(buf, size, "peers[%zu]", i);
+        else
+                snprintf(buf, size, "peer");
+}
+
+/* Each node appears once in the list: its key, its address and its name. */
+static int check_duplicates(struct parser *p, size_t i) {
+        const struct config_peer *e = &p->c->peers[i];
+        const struct peer_nodes *n = &p->peer_nodes[i];
+        char path[64], other[32];
+
+        for (size_t j = 0; j < i; j++) {
+                const struct config_peer *o = &p->c->peers[j];
+
+                peer_path(p, j, other, sizeof(other));
+                if (e->has_public_key && o->has_public_key &&
+                    memcmp(e->public_key, o->public_key, sizeof(e->public_key)) == 0) {
+                        snprintf(path, sizeof(path), "peers[%zu].public_key", i);
+                        return fail(p, -EINVAL, n->public_key, path,
+                                    "duplicate key: %s (line %zu) has the same public key; "
+                                    "list each node once",
+                                    other, o->line);
+                }
+                if (same_address(e, o)) {
+                        snprintf(path, sizeof(path), "peers[%zu].address", i);
+                        return fail(p, -EINVAL, n->address, path,
+                                    "duplicate address: %s (line %zu) has the same address "
+                                    "and port; list each node once",
+                                    other, o->line);
+                }
+                if (e->name && o->name && strcasecmp(e->name, o->name) == 0) {
+                        snprintf(path, sizeof(path), "peers[%zu].name", i);
+                        return fail(p, -EINVAL, n->name, path,
+                                    "duplicate name: %s (line %zu) is called '%s' too", other,
+                                    o->line, o->name);
+                }
+        }
+        return 0;
+}
+
+/* One entry: c->peers[i], zeroed by the caller. It counts in n_peers before its keys are read,
+ * so that config_free() releases whatever a failing entry held. */
+static int parse_peer_entry(struct parser *p, const struct section_def *sec, size_t i,
+                            const yaml_node_t *node) {
+        struct config *c = p->c;
+        struct config_peer *e = &c->peers[i];
+        struct section_def def = *sec;
+        char path[32];
+        int r;
+
+        peer_path(p, i, path, sizeof(path));
+        if (p->peers_is_list && node_is_null(node))
+                return fail(p, -EINVAL, node, path,
+                            "empty entry; expected a mapping of keys (address:, public_key:, "
+                            "name:)");
+        c->n_peers = i + 1;
+        e->port = PORT_DEFAULT;
+        e->line = node->start_mark.line + 1;
+        e->column = node->start_mark.column + 1;
+        p->peer_nodes[i] = (struct peer_nodes){.entry = node};
+        p->cur_peer = i;
+        def.name = path;
+        r = parse_section(p, &def, node);
+        if (r < 0)
+                return r;
+        if (!e->host && !e->has_public_key) {
+                /* peer: with an empty address (and no key) is the prototype's waiting side: no
+                 * peer at all. In a list such an entry says nothing: a mistake. */
+                if (p->peers_is_list)
+                        return fail(p, -EINVAL, node, path,
+                                    "the entry has neither address nor public_key");
+                e->name = mfree(e->name);
+                c->n_peers = i;
+                return 0;
+        }
+        return check_duplicates(p, i);
+}
+
+/* peer: (a mapping, a list of one) or peers: (a list of mappings). */
+static int parse_peers(struct parser *p, const struct section_def *sec, const yaml_node_t *key,
+                       const yaml_node_t *value) {
+        struct config *c = p->c;
+        size_t n;
+        int r;
+
+        if (p->peers_key_node)
+                return fail(p, -EINVAL, key, sec->name,
+                            "%s: is also given (line %zu); write the peers one way only "
+                            "(peer: is a list of one)",
+                            p->peers_is_list ? "peers" : "peer",
+                            p->peers_key_node->start_mark.line + 1);
+        p->peers_key_node = key;
+        p->peers_is_list = streq(sec->name, "peers");
+        c->peers_line = key->start_mark.line + 1;
+        c->peers_column = key->start_mark.column + 1;
+        if (!p->peers_is_list) {
+                if (node_is_null(value))
+                        return 0; /* "peer:" with nothing under it: waiting, as before */
+                n = 1;
+        } else {
+                if (node_is_null(value) ||
+                    (value->type == YAML_SEQUENCE_NODE &&
+                     value->data.sequence.items.top == value->data.sequence.items.start))
+                        return fail(p, -EINVAL, node_is_null(value) ? key : value, "peers",
+                                    "the list is empty; list the other nodes (- address: ...), "
+                                    "or leave peers: out to wait for a peer");
+                if (value->type != YAML_SEQUENCE_NODE)
+                        return fail(p, -EINVAL, value, "peers",
+                                    "expected a list of peers (- address: ...), got %s",
+                                    node_kind(value));
+                n = (size_t) (value->data.sequence.items.top - value->data.sequence.items.start);
+                if (n > CONFIG_MAX_PEERS)
+                        return fail(p, -EINVAL,
+                                    node_at(p, value->data.sequence.items.start[CONFIG_MAX_PEERS]),
+                                    "peers", "too many peers (at most %d)", CONFIG_MAX_PEERS);
+        }
+        c->peers = calloc(n, sizeof(c->peers[0]));
+        p->peer_nodes = calloc(n, sizeof(p->peer_nodes[0]));
+        if (!c->peers || !p->peer_nodes)
+                return fail(p, -ENOMEM, key, sec->name, "out of memory");
+        if (!p->peers_is_list)
+                return parse_peer_entry(p, sec, 0, value);
+        for (size_t i = 0; i < n; i++) {
+                r = parse_peer_entry(p, sec, i, node_at(p, value->data.sequence.items.start[i]));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int parse_root(struct parser *p) {
         const yaml_node_t *seen[ELEMENTSOF(sections)] = {};
         const yaml_node_t *root = yaml_document_get_root_node(p->doc);
@@ -960,9 +1185,10 @@ static int parse_root(struct parser *p) {
                 if (seen[i])
                         return fail_duplicate(p, k, sec->name, seen[i]);
                 seen[i] = k;
-                if (streq(sec->name, "peer"))
-                        p->peer_section_node = k;
-                r = parse_section(p, sec, v);
+                if (sec->keys == peer_keys)
+                        r = parse_peers(p, sec, k, v);
+                else
+                        r = parse_section(p, sec, v);
                 if (r < 0)
                         return r;
         }
@@ -1056,6 +1282,80 @@ static int load_key_file(struct parser *p, const char *path, const yaml_node_t *
 
 /* --- checks across keys --------------------------------------------------------------------- */
 
+/* Identity mode pins every listed peer by its key; shared-key mode has no keys to pin. */
+static int validate_peers(struct parser *p) {
+        struct config *c = p->c;
+        char path[64];
+
+        if (p->private_key_file_node && c->n_peers == 0)
+                return fail(p, -EINVAL,
+                            p->peers_key_node ? p->peers_key_node : p->private_key_file_node,
+                            "peer.public_key",
+                            "missing: identity mode (identity.private_key_file) needs the "
+                            "peer's public key");
+        for (size_t i = 0; i < c->n_peers; i++) {
+                const struct peer_nodes *n = &p->peer_nodes[i];
+
+                peer_path(p, i, path, sizeof(path));
+                if (p->private_key_file_node && !c->peers[i].has_public_key) {
+                        /* peer: points at its key, as it always did; a list at the entry. */
+                        if (!p->peers_is_list)
+                                return fail(p, -EINVAL, p->peers_key_node, "peer.public_key",
+                                            "missing: identity mode (identity.private_key_file) "
+                                            "needs the peer's public key");
+                        strcat(path, ".public_key");
+                        return fail(p, -EINVAL, n->entry, path,
+                                    "missing: identity mode (identity.private_key_file) "
+                                    "admits only listed keys, so each entry needs one");
+                }
+                if (!p->private_key_file_node && c->peers[i].has_public_key) {
+                        strcat(path, ".public_key");
+                        return fail(p, -EINVAL, n->public_key, path,
+                                    "identity.private_key_file is not set: identity mode needs "
+                                    "both (remove %s for shared-key mode)",
+                                    path);
+                }
+        }
+        return 0;
+}
+
+/*
+ * The node's own entry, recognised by its public key (derived from the private key), leaves
+ * the list: one list can then be the same file on every node. A list of nothing but the node
+ * itself is the copy-paste slip of pinning one's own key.
+ */
+static int drop_own_entry(struct parser *p, const uint8_t pub[static NOISE_PUBLIC_KEY_LEN]) {
+        struct config *c = p->c;
+        char path[64];
+
+        for (size_t i = 0; i < c->n_peers; i++) {
+                struct config_peer *e = &c->peers[i];
+
+                /* Public keys: an ordinary compare is fine. */
+                if (!e->has_public_key || memcmp(e->public_key, pub, NOISE_PUBLIC_KEY_LEN) != 0)
+                        continue;
+                if (c->n_peers == 1) {
+                        peer_path(p, i, path, sizeof(path));
+                        strcat(path, ".public_key");
+                        return fail(p, -EINVAL, p->peer_nodes[i].public_key, path, "%s",
+                                    p->peers_is_list
+                                            ? "is this node's own public key, and the list "
+                                              "names no other node"
+                                            : "is this node's own public key; put the other "
+                                              "node's key here");
+                }
+                free(e->host);
+                free(e->name);
+                memmove(e, e + 1, (c->n_peers - i - 1) * sizeof(*e));
+                memmove(&p->peer_nodes[i], &p->peer_nodes[i + 1],
+                        (c->n_peers - i - 1) * sizeof(p->peer_nodes[0]));
+                c->n_peers--;
+                memset(&c->peers[c->n_peers], 0, sizeof(c->peers[0]));
+                return 0; /* keys are unique (check_duplicates) */
+        }
+        return 0;
+}
+
 static int validate(struct parser *p) {
         struct config *c = p->c;
         int r;
@@ -1068,16 +1368,9 @@ static int validate(struct parser *p) {
                 return fail(p, -EINVAL, p->first_section_node, "encryption.key",
                             "no key configured: set encryption.key (shared-key mode) or "
                             "identity.private_key_file (identity mode)");
-        if (p->private_key_file_node && !p->peer_public_key_node)
-                return fail(p, -EINVAL,
-                            p->peer_section_node ? p->peer_section_node : p->private_key_file_node,
-                            "peer.public_key",
-                            "missing: identity mode (identity.private_key_file) needs the "
-                            "peer's public key");
-        if (p->peer_public_key_node && !p->private_key_file_node)
-                return fail(p, -EINVAL, p->peer_public_key_node, "peer.public_key",
-                            "identity.private_key_file is not set: identity mode needs both "
-                            "(remove peer.public_key for shared-key mode)");
+        r = validate_peers(p);
+        if (r < 0)
+                return r;
         /* Naming a server and saying nothing else means using it. */
         if (c->relay_host && !p->relay_enabled_node)
                 c->relay_enabled = true;
@@ -1118,17 +1411,33 @@ static int validate(struct parser *p) {
                 if (r < 0)
                         return r;
                 c->has_private_key = true;
-                /* Catch the classic copy-paste slip: our own public key as the peer's. */
-                if (crypto_scalarmult_base(pub, c->private_key) == 0 &&
-                    sodium_memcmp(pub, c->peer_public_key, sizeof(pub)) == 0)
-                        return fail(p, -EINVAL, p->peer_public_key_node, "peer.public_key",
-                                    "is this node's own public key; put the other node's key "
-                                    "here");
+                if (crypto_scalarmult_base(pub, c->private_key) == 0) {
+                        r = drop_own_entry(p, pub);
+                        if (r < 0)
+                                return r;
+                }
         }
         return 0;
 }
 
 /* --- entry points --------------------------------------------------------------------------- */
+
+const struct config_peer *config_first_peer(const struct config *c) {
+        static const struct config_peer none = {.port = PORT_DEFAULT};
+
+        return c->n_peers > 0 ? &c->peers[0] : &none;
+}
+
+int config_check_single_peer(const struct config *c, char *errbuf, size_t errlen) {
+        if (c->n_peers <= 1)
+                return 0;
+        return fail_plain(errbuf, errlen, c->path ? c->path : "<config>", c->peers_line,
+                          c->peers_column, -EOPNOTSUPP,
+                          "peers: lists %zu other nodes, but this version of shadowmeshd "
+                          "connects to one peer; keep one entry until the mesh is supported "
+                          "(in identity mode the node's own entry does not count)",
+                          c->n_peers);
+}
 
 static int fail_yaml(const yaml_parser_t *y, const char *text, size_t len, const char *name,
                      char *errbuf, size_t errlen) {
@@ -1186,7 +1495,6 @@ static struct config *config_new(void) {
         memcpy(c->tap_device, "tap0", sizeof("tap0"));
         c->mtu = MTU_DEFAULT;
         c->offload = true;
-        c->peer_port = PORT_DEFAULT;
         c->stun_port = STUN_PORT_DEFAULT;
         c->relay_port = RELAY_PORT_DEFAULT;
         return c;
@@ -1248,6 +1556,7 @@ int config_parse_string(const char *text, size_t len, const char *name, const ch
                         yaml_document_delete(&extra);
                 }
         }
+        free(p.peer_nodes);
         wipe_document(&doc);
         yaml_document_delete(&doc);
         wipe_parser(&y);
@@ -1319,7 +1628,11 @@ struct config *config_free(struct config *c) {
         free(c->control_group);
         free(c->key_file);
         free(c->private_key_file);
-        free(c->peer_host);
+        for (size_t i = 0; i < c->n_peers; i++) {
+                free(c->peers[i].host);
+                free(c->peers[i].name);
+        }
+        free(c->peers);
         free(c->stun_host);
         free(c->relay_host);
         sodium_memzero(c, sizeof(*c));

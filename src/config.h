@@ -8,7 +8,10 @@
  *               listen_port (the tunnel's UDP port), bind_address, offload (yes/no)
  *   encryption: key (64 hex digits, the shared key), key_file (a file holding them)
  *   identity:   private_key_file (base64 X25519 key as `shadowmeshd genkey` prints)
- *   peer:       address ("host[:port]", empty: wait for the peer), public_key (base64)
+ *   peer:       address ("host[:port]", empty: wait for the peer), public_key (base64), name
+ *   peers:      a list of mappings with peer:'s keys; peer: is a list of one. In identity mode
+ *               the entry holding this node's own public key is dropped, so one list can be
+ *               the same file on every node.
  *   nat:        enabled, stun_server ("host[:port]")
  *   relay:      enabled, server ("host[:port]")
  *
@@ -25,7 +28,26 @@
 
 #include "messages.h"
 
-enum { CONFIG_MAX_ADDRESSES = 16 };
+enum {
+        CONFIG_MAX_ADDRESSES = 16,
+        /* Entries of peers:. The mesh's scale goal is 1,000 peers; the bound also keeps the
+         * duplicate checks (each entry against the ones before it) small. */
+        CONFIG_MAX_PEERS = 1024,
+        /* peers[].name: letters, digits, '-', '_' and '.', starting with a letter or digit. */
+        CONFIG_PEER_NAME_MAX = 32,
+};
+_Static_assert((long) CONFIG_MAX_PEERS <= (long) MAX_PEERS,
+               "a configuration lists more peers than a device holds");
+
+/* One entry of peers: (or the one of peer:). */
+struct config_peer {
+        char *host; /* address's host, without brackets; NULL: wait for this peer to connect */
+        uint16_t port;
+        char *name; /* NULL when not given */
+        bool has_public_key;
+        uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
+        size_t line, column; /* where the entry starts in the file (1-based), for messages */
+};
 
 struct config_address {
         int family; /* AF_INET or AF_INET6 */
@@ -64,11 +86,11 @@ struct config {
         uint8_t private_key[NOISE_PUBLIC_KEY_LEN];
         char *private_key_file;
 
-        /* peer */
-        char *peer_host; /* NULL: wait for the peer to connect */
-        uint16_t peer_port;
-        bool has_peer_public_key;
-        uint8_t peer_public_key[NOISE_PUBLIC_KEY_LEN];
+        /* peer: / peers:, without this node's own entry (identity mode, key files read).
+         * n_peers is 0 when there is none: the node waits for a peer (shared-key mode). */
+        struct config_peer *peers;
+        size_t n_peers;
+        size_t peers_line, peers_column; /* the "peers:" or "peer:" key; 0 when absent */
 
         /* nat / relay: read and validated now, used by the NAT traversal work */
         bool nat_enabled;
@@ -78,6 +100,18 @@ struct config {
         char *relay_host;
         uint16_t relay_port;
 };
+
+/* The first peer, or an empty entry (host NULL, no key, default port) when there is none. The
+ * code written for one peer reads this until the mesh data plane uses the whole list. */
+const struct config_peer *config_first_peer(const struct config *c);
+
+/*
+ * This version connects to one peer. Returns 0 when the configuration lists at most one other
+ * node; otherwise -EOPNOTSUPP and one line in errbuf naming the file and the peers: line. The
+ * daemon refuses such a file at start; --check reports it as a warning. Goes away with the mesh
+ * data plane.
+ */
+int config_check_single_peer(const struct config *c, char *errbuf, size_t errlen);
 
 /* Identity mode when a private key is configured, shared-key mode otherwise. */
 static inline bool config_identity_mode(const struct config *c) {

@@ -377,7 +377,8 @@ static int setup_keys(struct device *d) {
                 if (c->has_psk)
                         memcpy(d->psk, c->psk, sizeof(d->psk));
                 cookie_checker_init(&d->cookie_checker, d->static_public);
-                memcpy(d->peer.public_key, c->peer_public_key, sizeof(d->peer.public_key));
+                memcpy(d->peer.public_key, config_first_peer(c)->public_key,
+                       sizeof(d->peer.public_key));
                 cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
         } else {
                 d->pattern = NOISE_PATTERN_NNPSK0;
@@ -422,22 +423,24 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         if (r < 0)
                 return r;
 
-        if (config->peer_host) {
+        if (config_first_peer(config)->host) {
                 struct endpoint e;
                 int gai = 0;
 
-                r = udp_resolve(config->peer_host, config->peer_port, d->udp_family, &e, &gai);
+                r = udp_resolve(config_first_peer(config)->host, config_first_peer(config)->port,
+                                d->udp_family, &e, &gai);
                 if (r < 0)
                         return log_error_errno(r, "cannot resolve peer address '%s': %s",
-                                               config->peer_host,
+                                               config_first_peer(config)->host,
                                                gai ? gai_strerror(gai) : strerror(-r));
                 peer_set_endpoint(&d->peer, &e);
                 d->peer.static_endpoint = true;
-                d->peer_address = malloc(strlen(config->peer_host) + 16);
+                d->peer_address = malloc(strlen(config_first_peer(config)->host) + 16);
                 if (!d->peer_address)
                         return log_error_errno(ENOMEM, "out of memory");
-                sprintf(d->peer_address, strchr(config->peer_host, ':') ? "[%s]:%u" : "%s:%u",
-                        config->peer_host, config->peer_port);
+                sprintf(d->peer_address,
+                        strchr(config_first_peer(config)->host, ':') ? "[%s]:%u" : "%s:%u",
+                        config_first_peer(config)->host, config_first_peer(config)->port);
                 d->peer.state = d->state = TUNNEL_CONNECTING;
         }
 
@@ -523,7 +526,8 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         peer_get_endpoint(&d->peer, &e);
         log_bound_address(d);
         if (e.len)
-                log_info("peer %s (%s)", endpoint_to_string(&e, buf), config->peer_host);
+                log_info("peer %s (%s)", endpoint_to_string(&e, buf),
+                         config_first_peer(config)->host);
         else
                 log_info("waiting for the peer to connect");
 

@@ -21,10 +21,11 @@ static bool str_eq(const char *a, const char *b) {
 }
 
 static bool peer_changed(const struct config *old, const struct config *new) {
-        return !str_eq(old->peer_host, new->peer_host) || old->peer_port != new->peer_port ||
-               old->has_peer_public_key != new->has_peer_public_key ||
-               memcmp(old->peer_public_key, new->peer_public_key,
-                      sizeof(old->peer_public_key)) != 0;
+        return !str_eq(config_first_peer(old)->host, config_first_peer(new)->host) ||
+               config_first_peer(old)->port != config_first_peer(new)->port ||
+               config_first_peer(old)->has_public_key != config_first_peer(new)->has_public_key ||
+               memcmp(config_first_peer(old)->public_key, config_first_peer(new)->public_key,
+                      sizeof(config_first_peer(old)->public_key)) != 0;
 }
 
 static bool relay_changed(const struct config *old, const struct config *new) {
@@ -74,8 +75,10 @@ static void restart_only_changes(const struct device *d, const struct config *ol
                 "identity.private_key_file");
         /* Waiting instead of a configured peer is a state the model reaches only at start-up
          * (an instance that held a peer's address never goes back to waiting on its own). */
-        CHANGED(old->peer_host && !new->peer_host, "peer.address (now empty: to wait for the peer)");
-        CHANGED(!old->peer_host && !new->peer_host && peer_changed(old, new) &&
+        CHANGED(config_first_peer(old)->host && !config_first_peer(new)->host,
+                "peer.address (now empty: to wait for the peer)");
+        CHANGED(!config_first_peer(old)->host && !config_first_peer(new)->host &&
+                        peer_changed(old, new) &&
                         d->state != TUNNEL_WAITING && d->state != TUNNEL_FAILED,
                 "peer.public_key (a waiting instance with a session to the old peer)");
         /* A new relay while the tunnel runs through the old one would cut it: only then. */
@@ -92,11 +95,12 @@ static int apply_peer(struct device *d, const struct config *new, char *buf, siz
         char addr[300];
         int r;
 
-        if (!new->peer_host) {
+        if (!config_first_peer(new)->host) {
                 /* A waiting instance with no session (restart_only_changes saw to that): only
                  * the key it accepts changes. */
                 if (config_identity_mode(new)) {
-                        memcpy(d->peer.public_key, new->peer_public_key, sizeof(d->peer.public_key));
+                        memcpy(d->peer.public_key, config_first_peer(new)->public_key,
+                               sizeof(d->peer.public_key));
                         cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
                 }
                 log_info("reload: waiting for the peer with the new public key");
@@ -111,11 +115,13 @@ static int apply_peer(struct device *d, const struct config *new, char *buf, siz
                 }
         }
         if (config_identity_mode(new)) {
-                memcpy(d->peer.public_key, new->peer_public_key, sizeof(d->peer.public_key));
+                memcpy(d->peer.public_key, config_first_peer(new)->public_key,
+                       sizeof(d->peer.public_key));
                 cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
         }
-        snprintf(addr, sizeof(addr), strchr(new->peer_host, ':') ? "[%s]:%u" : "%s:%u",
-                 new->peer_host, new->peer_port);
+        snprintf(addr, sizeof(addr),
+                 strchr(config_first_peer(new)->host, ':') ? "[%s]:%u" : "%s:%u",
+                 config_first_peer(new)->host, config_first_peer(new)->port);
         r = manager_connect_plain(d, addr, 0, NULL, &err);
         if (r < 0) {
                 snprintf(buf, size, "reload: cannot connect to the new peer %s: %s", addr,
@@ -164,10 +170,10 @@ static void apply_stun(struct device *d) {
 static void take_config(struct device *d, struct config *new) {
         struct config *old = d->config;
 
-        SWAP_PTR(old->peer_host, new->peer_host);
-        old->peer_port = new->peer_port;
-        old->has_peer_public_key = new->has_peer_public_key;
-        memcpy(old->peer_public_key, new->peer_public_key, sizeof(old->peer_public_key));
+        SWAP_PTR(old->peers, new->peers);
+        SWAP_PTR(old->n_peers, new->n_peers);
+        old->peers_line = new->peers_line;
+        old->peers_column = new->peers_column;
         old->relay_enabled = new->relay_enabled;
         SWAP_PTR(old->relay_host, new->relay_host);
         old->relay_port = new->relay_port;

@@ -264,16 +264,17 @@ random_hex_key() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
 # write_config FILE OPTION...: a daemon configuration, mode 600. Options are NAME=VALUE:
 #   tap=smt0 ip4=10.0.0.1/24 ip6=fd00::1/64 listen=0.0.0.0:9001 peer=HOST:PORT|"" key=HEX
 #   private_key_file=PATH peer_public_key=B64 mtu=N log=LEVEL control_group=GROUP
-#   http=127.0.0.1:9090
+#   http=127.0.0.1:9090 peers=YAML
 # listen= is the tunnel's UDP address: its port becomes network.listen_port and a host other than
 # 0.0.0.0 or [::] network.bind_address. http= is daemon.listen_address, the HTTP control API.
 # The defaults: tap $TAP (else smt0), listen on port $PORT (else 9001), log $SM_LOG_LEVEL (else
-# info); without key= there is no encryption: section (identity mode).
+# info); without key= there is no encryption: section (identity mode). peers= is a peers: section
+# written as given (YAML lines), in place of the peer: section that peer= and peer_public_key= make.
 write_config() {
         local file=$1 kv
         shift
         local tap=${TAP:-smt0} ip4="" ip6="" listen="0.0.0.0:${PORT:-9001}" peer="" key=""
-        local privfile="" peerpub="" mtu="" log=${SM_LOG_LEVEL:-info} group="" http=""
+        local privfile="" peerpub="" mtu="" log=${SM_LOG_LEVEL:-info} group="" http="" peers=""
         local bind port
         for kv in "$@"; do
                 case $kv in
@@ -289,6 +290,7 @@ write_config() {
                 log=*) log=${kv#*=} ;;
                 control_group=*) group=${kv#*=} ;;
                 http=*) http=${kv#*=} ;;
+                peers=*) peers=${kv#*=} ;;
                 *) echo "write_config: unknown option $kv" >&2; return 1 ;;
                 esac
         done
@@ -320,9 +322,13 @@ write_config() {
                         echo "identity:"
                         echo "  private_key_file: $privfile"
                 fi
-                echo "peer:"
-                echo "  address: \"$peer\""
-                [[ -z $peerpub ]] || echo "  public_key: \"$peerpub\""
+                if [[ -n $peers ]]; then
+                        printf '%s\n' "$peers"
+                else
+                        echo "peer:"
+                        echo "  address: \"$peer\""
+                        [[ -z $peerpub ]] || echo "  public_key: \"$peerpub\""
+                fi
                 echo "nat:"
                 echo "  enabled: false"
         } >"$file"

@@ -123,6 +123,15 @@ NMConnection *nm_shadowmesh_import(const char *path, GError **error) {
                             errbuf[0] ? errbuf : g_strerror(-r));
                 return NULL;
         }
+        /* A connection holds one peer for now. The node's own entry of a shared list is
+         * already gone (identity mode), so the same peers: file as the daemon's imports. */
+        if (c->n_peers > 1) {
+                g_set_error(error, NM_CONNECTION_ERROR, NM_CONNECTION_ERROR_FAILED,
+                            _("%s:%zu: peers: lists %zu other nodes, but a NetworkManager "
+                              "connection holds one peer; import a file that lists one"),
+                            path, c->peers_line, c->n_peers);
+                return NULL;
+        }
 
         connection = nm_simple_connection_new();
         s_con = NM_SETTING_CONNECTION(nm_setting_connection_new());
@@ -138,8 +147,8 @@ NMConnection *nm_shadowmesh_import(const char *path, GError **error) {
 
         /* An empty peer.address (this node waits) imports as no peer: the editor asks for one,
          * since NetworkManager needs the peer's address as the VPN gateway. */
-        if (c->peer_host) {
-                tmp = format_host_port(c->peer_host, c->peer_port);
+        if (config_first_peer(c)->host) {
+                tmp = format_host_port(config_first_peer(c)->host, config_first_peer(c)->port);
                 nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEER, tmp);
                 g_clear_pointer(&tmp, g_free);
         }
@@ -154,7 +163,7 @@ NMConnection *nm_shadowmesh_import(const char *path, GError **error) {
 
                 nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_MODE,
                                              NM_SHADOWMESH_MODE_IDENTITY);
-                config_format_key(c->peer_public_key, pub);
+                config_format_key(config_first_peer(c)->public_key, pub);
                 nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY, pub);
                 if (c->has_private_key)
                         add_secret(s_vpn, NM_SHADOWMESH_SECRET_PRIVATE_KEY,

@@ -20,6 +20,8 @@
 #include "tests.h"
 
 static NMVpnEditorPlugin *plugin;
+
+static void expect_import_error(const char *path, const char *what);
 static char *tmpdir;
 
 static const char *example(const char *name) {
@@ -94,10 +96,12 @@ static void check_same_config(const struct config *a, const struct config *b) {
         CHECK(sodium_memcmp(a->psk, b->psk, sizeof(a->psk)) == 0);
         CHECK_EQ_INT(a->has_private_key, b->has_private_key);
         CHECK(sodium_memcmp(a->private_key, b->private_key, sizeof(a->private_key)) == 0);
-        CHECK_EQ_INT(a->has_peer_public_key, b->has_peer_public_key);
-        CHECK_MEM(a->peer_public_key, b->peer_public_key, sizeof(a->peer_public_key));
-        CHECK_STR(a->peer_host, b->peer_host);
-        CHECK_EQ_INT(a->peer_port, b->peer_port);
+        CHECK_EQ_INT(config_first_peer(a)->has_public_key, config_first_peer(b)->has_public_key);
+        CHECK_EQ_INT(a->n_peers, b->n_peers);
+        CHECK_MEM(config_first_peer(a)->public_key, config_first_peer(b)->public_key,
+                  NOISE_PUBLIC_KEY_LEN);
+        CHECK_STR(config_first_peer(a)->host, config_first_peer(b)->host);
+        CHECK_EQ_INT(config_first_peer(a)->port, config_first_peer(b)->port);
         CHECK_EQ_INT(a->nat_enabled, b->nat_enabled);
         CHECK_STR(a->stun_host, b->stun_host);
         CHECK_EQ_INT(a->stun_port, b->stun_port);
@@ -293,6 +297,74 @@ static void test_import_waiting_peer(void) {
         round_trip(c, example("node-b.yaml"), "node-b.yaml");
 }
 
+/* peers: with one entry imports as peer: does. In identity mode the node's own entry of a
+ * list shared by every node is dropped first; a list with more than one other node is refused
+ * by name until a connection can hold several peers. */
+static void test_import_peers_list(void) {
+        g_autofree char *one = tmp_path("one.yaml"), *shared = tmp_path("shared.yaml");
+        g_autofree char *many = tmp_path("many-peers.yaml"), *text = NULL, *yaml = NULL;
+        g_autofree char *key_path = g_strdup(example("identity-a.key"));
+        uint8_t priv[32], pub[32];
+        char pub_a[45];
+        g_autoptr(NMConnection) c1 = NULL;
+        g_autoptr(NMConnection) c2 = NULL;
+
+        write_text(one, "encryption:\n"
+                        "  key: \"273084db4483448d759eb9d0148cd039077f7c4c2526a71892c0a8289f51f88f\"\n"
+                        "peers:\n"
+                        "  - name: office\n"
+                        "    address: \"192.0.2.7:9004\"\n");
+        c1 = import(one);
+        if (c1) {
+                CHECK_STR(data(c1, NM_SHADOWMESH_KEY_PEER), "192.0.2.7:9004");
+                CHECK_STR(data(c1, NM_SHADOWMESH_KEY_MODE), NM_SHADOWMESH_MODE_SHARED_KEY);
+                round_trip(c1, one, "one-out.yaml");
+        }
+
+        /* identity-a.key's public key, as the list on every node would hold it. */
+        CHECK(g_file_get_contents(key_path, &text, NULL, NULL));
+        if (!text)
+                return;
+        text[strcspn(text, "\n")] = 0;
+        CHECK(config_parse_key(text, priv) == 0);
+        sodium_memzero(text, strlen(text));
+        CHECK(crypto_scalarmult_base(pub, priv) == 0);
+        sodium_memzero(priv, sizeof(priv));
+        config_format_key(pub, pub_a);
+        yaml = g_strdup_printf("identity:\n"
+                               "  private_key_file: \"%s\"\n"
+                               "peers:\n"
+                               "  - name: a\n"
+                               "    public_key: \"%s\"\n"
+                               "  - name: b\n"
+                               "    address: \"192.0.2.2:9001\"\n"
+                               "    public_key: \"DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ=\"\n",
+                               key_path, pub_a);
+        write_text(shared, yaml);
+        c2 = import(shared);
+        if (c2) {
+                CHECK_STR(data(c2, NM_SHADOWMESH_KEY_PEER), "192.0.2.2:9001");
+                CHECK_STR(data(c2, NM_SHADOWMESH_KEY_MODE), NM_SHADOWMESH_MODE_IDENTITY);
+                CHECK_STR(data(c2, NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY),
+                          "DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ=");
+        }
+
+        g_free(yaml);
+        yaml = g_strdup_printf("identity:\n"
+                               "  private_key_file: \"%s\"\n"
+                               "peers:\n"
+                               "  - public_key: \"%s\"\n"
+                               "  - public_key: \"DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ=\"\n"
+                               "  - public_key: \"hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=\"\n",
+                               key_path, pub_a);
+        write_text(many, yaml);
+        g_free(yaml);
+        yaml = g_strdup_printf("%s:3: peers: lists 2 other nodes, but a NetworkManager "
+                               "connection holds one peer",
+                               many);
+        expect_import_error(many, yaml);
+}
+
 /* More addresses than NetworkManager takes from a VPN (one per family): the rest go to
  * ipv4/ipv6.addresses and come back on export. IPv6 peer and servers with ports, relay on. */
 static void test_import_many_addresses(void) {
@@ -355,8 +427,8 @@ static void test_import_many_addresses(void) {
 
                 if (export(c, out) && (b = parse_file(out))) {
                         CHECK_EQ_INT(b->n_addresses, 5);
-                        CHECK_STR(b->peer_host, "fd00::2");
-                        CHECK_EQ_INT(b->peer_port, 9002);
+                        CHECK_STR(config_first_peer(b)->host, "fd00::2");
+                        CHECK_EQ_INT(config_first_peer(b)->port, 9002);
                         CHECK_STR(b->relay_host, "2001:db8::9");
                         CHECK(b->relay_enabled && b->nat_enabled);
                         CHECK_EQ_INT(b->mtu, 1420);
@@ -438,8 +510,8 @@ static void test_export_without_secrets(void) {
         CHECK_STR(b->tap_device, "sm-3f2a9c1e");
         CHECK_EQ_INT(b->mtu, 1380);
         CHECK_EQ_INT(b->listen_port, 9001);
-        CHECK_STR(b->peer_host, "peer.example.org");
-        CHECK_EQ_INT(b->peer_port, 9001);
+        CHECK_STR(config_first_peer(b)->host, "peer.example.org");
+        CHECK_EQ_INT(config_first_peer(b)->port, 9001);
         CHECK(!b->nat_enabled && !b->relay_enabled);
         /* The connection name went into a comment on one line. */
         CHECK(text && g_str_has_prefix(text, "# ShadowMesh configuration exported from the "
@@ -583,6 +655,7 @@ int main(void) {
         test_import_prototype();
         test_import_identity();
         test_import_waiting_peer();
+        test_import_peers_list();
         test_import_many_addresses();
         test_export_without_secrets();
         test_export_too_many_addresses();

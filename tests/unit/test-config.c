@@ -27,6 +27,11 @@
 #define ALICE_PUBLIC_B64 "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
 /* The public key of examples/identity-b.key. */
 #define EXAMPLE_B_PUBLIC_B64 "DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ="
+/* Public keys need not be points for the parser: two more distinct ones. */
+#define KEY_1_HEX "0101010101010101010101010101010101010101010101010101010101010101"
+#define KEY_2_HEX "0202020202020202020202020202020202020202020202020202020202020202"
+/* Identity mode without reading the key file (no base directory). */
+#define ID_SECTION "identity:\n  private_key_file: a.key\n"
 
 /* The user's existing /etc/shadowmesh/daemon.yaml from the Go prototype, byte for byte:
  * listen_address is its local HTTP control API, not the tunnel. */
@@ -87,9 +92,10 @@ static void test_prototype_file(void) {
         CHECK(c->key_file == NULL);
         CHECK(!c->has_private_key);
         CHECK(!config_identity_mode(c));
-        CHECK(c->peer_host && strcmp(c->peer_host, "192.168.1.20") == 0);
-        CHECK_EQ_INT(c->peer_port, 9001);
-        CHECK(!c->has_peer_public_key);
+        CHECK(config_first_peer(c)->host &&
+              strcmp(config_first_peer(c)->host, "192.168.1.20") == 0);
+        CHECK_EQ_INT(config_first_peer(c)->port, 9001);
+        CHECK(!config_first_peer(c)->has_public_key);
         CHECK(c->nat_enabled);
         CHECK(c->stun_host && strcmp(c->stun_host, "stun.l.google.com") == 0);
         CHECK_EQ_INT(c->stun_port, 19302);
@@ -108,7 +114,7 @@ static void test_prototype_waiting_side(void) {
         c = parse_ok(text, NULL);
         if (!c)
                 return;
-        CHECK(c->peer_host == NULL);
+        CHECK(config_first_peer(c)->host == NULL);
         CHECK(c->has_psk);
 }
 
@@ -125,7 +131,7 @@ static void test_defaults(void) {
         CHECK(strcmp(c->tap_device, "tap0") == 0);
         CHECK_EQ_INT(c->n_addresses, 0);
         CHECK_EQ_INT(c->mtu, 1380);
-        CHECK(c->peer_host == NULL);
+        CHECK(config_first_peer(c)->host == NULL);
         CHECK(!c->nat_enabled);
         CHECK(c->stun_host == NULL);
         CHECK(!c->relay_enabled);
@@ -169,8 +175,8 @@ static void test_additions(void) {
         check_address(&c->addresses[3], AF_INET6, "fd00::7", 128);
         check_address(&c->addresses[4], AF_INET, "0.0.0.0", 0);
         CHECK_EQ_INT(c->mtu, 1420);
-        CHECK(c->peer_host && strcmp(c->peer_host, "2001:db8::5") == 0);
-        CHECK_EQ_INT(c->peer_port, 7000);
+        CHECK(config_first_peer(c)->host && strcmp(config_first_peer(c)->host, "2001:db8::5") == 0);
+        CHECK_EQ_INT(config_first_peer(c)->port, 7000);
         CHECK(c->nat_enabled);
         CHECK(c->stun_host && strcmp(c->stun_host, "stun.example.org") == 0);
         CHECK_EQ_INT(c->stun_port, 3478);
@@ -213,8 +219,9 @@ static void test_small_variants(void) {
                                  "  stun_server: ~\nrelay:\n",
                      NULL);
         if (c) {
-                CHECK(c->peer_host && strcmp(c->peer_host, "peer.example.org") == 0);
-                CHECK_EQ_INT(c->peer_port, 9001);
+                CHECK(config_first_peer(c)->host &&
+                      strcmp(config_first_peer(c)->host, "peer.example.org") == 0);
+                CHECK_EQ_INT(config_first_peer(c)->port, 9001);
                 CHECK(!c->nat_enabled);
                 CHECK(c->stun_host == NULL);
         }
@@ -298,7 +305,7 @@ static const struct bad bad_inputs[] = {
          "t.yaml:2:3: network.key: unknown key, did you mean 'encryption.key'?"},
         {KEY_SECTION "vpn:\n  x: 1\n",
          "t.yaml:3:1: vpn: unknown section (known: daemon, network, encryption, identity, peer, "
-         "nat, relay)"},
+         "peers, nat, relay)"},
         {KEY_SECTION "network:\n  speed: 10\n",
          "t.yaml:4:3: network.speed: unknown key (network has: tap_device, local_ip, mtu, "
          "listen_port, bind_address, offload)"},
@@ -453,6 +460,99 @@ static const struct bad bad_inputs[] = {
         {"# only a comment\n\n", "t.yaml:1:1: the configuration is empty"},
         {KEY_SECTION "---\nnetwork:\n  mtu: 1400\n",
          "t.yaml:4:1: a second YAML document; a configuration is one document"},
+        /* peers: malformed entries */
+        {KEY_SECTION "peers:\n  - 192.0.2.1\n",
+         "t.yaml:4:5: peers[0]: expected a mapping of keys (address:), got a value"},
+        {KEY_SECTION "peers:\n  - [192.0.2.1]\n",
+         "t.yaml:4:5: peers[0]: expected a mapping of keys (address:), got a list"},
+        {KEY_SECTION "peers:\n  - address: 192.0.2.1\n  - adress: 192.0.2.2\n",
+         "t.yaml:5:5: peers[1].adress: unknown key, did you mean 'address'?"},
+        {KEY_SECTION "peers:\n  - address: 192.0.2.1\n    port: 9001\n",
+         "t.yaml:5:5: peers[0].port: unknown key (peers[0] has: address, public_key, name)"},
+        {KEY_SECTION "peers:\n  - address: \"192.0.2.1:70000\"\n",
+         "t.yaml:4:14: peers[0].address: '192.0.2.1:70000' is not host[:port]: port must be a "
+         "number from 1 to 65535"},
+        {KEY_SECTION "peers:\n  - address: 192.0.2.1\n  - address: 192.0.2.300\n",
+         "t.yaml:5:14: peers[1].address: '192.0.2.300' is not host[:port]: not an IPv4 address"},
+        {KEY_SECTION "peers:\n  - address:\n      host: x\n",
+         "t.yaml:5:7: peers[0].address: expected a string, got a mapping"},
+        {ID_SECTION "peers:\n  - public_key: hSDwCYkwp1R0i33ctD73Wg2\n",
+         "t.yaml:4:17: peers[0].public_key: expected a base64 public key (44 characters, as "
+         "`shadowmeshd pubkey` prints) or 64 hex digits, got 23 characters"},
+        {ID_SECTION "peers:\n  - public_key: \"" KEY_1_HEX "\"\n  - public_key: "
+                    "0000000000000000000000000000000000000000000000000000000000000000\n",
+         "t.yaml:5:17: peers[1].public_key: the key is all zeros (a placeholder?)"},
+        {KEY_SECTION "peers:\n  - name: office\n",
+         "t.yaml:4:5: peers[0]: the entry has neither address nor public_key"},
+        {KEY_SECTION "peers:\n  - address: \"\"\n",
+         "t.yaml:4:5: peers[0]: the entry has neither address nor public_key"},
+        {KEY_SECTION "peers:\n  - address: 192.0.2.1\n  -\n",
+         "t.yaml:5:4: peers[1]: empty entry; expected a mapping of keys (address:, public_key:, "
+         "name:)"},
+        /* peers: the list itself */
+        {KEY_SECTION "peers: []\n",
+         "t.yaml:3:8: peers: the list is empty; list the other nodes (- address: ...), or leave "
+         "peers: out to wait for a peer"},
+        {KEY_SECTION "peers:\n", "t.yaml:3:1: peers: the list is empty"},
+        {KEY_SECTION "peers: ~\n", "t.yaml:3:1: peers: the list is empty"},
+        {KEY_SECTION "peers:\n  address: 192.0.2.1\n",
+         "t.yaml:4:3: peers: expected a list of peers (- address: ...), got a mapping"},
+        {KEY_SECTION "peers: 192.0.2.1\n",
+         "t.yaml:3:8: peers: expected a list of peers (- address: ...), got a value"},
+        {KEY_SECTION "pears:\n  - address: 192.0.2.1\n",
+         "t.yaml:3:1: pears: unknown section, did you mean 'peers'?"},
+        /* peer: and peers: in one file: both lines named */
+        {KEY_SECTION "peer:\n  address: 192.0.2.1\npeers:\n  - address: 192.0.2.2\n",
+         "t.yaml:5:1: peers: peer: is also given (line 3); write the peers one way only (peer: is "
+         "a list of one)"},
+        {KEY_SECTION "peers:\n  - address: 192.0.2.2\npeer:\n  address: 192.0.2.1\n",
+         "t.yaml:5:1: peer: peers: is also given (line 3); write the peers one way only"},
+        /* duplicates: the key (base64 and hex of one key are one key) */
+        {ID_SECTION "peers:\n  - public_key: " ALICE_PUBLIC_B64 "\n  - public_key: "
+                    ALICE_PUBLIC_HEX "\n",
+         "t.yaml:5:17: peers[1].public_key: duplicate key: peers[0] (line 4) has the same public "
+         "key; list each node once"},
+        {ID_SECTION "peers:\n  - public_key: " ALICE_PUBLIC_B64 "\n    address: 192.0.2.1\n"
+                    "  - public_key: " KEY_1_HEX "\n    address: 192.0.2.2\n"
+                    "  - address: 192.0.2.3\n    public_key: " ALICE_PUBLIC_B64 "\n",
+         "t.yaml:9:17: peers[2].public_key: duplicate key: peers[0] (line 4)"},
+        /* duplicates: the address, compared as an address for literals... */
+        {KEY_SECTION "peers:\n  - address: 192.0.2.1\n  - address: \"192.0.2.1:9001\"\n",
+         "t.yaml:5:14: peers[1].address: duplicate address: peers[0] (line 4) has the same "
+         "address and port; list each node once"},
+        {KEY_SECTION "peers:\n  - address: \"[fd00::1]:9001\"\n  - address: \"fd00:0:0::1\"\n",
+         "t.yaml:5:14: peers[1].address: duplicate address: peers[0] (line 4)"},
+        {KEY_SECTION "peers:\n  - address: \"192.0.2.1:7000\"\n"
+                     "  - address: \"[::ffff:192.0.2.1]:7000\"\n",
+         "t.yaml:5:14: peers[1].address: duplicate address: peers[0] (line 4)"},
+        /* ... and without case or a trailing dot for host names */
+        {KEY_SECTION "peers:\n  - address: Node-B.example.org\n"
+                     "  - address: \"node-b.example.org.:9001\"\n",
+         "t.yaml:5:14: peers[1].address: duplicate address: peers[0] (line 4)"},
+        /* names */
+        {KEY_SECTION "peers:\n  - address: 192.0.2.1\n    name: office\n"
+                     "  - address: 192.0.2.2\n    name: Office\n",
+         "t.yaml:7:11: peers[1].name: duplicate name: peers[0] (line 4) is called 'office' too"},
+        {KEY_SECTION "peers:\n  - address: 192.0.2.1\n    name: \"home server\"\n",
+         "t.yaml:5:11: peers[0].name: 'home server' is not a valid peer name (letters, digits, "
+         "'-', '_' and '.', starting with a letter or digit)"},
+        {KEY_SECTION "peers:\n  - address: 192.0.2.1\n    name: -pi\n",
+         "t.yaml:5:11: peers[0].name: '-pi' is not a valid peer name"},
+        {KEY_SECTION "peers:\n  - address: 192.0.2.1\n    name: \"caf\xc3\xa9\"\n",
+         "t.yaml:5:11: peers[0].name: 'caf\\xc3\\xa9' is not a valid peer name"},
+        {KEY_SECTION "peers:\n  - address: 192.0.2.1\n    name: "
+                     "abcdefghijklmnopqrstuvwxyz0123456\n",
+         "t.yaml:5:11: peers[0].name: 'abcdefghijklmnopqrstuvwxyz0123456' is too long for a peer "
+         "name (33 characters, at most 32)"},
+        {KEY_SECTION "peer:\n  address: 192.0.2.1\n  name: [a]\n",
+         "t.yaml:5:9: peer.name: expected a string, got a list"},
+        /* keys and the mode */
+        {ID_SECTION "peers:\n  - public_key: " ALICE_PUBLIC_B64 "\n  - address: 192.0.2.2\n",
+         "t.yaml:5:5: peers[1].public_key: missing: identity mode (identity.private_key_file) "
+         "admits only listed keys, so each entry needs one"},
+        {KEY_SECTION "peers:\n  - address: 192.0.2.1\n  - public_key: " ALICE_PUBLIC_B64 "\n",
+         "t.yaml:5:17: peers[1].public_key: identity.private_key_file is not set: identity mode "
+         "needs both (remove peers[1].public_key for shared-key mode)"},
         /* libyaml's own errors, at the position it gives */
         {"network:\n  mtu: 1400\n bad\n",
          "t.yaml:3:2: syntax error: did not find expected key (while parsing a block mapping at "
@@ -486,6 +586,134 @@ static void test_bad_inputs(void) {
         CHECKF(ELEMENTSOF(bad_inputs) >= 30, "%zu bad inputs", ELEMENTSOF(bad_inputs));
 }
 
+/* The fields of two peers, as a reader of struct config sees them. */
+static void check_same_peer(const struct config_peer *a, const struct config_peer *b) {
+        CHECKF((!a->host && !b->host) || (a->host && b->host && strcmp(a->host, b->host) == 0),
+               "host %s != %s", a->host ? a->host : "(null)", b->host ? b->host : "(null)");
+        CHECK_EQ_INT(a->port, b->port);
+        CHECKF((!a->name && !b->name) || (a->name && b->name && strcmp(a->name, b->name) == 0),
+               "name %s != %s", a->name ? a->name : "(null)", b->name ? b->name : "(null)");
+        CHECK_EQ_INT(a->has_public_key, b->has_public_key);
+        CHECK_MEM(a->public_key, b->public_key, sizeof(a->public_key));
+}
+
+static void test_peers(void) {
+        size_t n;
+        _cleanup_free_ uint8_t *alice = test_unhex(ALICE_PUBLIC_HEX, &n);
+        _cleanup_free_ uint8_t *k1 = test_unhex(KEY_1_HEX, &n);
+        char err[512];
+        struct config *c, *d;
+
+        /* A list: every form of address, names, lines and columns of each entry. */
+        c = parse_ok(KEY_SECTION "peers:\n"
+                                 "  - address: 192.0.2.1\n"
+                                 "    name: home-server\n"
+                                 "  - {address: \"[2001:db8::5]:7000\", name: pi.4_b}\n"
+                                 "  - address: vpn.example.org:9002\n",
+                     NULL);
+        if (c) {
+                CHECK_EQ_INT(c->n_peers, 3);
+                CHECK_EQ_INT(c->peers_line, 3);
+                CHECK_EQ_INT(c->peers_column, 1);
+                check_same_peer(&c->peers[0],
+                                &(struct config_peer){.host = (char *) "192.0.2.1",
+                                                      .port = 9001,
+                                                      .name = (char *) "home-server"});
+                check_same_peer(&c->peers[1], &(struct config_peer){.host = (char *) "2001:db8::5",
+                                                                    .port = 7000,
+                                                                    .name = (char *) "pi.4_b"});
+                check_same_peer(&c->peers[2],
+                                &(struct config_peer){.host = (char *) "vpn.example.org",
+                                                      .port = 9002});
+                CHECK_EQ_INT(c->peers[0].line, 4);
+                CHECK_EQ_INT(c->peers[0].column, 5);
+                CHECK_EQ_INT(c->peers[1].line, 6);
+                CHECK_EQ_INT(c->peers[2].line, 7);
+                CHECK(config_first_peer(c) == &c->peers[0]);
+                /* More than one other node: refused at start, until the mesh. */
+                CHECK_EQ_INT(config_check_single_peer(c, err, sizeof(err)), -EOPNOTSUPP);
+                CHECKF(strcmp(err, "<config>:3:1: peers: lists 3 other nodes, but this version "
+                                   "of shadowmeshd connects to one peer; keep one entry until "
+                                   "the mesh is supported (in identity mode the node's own "
+                                   "entry does not count)") == 0,
+                       "%s", err);
+        }
+        config_free(c);
+
+        /* Not duplicates: one host on two ports (two nodes behind one NAT), and a host name
+         * against an address it may resolve to (nothing is resolved). */
+        c = parse_ok(KEY_SECTION "peers:\n"
+                                 "  - address: 192.0.2.1\n"
+                                 "  - address: \"192.0.2.1:9002\"\n"
+                                 "  - address: localhost\n"
+                                 "  - address: 127.0.0.1\n"
+                                 "  - address: fd00::1\n"
+                                 "  - address: fd00::2\n",
+                     NULL);
+        if (c)
+                CHECK_EQ_INT(c->n_peers, 6);
+        config_free(c);
+
+        /* peer: is a list of one: the same as a one-entry peers:, name included. */
+        static const char *const one[][2] = {
+                {KEY_SECTION "peer:\n  address: \"[fd00::7]:9005\"\n  name: b\n",
+                 KEY_SECTION "peers:\n  - address: \"[fd00::7]:9005\"\n    name: b\n"},
+                {ID_SECTION "peer:\n  public_key: " ALICE_PUBLIC_B64 "\n",
+                 ID_SECTION "peers:\n  - public_key: " ALICE_PUBLIC_B64 "\n"},
+                {ID_SECTION "peer:\n  address: peer.example.org\n  public_key: " KEY_1_HEX "\n",
+                 ID_SECTION "peers: [{address: peer.example.org, public_key: " KEY_1_HEX "}]\n"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(one); i++) {
+                c = parse_ok(one[i][0], NULL);
+                d = parse_ok(one[i][1], NULL);
+                if (c && d) {
+                        CHECK_EQ_INT(c->n_peers, 1);
+                        CHECK_EQ_INT(d->n_peers, 1);
+                        check_same_peer(&c->peers[0], &d->peers[0]);
+                        CHECK_EQ_INT(c->peers_line, d->peers_line);
+                        CHECK_EQ_INT(config_check_single_peer(c, err, sizeof(err)), 0);
+                        CHECK_EQ_INT(config_check_single_peer(d, err, sizeof(err)), 0);
+                }
+                config_free(c);
+                config_free(d);
+        }
+        c = parse_ok(ID_SECTION "peers:\n  - public_key: " ALICE_PUBLIC_B64 "\n", NULL);
+        if (c && c->n_peers == 1) {
+                CHECK(c->peers[0].has_public_key);
+                CHECK_MEM(c->peers[0].public_key, alice, 32);
+                CHECK(c->peers[0].host == NULL); /* waits for that key */
+        }
+        config_free(c);
+
+        /* No peer (the prototype's waiting side): config_first_peer is an empty entry. */
+        c = parse_ok(KEY_SECTION "peer:\n  address: \"\"\n", NULL);
+        if (c) {
+                CHECK_EQ_INT(c->n_peers, 0);
+                CHECK(config_first_peer(c)->host == NULL);
+                CHECK(!config_first_peer(c)->has_public_key);
+                CHECK_EQ_INT(config_first_peer(c)->port, 9001);
+                CHECK_EQ_INT(c->peers_line, 3);
+                CHECK_EQ_INT(config_check_single_peer(c, err, sizeof(err)), 0);
+        }
+        config_free(c);
+        c = parse_ok(KEY_SECTION "peer:\n", NULL);
+        if (c)
+                CHECK_EQ_INT(c->n_peers, 0);
+        config_free(c);
+
+        /* Without the key file (no base directory) the node's own entry cannot be known: the
+         * list stays whole, and the order of the file is kept. */
+        c = parse_ok(ID_SECTION "peers:\n  - public_key: " ALICE_PUBLIC_B64 "\n"
+                                "  - public_key: " KEY_1_HEX "\n    address: 192.0.2.9\n",
+                     NULL);
+        if (c && c->n_peers == 2) {
+                CHECK_MEM(c->peers[0].public_key, alice, 32);
+                CHECK_MEM(c->peers[1].public_key, k1, 32);
+                CHECK(c->peers[1].host && strcmp(c->peers[1].host, "192.0.2.9") == 0);
+        }
+        config_free(c);
+}
+
 static void test_limits(void) {
         char text[4096], err[256];
         struct config *c = NULL;
@@ -504,6 +732,27 @@ static void test_limits(void) {
         CHECK_EQ_INT(r, -EINVAL);
         CHECKF(strstr(err, "t.yaml:21:7: network.local_ip[16]: too many addresses (at most 16)"),
                "%s", err);
+
+        /* CONFIG_MAX_PEERS entries fit (in flow style, so that the file stays under its cap),
+         * one more does not. */
+        {
+                size_t size = 64 * 1024;
+                _cleanup_free_ char *list = malloc(size);
+                int m = snprintf(list, size, "%speers: [", KEY_SECTION);
+
+                for (int i = 0; i < CONFIG_MAX_PEERS; i++)
+                        m += snprintf(list + m, size - (size_t) m, "%s{address: h%d}",
+                                      i ? "," : "", i);
+                snprintf(list + m, size - (size_t) m, "]\n");
+                c = parse_ok(list, NULL);
+                if (c)
+                        CHECK_EQ_INT(c->n_peers, CONFIG_MAX_PEERS);
+                c = config_free(c);
+                snprintf(list + m, size - (size_t) m, ",{address: x}]\n");
+                r = config_parse_string(list, strlen(list), "t.yaml", NULL, &c, err, sizeof(err));
+                CHECK_EQ_INT(r, -EINVAL);
+                CHECKF(strstr(err, ": peers: too many peers (at most 1024)"), "%s", err);
+        }
 
         /* A key's value never appears in a message; odd bytes in names are escaped. */
         r = config_parse_string("\"a\\nb\": 1\n", 10, "t.yaml", NULL, &c, err, sizeof(err));
@@ -686,7 +935,7 @@ static void check_output(const char *out, const char *want, bool present) {
 static void test_examples(void) {
         const char *root = getenv("SHADOWMESH_SOURCE_ROOT");
         static const char *const names[] = {"node-a.yaml", "node-b.yaml", "identity-a.yaml",
-                                            "identity-b.yaml"};
+                                            "identity-b.yaml", "peers-a.yaml"};
         struct config *cfg[ELEMENTSOF(names)] = {};
         char path[4096], err[512];
 
@@ -706,9 +955,10 @@ static void test_examples(void) {
                 CHECK(strcmp(a->tap_device, "tap0") == 0 && strcmp(b->tap_device, "tap0") == 0);
                 check_address(&a->addresses[0], AF_INET, "10.0.0.1", 24);
                 check_address(&b->addresses[0], AF_INET, "10.0.0.2", 24);
-                CHECK(a->peer_host && strcmp(a->peer_host, "192.0.2.2") == 0);
-                CHECK_EQ_INT(a->peer_port, 9001);
-                CHECK(b->peer_host == NULL);
+                CHECK(config_first_peer(a)->host &&
+                      strcmp(config_first_peer(a)->host, "192.0.2.2") == 0);
+                CHECK_EQ_INT(config_first_peer(a)->port, 9001);
+                CHECK(config_first_peer(b)->host == NULL);
                 CHECK_EQ_INT(a->listen_port, 9001);
         }
         if (ia && ib) {
@@ -718,14 +968,30 @@ static void test_examples(void) {
                 /* Each pins the other's real public key. */
                 CHECK(crypto_scalarmult_base(pub_a, ia->private_key) == 0);
                 CHECK(crypto_scalarmult_base(pub_b, ib->private_key) == 0);
-                CHECK_MEM(ia->peer_public_key, pub_b, 32);
-                CHECK_MEM(ib->peer_public_key, pub_a, 32);
+                CHECK_MEM(config_first_peer(ia)->public_key, pub_b, 32);
+                CHECK_MEM(config_first_peer(ib)->public_key, pub_a, 32);
                 CHECK_EQ_INT(ia->n_addresses, 2);
                 check_address(&ia->addresses[1], AF_INET6, "fd00:5348:4d::1", 64);
                 check_address(&ib->addresses[0], AF_INET, "10.0.0.2", 24);
                 snprintf(path, sizeof(path), "%s/examples/identity-a.key", root);
                 CHECK(ia->private_key_file && strcmp(ia->private_key_file, path) == 0);
-                CHECK(ib->peer_host == NULL);
+                CHECK(config_first_peer(ib)->host == NULL);
+        }
+        /* The shared list: A drops its own entry and keeps b, as identity-a.yaml's peer:. */
+        struct config *la = cfg[4];
+        if (ia && la) {
+                CHECK(config_identity_mode(la));
+                CHECK_EQ_INT(la->n_peers, 1);
+                CHECK(config_first_peer(la)->name &&
+                      strcmp(config_first_peer(la)->name, "b") == 0);
+                CHECK(config_first_peer(la)->host &&
+                      strcmp(config_first_peer(la)->host, "192.0.2.2") == 0);
+                CHECK_EQ_INT(config_first_peer(la)->port, 9001);
+                CHECK(config_first_peer(la)->has_public_key);
+                CHECK_MEM(config_first_peer(la)->public_key, config_first_peer(ia)->public_key,
+                          32);
+                CHECK_MEM(la->private_key, ia->private_key, 32);
+                CHECK_EQ_INT(config_check_single_peer(la, err, sizeof(err)), 0);
         }
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
                 config_free(cfg[i]);
@@ -876,9 +1142,107 @@ static void test_key_files(void) {
         CHECK_EQ_INT(r, -EFBIG);
         CHECK(c == NULL);
 
-        static const char *const files[] = {"psk.hex", "psk.b64",  "id.key",    "bad.key", "a.yaml",
-                                            "b.yaml",  "c.yaml",   "d.yaml",    "e.yaml",  "f.yaml",
-                                            "g.yaml",  "big.yaml", "stderr.txt"};
+        /* One list on every node: each node drops its own entry, found by the public key of
+         * its private key, and keeps the others in the file's order. */
+        {
+                uint8_t priv_b[32], pub_b[32];
+                char b64[45], pub_b64[45];
+                size_t n;
+                _cleanup_free_ uint8_t *alice = test_unhex(ALICE_PUBLIC_HEX, &n);
+                _cleanup_free_ uint8_t *k1 = test_unhex(KEY_1_HEX, &n);
+                struct config *cb = NULL;
+
+                randombytes_buf(priv_b, sizeof(priv_b));
+                CHECK(crypto_scalarmult_base(pub_b, priv_b) == 0);
+                config_format_key(priv_b, b64);
+                config_format_key(pub_b, pub_b64);
+                snprintf(yaml, sizeof(yaml), "%s\n", b64);
+                write_file("b.key", yaml, 0600);
+                sodium_memzero(b64, sizeof(b64));
+                sodium_memzero(priv_b, sizeof(priv_b));
+                /* peers.list is the shared part; a.yaml and b.yaml differ only in the key. */
+                snprintf(yaml, sizeof(yaml),
+                         "peers:\n"
+                         "  - name: alice\n    address: 192.0.2.1\n    public_key: %s\n"
+                         "  - name: bob\n    address: 192.0.2.2\n    public_key: %s\n"
+                         "  - name: carol\n    public_key: %s\n",
+                         ALICE_PUBLIC_B64, pub_b64, KEY_1_HEX);
+                char own_a[1100], own_b[1100];
+                snprintf(own_a, sizeof(own_a), "identity:\n  private_key_file: id.key\n%s", yaml);
+                snprintf(own_b, sizeof(own_b), "identity:\n  private_key_file: b.key\n%s", yaml);
+                write_file("list-a.yaml", own_a, 0600);
+                write_file("list-b.yaml", own_b, 0600);
+                r = config_load(tmp_path("list-a.yaml"), &c, err, sizeof(err));
+                CHECKF(r == 0, "%s", err);
+                r = config_load(tmp_path("list-b.yaml"), &cb, err, sizeof(err));
+                CHECKF(r == 0, "%s", err);
+                if (c && c->n_peers == 2) {
+                        CHECK(strcmp(c->peers[0].name, "bob") == 0);
+                        CHECK_MEM(c->peers[0].public_key, pub_b, 32);
+                        CHECK_EQ_INT(c->peers[0].line, 7);
+                        CHECK(strcmp(c->peers[1].name, "carol") == 0);
+                        CHECK_MEM(c->peers[1].public_key, k1, 32);
+                        CHECK(config_first_peer(c) == &c->peers[0]);
+                } else
+                        CHECKF(false, "a: %zu peers", c ? c->n_peers : 0);
+                if (cb && cb->n_peers == 2) {
+                        CHECK(strcmp(cb->peers[0].name, "alice") == 0);
+                        CHECK_MEM(cb->peers[0].public_key, alice, 32);
+                        CHECK(cb->peers[0].host && strcmp(cb->peers[0].host, "192.0.2.1") == 0);
+                        CHECK(strcmp(cb->peers[1].name, "carol") == 0);
+                        CHECK(cb->peers[1].host == NULL);
+                } else
+                        CHECKF(false, "b: %zu peers", cb ? cb->n_peers : 0);
+                /* Two other nodes: refused at start, naming the file and the peers: line. */
+                if (c) {
+                        CHECK_EQ_INT(config_check_single_peer(c, err, sizeof(err)), -EOPNOTSUPP);
+                        snprintf(yaml, sizeof(yaml),
+                                 "%s:3:1: peers: lists 2 other nodes, but this version of "
+                                 "shadowmeshd connects to one peer",
+                                 tmp_path("list-a.yaml"));
+                        CHECKF(strncmp(err, yaml, strlen(yaml)) == 0, "\n  want: %s\n  got:  %s",
+                               yaml, err);
+                }
+                c = config_free(c);
+                cb = config_free(cb);
+
+                /* The node and one other: one peer, accepted at start. */
+                snprintf(yaml, sizeof(yaml),
+                         "identity:\n  private_key_file: b.key\npeers:\n"
+                         "  - public_key: %s\n    address: 192.0.2.1\n  - public_key: %s\n",
+                         ALICE_PUBLIC_B64, pub_b64);
+                write_file("list-c.yaml", yaml, 0600);
+                r = config_load(tmp_path("list-c.yaml"), &c, err, sizeof(err));
+                CHECKF(r == 0, "%s", err);
+                if (c) {
+                        CHECK_EQ_INT(c->n_peers, 1);
+                        CHECK_MEM(config_first_peer(c)->public_key, alice, 32);
+                        CHECK(strcmp(config_first_peer(c)->host, "192.0.2.1") == 0);
+                        CHECK_EQ_INT(config_check_single_peer(c, err, sizeof(err)), 0);
+                }
+                c = config_free(c);
+
+                /* A list of nothing but the node itself admits no one: an error. */
+                snprintf(yaml, sizeof(yaml),
+                         "identity:\n  private_key_file: b.key\npeers:\n"
+                         "  - name: me\n    public_key: %s\n",
+                         pub_b64);
+                write_file("list-d.yaml", yaml, 0600);
+                r = config_load(tmp_path("list-d.yaml"), &c, err, sizeof(err));
+                CHECK_EQ_INT(r, -EINVAL);
+                CHECK(c == NULL);
+                snprintf(yaml, sizeof(yaml),
+                         "%s:5:17: peers[0].public_key: is this node's own public key, and the "
+                         "list names no other node",
+                         tmp_path("list-d.yaml"));
+                CHECKF(strcmp(err, yaml) == 0, "\n  want: %s\n  got:  %s", yaml, err);
+        }
+
+        static const char *const files[] = {
+                "psk.hex",     "psk.b64",     "id.key",     "bad.key", "a.yaml",
+                "b.yaml",      "c.yaml",      "d.yaml",     "e.yaml",  "f.yaml",
+                "g.yaml",      "big.yaml",    "stderr.txt", "b.key",   "list-a.yaml",
+                "list-b.yaml", "list-c.yaml", "list-d.yaml"};
         for (size_t i = 0; i < ELEMENTSOF(files); i++)
                 unlink(tmp_path(files[i]));
 }
@@ -892,6 +1256,7 @@ int main(void) {
         test_additions();
         test_small_variants();
         test_bad_inputs();
+        test_peers();
         test_limits();
         test_host_port();
         test_keys();
