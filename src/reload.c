@@ -195,6 +195,11 @@ int reload_config(struct device *d, char *buf, size_t size) {
                          errbuf[0] ? errbuf : strerror(-r));
                 return r;
         }
+        r = config_check_single_peer(new, errbuf, sizeof(errbuf));
+        if (r < 0) {
+                snprintf(buf, size, "reload refused, the running configuration stays: %s", errbuf);
+                return r;
+        }
 
         /* First, whatever else changed. */
         if (new->log_level != d->config->log_level) {

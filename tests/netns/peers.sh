@@ -106,6 +106,19 @@ check "one entry: ping b->a" wait_ping 10 "$NS_B" "$TUN4_A"
 UNDER_B2=10.98.57.12
 ip -n "$NS_B" addr add "$UNDER_B2/24" dev veth0
 ip -n "$NS_A" addr add 10.98.57.11/24 dev veth0
+# First a list naming two other nodes: refused, nothing changes.
+write_config "$TMP/a1.yaml" ip4=$TUN4_A/24 private_key_file="$TMP/a.key" peers="peers:
+  - name: b
+    address: \"$UNDER_B2:$PORT\"
+    public_key: \"$PUB_B\"
+  - name: c
+    address: \"10.98.57.13:$PORT\"
+    public_key: \"$PUB_C\""
+kill_own HUP "${DAEMON_PID[a]}"
+check "two other nodes, reload: refused, naming the line" \
+        wait_log a "reload refused, the running configuration stays: $TMP/a1.yaml:" 10
+check "two other nodes, reload: the message says why" log_has a ": peers: lists 2 other nodes"
+check "two other nodes, reload: the tunnel still works" wait_ping 10 "$NS_A" "$TUN4_B"
 write_config "$TMP/a1.yaml" ip4=$TUN4_A/24 private_key_file="$TMP/a.key" peers="peers:
   - name: b
     address: \"$UNDER_B2:$PORT\"
