@@ -259,8 +259,12 @@ int discovery_decode(const uint8_t *plain, size_t len, struct discovery_chunk *r
                 if (address_present(&w.endpoint)) {
                         if (relay_candidate_acceptable(&w.endpoint))
                                 e->endpoint = w.endpoint;
-                        else
+                        else {
+                                /* As the encoder does: DIRECT goes with its endpoint, so that
+                                 * a decoded entry is always one the encoder takes. */
+                                e->flags &= (uint8_t) ~DISCOVERY_ENTRY_DIRECT;
                                 c.refused_addresses++;
+                        }
                 }
                 for (size_t k = 0; k < w.n_candidates; k++) {
                         if (relay_candidate_acceptable(&w.candidates[k]))

@@ -47,7 +47,8 @@ struct discovery_entry {
 };
 
 /* One decoded chunk. Addresses the candidate filter refused are left out of the entries (an
- * entry's endpoint then reads as none) and counted in refused_addresses. */
+ * entry's endpoint then reads as none, and it loses DIRECT, as the encoder does) and counted in
+ * refused_addresses. Every decoded chunk's entries are valid input to discovery_encode. */
 struct discovery_chunk {
         uint64_t epoch;
         uint32_t version;
