@@ -4,7 +4,8 @@
  * plaintext, as session_decrypt_control hands it over. Beyond "no crash", it aborts when an
  * invariant breaks:
  *   - a decoded chunk holds at most DISCOVERY_MAX_ENTRIES entries of at most
- *     DISCOVERY_MAX_CANDIDATES candidates, and only addresses the candidate filter accepts;
+ *     DISCOVERY_MAX_CANDIDATES candidates, and only addresses the candidate filter accepts; its
+ *     flags, ids and chunk numbers obey messages.h (checked here independently of the codec);
  *   - the encoding is canonical: a chunk that decodes with nothing refused is re-encoded by
  *     discovery_encode into exactly the input bytes (chunk index and count aside, which the
  *     encoder derives from the list), and a decoded chunk's entries always encode, into bytes
@@ -179,15 +180,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (r != 0 || c.n_entries > DISCOVERY_MAX_ENTRIES || c.chunk_index >= c.chunk_count ||
             size != DISCOVERY_PLAIN_MIN_LEN + c.n_entries * sizeof(struct discovery_wire_entry))
                 abort();
+        /* The rules of messages.h, checked here on their own (the encoder shares the decoder's
+         * checks, so the round trip below cannot see a rule both forgot). */
+        unsigned selves = 0;
         for (size_t i = 0; i < c.n_entries; i++) {
                 const struct discovery_entry *e = &c.entries[i];
+                uint8_t path = e->flags & (DISCOVERY_ENTRY_DIRECT | DISCOVERY_ENTRY_RELAY);
                 if (e->n_candidates > DISCOVERY_MAX_CANDIDATES ||
                     (e->endpoint.family && !relay_candidate_acceptable(&e->endpoint)))
                         abort();
                 for (size_t k = 0; k < e->n_candidates; k++)
                         if (!relay_candidate_acceptable(&e->candidates[k]))
                                 abort();
+                if ((e->flags & ~DISCOVERY_ENTRY_FLAGS_KNOWN) ||
+                    path == (DISCOVERY_ENTRY_DIRECT | DISCOVERY_ENTRY_RELAY) ||
+                    ((e->flags & DISCOVERY_ENTRY_SELF) && path) ||
+                    ((e->flags & (DISCOVERY_ENTRY_SELF | DISCOVERY_ENTRY_RELAY)) && e->endpoint.family) ||
+                    ((e->flags & DISCOVERY_ENTRY_DIRECT) && !e->endpoint.family) ||
+                    sodium_is_zero(e->id, sizeof(e->id)))
+                        abort();
+                selves += !!(e->flags & DISCOVERY_ENTRY_SELF);
+                for (size_t j = 0; j < i; j++)
+                        if (memcmp(c.entries[j].id, e->id, sizeof(e->id)) == 0)
+                                abort();
         }
+        if (selves > 1 || (c.n_entries == 0 && c.chunk_count != 1) ||
+            c.chunk_count > DISCOVERY_MAX_CHUNKS)
+                abort();
 
         /* Encode what was decoded, as chunk 0 of a list of just these entries. */
         n = discovery_encode(c.epoch, c.version, c.entries, c.n_entries, 0, out, sizeof(out), &why);
