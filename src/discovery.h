@@ -11,12 +11,13 @@
  *   r = session_decrypt_control(kp, MESSAGE_DISCOVERY, msg, len, now, &plain, &plain_len, NULL);
  * then discovery_decode(plain, plain_len, ...) and discovery_merge().
  *
- * Merge rules, for each entry of a chunk from sender X, in this order:
- *   1. our own id: DISCOVERY_OURSELF (its endpoint is how X sees us; nothing to add);
- *   2. SELF-flagged: X describing itself. If X's id is known (identity mode: its static key) and
- *      differs, the whole chunk is refused (-EPERM): X lies about who it is. Otherwise
- *      DISCOVERY_SENDER: the caller records X's id (shared-key mode learns it here) and its
- *      candidates, which it may pass on to others;
+ * First, for the whole chunk: one older than the last taken from X is refused (-ESTALE), and
+ * so is one with a SELF entry naming anyone but X when X's id is known (identity mode: its
+ * static key): X lies about who it is (-EPERM). Then for each entry, in this order:
+ *   1. our own id: DISCOVERY_OURSELF (its endpoint is how X sees us: a reflexive address of
+ *      ours, like STUN's; nothing to add);
+ *   2. SELF-flagged: DISCOVERY_SENDER, X describing itself: the caller records X's id (shared-key
+ *      mode learns it here) and its candidates, which it may pass on to others;
  *   3. X's own id without SELF: DISCOVERY_IGNORED_SENDER (we reach X already);
  *   4. the allowed callback says no (identity mode: a key not in our peers list):
  *      DISCOVERY_IGNORED_NOT_ALLOWED;
@@ -26,7 +27,6 @@
  *   6. a peer we do not know: with addresses, or reached by X through the relay (so the relay
  *      may introduce us), DISCOVERY_ADD if the sender's budget has a token left, else
  *      DISCOVERY_IGNORED_OVER_LIMIT; with neither, DISCOVERY_IGNORED_NO_ADDRESS.
- * Before any entry, a chunk older than the last one taken from X is refused (-ESTALE).
  */
 #pragma once
 

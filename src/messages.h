@@ -488,8 +488,8 @@ enum {
                 (DISCOVERY_MAX_LIST_ENTRIES + DISCOVERY_MAX_ENTRIES - 1) / DISCOVERY_MAX_ENTRIES,
         DISCOVERY_NEW_PEERS_BURST = 32,
         DISCOVERY_NEW_PEER_REFILL_MS = 2000,
-        IPV6_MIN_MTU = 1280,          /* RFC 8200 section 5 */
-        IPV6_UDP_HEADERS_LEN = 40 + 8,
+        DISCOVERY_UNDERLAY_MTU = 1280, /* the IPv6 minimum MTU, RFC 8200 section 5 */
+        DISCOVERY_UNDERLAY_HEADERS_LEN = 40 + 8, /* IPv6 + UDP */
 };
 
 struct discovery_list_header {
@@ -534,12 +534,12 @@ _Static_assert(offsetof(struct message_discovery, counter) == offsetof(struct me
 _Static_assert(DISCOVERY_MESSAGE_MIN_LEN == 48, "empty discovery chunk");
 _Static_assert(DISCOVERY_MESSAGE_MAX_LEN == 1136, "full discovery chunk");
 /* A full chunk, relayed, over IPv6: no fragmentation on any IPv6 path; a ninth entry would. */
-_Static_assert(IPV6_UDP_HEADERS_LEN + sizeof(struct message_relay_data) +
-                       DISCOVERY_MESSAGE_MAX_LEN <= IPV6_MIN_MTU,
+_Static_assert(DISCOVERY_UNDERLAY_HEADERS_LEN + sizeof(struct message_relay_data) +
+                       DISCOVERY_MESSAGE_MAX_LEN <= DISCOVERY_UNDERLAY_MTU,
                "discovery chunk fits the IPv6 minimum MTU");
-_Static_assert(IPV6_UDP_HEADERS_LEN + sizeof(struct message_relay_data) +
+_Static_assert(DISCOVERY_UNDERLAY_HEADERS_LEN + sizeof(struct message_relay_data) +
                        DISCOVERY_MESSAGE_MAX_LEN + sizeof(struct discovery_wire_entry) >
-                       IPV6_MIN_MTU,
+                       DISCOVERY_UNDERLAY_MTU,
                "DISCOVERY_MAX_ENTRIES is the most that fits");
 _Static_assert(DISCOVERY_MESSAGE_MAX_LEN <= DATAGRAM_MAX_LEN, "discovery fits relay data");
 _Static_assert(DISCOVERY_MAX_ENTRIES <= UINT8_MAX && DISCOVERY_MAX_CANDIDATES <= UINT8_MAX,
