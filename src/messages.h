@@ -524,6 +524,10 @@ struct message_discovery {
         (sizeof(struct message_discovery) + noise_encrypted_len(DISCOVERY_PLAIN_MIN_LEN))
 #define DISCOVERY_MESSAGE_MAX_LEN                                                                  \
         (sizeof(struct message_discovery) + noise_encrypted_len(DISCOVERY_PLAIN_MAX_LEN))
+/* The lengths a DISCOVERY message may have (for the classifier): 48 + n * 136, n <= 8. */
+#define DISCOVERY_MESSAGE_LEN_OK(len)                                                              \
+        ((len) >= DISCOVERY_MESSAGE_MIN_LEN && (len) <= DISCOVERY_MESSAGE_MAX_LEN &&               \
+         ((len) - DISCOVERY_MESSAGE_MIN_LEN) % sizeof(struct discovery_wire_entry) == 0)
 
 _Static_assert(sizeof(struct discovery_list_header) == 16, "discovery list header");
 _Static_assert(sizeof(struct discovery_wire_entry) == 32 + 4 + 20 + 4 * 20, "discovery entry");

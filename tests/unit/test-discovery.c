@@ -537,6 +537,26 @@ static void test_chunking(void) {
         free(big);
 }
 
+/* The lengths the classifier will take: exactly those of a sealed chunk of 0..8 entries. */
+static void test_message_lengths(void) {
+        unsigned ok = 0;
+
+        for (size_t len = 0; len <= DATAGRAM_MAX_LEN; len++) {
+                bool want = len >= 48 && len <= 48 + 8 * 136 && (len - 48) % 136 == 0;
+                if (DISCOVERY_MESSAGE_LEN_OK(len) != want) {
+                        CHECKF(false, "length %zu", len);
+                        break;
+                }
+                ok += want;
+        }
+        CHECK_EQ_INT(ok, DISCOVERY_MAX_ENTRIES + 1);
+        CHECK(DISCOVERY_MESSAGE_LEN_OK(sizeof(struct message_discovery) + DISCOVERY_PLAIN_MIN_LEN +
+                                       NOISE_AUTHTAG_LEN));
+        CHECK(DISCOVERY_MESSAGE_LEN_OK(DISCOVERY_MESSAGE_MAX_LEN));
+        CHECK(!DISCOVERY_MESSAGE_LEN_OK(DISCOVERY_MESSAGE_MAX_LEN + 136));
+        CHECK(!DISCOVERY_MESSAGE_LEN_OK(sizeof(struct message_close)));
+}
+
 static void test_freshness(void) {
         struct discovery_sender s = {};
 
@@ -826,6 +846,7 @@ int main(void) {
         test_encode_refusals();
         test_encode_normalizes();
         test_chunking();
+        test_message_lengths();
         test_freshness();
         test_merge_verdicts();
         test_merge_refusals();
