@@ -43,12 +43,14 @@ static bool is_v4_mapped(const uint8_t a[16]) {
 /* The one encoding of an address (messages.h): NULL when c has it, else what is wrong. */
 static const char *address_check(const struct relay_candidate *c) {
         if (c->family == RELAY_CANDIDATE_NONE)
-                return sodium_is_zero((const uint8_t *) c, sizeof(*c)) ? NULL
-                                                                         : "absent address with bytes set";
+                return sodium_is_zero((const uint8_t *) c, sizeof(*c))
+                               ? NULL
+                               : "absent address with bytes set";
         if (c->reserved_zero != 0)
                 return "address reserved byte not zero";
         if (c->family == RELAY_CANDIDATE_IPV4)
-                return sodium_is_zero(c->addr + 4, 12) ? NULL : "IPv4 address with bytes past the fourth";
+                return sodium_is_zero(c->addr + 4, 12) ? NULL
+                                                       : "IPv4 address with bytes past the fourth";
         if (c->family == RELAY_CANDIDATE_IPV6)
                 return is_v4_mapped(c->addr) ? "IPv4-mapped IPv6 address (must be family 4)" : NULL;
         return "unknown address family";
@@ -73,7 +75,8 @@ static const char *flags_check(uint8_t flags, bool has_endpoint) {
                 return "unknown entry flags";
         if ((flags & DISCOVERY_ENTRY_DIRECT) && (flags & DISCOVERY_ENTRY_RELAY))
                 return "entry both direct and relayed";
-        if ((flags & DISCOVERY_ENTRY_SELF) && (flags & (DISCOVERY_ENTRY_DIRECT | DISCOVERY_ENTRY_RELAY)))
+        if ((flags & DISCOVERY_ENTRY_SELF) &&
+            (flags & (DISCOVERY_ENTRY_DIRECT | DISCOVERY_ENTRY_RELAY)))
                 return "self entry with a path flag";
         if ((flags & (DISCOVERY_ENTRY_SELF | DISCOVERY_ENTRY_RELAY)) && has_endpoint)
                 return "self or relayed entry with an endpoint";
@@ -125,14 +128,14 @@ ssize_t discovery_encode(uint64_t epoch, uint32_t version, const struct discover
                 if (sodium_is_zero(e->id, sizeof(e->id)))
                         return fail(why, -EINVAL, "all-zero id", (int) i, -1);
                 if (e->n_candidates > DISCOVERY_MAX_CANDIDATES)
-                        return fail(why, -EINVAL, "more than DISCOVERY_MAX_CANDIDATES candidates", (int) i, -1);
+                        return fail(why, -EINVAL, "more than DISCOVERY_MAX_CANDIDATES candidates",
+                                    (int) i, -1);
                 what = address_check(&e->endpoint);
                 if (what)
                         return fail(why, -EINVAL, what, (int) i, 0);
                 for (size_t c = 0; c < e->n_candidates; c++) {
-                        what = address_present(&e->candidates[c])
-                                       ? address_check(&e->candidates[c])
-                                       : "absent candidate";
+                        what = address_present(&e->candidates[c]) ? address_check(&e->candidates[c])
+                                                                  : "absent candidate";
                         if (what)
                                 return fail(why, -EINVAL, what, (int) i, (int) c + 1);
                 }
@@ -141,7 +144,8 @@ ssize_t discovery_encode(uint64_t epoch, uint32_t version, const struct discover
                         return fail(why, -EINVAL, what, (int) i, -1);
                 if (e->flags & DISCOVERY_ENTRY_SELF) {
                         if (self_seen)
-                                return fail(why, -EINVAL, "two self entries in one chunk", (int) i, -1);
+                                return fail(why, -EINVAL, "two self entries in one chunk", (int) i,
+                                            -1);
                         self_seen = true;
                 }
                 for (size_t j = first; j < i; j++)
@@ -216,7 +220,8 @@ int discovery_decode(const uint8_t *plain, size_t len, struct discovery_chunk *r
                 if (w.reserved_zero[0] || w.reserved_zero[1])
                         return fail(why, -EBADMSG, "entry reserved bytes not zero", ei, -1);
                 if (w.n_candidates > DISCOVERY_MAX_CANDIDATES)
-                        return fail(why, -EBADMSG, "more than DISCOVERY_MAX_CANDIDATES candidates", ei, -1);
+                        return fail(why, -EBADMSG, "more than DISCOVERY_MAX_CANDIDATES candidates",
+                                    ei, -1);
                 what = address_check(&w.endpoint);
                 if (what)
                         return fail(why, -EBADMSG, what, ei, 0);
@@ -227,8 +232,8 @@ int discovery_decode(const uint8_t *plain, size_t len, struct discovery_chunk *r
 
                         if (k >= w.n_candidates) {
                                 if (!sodium_is_zero((const uint8_t *) a, sizeof(*a)))
-                                        return fail(why, -EBADMSG, "unused candidate slot not zero", ei,
-                                                    (int) k + 1);
+                                        return fail(why, -EBADMSG, "unused candidate slot not zero",
+                                                    ei, (int) k + 1);
                                 continue;
                         }
                         what = address_present(a) ? address_check(a) : "absent candidate";
@@ -319,9 +324,11 @@ static void budget_refill(struct discovery_sender *s, uint64_t now_ns) {
 }
 
 /* The entry's addresses not equal to `except` (none when except is absent). */
-static size_t addresses_to_try(const struct discovery_entry *e, const struct relay_candidate *except,
+static size_t addresses_to_try(const struct discovery_entry *e,
+                               const struct relay_candidate *except,
                                struct relay_candidate out[static 1 + DISCOVERY_MAX_CANDIDATES]) {
-        struct relay_candidate skip = except ? address_canonical(except) : (struct relay_candidate){};
+        struct relay_candidate skip =
+                except ? address_canonical(except) : (struct relay_candidate){};
         const struct relay_candidate *all[1 + DISCOVERY_MAX_CANDIDATES];
         size_t n_all = 0, n = 0;
 

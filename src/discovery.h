@@ -122,8 +122,7 @@ struct discovery_context {
         bool (*allowed)(void *userdata, const uint8_t id[NOISE_PUBLIC_KEY_LEN]);
         /* 1 and *ret filled when the entry names a peer we have (by id, or in shared-key mode
          * by an endpoint of a peer whose id we have not learned yet), 0 when not. */
-        int (*lookup)(void *userdata, const struct discovery_entry *e,
-                      struct discovery_known *ret);
+        int (*lookup)(void *userdata, const struct discovery_entry *e, struct discovery_known *ret);
         void *userdata;
 };
 

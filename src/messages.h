@@ -488,7 +488,7 @@ enum {
                 (DISCOVERY_MAX_LIST_ENTRIES + DISCOVERY_MAX_ENTRIES - 1) / DISCOVERY_MAX_ENTRIES,
         DISCOVERY_NEW_PEERS_BURST = 32,
         DISCOVERY_NEW_PEER_REFILL_MS = 2000,
-        DISCOVERY_UNDERLAY_MTU = 1280, /* the IPv6 minimum MTU, RFC 8200 section 5 */
+        DISCOVERY_UNDERLAY_MTU = 1280,           /* the IPv6 minimum MTU, RFC 8200 section 5 */
         DISCOVERY_UNDERLAY_HEADERS_LEN = 40 + 8, /* IPv6 + UDP */
 };
 
@@ -533,7 +533,8 @@ _Static_assert(sizeof(struct discovery_list_header) == 16, "discovery list heade
 _Static_assert(sizeof(struct discovery_wire_entry) == 32 + 4 + 20 + 4 * 20, "discovery entry");
 _Static_assert(sizeof(struct discovery_wire_entry) == 136, "discovery entry");
 _Static_assert(sizeof(struct message_discovery) == sizeof(struct message_data), "discovery header");
-_Static_assert(offsetof(struct message_discovery, counter) == offsetof(struct message_data, counter),
+_Static_assert(offsetof(struct message_discovery, counter) ==
+                       offsetof(struct message_data, counter),
                "discovery laid out as data");
 _Static_assert(DISCOVERY_MESSAGE_MIN_LEN == 48, "empty discovery chunk");
 _Static_assert(DISCOVERY_MESSAGE_MAX_LEN == 1136, "full discovery chunk");

@@ -38,7 +38,8 @@ static bool fuzz_allowed(void *userdata, const uint8_t id[32]) {
         return !(id[2] & 1);
 }
 
-static int fuzz_lookup(void *userdata, const struct discovery_entry *e, struct discovery_known *ret) {
+static int fuzz_lookup(void *userdata, const struct discovery_entry *e,
+                       struct discovery_known *ret) {
         (void) userdata;
         if (!(e->id[1] & 1))
                 return 0;
@@ -78,7 +79,8 @@ static bool same_entries(const struct discovery_chunk *a, const struct discovery
                 if (memcmp(x->id, y->id, 32) != 0 || x->flags != y->flags ||
                     memcmp(&x->endpoint, &y->endpoint, sizeof(x->endpoint)) != 0 ||
                     x->n_candidates != y->n_candidates ||
-                    memcmp(x->candidates, y->candidates, x->n_candidates * sizeof(x->candidates[0])) != 0)
+                    memcmp(x->candidates, y->candidates,
+                           x->n_candidates * sizeof(x->candidates[0])) != 0)
                         return false;
         }
         return true;
@@ -87,8 +89,8 @@ static bool same_entries(const struct discovery_chunk *a, const struct discovery
 static void check_merge(const struct discovery_chunk *c) {
         uint8_t self_id[32] = {0xee, 0xee};
         const uint8_t *sender_id = NULL;
-        struct discovery_context ctx = {.self_id = self_id, .allowed = fuzz_allowed,
-                                        .lookup = fuzz_lookup};
+        struct discovery_context ctx = {
+                .self_id = self_id, .allowed = fuzz_allowed, .lookup = fuzz_lookup};
         struct discovery_sender s = {};
         struct discovery_action act[DISCOVERY_MAX_ENTRIES];
         struct discovery_chunk older;
@@ -195,7 +197,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if ((e->flags & ~DISCOVERY_ENTRY_FLAGS_KNOWN) ||
                     path == (DISCOVERY_ENTRY_DIRECT | DISCOVERY_ENTRY_RELAY) ||
                     ((e->flags & DISCOVERY_ENTRY_SELF) && path) ||
-                    ((e->flags & (DISCOVERY_ENTRY_SELF | DISCOVERY_ENTRY_RELAY)) && e->endpoint.family) ||
+                    ((e->flags & (DISCOVERY_ENTRY_SELF | DISCOVERY_ENTRY_RELAY)) &&
+                     e->endpoint.family) ||
                     ((e->flags & DISCOVERY_ENTRY_DIRECT) && !e->endpoint.family) ||
                     sodium_is_zero(e->id, sizeof(e->id)))
                         abort();

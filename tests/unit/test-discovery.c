@@ -102,7 +102,8 @@ static bool entry_equal(const struct discovery_entry *a, const struct discovery_
             memcmp(&a->endpoint, &b->endpoint, sizeof(a->endpoint)) != 0 ||
             a->n_candidates != b->n_candidates)
                 return false;
-        return memcmp(a->candidates, b->candidates, a->n_candidates * sizeof(a->candidates[0])) == 0;
+        return memcmp(a->candidates, b->candidates, a->n_candidates * sizeof(a->candidates[0])) ==
+               0;
 }
 
 static void test_vector(void) {
@@ -171,7 +172,8 @@ static void test_round_trip_sealed(void) {
         memset(key_b, 2, sizeof(key_b));
         keypair_init(&a, key_a, key_b, 10, 20, true, NOW);
         keypair_init(&b, key_b, key_a, 20, 10, false, NOW);
-        m = session_encrypt_control(&a, MESSAGE_DISCOVERY, plain, (size_t) n, msg, sizeof(msg), NOW);
+        m = session_encrypt_control(&a, MESSAGE_DISCOVERY, plain, (size_t) n, msg, sizeof(msg),
+                                    NOW);
         CHECK_EQ_INT(m, sizeof(struct message_discovery) + (size_t) n + NOISE_AUTHTAG_LEN);
         CHECK_EQ_INT(msg[0], MESSAGE_DISCOVERY);
         memcpy(copy, msg, (size_t) m);
@@ -193,13 +195,15 @@ static void test_round_trip_sealed(void) {
                                              &opened_len, NULL),
                      -EALREADY);
         /* Retyped into a closing message (or read as one), it fails authentication. */
-        m = session_encrypt_control(&a, MESSAGE_DISCOVERY, plain, (size_t) n, msg, sizeof(msg), NOW);
+        m = session_encrypt_control(&a, MESSAGE_DISCOVERY, plain, (size_t) n, msg, sizeof(msg),
+                                    NOW);
         msg[0] = MESSAGE_CLOSE;
         CHECK_EQ_INT(session_decrypt_control(&b, MESSAGE_CLOSE, msg, (size_t) m, NOW, &opened,
                                              &opened_len, NULL),
                      -EBADMSG);
         /* One flipped ciphertext byte: refused. */
-        m = session_encrypt_control(&a, MESSAGE_DISCOVERY, plain, (size_t) n, msg, sizeof(msg), NOW);
+        m = session_encrypt_control(&a, MESSAGE_DISCOVERY, plain, (size_t) n, msg, sizeof(msg),
+                                    NOW);
         msg[40] ^= 1;
         CHECK_EQ_INT(session_decrypt_control(&b, MESSAGE_DISCOVERY, msg, (size_t) m, NOW, &opened,
                                              &opened_len, NULL),
@@ -243,14 +247,17 @@ static void test_decode_refusals(void) {
                 {"chunk count out of range", -1, -1, .off = {14, 15}, .val = {0xff, 0xff}, .n = 2},
                 {"chunk index not below the chunk count", -1, -1, .off = {12}, .val = {1}, .n = 1},
                 {"all-zero id", 1, -1, .n = 0xff},
-                {"entry reserved bytes not zero", 0, -1, .off = {ENTRY(0) + 35}, .val = {1}, .n = 1},
+                {"entry reserved bytes not zero", 0, -1, .off = {ENTRY(0) + 35}, .val = {1},
+                 .n = 1},
                 {"more than DISCOVERY_MAX_CANDIDATES candidates", 0, -1, .off = {ENTRY(0) + 33},
                  .val = {5}, .n = 1},
-                {"unused candidate slot not zero", 0, 3, .off = {ADDR(0, 3) + 7}, .val = {1}, .n = 1},
+                {"unused candidate slot not zero", 0, 3, .off = {ADDR(0, 3) + 7}, .val = {1},
+                 .n = 1},
                 {"absent candidate", 0, 2, .off = {ADDR(0, 2)}, .val = {0}, .n = 1},
                 {"unknown address family", 0, 1, .off = {ADDR(0, 1)}, .val = {5}, .n = 1},
                 {"unknown address family", 1, 0, .off = {ADDR(1, 0)}, .val = {2}, .n = 1},
-                {"address reserved byte not zero", 0, 0, .off = {ADDR(0, 0) + 1}, .val = {1}, .n = 1},
+                {"address reserved byte not zero", 0, 0, .off = {ADDR(0, 0) + 1}, .val = {1},
+                 .n = 1},
                 {"IPv4 address with bytes past the fourth", 0, 1, .off = {ADDR(0, 1) + 8},
                  .val = {1}, .n = 1},
                 {"IPv4-mapped IPv6 address (must be family 4)", 0, 2, .n = 0xfd},
@@ -291,9 +298,11 @@ static void test_decode_refusals(void) {
                                 buf[t->off[k]] = t->val[k];
                 memset(&c, 0xa5, sizeof(c));
                 before = c;
-                CHECKF(discovery_decode(buf, len, &c, &why) == -EBADMSG, "case %zu (%s)", i, t->what);
-                CHECKF(why.what && strcmp(why.what, t->what) == 0, "case %zu: got \"%s\", want \"%s\"",
-                       i, why.what ? why.what : "(null)", t->what);
+                CHECKF(discovery_decode(buf, len, &c, &why) == -EBADMSG, "case %zu (%s)", i,
+                       t->what);
+                CHECKF(why.what && strcmp(why.what, t->what) == 0,
+                       "case %zu: got \"%s\", want \"%s\"", i, why.what ? why.what : "(null)",
+                       t->what);
                 CHECKF(why.entry == t->entry && why.address == t->address,
                        "case %zu: at entry %d address %d, want %d %d", i, why.entry, why.address,
                        t->entry, t->address);
@@ -340,10 +349,10 @@ static void test_decode_refusals(void) {
 /* Addresses the relay client would refuse are dropped and counted; the rest of the chunk stays. */
 static void test_decode_filter(void) {
         struct relay_candidate refused[] = {
-                v4(127, 0, 0, 1, 9001),   v4(0, 0, 0, 0, 9001),    v4(224, 0, 0, 1, 9001),
+                v4(127, 0, 0, 1, 9001),       v4(0, 0, 0, 0, 9001),   v4(224, 0, 0, 1, 9001),
                 v4(255, 255, 255, 255, 9001), v4(240, 0, 0, 1, 9001), v4(169, 254, 1, 1, 9001),
-                v4(192, 0, 2, 1, 0),      v6("::1", 9001),          v6("::", 9001),
-                v6("fe80::1", 9001),      v6("ff02::1", 9001),      v6("2001:db8::9", 0),
+                v4(192, 0, 2, 1, 0),          v6("::1", 9001),        v6("::", 9001),
+                v6("fe80::1", 9001),          v6("ff02::1", 9001),    v6("2001:db8::9", 0),
         };
         uint8_t buf[DISCOVERY_PLAIN_MAX_LEN];
         struct discovery_chunk c;
@@ -372,13 +381,13 @@ static void test_encode_refusals(void) {
         uint8_t out[DISCOVERY_PLAIN_MAX_LEN];
         struct relay_candidate mapped = v6("::ffff:192.0.2.1", 9001);
 
-#define REFUSE(n, err, text, e, a)                                                                  \
+#define REFUSE(n, err, text, e, a)                                                                 \
         do {                                                                                       \
                 why = (struct discovery_error){};                                                  \
                 CHECK_EQ_INT(discovery_encode(1, 1, list, n, 0, out, sizeof(out), &why), err);     \
-                CHECKF(why.what && strcmp(why.what, text) == 0 && why.entry == (e) &&               \
+                CHECKF(why.what &&strcmp(why.what, text) == 0 && why.entry == (e) &&               \
                                why.address == (a),                                                 \
-                       "got \"%s\" at %d/%d", why.what ? why.what : "(null)", why.entry,            \
+                       "got \"%s\" at %d/%d", why.what ? why.what : "(null)", why.entry,           \
                        why.address);                                                               \
         } while (0)
 #define RESET()                                                                                    \
@@ -529,8 +538,9 @@ static void test_chunking(void) {
                 id_of(big[i].id, i + 1);
         n = discovery_encode(1, 1, big, DISCOVERY_MAX_LIST_ENTRIES, DISCOVERY_MAX_CHUNKS - 1, out,
                              sizeof(out), &why);
-        CHECK_EQ_INT(n, 16 + (DISCOVERY_MAX_LIST_ENTRIES - (DISCOVERY_MAX_CHUNKS - 1) *
-                                                                  DISCOVERY_MAX_ENTRIES) * 136);
+        CHECK_EQ_INT(n, 16 + (DISCOVERY_MAX_LIST_ENTRIES -
+                              (DISCOVERY_MAX_CHUNKS - 1) * DISCOVERY_MAX_ENTRIES) *
+                                        136);
         CHECK_EQ_INT(discovery_decode(out, (size_t) n, &c, &why), 0);
         CHECK_EQ_INT(c.chunk_index, DISCOVERY_MAX_CHUNKS - 1);
         CHECK_EQ_INT(c.chunk_count, DISCOVERY_MAX_CHUNKS);
@@ -565,7 +575,7 @@ static void test_freshness(void) {
         CHECK(discovery_sender_accept(&s, 10, 6));  /* newer */
         CHECK(!discovery_sender_accept(&s, 10, 5)); /* stale */
         CHECK_EQ_INT(s.version, 6);
-        CHECK(discovery_sender_accept(&s, 11, 0)); /* the sender restarted */
+        CHECK(discovery_sender_accept(&s, 11, 0));           /* the sender restarted */
         CHECK(!discovery_sender_accept(&s, 11, UINT32_MAX)); /* "before 0" in serial terms */
         s.version = UINT32_MAX;
         CHECK(discovery_sender_accept(&s, 11, 0)); /* the wrap moves forward */
@@ -587,7 +597,8 @@ static bool world_allowed(void *userdata, const uint8_t id[32]) {
         return get_le32(id) != w->refused_id;
 }
 
-static int world_lookup(void *userdata, const struct discovery_entry *e, struct discovery_known *ret) {
+static int world_lookup(void *userdata, const struct discovery_entry *e,
+                        struct discovery_known *ret) {
         struct world *w = userdata;
 
         w->lookups++;
@@ -602,8 +613,10 @@ static int world_lookup(void *userdata, const struct discovery_entry *e, struct 
 static void test_merge_verdicts(void) {
         uint8_t self_id[32], sender_id[32];
         struct world w = {.known = {20, 21}, .n_known = 2, .refused_id = 30};
-        struct discovery_context ctx = {.self_id = self_id, .sender_id = sender_id,
-                                        .allowed = world_allowed, .lookup = world_lookup,
+        struct discovery_context ctx = {.self_id = self_id,
+                                        .sender_id = sender_id,
+                                        .allowed = world_allowed,
+                                        .lookup = world_lookup,
                                         .userdata = &w};
         struct discovery_sender s = {};
         struct discovery_action act[DISCOVERY_MAX_ENTRIES];
@@ -691,8 +704,8 @@ static void test_merge_verdicts(void) {
 static void test_merge_refusals(void) {
         uint8_t self_id[32], sender_id[32];
         struct world w = {};
-        struct discovery_context ctx = {.self_id = self_id, .sender_id = sender_id,
-                                        .lookup = world_lookup, .userdata = &w};
+        struct discovery_context ctx = {
+                .self_id = self_id, .sender_id = sender_id, .lookup = world_lookup, .userdata = &w};
         struct discovery_sender s = {}, before;
         struct discovery_action act[DISCOVERY_MAX_ENTRIES];
         struct discovery_chunk c = {.epoch = 1, .version = 5, .chunk_count = 1, .n_entries = 1};
@@ -751,12 +764,12 @@ static void test_merge_budget(void) {
         const uint64_t step = (uint64_t) DISCOVERY_NEW_PEER_REFILL_MS * NSEC_PER_MSEC;
         uint8_t self_id[32], sender_id[32];
         struct world w = {};
-        struct discovery_context ctx = {.self_id = self_id, .sender_id = sender_id,
-                                        .lookup = world_lookup, .userdata = &w};
+        struct discovery_context ctx = {
+                .self_id = self_id, .sender_id = sender_id, .lookup = world_lookup, .userdata = &w};
         struct discovery_sender s = {};
         struct discovery_action act[DISCOVERY_MAX_ENTRIES];
-        struct discovery_chunk c = {.epoch = 1, .version = 1, .chunk_count = 1,
-                                    .n_entries = DISCOVERY_MAX_ENTRIES};
+        struct discovery_chunk c = {
+                .epoch = 1, .version = 1, .chunk_count = 1, .n_entries = DISCOVERY_MAX_ENTRIES};
         unsigned added = 0, next_id = 100;
         uint64_t now = NOW;
         size_t n;
