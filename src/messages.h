@@ -411,3 +411,144 @@ enum {
  * the length does not fit the type (and, for type 1, neither initiation size). Pure, total:
  * every input gets an answer. This is the parser the fuzzer drives. */
 enum message_type message_classify(const uint8_t *buf, size_t len);
+
+/*
+ * ---- Mesh discovery (issue 11 section 4; src/discovery.c is the codec) ----
+ *
+ * Peers tell each other, inside the tunnel, the endpoints and candidates of the peers they have,
+ * so that from one configured address a node finds the whole mesh and handshakes directly with
+ * every node (or through the relay where a pair cannot punch through).
+ *
+ * Construction: exactly the closing message's (type 12). A DISCOVERY message is sealed with
+ * session_encrypt_control(kp, MESSAGE_DISCOVERY, list, list_len, ...) on the established
+ * session: the 4-byte header is associated data, the counter is the session's and the replay
+ * window refuses a captured copy. No padding: the length gives the number of entries (an
+ * observer learns how many peers a chunk names, at most DISCOVERY_MAX_ENTRIES). No new
+ * cryptography: only a holder of the session key makes one.
+ *
+ *   message:   type=13|0[3]|key_idx u32|counter u64|AEAD(list chunk)      32 + plaintext
+ *   plaintext: epoch u64|version u32|chunk_index u16|chunk_count u16       16
+ *              then 0..DISCOVERY_MAX_ENTRIES entries of 136 bytes:
+ *   entry:     id[32]|flags u8|n_candidates u8|0[2]|endpoint[20]|candidates[4][20]
+ *   address:   struct relay_candidate (family 0/4/6, 0, port big-endian, addr[16])
+ *
+ * epoch is random for each run of the sender, version grows (serial arithmetic, RFC 1982) each
+ * time the sender's list changes; a receiver takes a chunk whose (epoch, version) is not older
+ * than the last it took from that sender (another epoch: the sender restarted) and ignores the
+ * rest as stale. A list longer than DISCOVERY_MAX_ENTRIES spans chunk_count chunks of the same
+ * (epoch, version); every chunk stands alone (its entries mean the same whichever other chunks
+ * arrive), so a lost datagram costs only its entries until the sender's next periodic resend.
+ * chunk_index < chunk_count <= DISCOVERY_MAX_CHUNKS; only a list's single chunk may be empty.
+ *
+ * id is the peer's node id as the relay knows it: its static public key in identity mode, the
+ * per-run key pair's public key in shared-key mode (relay-client.c). Never all zeros, never twice
+ * in one chunk.
+ * flags: SELF, the entry describes the sender itself (at most one per chunk; no endpoint; its
+ * candidates are the sender's own: local addresses and its STUN-reflexive address). This is how a
+ * shared-key node, whose handshake carries no identity, tells its peers its node id.
+ * DIRECT, the sender has a working direct path to that peer at endpoint (required then).
+ * RELAY, the sender reaches that peer only through the relay (no endpoint then).
+ * Neither: the sender knows the peer (configured, or told) without a session; endpoint optional.
+ * Other bits, DIRECT with RELAY, and SELF with either are malformed.
+ * endpoint: the address the sender's authenticated traffic with that peer uses (the
+ * peer-reflexive address: the most useful one behind NAT), family 0 and all zeros when absent.
+ * candidates: n_candidates addresses (family 4 or 6), the unused slots all zeros. An IPv4
+ * address is family 4 with addr[4..16) zero, never IPv4-mapped IPv6; reserved bytes are zero;
+ * no address twice in an entry. Addresses relay_candidate_acceptable() refuses (port 0,
+ * loopback, unspecified, multicast, broadcast, reserved, link-local) are never sent, and a
+ * receiver drops them (counted) while keeping the rest of the chunk, as for the relay's PEER.
+ *
+ * Limits: one sealed chunk, wrapped for the relay (RELAY_DATA) and carried over IPv6 + UDP, fits
+ * the IPv6 minimum MTU of 1280 bytes, so no path needs IP fragmentation and nothing relies on
+ * ICMP (DESIGN "MTU"): 48 + 8 + 32 + 16 + 8 x 136 = 1192. A ninth entry would make it 1328.
+ * DISCOVERY_MAX_CANDIDATES: the endpoint plus 4 candidates (the STUN-reflexive address and three
+ * interface addresses) is what a node behind NAT needs to be reached; the relay's own limit of 8
+ * would halve the entries per chunk.
+ * A receiver adds at most DISCOVERY_NEW_PEERS_BURST peers it did not know from one sender at
+ * once, and one more per DISCOVERY_NEW_PEER_REFILL_MS after that (a token bucket per sender):
+ * in shared-key mode any member may name any id and address, and every peer added means
+ * handshakes sent to the addresses it came with.
+ */
+enum { MESSAGE_DISCOVERY = 13 }; /* enum message_type's next value, once the classifier knows it */
+
+enum discovery_entry_flag {
+        DISCOVERY_ENTRY_SELF = 1 << 0,
+        DISCOVERY_ENTRY_DIRECT = 1 << 1,
+        DISCOVERY_ENTRY_RELAY = 1 << 2,
+        DISCOVERY_ENTRY_FLAGS_KNOWN = DISCOVERY_ENTRY_SELF | DISCOVERY_ENTRY_DIRECT |
+                                      DISCOVERY_ENTRY_RELAY,
+};
+
+enum {
+        DISCOVERY_MAX_ENTRIES = 8,    /* per chunk: the IPv6 minimum MTU, see above */
+        DISCOVERY_MAX_CANDIDATES = 4, /* per entry, besides its endpoint */
+        /* A whole list: every peer a node may have, and the sender itself. */
+        DISCOVERY_MAX_LIST_ENTRIES = MAX_PEERS + 1,
+        DISCOVERY_MAX_CHUNKS =
+                (DISCOVERY_MAX_LIST_ENTRIES + DISCOVERY_MAX_ENTRIES - 1) / DISCOVERY_MAX_ENTRIES,
+        DISCOVERY_NEW_PEERS_BURST = 32,
+        DISCOVERY_NEW_PEER_REFILL_MS = 2000,
+        DISCOVERY_UNDERLAY_MTU = 1280,           /* the IPv6 minimum MTU, RFC 8200 section 5 */
+        DISCOVERY_UNDERLAY_HEADERS_LEN = 40 + 8, /* IPv6 + UDP */
+};
+
+struct discovery_list_header {
+        uint64_t epoch;
+        uint32_t version;
+        uint16_t chunk_index;
+        uint16_t chunk_count;
+} _packed_;
+
+struct discovery_wire_entry {
+        uint8_t id[NOISE_PUBLIC_KEY_LEN];
+        uint8_t flags;
+        uint8_t n_candidates;
+        uint8_t reserved_zero[2];
+        struct relay_candidate endpoint;
+        struct relay_candidate candidates[DISCOVERY_MAX_CANDIDATES];
+} _packed_;
+
+/* Laid out as a data message (and the closing message): the same session code seals it. */
+struct message_discovery {
+        struct message_header header;
+        uint32_t key_idx;
+        uint64_t counter;
+        uint8_t encrypted_list[]; /* noise_encrypted_len(plaintext) */
+} _packed_;
+
+#define DISCOVERY_PLAIN_MIN_LEN sizeof(struct discovery_list_header)
+#define DISCOVERY_PLAIN_MAX_LEN                                                                    \
+        (sizeof(struct discovery_list_header) +                                                    \
+         DISCOVERY_MAX_ENTRIES * sizeof(struct discovery_wire_entry))
+#define DISCOVERY_MESSAGE_MIN_LEN                                                                  \
+        (sizeof(struct message_discovery) + noise_encrypted_len(DISCOVERY_PLAIN_MIN_LEN))
+#define DISCOVERY_MESSAGE_MAX_LEN                                                                  \
+        (sizeof(struct message_discovery) + noise_encrypted_len(DISCOVERY_PLAIN_MAX_LEN))
+/* The lengths a DISCOVERY message may have (for the classifier): 48 + n * 136, n <= 8. */
+#define DISCOVERY_MESSAGE_LEN_OK(len)                                                              \
+        ((len) >= DISCOVERY_MESSAGE_MIN_LEN && (len) <= DISCOVERY_MESSAGE_MAX_LEN &&               \
+         ((len) - DISCOVERY_MESSAGE_MIN_LEN) % sizeof(struct discovery_wire_entry) == 0)
+
+_Static_assert(sizeof(struct discovery_list_header) == 16, "discovery list header");
+_Static_assert(sizeof(struct discovery_wire_entry) == 32 + 4 + 20 + 4 * 20, "discovery entry");
+_Static_assert(sizeof(struct discovery_wire_entry) == 136, "discovery entry");
+_Static_assert(sizeof(struct message_discovery) == sizeof(struct message_data), "discovery header");
+_Static_assert(offsetof(struct message_discovery, counter) ==
+                       offsetof(struct message_data, counter),
+               "discovery laid out as data");
+_Static_assert(DISCOVERY_MESSAGE_MIN_LEN == 48, "empty discovery chunk");
+_Static_assert(DISCOVERY_MESSAGE_MAX_LEN == 1136, "full discovery chunk");
+/* A full chunk, relayed, over IPv6: no fragmentation on any IPv6 path; a ninth entry would. */
+_Static_assert(DISCOVERY_UNDERLAY_HEADERS_LEN + sizeof(struct message_relay_data) +
+                       DISCOVERY_MESSAGE_MAX_LEN <= DISCOVERY_UNDERLAY_MTU,
+               "discovery chunk fits the IPv6 minimum MTU");
+_Static_assert(DISCOVERY_UNDERLAY_HEADERS_LEN + sizeof(struct message_relay_data) +
+                       DISCOVERY_MESSAGE_MAX_LEN + sizeof(struct discovery_wire_entry) >
+                       DISCOVERY_UNDERLAY_MTU,
+               "DISCOVERY_MAX_ENTRIES is the most that fits");
+_Static_assert(DISCOVERY_MESSAGE_MAX_LEN <= DATAGRAM_MAX_LEN, "discovery fits relay data");
+_Static_assert(DISCOVERY_MAX_ENTRIES <= UINT8_MAX && DISCOVERY_MAX_CANDIDATES <= UINT8_MAX,
+               "entry and candidate counts fit a byte");
+_Static_assert(DISCOVERY_MAX_CHUNKS <= UINT16_MAX, "chunk count fits u16");
+_Static_assert(MESSAGE_DISCOVERY == MESSAGE_CLOSE + 1, "discovery is the next message type");
+/* ---- end of mesh discovery ---- */

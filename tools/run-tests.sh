@@ -57,7 +57,7 @@ if [ ! -f build-fuzz/build.ninja ]; then
 fi
 step "clang libFuzzer build" ninja -C build-fuzz
 fuzz_ok=0 fuzz_failed=0
-for name in fuzz-messages fuzz-config fuzz-handshake fuzz-stun fuzz-relay fuzz-offload fuzz-http; do
+for name in fuzz-messages fuzz-config fuzz-handshake fuzz-stun fuzz-relay fuzz-offload fuzz-http fuzz-discovery; do
         f=build-fuzz/tests/fuzz/$name
         if [ ! -f "$f" ] || [ ! -x "$f" ]; then
                 echo "=== $name: not built"
