@@ -65,7 +65,7 @@ static void schedule(struct addrwatch *w) {
 
 /* One authenticated packet to the peer from wherever routing sends it now. */
 static int announce(struct device *d) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
 
         if (atomic_load(&p->current))
                 return handshake_send_keepalive(d);
@@ -123,8 +123,8 @@ static void on_address(const struct netlink_address *a, void *userdata) {
         inet_ntop(a->family, &a->in6, text, sizeof(text));
         check_bound(w, a, text);
 
-        peer_get_endpoint(&d->peer, &ep);
-        if (addrwatch_source_stale(&ep, a) && peer_forget_source(&d->peer, &ep)) {
+        peer_get_endpoint(d->peer, &ep);
+        if (addrwatch_source_stale(&ep, a) && peer_forget_source(d->peer, &ep)) {
                 char src[INET6_ADDRSTRLEN];
 
                 forgot = true;
@@ -158,8 +158,8 @@ static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userd
         if (r == -ENOBUFS) {
                 log_info("address notifications were lost (the kernel's queue was full): "
                          "assuming every address changed");
-                peer_get_endpoint(&w->d->peer, &ep);
-                (void) peer_forget_source(&w->d->peer, &ep);
+                peer_get_endpoint(w->d->peer, &ep);
+                (void) peer_forget_source(w->d->peer, &ep);
                 schedule(w);
         } else if (r < 0) {
                 /* Not worth a busy loop: roaming still works through send errors. */

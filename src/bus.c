@@ -47,7 +47,7 @@ static int append_property(sd_bus_message *reply, struct device *d, const char *
         char buf[ENDPOINT_STRLEN];
         struct endpoint e;
 
-#define STAT(x) atomic_load_explicit(&d->stats.x, memory_order_relaxed)
+#define STAT(x) atomic_load_explicit(&d->dp.stats.x, memory_order_relaxed)
         if (strcmp(property, "State") == 0)
                 return sd_bus_message_append(reply, "s", tunnel_state_to_string(d->state));
         if (strcmp(property, "FailureReason") == 0)
@@ -55,9 +55,9 @@ static int append_property(sd_bus_message *reply, struct device *d, const char *
         if (strcmp(property, "Path") == 0)
                 return sd_bus_message_append(reply, "s", path_name(d));
         if (strcmp(property, "PeerAddress") == 0)
-                return sd_bus_message_append(reply, "s", d->peer_address ? d->peer_address : "");
+                return sd_bus_message_append(reply, "s", d->peer->address ? d->peer->address : "");
         if (strcmp(property, "Endpoint") == 0) {
-                peer_get_endpoint(&d->peer, &e);
+                peer_get_endpoint(d->peer, &e);
                 e.via_relay = false; /* a plain address; Path says whether it is the relay */
                 return sd_bus_message_append(reply, "s",
                                              e.len ? endpoint_to_string(&e, buf) : "");
@@ -95,7 +95,7 @@ static int append_property(sd_bus_message *reply, struct device *d, const char *
         if (strcmp(property, "TxPackets") == 0)
                 return sd_bus_message_append(reply, "t", STAT(tx_packets));
         if (strcmp(property, "LastHandshake") == 0)
-                return sd_bus_message_append(reply, "t", d->peer.last_handshake_realtime_us);
+                return sd_bus_message_append(reply, "t", d->peer->last_handshake_realtime_us);
 #undef STAT
         return -ENOENT;
 }

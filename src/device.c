@@ -33,130 +33,14 @@
 #include "resolve.h"
 #include "timers.h"
 
-void peer_get_endpoint(struct peer *p, struct endpoint *ret) {
-        unsigned seq;
-
-        do {
-                seq = atomic_load_explicit(&p->endpoint_seq, memory_order_acquire);
-                if (seq & 1) {
-                        sched_yield();
-                        continue;
-                }
-                *ret = p->endpoint;
-                atomic_thread_fence(memory_order_acquire);
-        } while (seq & 1 || seq != atomic_load_explicit(&p->endpoint_seq, memory_order_relaxed));
-}
-
-void peer_set_endpoint(struct peer *p, const struct endpoint *e) {
-        pthread_mutex_lock(&p->endpoint_lock);
-        atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_acq_rel);
-        atomic_thread_fence(memory_order_release);
-        p->endpoint = *e;
-        atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_release);
-        pthread_mutex_unlock(&p->endpoint_lock);
-}
-
-bool peer_forget_source(struct peer *p, const struct endpoint *stale) {
-        bool forget;
-
-        pthread_mutex_lock(&p->endpoint_lock);
-        /* Only the endpoint the caller saw fail: if the rx thread or the control loop moved it
-         * meanwhile (roaming), that newer endpoint stays as it is; should its source be gone
-         * too, its own first failed send clears it. */
-        forget = p->endpoint.src.family != 0 && endpoint_equal(&p->endpoint, stale) &&
-                 endpoint_same_source(&p->endpoint, stale);
-        if (forget) {
-                atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_acq_rel);
-                atomic_thread_fence(memory_order_release);
-                p->endpoint.src.family = 0;
-                atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_release);
-        }
-        pthread_mutex_unlock(&p->endpoint_lock);
-        return forget;
-}
-
-void device_wake(struct device *d) {
+/* Come back to on_wake: the queue holds more than one round's share. */
+static void wake_again(struct device *d) {
         uint64_t one = 1;
-        (void) !write(d->wake_fd, &one, sizeof(one));
-}
-
-/*
- * Key pair retirement: a quiescent-state scheme (a tiny RCU). Each data thread bumps its marker
- * (tx_qs, rx_qs) when it starts a batch (odd) and when it ends it (even); it loads the key pair
- * pointers only inside a batch, and a batch never waits (datapath.c sends after leaving it).
- * The control loop unpublishes a key pair (atomic store of the pointer), then snapshots both
- * markers. The key pair may be wiped once, for each thread, the snapshot was even (the thread
- * was between batches, so its next batch loads the new pointers) or the marker has moved since
- * (the batch that might hold the old pointer has ended).
- *
- * Memory ordering, the part C11 is strict about. The argument needs: if the thread's batch
- * loaded the old pointer, the control loop's snapshot sees that batch's odd marker. That is the
- * store-buffering shape (thread: write marker, read pointer; control loop: write pointer, read
- * marker), which acquire/release does not forbid: both loads may read the old values. So both
- * sides put a seq_cst fence between their store and their load (qs_enter in datapath.c, and
- * retire_snapshot() here). With the two fences, one of them is first in the single total order,
- * and the load after the second fence sees the store before the first (C11 7.17.3, the single
- * total order of seq_cst operations and fences): either the thread reads the new pointer, or
- * we read the odd marker.
- * The even marker at the end of a batch is a release increment, and our load of it is acquire
- * (seq_cst), so every use of the key pair in that batch happens before the wipe.
- */
-static bool quiescent_since(uint64_t snapshot, uint64_t now) {
-        return (snapshot & 1) == 0 || snapshot != now;
-}
-
-void device_collect_retired(struct device *d) {
-        uint64_t tx = atomic_load(&d->tx_qs), rx = atomic_load(&d->rx_qs);
-        size_t kept = 0;
-
-        for (size_t i = 0; i < d->n_retired; i++) {
-                struct retired_keypair *r = &d->retired[i];
-                if (!d->threads_started ||
-                    (quiescent_since(r->tx_qs, tx) && quiescent_since(r->rx_qs, rx))) {
-                        keypair_wipe(r->kp);
-                        free(r->kp);
-                } else
-                        d->retired[kept++] = *r;
-        }
-        d->n_retired = kept;
-}
-
-bool device_retire_room(struct device *d, size_t n) {
-        if (d->n_retired + n + HANDSHAKE_RETIRE_RESERVE > MAX_RETIRED_KEYPAIRS)
-                device_collect_retired(d);
-        return d->n_retired + n + HANDSHAKE_RETIRE_RESERVE <= MAX_RETIRED_KEYPAIRS;
-}
-
-void device_retire_keypair(struct device *d, struct keypair *kp) {
-        static struct log_ratelimit full_ratelimit = LOG_RATELIMIT_INIT(5, 1);
-        unsigned suppressed = 0;
-
-        if (!kp)
-                return;
-        atomic_store(&kp->valid, false);
-        if (d->n_retired == MAX_RETIRED_KEYPAIRS)
-                device_collect_retired(d);
-        if (d->n_retired == MAX_RETIRED_KEYPAIRS) {
-                /* Cannot happen: handshakes retire only with room to spare
-                 * (device_retire_room), and the reserve covers dropping all three key pairs.
-                 * Should it anyway, a data thread may still be sealing with kp: leave it
-                 * alone (a leak) rather than wipe or free it under that thread. */
-                if (log_ratelimit_below(&full_ratelimit, now_ns(), &suppressed))
-                        log_error("key pair retire list full: leaving a key pair in memory");
-                return;
-        }
-        /* The pointer was unpublished before this call (seq_cst store or exchange); the fence
-         * orders it before the marker loads below. See the comment above. */
-        atomic_thread_fence(memory_order_seq_cst);
-        d->retired[d->n_retired++] = (struct retired_keypair){
-                .kp = kp,
-                .tx_qs = atomic_load(&d->tx_qs),
-                .rx_qs = atomic_load(&d->rx_qs),
-        };
+        (void) !write(d->dp.wake_fd, &one, sizeof(one));
 }
 
 void device_log_stats(struct device *d) {
-        struct stats *s = &d->stats;
+        struct stats *s = &d->dp.stats;
 
 #define S(x) (unsigned long long) atomic_load_explicit(&s->x, memory_order_relaxed)
         log_info("stats: tx_packets=%llu tx_bytes=%llu rx_packets=%llu rx_bytes=%llu "
@@ -220,8 +104,8 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 
         (void) !read(fd, &v, sizeof(v));
 
-        head = atomic_load_explicit(&d->hs_head, memory_order_acquire);
-        tail = atomic_load_explicit(&d->hs_tail, memory_order_relaxed);
+        head = atomic_load_explicit(&d->dp.hs_head, memory_order_acquire);
+        tail = atomic_load_explicit(&d->dp.hs_tail, memory_order_relaxed);
         queued = head - tail;
         if (queued >= UNDER_LOAD_QUEUE_LEN)
                 d->under_load_until_ns = now + UNDER_LOAD_AFTER_TIME * NSEC_PER_SEC;
@@ -229,15 +113,15 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 
         /* A bounded share per wake-up keeps the loop responsive; the rest comes next round. */
         for (unsigned i = 0; i < 256 && tail != head; i++, tail++) {
-                dispatch(d, &d->hs_queue[tail % MAX_QUEUED_HANDSHAKES], under_load);
-                atomic_store_explicit(&d->hs_tail, tail + 1, memory_order_release);
+                dispatch(d, &d->dp.hs_queue[tail % MAX_QUEUED_HANDSHAKES], under_load);
+                atomic_store_explicit(&d->dp.hs_tail, tail + 1, memory_order_release);
         }
         if (tail != head)
-                device_wake(d);
+                wake_again(d);
 
-        if (atomic_exchange(&d->peer.next_confirmed, false))
+        if (atomic_exchange(&d->peer->next_confirmed, false))
                 handshake_confirm_next(d);
-        if (atomic_exchange(&d->peer.want_handshake, false))
+        if (atomic_exchange(&d->peer->want_handshake, false))
                 timers_want_handshake(d, now);
         path_report(d); /* the rx thread may have moved the endpoint (roaming) */
         return 0;
@@ -375,13 +259,13 @@ static int setup_keys(struct device *d) {
                 if (c->has_psk)
                         memcpy(d->psk, c->psk, sizeof(d->psk));
                 cookie_checker_init(&d->cookie_checker, d->static_public);
-                memcpy(d->peer.public_key, c->peer_public_key, sizeof(d->peer.public_key));
-                cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
+                memcpy(d->peer->public_key, c->peer_public_key, sizeof(d->peer->public_key));
+                cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
         } else {
                 d->pattern = NOISE_PATTERN_NNPSK0;
                 memcpy(d->psk, c->psk, sizeof(d->psk));
                 cookie_checker_init(&d->cookie_checker, d->psk);
-                cookie_maker_init(&d->peer.cookie_maker, d->psk);
+                cookie_maker_init(&d->peer->cookie_maker, d->psk);
         }
         randombytes_buf(d->own_initiation_key, sizeof(d->own_initiation_key));
         keys_network_id(c->has_psk ? c->psk : NULL, network_id);
@@ -400,18 +284,20 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                 return log_error_errno(ENOMEM, "out of memory");
         d->config = config;
         d->instance = instance;
-        d->udp_fd = d->stop_fd = d->wake_fd = -EBADF;
-        pthread_mutex_init(&d->peer.endpoint_lock, NULL);
+        d->udp_fd = d->dp.udp_fd = d->dp.stop_fd = d->dp.wake_fd = -EBADF;
+        struct qs_markers qs = datapath_markers(&d->dp);
+        if (peer_new(&qs, &d->peer) < 0)
+                return log_error_errno(ENOMEM, "out of memory");
 
         r = setup_keys(d);
         if (r < 0)
                 return log_error_errno(r, "%s: invalid private key", config->path);
 
-        d->hs_queue = calloc(MAX_QUEUED_HANDSHAKES, sizeof(*d->hs_queue));
-        if (!d->hs_queue)
+        d->dp.hs_queue = calloc(MAX_QUEUED_HANDSHAKES, sizeof(*d->dp.hs_queue));
+        if (!d->dp.hs_queue)
                 return log_error_errno(ENOMEM, "out of memory");
-        if (ratelimit_new(&d->rx_ratelimit) < 0 || ratelimit_new(&d->handshake_ratelimit) < 0 ||
-            credit_new(&d->rx_credit) < 0)
+        if (ratelimit_new(&d->dp.rx_ratelimit) < 0 || ratelimit_new(&d->handshake_ratelimit) < 0 ||
+            credit_new(&d->dp.rx_credit) < 0)
                 return log_error_errno(ENOMEM, "out of memory");
 
         /* The socket and the peer's address first: the steps most likely to fail for a reason
@@ -429,14 +315,14 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                         return log_error_errno(r, "cannot resolve peer address '%s': %s",
                                                config->peer_host,
                                                gai ? gai_strerror(gai) : strerror(-r));
-                peer_set_endpoint(&d->peer, &e);
-                d->peer.static_endpoint = true;
-                d->peer_address = malloc(strlen(config->peer_host) + 16);
-                if (!d->peer_address)
+                peer_set_endpoint(d->peer, &e);
+                d->peer->static_endpoint = true;
+                d->peer->address = malloc(strlen(config->peer_host) + 16);
+                if (!d->peer->address)
                         return log_error_errno(ENOMEM, "out of memory");
-                sprintf(d->peer_address, strchr(config->peer_host, ':') ? "[%s]:%u" : "%s:%u",
+                sprintf(d->peer->address, strchr(config->peer_host, ':') ? "[%s]:%u" : "%s:%u",
                         config->peer_host, config->peer_port);
-                d->peer.state = d->state = TUNNEL_CONNECTING;
+                d->peer->state = d->state = TUNNEL_CONNECTING;
         }
 
         uint8_t mac[6];
@@ -465,9 +351,9 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                  : d->tap->vnet_hdr ? ", no TSO from the kernel"
                                     : "");
 
-        d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (d->stop_fd < 0 || d->wake_fd < 0)
+        d->dp.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        d->dp.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (d->dp.stop_fd < 0 || d->dp.wake_fd < 0)
                 return log_error_errno(errno, "eventfd: %m");
 
         r = sd_event_new(&d->event);
@@ -484,7 +370,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
             (r = sd_event_add_signal(d->event, NULL, SIGTERM, on_exit_signal, d)) < 0 ||
             (r = sd_event_add_signal(d->event, NULL, SIGUSR1, on_usr1, d)) < 0 ||
             (r = sd_event_add_signal(d->event, NULL, SIGHUP, reload_on_sighup, d)) < 0 ||
-            (r = sd_event_add_io(d->event, &d->wake_source, d->wake_fd, EPOLLIN, on_wake, d)) < 0 ||
+            (r = sd_event_add_io(d->event, &d->wake_source, d->dp.wake_fd, EPOLLIN, on_wake, d)) < 0 ||
             (r = sd_event_add_time_relative(d->event, &d->tick_source, CLOCK_BOOTTIME,
                                             TIMERS_TICK_NSEC / 1000, 10 * 1000, on_tick, d)) < 0)
                 return log_error_errno(r, "setting up the event loop: %m");
@@ -502,23 +388,26 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                 return log_error_errno(r, "dropping capabilities: %m");
 
         char bad[32];
-        r = datapath_parse_disable(getenv("SHADOWMESHD_OFFLOAD_DISABLE"), &d->offload_disabled,
+        r = datapath_parse_disable(getenv("SHADOWMESHD_OFFLOAD_DISABLE"), &d->dp.offload_disabled,
                                    bad, sizeof(bad));
         if (r < 0)
                 return log_error_errno(r, "SHADOWMESHD_OFFLOAD_DISABLE: unknown part '%s' (known: "
                                           "udp-gso, udp-gro, tcp-gro)", bad);
-        if (d->offload_disabled && d->tap->vnet_hdr)
+        if (d->dp.offload_disabled && d->tap->vnet_hdr)
                 log_info("offloads:%s%s%s turned off by SHADOWMESHD_OFFLOAD_DISABLE",
-                         d->offload_disabled & DATAPATH_NO_UDP_GSO ? " udp-gso" : "",
-                         d->offload_disabled & DATAPATH_NO_UDP_GRO ? " udp-gro" : "",
-                         d->offload_disabled & DATAPATH_NO_TCP_GRO ? " tcp-gro" : "");
+                         d->dp.offload_disabled & DATAPATH_NO_UDP_GSO ? " udp-gso" : "",
+                         d->dp.offload_disabled & DATAPATH_NO_UDP_GRO ? " udp-gro" : "",
+                         d->dp.offload_disabled & DATAPATH_NO_TCP_GRO ? " tcp-gro" : "");
 
-        r = datapath_start(d);
+        d->dp.tap = d->tap;
+        d->dp.udp_fd = d->udp_fd;
+        d->dp.peer = d->peer;
+        r = datapath_start(&d->dp);
         if (r < 0)
                 return log_error_errno(r, "starting the data path threads: %m");
 
         struct endpoint e;
-        peer_get_endpoint(&d->peer, &e);
+        peer_get_endpoint(d->peer, &e);
         log_bound_address(d);
         if (e.len)
                 log_info("peer %s (%s)", endpoint_to_string(&e, buf), config->peer_host);
@@ -561,7 +450,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
 int device_run(struct device *d) {
         int r;
 
-        if (d->peer.static_endpoint)
+        if (d->peer->static_endpoint)
                 timers_want_handshake(d, now_ns());
         r = sd_event_loop(d->event);
         if (r == -EEXIST || r == -EACCES)
@@ -582,14 +471,14 @@ struct device *device_free(struct device *d) {
         d->relay = relay_client_free(d->relay);
         d->resolve = resolve_cancel(d->resolve);
         d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
-        datapath_stop(d);
+        datapath_stop(&d->dp);
         if (d->tap)
                 device_log_stats(d);
         d->tick_source = sd_event_source_disable_unref(d->tick_source);
         d->wake_source = sd_event_source_disable_unref(d->wake_source);
         d->event = sd_event_unref(d->event);
-        d->wake_fd = safe_close(d->wake_fd);
-        d->stop_fd = safe_close(d->stop_fd);
+        d->dp.wake_fd = safe_close(d->dp.wake_fd);
+        d->dp.stop_fd = safe_close(d->dp.stop_fd);
         if (d->tap) {
                 char name[IFNAMSIZ];
                 memcpy(name, d->tap->name, sizeof(name));
@@ -598,23 +487,18 @@ struct device *device_free(struct device *d) {
         }
         d->udp_fd = safe_close(d->udp_fd);
 
-        handshake_clear_keys(d);
-        device_collect_retired(d); /* the threads are gone: frees them all */
-        noise_handshake_wipe(&d->peer.handshake);
-        cookie_maker_wipe(&d->peer.cookie_maker);
+        d->peer = peer_free(d->peer); /* the threads are gone: its key pairs go at once */
         cookie_checker_wipe(&d->cookie_checker);
         sodium_memzero(d->static_private, sizeof(d->static_private));
         sodium_memzero(d->psk, sizeof(d->psk));
         sodium_memzero(d->own_initiation_key, sizeof(d->own_initiation_key));
-        d->rx_ratelimit = ratelimit_free(d->rx_ratelimit);
-        d->rx_credit = credit_free(d->rx_credit);
+        d->dp.rx_ratelimit = ratelimit_free(d->dp.rx_ratelimit);
+        d->dp.rx_credit = credit_free(d->dp.rx_credit);
         d->handshake_ratelimit = ratelimit_free(d->handshake_ratelimit);
-        if (d->hs_queue) {
-                sodium_memzero(d->hs_queue, MAX_QUEUED_HANDSHAKES * sizeof(*d->hs_queue));
-                free(d->hs_queue);
+        if (d->dp.hs_queue) {
+                sodium_memzero(d->dp.hs_queue, MAX_QUEUED_HANDSHAKES * sizeof(*d->dp.hs_queue));
+                free(d->dp.hs_queue);
         }
-        pthread_mutex_destroy(&d->peer.endpoint_lock);
-        free(d->peer_address);
         free(d);
         return NULL;
 }

@@ -74,7 +74,7 @@ bool handshake_is_own_timestamp(const struct device *d, const uint8_t ts[NOISE_T
 }
 
 static uint32_t new_index(struct device *d) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
 
         for (;;) {
                 uint32_t idx = randombytes_random();
@@ -95,11 +95,11 @@ static int send_to_peer(struct device *d, const void *buf, size_t len) {
         struct endpoint e;
         int r;
 
-        peer_get_endpoint(&d->peer, &e);
+        peer_get_endpoint(d->peer, &e);
         r = send_to(d, &e, buf, len);
         if (r >= 0) {
-                atomic_store_explicit(&d->peer.last_tx_ns, now_ns(), memory_order_relaxed);
-                atomic_store_explicit(&d->peer.rx_unanswered_since_ns, 0, memory_order_relaxed);
+                atomic_store_explicit(&d->peer->last_tx_ns, now_ns(), memory_order_relaxed);
+                atomic_store_explicit(&d->peer->rx_unanswered_since_ns, 0, memory_order_relaxed);
         }
         return r;
 }
@@ -107,7 +107,7 @@ static int send_to_peer(struct device *d, const void *buf, size_t len) {
 /* A new initiation in p->last_initiation (the handshake state set up for its response).
  * Returns its length, or -errno. */
 static int build_initiation(struct device *d, uint64_t now) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         bool identity = d->pattern == NOISE_PATTERN_IKPSK2;
         union {
                 struct message_handshake_initiation ik;
@@ -146,12 +146,12 @@ static int build_initiation(struct device *d, uint64_t now) {
         memcpy(p->last_initiation, msg.raw, len);
         p->last_initiation_len = len;
         atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
-        atomic_fetch_add_explicit(&d->stats.initiations_sent, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&d->dp.stats.initiations_sent, 1, memory_order_relaxed);
         return (int) len;
 }
 
 int handshake_send_initiation(struct device *d) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         uint64_t now = now_ns();
         char buf[ENDPOINT_STRLEN];
         struct endpoint e;
@@ -195,7 +195,7 @@ int handshake_send_initiation(struct device *d) {
  */
 void handshake_answer_unknown_session(struct device *d, const struct endpoint *from) {
         static struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(5, 2);
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         uint64_t now = now_ns();
         char buf[ENDPOINT_STRLEN];
         unsigned suppressed = 0;
@@ -229,7 +229,7 @@ void handshake_answer_unknown_session(struct device *d, const struct endpoint *f
 }
 
 int handshake_send_close(struct device *d) {
-        struct keypair *kp = atomic_load(&d->peer.current);
+        struct keypair *kp = atomic_load(&d->peer->current);
         uint8_t buf[sizeof(struct message_close)];
         ssize_t n;
         int r = 0;
@@ -247,7 +247,7 @@ int handshake_send_close(struct device *d) {
 }
 
 int handshake_send_keepalive(struct device *d) {
-        struct keypair *kp = atomic_load(&d->peer.current);
+        struct keypair *kp = atomic_load(&d->peer->current);
         uint8_t buf[MESSAGE_DATA_MIN_LEN];
         uint8_t empty[1];
         ssize_t n;
@@ -269,7 +269,7 @@ static bool check_macs(struct device *d, const struct queued_handshake *q, uint3
         st = cookie_validate_packet(&d->cookie_checker, q->data, q->len, &q->from.addr.sa,
                                     q->from.len, under_load, now);
         if (st == COOKIE_INVALID_MAC) {
-                atomic_fetch_add_explicit(&d->stats.rx_bad_mac1, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.rx_bad_mac1, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "rejected handshake from %s: bad mac1 (the peer uses a "
                                           "different key)",
@@ -281,14 +281,14 @@ static bool check_macs(struct device *d, const struct queued_handshake *q, uint3
                 cookie_message_create(&d->cookie_checker, &reply, q->data, q->len, sender_index,
                                       &q->from.addr.sa, q->from.len, now);
                 if (send_to(d, &q->from, &reply, sizeof(reply)) >= 0)
-                        atomic_fetch_add_explicit(&d->stats.cookies_sent, 1, memory_order_relaxed);
+                        atomic_fetch_add_explicit(&d->dp.stats.cookies_sent, 1, memory_order_relaxed);
                 return false;
         }
         /* mac2 proved the source address: now it may cost us DH work only at its own rate, so
          * one real address cannot crowd out the peer (WireGuard's ratelimiter). */
         if (under_load && d->handshake_ratelimit &&
             !ratelimit_allow(d->handshake_ratelimit, &q->from.addr.sa, q->from.len, now)) {
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_ratelimited, 1,
+                atomic_fetch_add_explicit(&d->dp.stats.rx_handshake_ratelimited, 1,
                                           memory_order_relaxed);
                 log_handshake_ratelimited(LOG_NOTICE,
                                           "dropped handshake from %s: over %u per second from "
@@ -333,9 +333,9 @@ static struct keypair *new_keypair(uint8_t send_key[NOISE_SYMMETRIC_KEY_LEN],
 static bool retire_room(struct device *d, size_t n, const struct endpoint *from) {
         char buf[ENDPOINT_STRLEN];
 
-        if (device_retire_room(d, n))
+        if (peer_retire_room(d->peer, n))
                 return true;
-        atomic_fetch_add_explicit(&d->stats.handshakes_deferred, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&d->dp.stats.handshakes_deferred, 1, memory_order_relaxed);
         log_handshake_ratelimited(LOG_NOTICE,
                                   "put off handshake with %s: old key pairs are still in use by "
                                   "the data path (too many handshakes at once?)",
@@ -344,16 +344,16 @@ static bool retire_room(struct device *d, size_t n, const struct endpoint *from)
 }
 
 static void install_keypair_as_current(struct device *d, struct keypair *kp) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         struct keypair *old_prev = atomic_load(&p->previous), *old_cur = atomic_load(&p->current);
 
         atomic_store(&p->previous, old_cur);
         atomic_store(&p->current, kp);
-        device_retire_keypair(d, old_prev);
+        peer_retire_keypair(d->peer, old_prev);
 }
 
 static void handshake_done(struct device *d, const struct endpoint *from, bool initiator) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         char buf[ENDPOINT_STRLEN];
 
         p->handshake_attempts_started_ns = 0;
@@ -361,16 +361,16 @@ static void handshake_done(struct device *d, const struct endpoint *from, bool i
         p->handshake_first_sent_ns = 0;
         p->last_handshake_ns = now_ns();
         p->last_handshake_realtime_us = now_realtime_us();
-        atomic_fetch_add_explicit(&d->stats.handshakes, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&d->dp.stats.handshakes, 1, memory_order_relaxed);
         endpoint_to_string(from, buf);
-        log_peer_info(d->peer_address ? d->peer_address : buf, buf,
+        log_peer_info(d->peer->address ? d->peer->address : buf, buf,
                       "handshake complete with peer %s (%s)", buf,
                       initiator ? "initiator" : "responder");
         path_report(d);
 }
 
 static void consume_initiation(struct device *d, const struct queued_handshake *q, bool under_load) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         bool identity = d->pattern == NOISE_PATTERN_IKPSK2;
         size_t expected = identity ? sizeof(struct message_handshake_initiation)
                                    : sizeof(struct message_handshake_initiation_psk);
@@ -388,7 +388,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
 
         if (q->len != expected) {
                 /* The other length is the other mode's initiation. */
-                atomic_fetch_add_explicit(&d->stats.rx_malformed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.rx_malformed, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "rejected handshake from %s: the peer runs %s mode, we "
                                           "run %s mode",
@@ -403,7 +403,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
          * and before the tie-break below (which must never see equal keys). */
         if (p->handshake_state == HANDSHAKE_CREATED_INITIATION &&
             sodium_memcmp(p->handshake.e_pub, q->data + 8, NOISE_PUBLIC_KEY_LEN) == 0) {
-                atomic_fetch_add_explicit(&d->stats.rx_reflected, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.rx_reflected, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "refused handshake from %s: our own initiation sent "
                                           "back to us",
@@ -425,7 +425,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
                 return;
         }
         if (!tunnel_state_accepts_peer(p->state)) {
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_dropped, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.rx_handshake_dropped, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_NOTICE,
                                           "ignored handshake from %s: disconnected through the "
                                           "API (Connect accepts the peer again)",
@@ -445,7 +445,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
                 char key[45];
                 config_format_key(pinned.seen, key);
                 noise_handshake_wipe(&hs);
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.rx_handshake_failed, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "rejected handshake from %s: unknown public key %s "
                                           "(not peer.public_key)",
@@ -454,7 +454,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
         }
         if (r < 0 || tslen != sizeof(ts)) {
                 noise_handshake_wipe(&hs);
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.rx_handshake_failed, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING, "rejected handshake from %s: %s",
                                           endpoint_to_string(&q->from, buf),
                                           r == -EINVAL ? "invalid ephemeral key"
@@ -464,7 +464,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
         /* Any of our own initiations, in flight or long finished: the tag only we can make. */
         if (handshake_is_own_timestamp(d, ts)) {
                 noise_handshake_wipe(&hs);
-                atomic_fetch_add_explicit(&d->stats.rx_reflected, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.rx_reflected, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "refused handshake from %s: one of our own initiations "
                                           "sent back to us",
@@ -473,7 +473,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
         }
         if (!tai64n_after(ts, p->last_timestamp)) {
                 noise_handshake_wipe(&hs);
-                atomic_fetch_add_explicit(&d->stats.rx_replayed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.rx_replayed, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "rejected handshake from %s: replayed initiation "
                                           "(timestamp not newer than the last one)",
@@ -483,7 +483,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
         if (p->last_initiation_consumed_ns &&
             now - p->last_initiation_consumed_ns < NSEC_PER_SEC / INITIATIONS_PER_SECOND) {
                 noise_handshake_wipe(&hs);
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_dropped, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.rx_handshake_dropped, 1, memory_order_relaxed);
                 return;
         }
         if (!retire_room(d, 1, &q->from)) {
@@ -521,7 +521,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
 
         /* The responder may not send on the new key pair until the initiator has used it: it
          * waits in "next" until data arrives on it (handshake_confirm_next). */
-        device_retire_keypair(d, atomic_exchange(&p->next, kp));
+        peer_retire_keypair(d->peer, atomic_exchange(&p->next, kp));
         peer_set_endpoint(p, &q->from);
 
         r = send_to(d, &q->from, &resp, sizeof(resp));
@@ -532,7 +532,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
 }
 
 static void consume_response(struct device *d, const struct queued_handshake *q, bool under_load) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         struct noise_handshake hs;
         uint8_t send_key[NOISE_SYMMETRIC_KEY_LEN], recv_key[NOISE_SYMMETRIC_KEY_LEN];
         uint32_t sender = get_le32(q->data + 4), receiver = get_le32(q->data + 8);
@@ -543,7 +543,7 @@ static void consume_response(struct device *d, const struct queued_handshake *q,
         int r;
 
         if (p->handshake_state != HANDSHAKE_CREATED_INITIATION || receiver != p->handshake_index) {
-                atomic_fetch_add_explicit(&d->stats.rx_unknown_index, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.rx_unknown_index, 1, memory_order_relaxed);
                 return;
         }
         if (!check_macs(d, q, sender, under_load, now))
@@ -561,7 +561,7 @@ static void consume_response(struct device *d, const struct queued_handshake *q,
                 r = noise_handshake_split(&hs, send_key, recv_key);
         noise_handshake_wipe(&hs);
         if (r < 0) {
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.rx_handshake_failed, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "rejected handshake response from %s: decryption "
                                           "failed (the peer uses a different key)",
@@ -575,7 +575,7 @@ static void consume_response(struct device *d, const struct queued_handshake *q,
 
         noise_handshake_wipe(&p->handshake);
         p->handshake_state = HANDSHAKE_ZEROED;
-        device_retire_keypair(d, atomic_exchange(&p->next, NULL));
+        peer_retire_keypair(d->peer, atomic_exchange(&p->next, NULL));
         install_keypair_as_current(d, kp);
         peer_set_endpoint(p, &q->from);
         handshake_done(d, &q->from, true);
@@ -586,18 +586,18 @@ static void consume_response(struct device *d, const struct queued_handshake *q,
 }
 
 static void consume_cookie(struct device *d, const struct queued_handshake *q) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         uint32_t receiver = get_le32(q->data + 4);
         int r;
 
         if (p->handshake_state != HANDSHAKE_CREATED_INITIATION || receiver != p->handshake_index) {
-                atomic_fetch_add_explicit(&d->stats.rx_unknown_index, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.rx_unknown_index, 1, memory_order_relaxed);
                 return;
         }
         r = cookie_message_consume(&p->cookie_maker,
                                    (const struct message_handshake_cookie *) q->data, now_ns());
         if (r < 0) {
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.rx_handshake_failed, 1, memory_order_relaxed);
                 log_debug_errno(r, "ignored cookie reply: %m");
                 return;
         }
@@ -616,7 +616,7 @@ void handshake_process(struct device *d, const struct queued_handshake *q, bool 
                 consume_cookie(d, q);
                 break;
         default:
-                atomic_fetch_add_explicit(&d->stats.rx_malformed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.rx_malformed, 1, memory_order_relaxed);
                 break;
         }
 }
@@ -624,26 +624,16 @@ void handshake_process(struct device *d, const struct queued_handshake *q, bool 
 void handshake_confirm_next(struct device *d) {
         struct keypair *kp;
 
-        if (!atomic_load(&d->peer.next))
+        if (!atomic_load(&d->peer->next))
                 return;
-        if (!device_retire_room(d, 1)) {
+        if (!peer_retire_room(d->peer, 1)) {
                 /* Try again on the next wake-up or tick; data on next keeps arriving meanwhile. */
-                atomic_store(&d->peer.next_confirmed, true);
+                atomic_store(&d->peer->next_confirmed, true);
                 return;
         }
-        kp = atomic_exchange(&d->peer.next, NULL);
+        kp = atomic_exchange(&d->peer->next, NULL);
         if (kp) {
                 install_keypair_as_current(d, kp);
                 manager_session_up(d);
         }
-}
-
-void handshake_clear_keys(struct device *d) {
-        struct peer *p = &d->peer;
-
-        device_retire_keypair(d, atomic_exchange(&p->next, NULL));
-        device_retire_keypair(d, atomic_exchange(&p->current, NULL));
-        device_retire_keypair(d, atomic_exchange(&p->previous, NULL));
-        noise_handshake_wipe(&p->handshake);
-        p->handshake_state = HANDSHAKE_ZEROED;
 }

@@ -19,8 +19,6 @@ void handshake_process(struct device *d, const struct queued_handshake *q, bool 
 int handshake_send_keepalive(struct device *d);
 /* The responder's next key pair carried data: make it current. */
 void handshake_confirm_next(struct device *d);
-/* Drop every key pair and the handshake state (REJECT_AFTER_TIME * 3 without a handshake). */
-void handshake_clear_keys(struct device *d);
 
 /* Our own initiations' timestamps carry a per-run tag (see handshake.c): set it, and tell it. */
 void handshake_mark_own_timestamp(const struct device *d, uint8_t ts[NOISE_TIMESTAMP_LEN]);

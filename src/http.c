@@ -156,7 +156,7 @@ static enum MHD_Result send_status(struct http_server *s, struct MHD_Connection 
                 snprintf(local_ip + strlen(local_ip), 8, "/%u", cfg->addresses[0].prefixlen);
         }
         /* A node that waited (no peer.address, no /connect) names the peer it learnt. */
-        peer_get_endpoint(&d->peer, &e);
+        peer_get_endpoint(d->peer, &e);
         e.via_relay = false;
         if (e.len)
                 endpoint_to_string(&e, endpoint);
@@ -164,7 +164,7 @@ static enum MHD_Result send_status(struct http_server *s, struct MHD_Connection 
                 .state = tunnel_state_to_string(d->state),
                 .tap_device = d->tap->name,
                 .local_ip = local_ip,
-                .peer_address = d->peer_address ? d->peer_address : endpoint,
+                .peer_address = d->peer->address ? d->peer->address : endpoint,
         };
         return send_json(c, 200, http_api_status_json(&status), NULL);
 }
@@ -226,7 +226,7 @@ static void on_connect_done(struct manager_waiter *w, const char *error, const c
                 req->reply = http_api_message_json(false, message);
         } else {
                 snprintf(text, sizeof(text), "Connected to peer at %s",
-                         s->d->peer_address ? s->d->peer_address : req->peer);
+                         s->d->peer->address ? s->d->peer->address : req->peer);
                 req->status = 200;
                 req->reply = http_api_message_json(true, text);
         }

@@ -20,14 +20,14 @@ void manager_notify_status(struct device *d) {
         char buf[ENDPOINT_STRLEN];
         struct endpoint e;
 
-        peer_get_endpoint(&d->peer, &e);
+        peer_get_endpoint(d->peer, &e);
         switch (d->state) {
         case TUNNEL_CONNECTED:
                 sd_notifyf(false, "STATUS=Connected to %s", endpoint_to_string(&e, buf));
                 break;
         case TUNNEL_CONNECTING:
                 sd_notifyf(false, "STATUS=Connecting to %s",
-                           d->peer_address ? d->peer_address : endpoint_to_string(&e, buf));
+                           d->peer->address ? d->peer->address : endpoint_to_string(&e, buf));
                 break;
         case TUNNEL_RECONNECTING:
                 sd_notifyf(false, "STATUS=Reconnecting to %s", endpoint_to_string(&e, buf));
@@ -45,7 +45,7 @@ void manager_notify_status(struct device *d) {
 }
 
 const char *manager_failure_reason(const struct device *d) {
-        return d->state == TUNNEL_FAILED ? d->peer.failure_reason : "";
+        return d->state == TUNNEL_FAILED ? d->peer->failure_reason : "";
 }
 
 /* The pending Connect is over: answer whoever waits for it, D-Bus or a manager_waiter. */
@@ -71,7 +71,7 @@ _printf_(3, 4) static void connect_done(struct device *d, const char *error, con
 
 /* The instance's state follows from its peers' (one peer today). */
 static void update_instance_state(struct device *d) {
-        enum tunnel_state state = tunnel_state_of_instance(&d->peer.state, 1);
+        enum tunnel_state state = tunnel_state_of_instance(&d->peer->state, 1);
 
         if (d->state == state)
                 return;
@@ -88,11 +88,11 @@ static void update_instance_state(struct device *d) {
                 connect_done(d, NULL, NULL);
         else if (state == TUNNEL_FAILED)
                 connect_done(d, BUS_ERROR_PREFIX "HandshakeTimeout", "%s",
-                             d->peer.failure_reason);
+                             d->peer->failure_reason);
 }
 
 void manager_peer_event(struct device *d, enum tunnel_event event, const char *reason, ...) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         enum tunnel_state next;
         bool changed;
 
@@ -129,30 +129,20 @@ void manager_session_lost(struct device *d) {
 
 /* Does this node hold an address of its own for the peer (it initiates), or did it wait? */
 static bool have_peer_address(const struct device *d) {
-        return d->peer.static_endpoint || d->peer_address || d->peer.relay_introduced;
-}
-
-static bool session_is_ours(struct peer *p, uint32_t key_idx) {
-        struct keypair *kp[] = { atomic_load(&p->current), atomic_load(&p->previous),
-                                 atomic_load(&p->next) };
-
-        for (size_t i = 0; i < ELEMENTSOF(kp); i++)
-                if (kp[i] && kp[i]->local_index == key_idx)
-                        return true;
-        return false;
+        return d->peer->static_endpoint || d->peer->address || d->peer->relay_introduced;
 }
 
 void manager_peer_closed(struct device *d, uint32_t key_idx, const struct endpoint *from) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         char buf[ENDPOINT_STRLEN];
 
-        if (!session_is_ours(p, key_idx))
+        if (!peer_has_session(p, key_idx))
                 return; /* the second copy, or a session already replaced */
         endpoint_to_string(from, buf);
-        log_peer_info(d->peer_address ? d->peer_address : buf, buf,
+        log_peer_info(d->peer->address ? d->peer->address : buf, buf,
                       "peer %s closed the tunnel", buf);
         /* Its keys are gone with it: ours are of no use. */
-        handshake_clear_keys(d);
+        peer_clear_keys(d->peer);
         atomic_store_explicit(&p->tx_unanswered_since_ns, 0, memory_order_relaxed);
         atomic_store_explicit(&p->rx_unanswered_since_ns, 0, memory_order_relaxed);
         if (have_peer_address(d)) {
@@ -190,19 +180,19 @@ static void forget_peer(struct device *d) {
 
         d->resolve = resolve_cancel(d->resolve);
         d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
-        handshake_clear_keys(d);
-        d->peer.handshake_attempts_started_ns = 0;
-        d->peer.handshake_attempts = 0;
-        d->peer.static_endpoint = false;
-        d->force_relay = false;
-        peer_set_endpoint(&d->peer, &none);
-        free(d->peer_address);
-        d->peer_address = NULL;
+        peer_clear_keys(d->peer);
+        d->peer->handshake_attempts_started_ns = 0;
+        d->peer->handshake_attempts = 0;
+        d->peer->static_endpoint = false;
+        d->peer->force_relay = false;
+        peer_set_endpoint(d->peer, &none);
+        free(d->peer->address);
+        d->peer->address = NULL;
 }
 
 static int on_connect_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct device *d = userdata;
-        char *peer = d->peer_address ? strdup(d->peer_address) : NULL;
+        char *peer = d->peer->address ? strdup(d->peer->address) : NULL;
         forget_peer(d);
         log_peer_warning(peer, NULL, "connect to %s timed out", peer ? peer : "the peer");
         /* Answers the pending Connect with HandshakeTimeout and this reason. */
@@ -221,7 +211,7 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
 
         d->resolve = NULL;
         if (r < 0) {
-                char *peer = d->peer_address ? strdup(d->peer_address) : NULL;
+                char *peer = d->peer->address ? strdup(d->peer->address) : NULL;
                 const char *why = gai_error ? gai_strerror(gai_error) : strerror(-r);
                 forget_peer(d);
                 if (d->connect_request || d->connect_waiter)
@@ -233,10 +223,10 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
                 free(peer);
                 return;
         }
-        peer_set_endpoint(&d->peer, result);
-        d->peer.static_endpoint = true;
+        peer_set_endpoint(d->peer, result);
+        d->peer->static_endpoint = true;
         endpoint_to_string(result, buf);
-        log_peer_info(d->peer_address, buf, "connecting to %s (%s)", buf, d->peer_address);
+        log_peer_info(d->peer->address, buf, "connecting to %s (%s)", buf, d->peer->address);
         bus_emit_changed(d, "Endpoint", NULL);
         timers_want_handshake(d, now_ns());
 }
@@ -252,12 +242,12 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
             d->state == TUNNEL_CONNECTED || d->state == TUNNEL_RECONNECTING) {
                 char buf[ENDPOINT_STRLEN];
                 struct endpoint e;
-                peer_get_endpoint(&d->peer, &e);
+                peer_get_endpoint(d->peer, &e);
                 return sd_bus_error_setf(error, BUS_ERROR_PREFIX "AlreadyConnected",
                                          "Already %s %s; call Disconnect first",
                                          d->state == TUNNEL_CONNECTED ? "connected to"
                                                                       : "connecting to",
-                                         d->peer_address ? d->peer_address
+                                         d->peer->address ? d->peer->address
                                                          : endpoint_to_string(&e, buf));
         }
         if ((relay || relay_server) && !d->relay) {
@@ -293,11 +283,11 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
         }
 
         if (public_key) {
-                memcpy(d->peer.public_key, public_key, NOISE_PUBLIC_KEY_LEN);
-                cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
+                memcpy(d->peer->public_key, public_key, NOISE_PUBLIC_KEY_LEN);
+                cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
                 relay_client_set_want(d->relay, public_key);
         }
-        d->force_relay = relay;
+        d->peer->force_relay = relay;
         if (!*peer) {
                 /* Rendezvous: the relay's PEER message starts the handshake. */
                 if (m)
@@ -314,20 +304,20 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
                 log_info("connect through relay %s requested", relay_client_name(d->relay));
                 manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
                 relay_client_refresh(d->relay);
-                if (d->peer.relay_introduced)
+                if (d->peer->relay_introduced)
                         timers_want_handshake(d, now_ns());
                 return 0;
         }
 
-        d->peer_address = malloc(strlen(host) + 16);
-        if (!d->peer_address)
+        d->peer->address = malloc(strlen(host) + 16);
+        if (!d->peer->address)
                 return sd_bus_error_set_errno(error, -ENOMEM);
-        sprintf(d->peer_address, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+        sprintf(d->peer->address, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
 
         r = resolve_start(d->event, host, port, d->udp_family, on_resolved, d, &d->resolve);
         if (r < 0) {
-                free(d->peer_address);
-                d->peer_address = NULL;
+                free(d->peer->address);
+                d->peer->address = NULL;
                 return sd_bus_error_set_errnof(error, -r, "Cannot start name resolution: %m");
         }
         if (timeout_sec > 0) {
@@ -341,7 +331,7 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
         }
         if (m)
                 d->connect_request = sd_bus_message_ref(m);
-        log_peer_info(d->peer_address, NULL, "connect to %s requested", d->peer_address);
+        log_peer_info(d->peer->address, NULL, "connect to %s requested", d->peer->address);
         manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
         bus_emit_changed(d, "PeerAddress", NULL);
         return 0;
@@ -356,7 +346,7 @@ int manager_disconnect(struct device *d, sd_bus_error *error) {
         if (d->connect_request || d->connect_waiter)
                 connect_done(d, BUS_ERROR_PREFIX "Cancelled",
                              "Disconnected before the handshake with %s completed",
-                             d->peer_address ? d->peer_address : "the peer");
+                             d->peer->address ? d->peer->address : "the peer");
         send_close(d); /* before forget_peer() wipes the session it is sealed with */
         forget_peer(d);
         log_info("disconnected by request");
@@ -403,7 +393,7 @@ void manager_forget_waiter(struct device *d, struct manager_waiter *w) {
 }
 
 void manager_tick(struct device *d, uint64_t now) {
-        struct stats *s = &d->stats;
+        struct stats *s = &d->dp.stats;
         uint64_t c[4] = {
                 atomic_load_explicit(&s->rx_bytes, memory_order_relaxed),
                 atomic_load_explicit(&s->tx_bytes, memory_order_relaxed),
@@ -421,7 +411,7 @@ void manager_tick(struct device *d, uint64_t now) {
                 bus_emit_changed(d, "RxBytes", "TxBytes", "RxPackets", "TxPackets", NULL);
         }
         /* Roaming happens on the rx thread; report it from here. */
-        peer_get_endpoint(&d->peer, &e);
+        peer_get_endpoint(d->peer, &e);
         if (!endpoint_equal(&e, &d->emitted_endpoint)) {
                 d->emitted_endpoint = e;
                 bus_emit_changed(d, "Endpoint", NULL);

@@ -13,7 +13,7 @@ static int send_failed(struct device *d, const struct endpoint *to, int error) {
         const struct endpoint *relay = d->relay ? relay_client_address(d->relay) : NULL;
         bool to_relay = !to->via_relay && relay && endpoint_same_address(to, relay);
 
-        atomic_fetch_add_explicit(&d->stats.tx_errors, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&d->dp.stats.tx_errors, 1, memory_order_relaxed);
         udp_log_send_error(&ratelimit, now_ns(), to_relay ? "relay" : "peer", to, error, 1);
         return -error;
 }
@@ -38,7 +38,7 @@ int path_send(struct device *d, const struct endpoint *to, const void *msg, size
                 iov[0] = (struct iovec){ .iov_base = &hdr, .iov_len = sizeof(hdr) };
                 iov[1] = (struct iovec){ .iov_base = (void *) msg, .iov_len = len };
                 mh.msg_iovlen = 2;
-                atomic_fetch_add_explicit(&d->stats.relay_tx_packets, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.relay_tx_packets, 1, memory_order_relaxed);
         } else {
                 iov[0] = (struct iovec){ .iov_base = (void *) msg, .iov_len = len };
                 mh.msg_iovlen = 1;
@@ -49,7 +49,7 @@ int path_send(struct device *d, const struct endpoint *to, const void *msg, size
                 return 0;
         if (udp_source_gone(errno) && mh.msg_controllen) {
                 /* The source address is gone: let routing choose, now and from now on. */
-                (void) peer_forget_source(&d->peer, to);
+                (void) peer_forget_source(d->peer, to);
                 mh.msg_control = NULL;
                 mh.msg_controllen = 0;
                 if (sendmsg(d->udp_fd, &mh, MSG_DONTWAIT) >= 0)
@@ -59,7 +59,7 @@ int path_send(struct device *d, const struct endpoint *to, const void *msg, size
 }
 
 void path_set_candidates(struct device *d, const struct endpoint *candidates, size_t n) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
 
         n = MIN(n, ELEMENTSOF(p->candidates));
         memcpy(p->candidates, candidates, n * sizeof(*candidates));
@@ -70,7 +70,7 @@ static int send_probe(struct device *d, uint8_t type, const uint8_t nonce[8],
                       const struct endpoint *to);
 
 void path_set_relay(struct device *d, const struct endpoint *via_relay) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         struct endpoint cur;
 
         p->via_relay = *via_relay;
@@ -85,7 +85,7 @@ void path_set_relay(struct device *d, const struct endpoint *via_relay) {
                 p->relay_probe_pending = true;
                 p->last_relay_probe_ns = now_ns();
                 if (send_probe(d, MESSAGE_PATH_PROBE, p->probe_nonce, via_relay) >= 0)
-                        atomic_fetch_add_explicit(&d->stats.probes_sent, 1, memory_order_relaxed);
+                        atomic_fetch_add_explicit(&d->dp.stats.probes_sent, 1, memory_order_relaxed);
         }
 }
 
@@ -95,13 +95,13 @@ static bool relay_due(const struct peer *p, uint64_t now) {
 }
 
 void path_send_initiation(struct device *d, const uint8_t *msg, size_t len, uint64_t now) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         struct endpoint cur;
         bool sent_relay = false;
 
         if (p->handshake_first_sent_ns == 0)
                 p->handshake_first_sent_ns = now;
-        if (d->force_relay) {
+        if (d->peer->force_relay) {
                 if (p->relay_introduced)
                         (void) path_send(d, &p->via_relay, msg, len);
                 return;
@@ -121,7 +121,7 @@ void path_send_initiation(struct device *d, const uint8_t *msg, size_t len, uint
 
 static int send_probe(struct device *d, uint8_t type, const uint8_t nonce[8],
                       const struct endpoint *to) {
-        struct keypair *kp = atomic_load(&d->peer.current);
+        struct keypair *kp = atomic_load(&d->peer->current);
         uint8_t buf[sizeof(struct message_path_probe)];
         ssize_t n;
 
@@ -139,7 +139,7 @@ void path_on_probe(struct device *d, const uint8_t nonce[8], const struct endpoi
 }
 
 void path_on_probe_reply(struct device *d, const uint8_t nonce[8], const struct endpoint *from) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         struct endpoint cur;
         char buf[ENDPOINT_STRLEN];
 
@@ -174,14 +174,14 @@ const char *path_name(struct device *d) {
          * be dead), nor once retries gave up. */
         if (d->state != TUNNEL_CONNECTED)
                 return "none";
-        peer_get_endpoint(&d->peer, &e);
+        peer_get_endpoint(d->peer, &e);
         if (!e.len)
                 return "none";
         return e.via_relay ? "relay" : "direct";
 }
 
 void path_report(struct device *d) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         char buf[ENDPOINT_STRLEN];
         struct endpoint e;
         bool was_relay;
@@ -193,13 +193,13 @@ void path_report(struct device *d) {
                 return;
         was_relay = p->reported_endpoint.len && p->reported_endpoint.via_relay;
         if (p->reported_endpoint.len && e.len && was_relay != e.via_relay)
-                atomic_fetch_add_explicit(&d->stats.path_switches, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&d->dp.stats.path_switches, 1, memory_order_relaxed);
         p->reported_endpoint = e;
         if (e.len) {
                 struct endpoint addr = e;
                 addr.via_relay = false; /* "relay via <the relay's address>", not "relay relay" */
                 endpoint_to_string(&addr, buf);
-                log_peer_info(d->peer_address ? d->peer_address : buf, buf,
+                log_peer_info(d->peer->address ? d->peer->address : buf, buf,
                               "path to peer: %s via %s%s", e.via_relay ? "relay" : "direct", buf,
                               was_relay && !e.via_relay ? " (was relay)" : "");
         }
@@ -207,7 +207,7 @@ void path_report(struct device *d) {
 }
 
 void path_tick(struct device *d, uint64_t now) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         struct keypair *cur = atomic_load(&p->current);
         struct endpoint e;
 
@@ -228,14 +228,14 @@ void path_tick(struct device *d, uint64_t now) {
                 p->relay_probe_pending = false;
         /* Upgrade: probe every direct candidate while on the relay (a new nonce, unless one
          * is out to an unconfirmed relay slot). */
-        if (cur && e.via_relay && p->n_candidates > 0 && !d->force_relay &&
+        if (cur && e.via_relay && p->n_candidates > 0 && !d->peer->force_relay &&
             now - p->last_probe_ns >= PATH_PROBE_INTERVAL * NSEC_PER_SEC) {
                 p->last_probe_ns = now;
                 if (!p->relay_probe_pending)
                         randombytes_buf(p->probe_nonce, sizeof(p->probe_nonce));
                 for (size_t i = 0; i < p->n_candidates; i++)
                         if (send_probe(d, MESSAGE_PATH_PROBE, p->probe_nonce, &p->candidates[i]) >= 0)
-                                atomic_fetch_add_explicit(&d->stats.probes_sent, 1,
+                                atomic_fetch_add_explicit(&d->dp.stats.probes_sent, 1,
                                                           memory_order_relaxed);
         }
         /* A new relay slot of the peer not yet confirmed: probe it again with the same nonce. */
@@ -243,7 +243,7 @@ void path_tick(struct device *d, uint64_t now) {
             now - p->last_relay_probe_ns >= PATH_PROBE_INTERVAL * NSEC_PER_SEC) {
                 p->last_relay_probe_ns = now;
                 if (send_probe(d, MESSAGE_PATH_PROBE, p->probe_nonce, &p->via_relay) >= 0)
-                        atomic_fetch_add_explicit(&d->stats.probes_sent, 1, memory_order_relaxed);
+                        atomic_fetch_add_explicit(&d->dp.stats.probes_sent, 1, memory_order_relaxed);
         }
 
         /* NAT keepalive: an idle session still sends something every NAT_KEEPALIVE_INTERVAL. */

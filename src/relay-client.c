@@ -65,9 +65,9 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
                 return;
         }
         rc->addr = *result;
-        if (!atomic_load_explicit(&rc->d->relay_address_set, memory_order_acquire)) {
-                rc->d->relay_address = *result;
-                atomic_store_explicit(&rc->d->relay_address_set, true, memory_order_release);
+        if (!atomic_load_explicit(&rc->d->dp.relay_address_set, memory_order_acquire)) {
+                rc->d->dp.relay_address = *result;
+                atomic_store_explicit(&rc->d->dp.relay_address_set, true, memory_order_release);
         }
         log_debug("relay %s is %s", rc->name, endpoint_to_string(&rc->addr, buf));
         relay_client_tick(rc, now_ns());
@@ -91,7 +91,7 @@ int relay_client_new(struct device *d, const char *host, uint16_t port, struct r
         rc->identity = d->pattern == NOISE_PATTERN_IKPSK2;
         if (rc->identity) {
                 memcpy(rc->node_id, d->static_public, sizeof(rc->node_id));
-                memcpy(rc->want_peer, d->peer.public_key, sizeof(rc->want_peer));
+                memcpy(rc->want_peer, d->peer->public_key, sizeof(rc->want_peer));
         } else {
                 uint8_t seed[crypto_sign_SEEDBYTES];
 
@@ -344,7 +344,7 @@ static void on_peer(struct relay_client *rc, const struct message_relay_peer *m,
         char text[(RELAY_MAX_CANDIDATES + 1) * (ENDPOINT_STRLEN + 2)] = "", buf[ENDPOINT_STRLEN];
         size_t n = 0, off = 0, refused = 0;
 
-        if (rc->identity && sodium_memcmp(m->node_id, d->peer.public_key, 32) != 0)
+        if (rc->identity && sodium_memcmp(m->node_id, d->peer->public_key, 32) != 0)
                 return; /* the relay pairs only mutual wants; ignore anything else */
         if (!relay_candidate_acceptable(&m->observed))
                 refused++;
@@ -373,14 +373,14 @@ static void on_peer(struct relay_client *rc, const struct message_relay_peer *m,
                               from);
         via.via_relay = true;
         via.relay_slot = get_le32(&m->slot);
-        if (!d->peer.relay_introduced || d->peer.via_relay.relay_slot != via.relay_slot)
+        if (!d->peer->relay_introduced || d->peer->via_relay.relay_slot != via.relay_slot)
                 log_info("relay introduced peer: candidates %s", n ? text : "(none)");
         path_set_candidates(d, list, n);
         path_set_relay(d, &via);
 
         /* Someone to talk to and no session: start one (both sides do; handshake.c breaks the
          * tie). After Disconnect we wait for Connect. */
-        if (tunnel_state_accepts_peer(d->peer.state) && !atomic_load(&d->peer.current)) {
+        if (tunnel_state_accepts_peer(d->peer->state) && !atomic_load(&d->peer->current)) {
                 manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
                 timers_want_handshake(d, now_ns());
         }

@@ -79,7 +79,7 @@ static void restart_only_changes(const struct device *d, const struct config *ol
                         d->state != TUNNEL_WAITING && d->state != TUNNEL_FAILED,
                 "peer.public_key (a waiting instance with a session to the old peer)");
         /* A new relay while the tunnel runs through the old one would cut it: only then. */
-        peer_get_endpoint((struct peer *) &d->peer, &e);
+        peer_get_endpoint((struct peer *) d->peer, &e);
         CHANGED(relay_changed(old, new) && e.len && e.via_relay,
                 "relay.server (the tunnel runs through the relay now)");
 #undef CHANGED
@@ -96,8 +96,8 @@ static int apply_peer(struct device *d, const struct config *new, char *buf, siz
                 /* A waiting instance with no session (restart_only_changes saw to that): only
                  * the key it accepts changes. */
                 if (config_identity_mode(new)) {
-                        memcpy(d->peer.public_key, new->peer_public_key, sizeof(d->peer.public_key));
-                        cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
+                        memcpy(d->peer->public_key, new->peer_public_key, sizeof(d->peer->public_key));
+                        cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
                 }
                 log_info("reload: waiting for the peer with the new public key");
                 return 0;
@@ -111,8 +111,8 @@ static int apply_peer(struct device *d, const struct config *new, char *buf, siz
                 }
         }
         if (config_identity_mode(new)) {
-                memcpy(d->peer.public_key, new->peer_public_key, sizeof(d->peer.public_key));
-                cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
+                memcpy(d->peer->public_key, new->peer_public_key, sizeof(d->peer->public_key));
+                cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
         }
         snprintf(addr, sizeof(addr), strchr(new->peer_host, ':') ? "[%s]:%u" : "%s:%u",
                  new->peer_host, new->peer_port);
@@ -130,7 +130,7 @@ static int apply_relay(struct device *d, const struct config *new) {
         int r;
 
         d->relay = relay_client_free(d->relay);
-        d->peer.relay_introduced = false;
+        d->peer->relay_introduced = false;
         if (!new->relay_enabled || !new->relay_host) {
                 log_info("reload: no relay");
                 return 0;

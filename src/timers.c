@@ -53,10 +53,8 @@ static uint64_t jitter_ns(void) {
         return (uint64_t) randombytes_uniform(REKEY_TIMEOUT_JITTER_MAX_MS) * NSEC_PER_MSEC;
 }
 
-static uint64_t retry_interval_ns;
-
 void timers_want_handshake(struct device *d, uint64_t now) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         struct endpoint e;
 
         peer_get_endpoint(p, &e);
@@ -68,25 +66,25 @@ void timers_want_handshake(struct device *d, uint64_t now) {
                 return; /* we just answered the peer's handshake: its first packet confirms it */
         p->handshake_attempts_started_ns = now;
         p->handshake_attempts = 1;
-        retry_interval_ns = REKEY_TIMEOUT * NSEC_PER_SEC + jitter_ns();
+        p->retry_interval_ns = REKEY_TIMEOUT * NSEC_PER_SEC + jitter_ns();
         manager_peer_event(d, TUNNEL_EVENT_RETRY, NULL); /* failed -> reconnecting */
         (void) handshake_send_initiation(d);
 }
 
 void timers_want_handshake_soon(struct device *d, uint64_t now, uint64_t first_retry_ns) {
         timers_want_handshake(d, now);
-        if (d->peer.handshake_attempts_started_ns == now && d->peer.handshake_attempts == 1)
-                retry_interval_ns = first_retry_ns + jitter_ns();
+        if (d->peer->handshake_attempts_started_ns == now && d->peer->handshake_attempts == 1)
+                d->peer->retry_interval_ns = first_retry_ns + jitter_ns();
 }
 
 void timers_tick(struct device *d, uint64_t now) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         char buf[ENDPOINT_STRLEN];
         uint64_t t;
 
         /* Rule 1. */
         if (p->handshake_attempts_started_ns != 0 &&
-            now - p->last_sent_handshake_ns >= retry_interval_ns) {
+            now - p->last_sent_handshake_ns >= p->retry_interval_ns) {
                 struct endpoint e;
 
                 peer_get_endpoint(p, &e);
@@ -109,10 +107,10 @@ void timers_tick(struct device *d, uint64_t now) {
                         /* A failed session carries nothing: drop it, so that traffic finds
                          * no key pair and asks for a handshake at once (rule 2). */
                         if (before != TUNNEL_FAILED && p->state == TUNNEL_FAILED)
-                                handshake_clear_keys(d);
+                                peer_clear_keys(d->peer);
                 } else {
                         p->handshake_attempts++;
-                        retry_interval_ns = REKEY_TIMEOUT * NSEC_PER_SEC + jitter_ns();
+                        p->retry_interval_ns = REKEY_TIMEOUT * NSEC_PER_SEC + jitter_ns();
                         log_debug("no handshake response from %s, retrying (attempt %u)",
                                   endpoint_to_string(&e, buf), p->handshake_attempts);
                         (void) handshake_send_initiation(d);
@@ -178,7 +176,7 @@ void timers_tick(struct device *d, uint64_t now) {
             now - p->last_handshake_ns >= 3 * REJECT_AFTER_TIME * NSEC_PER_SEC &&
             (atomic_load(&p->current) || atomic_load(&p->previous) || atomic_load(&p->next))) {
                 log_info("no handshake for %d s: key material wiped", 3 * REJECT_AFTER_TIME);
-                handshake_clear_keys(d);
+                peer_clear_keys(d->peer);
                 manager_session_lost(d);
         }
 
@@ -195,7 +193,7 @@ void timers_tick(struct device *d, uint64_t now) {
         manager_tick(d, now);
 
         /* Rule 6. */
-        device_collect_retired(d);
+        peer_collect_retired(d->peer);
         /* A confirmation put off for lack of retirement room (handshake_confirm_next). */
         if (atomic_exchange(&p->next_confirmed, false))
                 handshake_confirm_next(d);
