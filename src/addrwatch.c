@@ -6,6 +6,7 @@
 #include "addrwatch.h"
 #include "handshake.h"
 #include "log.h"
+#include "path.h"
 #include "relay-client.h"
 
 struct addrwatch {
@@ -68,9 +69,9 @@ static int announce(struct device *d) {
         struct peer *p = d->peer;
 
         if (atomic_load(&p->current))
-                return handshake_send_keepalive(d);
+                return path_send_keepalive(&d->sender, p);
         if (p->handshake_attempts_started_ns != 0) /* timers.c rule 1 is retrying */
-                return handshake_send_initiation(d);
+                return handshake_send_initiation(&d->keys, &d->sender, p);
         return 0; /* no session and none under way: the next frame starts one from here */
 }
 

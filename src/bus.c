@@ -53,7 +53,7 @@ static int append_property(sd_bus_message *reply, struct device *d, const char *
         if (strcmp(property, "FailureReason") == 0)
                 return sd_bus_message_append(reply, "s", manager_failure_reason(d));
         if (strcmp(property, "Path") == 0)
-                return sd_bus_message_append(reply, "s", path_name(d));
+                return sd_bus_message_append(reply, "s", path_name(d->peer));
         if (strcmp(property, "PeerAddress") == 0)
                 return sd_bus_message_append(reply, "s", d->peer->address ? d->peer->address : "");
         if (strcmp(property, "Endpoint") == 0) {
@@ -82,8 +82,8 @@ static int append_property(sd_bus_message *reply, struct device *d, const char *
                 return sd_bus_message_append(reply, "u", d->tap->mtu);
         if (strcmp(property, "PublicKey") == 0) {
                 char key[45] = "";
-                if (d->pattern == NOISE_PATTERN_IKPSK2)
-                        config_format_key(d->static_public, key);
+                if (d->keys.pattern == NOISE_PATTERN_IKPSK2)
+                        config_format_key(d->keys.static_public, key);
                 return sd_bus_message_append(reply, "s", key);
         }
         if (strcmp(property, "RxBytes") == 0)
@@ -493,7 +493,7 @@ static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_err
         if (r < 0)
                 return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
                                          "Malformed arguments: expected (s peer, a{sv} options)");
-        if (have_key && d->pattern != NOISE_PATTERN_IKPSK2)
+        if (have_key && d->keys.pattern != NOISE_PATTERN_IKPSK2)
                 return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidArguments",
                                         "Option 'public_key' needs identity mode "
                                         "(identity.private_key_file in the configuration)");

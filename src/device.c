@@ -62,20 +62,35 @@ void device_log_stats(struct device *d) {
 #undef S
 }
 
+/* What the timers changed in the peer, reported upward. */
+static void report_timers(struct device *d, unsigned events) {
+        if (events & TIMERS_STATE_CHANGED)
+                manager_peer_changed(d);
+        if (events & TIMERS_SESSION_UP)
+                manager_session_up(d);
+}
+
+/* The peer's endpoint moved (roaming, a probe, a handshake): log it and emit it. */
+static void report_path(struct device *d) {
+        if (path_report(&d->sender, d->peer))
+                bus_emit_changed(d, "Path", "Endpoint", NULL);
+}
+
 /* One message the rx thread handed over. */
 static void dispatch(struct device *d, const struct queued_handshake *q, bool under_load) {
         switch (q->kind) {
         case QUEUED_PROBE:
-                path_on_probe(d, q->data, &q->from);
+                path_on_probe(&d->sender, d->peer, q->data, &q->from);
                 return;
         case QUEUED_PROBE_REPLY:
-                path_on_probe_reply(d, q->data, &q->from);
+                path_on_probe_reply(&d->sender, d->peer, q->data, &q->from);
+                report_path(d);
                 return;
         case QUEUED_CLOSE:
                 manager_peer_closed(d, get_le32(q->data + 4), &q->from);
                 return;
         case QUEUED_UNKNOWN_SESSION:
-                handshake_answer_unknown_session(d, &q->from);
+                handshake_answer_unknown_session(&d->keys, &d->sender, d->peer, &q->from);
                 return;
         default:
                 break;
@@ -91,7 +106,10 @@ static void dispatch(struct device *d, const struct queued_handshake *q, bool un
                 relay_client_input(d->relay, q);
                 return;
         default:
-                handshake_process(d, q, under_load);
+                if (handshake_process(&d->keys, &d->sender, d->peer, q, under_load)) {
+                        report_path(d);
+                        manager_session_up(d);
+                }
         }
 }
 
@@ -119,18 +137,24 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         if (tail != head)
                 wake_again(d);
 
-        if (atomic_exchange(&d->peer->next_confirmed, false))
-                handshake_confirm_next(d);
+        if (atomic_exchange(&d->peer->next_confirmed, false) && peer_confirm_next(d->peer))
+                manager_session_up(d);
         if (atomic_exchange(&d->peer->want_handshake, false))
-                timers_want_handshake(d, now);
-        path_report(d); /* the rx thread may have moved the endpoint (roaming) */
+                report_timers(d, timers_want_handshake(&d->keys, &d->sender, d->peer, now));
+        report_path(d); /* the rx thread may have moved the endpoint (roaming) */
         return 0;
 }
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         struct device *d = userdata;
+        uint64_t now = now_ns();
 
-        timers_tick(d, now_ns());
+        report_timers(d, timers_tick(&d->keys, &d->sender, d->peer, now));
+        /* NAT traversal: relay fallback, direct-path probes, NAT keepalives, registration. */
+        path_tick(&d->sender, d->peer, now, d->nat_keepalive);
+        report_path(d);
+        relay_client_tick(d->relay, now);
+        manager_tick(d, now);
         return sd_event_source_set_time_relative(s, TIMERS_TICK_NSEC / 1000);
 }
 
@@ -190,7 +214,7 @@ static int open_socket(struct device *d) {
 
 /* What the socket really is bound to, as the kernel says, so a wrong bind shows at start. */
 static void log_bound_address(struct device *d) {
-        const char *mode = d->pattern == NOISE_PATTERN_IKPSK2 ? "identity mode (Noise_IKpsk2)"
+        const char *mode = d->keys.pattern == NOISE_PATTERN_IKPSK2 ? "identity mode (Noise_IKpsk2)"
                                                               : "shared-key mode (Noise_NNpsk0)";
         struct endpoint e = { .len = sizeof(e.addr) };
         char buf[ENDPOINT_STRLEN];
@@ -239,7 +263,7 @@ static void tap_mac_address(struct device *d, uint8_t mac[6]) {
         crypto_generichash_update(&st, (const uint8_t *) c->tap_device, strlen(c->tap_device) + 1);
         crypto_generichash_update(&st, (const uint8_t *) c->addresses,
                                   c->n_addresses * sizeof(c->addresses[0]));
-        crypto_generichash_update(&st, d->static_public, sizeof(d->static_public));
+        crypto_generichash_update(&st, d->keys.static_public, sizeof(d->keys.static_public));
         crypto_generichash_final(&st, h, sizeof(h));
         memcpy(mac, h, 6);
         mac[0] = (uint8_t) ((mac[0] & 0xfc) | 0x02);
@@ -251,26 +275,26 @@ static int setup_keys(struct device *d) {
         size_t off = sizeof(SHADOWMESH_PROLOGUE_LABEL) - 1;
 
         if (config_identity_mode(c)) {
-                d->pattern = NOISE_PATTERN_IKPSK2;
-                memcpy(d->static_private, c->private_key, sizeof(d->static_private));
-                if (noise_public_from_private(d->static_public, d->static_private) < 0)
+                d->keys.pattern = NOISE_PATTERN_IKPSK2;
+                memcpy(d->keys.static_private, c->private_key, sizeof(d->keys.static_private));
+                if (noise_public_from_private(d->keys.static_public, d->keys.static_private) < 0)
                         return -EINVAL;
                 /* The optional shared key fills the psk slot; zeros when absent. */
                 if (c->has_psk)
-                        memcpy(d->psk, c->psk, sizeof(d->psk));
-                cookie_checker_init(&d->cookie_checker, d->static_public);
+                        memcpy(d->keys.psk, c->psk, sizeof(d->keys.psk));
+                cookie_checker_init(&d->keys.cookie_checker, d->keys.static_public);
                 memcpy(d->peer->public_key, c->peer_public_key, sizeof(d->peer->public_key));
                 cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
         } else {
-                d->pattern = NOISE_PATTERN_NNPSK0;
-                memcpy(d->psk, c->psk, sizeof(d->psk));
-                cookie_checker_init(&d->cookie_checker, d->psk);
-                cookie_maker_init(&d->peer->cookie_maker, d->psk);
+                d->keys.pattern = NOISE_PATTERN_NNPSK0;
+                memcpy(d->keys.psk, c->psk, sizeof(d->keys.psk));
+                cookie_checker_init(&d->keys.cookie_checker, d->keys.psk);
+                cookie_maker_init(&d->peer->cookie_maker, d->keys.psk);
         }
-        randombytes_buf(d->own_initiation_key, sizeof(d->own_initiation_key));
+        randombytes_buf(d->keys.own_initiation_key, sizeof(d->keys.own_initiation_key));
         keys_network_id(c->has_psk ? c->psk : NULL, network_id);
-        memcpy(d->prologue, SHADOWMESH_PROLOGUE_LABEL, off);
-        memcpy(d->prologue + off, network_id, NETWORK_ID_LEN);
+        memcpy(d->keys.prologue, SHADOWMESH_PROLOGUE_LABEL, off);
+        memcpy(d->keys.prologue + off, network_id, NETWORK_ID_LEN);
         return 0;
 }
 
@@ -296,7 +320,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         d->dp.hs_queue = calloc(MAX_QUEUED_HANDSHAKES, sizeof(*d->dp.hs_queue));
         if (!d->dp.hs_queue)
                 return log_error_errno(ENOMEM, "out of memory");
-        if (ratelimit_new(&d->dp.rx_ratelimit) < 0 || ratelimit_new(&d->handshake_ratelimit) < 0 ||
+        if (ratelimit_new(&d->dp.rx_ratelimit) < 0 || ratelimit_new(&d->keys.ratelimit) < 0 ||
             credit_new(&d->dp.rx_credit) < 0)
                 return log_error_errno(ENOMEM, "out of memory");
 
@@ -305,6 +329,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         r = open_socket(d);
         if (r < 0)
                 return r;
+        d->sender = (struct sender){ .fd = d->udp_fd, .stats = &d->dp.stats };
 
         if (config->peer_host) {
                 struct endpoint e;
@@ -418,10 +443,9 @@ int device_new(struct config *config, const char *instance, struct device **ret)
          * start-up; a STUN server or relay that cannot be reached is a warning, not a failure. */
         snprintf(d->nat_type, sizeof(d->nat_type), "unknown");
         if (config->relay_enabled && config->relay_host) {
-                r = relay_client_new(d, config->relay_host, config->relay_port, &d->relay);
+                r = manager_relay_start(d, config->relay_host, config->relay_port);
                 if (r < 0)
                         return log_error_errno(r, "starting the relay client: %m");
-                d->nat_keepalive = true;
         }
         if (config->nat_enabled && config->stun_host) {
                 r = netcheck_startup(d);
@@ -451,7 +475,7 @@ int device_run(struct device *d) {
         int r;
 
         if (d->peer->static_endpoint)
-                timers_want_handshake(d, now_ns());
+                report_timers(d, timers_want_handshake(&d->keys, &d->sender, d->peer, now_ns()));
         r = sd_event_loop(d->event);
         if (r == -EEXIST || r == -EACCES)
                 return r; /* logged by bus.c */
@@ -488,13 +512,13 @@ struct device *device_free(struct device *d) {
         d->udp_fd = safe_close(d->udp_fd);
 
         d->peer = peer_free(d->peer); /* the threads are gone: its key pairs go at once */
-        cookie_checker_wipe(&d->cookie_checker);
-        sodium_memzero(d->static_private, sizeof(d->static_private));
-        sodium_memzero(d->psk, sizeof(d->psk));
-        sodium_memzero(d->own_initiation_key, sizeof(d->own_initiation_key));
+        cookie_checker_wipe(&d->keys.cookie_checker);
+        sodium_memzero(d->keys.static_private, sizeof(d->keys.static_private));
+        sodium_memzero(d->keys.psk, sizeof(d->keys.psk));
+        sodium_memzero(d->keys.own_initiation_key, sizeof(d->keys.own_initiation_key));
         d->dp.rx_ratelimit = ratelimit_free(d->dp.rx_ratelimit);
         d->dp.rx_credit = credit_free(d->dp.rx_credit);
-        d->handshake_ratelimit = ratelimit_free(d->handshake_ratelimit);
+        d->keys.ratelimit = ratelimit_free(d->keys.ratelimit);
         if (d->dp.hs_queue) {
                 sodium_memzero(d->dp.hs_queue, MAX_QUEUED_HANDSHAKES * sizeof(*d->dp.hs_queue));
                 free(d->dp.hs_queue);

@@ -20,8 +20,10 @@
 #include "config.h"
 #include "cookie.h"
 #include "datapath.h"
+#include "handshake.h"
 #include "messages.h"
 #include "noise.h"
+#include "path.h"
 #include "peer.h"
 #include "state.h"
 #include "tap.h"
@@ -65,18 +67,9 @@ struct device {
         int udp_fd, udp_family;
         uint16_t port;
 
-        /* Keys and derived constants. */
-        enum noise_pattern pattern;
-        uint8_t static_private[NOISE_PUBLIC_KEY_LEN], static_public[NOISE_PUBLIC_KEY_LEN];
-        uint8_t psk[NOISE_PSK_LEN];
-        uint8_t prologue[sizeof(SHADOWMESH_PROLOGUE_LABEL) - 1 + NETWORK_ID_LEN];
-        struct cookie_checker cookie_checker;
-        /* Random per run: keys the tag that marks the timestamps of our own initiations, so a
-         * node knows its own initiation when it comes back (handshake.c). */
-        uint8_t own_initiation_key[32];
-        /* Per-source buckets under load after mac2 (the control loop's; the rx thread has its
-         * own before the queue, in dp). */
-        struct ratelimit *handshake_ratelimit;
+        /* Keys and derived constants (handshake.c), and how the control loop sends (path.c). */
+        struct handshake_keys keys;
+        struct sender sender;
 
         /* The peer table: one peer today, reached through this pointer so that the mesh can
          * add more. */

@@ -9,6 +9,7 @@
 #include "handshake.h"
 #include "log.h"
 #include "manager.h"
+#include "path.h"
 #include "relay-client.h"
 #include "resolve.h"
 #include "timers.h"
@@ -92,28 +93,17 @@ static void update_instance_state(struct device *d) {
 }
 
 void manager_peer_event(struct device *d, enum tunnel_event event, const char *reason, ...) {
-        struct peer *p = d->peer;
-        enum tunnel_state next;
+        va_list ap;
         bool changed;
 
-        next = tunnel_state_next(p->state, event, &changed);
-        if (!changed || next == p->state)
-                return;
-        log_debug("peer: %s --%s--> %s", tunnel_state_to_string(p->state),
-                  tunnel_event_to_string(event), tunnel_state_to_string(next));
-        if (next == TUNNEL_FAILED) {
-                va_list ap;
+        va_start(ap, reason);
+        changed = peer_eventv(d->peer, event, reason, ap);
+        va_end(ap);
+        if (changed)
+                manager_peer_changed(d);
+}
 
-                snprintf(p->failure_reason, sizeof(p->failure_reason), "%s",
-                         "the handshake did not complete");
-                if (reason) {
-                        va_start(ap, reason);
-                        vsnprintf(p->failure_reason, sizeof(p->failure_reason), reason, ap);
-                        va_end(ap);
-                }
-        } else
-                p->failure_reason[0] = 0;
-        p->state = next;
+void manager_peer_changed(struct device *d) {
         update_instance_state(d);
 }
 
@@ -125,6 +115,71 @@ void manager_session_up(struct device *d) {
 
 void manager_session_lost(struct device *d) {
         manager_peer_event(d, TUNNEL_EVENT_LOST, NULL);
+}
+
+/* Something needs a session with the peer now. */
+static void want_handshake(struct device *d) {
+        if (timers_want_handshake(&d->keys, &d->sender, d->peer, now_ns()) & TIMERS_STATE_CHANGED)
+                manager_peer_changed(d);
+}
+
+/* The relay client's events. Its address is known: the control loop names it in logs, and the
+ * rx thread takes relayed data from there (set once: the data path reads it without a lock). */
+static void on_relay_resolved(void *userdata, const struct endpoint *relay) {
+        struct device *d = userdata;
+
+        d->sender.relay = *relay;
+        if (!atomic_load_explicit(&d->dp.relay_address_set, memory_order_acquire)) {
+                d->dp.relay_address = *relay;
+                atomic_store_explicit(&d->dp.relay_address_set, true, memory_order_release);
+        }
+}
+
+static void on_relay_peer(void *userdata, const struct endpoint *list, size_t n,
+                          const struct endpoint *via) {
+        char text[(RELAY_MAX_CANDIDATES + 1) * (ENDPOINT_STRLEN + 2)] = "", buf[ENDPOINT_STRLEN];
+        struct device *d = userdata;
+        struct peer *p = d->peer;
+        size_t off = 0;
+
+        for (size_t i = 0; i < n; i++)
+                off += (size_t) snprintf(text + off, sizeof(text) - off, "%s%s", i ? ", " : "",
+                                         endpoint_to_string(&list[i], buf));
+        if (!p->relay_introduced || p->via_relay.relay_slot != via->relay_slot)
+                log_info("relay introduced peer: candidates %s", n ? text : "(none)");
+        path_set_candidates(p, list, n);
+        path_set_relay(&d->sender, p, via);
+
+        /* Someone to talk to and no session: start one (both sides do; handshake.c breaks the
+         * tie). After Disconnect we wait for Connect. */
+        if (tunnel_state_accepts_peer(p->state) && !atomic_load(&p->current)) {
+                manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
+                want_handshake(d);
+        }
+}
+
+int manager_relay_start(struct device *d, const char *host, uint16_t port) {
+        const struct relay_client_node node = {
+                .event = d->event,
+                .family = d->udp_family,
+                .port = d->port,
+                .tap_name = d->tap ? d->tap->name : "",
+                .keys = &d->keys,
+                .psk = d->config->has_psk ? d->keys.psk : NULL,
+                .peer_key = d->peer->public_key,
+                .public_endpoint = &d->public_endpoint_sa,
+                .sender = &d->sender,
+                .on_resolved = on_relay_resolved,
+                .on_peer = on_relay_peer,
+                .userdata = d,
+        };
+        int r;
+
+        r = relay_client_new(&node, host, port, &d->relay);
+        if (r < 0)
+                return r;
+        d->nat_keepalive = true;
+        return 0;
 }
 
 /* Does this node hold an address of its own for the peer (it initiates), or did it wait? */
@@ -148,8 +203,10 @@ void manager_peer_closed(struct device *d, uint32_t key_idx, const struct endpoi
         if (have_peer_address(d)) {
                 /* Usually a restart: retry, the first time soon. */
                 manager_peer_event(d, TUNNEL_EVENT_LOST, NULL);
-                timers_want_handshake_soon(d, now_ns(),
-                                           (uint64_t) CLOSE_FIRST_RETRY_MS * NSEC_PER_MSEC);
+                if (timers_want_handshake_soon(&d->keys, &d->sender, p, now_ns(),
+                                               (uint64_t) CLOSE_FIRST_RETRY_MS * NSEC_PER_MSEC) &
+                    TIMERS_STATE_CHANGED)
+                        manager_peer_changed(d);
         } else {
                 struct endpoint none = {};
 
@@ -163,7 +220,7 @@ void manager_peer_closed(struct device *d, uint32_t key_idx, const struct endpoi
 
 /* Tell the peer we are leaving, if there is a session to say it on. */
 static void send_close(struct device *d) {
-        int r = handshake_send_close(d);
+        int r = handshake_send_close(&d->sender, d->peer);
 
         if (r >= 0)
                 log_info("sent the peer a closing message");
@@ -228,7 +285,7 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
         endpoint_to_string(result, buf);
         log_peer_info(d->peer->address, buf, "connecting to %s (%s)", buf, d->peer->address);
         bus_emit_changed(d, "Endpoint", NULL);
-        timers_want_handshake(d, now_ns());
+        want_handshake(d);
 }
 
 int manager_connect(struct device *d, const char *peer, const uint8_t *public_key,
@@ -263,11 +320,10 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
                         return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
                                                  "Option 'relay_server' is not host[:port]: '%s'",
                                                  relay_server);
-                r = relay_client_new(d, rhost, rport, &d->relay);
+                r = manager_relay_start(d, rhost, rport);
                 if (r < 0)
                         return sd_bus_error_set_errnof(error, -r, "Cannot start the relay "
                                                                   "client: %m");
-                d->nat_keepalive = true;
         }
         if (!*peer && !d->relay)
                 return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidPeer",
@@ -305,7 +361,7 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
                 manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
                 relay_client_refresh(d->relay);
                 if (d->peer->relay_introduced)
-                        timers_want_handshake(d, now_ns());
+                        want_handshake(d);
                 return 0;
         }
 

@@ -53,6 +53,10 @@ int manager_connect_plain(struct device *d, const char *peer, uint32_t timeout_s
 int manager_disconnect_plain(struct device *d, struct manager_error *ret_error);
 /* w stops waiting (its client went away, or the API shuts down); it is not called. */
 void manager_forget_waiter(struct device *d, struct manager_waiter *w);
+/* The peer's state moved (peer_event): the instance's follows, and is reported. */
+void manager_peer_changed(struct device *d);
+/* Start the relay client d->relay with host:port (it reports to this module). */
+int manager_relay_start(struct device *d, const char *host, uint16_t port);
 /* A session is usable in both directions (initiator: response consumed; responder: first
  * data on the new key pair). */
 void manager_session_up(struct device *d);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <sched.h>
 #include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 #include "log.h"
 #include "peer.h"
@@ -171,4 +173,59 @@ void peer_clear_keys(struct peer *p) {
         peer_retire_keypair(p, atomic_exchange(&p->previous, NULL));
         noise_handshake_wipe(&p->handshake);
         p->handshake_state = HANDSHAKE_ZEROED;
+}
+
+void peer_install_current(struct peer *p, struct keypair *kp) {
+        struct keypair *old_prev = atomic_load(&p->previous), *old_cur = atomic_load(&p->current);
+
+        atomic_store(&p->previous, old_cur);
+        atomic_store(&p->current, kp);
+        peer_retire_keypair(p, old_prev);
+}
+
+bool peer_confirm_next(struct peer *p) {
+        struct keypair *kp;
+
+        if (!atomic_load(&p->next))
+                return false;
+        if (!peer_retire_room(p, 1)) {
+                /* Try again on the next wake-up or tick; data on next keeps arriving meanwhile. */
+                atomic_store(&p->next_confirmed, true);
+                return false;
+        }
+        kp = atomic_exchange(&p->next, NULL);
+        if (!kp)
+                return false;
+        peer_install_current(p, kp);
+        return true;
+}
+
+bool peer_eventv(struct peer *p, enum tunnel_event event, const char *reason, va_list ap) {
+        enum tunnel_state next;
+        bool changed;
+
+        next = tunnel_state_next(p->state, event, &changed);
+        if (!changed || next == p->state)
+                return false;
+        log_debug("peer: %s --%s--> %s", tunnel_state_to_string(p->state),
+                  tunnel_event_to_string(event), tunnel_state_to_string(next));
+        if (next == TUNNEL_FAILED) {
+                snprintf(p->failure_reason, sizeof(p->failure_reason), "%s",
+                         "the handshake did not complete");
+                if (reason)
+                        vsnprintf(p->failure_reason, sizeof(p->failure_reason), reason, ap);
+        } else
+                p->failure_reason[0] = 0;
+        p->state = next;
+        return true;
+}
+
+bool peer_event(struct peer *p, enum tunnel_event event, const char *reason, ...) {
+        va_list ap;
+        bool changed;
+
+        va_start(ap, reason);
+        changed = peer_eventv(p, event, reason, ap);
+        va_end(ap);
+        return changed;
 }

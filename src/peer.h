@@ -13,6 +13,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -128,3 +129,15 @@ bool peer_retire_room(struct peer *p, size_t n);
 /* Drop every key pair and the handshake in flight (closing, Disconnect, REJECT_AFTER_TIME * 3
  * without a handshake). */
 void peer_clear_keys(struct peer *p);
+/* A new key pair becomes current; current becomes previous, and the old previous retires. */
+void peer_install_current(struct peer *p, struct keypair *kp);
+/* The responder's next key pair carried data: make it current. true when it did (the session
+ * is up: the caller reports it); put off (next_confirmed set again) without retirement room. */
+bool peer_confirm_next(struct peer *p);
+
+/* Feed an event to the peer's state machine (state.c's table). reason (printf format, may be
+ * NULL) is kept as failure_reason when the event leads to `failed`. true when the state
+ * changed: the caller reports it (manager_peer_changed), as the instance's state follows. */
+_printf_(3, 4) bool peer_event(struct peer *p, enum tunnel_event event, const char *reason, ...);
+_printf_(3, 0) bool peer_eventv(struct peer *p, enum tunnel_event event, const char *reason,
+                                va_list ap);

@@ -130,15 +130,15 @@ static int apply_relay(struct device *d, const struct config *new) {
         int r;
 
         d->relay = relay_client_free(d->relay);
+        d->sender.relay = (struct endpoint){};
         d->peer->relay_introduced = false;
         if (!new->relay_enabled || !new->relay_host) {
                 log_info("reload: no relay");
                 return 0;
         }
-        r = relay_client_new(d, new->relay_host, new->relay_port, &d->relay);
+        r = manager_relay_start(d, new->relay_host, new->relay_port);
         if (r < 0)
                 return log_error_errno(r, "reload: starting the relay client: %m");
-        d->nat_keepalive = true;
         log_info("reload: relay %s:%u", new->relay_host, new->relay_port);
         return 0;
 }

@@ -121,13 +121,13 @@ static void control_step(struct device *d) {
         for (; tail != head; tail++) {
                 const struct queued_handshake *q = &d->dp.hs_queue[tail % MAX_QUEUED_HANDSHAKES];
                 if (q->kind == QUEUED_MESSAGE)
-                        handshake_process(d, q, false);
+                        handshake_process(&d->keys, &d->sender, d->peer, q, false);
                 atomic_store_explicit(&d->dp.hs_tail, tail + 1, memory_order_release);
                 if (d->peer->n_retired > max_retired)
                         max_retired = d->peer->n_retired;
         }
         if (atomic_exchange(&d->peer->next_confirmed, false))
-                handshake_confirm_next(d);
+                peer_confirm_next(d->peer);
         if (d->peer->n_retired > max_retired)
                 max_retired = d->peer->n_retired;
         atomic_store(&d->peer->want_handshake, false);
@@ -176,7 +176,7 @@ static void test_rekey_storm(void) {
         if (pthread_create(&traffic, NULL, traffic_main, &t) != 0)
                 abort();
         /* A first session, and frames flowing on it, before the storm. */
-        CHECK_EQ_INT(handshake_send_initiation(a.d), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
         CHECK(step_until(&a, &b, &a.d->dp.stats.handshakes, 0));
         CHECK(step_until(&a, &b, &a.d->dp.stats.rx_packets, 0));
         CHECK(step_until(&a, &b, &b.d->dp.stats.rx_packets, 0));
@@ -189,7 +189,8 @@ static void test_rekey_storm(void) {
                  * test here: let every initiation be a fresh one. */
                 res->d->peer->last_initiation_consumed_ns = 0;
                 memset(res->d->peer->last_timestamp, 0, sizeof(res->d->peer->last_timestamp));
-                CHECK_EQ_INT(handshake_send_initiation(ini->d), 0);
+                CHECK_EQ_INT(
+                        handshake_send_initiation(&ini->d->keys, &ini->d->sender, ini->d->peer), 0);
                 attempted++;
                 if (step_until(&a, &b, &ini->d->dp.stats.handshakes, before))
                         done++;
@@ -320,7 +321,7 @@ static void test_tx_waits_outside_batch(void) {
         peer_set_endpoint(a.d->peer, &b.addr);
         attach(&a, "smwaita");
         attach(&b, "smwaitb");
-        CHECK_EQ_INT(handshake_send_initiation(a.d), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
         CHECK(step_until(&a, &b, &a.d->dp.stats.handshakes, 0));
 
         /* Now make the socket block: about nothing leaves lo, and a's buffer is tiny. */

@@ -90,12 +90,12 @@ static const uint8_t zero_ts[NOISE_TIMESTAMP_LEN];
 static bool handshake(struct node *a, struct node *b, struct queued_handshake *ret_init) {
         struct queued_handshake q;
 
-        CHECK_EQ_INT(handshake_send_initiation(a->d), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&a->d->keys, &a->d->sender, a->d->peer), 0);
         CHECK(recv_type(b->d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, ret_init));
-        handshake_process(b->d, ret_init, false);
+        handshake_process(&b->d->keys, &b->d->sender, b->d->peer, ret_init, false);
         if (!recv_type(a->d->udp_fd, MESSAGE_HANDSHAKE_RESPONSE, &q))
                 return false;
-        handshake_process(a->d, &q, false);
+        handshake_process(&a->d->keys, &a->d->sender, a->d->peer, &q, false);
         return true;
 }
 
@@ -114,13 +114,13 @@ static void test_reflection(void) {
         peer_set_endpoint(a.d->peer, &b.addr);
 
         /* In flight: A's initiation comes back (from the reflector's address). */
-        CHECK_EQ_INT(handshake_send_initiation(a.d), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
         CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &init));
         memcpy(e_pub, &a.d->peer->handshake.e_pub, 32);
         idx = a.d->peer->handshake_index;
         q = init;
         q.from = x.addr;
-        handshake_process(a.d, &q, false);
+        handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
         CHECK_EQ_INT(STAT(&a, rx_reflected), 1);
         CHECK_EQ_INT(a.d->peer->handshake_state, HANDSHAKE_CREATED_INITIATION);
         CHECK_MEM(&a.d->peer->handshake.e_pub, e_pub, 32);
@@ -131,15 +131,15 @@ static void test_reflection(void) {
         CHECK(nothing_sent(xfd));
         /* The same from the real peer's address, or the reflector as A's peer: no difference. */
         q.from = b.addr;
-        handshake_process(a.d, &q, false);
+        handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
         CHECK_EQ_INT(STAT(&a, rx_reflected), 2);
         CHECK(atomic_load(&a.d->peer->next) == NULL);
         CHECK(nothing_sent(b.d->udp_fd));
 
         /* The handshake in flight still completes with the real peer. */
-        handshake_process(b.d, &init, false);
+        handshake_process(&b.d->keys, &b.d->sender, b.d->peer, &init, false);
         CHECK(recv_type(a.d->udp_fd, MESSAGE_HANDSHAKE_RESPONSE, &q));
-        handshake_process(a.d, &q, false);
+        handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
         cur = atomic_load(&a.d->peer->current);
         CHECK(cur != NULL);
         CHECK_EQ_INT(STAT(&a, handshakes), 1);
@@ -147,7 +147,7 @@ static void test_reflection(void) {
         /* Finished: the same initiation, sent back later, changes nothing either. */
         q = init;
         q.from = x.addr;
-        handshake_process(a.d, &q, false);
+        handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
         CHECK_EQ_INT(STAT(&a, rx_reflected), 3);
         CHECK(atomic_load(&a.d->peer->current) == cur);
         CHECK(atomic_load(&a.d->peer->next) == NULL);
@@ -159,21 +159,21 @@ static void test_reflection(void) {
         /* The peer's own initiation is still accepted (the tunnel is not kept down), and sets
          * last_timestamp to the peer's timestamp. */
         drain(a.d->udp_fd);
-        CHECK_EQ_INT(handshake_send_initiation(b.d), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&b.d->keys, &b.d->sender, b.d->peer), 0);
         CHECK(recv_type(a.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &q));
-        handshake_process(a.d, &q, false);
+        handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
         CHECK(atomic_load(&a.d->peer->next) != NULL);
         CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_RESPONSE, &q));
         CHECK(memcmp(a.d->peer->last_timestamp, zero_ts, sizeof(zero_ts)) != 0);
         memcpy(ts_b, a.d->peer->last_timestamp, sizeof(ts_b));
-        CHECK(!handshake_is_own_timestamp(a.d, ts_b));
-        CHECK(handshake_is_own_timestamp(b.d, ts_b));
+        CHECK(!handshake_is_own_timestamp(&a.d->keys, ts_b));
+        CHECK(handshake_is_own_timestamp(&b.d->keys, ts_b));
         CHECK_EQ_INT(STAT(&a, rx_reflected), 3);
 
         /* And an old initiation of A's, sent back now, still changes nothing. */
         q = init;
         q.from = x.addr;
-        handshake_process(a.d, &q, false);
+        handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
         CHECK_EQ_INT(STAT(&a, rx_reflected), 4);
         CHECK_MEM(a.d->peer->last_timestamp, ts_b, sizeof(ts_b));
         CHECK(endpoint_is(&a, &b.addr));
@@ -198,11 +198,11 @@ static void test_own_tag(void) {
                 /* The tag takes bits tai64n.c leaves zero, and only those. */
                 uint32_t before = get_be32(ts + 8);
                 CHECK_EQ_INT(before & 0xffffff, 0);
-                handshake_mark_own_timestamp(a.d, ts);
+                handshake_mark_own_timestamp(&a.d->keys, ts);
                 CHECK_EQ_INT(get_be32(ts + 8) & ~UINT32_C(0x7fffff), before);
                 CHECK(get_be32(ts + 8) < 1000000000u);
-                CHECK(handshake_is_own_timestamp(a.d, ts));
-                foreign += handshake_is_own_timestamp(b.d, ts);
+                CHECK(handshake_is_own_timestamp(&a.d->keys, ts));
+                foreign += handshake_is_own_timestamp(&b.d->keys, ts);
                 t.tv_nsec = 0;
                 t.tv_sec++;
                 tai64n_from_timespec(later, &t);
@@ -224,19 +224,19 @@ static void test_ratelimit_after_mac2(void) {
         node_new(&b, false, psk, NULL, NULL);
         peer_set_endpoint(a.d->peer, &b.addr);
 
-        CHECK_EQ_INT(handshake_send_initiation(a.d), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
         CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &q));
-        handshake_process(b.d, &q, true);
+        handshake_process(&b.d->keys, &b.d->sender, b.d->peer, &q, true);
         CHECK_EQ_INT(STAT(&b, cookies_sent), 1);
         CHECK_EQ_INT(STAT(&b, rx_handshake_ratelimited), 0);
         CHECK(recv_type(a.d->udp_fd, MESSAGE_HANDSHAKE_COOKIE, &q));
-        handshake_process(a.d, &q, false);
+        handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
 
         /* With the cookie, A's initiation carries mac2; sent ten times at once. */
-        CHECK_EQ_INT(handshake_send_initiation(a.d), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
         CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &q));
         for (unsigned i = 0; i < 10; i++)
-                handshake_process(b.d, &q, true);
+                handshake_process(&b.d->keys, &b.d->sender, b.d->peer, &q, true);
         CHECK_EQ_INT(STAT(&b, cookies_sent), 1);
         CHECK_EQ_INT(STAT(&b, handshakes), 1);
         /* The first was taken; the rest of the burst reached the replay check; then no more
@@ -249,7 +249,7 @@ static void test_ratelimit_after_mac2(void) {
         /* Not under load: no limit (the replay check is what stops these). */
         uint64_t limited = STAT(&b, rx_handshake_ratelimited);
         for (unsigned i = 0; i < 10; i++)
-                handshake_process(b.d, &q, false);
+                handshake_process(&b.d->keys, &b.d->sender, b.d->peer, &q, false);
         CHECK_EQ_INT(STAT(&b, rx_handshake_ratelimited), limited);
         node_free(&a);
         node_free(&b);
@@ -271,9 +271,9 @@ static void test_identity_stranger(void) {
         peer_set_endpoint(c.d->peer, &b.addr);
         peer_set_endpoint(a.d->peer, &b.addr);
 
-        CHECK_EQ_INT(handshake_send_initiation(c.d), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&c.d->keys, &c.d->sender, c.d->peer), 0);
         CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &q));
-        handshake_process(b.d, &q, false);
+        handshake_process(&b.d->keys, &b.d->sender, b.d->peer, &q, false);
         CHECK_EQ_INT(STAT(&b, rx_handshake_failed), 1);
         CHECK_EQ_INT(STAT(&b, handshakes), 0);
         CHECK(atomic_load(&b.d->peer->next) == NULL);
@@ -328,7 +328,7 @@ static void test_retirement_room(void) {
                 drain(a.d->udp_fd);
                 drain(b.d->udp_fd);
                 if (handshake(&a, &b, &init))
-                        handshake_confirm_next(b.d); /* as if the keepalive came on next */
+                        peer_confirm_next(b.d->peer); /* as if the keepalive came on next */
                 else
                         deferred++;
                 CHECK(b.d->peer->n_retired <= MAX_RETIRED_KEYPAIRS);
