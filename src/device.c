@@ -158,6 +158,21 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_source_set_time_relative(s, TIMERS_TICK_NSEC / 1000);
 }
 
+/* Our address changed (addrwatch.c): one authenticated packet to the peer from wherever
+ * routing sends it now, and (first) a registration with the relay from there. */
+static int announce_address(void *userdata, bool first) {
+        struct device *d = userdata;
+        struct peer *p = d->peer;
+
+        if (first)
+                relay_client_refresh(d->relay);
+        if (atomic_load(&p->current))
+                return path_send_keepalive(&d->sender, p);
+        if (p->handshake_attempts_started_ns != 0) /* timers.c rule 1 is retrying */
+                return handshake_send_initiation(&d->keys, &d->sender, p);
+        return 0; /* no session and none under way: the next frame starts one from here */
+}
+
 static int on_usr1(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         device_log_stats(userdata);
         return 0;
@@ -455,7 +470,8 @@ int device_new(struct config *config, const char *instance, struct device **ret)
 
         /* Roaming: follow our own address changes. Not fatal: without the watcher a send from
          * a vanished address still recovers, only later. */
-        r = addrwatch_new(d, &d->addrwatch);
+        r = addrwatch_new(d->event, d->udp_fd, d->tap->ifindex, d->peer, announce_address, d,
+                          &d->addrwatch);
         if (r < 0)
                 log_warning_errno(r, "cannot watch the host's addresses (roaming will be slower): "
                                      "%m");
