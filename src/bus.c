@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "bus.h"
+#include "relay-client.h"
 #include "reload.h"
 #include "config.h"
 #include "device.h"
@@ -552,9 +553,87 @@ void bus_reply_connect(struct device *d, const char *error, const char *fmt, ...
         sd_bus_message_unref(m);
 }
 
+/* NetCheck(): netcheck.c runs the checks; the reply is built here from its report. */
+static int append_str(sd_bus_message *m, const char *key, const char *value) {
+        return sd_bus_message_append(m, "{sv}", key, "s", value);
+}
+
+static void netcheck_reply(struct device *d, sd_bus_message *request,
+                           const struct netcheck_report *rep) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char buf[ENDPOINT_STRLEN] = "";
+        int r;
+
+        if (rep->has_public)
+                endpoint_to_string(&rep->public_endpoint, buf);
+        r = sd_bus_message_new_method_return(request, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r >= 0)
+                r = append_str(reply, "PublicEndpoint", buf);
+        if (r >= 0)
+                r = append_str(reply, "NatType", rep->nat_type);
+        if (r >= 0)
+                r = append_str(reply, "NatMapping", nat_mapping_to_string(rep->mapping));
+        if (r >= 0)
+                r = append_str(reply, "NatFiltering", nat_filtering_to_string(rep->filtering));
+        if (r >= 0)
+                r = append_str(reply, "StunServer", rep->stun_server);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "StunRttUsec", "t", rep->stun_rtt_usec);
+        if (r >= 0)
+                r = append_str(reply, "StunError", rep->stun_error);
+        if (r >= 0)
+                r = append_str(reply, "Relay", d->config->relay_host ? relay_client_name(d->relay)
+                                                                     : "");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "RelayReachable", "b",
+                                          (int) rep->relay_reachable);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "RelayRttUsec", "t",
+                                          rep->relay_rtt_usec);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "RelayRegistered", "b",
+                                          (int) relay_client_registered(d->relay));
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                (void) sd_bus_send(NULL, reply, NULL);
+        else
+                (void) sd_bus_reply_method_errorf(request, SD_BUS_ERROR_FAILED,
+                                                  "Cannot build the reply: %s", strerror(-r));
+}
+
+static void on_netcheck_done(struct netcheck_run *run, void *userdata) {
+        struct device *d = userdata;
+        struct netcheck_report rep;
+
+        netcheck_report(run, &rep);
+        netcheck_reply(d, d->netcheck_request, &rep);
+        d->netcheck_request = sd_bus_message_unref(d->netcheck_request);
+        d->netcheck_api = netcheck_free(run);
+}
+
 static int do_netcheck(sd_bus_message *m, struct device *d, bool root, sd_bus_error *error) {
-        int r = netcheck_api_start(d, m, error);
-        return r < 0 ? r : 0; /* replied to when the checks are done */
+        const struct config *c = d->config;
+        int r;
+
+        if (d->netcheck_api)
+                return sd_bus_error_set(error, BUS_ERROR_PREFIX "InProgress",
+                                        "A NetCheck is already running");
+        if (!c->stun_host && !c->relay_host)
+                return sd_bus_error_set(error, BUS_ERROR_PREFIX "NoStunServer",
+                                        "No STUN server configured (nat.stun_server or "
+                                        "relay.server)");
+        d->netcheck_request = sd_bus_message_ref(m);
+        r = netcheck_start(&d->netcheck_socket, c->stun_host ? c->stun_host : c->relay_host,
+                           c->stun_host ? c->stun_port : c->relay_port, c->relay_host,
+                           c->relay_port, on_netcheck_done, d, &d->netcheck_api);
+        if (r < 0) {
+                d->netcheck_request = sd_bus_message_unref(d->netcheck_request);
+                return sd_bus_error_set_errnof(error, -r, "Cannot start the NAT check: %m");
+        }
+        return 0; /* replied to when the checks are done */
 }
 
 /* NetCheck sends STUN requests from the tunnel's socket (and uses the relay's allowance for
@@ -756,6 +835,11 @@ int bus_open(struct device *d, void (*on_ready)(struct device *d, int r)) {
 void bus_close(struct device *d) {
         if (d->connect_request)
                 bus_reply_connect(d, BUS_ERROR_PREFIX "Cancelled", "The daemon is shutting down");
+        if (d->netcheck_request)
+                (void) sd_bus_reply_method_errorf(d->netcheck_request, BUS_ERROR_PREFIX "Cancelled",
+                                                  "The daemon is shutting down");
+        d->netcheck_request = sd_bus_message_unref(d->netcheck_request);
+        d->netcheck_api = netcheck_free(d->netcheck_api);
         d->bus = sd_bus_flush_close_unref(d->bus);
         free(d->bus_name);
         free(d->bus_path);

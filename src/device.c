@@ -96,7 +96,8 @@ static void dispatch(struct device *d, const struct queued_handshake *q, bool un
                 break;
         }
         if (!q->from.via_relay && stun_is_message(q->data, q->len)) {
-                netcheck_input(d, q);
+                if (!netcheck_input(d->netcheck, q))
+                        (void) netcheck_input(d->netcheck_api, q);
                 return;
         }
         switch (message_classify(q->data, q->len)) {
@@ -171,6 +172,42 @@ static int announce_address(void *userdata, bool first) {
         if (p->handshake_attempts_started_ns != 0) /* timers.c rule 1 is retrying */
                 return handshake_send_initiation(&d->keys, &d->sender, p);
         return 0; /* no session and none under way: the next frame starts one from here */
+}
+
+/* The start-up NAT discovery's findings: PublicEndpoint, NatType, and a new candidate for the
+ * relay. */
+static void on_startup_netcheck(struct netcheck_run *run, void *userdata) {
+        struct device *d = userdata;
+        struct netcheck_report rep;
+        char buf[ENDPOINT_STRLEN];
+
+        netcheck_report(run, &rep);
+        if (rep.stun_failed || !rep.has_result) {
+                log_warning("NAT discovery with %s failed: %s", rep.stun_server, rep.stun_error);
+                return;
+        }
+        snprintf(d->nat_type, sizeof(d->nat_type), "%s", rep.nat_type);
+        if (rep.has_public) {
+                d->public_endpoint_sa = rep.public_endpoint;
+                endpoint_to_string(&d->public_endpoint_sa, buf);
+                snprintf(d->public_endpoint, sizeof(d->public_endpoint), "%s", buf);
+                log_info("public endpoint %s, NAT type %s (mapping %s, filtering %s)", buf,
+                         d->nat_type, nat_mapping_to_string(rep.mapping),
+                         nat_filtering_to_string(rep.filtering));
+        } else
+                log_warning("no answer from STUN server %s: NAT type %s", rep.stun_server,
+                            d->nat_type);
+        /* Behind any NAT (or not knowing): keep the mapping open on idle sessions. */
+        if (rep.mapping != NAT_MAPPING_NO_NAT)
+                d->nat_keepalive = true;
+        bus_emit_changed(d, "PublicEndpoint", "NatType", NULL);
+        relay_client_refresh(d->relay);
+}
+
+int device_start_netcheck(struct device *d) {
+        d->netcheck = netcheck_free(d->netcheck);
+        return netcheck_start(&d->netcheck_socket, d->config->stun_host, d->config->stun_port, NULL,
+                              0, on_startup_netcheck, d, &d->netcheck);
 }
 
 static int on_usr1(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -399,6 +436,9 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         r = sd_event_new(&d->event);
         if (r < 0)
                 return log_error_errno(r, "sd_event_new: %m");
+        d->netcheck_socket = (struct netcheck_socket){
+                .event = d->event, .fd = d->udp_fd, .family = d->udp_family, .port = d->port
+        };
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGINT);
@@ -463,7 +503,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                         return log_error_errno(r, "starting the relay client: %m");
         }
         if (config->nat_enabled && config->stun_host) {
-                r = netcheck_startup(d);
+                r = device_start_netcheck(d);
                 if (r < 0)
                         log_warning_errno(r, "cannot start NAT discovery: %m");
         }
@@ -507,7 +547,7 @@ struct device *device_free(struct device *d) {
         http_stop(d);
         bus_close(d);
         d->addrwatch = addrwatch_free(d->addrwatch);
-        netcheck_free_all(d);
+        d->netcheck = netcheck_free(d->netcheck);
         d->relay = relay_client_free(d->relay);
         d->resolve = resolve_cancel(d->resolve);
         d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);

@@ -22,6 +22,7 @@
 #include "datapath.h"
 #include "handshake.h"
 #include "messages.h"
+#include "netcheck.h"
 #include "noise.h"
 #include "path.h"
 #include "peer.h"
@@ -79,8 +80,10 @@ struct device {
 
         /* NAT traversal. */
         struct relay_client *relay;         /* relay-client.c; NULL without relay.server */
-        struct netcheck_run *netcheck;      /* netcheck.c: the start-up discovery */
-        struct netcheck_run *netcheck_api;  /* netcheck.c: a NetCheck() call in progress */
+        struct netcheck_socket netcheck_socket; /* where NAT checks run */
+        struct netcheck_run *netcheck;          /* the start-up discovery */
+        struct netcheck_run *netcheck_api;      /* bus.c: a NetCheck() call in progress, */
+        struct sd_bus_message *netcheck_request; /* ... and the call it answers */
         char public_endpoint[ENDPOINT_STRLEN]; /* "" until STUN tells */
         struct endpoint public_endpoint_sa;
         char nat_type[32];                  /* "unknown" until measured */
@@ -96,6 +99,9 @@ int device_new(struct config *config, const char *instance, struct device **ret)
 int device_run(struct device *d);
 struct device *device_free(struct device *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct device *, device_free);
+
+/* (Re)start the NAT discovery against nat.stun_server (at start-up and on reload). */
+int device_start_netcheck(struct device *d);
 
 /* Log the one-line counter summary. */
 void device_log_stats(struct device *d);

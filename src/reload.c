@@ -146,12 +146,12 @@ static int apply_relay(struct device *d, const struct config *new) {
 static void apply_stun(struct device *d) {
         int r;
 
-        netcheck_free_startup(d);
+        d->netcheck = netcheck_free(d->netcheck);
         if (!d->config->nat_enabled || !d->config->stun_host) {
                 log_info("reload: no STUN server");
                 return;
         }
-        r = netcheck_startup(d);
+        r = device_start_netcheck(d);
         if (r < 0)
                 log_warning_errno(r, "reload: cannot start NAT discovery: %m");
         else
