@@ -404,7 +404,7 @@ static int check_peer_options(struct device *d, const uint8_t *public_key,
         if (public_key && (!c->has_peer_public_key ||
                            sodium_memcmp(public_key, c->peer_public_key,
                                          NOISE_PUBLIC_KEY_LEN) != 0))
-                return sd_bus_error_setf(error, BUS_ERROR_PREFIX "PermissionDenied",
+                return sd_bus_error_setf(error, BUS_ERROR_PERMISSION_DENIED,
                                          "Option 'public_key' changes who the peer is: only "
                                          "root may pass a key other than the configured "
                                          "peer.public_key%s",
@@ -414,13 +414,13 @@ static int check_peer_options(struct device *d, const uint8_t *public_key,
                 uint16_t port;
 
                 if (config_parse_host_port(relay_server, RELAY_PORT_DEFAULT, &host, &port) < 0)
-                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
+                        return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENTS,
                                                  "Option 'relay_server' is not host[:port]: "
                                                  "'%s'",
                                                  relay_server);
                 if (!c->relay_host || strcasecmp(host, c->relay_host) != 0 ||
                     port != c->relay_port)
-                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "PermissionDenied",
+                        return sd_bus_error_setf(error, BUS_ERROR_PERMISSION_DENIED,
                                                  "Option 'relay_server' changes who the peer "
                                                  "is: only root may name a relay other than the "
                                                  "configured relay.server%s",
@@ -431,7 +431,41 @@ static int check_peer_options(struct device *d, const uint8_t *public_key,
 
 /* ---- Connect / Disconnect ---- */
 
+/* The one place where the connection logic's -errno becomes a D-Bus error: manager.c's table
+ * names it (shadowmesh/bus-api.h); a plain system error keeps sd-bus's errno name. */
+static int set_error(sd_bus_error *error, int r, const char *message) {
+        const char *name = manager_error_name(r);
+
+        if (name)
+                return sd_bus_error_set(error, name, message);
+        return sd_bus_error_set_errnof(error, -r, "%s", message);
+}
+
+/* A Connect call waiting for the tunnel: manager.c calls its waiter when it is up, or cannot
+ * be; the reply goes then. */
+struct bus_connect {
+        struct manager_waiter waiter; /* first: the waiter is the call */
+        struct device *d;
+        sd_bus_message *request;
+};
+
+static void on_connect_done(struct manager_waiter *w, int error, const char *message) {
+        struct bus_connect *c = (struct bus_connect *) w;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        if (error < 0) {
+                (void) set_error(&e, error, message);
+                (void) sd_bus_reply_method_error(c->request, &e);
+        } else
+                (void) sd_bus_reply_method_return(c->request, NULL);
+        c->d->bus_connect = NULL;
+        sd_bus_message_unref(c->request);
+        free(c);
+}
+
 static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_error *error) {
+        struct bus_connect *c;
+        struct manager_error err;
         uint32_t timeout_sec = CONNECT_TIMEOUT_DEFAULT_SEC;
         uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
         bool have_key = false, relay = false;
@@ -454,14 +488,14 @@ static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_err
                         break;
 #define WANT(sig)                                                                                  \
         if (!contents || strcmp(contents, sig) != 0)                                               \
-                return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",               \
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENTS,               \
                                          "Option '%s' must be of type '%s'", key, sig)
                 if (strcmp(key, "timeout_sec") == 0) {
                         WANT("u");
                         r = sd_bus_message_read(m, "v", "u", &timeout_sec);
                         if (r >= 0 && (timeout_sec == 0 || timeout_sec > CONNECT_TIMEOUT_MAX_SEC))
                                 return sd_bus_error_setf(
-                                        error, BUS_ERROR_PREFIX "InvalidArguments",
+                                        error, BUS_ERROR_INVALID_ARGUMENTS,
                                         "Option 'timeout_sec' must be between 1 and %u",
                                         CONNECT_TIMEOUT_MAX_SEC);
                 } else if (strcmp(key, "public_key") == 0) {
@@ -470,7 +504,7 @@ static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_err
                         r = sd_bus_message_read(m, "v", "s", &s);
                         if (r >= 0 && config_parse_key(s, public_key) < 0)
                                 return sd_bus_error_setf(
-                                        error, BUS_ERROR_PREFIX "InvalidArguments",
+                                        error, BUS_ERROR_INVALID_ARGUMENTS,
                                         "Option 'public_key' is not a key: expected 44 base64 "
                                         "characters or 64 hex digits");
                         have_key = true;
@@ -483,7 +517,7 @@ static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_err
                         WANT("s");
                         r = sd_bus_message_read(m, "v", "s", &relay_server);
                 } else
-                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
+                        return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENTS,
                                                  "Unknown option '%s' (known: timeout_sec, "
                                                  "public_key, relay, relay_server)",
                                                  key);
@@ -492,10 +526,10 @@ static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_err
                         r = sd_bus_message_exit_container(m);
         }
         if (r < 0)
-                return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENTS,
                                          "Malformed arguments: expected (s peer, a{sv} options)");
         if (have_key && d->keys.pattern != NOISE_PATTERN_IKPSK2)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidArguments",
+                return sd_bus_error_set(error, BUS_ERROR_INVALID_ARGUMENTS,
                                         "Option 'public_key' needs identity mode "
                                         "(identity.private_key_file in the configuration)");
         if (relay_server && !*relay_server)
@@ -507,10 +541,30 @@ static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_err
                         return r;
                 }
         }
-        r = manager_connect(d, peer, have_key ? public_key : NULL, timeout_sec, relay,
-                            relay_server, m, error);
+        /* Answered when the tunnel is up, or cannot be (on_connect_done). */
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                sodium_memzero(public_key, sizeof(public_key));
+                return -ENOMEM;
+        }
+        *c = (struct bus_connect){ .waiter.done = on_connect_done, .d = d };
+        r = manager_connect(d,
+                            &(const struct manager_connect_request){
+                                    .peer = peer,
+                                    .public_key = have_key ? public_key : NULL,
+                                    .timeout_sec = timeout_sec,
+                                    .relay = relay,
+                                    .relay_server = relay_server,
+                            },
+                            &c->waiter, &err);
         sodium_memzero(public_key, sizeof(public_key));
-        return r;
+        if (r < 0) {
+                free(c);
+                return set_error(error, r, err.message);
+        }
+        c->request = sd_bus_message_ref(m);
+        d->bus_connect = c;
+        return 0;
 }
 
 static const struct access access_connect = {
@@ -521,9 +575,10 @@ static int method_connect(sd_bus_message *m, void *userdata, sd_bus_error *error
 }
 
 static int do_disconnect(sd_bus_message *m, struct device *d, bool root, sd_bus_error *error) {
-        int r = manager_disconnect(d, error);
+        struct manager_error err;
+        int r = manager_disconnect(d, &err);
         if (r < 0)
-                return r;
+                return set_error(error, r, err.message);
         return sd_bus_reply_method_return(m, NULL);
 }
 
@@ -534,23 +589,11 @@ static int method_disconnect(sd_bus_message *m, void *userdata, sd_bus_error *er
         return authorize(m, userdata, &access_disconnect);
 }
 
-void bus_reply_connect(struct device *d, const char *error, const char *fmt, ...) {
-        sd_bus_message *m = d->connect_request;
-
-        if (!m)
+void bus_cancel_connect(struct device *d) {
+        if (!d->bus_connect)
                 return;
-        d->connect_request = NULL;
-        d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
-        if (error) {
-                char text[512];
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(text, sizeof(text), fmt, ap);
-                va_end(ap);
-                (void) sd_bus_reply_method_errorf(m, error, "%s", text);
-        } else
-                (void) sd_bus_reply_method_return(m, NULL);
-        sd_bus_message_unref(m);
+        manager_forget_waiter(d, &d->bus_connect->waiter);
+        on_connect_done(&d->bus_connect->waiter, -ECANCELED, "The daemon is shutting down");
 }
 
 /* NetCheck(): netcheck.c runs the checks; the reply is built here from its report. */
@@ -619,10 +662,10 @@ static int do_netcheck(sd_bus_message *m, struct device *d, bool root, sd_bus_er
         int r;
 
         if (d->netcheck_api)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "InProgress",
+                return sd_bus_error_set(error, BUS_ERROR_IN_PROGRESS,
                                         "A NetCheck is already running");
         if (!c->stun_host && !c->relay_host)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "NoStunServer",
+                return sd_bus_error_set(error, BUS_ERROR_NO_STUN_SERVER,
                                         "No STUN server configured (nat.stun_server or "
                                         "relay.server)");
         d->netcheck_request = sd_bus_message_ref(m);
@@ -654,9 +697,9 @@ static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
         r = reload_config(d, msg, sizeof(msg));
         if (r == -EBUSY)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "ReloadRefused", msg);
+                return sd_bus_error_set(error, BUS_ERROR_RELOAD_REFUSED, msg);
         if (r < 0)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidConfig", msg);
+                return sd_bus_error_set(error, BUS_ERROR_INVALID_CONFIG, msg);
         log_info("%s (D-Bus Reload)", msg);
         return sd_bus_reply_method_return(m, "s", msg);
 }
@@ -763,20 +806,24 @@ static const sd_bus_vtable log_control_vtable[] = {
 
 /* ---- life cycle ---- */
 
+/* manager.c's PropertiesChanged hook (device.h). */
+static void emit_changed_strv(struct device *d, const char *const *properties) {
+        if (d->bus && d->bus_path)
+                (void) sd_bus_emit_properties_changed_strv(d->bus, d->bus_path, BUS_INTERFACE,
+                                                           (char **) properties);
+}
+
 void bus_emit_changed(struct device *d, const char *property, ...) {
         const char *names[32];
         size_t n = 0;
         va_list ap;
 
-        if (!d->bus || !d->bus_path)
-                return;
         va_start(ap, property);
         for (const char *p = property; p && n < ELEMENTSOF(names) - 1; p = va_arg(ap, const char *))
                 names[n++] = p;
         va_end(ap);
         names[n] = NULL;
-        (void) sd_bus_emit_properties_changed_strv(d->bus, d->bus_path, BUS_INTERFACE,
-                                                   (char **) names);
+        emit_changed_strv(d, names);
 }
 
 static int on_name_acquired(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -829,17 +876,18 @@ int bus_open(struct device *d, void (*on_ready)(struct device *d, int r)) {
                                           log_control_vtable, d)) < 0 ||
             (r = sd_bus_request_name_async(d->bus, NULL, d->bus_name, 0, on_name_acquired, d)) < 0)
                 return log_error_errno(r, "setting up the D-Bus API: %m");
+        d->emit_changed = emit_changed_strv;
         return 0;
 }
 
 void bus_close(struct device *d) {
-        if (d->connect_request)
-                bus_reply_connect(d, BUS_ERROR_PREFIX "Cancelled", "The daemon is shutting down");
+        bus_cancel_connect(d);
         if (d->netcheck_request)
-                (void) sd_bus_reply_method_errorf(d->netcheck_request, BUS_ERROR_PREFIX "Cancelled",
+                (void) sd_bus_reply_method_errorf(d->netcheck_request, BUS_ERROR_CANCELLED,
                                                   "The daemon is shutting down");
         d->netcheck_request = sd_bus_message_unref(d->netcheck_request);
         d->netcheck_api = netcheck_free(d->netcheck_api);
+        d->emit_changed = NULL;
         d->bus = sd_bus_flush_close_unref(d->bus);
         free(d->bus_name);
         free(d->bus_path);

@@ -29,9 +29,8 @@ void bus_close(struct device *d);
 /* PropertiesChanged for these properties (NULL-terminated); a no-op without a bus. */
 void bus_emit_changed(struct device *d, const char *property, ...) __attribute__((sentinel));
 
-/* Reply to the pending Connect (r == 0: success; else error name and message). */
-void bus_reply_connect(struct device *d, const char *error, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+/* The daemon is shutting down: a Connect pending over D-Bus gets Cancelled. */
+void bus_cancel_connect(struct device *d);
 
 /* The instance's label: name escaped as sd_bus_path_encode() does (malloc'd). */
 int bus_label_escape(const char *name, char **ret);

@@ -223,8 +223,7 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         manager_shutdown(d); /* the peer hears of it (closing message) */
         /* Now, not in device_free(): sd-bus closes its connection from an exit handler of the
          * event loop, so a reply queued after the loop ends would never leave. */
-        if (d->connect_request)
-                bus_reply_connect(d, BUS_ERROR_PREFIX "Cancelled", "The daemon is shutting down");
+        bus_cancel_connect(d);
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 

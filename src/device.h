@@ -37,8 +37,9 @@ struct ratelimit;
 struct credit;
 struct relay_client;
 struct netcheck_run;
-struct manager_waiter;
 struct http_server;
+struct bus_connect;
+struct manager_waiter;
 
 struct device {
         struct config *config;
@@ -48,8 +49,7 @@ struct device {
 
         /* Connection management (manager.c). */
         enum tunnel_state state; /* the instance's, from its peers' (state.c) */
-        struct sd_bus_message *connect_request; /* pending Connect, replied to later */
-        struct manager_waiter *connect_waiter;  /* ... or pending for the HTTP API */
+        struct manager_waiter *connect_waiter;  /* the pending Connect's (bus.c's or http.c's) */
         sd_event_source *connect_timeout;
         struct resolve_query *resolve;
 
@@ -59,6 +59,9 @@ struct device {
         gid_t control_gid;
         bool has_control_gid;
         void (*on_bus_ready)(struct device *d, int r);
+        struct bus_connect *bus_connect; /* a Connect call waiting for the tunnel */
+        /* PropertiesChanged for these (NULL-terminated); set by bus_open, NULL without a bus. */
+        void (*emit_changed)(struct device *d, const char *const *properties);
         struct http_server *http; /* http.c: daemon.listen_address's API; NULL: none */
         uint64_t emitted_counters[4];
         uint64_t counters_emitted_ns;

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <systemd/sd-daemon.h>
 
-#include "bus.h"
 #include "handshake.h"
 #include "log.h"
 #include "manager.h"
@@ -49,8 +48,48 @@ const char *manager_failure_reason(const struct device *d) {
         return d->state == TUNNEL_FAILED ? d->peer->failure_reason : "";
 }
 
-/* The pending Connect is over: answer whoever waits for it, D-Bus or a manager_waiter. */
-_printf_(3, 4) static void connect_done(struct device *d, const char *error, const char *fmt, ...) {
+/* PropertiesChanged, through the hook the bus sets (none without a bus). */
+#define properties_changed(d, ...)                                                                 \
+        emit_changed_strv(d, (const char *const[]){ __VA_ARGS__, NULL })
+static void emit_changed_strv(struct device *d, const char *const *properties) {
+        if (d->emit_changed)
+                d->emit_changed(d, properties);
+}
+
+/* The errors manager_connect() and manager_disconnect() return (and a waiter's done() gets),
+ * and their D-Bus names: the one table, for the D-Bus and the HTTP API alike. */
+static const struct {
+        int error;
+        const char *name;
+} error_names[] = {
+        { -EDESTADDRREQ, BUS_ERROR_INVALID_PEER },
+        { -EINVAL, BUS_ERROR_INVALID_ARGUMENTS },
+        { -EISCONN, BUS_ERROR_ALREADY_CONNECTED },
+        { -ENOTCONN, BUS_ERROR_NOT_CONNECTED },
+        { -ETIMEDOUT, BUS_ERROR_HANDSHAKE_TIMEOUT },
+        { -ENETUNREACH, BUS_ERROR_RELAY_UNAVAILABLE },
+        { -ECANCELED, BUS_ERROR_CANCELLED },
+};
+
+const char *manager_error_name(int error) {
+        for (size_t i = 0; i < ELEMENTSOF(error_names); i++)
+                if (error_names[i].error == error)
+                        return error_names[i].name;
+        return NULL;
+}
+
+/* An error for the caller: -errno, with its message in ret_error. */
+_printf_(3, 4) static int fail(struct manager_error *ret_error, int error, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(ret_error->message, sizeof(ret_error->message), fmt, ap);
+        va_end(ap);
+        return error;
+}
+
+/* The pending Connect is over (error 0: the tunnel is up): answer whoever waits for it. */
+_printf_(3, 4) static void connect_done(struct device *d, int error, const char *fmt, ...) {
         struct manager_waiter *w = d->connect_waiter;
         char text[512] = "";
         va_list ap;
@@ -64,10 +103,6 @@ _printf_(3, 4) static void connect_done(struct device *d, const char *error, con
         d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
         if (w)
                 w->done(w, error, text);
-        if (error)
-                bus_reply_connect(d, error, "%s", text);
-        else
-                bus_reply_connect(d, NULL, NULL);
 }
 
 /* The instance's state follows from its peers' (one peer today). */
@@ -80,16 +115,15 @@ static void update_instance_state(struct device *d) {
                   tunnel_state_to_string(state));
         d->state = state;
         manager_notify_status(d);
-        bus_emit_changed(d, "State", "FailureReason", "Path", "Endpoint", "PeerAddress",
-                         "LastHandshake", NULL);
+        properties_changed(d, "State", "FailureReason", "Path", "Endpoint", "PeerAddress",
+                     "LastHandshake");
 
-        if (!d->connect_request && !d->connect_waiter)
+        if (!d->connect_waiter)
                 return;
         if (state == TUNNEL_CONNECTED)
-                connect_done(d, NULL, NULL);
+                connect_done(d, 0, NULL);
         else if (state == TUNNEL_FAILED)
-                connect_done(d, BUS_ERROR_PREFIX "HandshakeTimeout", "%s",
-                             d->peer->failure_reason);
+                connect_done(d, -ETIMEDOUT, "%s", d->peer->failure_reason);
 }
 
 void manager_peer_event(struct device *d, enum tunnel_event event, const char *reason, ...) {
@@ -110,7 +144,7 @@ void manager_peer_changed(struct device *d) {
 void manager_session_up(struct device *d) {
         manager_peer_event(d, TUNNEL_EVENT_HANDSHAKE, NULL);
         /* A new handshake while connected changes LastHandshake only. */
-        bus_emit_changed(d, "LastHandshake", "Endpoint", NULL);
+        properties_changed(d, "LastHandshake", "Endpoint");
 }
 
 void manager_session_lost(struct device *d) {
@@ -215,7 +249,7 @@ void manager_peer_closed(struct device *d, uint32_t key_idx, const struct endpoi
                 p->reported_endpoint = none;
                 manager_peer_event(d, TUNNEL_EVENT_PEER_CLOSED, NULL);
         }
-        bus_emit_changed(d, "Path", "Endpoint", NULL);
+        properties_changed(d, "Path", "Endpoint");
 }
 
 /* Tell the peer we are leaving, if there is a session to say it on. */
@@ -271,8 +305,8 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
                 char *peer = d->peer->address ? strdup(d->peer->address) : NULL;
                 const char *why = gai_error ? gai_strerror(gai_error) : strerror(-r);
                 forget_peer(d);
-                if (d->connect_request || d->connect_waiter)
-                        connect_done(d, BUS_ERROR_PREFIX "InvalidPeer", "Cannot resolve '%s': %s",
+                if (d->connect_waiter)
+                        connect_done(d, -EDESTADDRREQ, "Cannot resolve '%s': %s",
                                      peer ? peer : "", why);
                 log_peer_warning(peer, NULL, "connect: cannot resolve '%s'", peer ? peer : "");
                 manager_peer_event(d, TUNNEL_EVENT_GAVE_UP, "Cannot resolve '%s': %s",
@@ -284,78 +318,78 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
         d->peer->static_endpoint = true;
         endpoint_to_string(result, buf);
         log_peer_info(d->peer->address, buf, "connecting to %s (%s)", buf, d->peer->address);
-        bus_emit_changed(d, "Endpoint", NULL);
+        properties_changed(d, "Endpoint");
         want_handshake(d);
 }
 
-int manager_connect(struct device *d, const char *peer, const uint8_t *public_key,
-                    uint32_t timeout_sec, bool relay, const char *relay_server,
-                    sd_bus_message *m, sd_bus_error *error) {
+int manager_connect(struct device *d, const struct manager_connect_request *req,
+                    struct manager_waiter *w, struct manager_error *ret_error) {
+        const char *peer = req->peer, *relay_server = req->relay_server;
+        uint32_t timeout_sec = req->timeout_sec;
         _cleanup_free_ char *host = NULL;
         uint16_t port;
         int r;
 
-        if (d->connect_request || d->state == TUNNEL_CONNECTING ||
+        if (d->connect_waiter || d->state == TUNNEL_CONNECTING ||
             d->state == TUNNEL_CONNECTED || d->state == TUNNEL_RECONNECTING) {
                 char buf[ENDPOINT_STRLEN];
                 struct endpoint e;
                 peer_get_endpoint(d->peer, &e);
-                return sd_bus_error_setf(error, BUS_ERROR_PREFIX "AlreadyConnected",
-                                         "Already %s %s; call Disconnect first",
+                return fail(ret_error, -EISCONN, "Already %s %s; call Disconnect first",
                                          d->state == TUNNEL_CONNECTED ? "connected to"
                                                                       : "connecting to",
                                          d->peer->address ? d->peer->address
                                                          : endpoint_to_string(&e, buf));
         }
-        if ((relay || relay_server) && !d->relay) {
+        if ((req->relay || relay_server) && !d->relay) {
                 _cleanup_free_ char *rhost = NULL;
                 uint16_t rport;
 
                 if (!relay_server)
-                        return sd_bus_error_set(error, BUS_ERROR_PREFIX "RelayUnavailable",
-                                                "No relay configured: set relay.server or pass "
-                                                "the relay_server option");
+                        return fail(ret_error, -ENETUNREACH,
+                                    "No relay configured: set relay.server or pass the "
+                                    "relay_server option");
                 r = config_parse_host_port(relay_server, RELAY_PORT_DEFAULT, &rhost, &rport);
                 if (r < 0)
-                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
-                                                 "Option 'relay_server' is not host[:port]: '%s'",
-                                                 relay_server);
+                        return fail(ret_error, -EINVAL,
+                                    "Option 'relay_server' is not host[:port]: '%s'",
+                                    relay_server);
                 r = manager_relay_start(d, rhost, rport);
                 if (r < 0)
-                        return sd_bus_error_set_errnof(error, -r, "Cannot start the relay "
-                                                                  "client: %m");
+                        return fail(ret_error, r, "Cannot start the relay client: %s",
+                                    strerror(-r));
         }
         if (!*peer && !d->relay)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidPeer",
-                                        "Peer address is empty: expected host[:port] (an empty "
-                                        "peer needs a relay to introduce it)");
+                return fail(ret_error, -EDESTADDRREQ,
+                            "Peer address is empty: expected host[:port] (an empty peer needs "
+                            "a relay to introduce it)");
         if (*peer) {
                 r = config_parse_host_port(peer, PORT_DEFAULT, &host, &port);
                 if (r < 0)
-                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidPeer",
-                                                 "Peer address '%s' is not valid: expected "
-                                                 "host[:port]",
-                                                 peer);
+                        return fail(ret_error, -EDESTADDRREQ,
+                                    "Peer address '%s' is not valid: expected host[:port]",
+                                    peer);
         }
 
-        if (public_key) {
-                memcpy(d->peer->public_key, public_key, NOISE_PUBLIC_KEY_LEN);
+        if (req->public_key) {
+                memcpy(d->peer->public_key, req->public_key, NOISE_PUBLIC_KEY_LEN);
                 cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
-                relay_client_set_want(d->relay, public_key);
+                relay_client_set_want(d->relay, req->public_key);
         }
-        d->peer->force_relay = relay;
+        d->peer->force_relay = req->relay;
         if (!*peer) {
                 /* Rendezvous: the relay's PEER message starts the handshake. */
-                if (m)
-                        d->connect_request = sd_bus_message_ref(m);
+                d->connect_waiter = w;
                 if (timeout_sec > 0) {
                         r = sd_event_add_time_relative(d->event, &d->connect_timeout,
                                                        CLOCK_BOOTTIME,
                                                        (uint64_t) timeout_sec * USEC_PER_SEC, 0,
                                                        on_connect_timeout, d);
-                        if (r < 0)
-                                return sd_bus_error_set_errnof(error, -r,
-                                                               "Cannot arm the timeout: %m");
+                        if (r < 0) {
+                                d->connect_waiter = NULL;
+                                return fail(ret_error, r, "Cannot arm the timeout: %s",
+                                            strerror(-r));
+                        }
                 }
                 log_info("connect through relay %s requested", relay_client_name(d->relay));
                 manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
@@ -367,14 +401,14 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
 
         d->peer->address = malloc(strlen(host) + 16);
         if (!d->peer->address)
-                return sd_bus_error_set_errno(error, -ENOMEM);
+                return fail(ret_error, -ENOMEM, "%s", strerror(ENOMEM));
         sprintf(d->peer->address, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
 
         r = resolve_start(d->event, host, port, d->udp_family, on_resolved, d, &d->resolve);
         if (r < 0) {
                 free(d->peer->address);
                 d->peer->address = NULL;
-                return sd_bus_error_set_errnof(error, -r, "Cannot start name resolution: %m");
+                return fail(ret_error, r, "Cannot start name resolution: %s", strerror(-r));
         }
         if (timeout_sec > 0) {
                 r = sd_event_add_time_relative(d->event, &d->connect_timeout, CLOCK_BOOTTIME,
@@ -382,64 +416,28 @@ int manager_connect(struct device *d, const char *peer, const uint8_t *public_ke
                                                on_connect_timeout, d);
                 if (r < 0) {
                         forget_peer(d);
-                        return sd_bus_error_set_errnof(error, -r, "Cannot arm the timeout: %m");
+                        return fail(ret_error, r, "Cannot arm the timeout: %s", strerror(-r));
                 }
         }
-        if (m)
-                d->connect_request = sd_bus_message_ref(m);
+        d->connect_waiter = w;
         log_peer_info(d->peer->address, NULL, "connect to %s requested", d->peer->address);
         manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
-        bus_emit_changed(d, "PeerAddress", NULL);
+        properties_changed(d, "PeerAddress");
         return 0;
 }
 
-int manager_disconnect(struct device *d, sd_bus_error *error) {
+int manager_disconnect(struct device *d, struct manager_error *ret_error) {
         /* Nothing to disconnect while waiting either (the prototype's /disconnect said so). */
-        if ((d->state == TUNNEL_DISCONNECTED || d->state == TUNNEL_WAITING) &&
-            !d->connect_request)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "NotConnected",
-                                        "No peer is connected");
-        if (d->connect_request || d->connect_waiter)
-                connect_done(d, BUS_ERROR_PREFIX "Cancelled",
+        if ((d->state == TUNNEL_DISCONNECTED || d->state == TUNNEL_WAITING) && !d->connect_waiter)
+                return fail(ret_error, -ENOTCONN, "No peer is connected");
+        if (d->connect_waiter)
+                connect_done(d, -ECANCELED,
                              "Disconnected before the handshake with %s completed",
                              d->peer->address ? d->peer->address : "the peer");
         send_close(d); /* before forget_peer() wipes the session it is sealed with */
         forget_peer(d);
         log_info("disconnected by request");
         manager_peer_event(d, TUNNEL_EVENT_DISCONNECT, NULL);
-        return 0;
-}
-
-/* ---- the same calls for callers without sd-bus (the HTTP API) ---- */
-
-static int plain_error(int r, sd_bus_error *error, struct manager_error *ret_error) {
-        snprintf(ret_error->name, sizeof(ret_error->name), "%s",
-                 error->name ? error->name : "");
-        snprintf(ret_error->message, sizeof(ret_error->message), "%s",
-                 error->message ? error->message : strerror(-r));
-        sd_bus_error_free(error);
-        return r;
-}
-
-int manager_connect_plain(struct device *d, const char *peer, uint32_t timeout_sec,
-                          struct manager_waiter *w, struct manager_error *ret_error) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r;
-
-        r = manager_connect(d, peer, NULL, timeout_sec, false, NULL, NULL, &error);
-        if (r < 0)
-                return plain_error(r, &error, ret_error);
-        d->connect_waiter = w;
-        return 0;
-}
-
-int manager_disconnect_plain(struct device *d, struct manager_error *ret_error) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r;
-
-        r = manager_disconnect(d, &error);
-        if (r < 0)
-                return plain_error(r, &error, ret_error);
         return 0;
 }
 
@@ -458,18 +456,18 @@ void manager_tick(struct device *d, uint64_t now) {
         };
         struct endpoint e;
 
-        if (!d->bus)
+        if (!d->emit_changed)
                 return;
         if (memcmp(c, d->emitted_counters, sizeof(c)) != 0 &&
             now - d->counters_emitted_ns >= COUNTERS_EMIT_INTERVAL_NSEC) {
                 memcpy(d->emitted_counters, c, sizeof(c));
                 d->counters_emitted_ns = now;
-                bus_emit_changed(d, "RxBytes", "TxBytes", "RxPackets", "TxPackets", NULL);
+                properties_changed(d, "RxBytes", "TxBytes", "RxPackets", "TxPackets");
         }
         /* Roaming happens on the rx thread; report it from here. */
         peer_get_endpoint(d->peer, &e);
         if (!endpoint_equal(&e, &d->emitted_endpoint)) {
                 d->emitted_endpoint = e;
-                bus_emit_changed(d, "Endpoint", NULL);
+                properties_changed(d, "Endpoint");
         }
 }

@@ -103,8 +103,8 @@ static int apply_peer(struct device *d, const struct config *new, char *buf, siz
                 return 0;
         }
         if ((d->state != TUNNEL_DISCONNECTED && d->state != TUNNEL_WAITING) ||
-            d->connect_request || d->connect_waiter) {
-                r = manager_disconnect_plain(d, &err);
+            d->connect_waiter) {
+                r = manager_disconnect(d, &err);
                 if (r < 0) {
                         snprintf(buf, size, "reload: cannot leave the old peer: %s", err.message);
                         return r;
@@ -116,7 +116,8 @@ static int apply_peer(struct device *d, const struct config *new, char *buf, siz
         }
         snprintf(addr, sizeof(addr), strchr(new->peer_host, ':') ? "[%s]:%u" : "%s:%u",
                  new->peer_host, new->peer_port);
-        r = manager_connect_plain(d, addr, 0, NULL, &err);
+        r = manager_connect(d, &(const struct manager_connect_request){ .peer = addr }, NULL,
+                            &err);
         if (r < 0) {
                 snprintf(buf, size, "reload: cannot connect to the new peer %s: %s", addr,
                          err.message);
