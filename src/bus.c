@@ -211,22 +211,6 @@ static int run_authorized(sd_bus_message *m, struct device *d, const struct acce
         return 1;
 }
 
-static const char *control_group_name(const struct device *d) {
-        return d->config->control_group ? d->config->control_group : "netdev";
-}
-
-void bus_resolve_control_group(struct device *d) {
-        const char *name = control_group_name(d);
-        struct group *g = getgrnam(name);
-
-        d->has_control_gid = g != NULL;
-        if (g)
-                d->control_gid = g->gr_gid;
-        else if (d->config->control_group)
-                log_warning("control group '%s' does not exist: only root may connect "
-                            "and disconnect", name);
-}
-
 /* polkit_error: NULL when polkit is not on the bus; else why it did not authorize. */
 static int deny(sd_bus_message *m, struct device *d, const struct access *a,
                 const char *polkit_error) {
@@ -234,13 +218,13 @@ static int deny(sd_bus_message *m, struct device *d, const struct access *a,
                 (void) sd_bus_reply_method_errorf(m, SD_BUS_ERROR_ACCESS_DENIED,
                                                   "Only root and members of group '%s' may %s "
                                                   "this tunnel",
-                                                  control_group_name(d), a->what);
+                                                  device_control_group(d), a->what);
         else
                 (void) sd_bus_reply_method_errorf(m, SD_BUS_ERROR_ACCESS_DENIED,
                                                   "Only root, members of group '%s' and users "
                                                   "polkit authorizes for %s may %s this "
                                                   "tunnel (polkit: %s)",
-                                                  control_group_name(d), a->action, a->what,
+                                                  device_control_group(d), a->action, a->what,
                                                   polkit_error);
         return 1;
 }
@@ -813,19 +797,6 @@ static void emit_changed_strv(struct device *d, const char *const *properties) {
                                                            (char **) properties);
 }
 
-void bus_emit_changed(struct device *d, const char *property, ...) {
-        const char *names[32];
-        size_t n = 0;
-        va_list ap;
-
-        va_start(ap, property);
-        for (const char *p = property; p && n < ELEMENTSOF(names) - 1; p = va_arg(ap, const char *))
-                names[n++] = p;
-        va_end(ap);
-        names[n] = NULL;
-        emit_changed_strv(d, names);
-}
-
 static int on_name_acquired(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct device *d = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(m);
@@ -858,8 +829,6 @@ int bus_open(struct device *d, void (*on_ready)(struct device *d, int r)) {
         if (asprintf(&d->bus_name, BUS_NAME_PREFIX "%s", label) < 0 ||
             asprintf(&d->bus_path, BUS_PATH_PREFIX "/%s", label) < 0)
                 return -ENOMEM;
-
-        bus_resolve_control_group(d);
 
         r = sd_bus_open_system(&d->bus);
         if (r < 0) {

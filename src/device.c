@@ -6,6 +6,7 @@
  * TAP (resolve the peer, bind the port), so a failed start leaves nothing behind.
  */
 #include <arpa/inet.h>
+#include <grp.h>
 #include <netdb.h>
 #include <sched.h>
 #include <signal.h>
@@ -14,24 +15,26 @@
 #include <systemd/sd-daemon.h>
 
 #include "addrwatch.h"
-#include "bus.h"
 #include "caps.h"
 #include "credit.h"
 #include "datapath.h"
 #include "device.h"
 #include "handshake.h"
-#include "http.h"
 #include "keys.h"
 #include "log.h"
-#include "manager.h"
 #include "netcheck.h"
 #include "path.h"
 #include "ratelimit.h"
 #include "relay-client.h"
-#include "reload.h"
 #include "stun.h"
 #include "resolve.h"
 #include "timers.h"
+
+
+void device_emit_changed(struct device *d, const char *const *properties) {
+        if (d->emit_changed)
+                d->emit_changed(d, properties);
+}
 
 /* Come back to on_wake: the queue holds more than one round's share. */
 static void wake_again(struct device *d) {
@@ -62,18 +65,24 @@ void device_log_stats(struct device *d) {
 #undef S
 }
 
+/* Events for the connection logic (manager.c sets the hooks). */
+static void report_session_up(struct device *d) {
+        if (d->events.session_up)
+                d->events.session_up(d);
+}
+
 /* What the timers changed in the peer, reported upward. */
 static void report_timers(struct device *d, unsigned events) {
-        if (events & TIMERS_STATE_CHANGED)
-                manager_peer_changed(d);
+        if ((events & TIMERS_STATE_CHANGED) && d->events.peer_changed)
+                d->events.peer_changed(d);
         if (events & TIMERS_SESSION_UP)
-                manager_session_up(d);
+                report_session_up(d);
 }
 
 /* The peer's endpoint moved (roaming, a probe, a handshake): log it and emit it. */
 static void report_path(struct device *d) {
         if (path_report(&d->sender, d->peer))
-                bus_emit_changed(d, "Path", "Endpoint", NULL);
+                device_properties_changed(d, "Path", "Endpoint");
 }
 
 /* One message the rx thread handed over. */
@@ -87,7 +96,8 @@ static void dispatch(struct device *d, const struct queued_handshake *q, bool un
                 report_path(d);
                 return;
         case QUEUED_CLOSE:
-                manager_peer_closed(d, get_le32(q->data + 4), &q->from);
+                if (d->events.peer_closed)
+                        d->events.peer_closed(d, get_le32(q->data + 4), &q->from);
                 return;
         case QUEUED_UNKNOWN_SESSION:
                 handshake_answer_unknown_session(&d->keys, &d->sender, d->peer, &q->from);
@@ -109,7 +119,7 @@ static void dispatch(struct device *d, const struct queued_handshake *q, bool un
         default:
                 if (handshake_process(&d->keys, &d->sender, d->peer, q, under_load)) {
                         report_path(d);
-                        manager_session_up(d);
+                        report_session_up(d);
                 }
         }
 }
@@ -139,7 +149,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                 wake_again(d);
 
         if (atomic_exchange(&d->peer->next_confirmed, false) && peer_confirm_next(d->peer))
-                manager_session_up(d);
+                report_session_up(d);
         if (atomic_exchange(&d->peer->want_handshake, false))
                 report_timers(d, timers_want_handshake(&d->keys, &d->sender, d->peer, now));
         report_path(d); /* the rx thread may have moved the endpoint (roaming) */
@@ -155,7 +165,8 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         path_tick(&d->sender, d->peer, now, d->nat_keepalive);
         report_path(d);
         relay_client_tick(d->relay, now);
-        manager_tick(d, now);
+        if (d->events.tick)
+                d->events.tick(d, now);
         return sd_event_source_set_time_relative(s, TIMERS_TICK_NSEC / 1000);
 }
 
@@ -200,7 +211,7 @@ static void on_startup_netcheck(struct netcheck_run *run, void *userdata) {
         /* Behind any NAT (or not knowing): keep the mapping open on idle sessions. */
         if (rep.mapping != NAT_MAPPING_NO_NAT)
                 d->nat_keepalive = true;
-        bus_emit_changed(d, "PublicEndpoint", "NatType", NULL);
+        device_properties_changed(d, "PublicEndpoint", "NatType");
         relay_client_refresh(d->relay);
 }
 
@@ -210,31 +221,25 @@ int device_start_netcheck(struct device *d) {
                               0, on_startup_netcheck, d, &d->netcheck);
 }
 
+const char *device_control_group(const struct device *d) {
+        return d->config->control_group ? d->config->control_group : "netdev";
+}
+
+void device_resolve_control_group(struct device *d) {
+        const char *name = device_control_group(d);
+        struct group *g = getgrnam(name);
+
+        d->has_control_gid = g != NULL;
+        if (g)
+                d->control_gid = g->gr_gid;
+        else if (d->config->control_group)
+                log_warning("control group '%s' does not exist: only root may connect "
+                            "and disconnect", name);
+}
+
 static int on_usr1(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         device_log_stats(userdata);
         return 0;
-}
-
-static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        struct device *d = userdata;
-
-        log_info("received %s, shutting down", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-        sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
-        manager_shutdown(d); /* the peer hears of it (closing message) */
-        /* Now, not in device_free(): sd-bus closes its connection from an exit handler of the
-         * event loop, so a reply queued after the loop ends would never leave. */
-        bus_cancel_connect(d);
-        return sd_event_exit(sd_event_source_get_event(s), 0);
-}
-
-/* READY=1 only once the TAP is up and the bus name is ours (or there is no bus at all). */
-static void on_bus_ready(struct device *d, int r) {
-        if (r == -EEXIST || r == -EACCES) {
-                sd_event_exit(d->event, r);
-                return;
-        }
-        sd_notify(false, "READY=1");
-        manager_notify_status(d);
 }
 
 static int open_socket(struct device *d) {
@@ -445,10 +450,8 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         sigaddset(&mask, SIGUSR1);
         sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
-        if ((r = sd_event_add_signal(d->event, NULL, SIGINT, on_exit_signal, d)) < 0 ||
-            (r = sd_event_add_signal(d->event, NULL, SIGTERM, on_exit_signal, d)) < 0 ||
-            (r = sd_event_add_signal(d->event, NULL, SIGUSR1, on_usr1, d)) < 0 ||
-            (r = sd_event_add_signal(d->event, NULL, SIGHUP, reload_on_sighup, d)) < 0 ||
+        /* SIGINT, SIGTERM and SIGHUP are main.c's, for the front ends. */
+        if ((r = sd_event_add_signal(d->event, NULL, SIGUSR1, on_usr1, d)) < 0 ||
             (r = sd_event_add_io(d->event, &d->wake_source, d->dp.wake_fd, EPOLLIN, on_wake, d)) < 0 ||
             (r = sd_event_add_time_relative(d->event, &d->tick_source, CLOCK_BOOTTIME,
                                             TIMERS_TICK_NSEC / 1000, 10 * 1000, on_tick, d)) < 0)
@@ -496,11 +499,6 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         /* NAT traversal: both start with name resolution on a worker thread and never block
          * start-up; a STUN server or relay that cannot be reached is a warning, not a failure. */
         snprintf(d->nat_type, sizeof(d->nat_type), "unknown");
-        if (config->relay_enabled && config->relay_host) {
-                r = manager_relay_start(d, config->relay_host, config->relay_port);
-                if (r < 0)
-                        return log_error_errno(r, "starting the relay client: %m");
-        }
         if (config->nat_enabled && config->stun_host) {
                 r = device_start_netcheck(d);
                 if (r < 0)
@@ -515,12 +513,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                 log_warning_errno(r, "cannot watch the host's addresses (roaming will be slower): "
                                      "%m");
 
-        r = bus_open(d, on_bus_ready);
-        if (r < 0)
-                return r;
-        r = http_start(d); /* after bus_open: it resolves daemon.control_group */
-        if (r < 0)
-                return r;
+        device_resolve_control_group(d);
 
         *ret = TAKE_PTR(d);
         return 0;
@@ -542,9 +535,7 @@ int device_run(struct device *d) {
 struct device *device_free(struct device *d) {
         if (!d)
                 return NULL;
-        /* Reverse order of device_new. */
-        http_stop(d);
-        bus_close(d);
+        /* Reverse order of device_new (main.c stopped the front ends). */
         d->addrwatch = addrwatch_free(d->addrwatch);
         d->netcheck = netcheck_free(d->netcheck);
         d->relay = relay_client_free(d->relay);

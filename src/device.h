@@ -62,6 +62,15 @@ struct device {
         struct bus_connect *bus_connect; /* a Connect call waiting for the tunnel */
         /* PropertiesChanged for these (NULL-terminated); set by bus_open, NULL without a bus. */
         void (*emit_changed)(struct device *d, const char *const *properties);
+        /* What the connection logic (manager.c) hears of the peer; it sets these. */
+        struct {
+                void (*peer_changed)(struct device *d); /* its state moved (peer_event) */
+                void (*session_up)(struct device *d);   /* usable both ways */
+                /* Its authenticated closing message on the session with local index key_idx. */
+                void (*peer_closed)(struct device *d, uint32_t key_idx,
+                                    const struct endpoint *from);
+                void (*tick)(struct device *d, uint64_t now); /* every TIMERS_TICK_NSEC */
+        } events;
         struct http_server *http; /* http.c: daemon.listen_address's API; NULL: none */
         uint64_t emitted_counters[4];
         uint64_t counters_emitted_ns;
@@ -102,6 +111,15 @@ int device_new(struct config *config, const char *instance, struct device **ret)
 int device_run(struct device *d);
 struct device *device_free(struct device *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct device *, device_free);
+
+/* daemon.control_group, or its default "netdev"; look it up again (at start and on reload):
+ * its members may connect and disconnect through the APIs. */
+const char *device_control_group(const struct device *d);
+void device_resolve_control_group(struct device *d);
+/* PropertiesChanged for these properties (NULL-terminated), through emit_changed. */
+void device_emit_changed(struct device *d, const char *const *properties);
+#define device_properties_changed(d, ...)                                                          \
+        device_emit_changed(d, (const char *const[]){ __VA_ARGS__, NULL })
 
 /* (Re)start the NAT discovery against nat.stun_server (at start-up and on reload). */
 int device_start_netcheck(struct device *d);

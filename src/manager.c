@@ -48,13 +48,6 @@ const char *manager_failure_reason(const struct device *d) {
         return d->state == TUNNEL_FAILED ? d->peer->failure_reason : "";
 }
 
-/* PropertiesChanged, through the hook the bus sets (none without a bus). */
-#define properties_changed(d, ...)                                                                 \
-        emit_changed_strv(d, (const char *const[]){ __VA_ARGS__, NULL })
-static void emit_changed_strv(struct device *d, const char *const *properties) {
-        if (d->emit_changed)
-                d->emit_changed(d, properties);
-}
 
 /* The errors manager_connect() and manager_disconnect() return (and a waiter's done() gets),
  * and their D-Bus names: the one table, for the D-Bus and the HTTP API alike. */
@@ -115,7 +108,7 @@ static void update_instance_state(struct device *d) {
                   tunnel_state_to_string(state));
         d->state = state;
         manager_notify_status(d);
-        properties_changed(d, "State", "FailureReason", "Path", "Endpoint", "PeerAddress",
+        device_properties_changed(d, "State", "FailureReason", "Path", "Endpoint", "PeerAddress",
                      "LastHandshake");
 
         if (!d->connect_waiter)
@@ -144,7 +137,7 @@ void manager_peer_changed(struct device *d) {
 void manager_session_up(struct device *d) {
         manager_peer_event(d, TUNNEL_EVENT_HANDSHAKE, NULL);
         /* A new handshake while connected changes LastHandshake only. */
-        properties_changed(d, "LastHandshake", "Endpoint");
+        device_properties_changed(d, "LastHandshake", "Endpoint");
 }
 
 void manager_session_lost(struct device *d) {
@@ -216,6 +209,24 @@ int manager_relay_start(struct device *d, const char *host, uint16_t port) {
         return 0;
 }
 
+int manager_start(struct device *d) {
+        const struct config *c = d->config;
+        int r;
+
+        d->events.peer_changed = manager_peer_changed;
+        d->events.session_up = manager_session_up;
+        d->events.peer_closed = manager_peer_closed;
+        d->events.tick = manager_tick;
+        /* Registration starts with name resolution on a worker thread and never blocks the
+         * start; a relay that cannot be reached is a warning, not a failure. */
+        if (c->relay_enabled && c->relay_host) {
+                r = manager_relay_start(d, c->relay_host, c->relay_port);
+                if (r < 0)
+                        return log_error_errno(r, "starting the relay client: %m");
+        }
+        return 0;
+}
+
 /* Does this node hold an address of its own for the peer (it initiates), or did it wait? */
 static bool have_peer_address(const struct device *d) {
         return d->peer->static_endpoint || d->peer->address || d->peer->relay_introduced;
@@ -249,7 +260,7 @@ void manager_peer_closed(struct device *d, uint32_t key_idx, const struct endpoi
                 p->reported_endpoint = none;
                 manager_peer_event(d, TUNNEL_EVENT_PEER_CLOSED, NULL);
         }
-        properties_changed(d, "Path", "Endpoint");
+        device_properties_changed(d, "Path", "Endpoint");
 }
 
 /* Tell the peer we are leaving, if there is a session to say it on. */
@@ -318,7 +329,7 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
         d->peer->static_endpoint = true;
         endpoint_to_string(result, buf);
         log_peer_info(d->peer->address, buf, "connecting to %s (%s)", buf, d->peer->address);
-        properties_changed(d, "Endpoint");
+        device_properties_changed(d, "Endpoint");
         want_handshake(d);
 }
 
@@ -422,7 +433,7 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
         d->connect_waiter = w;
         log_peer_info(d->peer->address, NULL, "connect to %s requested", d->peer->address);
         manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
-        properties_changed(d, "PeerAddress");
+        device_properties_changed(d, "PeerAddress");
         return 0;
 }
 
@@ -462,12 +473,12 @@ void manager_tick(struct device *d, uint64_t now) {
             now - d->counters_emitted_ns >= COUNTERS_EMIT_INTERVAL_NSEC) {
                 memcpy(d->emitted_counters, c, sizeof(c));
                 d->counters_emitted_ns = now;
-                properties_changed(d, "RxBytes", "TxBytes", "RxPackets", "TxPackets");
+                device_properties_changed(d, "RxBytes", "TxBytes", "RxPackets", "TxPackets");
         }
         /* Roaming happens on the rx thread; report it from here. */
         peer_get_endpoint(d->peer, &e);
         if (!endpoint_equal(&e, &d->emitted_endpoint)) {
                 d->emitted_endpoint = e;
-                properties_changed(d, "Endpoint");
+                device_properties_changed(d, "Endpoint");
         }
 }

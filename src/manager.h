@@ -16,6 +16,10 @@
 #include "device.h"
 #include "shadowmesh/bus-api.h"
 
+/* Take charge of the device's peer: its events come here from now on, and the configured
+ * relay registers. Logged; -errno. */
+int manager_start(struct device *d);
+
 /* Feed an event to the peer's state machine. reason (printf format, may be NULL) is kept as
  * FailureReason when the event leads to `failed`. */
 _printf_(3, 4) void manager_peer_event(struct device *d, enum tunnel_event event,

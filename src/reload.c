@@ -7,7 +7,6 @@
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
 
-#include "bus.h"
 #include "config.h"
 #include "device.h"
 #include "log.h"
@@ -214,9 +213,8 @@ int reload_config(struct device *d, char *buf, size_t size) {
         group = !str_eq(d->config->control_group, new->control_group);
         take_config(d, new);
         if (group) {
-                bus_resolve_control_group(d);
-                log_info("reload: control group %s", d->config->control_group ? d->config->control_group
-                                                                                : "netdev");
+                device_resolve_control_group(d);
+                log_info("reload: control group %s", device_control_group(d));
         }
         if (relay) {
                 r = apply_relay(d, d->config);
