@@ -7,11 +7,9 @@
  * authorizes (CheckAuthorization), all without blocking.
  */
 #include <arpa/inet.h>
-#include <grp.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <systemd/sd-daemon.h>
+#include <systemd/sd-bus.h>
 
 #include "bus.h"
 #include "relay-client.h"
@@ -43,78 +41,130 @@ int bus_label_escape(const char *name, char **ret) {
 
 /* ---- properties ---- */
 
-static int append_property(sd_bus_message *reply, struct device *d, const char *property) {
-        const struct config *c = d->config;
+/* One getter per property: appends its value to reply. */
+typedef int (*property_fn)(sd_bus_message *reply, struct device *d);
+
+static int get_state(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "s", tunnel_state_to_string(d->state));
+}
+
+static int get_failure_reason(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "s", manager_failure_reason(d));
+}
+
+static int get_path(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "s", path_name(d->peer));
+}
+
+static int get_peer_address(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "s", d->peer->address ? d->peer->address : "");
+}
+
+static int get_endpoint(sd_bus_message *reply, struct device *d) {
         char buf[ENDPOINT_STRLEN];
         struct endpoint e;
 
-#define STAT(x) atomic_load_explicit(&d->dp.stats.x, memory_order_relaxed)
-        if (strcmp(property, "State") == 0)
-                return sd_bus_message_append(reply, "s", tunnel_state_to_string(d->state));
-        if (strcmp(property, "FailureReason") == 0)
-                return sd_bus_message_append(reply, "s", manager_failure_reason(d));
-        if (strcmp(property, "Path") == 0)
-                return sd_bus_message_append(reply, "s", path_name(d->peer));
-        if (strcmp(property, "PeerAddress") == 0)
-                return sd_bus_message_append(reply, "s", d->peer->address ? d->peer->address : "");
-        if (strcmp(property, "Endpoint") == 0) {
-                peer_get_endpoint(d->peer, &e);
-                e.via_relay = false; /* a plain address; Path says whether it is the relay */
-                return sd_bus_message_append(reply, "s",
-                                             e.len ? endpoint_to_string(&e, buf) : "");
-        }
-        if (strcmp(property, "PublicEndpoint") == 0)
-                return sd_bus_message_append(reply, "s", d->public_endpoint);
-        if (strcmp(property, "NatType") == 0)
-                return sd_bus_message_append(reply, "s", d->nat_type);
-        if (strcmp(property, "TapDevice") == 0)
-                return sd_bus_message_append(reply, "s", d->tap->name);
-        if (strcmp(property, "LocalAddress") == 0) {
-                int r = sd_bus_message_open_container(reply, 'a', "s");
-                for (size_t i = 0; r >= 0 && i < c->n_addresses; i++) {
-                        char a[INET6_ADDRSTRLEN + 8];
-                        inet_ntop(c->addresses[i].family, &c->addresses[i].addr, a, sizeof(a));
-                        snprintf(a + strlen(a), 8, "/%u", c->addresses[i].prefixlen);
-                        r = sd_bus_message_append(reply, "s", a);
-                }
-                return r < 0 ? r : sd_bus_message_close_container(reply);
-        }
-        if (strcmp(property, "Mtu") == 0)
-                return sd_bus_message_append(reply, "u", d->tap->mtu);
-        if (strcmp(property, "PublicKey") == 0) {
-                char key[45] = "";
-                if (d->keys.pattern == NOISE_PATTERN_IKPSK2)
-                        config_format_key(d->keys.static_public, key);
-                return sd_bus_message_append(reply, "s", key);
-        }
-        if (strcmp(property, "RxBytes") == 0)
-                return sd_bus_message_append(reply, "t", STAT(rx_bytes));
-        if (strcmp(property, "TxBytes") == 0)
-                return sd_bus_message_append(reply, "t", STAT(tx_bytes));
-        if (strcmp(property, "RxPackets") == 0)
-                return sd_bus_message_append(reply, "t", STAT(rx_packets));
-        if (strcmp(property, "TxPackets") == 0)
-                return sd_bus_message_append(reply, "t", STAT(tx_packets));
-        if (strcmp(property, "LastHandshake") == 0)
-                return sd_bus_message_append(reply, "t", d->peer->last_handshake_realtime_us);
-#undef STAT
-        return -ENOENT;
+        peer_get_endpoint(d->peer, &e);
+        e.via_relay = false; /* a plain address; Path says whether it is the relay */
+        return sd_bus_message_append(reply, "s", e.len ? endpoint_to_string(&e, buf) : "");
 }
+
+static int get_public_endpoint(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "s", d->public_endpoint);
+}
+
+static int get_nat_type(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "s", d->nat_type);
+}
+
+static int get_tap_device(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "s", d->tap->name);
+}
+
+static int get_local_address(sd_bus_message *reply, struct device *d) {
+        const struct config *c = d->config;
+        int r = sd_bus_message_open_container(reply, 'a', "s");
+
+        for (size_t i = 0; r >= 0 && i < c->n_addresses; i++) {
+                char a[INET6_ADDRSTRLEN + 8];
+                inet_ntop(c->addresses[i].family, &c->addresses[i].addr, a, sizeof(a));
+                snprintf(a + strlen(a), 8, "/%u", c->addresses[i].prefixlen);
+                r = sd_bus_message_append(reply, "s", a);
+        }
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+static int get_mtu(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "u", d->tap->mtu);
+}
+
+static int get_public_key(sd_bus_message *reply, struct device *d) {
+        char key[45] = "";
+
+        if (d->keys.pattern == NOISE_PATTERN_IKPSK2)
+                config_format_key(d->keys.static_public, key);
+        return sd_bus_message_append(reply, "s", key);
+}
+
+#define STAT(x) atomic_load_explicit(&d->dp.stats.x, memory_order_relaxed)
+static int get_rx_bytes(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "t", STAT(rx_bytes));
+}
+
+static int get_tx_bytes(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "t", STAT(tx_bytes));
+}
+
+static int get_rx_packets(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "t", STAT(rx_packets));
+}
+
+static int get_tx_packets(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "t", STAT(tx_packets));
+}
+#undef STAT
+
+static int get_last_handshake(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "t", d->peer->last_handshake_realtime_us);
+}
+
+/* Every property of org.shadowmesh1.Tunnel, once: its name, signature, getter and how its
+ * changes are announced. The vtable and GetStatus (in this order) are both made from it. */
+#define TUNNEL_PROPERTIES(X)                                                                       \
+        X("State", "s", get_state, EMITS_CHANGE)                                                   \
+        X("FailureReason", "s", get_failure_reason, EMITS_CHANGE)                                  \
+        X("Path", "s", get_path, EMITS_CHANGE)                                                     \
+        X("PeerAddress", "s", get_peer_address, EMITS_CHANGE)                                      \
+        X("Endpoint", "s", get_endpoint, EMITS_CHANGE)                                             \
+        X("PublicEndpoint", "s", get_public_endpoint, EMITS_CHANGE)                                \
+        X("NatType", "s", get_nat_type, EMITS_CHANGE)                                              \
+        X("TapDevice", "s", get_tap_device, CONST)                                                 \
+        X("LocalAddress", "as", get_local_address, CONST)                                          \
+        X("Mtu", "u", get_mtu, CONST)                                                              \
+        X("PublicKey", "s", get_public_key, CONST)                                                 \
+        X("RxBytes", "t", get_rx_bytes, EMITS_INVALIDATION)                                        \
+        X("TxBytes", "t", get_tx_bytes, EMITS_INVALIDATION)                                        \
+        X("RxPackets", "t", get_rx_packets, EMITS_INVALIDATION)                                    \
+        X("TxPackets", "t", get_tx_packets, EMITS_INVALIDATION)                                    \
+        X("LastHandshake", "t", get_last_handshake, EMITS_CHANGE)
+
+static const struct {
+        const char *name, *signature;
+        property_fn get;
+} properties[] = {
+#define PROPERTY_ENTRY(name, signature, get, flags) { name, signature, get },
+        TUNNEL_PROPERTIES(PROPERTY_ENTRY)
+#undef PROPERTY_ENTRY
+};
 
 static int property_get(sd_bus *bus, const char *path, const char *interface,
                         const char *property, sd_bus_message *reply, void *userdata,
                         sd_bus_error *error) {
-        return append_property(reply, userdata, property);
+        for (size_t i = 0; i < ELEMENTSOF(properties); i++)
+                if (strcmp(property, properties[i].name) == 0)
+                        return properties[i].get(reply, userdata);
+        return -ENOENT;
 }
-
-static const char *const status_properties[] = {
-        "State",     "FailureReason", "Path",        "PeerAddress", "Endpoint", "PublicEndpoint",
-        "NatType",   "TapDevice",     "LocalAddress", "Mtu",        "PublicKey", "RxBytes",
-        "TxBytes",   "RxPackets",     "TxPackets",   "LastHandshake",
-};
-static const char *const status_signatures[] = {
-        "s", "s", "s", "s", "s", "s", "s", "s", "as", "u", "s", "t", "t", "t", "t", "t",
-};
 
 static int method_get_status(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -124,14 +174,14 @@ static int method_get_status(sd_bus_message *m, void *userdata, sd_bus_error *er
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(reply, 'a', "{sv}");
-        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(status_properties); i++) {
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(properties); i++) {
                 r = sd_bus_message_open_container(reply, 'e', "sv");
                 if (r >= 0)
-                        r = sd_bus_message_append(reply, "s", status_properties[i]);
+                        r = sd_bus_message_append(reply, "s", properties[i].name);
                 if (r >= 0)
-                        r = sd_bus_message_open_container(reply, 'v', status_signatures[i]);
+                        r = sd_bus_message_open_container(reply, 'v', properties[i].signature);
                 if (r >= 0)
-                        r = append_property(reply, userdata, status_properties[i]);
+                        r = properties[i].get(reply, userdata);
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);
                 if (r >= 0)
@@ -690,27 +740,10 @@ static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
 static const sd_bus_vtable tunnel_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("State", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("FailureReason", "s", property_get, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Path", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("PeerAddress", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Endpoint", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("PublicEndpoint", "s", property_get, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("NatType", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("TapDevice", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("LocalAddress", "as", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Mtu", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("PublicKey", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("RxBytes", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
-        SD_BUS_PROPERTY("TxBytes", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
-        SD_BUS_PROPERTY("RxPackets", "t", property_get, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
-        SD_BUS_PROPERTY("TxPackets", "t", property_get, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
-        SD_BUS_PROPERTY("LastHandshake", "t", property_get, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+#define PROPERTY_VTABLE(name, signature, get, flags)                                               \
+        SD_BUS_PROPERTY(name, signature, property_get, 0, SD_BUS_VTABLE_PROPERTY_##flags),
+        TUNNEL_PROPERTIES(PROPERTY_VTABLE)
+#undef PROPERTY_VTABLE
         SD_BUS_METHOD_WITH_ARGS("Connect", SD_BUS_ARGS("s", peer, "a{sv}", options),
                                 SD_BUS_NO_RESULT, method_connect, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Disconnect", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
@@ -790,11 +823,11 @@ static const sd_bus_vtable log_control_vtable[] = {
 
 /* ---- life cycle ---- */
 
-/* manager.c's PropertiesChanged hook (device.h). */
-static void emit_changed_strv(struct device *d, const char *const *properties) {
+/* The device's PropertiesChanged hook (device_emit_changed). */
+static void emit_changed_strv(struct device *d, const char *const *names) {
         if (d->bus && d->bus_path)
                 (void) sd_bus_emit_properties_changed_strv(d->bus, d->bus_path, BUS_INTERFACE,
-                                                           (char **) properties);
+                                                           (char **) names);
 }
 
 static int on_name_acquired(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {

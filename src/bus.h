@@ -6,8 +6,6 @@
  */
 #pragma once
 
-#include <systemd/sd-bus.h>
-
 #include "shadowmesh/bus-api.h"
 
 struct device;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A tunnel instance: start-up ladder, control loop, shutdown in reverse order.
+ * A tunnel instance: start-up ladder, control loop, shutdown in reverse order (main.c starts
+ * the front ends after device_new() and stops them before device_free()).
  *
  * Start-up does everything that can fail for a reason the user must fix before it creates the
  * TAP (resolve the peer, bind the port), so a failed start leaves nothing behind.
@@ -8,11 +9,9 @@
 #include <arpa/inet.h>
 #include <grp.h>
 #include <netdb.h>
-#include <sched.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sys/eventfd.h>
-#include <systemd/sd-daemon.h>
 
 #include "addrwatch.h"
 #include "caps.h"

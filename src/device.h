@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One tunnel instance at run time: the TAP, the UDP socket, the peer, the two data-path threads
- * and the sd-event control loop that owns everything else.
+ * One tunnel instance at run time: the TAP, the UDP socket, the peer table (one peer today, in
+ * peer.c), the data path (datapath.c) and the sd-event control loop that dispatches what the rx
+ * thread queues and runs the timers. It calls down only: what the connection logic must hear
+ * goes through `events` (manager.c sets them), what the bus must emit through `emit_changed`
+ * (bus.c sets it). main.c starts and stops the front ends (manager, bus, HTTP, reload) around
+ * it.
  *
  * Threads and what they may touch:
  *   control (sd-event): handshakes, timers, key rotation, logging of events, counters' readers.
@@ -9,7 +13,7 @@
  *   rx thread: recvmmsg, opens data messages with current/previous/next, writes the TAP, queues
  *              handshake messages for the control loop.
  * Key pairs are published through atomic pointers and wiped only after both data threads have
- * passed a quiescent point (datapath_synchronize), so no lock is taken per packet.
+ * passed a quiescent point (peer_retire_keypair), so no lock is taken per packet.
  */
 #pragma once
 
