@@ -21,7 +21,6 @@ struct device;
 int bus_open(struct device *d, void (*on_ready)(struct device *d, int r));
 void bus_close(struct device *d);
 
-
 /* The daemon is shutting down: a Connect pending over D-Bus gets Cancelled. */
 void bus_cancel_connect(struct device *d);
 

@@ -25,10 +25,9 @@
 #include "path.h"
 #include "ratelimit.h"
 #include "relay-client.h"
-#include "stun.h"
 #include "resolve.h"
+#include "stun.h"
 #include "timers.h"
-
 
 void device_emit_changed(struct device *d, const char *const *properties) {
         if (d->emit_changed)
@@ -269,8 +268,9 @@ static int open_socket(struct device *d) {
 
 /* What the socket really is bound to, as the kernel says, so a wrong bind shows at start. */
 static void log_bound_address(struct device *d) {
-        const char *mode = d->keys.pattern == NOISE_PATTERN_IKPSK2 ? "identity mode (Noise_IKpsk2)"
-                                                              : "shared-key mode (Noise_NNpsk0)";
+        const char *mode = d->keys.pattern == NOISE_PATTERN_IKPSK2
+                                   ? "identity mode (Noise_IKpsk2)"
+                                   : "shared-key mode (Noise_NNpsk0)";
         struct endpoint e = { .len = sizeof(e.addr) };
         char buf[ENDPOINT_STRLEN];
         int v6only = 0;
@@ -451,7 +451,8 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         sigprocmask(SIG_BLOCK, &mask, NULL);
         /* SIGINT, SIGTERM and SIGHUP are main.c's, for the front ends. */
         if ((r = sd_event_add_signal(d->event, NULL, SIGUSR1, on_usr1, d)) < 0 ||
-            (r = sd_event_add_io(d->event, &d->wake_source, d->dp.wake_fd, EPOLLIN, on_wake, d)) < 0 ||
+            (r = sd_event_add_io(d->event, &d->wake_source, d->dp.wake_fd, EPOLLIN, on_wake,
+                                 d)) < 0 ||
             (r = sd_event_add_time_relative(d->event, &d->tick_source, CLOCK_BOOTTIME,
                                             TIMERS_TICK_NSEC / 1000, 10 * 1000, on_tick, d)) < 0)
                 return log_error_errno(r, "setting up the event loop: %m");

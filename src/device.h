@@ -34,7 +34,6 @@
 #include "tap.h"
 #include "udp.h"
 
-
 struct addrwatch;
 struct resolve_query;
 struct ratelimit;
@@ -53,7 +52,7 @@ struct device {
 
         /* Connection management (manager.c). */
         enum tunnel_state state; /* the instance's, from its peers' (state.c) */
-        struct manager_waiter *connect_waiter;  /* the pending Connect's (bus.c's or http.c's) */
+        struct manager_waiter *connect_waiter; /* the pending Connect's (bus.c's or http.c's) */
         sd_event_source *connect_timeout;
         struct resolve_query *resolve;
 
@@ -95,14 +94,14 @@ struct device {
         struct addrwatch *addrwatch; /* addrwatch.c; NULL when rtnetlink cannot be watched */
 
         /* NAT traversal. */
-        struct relay_client *relay;         /* relay-client.c; NULL without relay.server */
-        struct netcheck_socket netcheck_socket; /* where NAT checks run */
-        struct netcheck_run *netcheck;          /* the start-up discovery */
-        struct netcheck_run *netcheck_api;      /* bus.c: a NetCheck() call in progress, */
+        struct relay_client *relay;              /* relay-client.c; NULL without relay.server */
+        struct netcheck_socket netcheck_socket;  /* where NAT checks run */
+        struct netcheck_run *netcheck;           /* the start-up discovery */
+        struct netcheck_run *netcheck_api;       /* bus.c: a NetCheck() call in progress, */
         struct sd_bus_message *netcheck_request; /* ... and the call it answers */
-        char public_endpoint[ENDPOINT_STRLEN]; /* "" until STUN tells */
+        char public_endpoint[ENDPOINT_STRLEN];   /* "" until STUN tells */
         struct endpoint public_endpoint_sa;
-        char nat_type[32];                  /* "unknown" until measured */
+        char nat_type[32];  /* "unknown" until measured */
         bool nat_keepalive; /* behind a NAT or using a relay: keep mappings open */
 
         /* The data path: its threads, the rx -> control queue, the counters. */

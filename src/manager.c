@@ -48,7 +48,6 @@ const char *manager_failure_reason(const struct device *d) {
         return d->state == TUNNEL_FAILED ? d->peer->failure_reason : "";
 }
 
-
 /* The errors manager_connect() and manager_disconnect() return (and a waiter's done() gets),
  * and their D-Bus names: the one table, for the D-Bus and the HTTP API alike. */
 static const struct {
@@ -109,7 +108,7 @@ static void update_instance_state(struct device *d) {
         d->state = state;
         manager_notify_status(d);
         device_properties_changed(d, "State", "FailureReason", "Path", "Endpoint", "PeerAddress",
-                     "LastHandshake");
+                                  "LastHandshake");
 
         if (!d->connect_waiter)
                 return;
@@ -347,10 +346,8 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
                 struct endpoint e;
                 peer_get_endpoint(d->peer, &e);
                 return fail(ret_error, -EISCONN, "Already %s %s; call Disconnect first",
-                                         d->state == TUNNEL_CONNECTED ? "connected to"
-                                                                      : "connecting to",
-                                         d->peer->address ? d->peer->address
-                                                         : endpoint_to_string(&e, buf));
+                            d->state == TUNNEL_CONNECTED ? "connected to" : "connecting to",
+                            d->peer->address ? d->peer->address : endpoint_to_string(&e, buf));
         }
         if ((req->relay || relay_server) && !d->relay) {
                 _cleanup_free_ char *rhost = NULL;

@@ -78,8 +78,8 @@ static void stun_pump(struct stun_run *s) {
                 return;
         /* natcheck's clock is now_ns() (CLOCK_BOOTTIME); sd-event takes µs on that clock. */
         if (!s->timer)
-                (void) sd_event_add_time(s->sock->event, &s->timer, CLOCK_BOOTTIME, next / 1000, 1000,
-                                         on_stun_timer, s);
+                (void) sd_event_add_time(s->sock->event, &s->timer, CLOCK_BOOTTIME, next / 1000,
+                                         1000, on_stun_timer, s);
         else {
                 (void) sd_event_source_set_time(s->timer, next / 1000);
                 (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);

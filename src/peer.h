@@ -74,7 +74,7 @@ struct peer {
         uint64_t last_handshake_ns;         /* last completed handshake (monotonic) */
         uint64_t last_handshake_realtime_us; /* for status */
         bool static_endpoint;                /* peer.address configured: we initiate */
-        bool force_relay;                    /* Connect's relay option (the prototype's use_relay) */
+        bool force_relay;                    /* Connect's relay option (use_relay) */
         /* Identity mode: the pinned key (peer.public_key, or Connect's public_key option). */
         uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
 

@@ -95,7 +95,8 @@ static int apply_peer(struct device *d, const struct config *new, char *buf, siz
                 /* A waiting instance with no session (restart_only_changes saw to that): only
                  * the key it accepts changes. */
                 if (config_identity_mode(new)) {
-                        memcpy(d->peer->public_key, new->peer_public_key, sizeof(d->peer->public_key));
+                        memcpy(d->peer->public_key, new->peer_public_key,
+                               sizeof(d->peer->public_key));
                         cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
                 }
                 log_info("reload: waiting for the peer with the new public key");

@@ -219,7 +219,8 @@ static void test_rekey_storm(void) {
         CHECK(max_retired <= MAX_RETIRED_KEYPAIRS);
         CHECK_EQ_INT(atomic_load(&a.d->dp.stats.rx_bad_tag), 0);
         CHECK_EQ_INT(atomic_load(&b.d->dp.stats.rx_bad_tag), 0);
-        CHECK(atomic_load(&a.d->dp.stats.rx_packets) > 0 && atomic_load(&b.d->dp.stats.rx_packets) > 0);
+        CHECK(atomic_load(&a.d->dp.stats.rx_packets) > 0 &&
+              atomic_load(&b.d->dp.stats.rx_packets) > 0);
         node_free(&a);
         node_free(&b);
 }
