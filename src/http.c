@@ -24,7 +24,6 @@
 #include "http.h"
 #include "log.h"
 #include "manager.h"
-#include "shadowmesh/bus-api.h"
 #include "sockdiag.h"
 
 struct http_server {

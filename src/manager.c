@@ -11,6 +11,7 @@
 #include "path.h"
 #include "relay-client.h"
 #include "resolve.h"
+#include "shadowmesh/bus-api.h"
 #include "timers.h"
 
 /* Counters go out as invalidations at most this often (dbus/org.shadowmesh1.Tunnel.txt). */

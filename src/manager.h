@@ -14,7 +14,6 @@
 #pragma once
 
 #include "device.h"
-#include "shadowmesh/bus-api.h"
 
 /* Take charge of the device's peer: its events come here from now on, and the configured
  * relay registers. Logged; -errno. */
