@@ -39,6 +39,15 @@ int bus_label_escape(const char *name, char **ret) {
         return 0;
 }
 
+/* The D-Bus face's own state; device.c keeps the pointer (d->bus). */
+struct bus {
+        sd_bus *sd; /* NULL when there is no system bus */
+        char *name, *path;
+        void (*on_ready)(struct device *d, int r);
+        struct bus_connect *connect;      /* a Connect call waiting for the tunnel */
+        sd_bus_message *netcheck_request; /* the NetCheck call d->netcheck_api answers */
+};
+
 /* ---- properties ---- */
 
 /* One getter per property: appends its value to reply. */
@@ -492,7 +501,7 @@ static void on_connect_done(struct manager_waiter *w, int error, const char *mes
                 (void) sd_bus_reply_method_error(c->request, &e);
         } else
                 (void) sd_bus_reply_method_return(c->request, NULL);
-        c->d->bus_connect = NULL;
+        c->d->bus->connect = NULL;
         sd_bus_message_unref(c->request);
         free(c);
 }
@@ -597,7 +606,7 @@ static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_err
                 return set_error(error, r, err.message);
         }
         c->request = sd_bus_message_ref(m);
-        d->bus_connect = c;
+        d->bus->connect = c;
         return 0;
 }
 
@@ -624,10 +633,10 @@ static int method_disconnect(sd_bus_message *m, void *userdata, sd_bus_error *er
 }
 
 void bus_cancel_connect(struct device *d) {
-        if (!d->bus_connect)
+        if (!d->bus || !d->bus->connect)
                 return;
-        manager_forget_waiter(d, &d->bus_connect->waiter);
-        on_connect_done(&d->bus_connect->waiter, -ECANCELED, "The daemon is shutting down");
+        manager_forget_waiter(d, &d->bus->connect->waiter);
+        on_connect_done(&d->bus->connect->waiter, -ECANCELED, "The daemon is shutting down");
 }
 
 /* NetCheck(): netcheck.c runs the checks; the reply is built here from its report. */
@@ -686,8 +695,8 @@ static void on_netcheck_done(struct netcheck_run *run, void *userdata) {
         struct netcheck_report rep;
 
         netcheck_report(run, &rep);
-        netcheck_reply(d, d->netcheck_request, &rep);
-        d->netcheck_request = sd_bus_message_unref(d->netcheck_request);
+        netcheck_reply(d, d->bus->netcheck_request, &rep);
+        d->bus->netcheck_request = sd_bus_message_unref(d->bus->netcheck_request);
         d->netcheck_api = netcheck_free(run);
 }
 
@@ -702,12 +711,12 @@ static int do_netcheck(sd_bus_message *m, struct device *d, bool root, sd_bus_er
                 return sd_bus_error_set(error, BUS_ERROR_NO_STUN_SERVER,
                                         "No STUN server configured (nat.stun_server or "
                                         "relay.server)");
-        d->netcheck_request = sd_bus_message_ref(m);
+        d->bus->netcheck_request = sd_bus_message_ref(m);
         r = netcheck_start(&d->netcheck_socket, c->stun_host ? c->stun_host : c->relay_host,
                            c->stun_host ? c->stun_port : c->relay_port, c->relay_host,
                            c->relay_port, on_netcheck_done, d, &d->netcheck_api);
         if (r < 0) {
-                d->netcheck_request = sd_bus_message_unref(d->netcheck_request);
+                d->bus->netcheck_request = sd_bus_message_unref(d->bus->netcheck_request);
                 return sd_bus_error_set_errnof(error, -r, "Cannot start the NAT check: %m");
         }
         return 0; /* replied to when the checks are done */
@@ -825,8 +834,8 @@ static const sd_bus_vtable log_control_vtable[] = {
 
 /* The device's PropertiesChanged hook (device_emit_changed). */
 static void emit_changed_strv(struct device *d, const char *const *names) {
-        if (d->bus && d->bus_path)
-                (void) sd_bus_emit_properties_changed_strv(d->bus, d->bus_path, BUS_INTERFACE,
+        if (d->bus && d->bus->sd)
+                (void) sd_bus_emit_properties_changed_strv(d->bus->sd, d->bus->path, BUS_INTERFACE,
                                                            (char **) names);
 }
 
@@ -836,18 +845,18 @@ static int on_name_acquired(sd_bus_message *m, void *userdata, sd_bus_error *ret
         uint32_t result = 0;
 
         if (e) {
-                log_error("cannot own the bus name %s: %s", d->bus_name, e->message);
-                d->on_bus_ready(d, -EACCES);
+                log_error("cannot own the bus name %s: %s", d->bus->name, e->message);
+                d->bus->on_ready(d, -EACCES);
                 return 0;
         }
         if (sd_bus_message_read(m, "u", &result) < 0 || result != 1) {
                 log_error("instance '%s' is already running (the bus name %s is taken)",
-                          d->instance, d->bus_name);
-                d->on_bus_ready(d, -EEXIST);
+                          d->instance, d->bus->name);
+                d->bus->on_ready(d, -EEXIST);
                 return 0;
         }
-        log_info("serving %s on the system bus at %s", d->bus_name, d->bus_path);
-        d->on_bus_ready(d, 0);
+        log_info("serving %s on the system bus at %s", d->bus->name, d->bus->path);
+        d->bus->on_ready(d, 0);
         return 0;
 }
 
@@ -855,43 +864,49 @@ int bus_open(struct device *d, void (*on_ready)(struct device *d, int r)) {
         _cleanup_free_ char *label = NULL;
         int r;
 
-        d->on_bus_ready = on_ready;
+        d->bus = calloc(1, sizeof(*d->bus));
+        if (!d->bus)
+                return log_error_errno(ENOMEM, "out of memory");
+        d->bus->on_ready = on_ready;
         r = bus_label_escape(d->instance, &label);
         if (r < 0)
                 return r;
-        if (asprintf(&d->bus_name, BUS_NAME_PREFIX "%s", label) < 0 ||
-            asprintf(&d->bus_path, BUS_PATH_PREFIX "/%s", label) < 0)
+        if (asprintf(&d->bus->name, BUS_NAME_PREFIX "%s", label) < 0 ||
+            asprintf(&d->bus->path, BUS_PATH_PREFIX "/%s", label) < 0)
                 return -ENOMEM;
 
-        r = sd_bus_open_system(&d->bus);
+        r = sd_bus_open_system(&d->bus->sd);
         if (r < 0) {
                 log_warning_errno(r, "no system bus (%m): running without the D-Bus API");
-                d->bus = NULL;
+                d->bus->sd = NULL;
                 on_ready(d, -ENOTCONN);
                 return 0;
         }
-        if ((r = sd_bus_attach_event(d->bus, d->event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
-            (r = sd_bus_add_object_manager(d->bus, NULL, BUS_PATH_ROOT)) < 0 ||
-            (r = sd_bus_add_object_vtable(d->bus, NULL, d->bus_path, BUS_INTERFACE, tunnel_vtable,
+        if ((r = sd_bus_attach_event(d->bus->sd, d->event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
+            (r = sd_bus_add_object_manager(d->bus->sd, NULL, BUS_PATH_ROOT)) < 0 ||
+            (r = sd_bus_add_object_vtable(d->bus->sd, NULL, d->bus->path, BUS_INTERFACE, tunnel_vtable,
                                           d)) < 0 ||
-            (r = sd_bus_add_object_vtable(d->bus, NULL, LOG_CONTROL_PATH, LOG_CONTROL_INTERFACE,
+            (r = sd_bus_add_object_vtable(d->bus->sd, NULL, LOG_CONTROL_PATH, LOG_CONTROL_INTERFACE,
                                           log_control_vtable, d)) < 0 ||
-            (r = sd_bus_request_name_async(d->bus, NULL, d->bus_name, 0, on_name_acquired, d)) < 0)
+            (r = sd_bus_request_name_async(d->bus->sd, NULL, d->bus->name, 0, on_name_acquired, d)) < 0)
                 return log_error_errno(r, "setting up the D-Bus API: %m");
         d->emit_changed = emit_changed_strv;
         return 0;
 }
 
 void bus_close(struct device *d) {
+        if (!d->bus)
+                return;
         bus_cancel_connect(d);
-        if (d->netcheck_request)
-                (void) sd_bus_reply_method_errorf(d->netcheck_request, BUS_ERROR_CANCELLED,
+        if (d->bus->netcheck_request)
+                (void) sd_bus_reply_method_errorf(d->bus->netcheck_request, BUS_ERROR_CANCELLED,
                                                   "The daemon is shutting down");
-        d->netcheck_request = sd_bus_message_unref(d->netcheck_request);
+        d->bus->netcheck_request = sd_bus_message_unref(d->bus->netcheck_request);
         d->netcheck_api = netcheck_free(d->netcheck_api);
         d->emit_changed = NULL;
-        d->bus = sd_bus_flush_close_unref(d->bus);
-        free(d->bus_name);
-        free(d->bus_path);
-        d->bus_name = d->bus_path = NULL;
+        d->bus->sd = sd_bus_flush_close_unref(d->bus->sd);
+        free(d->bus->name);
+        free(d->bus->path);
+        free(d->bus);
+        d->bus = NULL;
 }

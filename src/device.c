@@ -539,8 +539,6 @@ struct device *device_free(struct device *d) {
         d->addrwatch = addrwatch_free(d->addrwatch);
         d->netcheck = netcheck_free(d->netcheck);
         d->relay = relay_client_free(d->relay);
-        d->resolve = resolve_cancel(d->resolve);
-        d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
         datapath_stop(&d->dp);
         if (d->tap)
                 device_log_stats(d);

@@ -35,14 +35,13 @@
 #include "udp.h"
 
 struct addrwatch;
-struct resolve_query;
 struct ratelimit;
 struct credit;
 struct relay_client;
 struct netcheck_run;
 struct http_server;
-struct bus_connect;
-struct manager_waiter;
+struct bus;
+struct manager;
 
 struct device {
         struct config *config;
@@ -50,19 +49,16 @@ struct device {
         sd_event *event;
         sd_event_source *tick_source, *wake_source;
 
-        /* Connection management (manager.c). */
         enum tunnel_state state; /* the instance's, from its peers' (state.c) */
-        struct manager_waiter *connect_waiter; /* the pending Connect's (bus.c's or http.c's) */
-        sd_event_source *connect_timeout;
-        struct resolve_query *resolve;
-
-        /* D-Bus (bus.c); bus is NULL when there is no system bus. */
-        struct sd_bus *bus;
-        char *bus_name, *bus_path;
+        /* daemon.control_group: its members may connect and disconnect through the APIs. */
         gid_t control_gid;
         bool has_control_gid;
-        void (*on_bus_ready)(struct device *d, int r);
-        struct bus_connect *bus_connect; /* a Connect call waiting for the tunnel */
+
+        /* The front ends' own state, each opaque here: the connection logic's (manager_start),
+         * the D-Bus face's (bus_open), the HTTP API's (http_start). NULL before they start. */
+        struct manager *manager;
+        struct bus *bus;
+        struct http_server *http;
         /* PropertiesChanged for these (NULL-terminated); set by bus_open, NULL without a bus. */
         void (*emit_changed)(struct device *d, const char *const *properties);
         /* What the connection logic (manager.c) hears of the peer; it sets these. */
@@ -74,10 +70,6 @@ struct device {
                                     const struct endpoint *from);
                 void (*tick)(struct device *d, uint64_t now); /* every TIMERS_TICK_NSEC */
         } events;
-        struct http_server *http; /* http.c: daemon.listen_address's API; NULL: none */
-        uint64_t emitted_counters[4];
-        uint64_t counters_emitted_ns;
-        struct endpoint emitted_endpoint;
 
         struct tap *tap;
         int udp_fd, udp_family;
@@ -94,12 +86,11 @@ struct device {
         struct addrwatch *addrwatch; /* addrwatch.c; NULL when rtnetlink cannot be watched */
 
         /* NAT traversal. */
-        struct relay_client *relay;              /* relay-client.c; NULL without relay.server */
-        struct netcheck_socket netcheck_socket;  /* where NAT checks run */
-        struct netcheck_run *netcheck;           /* the start-up discovery */
-        struct netcheck_run *netcheck_api;       /* bus.c: a NetCheck() call in progress, */
-        struct sd_bus_message *netcheck_request; /* ... and the call it answers */
-        char public_endpoint[ENDPOINT_STRLEN];   /* "" until STUN tells */
+        struct relay_client *relay;             /* relay-client.c; NULL without relay.server */
+        struct netcheck_socket netcheck_socket; /* where NAT checks run */
+        struct netcheck_run *netcheck;          /* the start-up discovery */
+        struct netcheck_run *netcheck_api;      /* bus.c's NetCheck() call in progress */
+        char public_endpoint[ENDPOINT_STRLEN];  /* "" until STUN tells */
         struct endpoint public_endpoint_sa;
         char nat_type[32];  /* "unknown" until measured */
         bool nat_keepalive; /* behind a NAT or using a relay: keep mappings open */

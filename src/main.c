@@ -242,6 +242,7 @@ int main(int argc, char **argv) {
                 r = device_run(device);
         http_stop(device);
         bus_close(device);
+        manager_stop(device);
         device = device_free(device);
         if (r < 0)
                 return EXIT_RUNTIME;

@@ -14,6 +14,17 @@
 #include "shadowmesh/bus-api.h"
 #include "timers.h"
 
+/* The connection logic's own state; device.c keeps the pointer (d->manager). */
+struct manager {
+        struct manager_waiter *connect_waiter; /* the pending Connect's (bus.c's or http.c's) */
+        sd_event_source *connect_timeout;
+        struct resolve_query *resolve;
+        /* What PropertiesChanged last said of the counters and the endpoint. */
+        uint64_t emitted_counters[4];
+        uint64_t counters_emitted_ns;
+        struct endpoint emitted_endpoint;
+};
+
 /* Counters go out as invalidations at most this often (dbus/org.shadowmesh1.Tunnel.txt). */
 #define COUNTERS_EMIT_INTERVAL_NSEC (2 * NSEC_PER_SEC)
 
@@ -83,7 +94,7 @@ _printf_(3, 4) static int fail(struct manager_error *ret_error, int error, const
 
 /* The pending Connect is over (error 0: the tunnel is up): answer whoever waits for it. */
 _printf_(3, 4) static void connect_done(struct device *d, int error, const char *fmt, ...) {
-        struct manager_waiter *w = d->connect_waiter;
+        struct manager_waiter *w = d->manager->connect_waiter;
         char text[512] = "";
         va_list ap;
 
@@ -92,8 +103,8 @@ _printf_(3, 4) static void connect_done(struct device *d, int error, const char 
                 vsnprintf(text, sizeof(text), fmt, ap);
                 va_end(ap);
         }
-        d->connect_waiter = NULL;
-        d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
+        d->manager->connect_waiter = NULL;
+        d->manager->connect_timeout = sd_event_source_disable_unref(d->manager->connect_timeout);
         if (w)
                 w->done(w, error, text);
 }
@@ -111,7 +122,7 @@ static void update_instance_state(struct device *d) {
         device_properties_changed(d, "State", "FailureReason", "Path", "Endpoint", "PeerAddress",
                                   "LastHandshake");
 
-        if (!d->connect_waiter)
+        if (!d->manager->connect_waiter)
                 return;
         if (state == TUNNEL_CONNECTED)
                 connect_done(d, 0, NULL);
@@ -213,6 +224,9 @@ int manager_start(struct device *d) {
         const struct config *c = d->config;
         int r;
 
+        d->manager = calloc(1, sizeof(*d->manager));
+        if (!d->manager)
+                return log_error_errno(ENOMEM, "out of memory");
         d->events.peer_changed = manager_peer_changed;
         d->events.session_up = manager_session_up;
         d->events.peer_closed = manager_peer_closed;
@@ -280,8 +294,8 @@ void manager_shutdown(struct device *d) {
 static void forget_peer(struct device *d) {
         struct endpoint none = {};
 
-        d->resolve = resolve_cancel(d->resolve);
-        d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
+        d->manager->resolve = resolve_cancel(d->manager->resolve);
+        d->manager->connect_timeout = sd_event_source_disable_unref(d->manager->connect_timeout);
         peer_clear_keys(d->peer);
         d->peer->handshake_attempts_started_ns = 0;
         d->peer->handshake_attempts = 0;
@@ -311,12 +325,12 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
         struct device *d = userdata;
         char buf[ENDPOINT_STRLEN];
 
-        d->resolve = NULL;
+        d->manager->resolve = NULL;
         if (r < 0) {
                 char *peer = d->peer->address ? strdup(d->peer->address) : NULL;
                 const char *why = gai_error ? gai_strerror(gai_error) : strerror(-r);
                 forget_peer(d);
-                if (d->connect_waiter)
+                if (d->manager->connect_waiter)
                         connect_done(d, -EDESTADDRREQ, "Cannot resolve '%s': %s",
                                      peer ? peer : "", why);
                 log_peer_warning(peer, NULL, "connect: cannot resolve '%s'", peer ? peer : "");
@@ -341,7 +355,7 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
         uint16_t port;
         int r;
 
-        if (d->connect_waiter || d->state == TUNNEL_CONNECTING ||
+        if (d->manager->connect_waiter || d->state == TUNNEL_CONNECTING ||
             d->state == TUNNEL_CONNECTED || d->state == TUNNEL_RECONNECTING) {
                 char buf[ENDPOINT_STRLEN];
                 struct endpoint e;
@@ -388,14 +402,14 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
         d->peer->force_relay = req->relay;
         if (!*peer) {
                 /* Rendezvous: the relay's PEER message starts the handshake. */
-                d->connect_waiter = w;
+                d->manager->connect_waiter = w;
                 if (timeout_sec > 0) {
-                        r = sd_event_add_time_relative(d->event, &d->connect_timeout,
+                        r = sd_event_add_time_relative(d->event, &d->manager->connect_timeout,
                                                        CLOCK_BOOTTIME,
                                                        (uint64_t) timeout_sec * USEC_PER_SEC, 0,
                                                        on_connect_timeout, d);
                         if (r < 0) {
-                                d->connect_waiter = NULL;
+                                d->manager->connect_waiter = NULL;
                                 return fail(ret_error, r, "Cannot arm the timeout: %s",
                                             strerror(-r));
                         }
@@ -413,14 +427,14 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
                 return fail(ret_error, -ENOMEM, "%s", strerror(ENOMEM));
         sprintf(d->peer->address, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
 
-        r = resolve_start(d->event, host, port, d->udp_family, on_resolved, d, &d->resolve);
+        r = resolve_start(d->event, host, port, d->udp_family, on_resolved, d, &d->manager->resolve);
         if (r < 0) {
                 free(d->peer->address);
                 d->peer->address = NULL;
                 return fail(ret_error, r, "Cannot start name resolution: %s", strerror(-r));
         }
         if (timeout_sec > 0) {
-                r = sd_event_add_time_relative(d->event, &d->connect_timeout, CLOCK_BOOTTIME,
+                r = sd_event_add_time_relative(d->event, &d->manager->connect_timeout, CLOCK_BOOTTIME,
                                                (uint64_t) timeout_sec * USEC_PER_SEC, 0,
                                                on_connect_timeout, d);
                 if (r < 0) {
@@ -428,7 +442,7 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
                         return fail(ret_error, r, "Cannot arm the timeout: %s", strerror(-r));
                 }
         }
-        d->connect_waiter = w;
+        d->manager->connect_waiter = w;
         log_peer_info(d->peer->address, NULL, "connect to %s requested", d->peer->address);
         manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
         device_properties_changed(d, "PeerAddress");
@@ -437,9 +451,9 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
 
 int manager_disconnect(struct device *d, struct manager_error *ret_error) {
         /* Nothing to disconnect while waiting either (the prototype's /disconnect said so). */
-        if ((d->state == TUNNEL_DISCONNECTED || d->state == TUNNEL_WAITING) && !d->connect_waiter)
+        if ((d->state == TUNNEL_DISCONNECTED || d->state == TUNNEL_WAITING) && !d->manager->connect_waiter)
                 return fail(ret_error, -ENOTCONN, "No peer is connected");
-        if (d->connect_waiter)
+        if (d->manager->connect_waiter)
                 connect_done(d, -ECANCELED,
                              "Disconnected before the handshake with %s completed",
                              d->peer->address ? d->peer->address : "the peer");
@@ -451,8 +465,8 @@ int manager_disconnect(struct device *d, struct manager_error *ret_error) {
 }
 
 void manager_forget_waiter(struct device *d, struct manager_waiter *w) {
-        if (d->connect_waiter == w)
-                d->connect_waiter = NULL;
+        if (d->manager->connect_waiter == w)
+                d->manager->connect_waiter = NULL;
 }
 
 void manager_tick(struct device *d, uint64_t now) {
@@ -467,16 +481,30 @@ void manager_tick(struct device *d, uint64_t now) {
 
         if (!d->emit_changed)
                 return;
-        if (memcmp(c, d->emitted_counters, sizeof(c)) != 0 &&
-            now - d->counters_emitted_ns >= COUNTERS_EMIT_INTERVAL_NSEC) {
-                memcpy(d->emitted_counters, c, sizeof(c));
-                d->counters_emitted_ns = now;
+        if (memcmp(c, d->manager->emitted_counters, sizeof(c)) != 0 &&
+            now - d->manager->counters_emitted_ns >= COUNTERS_EMIT_INTERVAL_NSEC) {
+                memcpy(d->manager->emitted_counters, c, sizeof(c));
+                d->manager->counters_emitted_ns = now;
                 device_properties_changed(d, "RxBytes", "TxBytes", "RxPackets", "TxPackets");
         }
         /* Roaming happens on the rx thread; report it from here. */
         peer_get_endpoint(d->peer, &e);
-        if (!endpoint_equal(&e, &d->emitted_endpoint)) {
-                d->emitted_endpoint = e;
+        if (!endpoint_equal(&e, &d->manager->emitted_endpoint)) {
+                d->manager->emitted_endpoint = e;
                 device_properties_changed(d, "Endpoint");
         }
+}
+
+bool manager_connect_pending(const struct device *d) {
+        return d->manager->connect_waiter != NULL;
+}
+
+void manager_stop(struct device *d) {
+        if (!d->manager)
+                return;
+        memset(&d->events, 0, sizeof(d->events));
+        d->manager->resolve = resolve_cancel(d->manager->resolve);
+        d->manager->connect_timeout = sd_event_source_disable_unref(d->manager->connect_timeout);
+        free(d->manager);
+        d->manager = NULL;
 }

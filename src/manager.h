@@ -19,6 +19,11 @@
  * relay registers. Logged; -errno. */
 int manager_start(struct device *d);
 
+/* Stop: a resolution or timeout in progress is cancelled (main.c, before device_free). */
+void manager_stop(struct device *d);
+/* Is a Connect waiting for its outcome? */
+bool manager_connect_pending(const struct device *d);
+
 /* Feed an event to the peer's state machine. reason (printf format, may be NULL) is kept as
  * FailureReason when the event leads to `failed`. */
 _printf_(3, 4) void manager_peer_event(struct device *d, enum tunnel_event event,

@@ -103,7 +103,7 @@ static int apply_peer(struct device *d, const struct config *new, char *buf, siz
                 return 0;
         }
         if ((d->state != TUNNEL_DISCONNECTED && d->state != TUNNEL_WAITING) ||
-            d->connect_waiter) {
+            manager_connect_pending(d)) {
                 r = manager_disconnect(d, &err);
                 if (r < 0) {
                         snprintf(buf, size, "reload: cannot leave the old peer: %s", err.message);
