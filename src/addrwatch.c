@@ -4,12 +4,14 @@
 #include <linux/rtnetlink.h>
 
 #include "addrwatch.h"
-#include "handshake.h"
 #include "log.h"
-#include "relay-client.h"
 
 struct addrwatch {
-        struct device *d;
+        sd_event *event;
+        int tap_ifindex;
+        struct peer *peer;
+        int (*announce)(void *userdata, bool first);
+        void *userdata;
         struct netlink_monitor *monitor;
         sd_event_source *io, *timer;
         unsigned retries; /* sends left to try for the change being announced */
@@ -42,7 +44,7 @@ static void arm(struct addrwatch *w, uint64_t msec) {
         uint64_t now, due, armed;
         int enabled = SD_EVENT_OFF, r;
 
-        r = sd_event_now(w->d->event, CLOCK_BOOTTIME, &now);
+        r = sd_event_now(w->event, CLOCK_BOOTTIME, &now);
         if (r >= 0) {
                 due = now + msec * 1000;
                 (void) sd_event_source_get_enabled(w->timer, &enabled);
@@ -63,24 +65,11 @@ static void schedule(struct addrwatch *w) {
         arm(w, ADDRESS_CHANGE_SETTLE_MS);
 }
 
-/* One authenticated packet to the peer from wherever routing sends it now. */
-static int announce(struct device *d) {
-        struct peer *p = &d->peer;
-
-        if (atomic_load(&p->current))
-                return handshake_send_keepalive(d);
-        if (p->handshake_attempts_started_ns != 0) /* timers.c rule 1 is retrying */
-                return handshake_send_initiation(d);
-        return 0; /* no session and none under way: the next frame starts one from here */
-}
-
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct addrwatch *w = userdata;
         int r;
 
-        if (w->retries == ADDRESS_CHANGE_RETRIES)
-                relay_client_refresh(w->d->relay); /* register from the new address */
-        r = announce(w->d);
+        r = w->announce(w->userdata, w->retries == ADDRESS_CHANGE_RETRIES);
         if (r >= 0 || r == -ENOKEY) {
                 w->retries = 0;
                 return 0;
@@ -113,18 +102,17 @@ static void check_bound(struct addrwatch *w, const struct netlink_address *a, co
 
 static void on_address(const struct netlink_address *a, void *userdata) {
         struct addrwatch *w = userdata;
-        struct device *d = w->d;
         char text[INET6_ADDRSTRLEN];
         struct endpoint ep;
         bool forgot = false;
 
-        if (a->ifindex == d->tap->ifindex)
+        if (a->ifindex == w->tap_ifindex)
                 return; /* the tunnel's own addresses */
         inet_ntop(a->family, &a->in6, text, sizeof(text));
         check_bound(w, a, text);
 
-        peer_get_endpoint(&d->peer, &ep);
-        if (addrwatch_source_stale(&ep, a) && peer_forget_source(&d->peer, &ep)) {
+        peer_get_endpoint(w->peer, &ep);
+        if (addrwatch_source_stale(&ep, a) && peer_forget_source(w->peer, &ep)) {
                 char src[INET6_ADDRSTRLEN];
 
                 forgot = true;
@@ -158,8 +146,8 @@ static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userd
         if (r == -ENOBUFS) {
                 log_info("address notifications were lost (the kernel's queue was full): "
                          "assuming every address changed");
-                peer_get_endpoint(&w->d->peer, &ep);
-                (void) peer_forget_source(&w->d->peer, &ep);
+                peer_get_endpoint(w->peer, &ep);
+                (void) peer_forget_source(w->peer, &ep);
                 schedule(w);
         } else if (r < 0) {
                 /* Not worth a busy loop: roaming still works through send errors. */
@@ -189,28 +177,34 @@ static void read_bound_address(struct addrwatch *w, int fd) {
         }
 }
 
-int addrwatch_new(struct device *d, struct addrwatch **ret) {
+int addrwatch_new(sd_event *event, int udp_fd, int tap_ifindex, struct peer *p,
+                  int (*announce)(void *userdata, bool first), void *userdata,
+                  struct addrwatch **ret) {
         struct addrwatch *w;
         int r;
 
         w = calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
-        w->d = d;
+        w->event = event;
+        w->tap_ifindex = tap_ifindex;
+        w->peer = p;
+        w->announce = announce;
+        w->userdata = userdata;
         r = netlink_monitor_open(&w->monitor);
         if (r < 0)
                 goto fail;
-        r = sd_event_add_io(d->event, &w->io, netlink_monitor_fd(w->monitor), EPOLLIN, on_readable,
+        r = sd_event_add_io(event, &w->io, netlink_monitor_fd(w->monitor), EPOLLIN, on_readable,
                             w);
         if (r < 0)
                 goto fail;
-        r = sd_event_add_time_relative(d->event, &w->timer, CLOCK_BOOTTIME, 0, 0, on_timer, w);
+        r = sd_event_add_time_relative(event, &w->timer, CLOCK_BOOTTIME, 0, 0, on_timer, w);
         if (r < 0)
                 goto fail;
         r = sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
         if (r < 0)
                 goto fail;
-        read_bound_address(w, d->udp_fd);
+        read_bound_address(w, udp_fd);
         *ret = w;
         return 0;
 fail:

@@ -21,13 +21,22 @@
 #pragma once
 
 #include <stdbool.h>
+#include <systemd/sd-event.h>
 
-#include "device.h"
 #include "netlink.h"
+#include "peer.h"
 
-/* Start watching (the TAP and the event loop must exist). -errno when rtnetlink cannot be
+struct addrwatch;
+
+/* Start watching on event, for the tunnel's socket udp_fd (its bound address is watched too),
+ * ignoring the TAP's own addresses (tap_ifindex). p is the peer whose source address is kept
+ * right. announce(userdata, first) sends the peer one authenticated packet from wherever
+ * routing sends it now (first: the first try for this change, when the relay hears of it too);
+ * it returns -errno when that send failed, and is retried. -errno when rtnetlink cannot be
  * watched; the caller decides whether that matters. */
-int addrwatch_new(struct device *d, struct addrwatch **ret);
+int addrwatch_new(sd_event *event, int udp_fd, int tap_ifindex, struct peer *p,
+                  int (*announce)(void *userdata, bool first), void *userdata,
+                  struct addrwatch **ret);
 struct addrwatch *addrwatch_free(struct addrwatch *w);
 
 /* Pure: does notification a make the source address cached in peer wrong? */

@@ -7,13 +7,12 @@
  * authorizes (CheckAuthorization), all without blocking.
  */
 #include <arpa/inet.h>
-#include <grp.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <systemd/sd-daemon.h>
+#include <systemd/sd-bus.h>
 
 #include "bus.h"
+#include "relay-client.h"
 #include "reload.h"
 #include "config.h"
 #include "device.h"
@@ -40,80 +39,141 @@ int bus_label_escape(const char *name, char **ret) {
         return 0;
 }
 
+/* The D-Bus face's own state; device.c keeps the pointer (d->bus). */
+struct bus {
+        sd_bus *sd; /* NULL when there is no system bus */
+        char *name, *path;
+        void (*on_ready)(struct device *d, int r);
+        struct bus_connect *connect;      /* a Connect call waiting for the tunnel */
+        sd_bus_message *netcheck_request; /* the NetCheck call d->netcheck_api answers */
+};
+
 /* ---- properties ---- */
 
-static int append_property(sd_bus_message *reply, struct device *d, const char *property) {
-        const struct config *c = d->config;
+/* One getter per property: appends its value to reply. */
+typedef int (*property_fn)(sd_bus_message *reply, struct device *d);
+
+static int get_state(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "s", tunnel_state_to_string(d->state));
+}
+
+static int get_failure_reason(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "s", manager_failure_reason(d));
+}
+
+static int get_path(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "s", path_name(d->peer));
+}
+
+static int get_peer_address(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "s", d->peer->address ? d->peer->address : "");
+}
+
+static int get_endpoint(sd_bus_message *reply, struct device *d) {
         char buf[ENDPOINT_STRLEN];
         struct endpoint e;
 
-#define STAT(x) atomic_load_explicit(&d->stats.x, memory_order_relaxed)
-        if (strcmp(property, "State") == 0)
-                return sd_bus_message_append(reply, "s", tunnel_state_to_string(d->state));
-        if (strcmp(property, "FailureReason") == 0)
-                return sd_bus_message_append(reply, "s", manager_failure_reason(d));
-        if (strcmp(property, "Path") == 0)
-                return sd_bus_message_append(reply, "s", path_name(d));
-        if (strcmp(property, "PeerAddress") == 0)
-                return sd_bus_message_append(reply, "s", d->peer_address ? d->peer_address : "");
-        if (strcmp(property, "Endpoint") == 0) {
-                peer_get_endpoint(&d->peer, &e);
-                e.via_relay = false; /* a plain address; Path says whether it is the relay */
-                return sd_bus_message_append(reply, "s",
-                                             e.len ? endpoint_to_string(&e, buf) : "");
-        }
-        if (strcmp(property, "PublicEndpoint") == 0)
-                return sd_bus_message_append(reply, "s", d->public_endpoint);
-        if (strcmp(property, "NatType") == 0)
-                return sd_bus_message_append(reply, "s", d->nat_type);
-        if (strcmp(property, "TapDevice") == 0)
-                return sd_bus_message_append(reply, "s", d->tap->name);
-        if (strcmp(property, "LocalAddress") == 0) {
-                int r = sd_bus_message_open_container(reply, 'a', "s");
-                for (size_t i = 0; r >= 0 && i < c->n_addresses; i++) {
-                        char a[INET6_ADDRSTRLEN + 8];
-                        inet_ntop(c->addresses[i].family, &c->addresses[i].addr, a, sizeof(a));
-                        snprintf(a + strlen(a), 8, "/%u", c->addresses[i].prefixlen);
-                        r = sd_bus_message_append(reply, "s", a);
-                }
-                return r < 0 ? r : sd_bus_message_close_container(reply);
-        }
-        if (strcmp(property, "Mtu") == 0)
-                return sd_bus_message_append(reply, "u", d->tap->mtu);
-        if (strcmp(property, "PublicKey") == 0) {
-                char key[45] = "";
-                if (d->pattern == NOISE_PATTERN_IKPSK2)
-                        config_format_key(d->static_public, key);
-                return sd_bus_message_append(reply, "s", key);
-        }
-        if (strcmp(property, "RxBytes") == 0)
-                return sd_bus_message_append(reply, "t", STAT(rx_bytes));
-        if (strcmp(property, "TxBytes") == 0)
-                return sd_bus_message_append(reply, "t", STAT(tx_bytes));
-        if (strcmp(property, "RxPackets") == 0)
-                return sd_bus_message_append(reply, "t", STAT(rx_packets));
-        if (strcmp(property, "TxPackets") == 0)
-                return sd_bus_message_append(reply, "t", STAT(tx_packets));
-        if (strcmp(property, "LastHandshake") == 0)
-                return sd_bus_message_append(reply, "t", d->peer.last_handshake_realtime_us);
-#undef STAT
-        return -ENOENT;
+        peer_get_endpoint(d->peer, &e);
+        e.via_relay = false; /* a plain address; Path says whether it is the relay */
+        return sd_bus_message_append(reply, "s", e.len ? endpoint_to_string(&e, buf) : "");
 }
+
+static int get_public_endpoint(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "s", d->public_endpoint);
+}
+
+static int get_nat_type(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "s", d->nat_type);
+}
+
+static int get_tap_device(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "s", d->tap->name);
+}
+
+static int get_local_address(sd_bus_message *reply, struct device *d) {
+        const struct config *c = d->config;
+        int r = sd_bus_message_open_container(reply, 'a', "s");
+
+        for (size_t i = 0; r >= 0 && i < c->n_addresses; i++) {
+                char a[INET6_ADDRSTRLEN + 8];
+                inet_ntop(c->addresses[i].family, &c->addresses[i].addr, a, sizeof(a));
+                snprintf(a + strlen(a), 8, "/%u", c->addresses[i].prefixlen);
+                r = sd_bus_message_append(reply, "s", a);
+        }
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+static int get_mtu(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "u", d->tap->mtu);
+}
+
+static int get_public_key(sd_bus_message *reply, struct device *d) {
+        char key[45] = "";
+
+        if (d->keys.pattern == NOISE_PATTERN_IKPSK2)
+                config_format_key(d->keys.static_public, key);
+        return sd_bus_message_append(reply, "s", key);
+}
+
+#define STAT(x) atomic_load_explicit(&d->dp.stats.x, memory_order_relaxed)
+static int get_rx_bytes(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "t", STAT(rx_bytes));
+}
+
+static int get_tx_bytes(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "t", STAT(tx_bytes));
+}
+
+static int get_rx_packets(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "t", STAT(rx_packets));
+}
+
+static int get_tx_packets(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "t", STAT(tx_packets));
+}
+#undef STAT
+
+static int get_last_handshake(sd_bus_message *reply, struct device *d) {
+        return sd_bus_message_append(reply, "t", d->peer->last_handshake_realtime_us);
+}
+
+/* Every property of org.shadowmesh1.Tunnel, once: its name, signature, getter and how its
+ * changes are announced. The vtable and GetStatus (in this order) are both made from it. */
+#define TUNNEL_PROPERTIES(X)                                                                       \
+        X("State", "s", get_state, EMITS_CHANGE)                                                   \
+        X("FailureReason", "s", get_failure_reason, EMITS_CHANGE)                                  \
+        X("Path", "s", get_path, EMITS_CHANGE)                                                     \
+        X("PeerAddress", "s", get_peer_address, EMITS_CHANGE)                                      \
+        X("Endpoint", "s", get_endpoint, EMITS_CHANGE)                                             \
+        X("PublicEndpoint", "s", get_public_endpoint, EMITS_CHANGE)                                \
+        X("NatType", "s", get_nat_type, EMITS_CHANGE)                                              \
+        X("TapDevice", "s", get_tap_device, CONST)                                                 \
+        X("LocalAddress", "as", get_local_address, CONST)                                          \
+        X("Mtu", "u", get_mtu, CONST)                                                              \
+        X("PublicKey", "s", get_public_key, CONST)                                                 \
+        X("RxBytes", "t", get_rx_bytes, EMITS_INVALIDATION)                                        \
+        X("TxBytes", "t", get_tx_bytes, EMITS_INVALIDATION)                                        \
+        X("RxPackets", "t", get_rx_packets, EMITS_INVALIDATION)                                    \
+        X("TxPackets", "t", get_tx_packets, EMITS_INVALIDATION)                                    \
+        X("LastHandshake", "t", get_last_handshake, EMITS_CHANGE)
+
+static const struct {
+        const char *name, *signature;
+        property_fn get;
+} properties[] = {
+#define PROPERTY_ENTRY(name, signature, get, flags) { name, signature, get },
+        TUNNEL_PROPERTIES(PROPERTY_ENTRY)
+#undef PROPERTY_ENTRY
+};
 
 static int property_get(sd_bus *bus, const char *path, const char *interface,
                         const char *property, sd_bus_message *reply, void *userdata,
                         sd_bus_error *error) {
-        return append_property(reply, userdata, property);
+        for (size_t i = 0; i < ELEMENTSOF(properties); i++)
+                if (strcmp(property, properties[i].name) == 0)
+                        return properties[i].get(reply, userdata);
+        return -ENOENT;
 }
-
-static const char *const status_properties[] = {
-        "State",     "FailureReason", "Path",        "PeerAddress", "Endpoint", "PublicEndpoint",
-        "NatType",   "TapDevice",     "LocalAddress", "Mtu",        "PublicKey", "RxBytes",
-        "TxBytes",   "RxPackets",     "TxPackets",   "LastHandshake",
-};
-static const char *const status_signatures[] = {
-        "s", "s", "s", "s", "s", "s", "s", "s", "as", "u", "s", "t", "t", "t", "t", "t",
-};
 
 static int method_get_status(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -123,14 +183,14 @@ static int method_get_status(sd_bus_message *m, void *userdata, sd_bus_error *er
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(reply, 'a', "{sv}");
-        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(status_properties); i++) {
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(properties); i++) {
                 r = sd_bus_message_open_container(reply, 'e', "sv");
                 if (r >= 0)
-                        r = sd_bus_message_append(reply, "s", status_properties[i]);
+                        r = sd_bus_message_append(reply, "s", properties[i].name);
                 if (r >= 0)
-                        r = sd_bus_message_open_container(reply, 'v', status_signatures[i]);
+                        r = sd_bus_message_open_container(reply, 'v', properties[i].signature);
                 if (r >= 0)
-                        r = append_property(reply, userdata, status_properties[i]);
+                        r = properties[i].get(reply, userdata);
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);
                 if (r >= 0)
@@ -210,22 +270,6 @@ static int run_authorized(sd_bus_message *m, struct device *d, const struct acce
         return 1;
 }
 
-static const char *control_group_name(const struct device *d) {
-        return d->config->control_group ? d->config->control_group : "netdev";
-}
-
-void bus_resolve_control_group(struct device *d) {
-        const char *name = control_group_name(d);
-        struct group *g = getgrnam(name);
-
-        d->has_control_gid = g != NULL;
-        if (g)
-                d->control_gid = g->gr_gid;
-        else if (d->config->control_group)
-                log_warning("control group '%s' does not exist: only root may connect "
-                            "and disconnect", name);
-}
-
 /* polkit_error: NULL when polkit is not on the bus; else why it did not authorize. */
 static int deny(sd_bus_message *m, struct device *d, const struct access *a,
                 const char *polkit_error) {
@@ -233,13 +277,13 @@ static int deny(sd_bus_message *m, struct device *d, const struct access *a,
                 (void) sd_bus_reply_method_errorf(m, SD_BUS_ERROR_ACCESS_DENIED,
                                                   "Only root and members of group '%s' may %s "
                                                   "this tunnel",
-                                                  control_group_name(d), a->what);
+                                                  device_control_group(d), a->what);
         else
                 (void) sd_bus_reply_method_errorf(m, SD_BUS_ERROR_ACCESS_DENIED,
                                                   "Only root, members of group '%s' and users "
                                                   "polkit authorizes for %s may %s this "
                                                   "tunnel (polkit: %s)",
-                                                  control_group_name(d), a->action, a->what,
+                                                  device_control_group(d), a->action, a->what,
                                                   polkit_error);
         return 1;
 }
@@ -403,7 +447,7 @@ static int check_peer_options(struct device *d, const uint8_t *public_key,
         if (public_key && (!config_first_peer(c)->has_public_key ||
                            sodium_memcmp(public_key, config_first_peer(c)->public_key,
                                          NOISE_PUBLIC_KEY_LEN) != 0))
-                return sd_bus_error_setf(error, BUS_ERROR_PREFIX "PermissionDenied",
+                return sd_bus_error_setf(error, BUS_ERROR_PERMISSION_DENIED,
                                          "Option 'public_key' changes who the peer is: only "
                                          "root may pass a key other than the configured "
                                          "peer.public_key%s",
@@ -415,13 +459,13 @@ static int check_peer_options(struct device *d, const uint8_t *public_key,
                 uint16_t port;
 
                 if (config_parse_host_port(relay_server, RELAY_PORT_DEFAULT, &host, &port) < 0)
-                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
+                        return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENTS,
                                                  "Option 'relay_server' is not host[:port]: "
                                                  "'%s'",
                                                  relay_server);
                 if (!c->relay_host || strcasecmp(host, c->relay_host) != 0 ||
                     port != c->relay_port)
-                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "PermissionDenied",
+                        return sd_bus_error_setf(error, BUS_ERROR_PERMISSION_DENIED,
                                                  "Option 'relay_server' changes who the peer "
                                                  "is: only root may name a relay other than the "
                                                  "configured relay.server%s",
@@ -432,7 +476,41 @@ static int check_peer_options(struct device *d, const uint8_t *public_key,
 
 /* ---- Connect / Disconnect ---- */
 
+/* The one place where the connection logic's -errno becomes a D-Bus error: manager.c's table
+ * names it (shadowmesh/bus-api.h); a plain system error keeps sd-bus's errno name. */
+static int set_error(sd_bus_error *error, int r, const char *message) {
+        const char *name = manager_error_name(r);
+
+        if (name)
+                return sd_bus_error_set(error, name, message);
+        return sd_bus_error_set_errnof(error, -r, "%s", message);
+}
+
+/* A Connect call waiting for the tunnel: manager.c calls its waiter when it is up, or cannot
+ * be; the reply goes then. */
+struct bus_connect {
+        struct manager_waiter waiter; /* first: the waiter is the call */
+        struct device *d;
+        sd_bus_message *request;
+};
+
+static void on_connect_done(struct manager_waiter *w, int error, const char *message) {
+        struct bus_connect *c = (struct bus_connect *) w;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        if (error < 0) {
+                (void) set_error(&e, error, message);
+                (void) sd_bus_reply_method_error(c->request, &e);
+        } else
+                (void) sd_bus_reply_method_return(c->request, NULL);
+        c->d->bus->connect = NULL;
+        sd_bus_message_unref(c->request);
+        free(c);
+}
+
 static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_error *error) {
+        struct bus_connect *c;
+        struct manager_error err;
         uint32_t timeout_sec = CONNECT_TIMEOUT_DEFAULT_SEC;
         uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
         bool have_key = false, relay = false;
@@ -455,14 +533,14 @@ static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_err
                         break;
 #define WANT(sig)                                                                                  \
         if (!contents || strcmp(contents, sig) != 0)                                               \
-                return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",               \
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENTS,               \
                                          "Option '%s' must be of type '%s'", key, sig)
                 if (strcmp(key, "timeout_sec") == 0) {
                         WANT("u");
                         r = sd_bus_message_read(m, "v", "u", &timeout_sec);
                         if (r >= 0 && (timeout_sec == 0 || timeout_sec > CONNECT_TIMEOUT_MAX_SEC))
                                 return sd_bus_error_setf(
-                                        error, BUS_ERROR_PREFIX "InvalidArguments",
+                                        error, BUS_ERROR_INVALID_ARGUMENTS,
                                         "Option 'timeout_sec' must be between 1 and %u",
                                         CONNECT_TIMEOUT_MAX_SEC);
                 } else if (strcmp(key, "public_key") == 0) {
@@ -471,7 +549,7 @@ static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_err
                         r = sd_bus_message_read(m, "v", "s", &s);
                         if (r >= 0 && config_parse_key(s, public_key) < 0)
                                 return sd_bus_error_setf(
-                                        error, BUS_ERROR_PREFIX "InvalidArguments",
+                                        error, BUS_ERROR_INVALID_ARGUMENTS,
                                         "Option 'public_key' is not a key: expected 44 base64 "
                                         "characters or 64 hex digits");
                         have_key = true;
@@ -484,7 +562,7 @@ static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_err
                         WANT("s");
                         r = sd_bus_message_read(m, "v", "s", &relay_server);
                 } else
-                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
+                        return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENTS,
                                                  "Unknown option '%s' (known: timeout_sec, "
                                                  "public_key, relay, relay_server)",
                                                  key);
@@ -493,10 +571,10 @@ static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_err
                         r = sd_bus_message_exit_container(m);
         }
         if (r < 0)
-                return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENTS,
                                          "Malformed arguments: expected (s peer, a{sv} options)");
-        if (have_key && d->pattern != NOISE_PATTERN_IKPSK2)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidArguments",
+        if (have_key && d->keys.pattern != NOISE_PATTERN_IKPSK2)
+                return sd_bus_error_set(error, BUS_ERROR_INVALID_ARGUMENTS,
                                         "Option 'public_key' needs identity mode "
                                         "(identity.private_key_file in the configuration)");
         if (relay_server && !*relay_server)
@@ -508,10 +586,30 @@ static int do_connect(sd_bus_message *m, struct device *d, bool root, sd_bus_err
                         return r;
                 }
         }
-        r = manager_connect(d, peer, have_key ? public_key : NULL, timeout_sec, relay,
-                            relay_server, m, error);
+        /* Answered when the tunnel is up, or cannot be (on_connect_done). */
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                sodium_memzero(public_key, sizeof(public_key));
+                return -ENOMEM;
+        }
+        *c = (struct bus_connect){ .waiter.done = on_connect_done, .d = d };
+        r = manager_connect(d,
+                            &(const struct manager_connect_request){
+                                    .peer = peer,
+                                    .public_key = have_key ? public_key : NULL,
+                                    .timeout_sec = timeout_sec,
+                                    .relay = relay,
+                                    .relay_server = relay_server,
+                            },
+                            &c->waiter, &err);
         sodium_memzero(public_key, sizeof(public_key));
-        return r;
+        if (r < 0) {
+                free(c);
+                return set_error(error, r, err.message);
+        }
+        c->request = sd_bus_message_ref(m);
+        d->bus->connect = c;
+        return 0;
 }
 
 static const struct access access_connect = {
@@ -522,9 +620,10 @@ static int method_connect(sd_bus_message *m, void *userdata, sd_bus_error *error
 }
 
 static int do_disconnect(sd_bus_message *m, struct device *d, bool root, sd_bus_error *error) {
-        int r = manager_disconnect(d, error);
+        struct manager_error err;
+        int r = manager_disconnect(d, &err);
         if (r < 0)
-                return r;
+                return set_error(error, r, err.message);
         return sd_bus_reply_method_return(m, NULL);
 }
 
@@ -535,28 +634,94 @@ static int method_disconnect(sd_bus_message *m, void *userdata, sd_bus_error *er
         return authorize(m, userdata, &access_disconnect);
 }
 
-void bus_reply_connect(struct device *d, const char *error, const char *fmt, ...) {
-        sd_bus_message *m = d->connect_request;
-
-        if (!m)
+void bus_cancel_connect(struct device *d) {
+        if (!d->bus || !d->bus->connect)
                 return;
-        d->connect_request = NULL;
-        d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
-        if (error) {
-                char text[512];
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(text, sizeof(text), fmt, ap);
-                va_end(ap);
-                (void) sd_bus_reply_method_errorf(m, error, "%s", text);
-        } else
-                (void) sd_bus_reply_method_return(m, NULL);
-        sd_bus_message_unref(m);
+        manager_forget_waiter(d, &d->bus->connect->waiter);
+        on_connect_done(&d->bus->connect->waiter, -ECANCELED, "The daemon is shutting down");
+}
+
+/* NetCheck(): netcheck.c runs the checks; the reply is built here from its report. */
+static int append_str(sd_bus_message *m, const char *key, const char *value) {
+        return sd_bus_message_append(m, "{sv}", key, "s", value);
+}
+
+static void netcheck_reply(struct device *d, sd_bus_message *request,
+                           const struct netcheck_report *rep) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char buf[ENDPOINT_STRLEN] = "";
+        int r;
+
+        if (rep->has_public)
+                endpoint_to_string(&rep->public_endpoint, buf);
+        r = sd_bus_message_new_method_return(request, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r >= 0)
+                r = append_str(reply, "PublicEndpoint", buf);
+        if (r >= 0)
+                r = append_str(reply, "NatType", rep->nat_type);
+        if (r >= 0)
+                r = append_str(reply, "NatMapping", nat_mapping_to_string(rep->mapping));
+        if (r >= 0)
+                r = append_str(reply, "NatFiltering", nat_filtering_to_string(rep->filtering));
+        if (r >= 0)
+                r = append_str(reply, "StunServer", rep->stun_server);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "StunRttUsec", "t", rep->stun_rtt_usec);
+        if (r >= 0)
+                r = append_str(reply, "StunError", rep->stun_error);
+        if (r >= 0)
+                r = append_str(reply, "Relay", d->config->relay_host ? relay_client_name(d->relay)
+                                                                     : "");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "RelayReachable", "b",
+                                          (int) rep->relay_reachable);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "RelayRttUsec", "t",
+                                          rep->relay_rtt_usec);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "RelayRegistered", "b",
+                                          (int) relay_client_registered(d->relay));
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                (void) sd_bus_send(NULL, reply, NULL);
+        else
+                (void) sd_bus_reply_method_errorf(request, SD_BUS_ERROR_FAILED,
+                                                  "Cannot build the reply: %s", strerror(-r));
+}
+
+static void on_netcheck_done(struct netcheck_run *run, void *userdata) {
+        struct device *d = userdata;
+        struct netcheck_report rep;
+
+        netcheck_report(run, &rep);
+        netcheck_reply(d, d->bus->netcheck_request, &rep);
+        d->bus->netcheck_request = sd_bus_message_unref(d->bus->netcheck_request);
+        d->netcheck_api = netcheck_free(run);
 }
 
 static int do_netcheck(sd_bus_message *m, struct device *d, bool root, sd_bus_error *error) {
-        int r = netcheck_api_start(d, m, error);
-        return r < 0 ? r : 0; /* replied to when the checks are done */
+        const struct config *c = d->config;
+        int r;
+
+        if (d->netcheck_api)
+                return sd_bus_error_set(error, BUS_ERROR_IN_PROGRESS,
+                                        "A NetCheck is already running");
+        if (!c->stun_host && !c->relay_host)
+                return sd_bus_error_set(error, BUS_ERROR_NO_STUN_SERVER,
+                                        "No STUN server configured (nat.stun_server or "
+                                        "relay.server)");
+        d->bus->netcheck_request = sd_bus_message_ref(m);
+        r = netcheck_start(&d->netcheck_socket, c->stun_host ? c->stun_host : c->relay_host,
+                           c->stun_host ? c->stun_port : c->relay_port, c->relay_host,
+                           c->relay_port, on_netcheck_done, d, &d->netcheck_api);
+        if (r < 0) {
+                d->bus->netcheck_request = sd_bus_message_unref(d->bus->netcheck_request);
+                return sd_bus_error_set_errnof(error, -r, "Cannot start the NAT check: %m");
+        }
+        return 0; /* replied to when the checks are done */
 }
 
 /* NetCheck sends STUN requests from the tunnel's socket (and uses the relay's allowance for
@@ -577,36 +742,19 @@ static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
         r = reload_config(d, msg, sizeof(msg));
         if (r == -EBUSY)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "ReloadRefused", msg);
+                return sd_bus_error_set(error, BUS_ERROR_RELOAD_REFUSED, msg);
         if (r < 0)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidConfig", msg);
+                return sd_bus_error_set(error, BUS_ERROR_INVALID_CONFIG, msg);
         log_info("%s (D-Bus Reload)", msg);
         return sd_bus_reply_method_return(m, "s", msg);
 }
 
 static const sd_bus_vtable tunnel_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("State", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("FailureReason", "s", property_get, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Path", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("PeerAddress", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Endpoint", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("PublicEndpoint", "s", property_get, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("NatType", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("TapDevice", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("LocalAddress", "as", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Mtu", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("PublicKey", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("RxBytes", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
-        SD_BUS_PROPERTY("TxBytes", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
-        SD_BUS_PROPERTY("RxPackets", "t", property_get, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
-        SD_BUS_PROPERTY("TxPackets", "t", property_get, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
-        SD_BUS_PROPERTY("LastHandshake", "t", property_get, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+#define PROPERTY_VTABLE(name, signature, get, flags)                                               \
+        SD_BUS_PROPERTY(name, signature, property_get, 0, SD_BUS_VTABLE_PROPERTY_##flags),
+        TUNNEL_PROPERTIES(PROPERTY_VTABLE)
+#undef PROPERTY_VTABLE
         SD_BUS_METHOD_WITH_ARGS("Connect", SD_BUS_ARGS("s", peer, "a{sv}", options),
                                 SD_BUS_NO_RESULT, method_connect, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Disconnect", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
@@ -686,20 +834,11 @@ static const sd_bus_vtable log_control_vtable[] = {
 
 /* ---- life cycle ---- */
 
-void bus_emit_changed(struct device *d, const char *property, ...) {
-        const char *names[32];
-        size_t n = 0;
-        va_list ap;
-
-        if (!d->bus || !d->bus_path)
-                return;
-        va_start(ap, property);
-        for (const char *p = property; p && n < ELEMENTSOF(names) - 1; p = va_arg(ap, const char *))
-                names[n++] = p;
-        va_end(ap);
-        names[n] = NULL;
-        (void) sd_bus_emit_properties_changed_strv(d->bus, d->bus_path, BUS_INTERFACE,
-                                                   (char **) names);
+/* The device's PropertiesChanged hook (device_emit_changed). */
+static void emit_changed_strv(struct device *d, const char *const *names) {
+        if (d->bus && d->bus->sd)
+                (void) sd_bus_emit_properties_changed_strv(d->bus->sd, d->bus->path, BUS_INTERFACE,
+                                                           (char **) names);
 }
 
 static int on_name_acquired(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -708,18 +847,18 @@ static int on_name_acquired(sd_bus_message *m, void *userdata, sd_bus_error *ret
         uint32_t result = 0;
 
         if (e) {
-                log_error("cannot own the bus name %s: %s", d->bus_name, e->message);
-                d->on_bus_ready(d, -EACCES);
+                log_error("cannot own the bus name %s: %s", d->bus->name, e->message);
+                d->bus->on_ready(d, -EACCES);
                 return 0;
         }
         if (sd_bus_message_read(m, "u", &result) < 0 || result != 1) {
                 log_error("instance '%s' is already running (the bus name %s is taken)",
-                          d->instance, d->bus_name);
-                d->on_bus_ready(d, -EEXIST);
+                          d->instance, d->bus->name);
+                d->bus->on_ready(d, -EEXIST);
                 return 0;
         }
-        log_info("serving %s on the system bus at %s", d->bus_name, d->bus_path);
-        d->on_bus_ready(d, 0);
+        log_info("serving %s on the system bus at %s", d->bus->name, d->bus->path);
+        d->bus->on_ready(d, 0);
         return 0;
 }
 
@@ -727,39 +866,49 @@ int bus_open(struct device *d, void (*on_ready)(struct device *d, int r)) {
         _cleanup_free_ char *label = NULL;
         int r;
 
-        d->on_bus_ready = on_ready;
+        d->bus = calloc(1, sizeof(*d->bus));
+        if (!d->bus)
+                return log_error_errno(ENOMEM, "out of memory");
+        d->bus->on_ready = on_ready;
         r = bus_label_escape(d->instance, &label);
         if (r < 0)
                 return r;
-        if (asprintf(&d->bus_name, BUS_NAME_PREFIX "%s", label) < 0 ||
-            asprintf(&d->bus_path, BUS_PATH_PREFIX "/%s", label) < 0)
+        if (asprintf(&d->bus->name, BUS_NAME_PREFIX "%s", label) < 0 ||
+            asprintf(&d->bus->path, BUS_PATH_PREFIX "/%s", label) < 0)
                 return -ENOMEM;
 
-        bus_resolve_control_group(d);
-
-        r = sd_bus_open_system(&d->bus);
+        r = sd_bus_open_system(&d->bus->sd);
         if (r < 0) {
                 log_warning_errno(r, "no system bus (%m): running without the D-Bus API");
-                d->bus = NULL;
+                d->bus->sd = NULL;
                 on_ready(d, -ENOTCONN);
                 return 0;
         }
-        if ((r = sd_bus_attach_event(d->bus, d->event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
-            (r = sd_bus_add_object_manager(d->bus, NULL, BUS_PATH_ROOT)) < 0 ||
-            (r = sd_bus_add_object_vtable(d->bus, NULL, d->bus_path, BUS_INTERFACE, tunnel_vtable,
+        if ((r = sd_bus_attach_event(d->bus->sd, d->event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
+            (r = sd_bus_add_object_manager(d->bus->sd, NULL, BUS_PATH_ROOT)) < 0 ||
+            (r = sd_bus_add_object_vtable(d->bus->sd, NULL, d->bus->path, BUS_INTERFACE, tunnel_vtable,
                                           d)) < 0 ||
-            (r = sd_bus_add_object_vtable(d->bus, NULL, LOG_CONTROL_PATH, LOG_CONTROL_INTERFACE,
+            (r = sd_bus_add_object_vtable(d->bus->sd, NULL, LOG_CONTROL_PATH, LOG_CONTROL_INTERFACE,
                                           log_control_vtable, d)) < 0 ||
-            (r = sd_bus_request_name_async(d->bus, NULL, d->bus_name, 0, on_name_acquired, d)) < 0)
+            (r = sd_bus_request_name_async(d->bus->sd, NULL, d->bus->name, 0, on_name_acquired, d)) < 0)
                 return log_error_errno(r, "setting up the D-Bus API: %m");
+        d->emit_changed = emit_changed_strv;
         return 0;
 }
 
 void bus_close(struct device *d) {
-        if (d->connect_request)
-                bus_reply_connect(d, BUS_ERROR_PREFIX "Cancelled", "The daemon is shutting down");
-        d->bus = sd_bus_flush_close_unref(d->bus);
-        free(d->bus_name);
-        free(d->bus_path);
-        d->bus_name = d->bus_path = NULL;
+        if (!d->bus)
+                return;
+        bus_cancel_connect(d);
+        if (d->bus->netcheck_request)
+                (void) sd_bus_reply_method_errorf(d->bus->netcheck_request, BUS_ERROR_CANCELLED,
+                                                  "The daemon is shutting down");
+        d->bus->netcheck_request = sd_bus_message_unref(d->bus->netcheck_request);
+        d->netcheck_api = netcheck_free(d->netcheck_api);
+        d->emit_changed = NULL;
+        d->bus->sd = sd_bus_flush_close_unref(d->bus->sd);
+        free(d->bus->name);
+        free(d->bus->path);
+        free(d->bus);
+        d->bus = NULL;
 }

@@ -6,8 +6,6 @@
  */
 #pragma once
 
-#include <systemd/sd-bus.h>
-
 #include "shadowmesh/bus-api.h"
 
 struct device;
@@ -20,18 +18,11 @@ struct device;
 /* Connect to the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured), register the objects and ask
  * for the name; on_ready runs once the name is owned (or at once with -ENOTCONN when there is
  * no system bus, and the daemon goes on without its API). Errors: -EEXIST name taken. */
-/* Look up daemon.control_group (default netdev) again: at start and on reload. */
-void bus_resolve_control_group(struct device *d);
-
 int bus_open(struct device *d, void (*on_ready)(struct device *d, int r));
 void bus_close(struct device *d);
 
-/* PropertiesChanged for these properties (NULL-terminated); a no-op without a bus. */
-void bus_emit_changed(struct device *d, const char *property, ...) __attribute__((sentinel));
-
-/* Reply to the pending Connect (r == 0: success; else error name and message). */
-void bus_reply_connect(struct device *d, const char *error, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+/* The daemon is shutting down: a Connect pending over D-Bus gets Cancelled. */
+void bus_cancel_connect(struct device *d);
 
 /* The instance's label: name escaped as sd_bus_path_encode() does (malloc'd). */
 int bus_label_escape(const char *name, char **ret);

@@ -14,7 +14,7 @@
 #include "ratelimit.h"
 #include "stun.h"
 
-/* Quiescent-state markers (the argument is in device.c, above device_collect_retired): odd while
+/* Quiescent-state markers (the argument is in peer.c, above peer_collect_retired): odd while
  * a thread holds key pair pointers loaded in this batch, even otherwise. A batch never waits:
  * no poll(), no socket back-pressure, inside it.
  *
@@ -36,13 +36,19 @@ static inline void stat_add(_Atomic uint64_t *s, uint64_t v) {
                 atomic_fetch_add_explicit(s, v, memory_order_relaxed);
 }
 
-static void request_handshake(struct device *d) {
-        if (!atomic_exchange(&d->peer.want_handshake, true))
-                device_wake(d);
+/* Wake the control loop (device.c reads the queue and the peer's flags). */
+static void wake_control(struct datapath *d) {
+        uint64_t one = 1;
+        (void) !write(d->wake_fd, &one, sizeof(one));
+}
+
+static void request_handshake(struct datapath *d) {
+        if (!atomic_exchange(&d->peer->want_handshake, true))
+                wake_control(d);
 }
 
 /* Wait until fd is writable or the device stops; false when stopping. */
-static bool wait_writable(struct device *d, int fd) {
+static bool wait_writable(struct datapath *d, int fd) {
         struct pollfd pfd[2] = { { .fd = fd, .events = POLLOUT }, { .fd = d->stop_fd, .events = POLLIN } };
 
         for (unsigned i = 0; i < 100; i++) {
@@ -80,7 +86,7 @@ struct tx_buffers {
 /* Read one frame from the TAP into b->seg: as it is from a plain TAP, cut into MTU-sized
  * segments (or checksummed) from a TAP with offloads. 1: a frame, 0: none waiting, -EBADMSG: a
  * frame its vnet header does not describe (dropped), other -errno: the read failed. */
-static int tx_read(struct device *d, struct tx_buffers *b, uint64_t *gso_frames) {
+static int tx_read(struct datapath *d, struct tx_buffers *b, uint64_t *gso_frames) {
         bool offload = d->tap->vnet_hdr;
         struct vnet_hdr h;
         ssize_t k;
@@ -148,8 +154,8 @@ static unsigned tx_build(struct tx_buffers *b, unsigned first, unsigned n, struc
 }
 
 static void *tx_main(void *userdata) {
-        struct device *d = userdata;
-        struct peer *p = &d->peer;
+        struct datapath *d = userdata;
+        struct peer *p = d->peer;
         struct tx_buffers *b = calloc(1, sizeof(*b));
         struct pollfd pfd[2] = { { .fd = d->tap->fd, .events = POLLIN },
                                  { .fd = d->stop_fd, .events = POLLIN } };
@@ -372,7 +378,7 @@ static struct keypair *lookup_keypair(const struct rx_batch *x, uint32_t idx) {
         return NULL;
 }
 
-static bool enqueue(struct device *d, enum queued_kind kind, const uint8_t *data, size_t len,
+static bool enqueue(struct datapath *d, enum queued_kind kind, const uint8_t *data, size_t len,
                     const struct endpoint *from) {
         uint32_t head = atomic_load_explicit(&d->hs_head, memory_order_relaxed);
         uint32_t tail = atomic_load_explicit(&d->hs_tail, memory_order_acquire);
@@ -389,7 +395,7 @@ static bool enqueue(struct device *d, enum queued_kind kind, const uint8_t *data
         return true;
 }
 
-static bool queue_under_load(struct device *d) {
+static bool queue_under_load(struct datapath *d) {
         uint32_t head = atomic_load_explicit(&d->hs_head, memory_order_relaxed);
         uint32_t tail = atomic_load_explicit(&d->hs_tail, memory_order_relaxed);
 
@@ -404,7 +410,7 @@ static void bad(struct rx_batch *x, uint64_t *counter, const char *reason,
 }
 
 /* Write what the batch coalesced to the TAP, each with its vnet header, in order. */
-static void rx_flush(struct device *d, struct rx_batch *x) {
+static void rx_flush(struct datapath *d, struct rx_batch *x) {
         struct gro *g = x->gro;
 
         for (size_t i = 0; i < g->n; i++) {
@@ -422,7 +428,7 @@ static void rx_flush(struct device *d, struct rx_batch *x) {
 /* A decrypted frame for the TAP: written at once on a plain TAP, handed to the coalescer (and
  * written by rx_flush at the end of the batch) with offloads. The frame stays in the receive
  * buffer until then. */
-static void rx_deliver(struct device *d, struct rx_batch *x, const uint8_t *frame, size_t len) {
+static void rx_deliver(struct datapath *d, struct rx_batch *x, const uint8_t *frame, size_t len) {
         if (!x->gro && x->vnet_hdr) {
                 static const uint8_t none[TAP_VNET_HDR_LEN];
                 struct iovec iov[2] = {
@@ -442,9 +448,9 @@ static void rx_deliver(struct device *d, struct rx_batch *x, const uint8_t *fram
         x->bytes += len;
 }
 
-static void rx_data(struct device *d, struct rx_batch *x, uint8_t *buf, size_t len,
+static void rx_data(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t len,
                     const struct endpoint *from) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         struct keypair *kp = lookup_keypair(x, get_le32(buf + 4));
         uint8_t *frame;
         size_t flen;
@@ -478,13 +484,13 @@ static void rx_data(struct device *d, struct rx_batch *x, uint8_t *buf, size_t l
 
         x->authenticated = true;
         if (kp == x->next && !atomic_exchange(&p->next_confirmed, true))
-                device_wake(d);
+                wake_control(d);
         /* Roaming: the endpoint follows the last authenticated data packet, whether it came
          * straight from the peer or through the relay, and so does our source address. */
         if (!endpoint_equal(from, &x->ep) || !endpoint_same_source(from, &x->ep)) {
                 peer_set_endpoint(p, from);
                 x->ep = *from;
-                device_wake(d); /* the control loop reports the new path */
+                wake_control(d); /* the control loop reports the new path */
         }
         if (kp == x->cur && kp->initiator &&
             x->now - kp->birth_ns >=
@@ -498,7 +504,7 @@ static void rx_data(struct device *d, struct rx_batch *x, uint8_t *buf, size_t l
 
 /* A path probe is opened here (the replay window has one writer: this thread) and handed to the
  * control loop, which answers or switches paths. */
-static void rx_probe(struct device *d, struct rx_batch *x, uint8_t *buf, size_t len,
+static void rx_probe(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t len,
                      const struct endpoint *from) {
         uint8_t type = buf[0], *nonce;
         struct keypair *kp = lookup_keypair(x, get_le32(buf + 4));
@@ -520,7 +526,7 @@ static void rx_probe(struct device *d, struct rx_batch *x, uint8_t *buf, size_t 
 }
 
 /* The peer's closing message: opened here (the replay window's one writer), handed up. */
-static void rx_close(struct device *d, struct rx_batch *x, uint8_t *buf, size_t len,
+static void rx_close(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t len,
                      const struct endpoint *from) {
         struct keypair *kp = lookup_keypair(x, get_le32(buf + 4));
         uint8_t *marker;
@@ -543,7 +549,7 @@ static void rx_close(struct device *d, struct rx_batch *x, uint8_t *buf, size_t 
                 x->hs_dropped++;
 }
 
-static void rx_datagram(struct device *d, struct rx_batch *x, uint8_t *buf, size_t len,
+static void rx_datagram(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t len,
                         const struct endpoint *from, bool relayed) {
         if (!relayed && stun_is_message(buf, len)) {
                 /* Responses to our STUN requests (NAT discovery) share the socket. */
@@ -618,8 +624,8 @@ static void rx_datagram(struct device *d, struct rx_batch *x, uint8_t *buf, size
 }
 
 static void *rx_main(void *userdata) {
-        struct device *d = userdata;
-        struct peer *p = &d->peer;
+        struct datapath *d = userdata;
+        struct peer *p = d->peer;
         struct rx_buffers *b = calloc(1, sizeof(*b));
         struct pollfd pfd[2] = { { .fd = d->udp_fd, .events = POLLIN },
                                  { .fd = d->stop_fd, .events = POLLIN } };
@@ -748,7 +754,7 @@ static void *rx_main(void *userdata) {
                                                       memory_order_relaxed);
                 }
                 if (x.queued)
-                        device_wake(d);
+                        wake_control(d);
         }
         free(b->gro.bufs);
         free(b);
@@ -787,7 +793,7 @@ int datapath_parse_disable(const char *s, unsigned *ret, char *ret_bad, size_t b
         return 0;
 }
 
-int datapath_start(struct device *d) {
+int datapath_start(struct datapath *d) {
         sigset_t all, old;
         int r;
 
@@ -812,7 +818,7 @@ int datapath_start(struct device *d) {
         return 0;
 }
 
-void datapath_stop(struct device *d) {
+void datapath_stop(struct datapath *d) {
         uint64_t one = 1;
 
         if (!d->threads_started)

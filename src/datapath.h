@@ -1,10 +1,94 @@
 /* SPDX-License-Identifier: MIT */
 /* The two data-path threads (TAP -> UDP and UDP -> TAP). They move DATAPATH_BATCH packets per
  * system call where the kernel allows it, never allocate, lock or log per packet, and talk to
- * the control loop only through atomics and an eventfd. */
+ * the control loop only through atomics and an eventfd.
+ *
+ * struct datapath is what the threads work with: device.c owns it (and the TAP, the socket and
+ * the peer it lends it), fills it in before datapath_start() and reads the queue, the wake-up
+ * eventfd and the counters from the control loop. */
 #pragma once
 
-#include "device.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "peer.h"
+#include "tap.h"
+#include "udp.h"
+
+/* Counters: written by the data threads (and the control loop) with relaxed atomics, read by
+ * anyone. */
+struct stats {
+        _Atomic uint64_t tx_packets, tx_bytes, tx_dropped_no_session, tx_errors;
+        _Atomic uint64_t rx_packets, rx_bytes;
+        _Atomic uint64_t rx_replayed, rx_bad_tag, rx_unknown_index, rx_malformed, rx_bad_mac1,
+                rx_handshake_dropped, rx_handshake_failed;
+        _Atomic uint64_t handshakes, initiations_sent, cookies_sent;
+        /* Our own initiations sent back to us (refused), handshake messages over a source's
+         * rate under load (refused), handshakes put off because key pairs still in use by the
+         * data threads filled the retirement list (the peer retries). */
+        _Atomic uint64_t rx_reflected, rx_handshake_ratelimited, handshakes_deferred;
+        _Atomic uint64_t relay_tx_packets, relay_rx_packets, probes_sent, path_switches;
+        /* Offloads (network.offload): TCP super-frames the TAP handed over and we segmented,
+         * datagrams that left in a multi-datagram UDP GSO send, datagrams that arrived
+         * coalesced by UDP GRO, and TCP segments merged into a super-frame for the TAP. */
+        _Atomic uint64_t tx_gso_frames, tx_udp_gso_datagrams, rx_udp_gro_datagrams,
+                rx_gro_merged;
+};
+
+/* One message handed from the rx thread to the control loop: a handshake message, a relay
+ * control message, a STUN response, or a path probe the rx thread already opened (then data
+ * holds its 8-byte nonce). */
+enum queued_kind {
+        QUEUED_MESSAGE,
+        QUEUED_PROBE,
+        QUEUED_PROBE_REPLY,
+        QUEUED_CLOSE,           /* the peer's closing message, opened (data: its header) */
+        QUEUED_UNKNOWN_SESSION, /* data for a session we do not know; the source earned an
+                                 * initiation's worth of credit (credit.c) */
+};
+struct queued_handshake {
+        struct endpoint from;
+        uint8_t kind;
+        uint16_t len;
+        uint8_t data[576]; /* >= STUN_MAX_MESSAGE_LEN, sizeof(struct message_relay_peer) */
+};
+
+struct ratelimit;
+struct credit;
+
+struct datapath {
+        /* Lent by device.c, set before datapath_start(). */
+        struct tap *tap;
+        int udp_fd;
+        struct peer *peer;
+        int stop_fd; /* eventfd: data threads exit when readable */
+        int wake_fd; /* eventfd: data threads -> control loop */
+        unsigned offload_disabled; /* DATAPATH_NO_*, set before the start */
+        /* The rx thread's own: per-source buckets under load (before the queue), and per-source
+         * byte credit for data on unknown sessions (credit.c). */
+        struct ratelimit *rx_ratelimit;
+        struct credit *rx_credit;
+        /* The relay's address, once resolved: written once by the control loop, then
+         * relay_address_set (release); the rx thread takes RELAY_DATA only from there. */
+        struct endpoint relay_address;
+        _Atomic bool relay_address_set;
+
+        pthread_t tx_thread, rx_thread;
+        bool threads_started;
+        _Atomic bool stopping;
+        _Atomic uint64_t tx_qs, rx_qs; /* odd: inside a batch; even: quiescent (peer.h) */
+
+        /* rx -> control handshake queue (single producer, single consumer). */
+        struct queued_handshake *hs_queue;
+        _Atomic uint32_t hs_head, hs_tail;
+        /* Set by the rx thread whenever it finds the queue long (and starts limiting sources);
+         * the control loop takes it as "under load", so the two cannot disagree while the
+         * limiter holds the queue just at the mark. */
+        _Atomic bool hs_queue_was_long;
+
+        struct stats stats;
+};
 
 /* The parts of network.offload that the environment variable SHADOWMESHD_OFFLOAD_DISABLE (a
  * comma-separated list of "udp-gso", "udp-gro", "tcp-gro") turns off, so that bench/run.sh can
@@ -19,6 +103,11 @@ enum {
  * unknown word. NULL or "" is no flag. */
 int datapath_parse_disable(const char *s, unsigned *ret, char *ret_bad, size_t bad_len);
 
-int datapath_start(struct device *d);
+/* The markers that key pair retirement (peer.h) waits on. */
+static inline struct qs_markers datapath_markers(struct datapath *dp) {
+        return (struct qs_markers){ .tx = &dp->tx_qs, .rx = &dp->rx_qs };
+}
+
+int datapath_start(struct datapath *dp);
 /* Signal the threads to exit and join them (bounded: they check stop_fd on every wake-up). */
-void datapath_stop(struct device *d);
+void datapath_stop(struct datapath *dp);

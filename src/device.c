@@ -1,162 +1,47 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A tunnel instance: start-up ladder, control loop, shutdown in reverse order.
+ * A tunnel instance: start-up ladder, control loop, shutdown in reverse order (main.c starts
+ * the front ends after device_new() and stops them before device_free()).
  *
  * Start-up does everything that can fail for a reason the user must fix before it creates the
  * TAP (resolve the peer, bind the port), so a failed start leaves nothing behind.
  */
 #include <arpa/inet.h>
+#include <grp.h>
 #include <netdb.h>
-#include <sched.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sys/eventfd.h>
-#include <systemd/sd-daemon.h>
 
 #include "addrwatch.h"
-#include "bus.h"
 #include "caps.h"
 #include "credit.h"
 #include "datapath.h"
 #include "device.h"
 #include "handshake.h"
-#include "http.h"
 #include "keys.h"
 #include "log.h"
-#include "manager.h"
 #include "netcheck.h"
 #include "path.h"
 #include "ratelimit.h"
 #include "relay-client.h"
-#include "reload.h"
-#include "stun.h"
 #include "resolve.h"
+#include "stun.h"
 #include "timers.h"
 
-void peer_get_endpoint(struct peer *p, struct endpoint *ret) {
-        unsigned seq;
-
-        do {
-                seq = atomic_load_explicit(&p->endpoint_seq, memory_order_acquire);
-                if (seq & 1) {
-                        sched_yield();
-                        continue;
-                }
-                *ret = p->endpoint;
-                atomic_thread_fence(memory_order_acquire);
-        } while (seq & 1 || seq != atomic_load_explicit(&p->endpoint_seq, memory_order_relaxed));
+void device_emit_changed(struct device *d, const char *const *properties) {
+        if (d->emit_changed)
+                d->emit_changed(d, properties);
 }
 
-void peer_set_endpoint(struct peer *p, const struct endpoint *e) {
-        pthread_mutex_lock(&p->endpoint_lock);
-        atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_acq_rel);
-        atomic_thread_fence(memory_order_release);
-        p->endpoint = *e;
-        atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_release);
-        pthread_mutex_unlock(&p->endpoint_lock);
-}
-
-bool peer_forget_source(struct peer *p, const struct endpoint *stale) {
-        bool forget;
-
-        pthread_mutex_lock(&p->endpoint_lock);
-        /* Only the endpoint the caller saw fail: if the rx thread or the control loop moved it
-         * meanwhile (roaming), that newer endpoint stays as it is; should its source be gone
-         * too, its own first failed send clears it. */
-        forget = p->endpoint.src.family != 0 && endpoint_equal(&p->endpoint, stale) &&
-                 endpoint_same_source(&p->endpoint, stale);
-        if (forget) {
-                atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_acq_rel);
-                atomic_thread_fence(memory_order_release);
-                p->endpoint.src.family = 0;
-                atomic_fetch_add_explicit(&p->endpoint_seq, 1, memory_order_release);
-        }
-        pthread_mutex_unlock(&p->endpoint_lock);
-        return forget;
-}
-
-void device_wake(struct device *d) {
+/* Come back to on_wake: the queue holds more than one round's share. */
+static void wake_again(struct device *d) {
         uint64_t one = 1;
-        (void) !write(d->wake_fd, &one, sizeof(one));
-}
-
-/*
- * Key pair retirement: a quiescent-state scheme (a tiny RCU). Each data thread bumps its marker
- * (tx_qs, rx_qs) when it starts a batch (odd) and when it ends it (even); it loads the key pair
- * pointers only inside a batch, and a batch never waits (datapath.c sends after leaving it).
- * The control loop unpublishes a key pair (atomic store of the pointer), then snapshots both
- * markers. The key pair may be wiped once, for each thread, the snapshot was even (the thread
- * was between batches, so its next batch loads the new pointers) or the marker has moved since
- * (the batch that might hold the old pointer has ended).
- *
- * Memory ordering, the part C11 is strict about. The argument needs: if the thread's batch
- * loaded the old pointer, the control loop's snapshot sees that batch's odd marker. That is the
- * store-buffering shape (thread: write marker, read pointer; control loop: write pointer, read
- * marker), which acquire/release does not forbid: both loads may read the old values. So both
- * sides put a seq_cst fence between their store and their load (qs_enter in datapath.c, and
- * retire_snapshot() here). With the two fences, one of them is first in the single total order,
- * and the load after the second fence sees the store before the first (C11 7.17.3, the single
- * total order of seq_cst operations and fences): either the thread reads the new pointer, or
- * we read the odd marker.
- * The even marker at the end of a batch is a release increment, and our load of it is acquire
- * (seq_cst), so every use of the key pair in that batch happens before the wipe.
- */
-static bool quiescent_since(uint64_t snapshot, uint64_t now) {
-        return (snapshot & 1) == 0 || snapshot != now;
-}
-
-void device_collect_retired(struct device *d) {
-        uint64_t tx = atomic_load(&d->tx_qs), rx = atomic_load(&d->rx_qs);
-        size_t kept = 0;
-
-        for (size_t i = 0; i < d->n_retired; i++) {
-                struct retired_keypair *r = &d->retired[i];
-                if (!d->threads_started ||
-                    (quiescent_since(r->tx_qs, tx) && quiescent_since(r->rx_qs, rx))) {
-                        keypair_wipe(r->kp);
-                        free(r->kp);
-                } else
-                        d->retired[kept++] = *r;
-        }
-        d->n_retired = kept;
-}
-
-bool device_retire_room(struct device *d, size_t n) {
-        if (d->n_retired + n + HANDSHAKE_RETIRE_RESERVE > MAX_RETIRED_KEYPAIRS)
-                device_collect_retired(d);
-        return d->n_retired + n + HANDSHAKE_RETIRE_RESERVE <= MAX_RETIRED_KEYPAIRS;
-}
-
-void device_retire_keypair(struct device *d, struct keypair *kp) {
-        static struct log_ratelimit full_ratelimit = LOG_RATELIMIT_INIT(5, 1);
-        unsigned suppressed = 0;
-
-        if (!kp)
-                return;
-        atomic_store(&kp->valid, false);
-        if (d->n_retired == MAX_RETIRED_KEYPAIRS)
-                device_collect_retired(d);
-        if (d->n_retired == MAX_RETIRED_KEYPAIRS) {
-                /* Cannot happen: handshakes retire only with room to spare
-                 * (device_retire_room), and the reserve covers dropping all three key pairs.
-                 * Should it anyway, a data thread may still be sealing with kp: leave it
-                 * alone (a leak) rather than wipe or free it under that thread. */
-                if (log_ratelimit_below(&full_ratelimit, now_ns(), &suppressed))
-                        log_error("key pair retire list full: leaving a key pair in memory");
-                return;
-        }
-        /* The pointer was unpublished before this call (seq_cst store or exchange); the fence
-         * orders it before the marker loads below. See the comment above. */
-        atomic_thread_fence(memory_order_seq_cst);
-        d->retired[d->n_retired++] = (struct retired_keypair){
-                .kp = kp,
-                .tx_qs = atomic_load(&d->tx_qs),
-                .rx_qs = atomic_load(&d->rx_qs),
-        };
+        (void) !write(d->dp.wake_fd, &one, sizeof(one));
 }
 
 void device_log_stats(struct device *d) {
-        struct stats *s = &d->stats;
+        struct stats *s = &d->dp.stats;
 
 #define S(x) (unsigned long long) atomic_load_explicit(&s->x, memory_order_relaxed)
         log_info("stats: tx_packets=%llu tx_bytes=%llu rx_packets=%llu rx_bytes=%llu "
@@ -178,26 +63,49 @@ void device_log_stats(struct device *d) {
 #undef S
 }
 
+/* Events for the connection logic (manager.c sets the hooks). */
+static void report_session_up(struct device *d) {
+        if (d->events.session_up)
+                d->events.session_up(d);
+}
+
+/* What the timers changed in the peer, reported upward. */
+static void report_timers(struct device *d, unsigned events) {
+        if ((events & TIMERS_STATE_CHANGED) && d->events.peer_changed)
+                d->events.peer_changed(d);
+        if (events & TIMERS_SESSION_UP)
+                report_session_up(d);
+}
+
+/* The peer's endpoint moved (roaming, a probe, a handshake): log it and emit it. */
+static void report_path(struct device *d) {
+        if (path_report(&d->sender, d->peer))
+                device_properties_changed(d, "Path", "Endpoint");
+}
+
 /* One message the rx thread handed over. */
 static void dispatch(struct device *d, const struct queued_handshake *q, bool under_load) {
         switch (q->kind) {
         case QUEUED_PROBE:
-                path_on_probe(d, q->data, &q->from);
+                path_on_probe(&d->sender, d->peer, q->data, &q->from);
                 return;
         case QUEUED_PROBE_REPLY:
-                path_on_probe_reply(d, q->data, &q->from);
+                path_on_probe_reply(&d->sender, d->peer, q->data, &q->from);
+                report_path(d);
                 return;
         case QUEUED_CLOSE:
-                manager_peer_closed(d, get_le32(q->data + 4), &q->from);
+                if (d->events.peer_closed)
+                        d->events.peer_closed(d, get_le32(q->data + 4), &q->from);
                 return;
         case QUEUED_UNKNOWN_SESSION:
-                handshake_answer_unknown_session(d, &q->from);
+                handshake_answer_unknown_session(&d->keys, &d->sender, d->peer, &q->from);
                 return;
         default:
                 break;
         }
         if (!q->from.via_relay && stun_is_message(q->data, q->len)) {
-                netcheck_input(d, q);
+                if (!netcheck_input(d->netcheck, q))
+                        (void) netcheck_input(d->netcheck_api, q);
                 return;
         }
         switch (message_classify(q->data, q->len)) {
@@ -207,7 +115,10 @@ static void dispatch(struct device *d, const struct queued_handshake *q, bool un
                 relay_client_input(d->relay, q);
                 return;
         default:
-                handshake_process(d, q, under_load);
+                if (handshake_process(&d->keys, &d->sender, d->peer, q, under_load)) {
+                        report_path(d);
+                        report_session_up(d);
+                }
         }
 }
 
@@ -220,64 +131,115 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 
         (void) !read(fd, &v, sizeof(v));
 
-        head = atomic_load_explicit(&d->hs_head, memory_order_acquire);
-        tail = atomic_load_explicit(&d->hs_tail, memory_order_relaxed);
+        head = atomic_load_explicit(&d->dp.hs_head, memory_order_acquire);
+        tail = atomic_load_explicit(&d->dp.hs_tail, memory_order_relaxed);
         queued = head - tail;
         /* Both tests run: the flag is cleared each round. */
-        if (atomic_exchange_explicit(&d->hs_queue_was_long, false, memory_order_relaxed) |
+        if (atomic_exchange_explicit(&d->dp.hs_queue_was_long, false, memory_order_relaxed) |
             (queued >= UNDER_LOAD_QUEUE_LEN))
                 d->under_load_until_ns = now + UNDER_LOAD_AFTER_TIME * NSEC_PER_SEC;
         under_load = now < d->under_load_until_ns;
 
         /* A bounded share per wake-up keeps the loop responsive; the rest comes next round. */
         for (unsigned i = 0; i < 256 && tail != head; i++, tail++) {
-                dispatch(d, &d->hs_queue[tail % MAX_QUEUED_HANDSHAKES], under_load);
-                atomic_store_explicit(&d->hs_tail, tail + 1, memory_order_release);
+                dispatch(d, &d->dp.hs_queue[tail % MAX_QUEUED_HANDSHAKES], under_load);
+                atomic_store_explicit(&d->dp.hs_tail, tail + 1, memory_order_release);
         }
         if (tail != head)
-                device_wake(d);
+                wake_again(d);
 
-        if (atomic_exchange(&d->peer.next_confirmed, false))
-                handshake_confirm_next(d);
-        if (atomic_exchange(&d->peer.want_handshake, false))
-                timers_want_handshake(d, now);
-        path_report(d); /* the rx thread may have moved the endpoint (roaming) */
+        if (atomic_exchange(&d->peer->next_confirmed, false) && peer_confirm_next(d->peer))
+                report_session_up(d);
+        if (atomic_exchange(&d->peer->want_handshake, false))
+                report_timers(d, timers_want_handshake(&d->keys, &d->sender, d->peer, now));
+        report_path(d); /* the rx thread may have moved the endpoint (roaming) */
         return 0;
 }
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         struct device *d = userdata;
+        uint64_t now = now_ns();
 
-        timers_tick(d, now_ns());
+        report_timers(d, timers_tick(&d->keys, &d->sender, d->peer, now));
+        /* NAT traversal: relay fallback, direct-path probes, NAT keepalives, registration. */
+        path_tick(&d->sender, d->peer, now, d->nat_keepalive);
+        report_path(d);
+        relay_client_tick(d->relay, now);
+        if (d->events.tick)
+                d->events.tick(d, now);
         return sd_event_source_set_time_relative(s, TIMERS_TICK_NSEC / 1000);
+}
+
+/* Our address changed (addrwatch.c): one authenticated packet to the peer from wherever
+ * routing sends it now, and (first) a registration with the relay from there. */
+static int announce_address(void *userdata, bool first) {
+        struct device *d = userdata;
+        struct peer *p = d->peer;
+
+        if (first)
+                relay_client_refresh(d->relay);
+        if (atomic_load(&p->current))
+                return path_send_keepalive(&d->sender, p);
+        if (p->handshake_attempts_started_ns != 0) /* timers.c rule 1 is retrying */
+                return handshake_send_initiation(&d->keys, &d->sender, p);
+        return 0; /* no session and none under way: the next frame starts one from here */
+}
+
+/* The start-up NAT discovery's findings: PublicEndpoint, NatType, and a new candidate for the
+ * relay. */
+static void on_startup_netcheck(struct netcheck_run *run, void *userdata) {
+        struct device *d = userdata;
+        struct netcheck_report rep;
+        char buf[ENDPOINT_STRLEN];
+
+        netcheck_report(run, &rep);
+        if (rep.stun_failed || !rep.has_result) {
+                log_warning("NAT discovery with %s failed: %s", rep.stun_server, rep.stun_error);
+                return;
+        }
+        snprintf(d->nat_type, sizeof(d->nat_type), "%s", rep.nat_type);
+        if (rep.has_public) {
+                d->public_endpoint_sa = rep.public_endpoint;
+                endpoint_to_string(&d->public_endpoint_sa, buf);
+                snprintf(d->public_endpoint, sizeof(d->public_endpoint), "%s", buf);
+                log_info("public endpoint %s, NAT type %s (mapping %s, filtering %s)", buf,
+                         d->nat_type, nat_mapping_to_string(rep.mapping),
+                         nat_filtering_to_string(rep.filtering));
+        } else
+                log_warning("no answer from STUN server %s: NAT type %s", rep.stun_server,
+                            d->nat_type);
+        /* Behind any NAT (or not knowing): keep the mapping open on idle sessions. */
+        if (rep.mapping != NAT_MAPPING_NO_NAT)
+                d->nat_keepalive = true;
+        device_properties_changed(d, "PublicEndpoint", "NatType");
+        relay_client_refresh(d->relay);
+}
+
+int device_start_netcheck(struct device *d) {
+        d->netcheck = netcheck_free(d->netcheck);
+        return netcheck_start(&d->netcheck_socket, d->config->stun_host, d->config->stun_port, NULL,
+                              0, on_startup_netcheck, d, &d->netcheck);
+}
+
+const char *device_control_group(const struct device *d) {
+        return d->config->control_group ? d->config->control_group : "netdev";
+}
+
+void device_resolve_control_group(struct device *d) {
+        const char *name = device_control_group(d);
+        struct group *g = getgrnam(name);
+
+        d->has_control_gid = g != NULL;
+        if (g)
+                d->control_gid = g->gr_gid;
+        else if (d->config->control_group)
+                log_warning("control group '%s' does not exist: only root may connect "
+                            "and disconnect", name);
 }
 
 static int on_usr1(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         device_log_stats(userdata);
         return 0;
-}
-
-static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        struct device *d = userdata;
-
-        log_info("received %s, shutting down", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-        sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
-        manager_shutdown(d); /* the peer hears of it (closing message) */
-        /* Now, not in device_free(): sd-bus closes its connection from an exit handler of the
-         * event loop, so a reply queued after the loop ends would never leave. */
-        if (d->connect_request)
-                bus_reply_connect(d, BUS_ERROR_PREFIX "Cancelled", "The daemon is shutting down");
-        return sd_event_exit(sd_event_source_get_event(s), 0);
-}
-
-/* READY=1 only once the TAP is up and the bus name is ours (or there is no bus at all). */
-static void on_bus_ready(struct device *d, int r) {
-        if (r == -EEXIST || r == -EACCES) {
-                sd_event_exit(d->event, r);
-                return;
-        }
-        sd_notify(false, "READY=1");
-        manager_notify_status(d);
 }
 
 static int open_socket(struct device *d) {
@@ -308,8 +270,9 @@ static int open_socket(struct device *d) {
 
 /* What the socket really is bound to, as the kernel says, so a wrong bind shows at start. */
 static void log_bound_address(struct device *d) {
-        const char *mode = d->pattern == NOISE_PATTERN_IKPSK2 ? "identity mode (Noise_IKpsk2)"
-                                                              : "shared-key mode (Noise_NNpsk0)";
+        const char *mode = d->keys.pattern == NOISE_PATTERN_IKPSK2
+                                   ? "identity mode (Noise_IKpsk2)"
+                                   : "shared-key mode (Noise_NNpsk0)";
         struct endpoint e = { .len = sizeof(e.addr) };
         char buf[ENDPOINT_STRLEN];
         int v6only = 0;
@@ -357,7 +320,7 @@ static void tap_mac_address(struct device *d, uint8_t mac[6]) {
         crypto_generichash_update(&st, (const uint8_t *) c->tap_device, strlen(c->tap_device) + 1);
         crypto_generichash_update(&st, (const uint8_t *) c->addresses,
                                   c->n_addresses * sizeof(c->addresses[0]));
-        crypto_generichash_update(&st, d->static_public, sizeof(d->static_public));
+        crypto_generichash_update(&st, d->keys.static_public, sizeof(d->keys.static_public));
         crypto_generichash_final(&st, h, sizeof(h));
         memcpy(mac, h, 6);
         mac[0] = (uint8_t) ((mac[0] & 0xfc) | 0x02);
@@ -369,27 +332,26 @@ static int setup_keys(struct device *d) {
         size_t off = sizeof(SHADOWMESH_PROLOGUE_LABEL) - 1;
 
         if (config_identity_mode(c)) {
-                d->pattern = NOISE_PATTERN_IKPSK2;
-                memcpy(d->static_private, c->private_key, sizeof(d->static_private));
-                if (noise_public_from_private(d->static_public, d->static_private) < 0)
+                d->keys.pattern = NOISE_PATTERN_IKPSK2;
+                memcpy(d->keys.static_private, c->private_key, sizeof(d->keys.static_private));
+                if (noise_public_from_private(d->keys.static_public, d->keys.static_private) < 0)
                         return -EINVAL;
                 /* The optional shared key fills the psk slot; zeros when absent. */
                 if (c->has_psk)
-                        memcpy(d->psk, c->psk, sizeof(d->psk));
-                cookie_checker_init(&d->cookie_checker, d->static_public);
-                memcpy(d->peer.public_key, config_first_peer(c)->public_key,
-                       sizeof(d->peer.public_key));
-                cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
+                        memcpy(d->keys.psk, c->psk, sizeof(d->keys.psk));
+                cookie_checker_init(&d->keys.cookie_checker, d->keys.static_public);
+                memcpy(d->peer->public_key, config_first_peer(c)->public_key, sizeof(d->peer->public_key));
+                cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
         } else {
-                d->pattern = NOISE_PATTERN_NNPSK0;
-                memcpy(d->psk, c->psk, sizeof(d->psk));
-                cookie_checker_init(&d->cookie_checker, d->psk);
-                cookie_maker_init(&d->peer.cookie_maker, d->psk);
+                d->keys.pattern = NOISE_PATTERN_NNPSK0;
+                memcpy(d->keys.psk, c->psk, sizeof(d->keys.psk));
+                cookie_checker_init(&d->keys.cookie_checker, d->keys.psk);
+                cookie_maker_init(&d->peer->cookie_maker, d->keys.psk);
         }
-        randombytes_buf(d->own_initiation_key, sizeof(d->own_initiation_key));
+        randombytes_buf(d->keys.own_initiation_key, sizeof(d->keys.own_initiation_key));
         keys_network_id(c->has_psk ? c->psk : NULL, network_id);
-        memcpy(d->prologue, SHADOWMESH_PROLOGUE_LABEL, off);
-        memcpy(d->prologue + off, network_id, NETWORK_ID_LEN);
+        memcpy(d->keys.prologue, SHADOWMESH_PROLOGUE_LABEL, off);
+        memcpy(d->keys.prologue + off, network_id, NETWORK_ID_LEN);
         return 0;
 }
 
@@ -403,18 +365,20 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                 return log_error_errno(ENOMEM, "out of memory");
         d->config = config;
         d->instance = instance;
-        d->udp_fd = d->stop_fd = d->wake_fd = -EBADF;
-        pthread_mutex_init(&d->peer.endpoint_lock, NULL);
+        d->udp_fd = d->dp.udp_fd = d->dp.stop_fd = d->dp.wake_fd = -EBADF;
+        struct qs_markers qs = datapath_markers(&d->dp);
+        if (peer_new(&qs, &d->peer) < 0)
+                return log_error_errno(ENOMEM, "out of memory");
 
         r = setup_keys(d);
         if (r < 0)
                 return log_error_errno(r, "%s: invalid private key", config->path);
 
-        d->hs_queue = calloc(MAX_QUEUED_HANDSHAKES, sizeof(*d->hs_queue));
-        if (!d->hs_queue)
+        d->dp.hs_queue = calloc(MAX_QUEUED_HANDSHAKES, sizeof(*d->dp.hs_queue));
+        if (!d->dp.hs_queue)
                 return log_error_errno(ENOMEM, "out of memory");
-        if (ratelimit_new(&d->rx_ratelimit) < 0 || ratelimit_new(&d->handshake_ratelimit) < 0 ||
-            credit_new(&d->rx_credit) < 0)
+        if (ratelimit_new(&d->dp.rx_ratelimit) < 0 || ratelimit_new(&d->keys.ratelimit) < 0 ||
+            credit_new(&d->dp.rx_credit) < 0)
                 return log_error_errno(ENOMEM, "out of memory");
 
         /* The socket and the peer's address first: the steps most likely to fail for a reason
@@ -422,6 +386,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         r = open_socket(d);
         if (r < 0)
                 return r;
+        d->sender = (struct sender){ .fd = d->udp_fd, .stats = &d->dp.stats };
 
         if (config_first_peer(config)->host) {
                 struct endpoint e;
@@ -433,15 +398,15 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                         return log_error_errno(r, "cannot resolve peer address '%s': %s",
                                                config_first_peer(config)->host,
                                                gai ? gai_strerror(gai) : strerror(-r));
-                peer_set_endpoint(&d->peer, &e);
-                d->peer.static_endpoint = true;
-                d->peer_address = malloc(strlen(config_first_peer(config)->host) + 16);
-                if (!d->peer_address)
+                peer_set_endpoint(d->peer, &e);
+                d->peer->static_endpoint = true;
+                d->peer->address = malloc(strlen(config_first_peer(config)->host) + 16);
+                if (!d->peer->address)
                         return log_error_errno(ENOMEM, "out of memory");
-                sprintf(d->peer_address,
+                sprintf(d->peer->address,
                         strchr(config_first_peer(config)->host, ':') ? "[%s]:%u" : "%s:%u",
                         config_first_peer(config)->host, config_first_peer(config)->port);
-                d->peer.state = d->state = TUNNEL_CONNECTING;
+                d->peer->state = d->state = TUNNEL_CONNECTING;
         }
 
         uint8_t mac[6];
@@ -470,14 +435,17 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                  : d->tap->vnet_hdr ? ", no TSO from the kernel"
                                     : "");
 
-        d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (d->stop_fd < 0 || d->wake_fd < 0)
+        d->dp.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        d->dp.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (d->dp.stop_fd < 0 || d->dp.wake_fd < 0)
                 return log_error_errno(errno, "eventfd: %m");
 
         r = sd_event_new(&d->event);
         if (r < 0)
                 return log_error_errno(r, "sd_event_new: %m");
+        d->netcheck_socket = (struct netcheck_socket){
+                .event = d->event, .fd = d->udp_fd, .family = d->udp_family, .port = d->port
+        };
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGINT);
@@ -485,11 +453,10 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         sigaddset(&mask, SIGUSR1);
         sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
-        if ((r = sd_event_add_signal(d->event, NULL, SIGINT, on_exit_signal, d)) < 0 ||
-            (r = sd_event_add_signal(d->event, NULL, SIGTERM, on_exit_signal, d)) < 0 ||
-            (r = sd_event_add_signal(d->event, NULL, SIGUSR1, on_usr1, d)) < 0 ||
-            (r = sd_event_add_signal(d->event, NULL, SIGHUP, reload_on_sighup, d)) < 0 ||
-            (r = sd_event_add_io(d->event, &d->wake_source, d->wake_fd, EPOLLIN, on_wake, d)) < 0 ||
+        /* SIGINT, SIGTERM and SIGHUP are main.c's, for the front ends. */
+        if ((r = sd_event_add_signal(d->event, NULL, SIGUSR1, on_usr1, d)) < 0 ||
+            (r = sd_event_add_io(d->event, &d->wake_source, d->dp.wake_fd, EPOLLIN, on_wake,
+                                 d)) < 0 ||
             (r = sd_event_add_time_relative(d->event, &d->tick_source, CLOCK_BOOTTIME,
                                             TIMERS_TICK_NSEC / 1000, 10 * 1000, on_tick, d)) < 0)
                 return log_error_errno(r, "setting up the event loop: %m");
@@ -507,23 +474,26 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                 return log_error_errno(r, "dropping capabilities: %m");
 
         char bad[32];
-        r = datapath_parse_disable(getenv("SHADOWMESHD_OFFLOAD_DISABLE"), &d->offload_disabled,
+        r = datapath_parse_disable(getenv("SHADOWMESHD_OFFLOAD_DISABLE"), &d->dp.offload_disabled,
                                    bad, sizeof(bad));
         if (r < 0)
                 return log_error_errno(r, "SHADOWMESHD_OFFLOAD_DISABLE: unknown part '%s' (known: "
                                           "udp-gso, udp-gro, tcp-gro)", bad);
-        if (d->offload_disabled && d->tap->vnet_hdr)
+        if (d->dp.offload_disabled && d->tap->vnet_hdr)
                 log_info("offloads:%s%s%s turned off by SHADOWMESHD_OFFLOAD_DISABLE",
-                         d->offload_disabled & DATAPATH_NO_UDP_GSO ? " udp-gso" : "",
-                         d->offload_disabled & DATAPATH_NO_UDP_GRO ? " udp-gro" : "",
-                         d->offload_disabled & DATAPATH_NO_TCP_GRO ? " tcp-gro" : "");
+                         d->dp.offload_disabled & DATAPATH_NO_UDP_GSO ? " udp-gso" : "",
+                         d->dp.offload_disabled & DATAPATH_NO_UDP_GRO ? " udp-gro" : "",
+                         d->dp.offload_disabled & DATAPATH_NO_TCP_GRO ? " tcp-gro" : "");
 
-        r = datapath_start(d);
+        d->dp.tap = d->tap;
+        d->dp.udp_fd = d->udp_fd;
+        d->dp.peer = d->peer;
+        r = datapath_start(&d->dp);
         if (r < 0)
                 return log_error_errno(r, "starting the data path threads: %m");
 
         struct endpoint e;
-        peer_get_endpoint(&d->peer, &e);
+        peer_get_endpoint(d->peer, &e);
         log_bound_address(d);
         if (e.len)
                 log_info("peer %s (%s)", endpoint_to_string(&e, buf),
@@ -534,31 +504,21 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         /* NAT traversal: both start with name resolution on a worker thread and never block
          * start-up; a STUN server or relay that cannot be reached is a warning, not a failure. */
         snprintf(d->nat_type, sizeof(d->nat_type), "unknown");
-        if (config->relay_enabled && config->relay_host) {
-                r = relay_client_new(d, config->relay_host, config->relay_port, &d->relay);
-                if (r < 0)
-                        return log_error_errno(r, "starting the relay client: %m");
-                d->nat_keepalive = true;
-        }
         if (config->nat_enabled && config->stun_host) {
-                r = netcheck_startup(d);
+                r = device_start_netcheck(d);
                 if (r < 0)
                         log_warning_errno(r, "cannot start NAT discovery: %m");
         }
 
         /* Roaming: follow our own address changes. Not fatal: without the watcher a send from
          * a vanished address still recovers, only later. */
-        r = addrwatch_new(d, &d->addrwatch);
+        r = addrwatch_new(d->event, d->udp_fd, d->tap->ifindex, d->peer, announce_address, d,
+                          &d->addrwatch);
         if (r < 0)
                 log_warning_errno(r, "cannot watch the host's addresses (roaming will be slower): "
                                      "%m");
 
-        r = bus_open(d, on_bus_ready);
-        if (r < 0)
-                return r;
-        r = http_start(d); /* after bus_open: it resolves daemon.control_group */
-        if (r < 0)
-                return r;
+        device_resolve_control_group(d);
 
         *ret = TAKE_PTR(d);
         return 0;
@@ -567,8 +527,8 @@ int device_new(struct config *config, const char *instance, struct device **ret)
 int device_run(struct device *d) {
         int r;
 
-        if (d->peer.static_endpoint)
-                timers_want_handshake(d, now_ns());
+        if (d->peer->static_endpoint)
+                report_timers(d, timers_want_handshake(&d->keys, &d->sender, d->peer, now_ns()));
         r = sd_event_loop(d->event);
         if (r == -EEXIST || r == -EACCES)
                 return r; /* logged by bus.c */
@@ -580,22 +540,18 @@ int device_run(struct device *d) {
 struct device *device_free(struct device *d) {
         if (!d)
                 return NULL;
-        /* Reverse order of device_new. */
-        http_stop(d);
-        bus_close(d);
+        /* Reverse order of device_new (main.c stopped the front ends). */
         d->addrwatch = addrwatch_free(d->addrwatch);
-        netcheck_free_all(d);
+        d->netcheck = netcheck_free(d->netcheck);
         d->relay = relay_client_free(d->relay);
-        d->resolve = resolve_cancel(d->resolve);
-        d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
-        datapath_stop(d);
+        datapath_stop(&d->dp);
         if (d->tap)
                 device_log_stats(d);
         d->tick_source = sd_event_source_disable_unref(d->tick_source);
         d->wake_source = sd_event_source_disable_unref(d->wake_source);
         d->event = sd_event_unref(d->event);
-        d->wake_fd = safe_close(d->wake_fd);
-        d->stop_fd = safe_close(d->stop_fd);
+        d->dp.wake_fd = safe_close(d->dp.wake_fd);
+        d->dp.stop_fd = safe_close(d->dp.stop_fd);
         if (d->tap) {
                 char name[IFNAMSIZ];
                 memcpy(name, d->tap->name, sizeof(name));
@@ -604,23 +560,18 @@ struct device *device_free(struct device *d) {
         }
         d->udp_fd = safe_close(d->udp_fd);
 
-        handshake_clear_keys(d);
-        device_collect_retired(d); /* the threads are gone: frees them all */
-        noise_handshake_wipe(&d->peer.handshake);
-        cookie_maker_wipe(&d->peer.cookie_maker);
-        cookie_checker_wipe(&d->cookie_checker);
-        sodium_memzero(d->static_private, sizeof(d->static_private));
-        sodium_memzero(d->psk, sizeof(d->psk));
-        sodium_memzero(d->own_initiation_key, sizeof(d->own_initiation_key));
-        d->rx_ratelimit = ratelimit_free(d->rx_ratelimit);
-        d->rx_credit = credit_free(d->rx_credit);
-        d->handshake_ratelimit = ratelimit_free(d->handshake_ratelimit);
-        if (d->hs_queue) {
-                sodium_memzero(d->hs_queue, MAX_QUEUED_HANDSHAKES * sizeof(*d->hs_queue));
-                free(d->hs_queue);
+        d->peer = peer_free(d->peer); /* the threads are gone: its key pairs go at once */
+        cookie_checker_wipe(&d->keys.cookie_checker);
+        sodium_memzero(d->keys.static_private, sizeof(d->keys.static_private));
+        sodium_memzero(d->keys.psk, sizeof(d->keys.psk));
+        sodium_memzero(d->keys.own_initiation_key, sizeof(d->keys.own_initiation_key));
+        d->dp.rx_ratelimit = ratelimit_free(d->dp.rx_ratelimit);
+        d->dp.rx_credit = credit_free(d->dp.rx_credit);
+        d->keys.ratelimit = ratelimit_free(d->keys.ratelimit);
+        if (d->dp.hs_queue) {
+                sodium_memzero(d->dp.hs_queue, MAX_QUEUED_HANDSHAKES * sizeof(*d->dp.hs_queue));
+                free(d->dp.hs_queue);
         }
-        pthread_mutex_destroy(&d->peer.endpoint_lock);
-        free(d->peer_address);
         free(d);
         return NULL;
 }

@@ -30,8 +30,6 @@
 #include "config.h"
 #include "handshake.h"
 #include "log.h"
-#include "manager.h"
-#include "path.h"
 #include "ratelimit.h"
 #include "tai64n.h"
 
@@ -52,29 +50,29 @@ static struct log_ratelimit handshake_ratelimit = LOG_RATELIMIT_INIT(5, 10);
 #define OWN_TAG_OFFSET 9
 #define OWN_TAG_LEN (NOISE_TIMESTAMP_LEN - OWN_TAG_OFFSET)
 
-static void own_tag(const struct device *d, const uint8_t ts[NOISE_TIMESTAMP_LEN],
+static void own_tag(const struct handshake_keys *k, const uint8_t ts[NOISE_TIMESTAMP_LEN],
                     uint8_t ret[OWN_TAG_LEN]) {
         uint8_t mac[crypto_generichash_BYTES_MIN];
 
-        crypto_generichash(mac, sizeof(mac), ts, OWN_TAG_OFFSET, d->own_initiation_key,
-                           sizeof(d->own_initiation_key));
+        crypto_generichash(mac, sizeof(mac), ts, OWN_TAG_OFFSET, k->own_initiation_key,
+                           sizeof(k->own_initiation_key));
         memcpy(ret, mac, OWN_TAG_LEN);
         ret[0] &= 0x7f;
 }
 
-void handshake_mark_own_timestamp(const struct device *d, uint8_t ts[NOISE_TIMESTAMP_LEN]) {
-        own_tag(d, ts, ts + OWN_TAG_OFFSET);
+void handshake_mark_own_timestamp(const struct handshake_keys *k, uint8_t ts[NOISE_TIMESTAMP_LEN]) {
+        own_tag(k, ts, ts + OWN_TAG_OFFSET);
 }
 
-bool handshake_is_own_timestamp(const struct device *d, const uint8_t ts[NOISE_TIMESTAMP_LEN]) {
+bool handshake_is_own_timestamp(const struct handshake_keys *k,
+                                const uint8_t ts[NOISE_TIMESTAMP_LEN]) {
         uint8_t tag[OWN_TAG_LEN];
 
-        own_tag(d, ts, tag);
+        own_tag(k, ts, tag);
         return sodium_memcmp(tag, ts + OWN_TAG_OFFSET, OWN_TAG_LEN) == 0;
 }
 
-static uint32_t new_index(struct device *d) {
-        struct peer *p = &d->peer;
+static uint32_t new_index(struct peer *p) {
 
         for (;;) {
                 uint32_t idx = randombytes_random();
@@ -87,28 +85,11 @@ static uint32_t new_index(struct device *d) {
         }
 }
 
-static int send_to(struct device *d, const struct endpoint *e, const void *buf, size_t len) {
-        return path_send(d, e, buf, len);
-}
-
-static int send_to_peer(struct device *d, const void *buf, size_t len) {
-        struct endpoint e;
-        int r;
-
-        peer_get_endpoint(&d->peer, &e);
-        r = send_to(d, &e, buf, len);
-        if (r >= 0) {
-                atomic_store_explicit(&d->peer.last_tx_ns, now_ns(), memory_order_relaxed);
-                atomic_store_explicit(&d->peer.rx_unanswered_since_ns, 0, memory_order_relaxed);
-        }
-        return r;
-}
-
 /* A new initiation in p->last_initiation (the handshake state set up for its response).
  * Returns its length, or -errno. */
-static int build_initiation(struct device *d, uint64_t now) {
-        struct peer *p = &d->peer;
-        bool identity = d->pattern == NOISE_PATTERN_IKPSK2;
+static int build_initiation(struct handshake_keys *k, const struct sender *s, struct peer *p,
+                            uint64_t now) {
+        bool identity = k->pattern == NOISE_PATTERN_IKPSK2;
         union {
                 struct message_handshake_initiation ik;
                 struct message_handshake_initiation_psk nn;
@@ -121,17 +102,17 @@ static int build_initiation(struct device *d, uint64_t now) {
 
         noise_handshake_wipe(&p->handshake);
         p->handshake_state = HANDSHAKE_ZEROED;
-        r = noise_handshake_init(&p->handshake, d->pattern, true, d->prologue, sizeof(d->prologue),
-                                 identity ? d->static_private : NULL,
-                                 identity ? p->public_key : NULL, d->psk);
+        r = noise_handshake_init(&p->handshake, k->pattern, true, k->prologue, sizeof(k->prologue),
+                                 identity ? k->static_private : NULL,
+                                 identity ? p->public_key : NULL, k->psk);
         if (r < 0)
                 return r;
 
         msg.raw[0] = MESSAGE_HANDSHAKE_INITIATION;
-        idx = new_index(d);
+        idx = new_index(p);
         put_le32(msg.raw + 4, idx);
         tai64n_now(ts);
-        handshake_mark_own_timestamp(d, ts);
+        handshake_mark_own_timestamp(k, ts);
         r = noise_handshake_write_message(&p->handshake, ts, sizeof(ts), msg.raw + 8,
                                           len - 8 - sizeof(struct message_macs), &n);
         if (r < 0 || n != len - 8 - sizeof(struct message_macs)) {
@@ -146,12 +127,11 @@ static int build_initiation(struct device *d, uint64_t now) {
         memcpy(p->last_initiation, msg.raw, len);
         p->last_initiation_len = len;
         atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
-        atomic_fetch_add_explicit(&d->stats.initiations_sent, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->stats->initiations_sent, 1, memory_order_relaxed);
         return (int) len;
 }
 
-int handshake_send_initiation(struct device *d) {
-        struct peer *p = &d->peer;
+int handshake_send_initiation(struct handshake_keys *k, const struct sender *s, struct peer *p) {
         uint64_t now = now_ns();
         char buf[ENDPOINT_STRLEN];
         struct endpoint e;
@@ -160,11 +140,11 @@ int handshake_send_initiation(struct device *d) {
         peer_get_endpoint(p, &e);
         if (e.len == 0 && p->n_candidates == 0 && !p->relay_introduced)
                 return -EDESTADDRREQ;
-        r = build_initiation(d, now);
+        r = build_initiation(k, s, p, now);
         if (r < 0)
                 return r;
         /* To the endpoint and every candidate at once (and the relay when it is time). */
-        path_send_initiation(d, p->last_initiation, p->last_initiation_len, now);
+        path_send_initiation(s, p, p->last_initiation, p->last_initiation_len, now);
         if (e.len)
                 log_debug("sent handshake initiation to %s%s", endpoint_to_string(&e, buf),
                           p->n_candidates ? " and the peer's candidates" : "");
@@ -193,9 +173,9 @@ int handshake_send_initiation(struct device *d) {
  * peer's endpoint and within REKEY_TIMEOUT of our handshake, with the confirmation again (32 B,
  * once per CREDIT_INTERVAL_MS); otherwise nothing would confirm it until a keepalive is due.
  */
-void handshake_answer_unknown_session(struct device *d, const struct endpoint *from) {
+void handshake_answer_unknown_session(struct handshake_keys *k, const struct sender *s,
+                                      struct peer *p, const struct endpoint *from) {
         static struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(5, 2);
-        struct peer *p = &d->peer;
         uint64_t now = now_ns();
         char buf[ENDPOINT_STRLEN];
         unsigned suppressed = 0;
@@ -209,27 +189,27 @@ void handshake_answer_unknown_session(struct device *d, const struct endpoint *f
                 /* We initiated this session moments ago and the peer still sends on its old
                  * one: our confirmation was lost. Say it again (an empty data message). */
                 if (cur->initiator && now - cur->birth_ns < REKEY_TIMEOUT * NSEC_PER_SEC)
-                        (void) handshake_send_keepalive(d);
+                        (void) path_send_keepalive(s, p);
                 return;
         }
-        if (d->pattern == NOISE_PATTERN_IKPSK2 &&
+        if (k->pattern == NOISE_PATTERN_IKPSK2 &&
             sodium_is_zero(p->public_key, sizeof(p->public_key)))
                 return;
         if (p->last_sent_handshake_ns &&
             now - p->last_sent_handshake_ns < NSEC_PER_SEC / INITIATIONS_PER_SECOND)
                 return;
-        r = build_initiation(d, now);
+        r = build_initiation(k, s, p, now);
         if (r < 0)
                 return;
-        (void) send_to(d, from, p->last_initiation, p->last_initiation_len);
+        (void) path_send(s, p, from, p->last_initiation, p->last_initiation_len);
         if (log_ratelimit_below(&ratelimit, now, &suppressed))
                 log_info("data for a session we do not know from %s (did we restart?): sent a "
                          "handshake initiation there%s",
                          endpoint_to_string(from, buf), suppressed ? " (more suppressed)" : "");
 }
 
-int handshake_send_close(struct device *d) {
-        struct keypair *kp = atomic_load(&d->peer.current);
+int handshake_send_close(const struct sender *s, struct peer *p) {
+        struct keypair *kp = atomic_load(&p->current);
         uint8_t buf[sizeof(struct message_close)];
         ssize_t n;
         int r = 0;
@@ -241,35 +221,22 @@ int handshake_send_close(struct device *d) {
                                             CLOSE_MARKER_LEN, buf, sizeof(buf), now_ns());
                 if (n < 0)
                         return (int) n;
-                r = send_to_peer(d, buf, (size_t) n);
+                r = path_send_to_peer(s, p, buf, (size_t) n);
         }
         return r;
 }
 
-int handshake_send_keepalive(struct device *d) {
-        struct keypair *kp = atomic_load(&d->peer.current);
-        uint8_t buf[MESSAGE_DATA_MIN_LEN];
-        uint8_t empty[1];
-        ssize_t n;
-
-        if (!kp)
-                return -ENOKEY;
-        n = session_encrypt(kp, empty, 0, buf, sizeof(buf), now_ns());
-        if (n < 0)
-                return (int) n;
-        return send_to_peer(d, buf, (size_t) n);
-}
-
 /* mac1 always; mac2 when under load, answering with a cookie reply instead of doing DH work. */
-static bool check_macs(struct device *d, const struct queued_handshake *q, uint32_t sender_index,
-                       bool under_load, uint64_t now) {
+static bool check_macs(struct handshake_keys *k, const struct sender *s, struct peer *p,
+                       const struct queued_handshake *q, uint32_t sender_index, bool under_load,
+                       uint64_t now) {
         char buf[ENDPOINT_STRLEN];
         enum cookie_mac_state st;
 
-        st = cookie_validate_packet(&d->cookie_checker, q->data, q->len, &q->from.addr.sa,
+        st = cookie_validate_packet(&k->cookie_checker, q->data, q->len, &q->from.addr.sa,
                                     q->from.len, under_load, now);
         if (st == COOKIE_INVALID_MAC) {
-                atomic_fetch_add_explicit(&d->stats.rx_bad_mac1, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->rx_bad_mac1, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "rejected handshake from %s: bad mac1 (the peer uses a "
                                           "different key)",
@@ -278,17 +245,17 @@ static bool check_macs(struct device *d, const struct queued_handshake *q, uint3
         }
         if (under_load && st != COOKIE_VALID_MAC_WITH_COOKIE) {
                 struct message_handshake_cookie reply;
-                cookie_message_create(&d->cookie_checker, &reply, q->data, q->len, sender_index,
+                cookie_message_create(&k->cookie_checker, &reply, q->data, q->len, sender_index,
                                       &q->from.addr.sa, q->from.len, now);
-                if (send_to(d, &q->from, &reply, sizeof(reply)) >= 0)
-                        atomic_fetch_add_explicit(&d->stats.cookies_sent, 1, memory_order_relaxed);
+                if (path_send(s, p, &q->from, &reply, sizeof(reply)) >= 0)
+                        atomic_fetch_add_explicit(&s->stats->cookies_sent, 1, memory_order_relaxed);
                 return false;
         }
         /* mac2 proved the source address: now it may cost us DH work only at its own rate, so
          * one real address cannot crowd out the peer (WireGuard's ratelimiter). */
-        if (under_load && d->handshake_ratelimit &&
-            !ratelimit_allow(d->handshake_ratelimit, &q->from.addr.sa, q->from.len, now)) {
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_ratelimited, 1,
+        if (under_load && k->ratelimit &&
+            !ratelimit_allow(k->ratelimit, &q->from.addr.sa, q->from.len, now)) {
+                atomic_fetch_add_explicit(&s->stats->rx_handshake_ratelimited, 1,
                                           memory_order_relaxed);
                 log_handshake_ratelimited(LOG_NOTICE,
                                           "dropped handshake from %s: over %u per second from "
@@ -330,12 +297,13 @@ static struct keypair *new_keypair(uint8_t send_key[NOISE_SYMMETRIC_KEY_LEN],
 
 /* Room to retire n key pairs now (see MAX_RETIRED_KEYPAIRS); otherwise the handshake is put
  * off and counted, and the peer's retry finds room once the data threads moved on. */
-static bool retire_room(struct device *d, size_t n, const struct endpoint *from) {
+static bool retire_room(const struct sender *s, struct peer *p, size_t n,
+                        const struct endpoint *from) {
         char buf[ENDPOINT_STRLEN];
 
-        if (device_retire_room(d, n))
+        if (peer_retire_room(p, n))
                 return true;
-        atomic_fetch_add_explicit(&d->stats.handshakes_deferred, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->stats->handshakes_deferred, 1, memory_order_relaxed);
         log_handshake_ratelimited(LOG_NOTICE,
                                   "put off handshake with %s: old key pairs are still in use by "
                                   "the data path (too many handshakes at once?)",
@@ -343,17 +311,9 @@ static bool retire_room(struct device *d, size_t n, const struct endpoint *from)
         return false;
 }
 
-static void install_keypair_as_current(struct device *d, struct keypair *kp) {
-        struct peer *p = &d->peer;
-        struct keypair *old_prev = atomic_load(&p->previous), *old_cur = atomic_load(&p->current);
-
-        atomic_store(&p->previous, old_cur);
-        atomic_store(&p->current, kp);
-        device_retire_keypair(d, old_prev);
-}
-
-static void handshake_done(struct device *d, const struct endpoint *from, bool initiator) {
-        struct peer *p = &d->peer;
+/* The caller reports the path (path_report) and a session up. */
+static void handshake_done(const struct sender *s, struct peer *p, const struct endpoint *from,
+                           bool initiator) {
         char buf[ENDPOINT_STRLEN];
 
         p->handshake_attempts_started_ns = 0;
@@ -361,17 +321,15 @@ static void handshake_done(struct device *d, const struct endpoint *from, bool i
         p->handshake_first_sent_ns = 0;
         p->last_handshake_ns = now_ns();
         p->last_handshake_realtime_us = now_realtime_us();
-        atomic_fetch_add_explicit(&d->stats.handshakes, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->stats->handshakes, 1, memory_order_relaxed);
         endpoint_to_string(from, buf);
-        log_peer_info(d->peer_address ? d->peer_address : buf, buf,
-                      "handshake complete with peer %s (%s)", buf,
-                      initiator ? "initiator" : "responder");
-        path_report(d);
+        log_peer_info(p->address ? p->address : buf, buf, "handshake complete with peer %s (%s)",
+                      buf, initiator ? "initiator" : "responder");
 }
 
-static void consume_initiation(struct device *d, const struct queued_handshake *q, bool under_load) {
-        struct peer *p = &d->peer;
-        bool identity = d->pattern == NOISE_PATTERN_IKPSK2;
+static void consume_initiation(struct handshake_keys *k, const struct sender *s, struct peer *p,
+                               const struct queued_handshake *q, bool under_load) {
+        bool identity = k->pattern == NOISE_PATTERN_IKPSK2;
         size_t expected = identity ? sizeof(struct message_handshake_initiation)
                                    : sizeof(struct message_handshake_initiation_psk);
         struct noise_handshake hs;
@@ -388,7 +346,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
 
         if (q->len != expected) {
                 /* The other length is the other mode's initiation. */
-                atomic_fetch_add_explicit(&d->stats.rx_malformed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->rx_malformed, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "rejected handshake from %s: the peer runs %s mode, we "
                                           "run %s mode",
@@ -397,13 +355,13 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
                                           identity ? "identity" : "shared-key");
                 return;
         }
-        if (!check_macs(d, q, sender, under_load, now))
+        if (!check_macs(k, s, p, q, sender, under_load, now))
                 return;
         /* Our own initiation in flight, sent back: same ephemeral key. Refused before any work
          * and before the tie-break below (which must never see equal keys). */
         if (p->handshake_state == HANDSHAKE_CREATED_INITIATION &&
             sodium_memcmp(p->handshake.e_pub, q->data + 8, NOISE_PUBLIC_KEY_LEN) == 0) {
-                atomic_fetch_add_explicit(&d->stats.rx_reflected, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->rx_reflected, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "refused handshake from %s: our own initiation sent "
                                           "back to us",
@@ -421,11 +379,12 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
                 log_debug("simultaneous initiation from %s: ours wins, resending it there",
                           endpoint_to_string(&q->from, buf));
                 if (p->last_initiation_len)
-                        (void) path_send(d, &q->from, p->last_initiation, p->last_initiation_len);
+                        (void) path_send(s, p, &q->from, p->last_initiation,
+                                         p->last_initiation_len);
                 return;
         }
         if (!tunnel_state_accepts_peer(p->state)) {
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_dropped, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->rx_handshake_dropped, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_NOTICE,
                                           "ignored handshake from %s: disconnected through the "
                                           "API (Connect accepts the peer again)",
@@ -433,8 +392,8 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
                 return;
         }
 
-        r = noise_handshake_init(&hs, d->pattern, false, d->prologue, sizeof(d->prologue),
-                                 identity ? d->static_private : NULL, NULL, d->psk);
+        r = noise_handshake_init(&hs, k->pattern, false, k->prologue, sizeof(k->prologue),
+                                 identity ? k->static_private : NULL, NULL, k->psk);
         if (r >= 0 && identity)
                 noise_handshake_set_remote_static_check(&hs, check_pinned_key, &pinned);
         if (r >= 0)
@@ -445,7 +404,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
                 char key[45];
                 config_format_key(pinned.seen, key);
                 noise_handshake_wipe(&hs);
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->rx_handshake_failed, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "rejected handshake from %s: unknown public key %s "
                                           "(not peer.public_key)",
@@ -454,7 +413,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
         }
         if (r < 0 || tslen != sizeof(ts)) {
                 noise_handshake_wipe(&hs);
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->rx_handshake_failed, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING, "rejected handshake from %s: %s",
                                           endpoint_to_string(&q->from, buf),
                                           r == -EINVAL ? "invalid ephemeral key"
@@ -462,9 +421,9 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
                 return;
         }
         /* Any of our own initiations, in flight or long finished: the tag only we can make. */
-        if (handshake_is_own_timestamp(d, ts)) {
+        if (handshake_is_own_timestamp(k, ts)) {
                 noise_handshake_wipe(&hs);
-                atomic_fetch_add_explicit(&d->stats.rx_reflected, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->rx_reflected, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "refused handshake from %s: one of our own initiations "
                                           "sent back to us",
@@ -473,7 +432,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
         }
         if (!tai64n_after(ts, p->last_timestamp)) {
                 noise_handshake_wipe(&hs);
-                atomic_fetch_add_explicit(&d->stats.rx_replayed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->rx_replayed, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "rejected handshake from %s: replayed initiation "
                                           "(timestamp not newer than the last one)",
@@ -483,10 +442,10 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
         if (p->last_initiation_consumed_ns &&
             now - p->last_initiation_consumed_ns < NSEC_PER_SEC / INITIATIONS_PER_SECOND) {
                 noise_handshake_wipe(&hs);
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_dropped, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->rx_handshake_dropped, 1, memory_order_relaxed);
                 return;
         }
-        if (!retire_room(d, 1, &q->from)) {
+        if (!retire_room(s, p, 1, &q->from)) {
                 noise_handshake_wipe(&hs);
                 return;
         }
@@ -498,7 +457,7 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
         p->handshake_state = HANDSHAKE_ZEROED;
 
         resp.header.type = MESSAGE_HANDSHAKE_RESPONSE;
-        idx = new_index(d);
+        idx = new_index(p);
         put_le32(&resp.sender_index, idx);
         put_le32(&resp.receiver_index, sender);
         r = noise_handshake_write_message(&hs, NULL, 0, resp.unencrypted_ephemeral,
@@ -521,18 +480,19 @@ static void consume_initiation(struct device *d, const struct queued_handshake *
 
         /* The responder may not send on the new key pair until the initiator has used it: it
          * waits in "next" until data arrives on it (handshake_confirm_next). */
-        device_retire_keypair(d, atomic_exchange(&p->next, kp));
+        peer_retire_keypair(p, atomic_exchange(&p->next, kp));
         peer_set_endpoint(p, &q->from);
 
-        r = send_to(d, &q->from, &resp, sizeof(resp));
+        r = path_send(s, p, &q->from, &resp, sizeof(resp));
         if (r < 0)
                 log_debug_errno(r, "sending handshake response to %s: %m",
                                 endpoint_to_string(&q->from, buf));
-        handshake_done(d, &q->from, false);
+        handshake_done(s, p, &q->from, false);
 }
 
-static void consume_response(struct device *d, const struct queued_handshake *q, bool under_load) {
-        struct peer *p = &d->peer;
+/* true: the session is up (initiator side). */
+static bool consume_response(struct handshake_keys *k, const struct sender *s, struct peer *p,
+                             const struct queued_handshake *q, bool under_load) {
         struct noise_handshake hs;
         uint8_t send_key[NOISE_SYMMETRIC_KEY_LEN], recv_key[NOISE_SYMMETRIC_KEY_LEN];
         uint32_t sender = get_le32(q->data + 4), receiver = get_le32(q->data + 8);
@@ -543,15 +503,15 @@ static void consume_response(struct device *d, const struct queued_handshake *q,
         int r;
 
         if (p->handshake_state != HANDSHAKE_CREATED_INITIATION || receiver != p->handshake_index) {
-                atomic_fetch_add_explicit(&d->stats.rx_unknown_index, 1, memory_order_relaxed);
-                return;
+                atomic_fetch_add_explicit(&s->stats->rx_unknown_index, 1, memory_order_relaxed);
+                return false;
         }
-        if (!check_macs(d, q, sender, under_load, now))
-                return;
+        if (!check_macs(k, s, p, q, sender, under_load, now))
+                return false;
         /* It retires next and previous; refused before the copy is read so that a retry of the
          * same response (the peer resends its initiation, we our response) can still land. */
-        if (!retire_room(d, 2, &q->from))
-                return;
+        if (!retire_room(s, p, 2, &q->from))
+                return false;
 
         /* Work on a copy: a forged response must not destroy the handshake in flight. */
         hs = p->handshake;
@@ -561,89 +521,63 @@ static void consume_response(struct device *d, const struct queued_handshake *q,
                 r = noise_handshake_split(&hs, send_key, recv_key);
         noise_handshake_wipe(&hs);
         if (r < 0) {
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->rx_handshake_failed, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "rejected handshake response from %s: decryption "
                                           "failed (the peer uses a different key)",
                                           endpoint_to_string(&q->from, buf));
-                return;
+                return false;
         }
 
         kp = new_keypair(send_key, recv_key, receiver, sender, true, now);
         if (!kp)
-                return;
+                return false;
 
         noise_handshake_wipe(&p->handshake);
         p->handshake_state = HANDSHAKE_ZEROED;
-        device_retire_keypair(d, atomic_exchange(&p->next, NULL));
-        install_keypair_as_current(d, kp);
+        peer_retire_keypair(p, atomic_exchange(&p->next, NULL));
+        peer_install_current(p, kp);
         peer_set_endpoint(p, &q->from);
-        handshake_done(d, &q->from, true);
-        manager_session_up(d);
+        handshake_done(s, p, &q->from, true);
 
         /* Let the responder confirm its key pair at once, even with no data to send. */
-        (void) handshake_send_keepalive(d);
+        (void) path_send_keepalive(s, p);
+        return true;
 }
 
-static void consume_cookie(struct device *d, const struct queued_handshake *q) {
-        struct peer *p = &d->peer;
+static void consume_cookie(const struct sender *s, struct peer *p,
+                           const struct queued_handshake *q) {
         uint32_t receiver = get_le32(q->data + 4);
         int r;
 
         if (p->handshake_state != HANDSHAKE_CREATED_INITIATION || receiver != p->handshake_index) {
-                atomic_fetch_add_explicit(&d->stats.rx_unknown_index, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->rx_unknown_index, 1, memory_order_relaxed);
                 return;
         }
         r = cookie_message_consume(&p->cookie_maker,
                                    (const struct message_handshake_cookie *) q->data, now_ns());
         if (r < 0) {
-                atomic_fetch_add_explicit(&d->stats.rx_handshake_failed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->rx_handshake_failed, 1, memory_order_relaxed);
                 log_debug_errno(r, "ignored cookie reply: %m");
                 return;
         }
         log_debug("peer is under load: got a cookie, the next initiation carries mac2");
 }
 
-void handshake_process(struct device *d, const struct queued_handshake *q, bool under_load) {
+bool handshake_process(struct handshake_keys *k, const struct sender *s, struct peer *p,
+                       const struct queued_handshake *q, bool under_load) {
         switch (message_classify(q->data, q->len)) {
         case MESSAGE_HANDSHAKE_INITIATION:
-                consume_initiation(d, q, under_load);
+                consume_initiation(k, s, p, q, under_load);
                 break;
         case MESSAGE_HANDSHAKE_RESPONSE:
-                consume_response(d, q, under_load);
-                break;
+                return consume_response(k, s, p, q, under_load);
         case MESSAGE_HANDSHAKE_COOKIE:
-                consume_cookie(d, q);
+                consume_cookie(s, p, q);
                 break;
         default:
-                atomic_fetch_add_explicit(&d->stats.rx_malformed, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->rx_malformed, 1, memory_order_relaxed);
                 break;
         }
-}
-
-void handshake_confirm_next(struct device *d) {
-        struct keypair *kp;
-
-        if (!atomic_load(&d->peer.next))
-                return;
-        if (!device_retire_room(d, 1)) {
-                /* Try again on the next wake-up or tick; data on next keeps arriving meanwhile. */
-                atomic_store(&d->peer.next_confirmed, true);
-                return;
-        }
-        kp = atomic_exchange(&d->peer.next, NULL);
-        if (kp) {
-                install_keypair_as_current(d, kp);
-                manager_session_up(d);
-        }
-}
-
-void handshake_clear_keys(struct device *d) {
-        struct peer *p = &d->peer;
-
-        device_retire_keypair(d, atomic_exchange(&p->next, NULL));
-        device_retire_keypair(d, atomic_exchange(&p->current, NULL));
-        device_retire_keypair(d, atomic_exchange(&p->previous, NULL));
-        noise_handshake_wipe(&p->handshake);
-        p->handshake_state = HANDSHAKE_ZEROED;
+        return false;
 }

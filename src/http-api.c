@@ -254,10 +254,10 @@ static const struct {
         const char *name;
         unsigned status;
 } error_statuses[] = {
-        {BUS_ERROR_PREFIX "AlreadyConnected", 409}, {BUS_ERROR_PREFIX "NotConnected", 409},
-        {BUS_ERROR_PREFIX "Cancelled", 409},        {BUS_ERROR_PREFIX "InvalidPeer", 400},
-        {BUS_ERROR_PREFIX "InvalidArguments", 400}, {BUS_ERROR_PREFIX "HandshakeTimeout", 504},
-        {BUS_ERROR_PREFIX "RelayUnavailable", 503},
+        {BUS_ERROR_ALREADY_CONNECTED, 409}, {BUS_ERROR_NOT_CONNECTED, 409},
+        {BUS_ERROR_CANCELLED, 409},        {BUS_ERROR_INVALID_PEER, 400},
+        {BUS_ERROR_INVALID_ARGUMENTS, 400}, {BUS_ERROR_HANDSHAKE_TIMEOUT, 504},
+        {BUS_ERROR_RELAY_UNAVAILABLE, 503},
 };
 
 unsigned http_api_error_status(const char *error_name) {

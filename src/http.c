@@ -24,7 +24,6 @@
 #include "http.h"
 #include "log.h"
 #include "manager.h"
-#include "shadowmesh/bus-api.h"
 #include "sockdiag.h"
 
 struct http_server {
@@ -156,7 +155,7 @@ static enum MHD_Result send_status(struct http_server *s, struct MHD_Connection 
                 snprintf(local_ip + strlen(local_ip), 8, "/%u", cfg->addresses[0].prefixlen);
         }
         /* A node that waited (no peer.address, no /connect) names the peer it learnt. */
-        peer_get_endpoint(&d->peer, &e);
+        peer_get_endpoint(d->peer, &e);
         e.via_relay = false;
         if (e.len)
                 endpoint_to_string(&e, endpoint);
@@ -164,7 +163,7 @@ static enum MHD_Result send_status(struct http_server *s, struct MHD_Connection 
                 .state = tunnel_state_to_string(d->state),
                 .tap_device = d->tap->name,
                 .local_ip = local_ip,
-                .peer_address = d->peer_address ? d->peer_address : endpoint,
+                .peer_address = d->peer->address ? d->peer->address : endpoint,
         };
         return send_json(c, 200, http_api_status_json(&status), NULL);
 }
@@ -214,19 +213,19 @@ static bool caller_may_mutate(struct http_server *s, struct MHD_Connection *c) {
 
 /* ---- /connect's wait ---- */
 
-static void on_connect_done(struct manager_waiter *w, const char *error, const char *message) {
+static void on_connect_done(struct manager_waiter *w, int error, const char *message) {
         struct http_request *req =
                 (struct http_request *) ((char *) w - offsetof(struct http_request, waiter));
         struct http_server *s = req->server;
         char text[600];
 
         s->waiting = NULL;
-        if (error) {
-                req->status = http_api_error_status(error);
+        if (error < 0) {
+                req->status = http_api_error_status(manager_error_name(error));
                 req->reply = http_api_message_json(false, message);
         } else {
                 snprintf(text, sizeof(text), "Connected to peer at %s",
-                         s->d->peer_address ? s->d->peer_address : req->peer);
+                         s->d->peer->address ? s->d->peer->address : req->peer);
                 req->status = 200;
                 req->reply = http_api_message_json(true, text);
         }
@@ -241,10 +240,15 @@ static enum MHD_Result start_connect(struct http_server *s, struct http_request 
         int r;
 
         req->waiter.done = on_connect_done;
-        r = manager_connect_plain(s->d, req->peer, timeout_sec, &req->waiter, &error);
+        r = manager_connect(s->d,
+                            &(const struct manager_connect_request){
+                                    .peer = req->peer,
+                                    .timeout_sec = timeout_sec,
+                            },
+                            &req->waiter, &error);
         if (r < 0)
-                return send_message(req->connection, http_api_error_status(error.name), false, "%s",
-                                    error.message);
+                return send_message(req->connection, http_api_error_status(manager_error_name(r)),
+                                    false, "%s", error.message);
         log_debug("http: connect to %s requested", req->peer); /* manager.c logs it at info */
         s->waiting = req;
         req->suspended = true;
@@ -258,6 +262,7 @@ static enum MHD_Result answer(struct http_server *s, struct http_request *req, c
         const struct config *cfg = s->d->config;
         struct http_api_reply reply = {};
         struct manager_error error;
+        int r;
         uint32_t timeout_sec = 0;
         char *peer = NULL;
 
@@ -290,9 +295,10 @@ static enum MHD_Result answer(struct http_server *s, struct http_request *req, c
         case HTTP_API_STATUS:
                 return send_status(s, c);
         case HTTP_API_DISCONNECT:
-                if (manager_disconnect_plain(s->d, &error) < 0)
-                        return send_message(c, http_api_error_status(error.name), false, "%s",
-                                            error.message);
+                r = manager_disconnect(s->d, &error);
+                if (r < 0)
+                        return send_message(c, http_api_error_status(manager_error_name(r)), false,
+                                            "%s", error.message);
                 return send_message(c, 200, true, "Disconnected from peer");
         case HTTP_API_HEALTH:
                 return send_message(c, 200, true, "healthy");
@@ -460,8 +466,7 @@ void http_stop(struct device *d) {
         if (s->waiting) {
                 struct http_request *req = s->waiting;
                 manager_forget_waiter(d, &req->waiter);
-                req->waiter.done(&req->waiter, BUS_ERROR_PREFIX "Cancelled",
-                                 "The daemon is shutting down");
+                req->waiter.done(&req->waiter, -ECANCELED, "The daemon is shutting down");
                 req->status = 503;
         }
         if (s->mhd) {

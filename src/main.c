@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /* shadowmeshd: parse the command line, load the config, run one tunnel instance. */
 #include <getopt.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <systemd/sd-daemon.h>
 
 #include "build-config.h"
+#include "bus.h"
 #include "config.h"
 #include "device.h"
+#include "http.h"
 #include "log.h"
+#include "manager.h"
 #include "noise.h"
+#include "reload.h"
 
 enum {
         EXIT_CONFIG = 1,
@@ -102,6 +108,46 @@ static const char *instance_from_path(const char *path, char *buf, size_t size) 
         n = strcspn(base, ".");
         snprintf(buf, size, "%.*s", (int) MIN(n, size - 1), base);
         return buf;
+}
+
+static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct device *d = userdata;
+
+        log_info("received %s, shutting down", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
+        manager_shutdown(d); /* the peer hears of it (closing message) */
+        /* Now, not in bus_close(): sd-bus closes its connection from an exit handler of the
+         * event loop, so a reply queued after the loop ends would never leave. */
+        bus_cancel_connect(d);
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+/* READY=1 only once the TAP is up and the bus name is ours (or there is no bus at all). */
+static void on_bus_ready(struct device *d, int r) {
+        if (r == -EEXIST || r == -EACCES) {
+                sd_event_exit(d->event, r);
+                return;
+        }
+        sd_notify(false, "READY=1");
+        manager_notify_status(d);
+}
+
+/* The device is up: the connection logic takes its peer, then the front ends start (the
+ * signals, D-Bus, the HTTP API). Logged; -errno. */
+static int start(struct device *d) {
+        int r;
+
+        r = manager_start(d);
+        if (r < 0)
+                return r;
+        if ((r = sd_event_add_signal(d->event, NULL, SIGINT, on_exit_signal, d)) < 0 ||
+            (r = sd_event_add_signal(d->event, NULL, SIGTERM, on_exit_signal, d)) < 0 ||
+            (r = sd_event_add_signal(d->event, NULL, SIGHUP, reload_on_sighup, d)) < 0)
+                return log_error_errno(r, "setting up the event loop: %m");
+        r = bus_open(d, on_bus_ready);
+        if (r < 0)
+                return r;
+        return http_start(d);
 }
 
 int main(int argc, char **argv) {
@@ -201,7 +247,12 @@ int main(int argc, char **argv) {
         r = device_new(config, instance, &device);
         if (r < 0)
                 return EXIT_RUNTIME;
-        r = device_run(device);
+        r = start(device);
+        if (r >= 0)
+                r = device_run(device);
+        http_stop(device);
+        bus_close(device);
+        manager_stop(device);
         device = device_free(device);
         if (r < 0)
                 return EXIT_RUNTIME;

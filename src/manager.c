@@ -5,13 +5,25 @@
 #include <stdio.h>
 #include <systemd/sd-daemon.h>
 
-#include "bus.h"
 #include "handshake.h"
 #include "log.h"
 #include "manager.h"
+#include "path.h"
 #include "relay-client.h"
 #include "resolve.h"
+#include "shadowmesh/bus-api.h"
 #include "timers.h"
+
+/* The connection logic's own state; device.c keeps the pointer (d->manager). */
+struct manager {
+        struct manager_waiter *connect_waiter; /* the pending Connect's (bus.c's or http.c's) */
+        sd_event_source *connect_timeout;
+        struct resolve_query *resolve;
+        /* What PropertiesChanged last said of the counters and the endpoint. */
+        uint64_t emitted_counters[4];
+        uint64_t counters_emitted_ns;
+        struct endpoint emitted_endpoint;
+};
 
 /* Counters go out as invalidations at most this often (dbus/org.shadowmesh1.Tunnel.txt). */
 #define COUNTERS_EMIT_INTERVAL_NSEC (2 * NSEC_PER_SEC)
@@ -20,14 +32,14 @@ void manager_notify_status(struct device *d) {
         char buf[ENDPOINT_STRLEN];
         struct endpoint e;
 
-        peer_get_endpoint(&d->peer, &e);
+        peer_get_endpoint(d->peer, &e);
         switch (d->state) {
         case TUNNEL_CONNECTED:
                 sd_notifyf(false, "STATUS=Connected to %s", endpoint_to_string(&e, buf));
                 break;
         case TUNNEL_CONNECTING:
                 sd_notifyf(false, "STATUS=Connecting to %s",
-                           d->peer_address ? d->peer_address : endpoint_to_string(&e, buf));
+                           d->peer->address ? d->peer->address : endpoint_to_string(&e, buf));
                 break;
         case TUNNEL_RECONNECTING:
                 sd_notifyf(false, "STATUS=Reconnecting to %s", endpoint_to_string(&e, buf));
@@ -45,12 +57,44 @@ void manager_notify_status(struct device *d) {
 }
 
 const char *manager_failure_reason(const struct device *d) {
-        return d->state == TUNNEL_FAILED ? d->peer.failure_reason : "";
+        return d->state == TUNNEL_FAILED ? d->peer->failure_reason : "";
 }
 
-/* The pending Connect is over: answer whoever waits for it, D-Bus or a manager_waiter. */
-_printf_(3, 4) static void connect_done(struct device *d, const char *error, const char *fmt, ...) {
-        struct manager_waiter *w = d->connect_waiter;
+/* The errors manager_connect() and manager_disconnect() return (and a waiter's done() gets),
+ * and their D-Bus names: the one table, for the D-Bus and the HTTP API alike. */
+static const struct {
+        int error;
+        const char *name;
+} error_names[] = {
+        { -EDESTADDRREQ, BUS_ERROR_INVALID_PEER },
+        { -EINVAL, BUS_ERROR_INVALID_ARGUMENTS },
+        { -EISCONN, BUS_ERROR_ALREADY_CONNECTED },
+        { -ENOTCONN, BUS_ERROR_NOT_CONNECTED },
+        { -ETIMEDOUT, BUS_ERROR_HANDSHAKE_TIMEOUT },
+        { -ENETUNREACH, BUS_ERROR_RELAY_UNAVAILABLE },
+        { -ECANCELED, BUS_ERROR_CANCELLED },
+};
+
+const char *manager_error_name(int error) {
+        for (size_t i = 0; i < ELEMENTSOF(error_names); i++)
+                if (error_names[i].error == error)
+                        return error_names[i].name;
+        return NULL;
+}
+
+/* An error for the caller: -errno, with its message in ret_error. */
+_printf_(3, 4) static int fail(struct manager_error *ret_error, int error, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(ret_error->message, sizeof(ret_error->message), fmt, ap);
+        va_end(ap);
+        return error;
+}
+
+/* The pending Connect is over (error 0: the tunnel is up): answer whoever waits for it. */
+_printf_(3, 4) static void connect_done(struct device *d, int error, const char *fmt, ...) {
+        struct manager_waiter *w = d->manager->connect_waiter;
         char text[512] = "";
         va_list ap;
 
@@ -59,19 +103,15 @@ _printf_(3, 4) static void connect_done(struct device *d, const char *error, con
                 vsnprintf(text, sizeof(text), fmt, ap);
                 va_end(ap);
         }
-        d->connect_waiter = NULL;
-        d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
+        d->manager->connect_waiter = NULL;
+        d->manager->connect_timeout = sd_event_source_disable_unref(d->manager->connect_timeout);
         if (w)
                 w->done(w, error, text);
-        if (error)
-                bus_reply_connect(d, error, "%s", text);
-        else
-                bus_reply_connect(d, NULL, NULL);
 }
 
 /* The instance's state follows from its peers' (one peer today). */
 static void update_instance_state(struct device *d) {
-        enum tunnel_state state = tunnel_state_of_instance(&d->peer.state, 1);
+        enum tunnel_state state = tunnel_state_of_instance(&d->peer->state, 1);
 
         if (d->state == state)
                 return;
@@ -79,87 +119,153 @@ static void update_instance_state(struct device *d) {
                   tunnel_state_to_string(state));
         d->state = state;
         manager_notify_status(d);
-        bus_emit_changed(d, "State", "FailureReason", "Path", "Endpoint", "PeerAddress",
-                         "LastHandshake", NULL);
+        device_properties_changed(d, "State", "FailureReason", "Path", "Endpoint", "PeerAddress",
+                                  "LastHandshake");
 
-        if (!d->connect_request && !d->connect_waiter)
+        if (!d->manager->connect_waiter)
                 return;
         if (state == TUNNEL_CONNECTED)
-                connect_done(d, NULL, NULL);
+                connect_done(d, 0, NULL);
         else if (state == TUNNEL_FAILED)
-                connect_done(d, BUS_ERROR_PREFIX "HandshakeTimeout", "%s",
-                             d->peer.failure_reason);
+                connect_done(d, -ETIMEDOUT, "%s", d->peer->failure_reason);
 }
 
 void manager_peer_event(struct device *d, enum tunnel_event event, const char *reason, ...) {
-        struct peer *p = &d->peer;
-        enum tunnel_state next;
+        va_list ap;
         bool changed;
 
-        next = tunnel_state_next(p->state, event, &changed);
-        if (!changed || next == p->state)
-                return;
-        log_debug("peer: %s --%s--> %s", tunnel_state_to_string(p->state),
-                  tunnel_event_to_string(event), tunnel_state_to_string(next));
-        if (next == TUNNEL_FAILED) {
-                va_list ap;
+        va_start(ap, reason);
+        changed = peer_eventv(d->peer, event, reason, ap);
+        va_end(ap);
+        if (changed)
+                manager_peer_changed(d);
+}
 
-                snprintf(p->failure_reason, sizeof(p->failure_reason), "%s",
-                         "the handshake did not complete");
-                if (reason) {
-                        va_start(ap, reason);
-                        vsnprintf(p->failure_reason, sizeof(p->failure_reason), reason, ap);
-                        va_end(ap);
-                }
-        } else
-                p->failure_reason[0] = 0;
-        p->state = next;
+void manager_peer_changed(struct device *d) {
         update_instance_state(d);
 }
 
 void manager_session_up(struct device *d) {
         manager_peer_event(d, TUNNEL_EVENT_HANDSHAKE, NULL);
         /* A new handshake while connected changes LastHandshake only. */
-        bus_emit_changed(d, "LastHandshake", "Endpoint", NULL);
+        device_properties_changed(d, "LastHandshake", "Endpoint");
 }
 
 void manager_session_lost(struct device *d) {
         manager_peer_event(d, TUNNEL_EVENT_LOST, NULL);
 }
 
-/* Does this node hold an address of its own for the peer (it initiates), or did it wait? */
-static bool have_peer_address(const struct device *d) {
-        return d->peer.static_endpoint || d->peer_address || d->peer.relay_introduced;
+/* Something needs a session with the peer now. */
+static void want_handshake(struct device *d) {
+        if (timers_want_handshake(&d->keys, &d->sender, d->peer, now_ns()) & TIMERS_STATE_CHANGED)
+                manager_peer_changed(d);
 }
 
-static bool session_is_ours(struct peer *p, uint32_t key_idx) {
-        struct keypair *kp[] = { atomic_load(&p->current), atomic_load(&p->previous),
-                                 atomic_load(&p->next) };
+/* The relay client's events. Its address is known: the control loop names it in logs, and the
+ * rx thread takes relayed data from there (set once: the data path reads it without a lock). */
+static void on_relay_resolved(void *userdata, const struct endpoint *relay) {
+        struct device *d = userdata;
 
-        for (size_t i = 0; i < ELEMENTSOF(kp); i++)
-                if (kp[i] && kp[i]->local_index == key_idx)
-                        return true;
-        return false;
+        d->sender.relay = *relay;
+        if (!atomic_load_explicit(&d->dp.relay_address_set, memory_order_acquire)) {
+                d->dp.relay_address = *relay;
+                atomic_store_explicit(&d->dp.relay_address_set, true, memory_order_release);
+        }
+}
+
+static void on_relay_peer(void *userdata, const struct endpoint *list, size_t n,
+                          const struct endpoint *via) {
+        char text[(RELAY_MAX_CANDIDATES + 1) * (ENDPOINT_STRLEN + 2)] = "", buf[ENDPOINT_STRLEN];
+        struct device *d = userdata;
+        struct peer *p = d->peer;
+        size_t off = 0;
+
+        for (size_t i = 0; i < n; i++)
+                off += (size_t) snprintf(text + off, sizeof(text) - off, "%s%s", i ? ", " : "",
+                                         endpoint_to_string(&list[i], buf));
+        if (!p->relay_introduced || p->via_relay.relay_slot != via->relay_slot)
+                log_info("relay introduced peer: candidates %s", n ? text : "(none)");
+        path_set_candidates(p, list, n);
+        path_set_relay(&d->sender, p, via);
+
+        /* Someone to talk to and no session: start one (both sides do; handshake.c breaks the
+         * tie). After Disconnect we wait for Connect. */
+        if (tunnel_state_accepts_peer(p->state) && !atomic_load(&p->current)) {
+                manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
+                want_handshake(d);
+        }
+}
+
+int manager_relay_start(struct device *d, const char *host, uint16_t port) {
+        const struct relay_client_node node = {
+                .event = d->event,
+                .family = d->udp_family,
+                .port = d->port,
+                .tap_name = d->tap ? d->tap->name : "",
+                .keys = &d->keys,
+                .psk = d->config->has_psk ? d->keys.psk : NULL,
+                .peer_key = d->peer->public_key,
+                .public_endpoint = &d->public_endpoint_sa,
+                .sender = &d->sender,
+                .on_resolved = on_relay_resolved,
+                .on_peer = on_relay_peer,
+                .userdata = d,
+        };
+        int r;
+
+        r = relay_client_new(&node, host, port, &d->relay);
+        if (r < 0)
+                return r;
+        d->nat_keepalive = true;
+        return 0;
+}
+
+int manager_start(struct device *d) {
+        const struct config *c = d->config;
+        int r;
+
+        d->manager = calloc(1, sizeof(*d->manager));
+        if (!d->manager)
+                return log_error_errno(ENOMEM, "out of memory");
+        d->events.peer_changed = manager_peer_changed;
+        d->events.session_up = manager_session_up;
+        d->events.peer_closed = manager_peer_closed;
+        d->events.tick = manager_tick;
+        /* Registration starts with name resolution on a worker thread and never blocks the
+         * start; a relay that cannot be reached is a warning, not a failure. */
+        if (c->relay_enabled && c->relay_host) {
+                r = manager_relay_start(d, c->relay_host, c->relay_port);
+                if (r < 0)
+                        return log_error_errno(r, "starting the relay client: %m");
+        }
+        return 0;
+}
+
+/* Does this node hold an address of its own for the peer (it initiates), or did it wait? */
+static bool have_peer_address(const struct device *d) {
+        return d->peer->static_endpoint || d->peer->address || d->peer->relay_introduced;
 }
 
 void manager_peer_closed(struct device *d, uint32_t key_idx, const struct endpoint *from) {
-        struct peer *p = &d->peer;
+        struct peer *p = d->peer;
         char buf[ENDPOINT_STRLEN];
 
-        if (!session_is_ours(p, key_idx))
+        if (!peer_has_session(p, key_idx))
                 return; /* the second copy, or a session already replaced */
         endpoint_to_string(from, buf);
-        log_peer_info(d->peer_address ? d->peer_address : buf, buf,
+        log_peer_info(d->peer->address ? d->peer->address : buf, buf,
                       "peer %s closed the tunnel", buf);
         /* Its keys are gone with it: ours are of no use. */
-        handshake_clear_keys(d);
+        peer_clear_keys(d->peer);
         atomic_store_explicit(&p->tx_unanswered_since_ns, 0, memory_order_relaxed);
         atomic_store_explicit(&p->rx_unanswered_since_ns, 0, memory_order_relaxed);
         if (have_peer_address(d)) {
                 /* Usually a restart: retry, the first time soon. */
                 manager_peer_event(d, TUNNEL_EVENT_LOST, NULL);
-                timers_want_handshake_soon(d, now_ns(),
-                                           (uint64_t) CLOSE_FIRST_RETRY_MS * NSEC_PER_MSEC);
+                if (timers_want_handshake_soon(&d->keys, &d->sender, p, now_ns(),
+                                               (uint64_t) CLOSE_FIRST_RETRY_MS * NSEC_PER_MSEC) &
+                    TIMERS_STATE_CHANGED)
+                        manager_peer_changed(d);
         } else {
                 struct endpoint none = {};
 
@@ -168,12 +274,12 @@ void manager_peer_closed(struct device *d, uint32_t key_idx, const struct endpoi
                 p->reported_endpoint = none;
                 manager_peer_event(d, TUNNEL_EVENT_PEER_CLOSED, NULL);
         }
-        bus_emit_changed(d, "Path", "Endpoint", NULL);
+        device_properties_changed(d, "Path", "Endpoint");
 }
 
 /* Tell the peer we are leaving, if there is a session to say it on. */
 static void send_close(struct device *d) {
-        int r = handshake_send_close(d);
+        int r = handshake_send_close(&d->sender, d->peer);
 
         if (r >= 0)
                 log_info("sent the peer a closing message");
@@ -188,21 +294,21 @@ void manager_shutdown(struct device *d) {
 static void forget_peer(struct device *d) {
         struct endpoint none = {};
 
-        d->resolve = resolve_cancel(d->resolve);
-        d->connect_timeout = sd_event_source_disable_unref(d->connect_timeout);
-        handshake_clear_keys(d);
-        d->peer.handshake_attempts_started_ns = 0;
-        d->peer.handshake_attempts = 0;
-        d->peer.static_endpoint = false;
-        d->force_relay = false;
-        peer_set_endpoint(&d->peer, &none);
-        free(d->peer_address);
-        d->peer_address = NULL;
+        d->manager->resolve = resolve_cancel(d->manager->resolve);
+        d->manager->connect_timeout = sd_event_source_disable_unref(d->manager->connect_timeout);
+        peer_clear_keys(d->peer);
+        d->peer->handshake_attempts_started_ns = 0;
+        d->peer->handshake_attempts = 0;
+        d->peer->static_endpoint = false;
+        d->peer->force_relay = false;
+        peer_set_endpoint(d->peer, &none);
+        free(d->peer->address);
+        d->peer->address = NULL;
 }
 
 static int on_connect_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct device *d = userdata;
-        char *peer = d->peer_address ? strdup(d->peer_address) : NULL;
+        char *peer = d->peer->address ? strdup(d->peer->address) : NULL;
         forget_peer(d);
         log_peer_warning(peer, NULL, "connect to %s timed out", peer ? peer : "the peer");
         /* Answers the pending Connect with HandshakeTimeout and this reason. */
@@ -219,13 +325,13 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
         struct device *d = userdata;
         char buf[ENDPOINT_STRLEN];
 
-        d->resolve = NULL;
+        d->manager->resolve = NULL;
         if (r < 0) {
-                char *peer = d->peer_address ? strdup(d->peer_address) : NULL;
+                char *peer = d->peer->address ? strdup(d->peer->address) : NULL;
                 const char *why = gai_error ? gai_strerror(gai_error) : strerror(-r);
                 forget_peer(d);
-                if (d->connect_request || d->connect_waiter)
-                        connect_done(d, BUS_ERROR_PREFIX "InvalidPeer", "Cannot resolve '%s': %s",
+                if (d->manager->connect_waiter)
+                        connect_done(d, -EDESTADDRREQ, "Cannot resolve '%s': %s",
                                      peer ? peer : "", why);
                 log_peer_warning(peer, NULL, "connect: cannot resolve '%s'", peer ? peer : "");
                 manager_peer_event(d, TUNNEL_EVENT_GAVE_UP, "Cannot resolve '%s': %s",
@@ -233,130 +339,124 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
                 free(peer);
                 return;
         }
-        peer_set_endpoint(&d->peer, result);
-        d->peer.static_endpoint = true;
+        peer_set_endpoint(d->peer, result);
+        d->peer->static_endpoint = true;
         endpoint_to_string(result, buf);
-        log_peer_info(d->peer_address, buf, "connecting to %s (%s)", buf, d->peer_address);
-        bus_emit_changed(d, "Endpoint", NULL);
-        timers_want_handshake(d, now_ns());
+        log_peer_info(d->peer->address, buf, "connecting to %s (%s)", buf, d->peer->address);
+        device_properties_changed(d, "Endpoint");
+        want_handshake(d);
 }
 
-int manager_connect(struct device *d, const char *peer, const uint8_t *public_key,
-                    uint32_t timeout_sec, bool relay, const char *relay_server,
-                    sd_bus_message *m, sd_bus_error *error) {
+int manager_connect(struct device *d, const struct manager_connect_request *req,
+                    struct manager_waiter *w, struct manager_error *ret_error) {
+        const char *peer = req->peer, *relay_server = req->relay_server;
+        uint32_t timeout_sec = req->timeout_sec;
         _cleanup_free_ char *host = NULL;
         uint16_t port;
         int r;
 
-        if (d->connect_request || d->state == TUNNEL_CONNECTING ||
+        if (d->manager->connect_waiter || d->state == TUNNEL_CONNECTING ||
             d->state == TUNNEL_CONNECTED || d->state == TUNNEL_RECONNECTING) {
                 char buf[ENDPOINT_STRLEN];
                 struct endpoint e;
-                peer_get_endpoint(&d->peer, &e);
-                return sd_bus_error_setf(error, BUS_ERROR_PREFIX "AlreadyConnected",
-                                         "Already %s %s; call Disconnect first",
-                                         d->state == TUNNEL_CONNECTED ? "connected to"
-                                                                      : "connecting to",
-                                         d->peer_address ? d->peer_address
-                                                         : endpoint_to_string(&e, buf));
+                peer_get_endpoint(d->peer, &e);
+                return fail(ret_error, -EISCONN, "Already %s %s; call Disconnect first",
+                            d->state == TUNNEL_CONNECTED ? "connected to" : "connecting to",
+                            d->peer->address ? d->peer->address : endpoint_to_string(&e, buf));
         }
-        if ((relay || relay_server) && !d->relay) {
+        if ((req->relay || relay_server) && !d->relay) {
                 _cleanup_free_ char *rhost = NULL;
                 uint16_t rport;
 
                 if (!relay_server)
-                        return sd_bus_error_set(error, BUS_ERROR_PREFIX "RelayUnavailable",
-                                                "No relay configured: set relay.server or pass "
-                                                "the relay_server option");
+                        return fail(ret_error, -ENETUNREACH,
+                                    "No relay configured: set relay.server or pass the "
+                                    "relay_server option");
                 r = config_parse_host_port(relay_server, RELAY_PORT_DEFAULT, &rhost, &rport);
                 if (r < 0)
-                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidArguments",
-                                                 "Option 'relay_server' is not host[:port]: '%s'",
-                                                 relay_server);
-                r = relay_client_new(d, rhost, rport, &d->relay);
+                        return fail(ret_error, -EINVAL,
+                                    "Option 'relay_server' is not host[:port]: '%s'",
+                                    relay_server);
+                r = manager_relay_start(d, rhost, rport);
                 if (r < 0)
-                        return sd_bus_error_set_errnof(error, -r, "Cannot start the relay "
-                                                                  "client: %m");
-                d->nat_keepalive = true;
+                        return fail(ret_error, r, "Cannot start the relay client: %s",
+                                    strerror(-r));
         }
         if (!*peer && !d->relay)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "InvalidPeer",
-                                        "Peer address is empty: expected host[:port] (an empty "
-                                        "peer needs a relay to introduce it)");
+                return fail(ret_error, -EDESTADDRREQ,
+                            "Peer address is empty: expected host[:port] (an empty peer needs "
+                            "a relay to introduce it)");
         if (*peer) {
                 r = config_parse_host_port(peer, PORT_DEFAULT, &host, &port);
                 if (r < 0)
-                        return sd_bus_error_setf(error, BUS_ERROR_PREFIX "InvalidPeer",
-                                                 "Peer address '%s' is not valid: expected "
-                                                 "host[:port]",
-                                                 peer);
+                        return fail(ret_error, -EDESTADDRREQ,
+                                    "Peer address '%s' is not valid: expected host[:port]",
+                                    peer);
         }
 
-        if (public_key) {
-                memcpy(d->peer.public_key, public_key, NOISE_PUBLIC_KEY_LEN);
-                cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
-                relay_client_set_want(d->relay, public_key);
+        if (req->public_key) {
+                memcpy(d->peer->public_key, req->public_key, NOISE_PUBLIC_KEY_LEN);
+                cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
+                relay_client_set_want(d->relay, req->public_key);
         }
-        d->force_relay = relay;
+        d->peer->force_relay = req->relay;
         if (!*peer) {
                 /* Rendezvous: the relay's PEER message starts the handshake. */
-                if (m)
-                        d->connect_request = sd_bus_message_ref(m);
+                d->manager->connect_waiter = w;
                 if (timeout_sec > 0) {
-                        r = sd_event_add_time_relative(d->event, &d->connect_timeout,
+                        r = sd_event_add_time_relative(d->event, &d->manager->connect_timeout,
                                                        CLOCK_BOOTTIME,
                                                        (uint64_t) timeout_sec * USEC_PER_SEC, 0,
                                                        on_connect_timeout, d);
-                        if (r < 0)
-                                return sd_bus_error_set_errnof(error, -r,
-                                                               "Cannot arm the timeout: %m");
+                        if (r < 0) {
+                                d->manager->connect_waiter = NULL;
+                                return fail(ret_error, r, "Cannot arm the timeout: %s",
+                                            strerror(-r));
+                        }
                 }
                 log_info("connect through relay %s requested", relay_client_name(d->relay));
                 manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
                 relay_client_refresh(d->relay);
-                if (d->peer.relay_introduced)
-                        timers_want_handshake(d, now_ns());
+                if (d->peer->relay_introduced)
+                        want_handshake(d);
                 return 0;
         }
 
-        d->peer_address = malloc(strlen(host) + 16);
-        if (!d->peer_address)
-                return sd_bus_error_set_errno(error, -ENOMEM);
-        sprintf(d->peer_address, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+        d->peer->address = malloc(strlen(host) + 16);
+        if (!d->peer->address)
+                return fail(ret_error, -ENOMEM, "%s", strerror(ENOMEM));
+        sprintf(d->peer->address, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
 
-        r = resolve_start(d->event, host, port, d->udp_family, on_resolved, d, &d->resolve);
+        r = resolve_start(d->event, host, port, d->udp_family, on_resolved, d, &d->manager->resolve);
         if (r < 0) {
-                free(d->peer_address);
-                d->peer_address = NULL;
-                return sd_bus_error_set_errnof(error, -r, "Cannot start name resolution: %m");
+                free(d->peer->address);
+                d->peer->address = NULL;
+                return fail(ret_error, r, "Cannot start name resolution: %s", strerror(-r));
         }
         if (timeout_sec > 0) {
-                r = sd_event_add_time_relative(d->event, &d->connect_timeout, CLOCK_BOOTTIME,
+                r = sd_event_add_time_relative(d->event, &d->manager->connect_timeout, CLOCK_BOOTTIME,
                                                (uint64_t) timeout_sec * USEC_PER_SEC, 0,
                                                on_connect_timeout, d);
                 if (r < 0) {
                         forget_peer(d);
-                        return sd_bus_error_set_errnof(error, -r, "Cannot arm the timeout: %m");
+                        return fail(ret_error, r, "Cannot arm the timeout: %s", strerror(-r));
                 }
         }
-        if (m)
-                d->connect_request = sd_bus_message_ref(m);
-        log_peer_info(d->peer_address, NULL, "connect to %s requested", d->peer_address);
+        d->manager->connect_waiter = w;
+        log_peer_info(d->peer->address, NULL, "connect to %s requested", d->peer->address);
         manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
-        bus_emit_changed(d, "PeerAddress", NULL);
+        device_properties_changed(d, "PeerAddress");
         return 0;
 }
 
-int manager_disconnect(struct device *d, sd_bus_error *error) {
+int manager_disconnect(struct device *d, struct manager_error *ret_error) {
         /* Nothing to disconnect while waiting either (the prototype's /disconnect said so). */
-        if ((d->state == TUNNEL_DISCONNECTED || d->state == TUNNEL_WAITING) &&
-            !d->connect_request)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "NotConnected",
-                                        "No peer is connected");
-        if (d->connect_request || d->connect_waiter)
-                connect_done(d, BUS_ERROR_PREFIX "Cancelled",
+        if ((d->state == TUNNEL_DISCONNECTED || d->state == TUNNEL_WAITING) && !d->manager->connect_waiter)
+                return fail(ret_error, -ENOTCONN, "No peer is connected");
+        if (d->manager->connect_waiter)
+                connect_done(d, -ECANCELED,
                              "Disconnected before the handshake with %s completed",
-                             d->peer_address ? d->peer_address : "the peer");
+                             d->peer->address ? d->peer->address : "the peer");
         send_close(d); /* before forget_peer() wipes the session it is sealed with */
         forget_peer(d);
         log_info("disconnected by request");
@@ -364,46 +464,13 @@ int manager_disconnect(struct device *d, sd_bus_error *error) {
         return 0;
 }
 
-/* ---- the same calls for callers without sd-bus (the HTTP API) ---- */
-
-static int plain_error(int r, sd_bus_error *error, struct manager_error *ret_error) {
-        snprintf(ret_error->name, sizeof(ret_error->name), "%s",
-                 error->name ? error->name : "");
-        snprintf(ret_error->message, sizeof(ret_error->message), "%s",
-                 error->message ? error->message : strerror(-r));
-        sd_bus_error_free(error);
-        return r;
-}
-
-int manager_connect_plain(struct device *d, const char *peer, uint32_t timeout_sec,
-                          struct manager_waiter *w, struct manager_error *ret_error) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r;
-
-        r = manager_connect(d, peer, NULL, timeout_sec, false, NULL, NULL, &error);
-        if (r < 0)
-                return plain_error(r, &error, ret_error);
-        d->connect_waiter = w;
-        return 0;
-}
-
-int manager_disconnect_plain(struct device *d, struct manager_error *ret_error) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r;
-
-        r = manager_disconnect(d, &error);
-        if (r < 0)
-                return plain_error(r, &error, ret_error);
-        return 0;
-}
-
 void manager_forget_waiter(struct device *d, struct manager_waiter *w) {
-        if (d->connect_waiter == w)
-                d->connect_waiter = NULL;
+        if (d->manager->connect_waiter == w)
+                d->manager->connect_waiter = NULL;
 }
 
 void manager_tick(struct device *d, uint64_t now) {
-        struct stats *s = &d->stats;
+        struct stats *s = &d->dp.stats;
         uint64_t c[4] = {
                 atomic_load_explicit(&s->rx_bytes, memory_order_relaxed),
                 atomic_load_explicit(&s->tx_bytes, memory_order_relaxed),
@@ -412,18 +479,32 @@ void manager_tick(struct device *d, uint64_t now) {
         };
         struct endpoint e;
 
-        if (!d->bus)
+        if (!d->emit_changed)
                 return;
-        if (memcmp(c, d->emitted_counters, sizeof(c)) != 0 &&
-            now - d->counters_emitted_ns >= COUNTERS_EMIT_INTERVAL_NSEC) {
-                memcpy(d->emitted_counters, c, sizeof(c));
-                d->counters_emitted_ns = now;
-                bus_emit_changed(d, "RxBytes", "TxBytes", "RxPackets", "TxPackets", NULL);
+        if (memcmp(c, d->manager->emitted_counters, sizeof(c)) != 0 &&
+            now - d->manager->counters_emitted_ns >= COUNTERS_EMIT_INTERVAL_NSEC) {
+                memcpy(d->manager->emitted_counters, c, sizeof(c));
+                d->manager->counters_emitted_ns = now;
+                device_properties_changed(d, "RxBytes", "TxBytes", "RxPackets", "TxPackets");
         }
         /* Roaming happens on the rx thread; report it from here. */
-        peer_get_endpoint(&d->peer, &e);
-        if (!endpoint_equal(&e, &d->emitted_endpoint)) {
-                d->emitted_endpoint = e;
-                bus_emit_changed(d, "Endpoint", NULL);
+        peer_get_endpoint(d->peer, &e);
+        if (!endpoint_equal(&e, &d->manager->emitted_endpoint)) {
+                d->manager->emitted_endpoint = e;
+                device_properties_changed(d, "Endpoint");
         }
+}
+
+bool manager_connect_pending(const struct device *d) {
+        return d->manager->connect_waiter != NULL;
+}
+
+void manager_stop(struct device *d) {
+        if (!d->manager)
+                return;
+        memset(&d->events, 0, sizeof(d->events));
+        d->manager->resolve = resolve_cancel(d->manager->resolve);
+        d->manager->connect_timeout = sd_event_source_disable_unref(d->manager->connect_timeout);
+        free(d->manager);
+        d->manager = NULL;
 }

@@ -13,9 +13,16 @@
  */
 #pragma once
 
-#include <systemd/sd-bus.h>
-
 #include "device.h"
+
+/* Take charge of the device's peer: its events come here from now on, and the configured
+ * relay registers. Logged; -errno. */
+int manager_start(struct device *d);
+
+/* Stop: a resolution or timeout in progress is cancelled (main.c, before device_free). */
+void manager_stop(struct device *d);
+/* Is a Connect waiting for its outcome? */
+bool manager_connect_pending(const struct device *d);
 
 /* Feed an event to the peer's state machine. reason (printf format, may be NULL) is kept as
  * FailureReason when the event leads to `failed`. */
@@ -28,31 +35,41 @@ void manager_peer_closed(struct device *d, uint32_t key_idx, const struct endpoi
 void manager_shutdown(struct device *d);
 /* The FailureReason property: why the instance is failed, "" otherwise. */
 const char *manager_failure_reason(const struct device *d);
-/* Start connecting to peer ("host[:port]", or "" to take the peer the relay introduces).
- * public_key: identity mode only (NULL: keep the configured one). relay: through the relay
- * only; relay_server: a relay to use when none is configured. The pending request m (may be NULL) is answered when the tunnel is up, or
- * with an error after timeout_sec. Returns 0, or -errno with error set. */
-int manager_connect(struct device *d, const char *peer, const uint8_t *public_key,
-                    uint32_t timeout_sec, bool relay, const char *relay_server,
-                    sd_bus_message *m, sd_bus_error *error);
-int manager_disconnect(struct device *d, sd_bus_error *error);
-
-/* The same two calls for a caller without sd-bus (the HTTP API, http.c). A Connect pending for
- * a waiter ends with w->done(w, NULL, message) once the tunnel is up, or with a BUS_ERROR_PREFIX
- * error name and a message (timeout, resolution failure, Disconnect); at most one Connect is
- * pending at a time, so one waiter suffices. Errors as the D-Bus calls, copied into ret_error. */
+/* A Connect pending until the tunnel is up waits through one of these (bus.c and http.c each
+ * have theirs): done(w, 0, "") once the tunnel is up, or done(w, -errno, message) when it
+ * cannot be (timeout, resolution failure, Disconnect). At most one Connect is pending. */
 struct manager_waiter {
-        void (*done)(struct manager_waiter *w, const char *error, const char *message);
+        void (*done)(struct manager_waiter *w, int error, const char *message);
 };
+/* Why a call failed, for the caller's reply (the error itself is the -errno returned). */
 struct manager_error {
-        char name[96];     /* BUS_ERROR_PREFIX "AlreadyConnected" etc.; "" for a plain errno */
         char message[512];
 };
-int manager_connect_plain(struct device *d, const char *peer, uint32_t timeout_sec,
-                          struct manager_waiter *w, struct manager_error *ret_error);
-int manager_disconnect_plain(struct device *d, struct manager_error *ret_error);
+struct manager_connect_request {
+        const char *peer;           /* "host[:port]", or "" to take the peer the relay introduces */
+        const uint8_t *public_key;  /* identity mode only; NULL: keep the configured one */
+        uint32_t timeout_sec;       /* give up after this long (0: never) */
+        bool relay;                 /* through the relay only */
+        const char *relay_server;   /* a relay to use when none is configured; NULL: none */
+};
+/* Start connecting. w (may be NULL) waits for the outcome. Returns 0, or -errno with
+ * ret_error's message set: -EISCONN (already connected or connecting), -EDESTADDRREQ (no or
+ * no valid peer address), -EINVAL (a bad option), -ENETUNREACH (no relay), or a system
+ * error. */
+int manager_connect(struct device *d, const struct manager_connect_request *req,
+                    struct manager_waiter *w, struct manager_error *ret_error);
+/* Leave the peer; -ENOTCONN when there is none. */
+int manager_disconnect(struct device *d, struct manager_error *ret_error);
 /* w stops waiting (its client went away, or the API shuts down); it is not called. */
 void manager_forget_waiter(struct device *d, struct manager_waiter *w);
+/* The D-Bus error name (shadowmesh/bus-api.h) of an error the calls above return (or a
+ * waiter gets); NULL for a plain system error. */
+const char *manager_error_name(int error);
+
+/* The peer's state moved (peer_event): the instance's follows, and is reported. */
+void manager_peer_changed(struct device *d);
+/* Start the relay client d->relay with host:port (it reports to this module). */
+int manager_relay_start(struct device *d, const char *host, uint16_t port);
 /* A session is usable in both directions (initiator: response consumed; responder: first
  * data on the new key pair). */
 void manager_session_up(struct device *d);

@@ -4,16 +4,14 @@
 #include <netdb.h>
 #include <stdio.h>
 
-#include "bus.h"
 #include "log.h"
 #include "natcheck.h"
 #include "netcheck.h"
-#include "relay-client.h"
 #include "resolve.h"
 
 /* One STUN exchange series against one server, driven by its own timer. */
 struct stun_run {
-        struct device *d;
+        const struct netcheck_socket *sock;
         struct natcheck *nc;
         sd_event_source *timer;
         struct resolve_query *resolve;
@@ -25,10 +23,11 @@ struct stun_run {
 };
 
 struct netcheck_run {
-        struct device *d;
-        sd_bus_message *request; /* NetCheck() being answered; NULL at start-up */
+        struct netcheck_socket sock;
         struct stun_run stun, relay;
         bool want_relay;
+        void (*done)(struct netcheck_run *run, void *userdata);
+        void *userdata;
 };
 
 static void stun_run_clear(struct stun_run *s) {
@@ -59,7 +58,7 @@ static void stun_pump(struct stun_run *s) {
                 struct endpoint to = { .len = dst_len };
                 memcpy(&to.addr, &dst, dst_len);
                 /* A v4 server address on a dual-stack socket must be v4-mapped. */
-                if (dst.ss_family == AF_INET && s->d->udp_family == AF_INET6) {
+                if (dst.ss_family == AF_INET && s->sock->family == AF_INET6) {
                         const struct sockaddr_in *in = (const struct sockaddr_in *) &dst;
                         to = (struct endpoint){ .len = sizeof(struct sockaddr_in6) };
                         to.addr.in6.sin6_family = AF_INET6;
@@ -68,7 +67,7 @@ static void stun_pump(struct stun_run *s) {
                         to.addr.in6.sin6_addr.s6_addr[11] = 0xff;
                         memcpy(&to.addr.in6.sin6_addr.s6_addr[12], &in->sin_addr, 4);
                 }
-                (void) sendto(s->d->udp_fd, buf, (size_t) n, MSG_DONTWAIT, &to.addr.sa, to.len);
+                (void) sendto(s->sock->fd, buf, (size_t) n, MSG_DONTWAIT, &to.addr.sa, to.len);
         }
         if (natcheck_done(s->nc)) {
                 stun_finish(s);
@@ -79,8 +78,8 @@ static void stun_pump(struct stun_run *s) {
                 return;
         /* natcheck's clock is now_ns() (CLOCK_BOOTTIME); sd-event takes µs on that clock. */
         if (!s->timer)
-                (void) sd_event_add_time(s->d->event, &s->timer, CLOCK_BOOTTIME, next / 1000, 1000,
-                                         on_stun_timer, s);
+                (void) sd_event_add_time(s->sock->event, &s->timer, CLOCK_BOOTTIME, next / 1000,
+                                         1000, on_stun_timer, s);
         else {
                 (void) sd_event_source_set_time(s->timer, next / 1000);
                 (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
@@ -107,9 +106,9 @@ static void add_local_addresses(struct stun_run *s) {
                 memcpy(&sa, i->ifa_addr, len);
                 /* Our port: a mapped address equal to local address and port means no NAT. */
                 if (sa.ss_family == AF_INET)
-                        ((struct sockaddr_in *) &sa)->sin_port = htons(s->d->port);
+                        ((struct sockaddr_in *) &sa)->sin_port = htons(s->sock->port);
                 else
-                        ((struct sockaddr_in6 *) &sa)->sin6_port = htons(s->d->port);
+                        ((struct sockaddr_in6 *) &sa)->sin6_port = htons(s->sock->port);
                 natcheck_add_local_address(s->nc, (struct sockaddr *) &sa, len);
         }
         freeifaddrs(ifa);
@@ -140,7 +139,7 @@ static void on_stun_resolved(struct resolve_query *q, int r, int gai_error,
                 memcpy(&server, &in, sizeof(in));
                 server_len = sizeof(in);
         }
-        local.sin6_port = htons(s->d->port);
+        local.sin6_port = htons(s->sock->port);
         r = natcheck_new((struct sockaddr *) &server, server_len, (struct sockaddr *) &local,
                          sizeof(local), s->full, now_ns(), &s->nc);
         if (r < 0) {
@@ -154,20 +153,22 @@ static void on_stun_resolved(struct resolve_query *q, int r, int gai_error,
         stun_pump(s);
 }
 
-static int stun_run_start(struct stun_run *s, struct device *d, const char *host, uint16_t port,
-                          bool full, void (*on_done)(struct stun_run *)) {
-        *s = (struct stun_run){ .d = d, .full = full, .on_done = on_done };
+static int stun_run_start(struct stun_run *s, const struct netcheck_socket *sock, const char *host,
+                          uint16_t port, bool full, void (*on_done)(struct stun_run *)) {
+        *s = (struct stun_run){ .sock = sock, .full = full, .on_done = on_done };
         if (asprintf(&s->name, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port) < 0) {
                 s->name = NULL;
                 return -ENOMEM;
         }
-        return resolve_start(d->event, host, port, d->udp_family, on_stun_resolved, s, &s->resolve);
+        return resolve_start(sock->event, host, port, sock->family, on_stun_resolved, s,
+                             &s->resolve);
 }
 
-static void endpoint_from_storage(struct device *d, const struct sockaddr_storage *ss,
+/* natcheck's address as the socket's family writes it (v4-mapped on a dual-stack socket). */
+static void endpoint_from_storage(int family, const struct sockaddr_storage *ss,
                                   struct endpoint *ret) {
         *ret = (struct endpoint){};
-        if (ss->ss_family == AF_INET && d->udp_family == AF_INET6) {
+        if (ss->ss_family == AF_INET && family == AF_INET6) {
                 const struct sockaddr_in *in = (const struct sockaddr_in *) ss;
                 ret->addr.in6.sin6_family = AF_INET6;
                 ret->addr.in6.sin6_port = in->sin_port;
@@ -182,176 +183,84 @@ static void endpoint_from_storage(struct device *d, const struct sockaddr_storag
         }
 }
 
-/* ---- start-up discovery ---- */
-
-static void on_startup_done(struct stun_run *s) {
-        struct device *d = s->d;
-        const struct natcheck_result *r = s->nc ? natcheck_result(s->nc) : NULL;
-        char buf[ENDPOINT_STRLEN];
-
-        if (s->failed || !r) {
-                log_warning("NAT discovery with %s failed: %s", s->name, s->error);
-                return;
-        }
-        snprintf(d->nat_type, sizeof(d->nat_type), "%s", natcheck_type_string(r));
-        if (r->has_public) {
-                endpoint_from_storage(d, &r->public_endpoint, &d->public_endpoint_sa);
-                endpoint_to_string(&d->public_endpoint_sa, buf);
-                snprintf(d->public_endpoint, sizeof(d->public_endpoint), "%s", buf);
-                log_info("public endpoint %s, NAT type %s (mapping %s, filtering %s)", buf,
-                         d->nat_type, nat_mapping_to_string(r->mapping),
-                         nat_filtering_to_string(r->filtering));
-        } else
-                log_warning("no answer from STUN server %s: NAT type %s", s->name, d->nat_type);
-        /* Behind any NAT (or not knowing): keep the mapping open on idle sessions. */
-        if (r->mapping != NAT_MAPPING_NO_NAT)
-                d->nat_keepalive = true;
-        bus_emit_changed(d, "PublicEndpoint", "NatType", NULL);
-        relay_client_refresh(d->relay);
-}
-
-int netcheck_startup(struct device *d) {
-        struct netcheck_run *run;
-        int r;
-
-        run = calloc(1, sizeof(*run));
-        if (!run)
-                return -ENOMEM;
-        run->d = d;
-        run->stun.owner = run;
-        r = stun_run_start(&run->stun, d, d->config->stun_host, d->config->stun_port, true,
-                           on_startup_done);
-        if (r < 0) {
-                stun_run_clear(&run->stun);
-                free(run);
-                return r;
-        }
-        run->stun.owner = run;
-        d->netcheck = run;
-        return 0;
-}
-
-/* ---- NetCheck() ---- */
-
-static int append_str(sd_bus_message *m, const char *key, const char *value) {
-        return sd_bus_message_append(m, "{sv}", key, "s", value);
-}
-
-static void api_reply(struct netcheck_run *run) {
-        struct device *d = run->d;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const struct natcheck_result *sr = run->stun.nc ? natcheck_result(run->stun.nc) : NULL;
-        const struct natcheck_result *rr = run->relay.nc ? natcheck_result(run->relay.nc) : NULL;
-        char buf[ENDPOINT_STRLEN] = "";
-        int r;
-
-        if (sr && sr->has_public) {
-                struct endpoint e;
-                endpoint_from_storage(d, &sr->public_endpoint, &e);
-                endpoint_to_string(&e, buf);
-        }
-        r = sd_bus_message_new_method_return(run->request, &reply);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "{sv}");
-        if (r >= 0)
-                r = append_str(reply, "PublicEndpoint", buf);
-        if (r >= 0)
-                r = append_str(reply, "NatType", sr ? natcheck_type_string(sr) : "unknown");
-        if (r >= 0)
-                r = append_str(reply, "NatMapping",
-                               nat_mapping_to_string(sr ? sr->mapping : NAT_MAPPING_UNKNOWN));
-        if (r >= 0)
-                r = append_str(reply, "NatFiltering",
-                               nat_filtering_to_string(sr ? sr->filtering : NAT_FILTERING_UNKNOWN));
-        if (r >= 0)
-                r = append_str(reply, "StunServer", run->stun.name ? run->stun.name : "");
-        if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "StunRttUsec", "t",
-                                          sr && sr->has_public ? sr->rtt_ns / 1000 : (uint64_t) 0);
-        if (r >= 0)
-                r = append_str(reply, "StunError", run->stun.failed ? run->stun.error : "");
-        if (r >= 0)
-                r = append_str(reply, "Relay", run->want_relay ? relay_client_name(d->relay) : "");
-        if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "RelayReachable", "b",
-                                          (int) (rr && rr->has_public));
-        if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "RelayRttUsec", "t",
-                                          rr && rr->has_public ? rr->rtt_ns / 1000 : (uint64_t) 0);
-        if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "RelayRegistered", "b",
-                                          (int) relay_client_registered(d->relay));
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                (void) sd_bus_send(NULL, reply, NULL);
-        else
-                (void) sd_bus_reply_method_errorf(run->request, SD_BUS_ERROR_FAILED,
-                                                  "Cannot build the reply: %s", strerror(-r));
-}
-
-static void api_free(struct netcheck_run *run) {
-        stun_run_clear(&run->stun);
-        stun_run_clear(&run->relay);
-        sd_bus_message_unref(run->request);
-        free(run);
-}
-
-static void on_api_part_done(struct stun_run *s) {
+static void on_part_done(struct stun_run *s) {
         struct netcheck_run *run = s->owner;
 
         if (!run->stun.done || (run->want_relay && !run->relay.done))
                 return;
-        api_reply(run);
-        run->d->netcheck_api = NULL;
-        api_free(run);
+        run->done(run, run->userdata);
 }
 
-int netcheck_api_start(struct device *d, sd_bus_message *m, sd_bus_error *error) {
-        const struct config *c = d->config;
+int netcheck_start(const struct netcheck_socket *sock, const char *stun_host, uint16_t stun_port,
+                   const char *relay_host, uint16_t relay_port,
+                   void (*done)(struct netcheck_run *run, void *userdata), void *userdata,
+                   struct netcheck_run **ret) {
         struct netcheck_run *run;
         int r;
 
-        if (d->netcheck_api)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "InProgress",
-                                        "A NetCheck is already running");
-        if (!c->stun_host && !c->relay_host)
-                return sd_bus_error_set(error, BUS_ERROR_PREFIX "NoStunServer",
-                                        "No STUN server configured (nat.stun_server or "
-                                        "relay.server)");
         run = calloc(1, sizeof(*run));
         if (!run)
                 return -ENOMEM;
-        run->d = d;
-        run->request = sd_bus_message_ref(m);
-        run->stun.owner = run->relay.owner = run;
-        run->want_relay = c->relay_host != NULL;
-        r = stun_run_start(&run->stun, d, c->stun_host ? c->stun_host : c->relay_host,
-                           c->stun_host ? c->stun_port : c->relay_port, true, on_api_part_done);
+        run->sock = *sock;
+        run->done = done;
+        run->userdata = userdata;
+        run->want_relay = relay_host != NULL;
+        r = stun_run_start(&run->stun, &run->sock, stun_host, stun_port, true, on_part_done);
         run->stun.owner = run;
         if (r >= 0 && run->want_relay) {
                 /* The relay answers STUN Binding: one request measures its round trip. */
-                r = stun_run_start(&run->relay, d, c->relay_host, c->relay_port, false,
-                                   on_api_part_done);
+                r = stun_run_start(&run->relay, &run->sock, relay_host, relay_port, false,
+                                   on_part_done);
                 run->relay.owner = run;
         }
         if (r < 0) {
-                api_free(run);
-                return sd_bus_error_set_errnof(error, -r, "Cannot start the NAT check: %m");
+                netcheck_free(run);
+                return r;
         }
-        d->netcheck_api = run;
-        return 1;
+        *ret = run;
+        return 0;
 }
 
-void netcheck_input(struct device *d, const struct queued_handshake *q) {
+struct netcheck_run *netcheck_free(struct netcheck_run *run) {
+        if (!run)
+                return NULL;
+        stun_run_clear(&run->stun);
+        stun_run_clear(&run->relay);
+        free(run);
+        return NULL;
+}
+
+void netcheck_report(const struct netcheck_run *run, struct netcheck_report *ret) {
+        const struct natcheck_result *sr = run->stun.nc ? natcheck_result(run->stun.nc) : NULL;
+        const struct natcheck_result *rr = run->relay.nc ? natcheck_result(run->relay.nc) : NULL;
+
+        *ret = (struct netcheck_report){
+                .stun_server = run->stun.name ? run->stun.name : "",
+                .stun_failed = run->stun.failed,
+                .has_result = sr != NULL,
+                .stun_error = run->stun.failed ? run->stun.error : "",
+                .has_public = sr && sr->has_public,
+                .nat_type = sr ? natcheck_type_string(sr) : "unknown",
+                .mapping = sr ? sr->mapping : NAT_MAPPING_UNKNOWN,
+                .filtering = sr ? sr->filtering : NAT_FILTERING_UNKNOWN,
+                .stun_rtt_usec = sr && sr->has_public ? sr->rtt_ns / 1000 : 0,
+                .relay_reachable = rr && rr->has_public,
+                .relay_rtt_usec = rr && rr->has_public ? rr->rtt_ns / 1000 : 0,
+        };
+        if (ret->has_public)
+                endpoint_from_storage(run->sock.family, &sr->public_endpoint,
+                                      &ret->public_endpoint);
+}
+
+bool netcheck_input(struct netcheck_run *run, const struct queued_handshake *q) {
         struct sockaddr_storage from;
         socklen_t len = q->from.len;
-        struct stun_run *runs[3] = {
-                d->netcheck ? &d->netcheck->stun : NULL,
-                d->netcheck_api ? &d->netcheck_api->stun : NULL,
-                d->netcheck_api ? &d->netcheck_api->relay : NULL,
-        };
+        struct stun_run *runs[2];
 
+        if (!run)
+                return false;
+        runs[0] = &run->stun;
+        runs[1] = &run->relay;
         memcpy(&from, &q->from.addr, len);
         /* natcheck speaks plain IPv4: unmap. */
         if (from.ss_family == AF_INET6 &&
@@ -364,31 +273,13 @@ void netcheck_input(struct device *d, const struct queued_handshake *q) {
         }
         for (size_t i = 0; i < ELEMENTSOF(runs); i++) {
                 struct stun_run *s = runs[i];
-                if (!s || !s->nc || s->done)
+                if (!s->nc || s->done)
                         continue;
                 if (natcheck_input(s->nc, q->data, q->len, (struct sockaddr *) &from, len,
                                    now_ns())) {
                         stun_pump(s);
-                        return;
+                        return true;
                 }
         }
-}
-
-void netcheck_free_startup(struct device *d) {
-        if (d->netcheck) {
-                stun_run_clear(&d->netcheck->stun);
-                free(d->netcheck);
-                d->netcheck = NULL;
-        }
-}
-
-void netcheck_free_all(struct device *d) {
-        netcheck_free_startup(d);
-        if (d->netcheck_api) {
-                (void) sd_bus_reply_method_errorf(d->netcheck_api->request,
-                                                  BUS_ERROR_PREFIX "Cancelled",
-                                                  "The daemon is shutting down");
-                api_free(d->netcheck_api);
-                d->netcheck_api = NULL;
-        }
+        return false;
 }

@@ -1,24 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 #include <sodium.h>
 
-#include "bus.h"
-#include "handshake.h"
 #include "log.h"
 #include "path.h"
-#include "relay-client.h"
 
 /* Counted, and logged at most 5 times per 10 s (the control loop's sends). */
-static int send_failed(struct device *d, const struct endpoint *to, int error) {
+static int send_failed(const struct sender *s, const struct endpoint *to, int error) {
         static struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(10, 5);
-        const struct endpoint *relay = d->relay ? relay_client_address(d->relay) : NULL;
-        bool to_relay = !to->via_relay && relay && endpoint_same_address(to, relay);
+        bool to_relay = !to->via_relay && s->relay.len && endpoint_same_address(to, &s->relay);
 
-        atomic_fetch_add_explicit(&d->stats.tx_errors, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->stats->tx_errors, 1, memory_order_relaxed);
         udp_log_send_error(&ratelimit, now_ns(), to_relay ? "relay" : "peer", to, error, 1);
         return -error;
 }
 
-int path_send(struct device *d, const struct endpoint *to, const void *msg, size_t len) {
+int path_send(const struct sender *s, struct peer *p, const struct endpoint *to, const void *msg,
+              size_t len) {
         struct iovec iov[2];
         struct message_relay_data hdr = {};
         uint8_t control[UDP_PKTINFO_SPACE] __attribute__((aligned(8)));
@@ -38,39 +35,64 @@ int path_send(struct device *d, const struct endpoint *to, const void *msg, size
                 iov[0] = (struct iovec){ .iov_base = &hdr, .iov_len = sizeof(hdr) };
                 iov[1] = (struct iovec){ .iov_base = (void *) msg, .iov_len = len };
                 mh.msg_iovlen = 2;
-                atomic_fetch_add_explicit(&d->stats.relay_tx_packets, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->relay_tx_packets, 1, memory_order_relaxed);
         } else {
                 iov[0] = (struct iovec){ .iov_base = (void *) msg, .iov_len = len };
                 mh.msg_iovlen = 1;
         }
         if (!mh.msg_controllen)
                 mh.msg_control = NULL;
-        if (sendmsg(d->udp_fd, &mh, MSG_DONTWAIT) >= 0)
+        if (sendmsg(s->fd, &mh, MSG_DONTWAIT) >= 0)
                 return 0;
         if (udp_source_gone(errno) && mh.msg_controllen) {
                 /* The source address is gone: let routing choose, now and from now on. */
-                (void) peer_forget_source(&d->peer, to);
+                if (p)
+                        (void) peer_forget_source(p, to);
                 mh.msg_control = NULL;
                 mh.msg_controllen = 0;
-                if (sendmsg(d->udp_fd, &mh, MSG_DONTWAIT) >= 0)
+                if (sendmsg(s->fd, &mh, MSG_DONTWAIT) >= 0)
                         return 0;
         }
-        return send_failed(d, to, errno);
+        return send_failed(s, to, errno);
 }
 
-void path_set_candidates(struct device *d, const struct endpoint *candidates, size_t n) {
-        struct peer *p = &d->peer;
+int path_send_to_peer(const struct sender *s, struct peer *p, const void *msg, size_t len) {
+        struct endpoint e;
+        int r;
 
+        peer_get_endpoint(p, &e);
+        r = path_send(s, p, &e, msg, len);
+        if (r >= 0) {
+                atomic_store_explicit(&p->last_tx_ns, now_ns(), memory_order_relaxed);
+                atomic_store_explicit(&p->rx_unanswered_since_ns, 0, memory_order_relaxed);
+        }
+        return r;
+}
+
+int path_send_keepalive(const struct sender *s, struct peer *p) {
+        struct keypair *kp = atomic_load(&p->current);
+        uint8_t buf[MESSAGE_DATA_MIN_LEN];
+        uint8_t empty[1];
+        ssize_t n;
+
+        if (!kp)
+                return -ENOKEY;
+        n = session_encrypt(kp, empty, 0, buf, sizeof(buf), now_ns());
+        if (n < 0)
+                return (int) n;
+        return path_send_to_peer(s, p, buf, (size_t) n);
+}
+
+void path_set_candidates(struct peer *p, const struct endpoint *candidates, size_t n) {
         n = MIN(n, ELEMENTSOF(p->candidates));
         memcpy(p->candidates, candidates, n * sizeof(*candidates));
         p->n_candidates = n;
 }
 
-static int send_probe(struct device *d, uint8_t type, const uint8_t nonce[8],
+static int send_probe(const struct sender *s, struct peer *p, uint8_t type, const uint8_t nonce[8],
                       const struct endpoint *to);
 
-void path_set_relay(struct device *d, const struct endpoint *via_relay) {
-        struct peer *p = &d->peer;
+void path_set_relay(const struct sender *s, struct peer *p, const struct endpoint *via_relay) {
         struct endpoint cur;
 
         p->via_relay = *via_relay;
@@ -84,8 +106,8 @@ void path_set_relay(struct device *d, const struct endpoint *via_relay) {
                 randombytes_buf(p->probe_nonce, sizeof(p->probe_nonce));
                 p->relay_probe_pending = true;
                 p->last_relay_probe_ns = now_ns();
-                if (send_probe(d, MESSAGE_PATH_PROBE, p->probe_nonce, via_relay) >= 0)
-                        atomic_fetch_add_explicit(&d->stats.probes_sent, 1, memory_order_relaxed);
+                if (send_probe(s, p, MESSAGE_PATH_PROBE, p->probe_nonce, via_relay) >= 0)
+                        atomic_fetch_add_explicit(&s->stats->probes_sent, 1, memory_order_relaxed);
         }
 }
 
@@ -94,34 +116,34 @@ static bool relay_due(const struct peer *p, uint64_t now) {
                now - p->handshake_first_sent_ns >= RELAY_FALLBACK_AFTER_MS * NSEC_PER_MSEC;
 }
 
-void path_send_initiation(struct device *d, const uint8_t *msg, size_t len, uint64_t now) {
-        struct peer *p = &d->peer;
+void path_send_initiation(const struct sender *s, struct peer *p, const uint8_t *msg, size_t len,
+                          uint64_t now) {
         struct endpoint cur;
         bool sent_relay = false;
 
         if (p->handshake_first_sent_ns == 0)
                 p->handshake_first_sent_ns = now;
-        if (d->force_relay) {
+        if (p->force_relay) {
                 if (p->relay_introduced)
-                        (void) path_send(d, &p->via_relay, msg, len);
+                        (void) path_send(s, p, &p->via_relay, msg, len);
                 return;
         }
         peer_get_endpoint(p, &cur);
         if (cur.len)
-                (void) path_send(d, &cur, msg, len);
+                (void) path_send(s, p, &cur, msg, len);
         sent_relay = cur.via_relay;
         for (size_t i = 0; i < p->n_candidates; i++)
                 if (!endpoint_equal(&p->candidates[i], &cur))
-                        (void) path_send(d, &p->candidates[i], msg, len);
+                        (void) path_send(s, p, &p->candidates[i], msg, len);
         /* Straight to the relay when there is nothing direct to try, or on a retry after the
          * fallback time. */
         if (!sent_relay && p->relay_introduced && (relay_due(p, now) || (!cur.len && !p->n_candidates)))
-                (void) path_send(d, &p->via_relay, msg, len);
+                (void) path_send(s, p, &p->via_relay, msg, len);
 }
 
-static int send_probe(struct device *d, uint8_t type, const uint8_t nonce[8],
+static int send_probe(const struct sender *s, struct peer *p, uint8_t type, const uint8_t nonce[8],
                       const struct endpoint *to) {
-        struct keypair *kp = atomic_load(&d->peer.current);
+        struct keypair *kp = atomic_load(&p->current);
         uint8_t buf[sizeof(struct message_path_probe)];
         ssize_t n;
 
@@ -130,16 +152,18 @@ static int send_probe(struct device *d, uint8_t type, const uint8_t nonce[8],
         n = session_encrypt_control(kp, type, nonce, 8, buf, sizeof(buf), now_ns());
         if (n < 0)
                 return (int) n;
-        return path_send(d, to, buf, (size_t) n);
+        return path_send(s, p, to, buf, (size_t) n);
 }
 
-void path_on_probe(struct device *d, const uint8_t nonce[8], const struct endpoint *from) {
+void path_on_probe(const struct sender *s, struct peer *p, const uint8_t nonce[8],
+                   const struct endpoint *from) {
         /* Answer where it came from: that is the address our reply must reach. */
-        (void) send_probe(d, MESSAGE_PATH_PROBE_REPLY, nonce, from);
+        (void) send_probe(s, p, MESSAGE_PATH_PROBE_REPLY, nonce, from);
 }
 
-void path_on_probe_reply(struct device *d, const uint8_t nonce[8], const struct endpoint *from) {
-        struct peer *p = &d->peer;
+/* The caller reports the move (path_report). */
+void path_on_probe_reply(const struct sender *s, struct peer *p, const uint8_t nonce[8],
+                         const struct endpoint *from) {
         struct endpoint cur;
         char buf[ENDPOINT_STRLEN];
 
@@ -156,58 +180,54 @@ void path_on_probe_reply(struct device *d, const uint8_t nonce[8], const struct 
                 p->relay_probe_pending = false;
                 log_debug("probe answered through the relay, slot %u", from->relay_slot);
                 peer_set_endpoint(p, from);
-                path_report(d);
                 return;
         }
         /* Both directions work: move data to the direct path. The peer follows when our next
          * authenticated packet reaches it from there. */
         log_debug("probe answered from %s", endpoint_to_string(from, buf));
         peer_set_endpoint(p, from);
-        (void) handshake_send_keepalive(d);
-        path_report(d);
+        (void) path_send_keepalive(s, p);
 }
 
-const char *path_name(struct device *d) {
+const char *path_name(struct peer *p) {
         struct endpoint e;
 
         /* Only a path that carries authenticated traffic now: not while reconnecting (it may
          * be dead), nor once retries gave up. */
-        if (d->state != TUNNEL_CONNECTED)
+        if (p->state != TUNNEL_CONNECTED)
                 return "none";
-        peer_get_endpoint(&d->peer, &e);
+        peer_get_endpoint(p, &e);
         if (!e.len)
                 return "none";
         return e.via_relay ? "relay" : "direct";
 }
 
-void path_report(struct device *d) {
-        struct peer *p = &d->peer;
+bool path_report(const struct sender *s, struct peer *p) {
         char buf[ENDPOINT_STRLEN];
         struct endpoint e;
         bool was_relay;
 
         if (!atomic_load(&p->current))
-                return; /* no session: there is no path to speak of yet */
+                return false; /* no session: there is no path to speak of yet */
         peer_get_endpoint(p, &e);
         if (endpoint_equal(&e, &p->reported_endpoint))
-                return;
+                return false;
         was_relay = p->reported_endpoint.len && p->reported_endpoint.via_relay;
         if (p->reported_endpoint.len && e.len && was_relay != e.via_relay)
-                atomic_fetch_add_explicit(&d->stats.path_switches, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->stats->path_switches, 1, memory_order_relaxed);
         p->reported_endpoint = e;
         if (e.len) {
                 struct endpoint addr = e;
                 addr.via_relay = false; /* "relay via <the relay's address>", not "relay relay" */
                 endpoint_to_string(&addr, buf);
-                log_peer_info(d->peer_address ? d->peer_address : buf, buf,
-                              "path to peer: %s via %s%s", e.via_relay ? "relay" : "direct", buf,
+                log_peer_info(p->address ? p->address : buf, buf, "path to peer: %s via %s%s",
+                              e.via_relay ? "relay" : "direct", buf,
                               was_relay && !e.via_relay ? " (was relay)" : "");
         }
-        bus_emit_changed(d, "Path", "Endpoint", NULL);
+        return true;
 }
 
-void path_tick(struct device *d, uint64_t now) {
-        struct peer *p = &d->peer;
+void path_tick(const struct sender *s, struct peer *p, uint64_t now, bool nat_keepalive) {
         struct keypair *cur = atomic_load(&p->current);
         struct endpoint e;
 
@@ -218,7 +238,7 @@ void path_tick(struct device *d, uint64_t now) {
             p->last_initiation_len > 0) {
                 log_debug("no direct answer after %d ms, trying the relay",
                           RELAY_FALLBACK_AFTER_MS);
-                (void) path_send(d, &p->via_relay, p->last_initiation, p->last_initiation_len);
+                (void) path_send(s, p, &p->via_relay, p->last_initiation, p->last_initiation_len);
                 p->last_sent_handshake_ns = now;
         }
 
@@ -228,29 +248,28 @@ void path_tick(struct device *d, uint64_t now) {
                 p->relay_probe_pending = false;
         /* Upgrade: probe every direct candidate while on the relay (a new nonce, unless one
          * is out to an unconfirmed relay slot). */
-        if (cur && e.via_relay && p->n_candidates > 0 && !d->force_relay &&
+        if (cur && e.via_relay && p->n_candidates > 0 && !p->force_relay &&
             now - p->last_probe_ns >= PATH_PROBE_INTERVAL * NSEC_PER_SEC) {
                 p->last_probe_ns = now;
                 if (!p->relay_probe_pending)
                         randombytes_buf(p->probe_nonce, sizeof(p->probe_nonce));
                 for (size_t i = 0; i < p->n_candidates; i++)
-                        if (send_probe(d, MESSAGE_PATH_PROBE, p->probe_nonce, &p->candidates[i]) >= 0)
-                                atomic_fetch_add_explicit(&d->stats.probes_sent, 1,
+                        if (send_probe(s, p, MESSAGE_PATH_PROBE, p->probe_nonce,
+                                       &p->candidates[i]) >= 0)
+                                atomic_fetch_add_explicit(&s->stats->probes_sent, 1,
                                                           memory_order_relaxed);
         }
         /* A new relay slot of the peer not yet confirmed: probe it again with the same nonce. */
         if (cur && e.via_relay && p->relay_probe_pending && !endpoint_equal(&e, &p->via_relay) &&
             now - p->last_relay_probe_ns >= PATH_PROBE_INTERVAL * NSEC_PER_SEC) {
                 p->last_relay_probe_ns = now;
-                if (send_probe(d, MESSAGE_PATH_PROBE, p->probe_nonce, &p->via_relay) >= 0)
-                        atomic_fetch_add_explicit(&d->stats.probes_sent, 1, memory_order_relaxed);
+                if (send_probe(s, p, MESSAGE_PATH_PROBE, p->probe_nonce, &p->via_relay) >= 0)
+                        atomic_fetch_add_explicit(&s->stats->probes_sent, 1, memory_order_relaxed);
         }
 
         /* NAT keepalive: an idle session still sends something every NAT_KEEPALIVE_INTERVAL. */
-        if (cur && d->nat_keepalive &&
+        if (cur && nat_keepalive &&
             now - atomic_load_explicit(&p->last_tx_ns, memory_order_relaxed) >=
                     NAT_KEEPALIVE_INTERVAL * NSEC_PER_SEC)
-                (void) handshake_send_keepalive(d);
-
-        path_report(d);
+                (void) path_send_keepalive(s, p);
 }

@@ -16,25 +16,48 @@
  */
 #pragma once
 
-#include "device.h"
+#include "datapath.h"
+#include "peer.h"
 
-/* Send one node-to-node message to `to` (wrapped in RELAY_DATA when to->via_relay). */
-int path_send(struct device *d, const struct endpoint *to, const void *msg, size_t len);
+/* How the control loop's messages leave: the tunnel's UDP socket, its counters, and the
+ * relay's address once resolved (len 0 before), which only names a failed send in the log.
+ * device.c owns it. */
+struct sender {
+        int fd;
+        struct stats *stats;
+        struct endpoint relay;
+};
+
+/* Send one node-to-node message to `to` (wrapped in RELAY_DATA when to->via_relay). p: the
+ * peer whose endpoint `to` may be, which forgets a source address that is gone (NULL for
+ * messages to the relay itself). */
+int path_send(const struct sender *s, struct peer *p, const struct endpoint *to, const void *msg,
+              size_t len);
+/* The same to the peer's endpoint, noted as sent for the timers (timers.c rules 4, 4b). */
+int path_send_to_peer(const struct sender *s, struct peer *p, const void *msg, size_t len);
+/* An empty data message on the current key pair (keepalive, and the initiator's confirmation);
+ * -ENOKEY without one. */
+int path_send_keepalive(const struct sender *s, struct peer *p);
 
 /* Candidates learned from the relay (the address the relay saw first). Replaces the list. */
-void path_set_candidates(struct device *d, const struct endpoint *candidates, size_t n);
+void path_set_candidates(struct peer *p, const struct endpoint *candidates, size_t n);
 /* The relay can reach the peer at this slot. */
-void path_set_relay(struct device *d, const struct endpoint *via_relay);
+void path_set_relay(const struct sender *s, struct peer *p, const struct endpoint *via_relay);
 
 /* A new handshake initiation (its bytes are kept for the relay fallback): send it everywhere. */
-void path_send_initiation(struct device *d, const uint8_t *msg, size_t len, uint64_t now);
+void path_send_initiation(const struct sender *s, struct peer *p, const uint8_t *msg, size_t len,
+                          uint64_t now);
 
-void path_on_probe(struct device *d, const uint8_t nonce[8], const struct endpoint *from);
-void path_on_probe_reply(struct device *d, const uint8_t nonce[8], const struct endpoint *from);
+void path_on_probe(const struct sender *s, struct peer *p, const uint8_t nonce[8],
+                   const struct endpoint *from);
+void path_on_probe_reply(const struct sender *s, struct peer *p, const uint8_t nonce[8],
+                         const struct endpoint *from);
 
-/* Fallback, probes, NAT keepalives and path reporting, once per timer tick. */
-void path_tick(struct device *d, uint64_t now);
-/* Log and emit (Path, Endpoint) when the endpoint changed since the last report. */
-void path_report(struct device *d);
+/* Fallback, probes and NAT keepalives (nat_keepalive: behind a NAT or using a relay), once per
+ * timer tick. */
+void path_tick(const struct sender *s, struct peer *p, uint64_t now, bool nat_keepalive);
+/* Log when the endpoint changed since the last report; true then (the caller emits Path and
+ * Endpoint). */
+bool path_report(const struct sender *s, struct peer *p);
 /* "direct", "relay" or "none", for the Path property. */
-const char *path_name(struct device *d);
+const char *path_name(struct peer *p);

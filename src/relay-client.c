@@ -8,17 +8,15 @@
 
 #include "keys.h"
 #include "log.h"
-#include "manager.h"
 #include "path.h"
 #include "relay-client.h"
 #include "resolve.h"
-#include "timers.h"
 
 /* No REGISTERED this long after a REGISTER: send again (the relay may be down or restarting). */
 #define RELAY_RETRY_NSEC (2 * NSEC_PER_SEC)
 
 struct relay_client {
-        struct device *d;
+        struct relay_client_node node;
         char *name; /* "host:port" as configured */
         char *host;
         uint16_t port;
@@ -65,22 +63,21 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
                 return;
         }
         rc->addr = *result;
-        if (!atomic_load_explicit(&rc->d->relay_address_set, memory_order_acquire)) {
-                rc->d->relay_address = *result;
-                atomic_store_explicit(&rc->d->relay_address_set, true, memory_order_release);
-        }
+        if (rc->node.on_resolved)
+                rc->node.on_resolved(rc->node.userdata, &rc->addr);
         log_debug("relay %s is %s", rc->name, endpoint_to_string(&rc->addr, buf));
         relay_client_tick(rc, now_ns());
 }
 
-int relay_client_new(struct device *d, const char *host, uint16_t port, struct relay_client **ret) {
+int relay_client_new(const struct relay_client_node *node, const char *host, uint16_t port,
+                     struct relay_client **ret) {
         struct relay_client *rc;
         int r;
 
         rc = calloc(1, sizeof(*rc));
         if (!rc)
                 return -ENOMEM;
-        rc->d = d;
+        rc->node = *node;
         rc->port = port;
         rc->host = strdup(host);
         if (!rc->host || asprintf(&rc->name, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port) < 0) {
@@ -88,14 +85,14 @@ int relay_client_new(struct device *d, const char *host, uint16_t port, struct r
                 return -ENOMEM;
         }
         rc->ratelimit = (struct log_ratelimit) LOG_RATELIMIT_INIT(10, 5);
-        rc->identity = d->pattern == NOISE_PATTERN_IKPSK2;
+        rc->identity = node->keys->pattern == NOISE_PATTERN_IKPSK2;
         if (rc->identity) {
-                memcpy(rc->node_id, d->static_public, sizeof(rc->node_id));
-                memcpy(rc->want_peer, d->peer.public_key, sizeof(rc->want_peer));
+                memcpy(rc->node_id, node->keys->static_public, sizeof(rc->node_id));
+                memcpy(rc->want_peer, node->peer_key, sizeof(rc->want_peer));
         } else {
                 uint8_t seed[crypto_sign_SEEDBYTES];
 
-                if (!d->config->has_psk) { /* shared-key mode always has one */
+                if (!node->psk) { /* shared-key mode always has one */
                         relay_client_free(rc);
                         return -EINVAL;
                 }
@@ -103,13 +100,13 @@ int relay_client_new(struct device *d, const char *host, uint16_t port, struct r
                 crypto_box_keypair(rc->node_id, rc->node_private);
                 /* The membership key pair, the same on every holder of the psk. */
                 crypto_generichash(seed, sizeof(seed), (const uint8_t *) LABEL_RELAY_MEMBER,
-                                   sizeof(LABEL_RELAY_MEMBER) - 1, d->config->psk, NOISE_PSK_LEN);
+                                   sizeof(LABEL_RELAY_MEMBER) - 1, node->psk, NOISE_PSK_LEN);
                 crypto_sign_seed_keypair(rc->network_key, rc->member_secret, seed);
                 sodium_memzero(seed, sizeof(seed));
         }
-        keys_network_id(d->config->has_psk ? d->config->psk : NULL, rc->network_id);
+        keys_network_id(node->psk, rc->network_id);
 
-        r = resolve_start(d->event, rc->host, rc->port, d->udp_family, on_resolved, rc,
+        r = resolve_start(node->event, rc->host, rc->port, node->family, on_resolved, rc,
                           &rc->resolve);
         if (r < 0) {
                 relay_client_free(rc);
@@ -195,26 +192,26 @@ static bool endpoint_from_candidate(const struct relay_candidate *c, int family,
 /* Our own candidates: every global address of our interfaces (not the TAP: that would loop)
  * with our port, and the public endpoint STUN found. */
 static uint8_t gather_candidates(struct relay_client *rc, struct relay_candidate *out) {
-        struct device *d = rc->d;
+        const struct relay_client_node *node = &rc->node;
         struct ifaddrs *ifa = NULL;
         uint8_t n = 0;
 
-        if (d->public_endpoint_sa.len && n < RELAY_MAX_CANDIDATES)
-                candidate_from_sockaddr(&out[n++], &d->public_endpoint_sa.addr.sa);
+        if (node->public_endpoint->len && n < RELAY_MAX_CANDIDATES)
+                candidate_from_sockaddr(&out[n++], &node->public_endpoint->addr.sa);
         if (getifaddrs(&ifa) < 0)
                 return n;
         for (struct ifaddrs *i = ifa; i && n < RELAY_MAX_CANDIDATES; i = i->ifa_next) {
                 if (!i->ifa_addr || (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP) ||
-                    strcmp(i->ifa_name, d->tap->name) == 0)
+                    strcmp(i->ifa_name, node->tap_name) == 0)
                         continue;
                 if (i->ifa_addr->sa_family == AF_INET6) {
                         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) i->ifa_addr;
-                        if (IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr) || d->udp_family != AF_INET6)
+                        if (IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr) || node->family != AF_INET6)
                                 continue;
                 } else if (i->ifa_addr->sa_family != AF_INET)
                         continue;
                 candidate_from_sockaddr(&out[n], i->ifa_addr);
-                out[n].port_be = htons(d->port);
+                out[n].port_be = htons(node->port);
                 n++;
         }
         freeifaddrs(ifa);
@@ -222,7 +219,6 @@ static uint8_t gather_candidates(struct relay_client *rc, struct relay_candidate
 }
 
 static void send_register(struct relay_client *rc, uint64_t now) {
-        struct device *d = rc->d;
         struct message_relay_register m = {};
         uint8_t shared[32], key[32];
         unsigned slot;
@@ -247,8 +243,9 @@ static void send_register(struct relay_client *rc, uint64_t now) {
                 memcpy(m.relay_ephemeral, rc->relay_ephemeral, sizeof(m.relay_ephemeral));
                 /* Prove we hold node_id's private key (messages.h): the static key in identity
                  * mode, this run's key in shared-key mode. */
-                if (crypto_scalarmult(shared, rc->identity ? d->static_private : rc->node_private,
-                                      rc->relay_ephemeral) == 0) {
+                if (crypto_scalarmult(
+                            shared, rc->identity ? rc->node.keys->static_private : rc->node_private,
+                            rc->relay_ephemeral) == 0) {
                         crypto_generichash_state st;
                         crypto_generichash_init(&st, NULL, 0, sizeof(key));
                         crypto_generichash_update(&st, (const uint8_t *) LABEL_RELAY_PROOF,
@@ -268,7 +265,7 @@ static void send_register(struct relay_client *rc, uint64_t now) {
         }
         sodium_memzero(shared, sizeof(shared));
         sodium_memzero(key, sizeof(key));
-        (void) path_send(d, &rc->addr, &m, sizeof(m));
+        (void) path_send(rc->node.sender, NULL, &rc->addr, &m, sizeof(m));
         rc->last_sent_ns = now;
 }
 
@@ -339,16 +336,15 @@ static void note_rejected(struct relay_client *rc, const char *what, const struc
 
 static void on_peer(struct relay_client *rc, const struct message_relay_peer *m,
                     const struct endpoint *from) {
-        struct device *d = rc->d;
+        int family = rc->node.family;
         struct endpoint list[RELAY_MAX_CANDIDATES + 1], via = rc->addr;
-        char text[(RELAY_MAX_CANDIDATES + 1) * (ENDPOINT_STRLEN + 2)] = "", buf[ENDPOINT_STRLEN];
-        size_t n = 0, off = 0, refused = 0;
+        size_t n = 0, refused = 0;
 
-        if (rc->identity && sodium_memcmp(m->node_id, d->peer.public_key, 32) != 0)
+        if (rc->identity && sodium_memcmp(m->node_id, rc->node.peer_key, 32) != 0)
                 return; /* the relay pairs only mutual wants; ignore anything else */
         if (!relay_candidate_acceptable(&m->observed))
                 refused++;
-        else if (endpoint_from_candidate(&m->observed, d->udp_family, &list[n]))
+        else if (endpoint_from_candidate(&m->observed, family, &list[n]))
                 n++;
         for (size_t i = 0; i < MIN(m->n_candidates, (uint8_t) RELAY_MAX_CANDIDATES); i++) {
                 struct endpoint e;
@@ -357,33 +353,20 @@ static void on_peer(struct relay_client *rc, const struct message_relay_peer *m,
                         refused++;
                         continue;
                 }
-                if (!endpoint_from_candidate(&m->candidates[i], d->udp_family, &e))
+                if (!endpoint_from_candidate(&m->candidates[i], family, &e))
                         continue;
                 for (size_t j = 0; j < n; j++)
                         dup = dup || endpoint_equal(&list[j], &e);
                 if (!dup)
                         list[n++] = e;
         }
-        for (size_t i = 0; i < n; i++)
-                off += (size_t) snprintf(text + off, sizeof(text) - off, "%s%s", i ? ", " : "",
-                                         endpoint_to_string(&list[i], buf));
-
         if (refused)
                 note_rejected(rc, "loopback, multicast, broadcast or link-local candidates",
                               from);
         via.via_relay = true;
         via.relay_slot = get_le32(&m->slot);
-        if (!d->peer.relay_introduced || d->peer.via_relay.relay_slot != via.relay_slot)
-                log_info("relay introduced peer: candidates %s", n ? text : "(none)");
-        path_set_candidates(d, list, n);
-        path_set_relay(d, &via);
-
-        /* Someone to talk to and no session: start one (both sides do; handshake.c breaks the
-         * tie). After Disconnect we wait for Connect. */
-        if (tunnel_state_accepts_peer(d->peer.state) && !atomic_load(&d->peer.current)) {
-                manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
-                timers_want_handshake(d, now_ns());
-        }
+        if (rc->node.on_peer)
+                rc->node.on_peer(rc->node.userdata, list, n, &via);
 }
 
 /* The nonce (index) of ours under which msg's trailing auth MAC is right, or -1. */
@@ -439,7 +422,7 @@ void relay_client_input(struct relay_client *rc, const struct queued_handshake *
                 struct endpoint seen = {};
                 bool first = !rc->registered || rc->slot != get_le32(&m->slot);
 
-                endpoint_from_candidate(&m->observed, rc->d->udp_family, &seen);
+                endpoint_from_candidate(&m->observed, rc->node.family, &seen);
                 rc->registered = true;
                 rc->slot = get_le32(&m->slot);
                 rc->last_registered_ns = now_ns();

@@ -7,7 +7,6 @@
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
 
-#include "bus.h"
 #include "config.h"
 #include "device.h"
 #include "log.h"
@@ -82,7 +81,7 @@ static void restart_only_changes(const struct device *d, const struct config *ol
                         d->state != TUNNEL_WAITING && d->state != TUNNEL_FAILED,
                 "peer.public_key (a waiting instance with a session to the old peer)");
         /* A new relay while the tunnel runs through the old one would cut it: only then. */
-        peer_get_endpoint((struct peer *) &d->peer, &e);
+        peer_get_endpoint((struct peer *) d->peer, &e);
         CHANGED(relay_changed(old, new) && e.len && e.via_relay,
                 "relay.server (the tunnel runs through the relay now)");
 #undef CHANGED
@@ -99,30 +98,31 @@ static int apply_peer(struct device *d, const struct config *new, char *buf, siz
                 /* A waiting instance with no session (restart_only_changes saw to that): only
                  * the key it accepts changes. */
                 if (config_identity_mode(new)) {
-                        memcpy(d->peer.public_key, config_first_peer(new)->public_key,
-                               sizeof(d->peer.public_key));
-                        cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
+                        memcpy(d->peer->public_key, config_first_peer(new)->public_key,
+                               sizeof(d->peer->public_key));
+                        cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
                 }
                 log_info("reload: waiting for the peer with the new public key");
                 return 0;
         }
         if ((d->state != TUNNEL_DISCONNECTED && d->state != TUNNEL_WAITING) ||
-            d->connect_request || d->connect_waiter) {
-                r = manager_disconnect_plain(d, &err);
+            manager_connect_pending(d)) {
+                r = manager_disconnect(d, &err);
                 if (r < 0) {
                         snprintf(buf, size, "reload: cannot leave the old peer: %s", err.message);
                         return r;
                 }
         }
         if (config_identity_mode(new)) {
-                memcpy(d->peer.public_key, config_first_peer(new)->public_key,
-                       sizeof(d->peer.public_key));
-                cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
+                memcpy(d->peer->public_key, config_first_peer(new)->public_key,
+                       sizeof(d->peer->public_key));
+                cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
         }
         snprintf(addr, sizeof(addr),
                  strchr(config_first_peer(new)->host, ':') ? "[%s]:%u" : "%s:%u",
                  config_first_peer(new)->host, config_first_peer(new)->port);
-        r = manager_connect_plain(d, addr, 0, NULL, &err);
+        r = manager_connect(d, &(const struct manager_connect_request){ .peer = addr }, NULL,
+                            &err);
         if (r < 0) {
                 snprintf(buf, size, "reload: cannot connect to the new peer %s: %s", addr,
                          err.message);
@@ -136,15 +136,15 @@ static int apply_relay(struct device *d, const struct config *new) {
         int r;
 
         d->relay = relay_client_free(d->relay);
-        d->peer.relay_introduced = false;
+        d->sender.relay = (struct endpoint){};
+        d->peer->relay_introduced = false;
         if (!new->relay_enabled || !new->relay_host) {
                 log_info("reload: no relay");
                 return 0;
         }
-        r = relay_client_new(d, new->relay_host, new->relay_port, &d->relay);
+        r = manager_relay_start(d, new->relay_host, new->relay_port);
         if (r < 0)
                 return log_error_errno(r, "reload: starting the relay client: %m");
-        d->nat_keepalive = true;
         log_info("reload: relay %s:%u", new->relay_host, new->relay_port);
         return 0;
 }
@@ -152,12 +152,12 @@ static int apply_relay(struct device *d, const struct config *new) {
 static void apply_stun(struct device *d) {
         int r;
 
-        netcheck_free_startup(d);
+        d->netcheck = netcheck_free(d->netcheck);
         if (!d->config->nat_enabled || !d->config->stun_host) {
                 log_info("reload: no STUN server");
                 return;
         }
-        r = netcheck_startup(d);
+        r = device_start_netcheck(d);
         if (r < 0)
                 log_warning_errno(r, "reload: cannot start NAT discovery: %m");
         else
@@ -224,9 +224,8 @@ int reload_config(struct device *d, char *buf, size_t size) {
         group = !str_eq(d->config->control_group, new->control_group);
         take_config(d, new);
         if (group) {
-                bus_resolve_control_group(d);
-                log_info("reload: control group %s", d->config->control_group ? d->config->control_group
-                                                                                : "netdev");
+                device_resolve_control_group(d);
+                log_info("reload: control group %s", device_control_group(d));
         }
         if (relay) {
                 r = apply_relay(d, d->config);

@@ -44,49 +44,56 @@
 
 #include "handshake.h"
 #include "log.h"
-#include "manager.h"
-#include "path.h"
-#include "relay-client.h"
 #include "timers.h"
+
+/* The session stopped working (no answer, keys expired). */
+static unsigned session_lost(struct peer *p) {
+        return peer_event(p, TUNNEL_EVENT_LOST, NULL) ? TIMERS_STATE_CHANGED : 0;
+}
 
 static uint64_t jitter_ns(void) {
         return (uint64_t) randombytes_uniform(REKEY_TIMEOUT_JITTER_MAX_MS) * NSEC_PER_MSEC;
 }
 
-static uint64_t retry_interval_ns;
-
-void timers_want_handshake(struct device *d, uint64_t now) {
-        struct peer *p = &d->peer;
+unsigned timers_want_handshake(struct handshake_keys *k, const struct sender *s, struct peer *p,
+                               uint64_t now) {
         struct endpoint e;
+        unsigned events;
 
         peer_get_endpoint(p, &e);
         if (e.len == 0 && p->n_candidates == 0 && !p->relay_introduced)
-                return; /* nowhere to send: waiting for the peer to come to us */
+                return 0; /* nowhere to send: waiting for the peer to come to us */
         if (p->handshake_attempts_started_ns != 0)
-                return; /* rule 1 is already retrying */
+                return 0; /* rule 1 is already retrying */
         if (atomic_load(&p->next) && now - p->last_handshake_ns < REKEY_TIMEOUT * NSEC_PER_SEC)
-                return; /* we just answered the peer's handshake: its first packet confirms it */
+                return 0; /* we just answered the peer's handshake: its first packet confirms it */
         p->handshake_attempts_started_ns = now;
         p->handshake_attempts = 1;
-        retry_interval_ns = REKEY_TIMEOUT * NSEC_PER_SEC + jitter_ns();
-        manager_peer_event(d, TUNNEL_EVENT_RETRY, NULL); /* failed -> reconnecting */
-        (void) handshake_send_initiation(d);
+        p->retry_interval_ns = REKEY_TIMEOUT * NSEC_PER_SEC + jitter_ns();
+        /* failed -> reconnecting */
+        events = peer_event(p, TUNNEL_EVENT_RETRY, NULL) ? TIMERS_STATE_CHANGED : 0;
+        (void) handshake_send_initiation(k, s, p);
+        return events;
 }
 
-void timers_want_handshake_soon(struct device *d, uint64_t now, uint64_t first_retry_ns) {
-        timers_want_handshake(d, now);
-        if (d->peer.handshake_attempts_started_ns == now && d->peer.handshake_attempts == 1)
-                retry_interval_ns = first_retry_ns + jitter_ns();
+unsigned timers_want_handshake_soon(struct handshake_keys *k, const struct sender *s,
+                                    struct peer *p, uint64_t now, uint64_t first_retry_ns) {
+        unsigned events = timers_want_handshake(k, s, p, now);
+
+        if (p->handshake_attempts_started_ns == now && p->handshake_attempts == 1)
+                p->retry_interval_ns = first_retry_ns + jitter_ns();
+        return events;
 }
 
-void timers_tick(struct device *d, uint64_t now) {
-        struct peer *p = &d->peer;
+unsigned timers_tick(struct handshake_keys *k, const struct sender *s, struct peer *p,
+                     uint64_t now) {
         char buf[ENDPOINT_STRLEN];
+        unsigned events = 0;
         uint64_t t;
 
         /* Rule 1. */
         if (p->handshake_attempts_started_ns != 0 &&
-            now - p->last_sent_handshake_ns >= retry_interval_ns) {
+            now - p->last_sent_handshake_ns >= p->retry_interval_ns) {
                 struct endpoint e;
 
                 peer_get_endpoint(p, &e);
@@ -102,26 +109,26 @@ void timers_tick(struct device *d, uint64_t now) {
                         p->handshake_attempts = 0;
                         noise_handshake_wipe(&p->handshake);
                         p->handshake_state = HANDSHAKE_ZEROED;
-                        manager_peer_event(d, TUNNEL_EVENT_GAVE_UP,
-                                           "no handshake response from %s after %u attempts "
-                                           "in %d s",
-                                           buf, attempts, REKEY_ATTEMPT_TIME);
+                        if (peer_event(p, TUNNEL_EVENT_GAVE_UP,
+                                       "no handshake response from %s after %u attempts in %d s",
+                                       buf, attempts, REKEY_ATTEMPT_TIME))
+                                events |= TIMERS_STATE_CHANGED;
                         /* A failed session carries nothing: drop it, so that traffic finds
                          * no key pair and asks for a handshake at once (rule 2). */
                         if (before != TUNNEL_FAILED && p->state == TUNNEL_FAILED)
-                                handshake_clear_keys(d);
+                                peer_clear_keys(p);
                 } else {
                         p->handshake_attempts++;
-                        retry_interval_ns = REKEY_TIMEOUT * NSEC_PER_SEC + jitter_ns();
+                        p->retry_interval_ns = REKEY_TIMEOUT * NSEC_PER_SEC + jitter_ns();
                         log_debug("no handshake response from %s, retrying (attempt %u)",
                                   endpoint_to_string(&e, buf), p->handshake_attempts);
-                        (void) handshake_send_initiation(d);
+                        (void) handshake_send_initiation(k, s, p);
                 }
         }
 
         /* Rule 2. */
         if (atomic_exchange(&p->want_handshake, false))
-                timers_want_handshake(d, now);
+                events |= timers_want_handshake(k, s, p, now);
 
         /* Rule 3. */
         t = atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed);
@@ -129,8 +136,8 @@ void timers_tick(struct device *d, uint64_t now) {
                 atomic_store_explicit(&p->tx_unanswered_since_ns, 0, memory_order_relaxed);
                 log_debug("no reply to data for %d s, new handshake",
                           KEEPALIVE_TIMEOUT + REKEY_TIMEOUT);
-                manager_session_lost(d);
-                timers_want_handshake(d, now);
+                events |= session_lost(p);
+                events |= timers_want_handshake(k, s, p, now);
         }
 
         /* Rule 3b. */
@@ -147,19 +154,19 @@ void timers_tick(struct device *d, uint64_t now) {
                         log_debug("data unanswered for %d ms by a peer that was answering: "
                                   "new handshake (did it restart?)",
                                   UNANSWERED_FAST_TIMEOUT_MS);
-                        timers_want_handshake(d, now);
+                        events |= timers_want_handshake(k, s, p, now);
                 }
         }
 
         /* Rule 4. */
         t = atomic_load_explicit(&p->rx_unanswered_since_ns, memory_order_relaxed);
         if (t != 0 && now - t >= KEEPALIVE_TIMEOUT * NSEC_PER_SEC)
-                (void) handshake_send_keepalive(d);
+                (void) path_send_keepalive(s, p);
 
         /* Rule 4b. */
         t = atomic_load_explicit(&p->last_tx_ns, memory_order_relaxed);
         if (p->state == TUNNEL_CONNECTED && now - t >= LIVENESS_KEEPALIVE_INTERVAL * NSEC_PER_SEC)
-                (void) handshake_send_keepalive(d);
+                (void) path_send_keepalive(s, p);
 
         /* Rule 8. */
         t = atomic_load_explicit(&p->last_rx_ns, memory_order_relaxed);
@@ -169,8 +176,8 @@ void timers_tick(struct device *d, uint64_t now) {
             now - t >= (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT) * NSEC_PER_SEC) {
                 log_info("nothing authenticated from the peer for %d s: reconnecting",
                          KEEPALIVE_TIMEOUT + REKEY_TIMEOUT);
-                manager_session_lost(d);
-                timers_want_handshake(d, now);
+                events |= session_lost(p);
+                events |= timers_want_handshake(k, s, p, now);
         }
 
         /* Rule 5. */
@@ -178,25 +185,20 @@ void timers_tick(struct device *d, uint64_t now) {
             now - p->last_handshake_ns >= 3 * REJECT_AFTER_TIME * NSEC_PER_SEC &&
             (atomic_load(&p->current) || atomic_load(&p->previous) || atomic_load(&p->next))) {
                 log_info("no handshake for %d s: key material wiped", 3 * REJECT_AFTER_TIME);
-                handshake_clear_keys(d);
-                manager_session_lost(d);
+                peer_clear_keys(p);
+                events |= session_lost(p);
         }
 
         /* The current key pair has expired (REJECT_AFTER_TIME) and no new one came. */
         struct keypair *cur = atomic_load(&p->current);
-        if (cur && d->state == TUNNEL_CONNECTED &&
+        if (cur && p->state == TUNNEL_CONNECTED &&
             now - cur->birth_ns >= REJECT_AFTER_TIME * NSEC_PER_SEC)
-                manager_session_lost(d);
-
-        /* NAT traversal: relay fallback, direct-path probes, NAT keepalives, registration. */
-        path_tick(d, now);
-        relay_client_tick(d->relay, now);
-
-        manager_tick(d, now);
+                events |= session_lost(p);
 
         /* Rule 6. */
-        device_collect_retired(d);
-        /* A confirmation put off for lack of retirement room (handshake_confirm_next). */
-        if (atomic_exchange(&p->next_confirmed, false))
-                handshake_confirm_next(d);
+        peer_collect_retired(p);
+        /* A confirmation put off for lack of retirement room (peer_confirm_next). */
+        if (atomic_exchange(&p->next_confirmed, false) && peer_confirm_next(p))
+                events |= TIMERS_SESSION_UP;
+        return events;
 }

@@ -1,15 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-#include "device.h"
+#include "handshake.h"
+#include "path.h"
+#include "peer.h"
 
 /* How often the control loop evaluates the timer rules. */
 #define TIMERS_TICK_NSEC (250 * NSEC_PER_MSEC)
 
-/* Evaluate every timer rule (listed at the top of timers.c) against the clock. */
-void timers_tick(struct device *d, uint64_t now);
+/* What the timers tell their caller, which reports it upward (manager.c). */
+enum {
+        TIMERS_STATE_CHANGED = 1 << 0, /* the peer's state moved (peer_event) */
+        TIMERS_SESSION_UP = 1 << 1,    /* a put-off confirmation made the session usable */
+};
+
+/* Evaluate every timer rule (listed at the top of timers.c) against the clock. Returns
+ * TIMERS_* flags. */
+unsigned timers_tick(struct handshake_keys *k, const struct sender *s, struct peer *p,
+                     uint64_t now);
 /* Something needs a session now (first packet, rekey, start-up): start a handshake unless one
- * is already being retried. */
-void timers_want_handshake(struct device *d, uint64_t now);
+ * is already being retried. Returns TIMERS_* flags. */
+unsigned timers_want_handshake(struct handshake_keys *k, const struct sender *s, struct peer *p,
+                               uint64_t now);
 /* The same, and the first retry (rule 1) after first_retry_ns rather than REKEY_TIMEOUT. */
-void timers_want_handshake_soon(struct device *d, uint64_t now, uint64_t first_retry_ns);
+unsigned timers_want_handshake_soon(struct handshake_keys *k, const struct sender *s,
+                                    struct peer *p, uint64_t now, uint64_t first_retry_ns);

@@ -184,10 +184,10 @@ int ctl_bus_error(sd_bus *bus, const struct ctl_instance *inst, const sd_bus_err
                                    : error->name;
         if (sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED))
                 return ctl_error(CTL_EXIT_ACCESS, "%s", text);
-        if (sd_bus_error_has_name(error, BUS_ERROR_PREFIX "HandshakeTimeout"))
+        if (sd_bus_error_has_name(error, BUS_ERROR_HANDSHAKE_TIMEOUT))
                 return ctl_error(CTL_EXIT_TIMEOUT, "%s", text);
-        if (sd_bus_error_has_names(error, BUS_ERROR_PREFIX "AlreadyConnected",
-                                   BUS_ERROR_PREFIX "NotConnected"))
+        if (sd_bus_error_has_names(error, BUS_ERROR_ALREADY_CONNECTED,
+                                   BUS_ERROR_NOT_CONNECTED))
                 return ctl_error(CTL_EXIT_STATE, "%s", text);
         return ctl_error(CTL_EXIT_FAILURE, "%s", text);
 }

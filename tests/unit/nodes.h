@@ -42,32 +42,38 @@ static inline void node_new(struct node *n, bool identity, const uint8_t psk[32]
         struct device *d = calloc(1, sizeof(*d));
         uint8_t network_id[NETWORK_ID_LEN];
         size_t off = sizeof(SHADOWMESH_PROLOGUE_LABEL) - 1;
+        struct qs_markers qs;
 
         if (!d)
                 abort();
-        pthread_mutex_init(&d->peer.endpoint_lock, NULL);
+        qs = datapath_markers(&d->dp);
+        if (peer_new(&qs, &d->peer) < 0)
+                abort();
         d->udp_fd = bind_loopback(&n->addr);
         d->udp_family = AF_INET;
-        d->stop_fd = d->wake_fd = -EBADF;
+        d->dp.udp_fd = d->udp_fd;
+        d->sender = (struct sender){.fd = d->udp_fd, .stats = &d->dp.stats};
+        d->dp.peer = d->peer;
+        d->dp.stop_fd = d->dp.wake_fd = -EBADF;
         if (identity) {
-                d->pattern = NOISE_PATTERN_IKPSK2;
-                memcpy(d->static_private, s_priv, 32);
-                if (noise_public_from_private(d->static_public, d->static_private) < 0)
+                d->keys.pattern = NOISE_PATTERN_IKPSK2;
+                memcpy(d->keys.static_private, s_priv, 32);
+                if (noise_public_from_private(d->keys.static_public, d->keys.static_private) < 0)
                         abort();
-                cookie_checker_init(&d->cookie_checker, d->static_public);
-                memcpy(d->peer.public_key, peer_pub, 32);
-                cookie_maker_init(&d->peer.cookie_maker, d->peer.public_key);
+                cookie_checker_init(&d->keys.cookie_checker, d->keys.static_public);
+                memcpy(d->peer->public_key, peer_pub, 32);
+                cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
         } else {
-                d->pattern = NOISE_PATTERN_NNPSK0;
-                memcpy(d->psk, psk, 32);
-                cookie_checker_init(&d->cookie_checker, d->psk);
-                cookie_maker_init(&d->peer.cookie_maker, d->psk);
+                d->keys.pattern = NOISE_PATTERN_NNPSK0;
+                memcpy(d->keys.psk, psk, 32);
+                cookie_checker_init(&d->keys.cookie_checker, d->keys.psk);
+                cookie_maker_init(&d->peer->cookie_maker, d->keys.psk);
         }
-        randombytes_buf(d->own_initiation_key, sizeof(d->own_initiation_key));
+        randombytes_buf(d->keys.own_initiation_key, sizeof(d->keys.own_initiation_key));
         keys_network_id(identity ? NULL : psk, network_id);
-        memcpy(d->prologue, SHADOWMESH_PROLOGUE_LABEL, off);
-        memcpy(d->prologue + off, network_id, NETWORK_ID_LEN);
-        if (ratelimit_new(&d->handshake_ratelimit) < 0)
+        memcpy(d->keys.prologue, SHADOWMESH_PROLOGUE_LABEL, off);
+        memcpy(d->keys.prologue + off, network_id, NETWORK_ID_LEN);
+        if (ratelimit_new(&d->keys.ratelimit) < 0)
                 abort();
         n->d = d;
 }
@@ -75,11 +81,10 @@ static inline void node_new(struct node *n, bool identity, const uint8_t psk[32]
 static inline void node_free(struct node *n) {
         struct device *d = n->d;
 
-        d->threads_started = false;
-        handshake_clear_keys(d);
-        device_collect_retired(d);
+        /* No data thread runs any more, whatever a test left in the markers. */
+        d->peer->qs = (struct qs_markers){};
+        d->peer = peer_free(d->peer);
         close(d->udp_fd);
-        d->handshake_ratelimit = ratelimit_free(d->handshake_ratelimit);
-        pthread_mutex_destroy(&d->peer.endpoint_lock);
+        d->keys.ratelimit = ratelimit_free(d->keys.ratelimit);
         free(d);
 }

@@ -89,50 +89,51 @@ static void attach(struct node *n, const char *tapname) {
         struct device *d = n->d;
 
         CHECK_EQ_INT(tap_create(tapname, NULL, MTU_DEFAULT, NULL, 0, &d->tap), 0);
-        d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        d->hs_queue = calloc(MAX_QUEUED_HANDSHAKES, sizeof(*d->hs_queue));
-        if (!d->tap || d->stop_fd < 0 || d->wake_fd < 0 || !d->hs_queue)
+        d->dp.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        d->dp.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        d->dp.hs_queue = calloc(MAX_QUEUED_HANDSHAKES, sizeof(*d->dp.hs_queue));
+        if (!d->tap || d->dp.stop_fd < 0 || d->dp.wake_fd < 0 || !d->dp.hs_queue)
                 abort();
-        if (ratelimit_new(&d->rx_ratelimit) < 0)
+        if (ratelimit_new(&d->dp.rx_ratelimit) < 0)
                 abort();
-        CHECK_EQ_INT(datapath_start(d), 0);
+        d->dp.tap = d->tap;
+        CHECK_EQ_INT(datapath_start(&d->dp), 0);
 }
 
 static void detach(struct node *n) {
         struct device *d = n->d;
 
-        datapath_stop(d);
+        datapath_stop(&d->dp);
         d->tap = tap_free(d->tap);
-        close(d->stop_fd);
-        close(d->wake_fd);
-        free(d->hs_queue);
-        d->rx_ratelimit = ratelimit_free(d->rx_ratelimit);
+        close(d->dp.stop_fd);
+        close(d->dp.wake_fd);
+        free(d->dp.hs_queue);
+        d->dp.rx_ratelimit = ratelimit_free(d->dp.rx_ratelimit);
 }
 
 static size_t max_retired;
 
 /* One round of what on_wake() does in the daemon. */
 static void control_step(struct device *d) {
-        uint32_t head = atomic_load_explicit(&d->hs_head, memory_order_acquire);
-        uint32_t tail = atomic_load_explicit(&d->hs_tail, memory_order_relaxed);
+        uint32_t head = atomic_load_explicit(&d->dp.hs_head, memory_order_acquire);
+        uint32_t tail = atomic_load_explicit(&d->dp.hs_tail, memory_order_relaxed);
 
         for (; tail != head; tail++) {
-                const struct queued_handshake *q = &d->hs_queue[tail % MAX_QUEUED_HANDSHAKES];
+                const struct queued_handshake *q = &d->dp.hs_queue[tail % MAX_QUEUED_HANDSHAKES];
                 if (q->kind == QUEUED_MESSAGE)
-                        handshake_process(d, q, false);
-                atomic_store_explicit(&d->hs_tail, tail + 1, memory_order_release);
-                if (d->n_retired > max_retired)
-                        max_retired = d->n_retired;
+                        handshake_process(&d->keys, &d->sender, d->peer, q, false);
+                atomic_store_explicit(&d->dp.hs_tail, tail + 1, memory_order_release);
+                if (d->peer->n_retired > max_retired)
+                        max_retired = d->peer->n_retired;
         }
-        if (atomic_exchange(&d->peer.next_confirmed, false))
-                handshake_confirm_next(d);
-        if (d->n_retired > max_retired)
-                max_retired = d->n_retired;
-        atomic_store(&d->peer.want_handshake, false);
-        device_collect_retired(d);
-        if (d->n_retired > max_retired)
-                max_retired = d->n_retired;
+        if (atomic_exchange(&d->peer->next_confirmed, false))
+                peer_confirm_next(d->peer);
+        if (d->peer->n_retired > max_retired)
+                max_retired = d->peer->n_retired;
+        atomic_store(&d->peer->want_handshake, false);
+        peer_collect_retired(d->peer);
+        if (d->peer->n_retired > max_retired)
+                max_retired = d->peer->n_retired;
 }
 
 /* Run both control loops until *counter exceeds old, or 2 s pass. */
@@ -144,12 +145,12 @@ static bool step_until(struct node *a, struct node *b, _Atomic uint64_t *counter
                         return false;
                 control_step(a->d);
                 control_step(b->d);
-                struct pollfd pfd[2] = { { .fd = a->d->wake_fd, .events = POLLIN },
-                                         { .fd = b->d->wake_fd, .events = POLLIN } };
+                struct pollfd pfd[2] = { { .fd = a->d->dp.wake_fd, .events = POLLIN },
+                                         { .fd = b->d->dp.wake_fd, .events = POLLIN } };
                 (void) poll(pfd, 2, 1);
                 uint64_t v;
-                (void) !read(a->d->wake_fd, &v, sizeof(v));
-                (void) !read(b->d->wake_fd, &v, sizeof(v));
+                (void) !read(a->d->dp.wake_fd, &v, sizeof(v));
+                (void) !read(b->d->dp.wake_fd, &v, sizeof(v));
         }
         return true;
 }
@@ -165,8 +166,8 @@ static void test_rekey_storm(void) {
         randombytes_buf(psk, sizeof(psk));
         node_new(&a, false, psk, NULL, NULL);
         node_new(&b, false, psk, NULL, NULL);
-        peer_set_endpoint(&a.d->peer, &b.addr);
-        peer_set_endpoint(&b.d->peer, &a.addr);
+        peer_set_endpoint(a.d->peer, &b.addr);
+        peer_set_endpoint(b.d->peer, &a.addr);
         attach(&a, "smstressa");
         attach(&b, "smstressb");
         t.ifindex[0] = (int) if_nametoindex("smstressa");
@@ -175,29 +176,30 @@ static void test_rekey_storm(void) {
         if (pthread_create(&traffic, NULL, traffic_main, &t) != 0)
                 abort();
         /* A first session, and frames flowing on it, before the storm. */
-        CHECK_EQ_INT(handshake_send_initiation(a.d), 0);
-        CHECK(step_until(&a, &b, &a.d->stats.handshakes, 0));
-        CHECK(step_until(&a, &b, &a.d->stats.rx_packets, 0));
-        CHECK(step_until(&a, &b, &b.d->stats.rx_packets, 0));
+        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
+        CHECK(step_until(&a, &b, &a.d->dp.stats.handshakes, 0));
+        CHECK(step_until(&a, &b, &a.d->dp.stats.rx_packets, 0));
+        CHECK(step_until(&a, &b, &b.d->dp.stats.rx_packets, 0));
         start = now_ns();
 
         for (unsigned i = 0; i < HANDSHAKES && now_ns() - start < STORM_LIMIT_NS; i++) {
                 struct node *ini = i % 2 ? &b : &a, *res = i % 2 ? &a : &b;
-                uint64_t before = atomic_load(&ini->d->stats.handshakes);
+                uint64_t before = atomic_load(&ini->d->dp.stats.handshakes);
                 /* Neither the per-peer initiation rate nor the timestamp granularity is under
                  * test here: let every initiation be a fresh one. */
-                res->d->peer.last_initiation_consumed_ns = 0;
-                memset(res->d->peer.last_timestamp, 0, sizeof(res->d->peer.last_timestamp));
-                CHECK_EQ_INT(handshake_send_initiation(ini->d), 0);
+                res->d->peer->last_initiation_consumed_ns = 0;
+                memset(res->d->peer->last_timestamp, 0, sizeof(res->d->peer->last_timestamp));
+                CHECK_EQ_INT(
+                        handshake_send_initiation(&ini->d->keys, &ini->d->sender, ini->d->peer), 0);
                 attempted++;
-                if (step_until(&a, &b, &ini->d->stats.handshakes, before))
+                if (step_until(&a, &b, &ini->d->dp.stats.handshakes, before))
                         done++;
         }
         /* Traffic on the last key pairs, both ways, before the frames stop. */
-        uint64_t rx_a = atomic_load(&a.d->stats.rx_packets),
-                 rx_b = atomic_load(&b.d->stats.rx_packets);
-        CHECK(step_until(&a, &b, &a.d->stats.rx_packets, rx_a + 100));
-        CHECK(step_until(&a, &b, &b.d->stats.rx_packets, rx_b + 100));
+        uint64_t rx_a = atomic_load(&a.d->dp.stats.rx_packets),
+                 rx_b = atomic_load(&b.d->dp.stats.rx_packets);
+        CHECK(step_until(&a, &b, &a.d->dp.stats.rx_packets, rx_a + 100));
+        CHECK(step_until(&a, &b, &b.d->dp.stats.rx_packets, rx_b + 100));
 
         atomic_store(&traffic_stop, true);
         pthread_join(traffic, NULL);
@@ -207,17 +209,18 @@ static void test_rekey_storm(void) {
         printf("%u handshakes in %.1f s; frames: %llu pushed, A rx %llu, B rx %llu; "
                "most key pairs awaiting retirement: %zu; handshakes put off: %llu + %llu\n",
                done, (double) (now_ns() - start) / 1e9, (unsigned long long) atomic_load(&t.sent),
-               (unsigned long long) atomic_load(&a.d->stats.rx_packets),
-               (unsigned long long) atomic_load(&b.d->stats.rx_packets), max_retired,
-               (unsigned long long) atomic_load(&a.d->stats.handshakes_deferred),
-               (unsigned long long) atomic_load(&b.d->stats.handshakes_deferred));
+               (unsigned long long) atomic_load(&a.d->dp.stats.rx_packets),
+               (unsigned long long) atomic_load(&b.d->dp.stats.rx_packets), max_retired,
+               (unsigned long long) atomic_load(&a.d->dp.stats.handshakes_deferred),
+               (unsigned long long) atomic_load(&b.d->dp.stats.handshakes_deferred));
         /* Nearly all handshakes completed (one may be lost to a deferral, and is retried by
          * the next), the list never overflowed, and no frame was sealed with a wiped key. */
         CHECKF(done >= attempted * 9 / 10 && done >= 100, "%u of %u handshakes", done, attempted);
         CHECK(max_retired <= MAX_RETIRED_KEYPAIRS);
-        CHECK_EQ_INT(atomic_load(&a.d->stats.rx_bad_tag), 0);
-        CHECK_EQ_INT(atomic_load(&b.d->stats.rx_bad_tag), 0);
-        CHECK(atomic_load(&a.d->stats.rx_packets) > 0 && atomic_load(&b.d->stats.rx_packets) > 0);
+        CHECK_EQ_INT(atomic_load(&a.d->dp.stats.rx_bad_tag), 0);
+        CHECK_EQ_INT(atomic_load(&b.d->dp.stats.rx_bad_tag), 0);
+        CHECK(atomic_load(&a.d->dp.stats.rx_packets) > 0 &&
+              atomic_load(&b.d->dp.stats.rx_packets) > 0);
         node_free(&a);
         node_free(&b);
 }
@@ -227,8 +230,8 @@ static void test_rekey_storm(void) {
  * so the queue stays far from full and another address still gets in. The control loop is not
  * draining the queue here (as when it is busy with DH work). */
 static uint64_t accounted(struct device *d) {
-        return atomic_load(&d->hs_head) + atomic_load(&d->stats.rx_handshake_ratelimited) +
-               atomic_load(&d->stats.rx_handshake_dropped);
+        return atomic_load(&d->dp.hs_head) + atomic_load(&d->dp.stats.rx_handshake_ratelimited) +
+               atomic_load(&d->dp.stats.rx_handshake_dropped);
 }
 
 static bool accounted_at_least(struct device *d, uint64_t n) {
@@ -269,22 +272,22 @@ static void test_queue_share(void) {
                                 (ssize_t) sizeof(m);
                 CHECK(accounted_at_least(b.d, sent));
         }
-        uint32_t queued = atomic_load(&b.d->hs_head) - atomic_load(&b.d->hs_tail);
+        uint32_t queued = atomic_load(&b.d->dp.hs_head) - atomic_load(&b.d->dp.hs_tail);
         printf("flood of %llu initiations from one address: %u queued, %llu rate-limited, "
                "%llu dropped (queue full)\n",
                (unsigned long long) sent, queued,
-               (unsigned long long) atomic_load(&b.d->stats.rx_handshake_ratelimited),
-               (unsigned long long) atomic_load(&b.d->stats.rx_handshake_dropped));
+               (unsigned long long) atomic_load(&b.d->dp.stats.rx_handshake_ratelimited),
+               (unsigned long long) atomic_load(&b.d->dp.stats.rx_handshake_dropped));
         CHECK_EQ_INT(sent, 24 * 256);
         CHECKF(queued < UNDER_LOAD_QUEUE_LEN + 2 * RATELIMIT_BURST + RATELIMIT_PACKETS_PER_SECOND * 10,
                "%u queued", queued);
-        CHECK_EQ_INT(atomic_load(&b.d->stats.rx_handshake_dropped), 0);
+        CHECK_EQ_INT(atomic_load(&b.d->dp.stats.rx_handshake_dropped), 0);
 
         /* Another address still gets its message queued. */
-        uint32_t head = atomic_load(&b.d->hs_head);
+        uint32_t head = atomic_load(&b.d->dp.hs_head);
         CHECK(sendto(second, &m, sizeof(m), 0, &b.addr.addr.sa, b.addr.len) == (ssize_t) sizeof(m));
         CHECK(accounted_at_least(b.d, sent + 1));
-        CHECK_EQ_INT(atomic_load(&b.d->hs_head), head + 1);
+        CHECK_EQ_INT(atomic_load(&b.d->dp.hs_head), head + 1);
 
         close(flooder);
         close(second);
@@ -297,14 +300,14 @@ static void test_queue_share(void) {
  * wait_writable() for up to 10 s. Its marker must be even meanwhile, so a key pair retired
  * then is collected at once instead of after the wait. */
 static bool tx_stuck(struct device *d, uint64_t injected, uint64_t *ret_qs) {
-        uint64_t qs = atomic_load(&d->tx_qs), done;
+        uint64_t qs = atomic_load(&d->dp.tx_qs), done;
         struct pollfd none = { .fd = -1 };
 
         (void) poll(&none, 1, 300);
-        done = atomic_load(&d->stats.tx_packets) + atomic_load(&d->stats.tx_errors) +
-               atomic_load(&d->stats.tx_dropped_no_session);
+        done = atomic_load(&d->dp.stats.tx_packets) + atomic_load(&d->dp.stats.tx_errors) +
+               atomic_load(&d->dp.stats.tx_dropped_no_session);
         *ret_qs = qs;
-        return atomic_load(&d->tx_qs) == qs && done < injected;
+        return atomic_load(&d->dp.tx_qs) == qs && done < injected;
 }
 
 static void test_tx_waits_outside_batch(void) {
@@ -316,11 +319,11 @@ static void test_tx_waits_outside_batch(void) {
 
         node_new(&a, false, psk, NULL, NULL);
         node_new(&b, false, psk, NULL, NULL);
-        peer_set_endpoint(&a.d->peer, &b.addr);
+        peer_set_endpoint(a.d->peer, &b.addr);
         attach(&a, "smwaita");
         attach(&b, "smwaitb");
-        CHECK_EQ_INT(handshake_send_initiation(a.d), 0);
-        CHECK(step_until(&a, &b, &a.d->stats.handshakes, 0));
+        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
+        CHECK(step_until(&a, &b, &a.d->dp.stats.handshakes, 0));
 
         /* Now make the socket block: about nothing leaves lo, and a's buffer is tiny. */
         CHECK_EQ_INT(system("tc qdisc add dev lo root tbf rate 100bit burst 1600 latency 60s"), 0);
@@ -351,9 +354,9 @@ static void test_tx_waits_outside_batch(void) {
         struct keypair *kp = calloc(1, sizeof(*kp));
         if (!kp)
                 abort();
-        device_retire_keypair(a.d, kp);
-        device_collect_retired(a.d);
-        CHECK_EQ_INT(a.d->n_retired, 0);
+        peer_retire_keypair(a.d->peer, kp);
+        peer_collect_retired(a.d->peer);
+        CHECK_EQ_INT(a.d->peer->n_retired, 0);
 
         CHECK_EQ_INT(system("tc qdisc del dev lo root"), 0);
         if (fd >= 0)

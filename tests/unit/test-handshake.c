@@ -76,11 +76,11 @@ static uint64_t stat(struct node *n, _Atomic uint64_t *s) {
         (void) n;
         return atomic_load(s);
 }
-#define STAT(n, field) stat(n, &(n)->d->stats.field)
+#define STAT(n, field) stat(n, &(n)->d->dp.stats.field)
 
 static bool endpoint_is(struct node *n, const struct endpoint *e) {
         struct endpoint cur;
-        peer_get_endpoint(&n->d->peer, &cur);
+        peer_get_endpoint(n->d->peer, &cur);
         return endpoint_equal(&cur, e);
 }
 
@@ -90,12 +90,12 @@ static const uint8_t zero_ts[NOISE_TIMESTAMP_LEN];
 static bool handshake(struct node *a, struct node *b, struct queued_handshake *ret_init) {
         struct queued_handshake q;
 
-        CHECK_EQ_INT(handshake_send_initiation(a->d), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&a->d->keys, &a->d->sender, a->d->peer), 0);
         CHECK(recv_type(b->d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, ret_init));
-        handshake_process(b->d, ret_init, false);
+        handshake_process(&b->d->keys, &b->d->sender, b->d->peer, ret_init, false);
         if (!recv_type(a->d->udp_fd, MESSAGE_HANDSHAKE_RESPONSE, &q))
                 return false;
-        handshake_process(a->d, &q, false);
+        handshake_process(&a->d->keys, &a->d->sender, a->d->peer, &q, false);
         return true;
 }
 
@@ -111,71 +111,71 @@ static void test_reflection(void) {
         node_new(&a, false, psk, NULL, NULL);
         node_new(&b, false, psk, NULL, NULL);
         xfd = bind_loopback(&x.addr); /* the reflector */
-        peer_set_endpoint(&a.d->peer, &b.addr);
+        peer_set_endpoint(a.d->peer, &b.addr);
 
         /* In flight: A's initiation comes back (from the reflector's address). */
-        CHECK_EQ_INT(handshake_send_initiation(a.d), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
         CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &init));
-        memcpy(e_pub, a.d->peer.handshake.e_pub, 32);
-        idx = a.d->peer.handshake_index;
+        memcpy(e_pub, &a.d->peer->handshake.e_pub, 32);
+        idx = a.d->peer->handshake_index;
         q = init;
         q.from = x.addr;
-        handshake_process(a.d, &q, false);
+        handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
         CHECK_EQ_INT(STAT(&a, rx_reflected), 1);
-        CHECK_EQ_INT(a.d->peer.handshake_state, HANDSHAKE_CREATED_INITIATION);
-        CHECK_MEM(a.d->peer.handshake.e_pub, e_pub, 32);
-        CHECK_EQ_INT(a.d->peer.handshake_index, idx);
+        CHECK_EQ_INT(a.d->peer->handshake_state, HANDSHAKE_CREATED_INITIATION);
+        CHECK_MEM(&a.d->peer->handshake.e_pub, e_pub, 32);
+        CHECK_EQ_INT(a.d->peer->handshake_index, idx);
         CHECK(endpoint_is(&a, &b.addr));
-        CHECK_MEM(a.d->peer.last_timestamp, zero_ts, sizeof(zero_ts));
-        CHECK(atomic_load(&a.d->peer.next) == NULL);
+        CHECK_MEM(a.d->peer->last_timestamp, zero_ts, sizeof(zero_ts));
+        CHECK(atomic_load(&a.d->peer->next) == NULL);
         CHECK(nothing_sent(xfd));
         /* The same from the real peer's address, or the reflector as A's peer: no difference. */
         q.from = b.addr;
-        handshake_process(a.d, &q, false);
+        handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
         CHECK_EQ_INT(STAT(&a, rx_reflected), 2);
-        CHECK(atomic_load(&a.d->peer.next) == NULL);
+        CHECK(atomic_load(&a.d->peer->next) == NULL);
         CHECK(nothing_sent(b.d->udp_fd));
 
         /* The handshake in flight still completes with the real peer. */
-        handshake_process(b.d, &init, false);
+        handshake_process(&b.d->keys, &b.d->sender, b.d->peer, &init, false);
         CHECK(recv_type(a.d->udp_fd, MESSAGE_HANDSHAKE_RESPONSE, &q));
-        handshake_process(a.d, &q, false);
-        cur = atomic_load(&a.d->peer.current);
+        handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
+        cur = atomic_load(&a.d->peer->current);
         CHECK(cur != NULL);
         CHECK_EQ_INT(STAT(&a, handshakes), 1);
 
         /* Finished: the same initiation, sent back later, changes nothing either. */
         q = init;
         q.from = x.addr;
-        handshake_process(a.d, &q, false);
+        handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
         CHECK_EQ_INT(STAT(&a, rx_reflected), 3);
-        CHECK(atomic_load(&a.d->peer.current) == cur);
-        CHECK(atomic_load(&a.d->peer.next) == NULL);
+        CHECK(atomic_load(&a.d->peer->current) == cur);
+        CHECK(atomic_load(&a.d->peer->next) == NULL);
         CHECK(endpoint_is(&a, &b.addr));
-        CHECK_MEM(a.d->peer.last_timestamp, zero_ts, sizeof(zero_ts));
+        CHECK_MEM(a.d->peer->last_timestamp, zero_ts, sizeof(zero_ts));
         CHECK(nothing_sent(xfd));
         CHECK_EQ_INT(STAT(&a, handshakes), 1);
 
         /* The peer's own initiation is still accepted (the tunnel is not kept down), and sets
          * last_timestamp to the peer's timestamp. */
         drain(a.d->udp_fd);
-        CHECK_EQ_INT(handshake_send_initiation(b.d), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&b.d->keys, &b.d->sender, b.d->peer), 0);
         CHECK(recv_type(a.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &q));
-        handshake_process(a.d, &q, false);
-        CHECK(atomic_load(&a.d->peer.next) != NULL);
+        handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
+        CHECK(atomic_load(&a.d->peer->next) != NULL);
         CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_RESPONSE, &q));
-        CHECK(memcmp(a.d->peer.last_timestamp, zero_ts, sizeof(zero_ts)) != 0);
-        memcpy(ts_b, a.d->peer.last_timestamp, sizeof(ts_b));
-        CHECK(!handshake_is_own_timestamp(a.d, ts_b));
-        CHECK(handshake_is_own_timestamp(b.d, ts_b));
+        CHECK(memcmp(a.d->peer->last_timestamp, zero_ts, sizeof(zero_ts)) != 0);
+        memcpy(ts_b, a.d->peer->last_timestamp, sizeof(ts_b));
+        CHECK(!handshake_is_own_timestamp(&a.d->keys, ts_b));
+        CHECK(handshake_is_own_timestamp(&b.d->keys, ts_b));
         CHECK_EQ_INT(STAT(&a, rx_reflected), 3);
 
         /* And an old initiation of A's, sent back now, still changes nothing. */
         q = init;
         q.from = x.addr;
-        handshake_process(a.d, &q, false);
+        handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
         CHECK_EQ_INT(STAT(&a, rx_reflected), 4);
-        CHECK_MEM(a.d->peer.last_timestamp, ts_b, sizeof(ts_b));
+        CHECK_MEM(a.d->peer->last_timestamp, ts_b, sizeof(ts_b));
         CHECK(endpoint_is(&a, &b.addr));
 
         close(xfd);
@@ -198,11 +198,11 @@ static void test_own_tag(void) {
                 /* The tag takes bits tai64n.c leaves zero, and only those. */
                 uint32_t before = get_be32(ts + 8);
                 CHECK_EQ_INT(before & 0xffffff, 0);
-                handshake_mark_own_timestamp(a.d, ts);
+                handshake_mark_own_timestamp(&a.d->keys, ts);
                 CHECK_EQ_INT(get_be32(ts + 8) & ~UINT32_C(0x7fffff), before);
                 CHECK(get_be32(ts + 8) < 1000000000u);
-                CHECK(handshake_is_own_timestamp(a.d, ts));
-                foreign += handshake_is_own_timestamp(b.d, ts);
+                CHECK(handshake_is_own_timestamp(&a.d->keys, ts));
+                foreign += handshake_is_own_timestamp(&b.d->keys, ts);
                 t.tv_nsec = 0;
                 t.tv_sec++;
                 tai64n_from_timespec(later, &t);
@@ -222,21 +222,21 @@ static void test_ratelimit_after_mac2(void) {
         randombytes_buf(psk, sizeof(psk));
         node_new(&a, false, psk, NULL, NULL);
         node_new(&b, false, psk, NULL, NULL);
-        peer_set_endpoint(&a.d->peer, &b.addr);
+        peer_set_endpoint(a.d->peer, &b.addr);
 
-        CHECK_EQ_INT(handshake_send_initiation(a.d), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
         CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &q));
-        handshake_process(b.d, &q, true);
+        handshake_process(&b.d->keys, &b.d->sender, b.d->peer, &q, true);
         CHECK_EQ_INT(STAT(&b, cookies_sent), 1);
         CHECK_EQ_INT(STAT(&b, rx_handshake_ratelimited), 0);
         CHECK(recv_type(a.d->udp_fd, MESSAGE_HANDSHAKE_COOKIE, &q));
-        handshake_process(a.d, &q, false);
+        handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
 
         /* With the cookie, A's initiation carries mac2; sent ten times at once. */
-        CHECK_EQ_INT(handshake_send_initiation(a.d), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
         CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &q));
         for (unsigned i = 0; i < 10; i++)
-                handshake_process(b.d, &q, true);
+                handshake_process(&b.d->keys, &b.d->sender, b.d->peer, &q, true);
         CHECK_EQ_INT(STAT(&b, cookies_sent), 1);
         CHECK_EQ_INT(STAT(&b, handshakes), 1);
         /* The first was taken; the rest of the burst reached the replay check; then no more
@@ -249,7 +249,7 @@ static void test_ratelimit_after_mac2(void) {
         /* Not under load: no limit (the replay check is what stops these). */
         uint64_t limited = STAT(&b, rx_handshake_ratelimited);
         for (unsigned i = 0; i < 10; i++)
-                handshake_process(b.d, &q, false);
+                handshake_process(&b.d->keys, &b.d->sender, b.d->peer, &q, false);
         CHECK_EQ_INT(STAT(&b, rx_handshake_ratelimited), limited);
         node_free(&a);
         node_free(&b);
@@ -268,16 +268,16 @@ static void test_identity_stranger(void) {
         node_new(&a, true, NULL, sa, pb);
         node_new(&b, true, NULL, sb, pa);
         node_new(&c, true, NULL, sc, pb); /* knows B's public key, is not pinned by B */
-        peer_set_endpoint(&c.d->peer, &b.addr);
-        peer_set_endpoint(&a.d->peer, &b.addr);
+        peer_set_endpoint(c.d->peer, &b.addr);
+        peer_set_endpoint(a.d->peer, &b.addr);
 
-        CHECK_EQ_INT(handshake_send_initiation(c.d), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&c.d->keys, &c.d->sender, c.d->peer), 0);
         CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &q));
-        handshake_process(b.d, &q, false);
+        handshake_process(&b.d->keys, &b.d->sender, b.d->peer, &q, false);
         CHECK_EQ_INT(STAT(&b, rx_handshake_failed), 1);
         CHECK_EQ_INT(STAT(&b, handshakes), 0);
-        CHECK(atomic_load(&b.d->peer.next) == NULL);
-        CHECK_MEM(b.d->peer.last_timestamp, zero_ts, sizeof(zero_ts));
+        CHECK(atomic_load(&b.d->peer->next) == NULL);
+        CHECK_MEM(b.d->peer->last_timestamp, zero_ts, sizeof(zero_ts));
         CHECK(nothing_sent(c.d->udp_fd));
 
         CHECK(handshake(&a, &b, &q));
@@ -295,8 +295,8 @@ static bool keypair_is_wiped(const struct keypair *kp) {
 }
 
 static bool in_retired(const struct device *d, const struct keypair *kp) {
-        for (size_t i = 0; i < d->n_retired; i++)
-                if (d->retired[i].kp == kp)
+        for (size_t i = 0; i < d->peer->n_retired; i++)
+                if (d->peer->retired[i].kp == kp)
                         return true;
         return false;
 }
@@ -314,30 +314,29 @@ static void test_retirement_room(void) {
         randombytes_buf(psk, sizeof(psk));
         node_new(&a, false, psk, NULL, NULL);
         node_new(&b, false, psk, NULL, NULL);
-        peer_set_endpoint(&a.d->peer, &b.addr);
-        b.d->threads_started = true;
-        atomic_store(&b.d->tx_qs, 1);
+        peer_set_endpoint(a.d->peer, &b.addr);
+        atomic_store(&b.d->dp.tx_qs, 1);
 
         for (unsigned i = 0; i < 3 * MAX_RETIRED_KEYPAIRS; i++) {
-                struct keypair *before[3] = { atomic_load(&b.d->peer.current),
-                                              atomic_load(&b.d->peer.previous),
-                                              atomic_load(&b.d->peer.next) };
+                struct keypair *before[3] = { atomic_load(&b.d->peer->current),
+                                              atomic_load(&b.d->peer->previous),
+                                              atomic_load(&b.d->peer->next) };
                 /* Neither the per-peer initiation rate nor the timestamp granularity is under
                  * test here: let every initiation be a fresh one. */
-                b.d->peer.last_initiation_consumed_ns = 0;
-                memset(b.d->peer.last_timestamp, 0, sizeof(b.d->peer.last_timestamp));
+                b.d->peer->last_initiation_consumed_ns = 0;
+                memset(b.d->peer->last_timestamp, 0, sizeof(b.d->peer->last_timestamp));
                 drain(a.d->udp_fd);
                 drain(b.d->udp_fd);
                 if (handshake(&a, &b, &init))
-                        handshake_confirm_next(b.d); /* as if the keepalive came on next */
+                        peer_confirm_next(b.d->peer); /* as if the keepalive came on next */
                 else
                         deferred++;
-                CHECK(b.d->n_retired <= MAX_RETIRED_KEYPAIRS);
+                CHECK(b.d->peer->n_retired <= MAX_RETIRED_KEYPAIRS);
                 for (unsigned k = 0; k < 3; k++) {
                         struct keypair *kp = before[k];
-                        if (!kp || kp == atomic_load(&b.d->peer.current) ||
-                            kp == atomic_load(&b.d->peer.previous) ||
-                            kp == atomic_load(&b.d->peer.next))
+                        if (!kp || kp == atomic_load(&b.d->peer->current) ||
+                            kp == atomic_load(&b.d->peer->previous) ||
+                            kp == atomic_load(&b.d->peer->next))
                                 continue;
                         if (!in_retired(b.d, kp) || keypair_is_wiped(kp))
                                 live_lost++;
@@ -346,22 +345,22 @@ static void test_retirement_room(void) {
         CHECK_EQ_INT(live_lost, 0);
         CHECK(deferred > 0);
         CHECK_EQ_INT(STAT(&b, handshakes_deferred), deferred);
-        CHECK(b.d->n_retired <= MAX_RETIRED_KEYPAIRS - HANDSHAKE_RETIRE_RESERVE);
-        for (size_t i = 0; i < b.d->n_retired; i++)
-                CHECK(!keypair_is_wiped(b.d->retired[i].kp));
+        CHECK(b.d->peer->n_retired <= MAX_RETIRED_KEYPAIRS - HANDSHAKE_RETIRE_RESERVE);
+        for (size_t i = 0; i < b.d->peer->n_retired; i++)
+                CHECK(!keypair_is_wiped(b.d->peer->retired[i].kp));
         /* Dropping everything still fits (the reserve). */
-        handshake_clear_keys(b.d);
-        CHECK(b.d->n_retired <= MAX_RETIRED_KEYPAIRS);
-        for (size_t i = 0; i < b.d->n_retired; i++)
-                CHECK(!keypair_is_wiped(b.d->retired[i].kp));
+        peer_clear_keys(b.d->peer);
+        CHECK(b.d->peer->n_retired <= MAX_RETIRED_KEYPAIRS);
+        for (size_t i = 0; i < b.d->peer->n_retired; i++)
+                CHECK(!keypair_is_wiped(b.d->peer->retired[i].kp));
 
         /* The thread leaves its batch: everything is collected, handshakes work again. */
-        atomic_store(&b.d->tx_qs, 2);
-        device_collect_retired(b.d);
-        CHECK_EQ_INT(b.d->n_retired, 0);
+        atomic_store(&b.d->dp.tx_qs, 2);
+        peer_collect_retired(b.d->peer);
+        CHECK_EQ_INT(b.d->peer->n_retired, 0);
         uint64_t done = STAT(&b, handshakes);
-        b.d->peer.last_initiation_consumed_ns = 0;
-        memset(b.d->peer.last_timestamp, 0, sizeof(b.d->peer.last_timestamp));
+        b.d->peer->last_initiation_consumed_ns = 0;
+        memset(b.d->peer->last_timestamp, 0, sizeof(b.d->peer->last_timestamp));
         drain(a.d->udp_fd);
         drain(b.d->udp_fd);
         CHECK(handshake(&a, &b, &init));
