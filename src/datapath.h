@@ -22,3 +22,10 @@ int datapath_parse_disable(const char *s, unsigned *ret, char *ret_bad, size_t b
 int datapath_start(struct device *d);
 /* Signal the threads to exit and join them (bounded: they check stop_fd on every wake-up). */
 void datapath_stop(struct device *d);
+
+/* Which data thread reads the TAP (struct device's tap_reader; "Idle hand-over" in
+ * datapath.c). */
+enum {
+        DATAPATH_TAP_TX, /* the tx thread (as the threads start) */
+        DATAPATH_TAP_RX, /* the rx thread, while the tx thread is parked on an idle TAP */
+};

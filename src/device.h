@@ -208,6 +208,12 @@ struct device {
         _Atomic uint64_t tx_qs, rx_qs;    /* odd: inside a batch; even: quiescent */
         unsigned offload_disabled;        /* DATAPATH_NO_* (datapath.h), set before the start */
         _Atomic bool stopping;
+        /* Idle hand-over (datapath.c, issue 12's ping): which data thread reads the TAP and
+         * sends its frames: DATAPATH_TAP_TX or, while the tx thread is parked on an idle TAP,
+         * DATAPATH_TAP_RX (datapath.h). Only the thread it names changes it; each wakes the other through
+         * its eventfd (made and closed by datapath_start/datapath_stop). */
+        _Atomic unsigned tap_reader;
+        int tx_handover_fd, rx_handover_fd;
 
         /* rx -> control handshake queue (single producer, single consumer). */
         struct queued_handshake *hs_queue;

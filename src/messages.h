@@ -411,3 +411,13 @@ enum {
  * the length does not fit the type (and, for type 1, neither initiation size). Pure, total:
  * every input gets an answer. This is the parser the fuzzer drives. */
 enum message_type message_classify(const uint8_t *buf, size_t len);
+
+/* Idle hand-over of the TAP between the data threads (issue 12's ping; datapath.c): the tx
+ * thread parks after finding the TAP empty for DATAPATH_IDLE_PARK_MS (an idle tunnel costs
+ * it one wake-up, 1 ms after the last frame), and the rx thread, which then reads the TAP,
+ * hands it back as soon as one of its transmit batches finds the tunnel busy, for instance
+ * by reading DATAPATH_IDLE_TX_FRAMES frames at once. */
+enum {
+        DATAPATH_IDLE_PARK_MS = 1,
+        DATAPATH_IDLE_TX_FRAMES = 16,
+};
