@@ -172,10 +172,14 @@ static int tx_state_init(struct device *d, struct tx_state *s) {
  * from the TAP, sealed inside a batch of the calling thread's quiescent-state marker qs (the
  * only place key pairs are loaded), then sent after leaving it. The thread that reads the TAP
  * runs it: the tx thread, or the rx thread while the tx thread is parked ("Idle hand-over"
- * below). true when the batch found the tunnel busy: it read max_frames frames, filled the
- * send vector, left segments over, cut a TCP super-frame or waited for the socket. */
-static bool tx_batch(struct device *d, struct tx_state *s, _Atomic uint64_t *qs,
-                     unsigned max_frames) {
+ * below). Returns what it found (TX_*). */
+enum {
+        TX_READ_ALL = 1 << 0, /* it read max_frames frames: the TAP may hold more */
+        TX_BUSY = 1 << 1,     /* it filled the send vector, left segments over, cut a TCP
+                               * super-frame or waited for the socket */
+};
+static unsigned tx_batch(struct device *d, struct tx_state *s, _Atomic uint64_t *qs,
+                         unsigned max_frames) {
         struct peer *p = &d->peer;
         struct tx_buffers *b = s->b;
         bool gso = s->gso, gso_verified = s->gso_verified, waited = false;
@@ -333,8 +337,10 @@ static bool tx_batch(struct device *d, struct tx_state *s, _Atomic uint64_t *qs,
                 request_handshake(d);
         s->gso = gso;
         s->gso_verified = gso_verified;
-        return waited || gso_frames > 0 || (max_frames > 0 && frames == max_frames) ||
-               n == DATAPATH_TX_DATAGRAMS || b->next_seg < b->n_seg;
+        unsigned found = max_frames > 0 && frames == max_frames ? TX_READ_ALL : 0;
+        if (waited || gso_frames > 0 || n == DATAPATH_TX_DATAGRAMS || b->next_seg < b->n_seg)
+                found |= TX_BUSY;
+        return found;
 }
 
 /*
@@ -418,16 +424,22 @@ static void *tx_main(void *userdata) {
         return NULL;
 }
 
-/* The rx thread's turn at the TAP while the tx thread is parked: one transmit batch of at most
- * DATAPATH_IDLE_TX_FRAMES frames. When it found the tunnel busy, its left-over segments are
- * sent too (no more frames read), then the TAP goes back to the tx thread. */
+/* The rx thread's turn at the TAP while the tx thread is parked. The first frame is sent on
+ * its own, so that the read finding the TAP empty comes after it, not on a ping's way; then a
+ * batch of up to DATAPATH_IDLE_TX_FRAMES - 1 more. When that found the tunnel busy (all of
+ * them there, or TX_BUSY), its left-over segments are sent too (no more frames read), and the
+ * TAP goes back to the tx thread. */
 static void rx_transmit(struct device *d, struct tx_state *s) {
-        bool busy = tx_batch(d, s, &d->rx_qs, DATAPATH_IDLE_TX_FRAMES);
+        unsigned r = tx_batch(d, s, &d->rx_qs, 1);
 
+        if (r == TX_READ_ALL)
+                r = tx_batch(d, s, &d->rx_qs, DATAPATH_IDLE_TX_FRAMES - 1);
+        else if (!r)
+                return; /* the TAP was empty */
         while (s->b->next_seg < s->b->n_seg &&
                !atomic_load_explicit(&d->stopping, memory_order_relaxed))
                 tx_batch(d, s, &d->rx_qs, 0);
-        if (busy)
+        if (r)
                 handover(d, DATAPATH_TAP_TX, d->tx_handover_fd);
 }
 
@@ -776,6 +788,8 @@ static void *rx_main(void *userdata) {
                 }
                 if (pfd[3].revents)
                         rx_transmit(d, &tx);
+                if (!pfd[0].revents)
+                        continue; /* only the TAP had something */
 
                 for (unsigned i = 0; i < slots; i++)
                         b->msgs[i].msg_hdr = (struct msghdr){

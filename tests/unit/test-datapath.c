@@ -397,6 +397,15 @@ static void test_idle_handover(void) {
         seq_socket_open(&at_b, "smidleb");
         CHECK_EQ_INT(handshake_send_initiation(a.d), 0);
         CHECK(step_until(&a, &b, &a.d->stats.handshakes, 0));
+        /* b sends only once a's confirmation (its keepalive) moved b's key pair to current. */
+        for (uint64_t deadline = now_ns() + 2 * NSEC_PER_SEC;
+             !atomic_load(&b.d->peer.current) && now_ns() < deadline;) {
+                struct pollfd none = { .fd = -1 };
+                control_step(a.d);
+                control_step(b.d);
+                (void) poll(&none, 1, 1);
+        }
+        CHECK(atomic_load(&b.d->peer.current));
 
         for (unsigned round = 0; round < HANDOVER_ROUNDS; round++) {
                 /* Idle: both tx threads park. A single frame and its answer then go out
