@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -153,191 +154,299 @@ static unsigned tx_build(struct tx_buffers *b, unsigned first, unsigned n, struc
         return m;
 }
 
-static void *tx_main(void *userdata) {
-        struct datapath *d = userdata;
-        struct peer *p = d->peer;
-        struct tx_buffers *b = calloc(1, sizeof(*b));
-        struct pollfd pfd[2] = { { .fd = d->tap->fd, .events = POLLIN },
-                                 { .fd = d->stop_fd, .events = POLLIN } };
+/* What a thread that transmits keeps from one batch to the next: its buffers (with the
+ * segments a batch had no room for), its log rate limit, and what it learned of UDP GSO. */
+struct tx_state {
+        struct tx_buffers *b;
         /* Send errors are logged at most 5 times per 10 s from this thread. */
-        struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(10, 5);
+        struct log_ratelimit ratelimit;
         /* UDP GSO with offloads on, until the kernel refuses the first such send; verified
          * once one went out. */
-        bool gso = d->tap->vnet_hdr && !(d->offload_disabled & DATAPATH_NO_UDP_GSO),
-             gso_verified = false;
+        bool gso, gso_verified;
+};
 
-        if (!b) {
+static int tx_state_init(struct datapath *d, struct tx_state *s) {
+        *s = (struct tx_state){
+                .b = calloc(1, sizeof(*s->b)),
+                .ratelimit = LOG_RATELIMIT_INIT(10, 5),
+                .gso = d->tap->vnet_hdr && !(d->offload_disabled & DATAPATH_NO_UDP_GSO),
+        };
+        return s->b ? 0 : -ENOMEM;
+}
+
+/* One transmit batch: the segments left over from the last one, then up to max_frames frames
+ * from the TAP, sealed inside a batch of the calling thread's quiescent-state marker qs (the
+ * only place key pairs are loaded), then sent after leaving it. The thread that reads the TAP
+ * runs it: the tx thread, or the rx thread while the tx thread is parked ("Idle hand-over"
+ * below). Returns what it found (TX_*). */
+enum {
+        TX_READ_ALL = 1 << 0, /* it read max_frames frames: the TAP may hold more */
+        TX_BUSY = 1 << 1,     /* it filled the send vector, left segments over, cut a TCP
+                               * super-frame or waited for the socket */
+};
+static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_t *qs,
+                         unsigned max_frames) {
+        struct peer *p = d->peer;
+        struct tx_buffers *b = s->b;
+        bool gso = s->gso, gso_verified = s->gso_verified, waited = false;
+
+        qs_enter(qs);
+        uint64_t now = now_ns(), bytes = 0, dropped = 0, errors = 0, gso_frames = 0,
+                 gso_datagrams = 0;
+        struct keypair *kp = atomic_load_explicit(&p->current, memory_order_acquire);
+        struct endpoint ep;
+        unsigned n = 0, frames = 0;
+        bool usable;
+
+        peer_get_endpoint(p, &ep);
+        usable = kp && atomic_load_explicit(&kp->valid, memory_order_relaxed) && ep.len > 0;
+        size_t controllen = udp_write_pktinfo(&ep, b->pktinfo);
+
+        while (n < DATAPATH_TX_DATAGRAMS) {
+                if (b->next_seg == b->n_seg) {
+                        if (frames == max_frames)
+                                break;
+                        int r = tx_read(d, b, &gso_frames);
+                        if (r == 0)
+                                break;
+                        if (r == -EBADMSG) {
+                                errors++;
+                                continue;
+                        }
+                        if (r < 0) {
+                                errors++;
+                                break;
+                        }
+                        frames++;
+                }
+                if (!usable) {
+                        dropped += b->n_seg - b->next_seg;
+                        b->next_seg = b->n_seg;
+                        continue;
+                }
+                const size_t hdr = sizeof(struct message_relay_data);
+                size_t len = b->seg_len[b->next_seg];
+                ssize_t m = session_encrypt(kp, b->seg[b->next_seg], len, b->out[n] + hdr,
+                                            sizeof(b->out[n]) - hdr, now);
+                if (m < 0) {
+                        usable = false; /* expired or out of counters: rekey */
+                        continue;
+                }
+                b->next_seg++;
+                if (ep.via_relay) {
+                        put_le32(b->out[n], MESSAGE_RELAY_DATA);
+                        put_le32(b->out[n] + 4, ep.relay_slot);
+                        b->iov[n] = (struct iovec){ .iov_base = b->out[n],
+                                                    .iov_len = (size_t) m + hdr };
+                } else
+                        b->iov[n] = (struct iovec){ .iov_base = b->out[n] + hdr,
+                                                    .iov_len = (size_t) m };
+                bytes += len;
+                n++;
+        }
+
+        /* Last use of kp in this batch; then leave it, so that waiting for the socket
+         * below (up to 10 s) never keeps a retired key pair from being wiped. The
+         * datagrams are sealed, and ep is our own copy. */
+        bool rekey = !dropped && kp && kp->initiator &&
+                     (now - kp->birth_ns >= REKEY_AFTER_TIME * NSEC_PER_SEC ||
+                      atomic_load_explicit(&kp->send_counter, memory_order_relaxed) >=
+                              REKEY_AFTER_MESSAGES);
+        kp = NULL;
+        qs_leave(qs);
+
+        unsigned m = tx_build(b, 0, n, &ep, controllen, gso), sent = 0;
+        int send_error = 0;
+        /* A GSO send was refused and its datagrams are being retried one by one. */
+        bool gso_retry = false;
+        while (sent < m) {
+                int r = sendmmsg(d->udp_fd, b->msgs + sent, m - sent, 0);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        waited |= errno == EAGAIN || errno == ENOBUFS;
+                        /* Socket buffer full: wait, so back-pressure reaches the TAP queue
+                         * and TCP inside the tunnel slows down instead of losing. */
+                        if ((errno == EAGAIN || errno == ENOBUFS) &&
+                            wait_writable(d, d->udp_fd))
+                                continue;
+                        /* The kernel refuses UDP GSO here (EIO: no checksum offload on
+                         * the route's device; EINVAL: segments beyond its MTU): send
+                         * these one datagram each. */
+                        if ((errno == EIO || errno == EINVAL) &&
+                            b->msgs[sent].msg_hdr.msg_iovlen > 1) {
+                                m = tx_build(b, b->msg_first[sent], n, &ep, controllen,
+                                             false);
+                                sent = 0;
+                                gso_retry = true;
+                                continue;
+                        }
+                        /* Our source address went away: let routing pick, and
+                         * forget it so the next batch does too, unless the endpoint
+                         * moved meanwhile (roaming): ep is a copy from the batch's
+                         * start and must not be written back over a newer one. */
+                        if (udp_source_gone(errno) && controllen) {
+                                controllen = 0;
+                                (void) peer_forget_source(p, &ep);
+                                ep.src.family = 0;
+                                m = tx_build(b, b->msg_first[sent], n, &ep, controllen,
+                                             gso);
+                                sent = 0;
+                                gso_retry = false; /* the source, not GSO, was at fault */
+                                continue;
+                        }
+                        send_error = errno;
+                        errors += n - b->msg_first[sent];
+                        break;
+                }
+                /* The datagrams GSO could not send went out one by one: GSO it was,
+                 * and if it never worked on this socket, it never will. */
+                if (gso_retry && !gso_verified && gso) {
+                        gso = false;
+                        log_warning("UDP segmentation offload refused by the kernel, "
+                                    "sending one datagram per system call");
+                }
+                gso_retry = false;
+                for (unsigned i = sent; i < sent + (unsigned) r; i++) {
+                        unsigned count = b->msg_first[i + 1] - b->msg_first[i];
+                        if (count > 1) {
+                                gso_datagrams += count;
+                                gso_verified = true;
+                        }
+                }
+                sent += (unsigned) r;
+        }
+        unsigned sent_datagrams = b->msg_first[sent];
+
+        if (sent_datagrams > 0) {
+                if (ep.via_relay)
+                        stat_add(&d->stats.relay_tx_packets, sent_datagrams);
+                stat_add(&d->stats.tx_packets, sent_datagrams);
+                stat_add(&d->stats.tx_bytes, bytes);
+                atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
+                atomic_store_explicit(&p->last_tx_data_ns, now, memory_order_relaxed);
+                atomic_store_explicit(&p->rx_unanswered_since_ns, 0, memory_order_relaxed);
+                if (atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed) == 0)
+                        atomic_store_explicit(&p->tx_unanswered_since_ns, now,
+                                              memory_order_relaxed);
+        }
+        stat_add(&d->stats.tx_errors, errors);
+        stat_add(&d->stats.tx_gso_frames, gso_frames);
+        stat_add(&d->stats.tx_udp_gso_datagrams, gso_datagrams);
+        if (send_error)
+                udp_log_send_error(&s->ratelimit, now, "peer", &ep, send_error,
+                                   n - sent_datagrams);
+        if (dropped) {
+                stat_add(&d->stats.tx_dropped_no_session, dropped);
+                request_handshake(d);
+        } else if (rekey)
+                request_handshake(d);
+        s->gso = gso;
+        s->gso_verified = gso_verified;
+        unsigned found = max_frames > 0 && frames == max_frames ? TX_READ_ALL : 0;
+        if (waited || gso_frames > 0 || n == DATAPATH_TX_DATAGRAMS || b->next_seg < b->n_seg)
+                found |= TX_BUSY;
+        return found;
+}
+
+/*
+ * Idle hand-over. On an idle tunnel a frame's round trip would cost a thread wake-up per hop
+ * more than a single-threaded VPN pays: the rx thread writes a ping into the TAP, the kernel
+ * answers inside that write, and the sleeping tx thread must be woken (and scheduled, often
+ * only once the rx thread sleeps) to send the answer. So once the tx thread has found the TAP
+ * empty for DATAPATH_IDLE_PARK_MS it parks: it hands the TAP to the rx thread
+ * (d->tap_reader) and sleeps on its own eventfd. The rx thread then polls the TAP beside the
+ * socket and transmits itself, after every batch it wrote to the TAP (the answer is already
+ * queued) and whenever the TAP has a frame. As soon as one of its transmit batches finds the
+ * tunnel busy (tx_batch() says when), it finishes that batch's segments and hands the TAP back,
+ * waking the tx thread: under load the two threads work as before.
+ *
+ * Exactly one thread reads the TAP and sends its frames at any time: the one d->tap_reader
+ * names. Only that thread changes it, after its last send has returned (release store), and
+ * the other loads it (acquire) before it reads the TAP, so a flow's frames leave in the order
+ * the TAP gave them. Each store is followed by a write to the other thread's eventfd, which
+ * that thread polls after its load, so no hand-over is missed. Key pairs: the rx thread
+ * seals inside batches of its own marker (rx_qs), which is all device.c's retirement argument
+ * needs (it is per thread: "loads key pair pointers only inside a batch, never waits in one").
+ */
+static void handover(struct datapath *d, unsigned reader, int wake_fd) {
+        uint64_t one = 1;
+
+        atomic_store_explicit(&d->tap_reader, reader, memory_order_release);
+        (void) !write(wake_fd, &one, sizeof(one));
+}
+
+static void drain_eventfd(int fd) {
+        uint64_t v;
+
+        (void) !read(fd, &v, sizeof(v));
+}
+
+static void *tx_main(void *userdata) {
+        struct datapath *d = userdata;
+        struct tx_state s;
+        struct pollfd pfd[2] = { { .fd = d->tap->fd, .events = POLLIN },
+                                 { .fd = d->stop_fd, .events = POLLIN } },
+                      parked[2] = { { .fd = d->tx_handover_fd, .events = POLLIN },
+                                    { .fd = d->stop_fd, .events = POLLIN } };
+
+        if (tx_state_init(d, &s) < 0) {
                 log_error("tx thread: out of memory");
                 return NULL;
         }
         for (;;) {
                 /* Segments left over from the last batch go first, without waiting. */
-                if (b->next_seg < b->n_seg) {
+                if (s.b->next_seg < s.b->n_seg) {
                         if (atomic_load_explicit(&d->stopping, memory_order_relaxed))
                                 break;
+                } else if (atomic_load_explicit(&d->tap_reader, memory_order_acquire) ==
+                           DATAPATH_TAP_RX) {
+                        /* Parked: the rx thread has the TAP until it hands it back. */
+                        if (poll(parked, 2, -1) < 0 && errno != EINTR)
+                                break;
+                        if (parked[1].revents)
+                                break;
+                        if (parked[0].revents)
+                                drain_eventfd(d->tx_handover_fd);
+                        continue;
                 } else {
-                        if (poll(pfd, 2, -1) < 0) {
+                        int r = poll(pfd, 2, DATAPATH_IDLE_PARK_MS);
+                        if (r < 0) {
                                 if (errno == EINTR)
                                         continue;
                                 break;
+                        }
+                        if (r == 0) {
+                                handover(d, DATAPATH_TAP_RX, d->rx_handover_fd);
+                                continue;
                         }
                         if (pfd[1].revents)
                                 break;
                 }
 
-                qs_enter(&d->tx_qs);
-                uint64_t now = now_ns(), bytes = 0, dropped = 0, errors = 0, gso_frames = 0,
-                         gso_datagrams = 0;
-                struct keypair *kp = atomic_load_explicit(&p->current, memory_order_acquire);
-                struct endpoint ep;
-                unsigned n = 0, frames = 0;
-                bool usable;
-
-                peer_get_endpoint(p, &ep);
-                usable = kp && atomic_load_explicit(&kp->valid, memory_order_relaxed) && ep.len > 0;
-                size_t controllen = udp_write_pktinfo(&ep, b->pktinfo);
-
-                while (n < DATAPATH_TX_DATAGRAMS) {
-                        if (b->next_seg == b->n_seg) {
-                                if (frames == DATAPATH_BATCH)
-                                        break;
-                                int r = tx_read(d, b, &gso_frames);
-                                if (r == 0)
-                                        break;
-                                if (r == -EBADMSG) {
-                                        errors++;
-                                        continue;
-                                }
-                                if (r < 0) {
-                                        errors++;
-                                        break;
-                                }
-                                frames++;
-                        }
-                        if (!usable) {
-                                dropped += b->n_seg - b->next_seg;
-                                b->next_seg = b->n_seg;
-                                continue;
-                        }
-                        const size_t hdr = sizeof(struct message_relay_data);
-                        size_t len = b->seg_len[b->next_seg];
-                        ssize_t m = session_encrypt(kp, b->seg[b->next_seg], len, b->out[n] + hdr,
-                                                    sizeof(b->out[n]) - hdr, now);
-                        if (m < 0) {
-                                usable = false; /* expired or out of counters: rekey */
-                                continue;
-                        }
-                        b->next_seg++;
-                        if (ep.via_relay) {
-                                put_le32(b->out[n], MESSAGE_RELAY_DATA);
-                                put_le32(b->out[n] + 4, ep.relay_slot);
-                                b->iov[n] = (struct iovec){ .iov_base = b->out[n],
-                                                            .iov_len = (size_t) m + hdr };
-                        } else
-                                b->iov[n] = (struct iovec){ .iov_base = b->out[n] + hdr,
-                                                            .iov_len = (size_t) m };
-                        bytes += len;
-                        n++;
-                }
-
-                /* Last use of kp in this batch; then leave it, so that waiting for the socket
-                 * below (up to 10 s) never keeps a retired key pair from being wiped. The
-                 * datagrams are sealed, and ep is our own copy. */
-                bool rekey = !dropped && kp && kp->initiator &&
-                             (now - kp->birth_ns >= REKEY_AFTER_TIME * NSEC_PER_SEC ||
-                              atomic_load_explicit(&kp->send_counter, memory_order_relaxed) >=
-                                      REKEY_AFTER_MESSAGES);
-                kp = NULL;
-                qs_leave(&d->tx_qs);
-
-                unsigned m = tx_build(b, 0, n, &ep, controllen, gso), sent = 0;
-                int send_error = 0;
-                /* A GSO send was refused and its datagrams are being retried one by one. */
-                bool gso_retry = false;
-                while (sent < m) {
-                        int r = sendmmsg(d->udp_fd, b->msgs + sent, m - sent, 0);
-                        if (r < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                /* Socket buffer full: wait, so back-pressure reaches the TAP queue
-                                 * and TCP inside the tunnel slows down instead of losing. */
-                                if ((errno == EAGAIN || errno == ENOBUFS) &&
-                                    wait_writable(d, d->udp_fd))
-                                        continue;
-                                /* The kernel refuses UDP GSO here (EIO: no checksum offload on
-                                 * the route's device; EINVAL: segments beyond its MTU): send
-                                 * these one datagram each. */
-                                if ((errno == EIO || errno == EINVAL) &&
-                                    b->msgs[sent].msg_hdr.msg_iovlen > 1) {
-                                        m = tx_build(b, b->msg_first[sent], n, &ep, controllen,
-                                                     false);
-                                        sent = 0;
-                                        gso_retry = true;
-                                        continue;
-                                }
-                                /* Our source address went away: let routing pick, and
-                                 * forget it so the next batch does too, unless the endpoint
-                                 * moved meanwhile (roaming): ep is a copy from the batch's
-                                 * start and must not be written back over a newer one. */
-                                if (udp_source_gone(errno) && controllen) {
-                                        controllen = 0;
-                                        (void) peer_forget_source(p, &ep);
-                                        ep.src.family = 0;
-                                        m = tx_build(b, b->msg_first[sent], n, &ep, controllen,
-                                                     gso);
-                                        sent = 0;
-                                        gso_retry = false; /* the source, not GSO, was at fault */
-                                        continue;
-                                }
-                                send_error = errno;
-                                errors += n - b->msg_first[sent];
-                                break;
-                        }
-                        /* The datagrams GSO could not send went out one by one: GSO it was,
-                         * and if it never worked on this socket, it never will. */
-                        if (gso_retry && !gso_verified && gso) {
-                                gso = false;
-                                log_warning("UDP segmentation offload refused by the kernel, "
-                                            "sending one datagram per system call");
-                        }
-                        gso_retry = false;
-                        for (unsigned i = sent; i < sent + (unsigned) r; i++) {
-                                unsigned count = b->msg_first[i + 1] - b->msg_first[i];
-                                if (count > 1) {
-                                        gso_datagrams += count;
-                                        gso_verified = true;
-                                }
-                        }
-                        sent += (unsigned) r;
-                }
-                unsigned sent_datagrams = b->msg_first[sent];
-
-                if (sent_datagrams > 0) {
-                        if (ep.via_relay)
-                                stat_add(&d->stats.relay_tx_packets, sent_datagrams);
-                        stat_add(&d->stats.tx_packets, sent_datagrams);
-                        stat_add(&d->stats.tx_bytes, bytes);
-                        atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
-                        atomic_store_explicit(&p->last_tx_data_ns, now, memory_order_relaxed);
-                        atomic_store_explicit(&p->rx_unanswered_since_ns, 0, memory_order_relaxed);
-                        if (atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed) == 0)
-                                atomic_store_explicit(&p->tx_unanswered_since_ns, now,
-                                                      memory_order_relaxed);
-                }
-                stat_add(&d->stats.tx_errors, errors);
-                stat_add(&d->stats.tx_gso_frames, gso_frames);
-                stat_add(&d->stats.tx_udp_gso_datagrams, gso_datagrams);
-                if (send_error)
-                        udp_log_send_error(&ratelimit, now, "peer", &ep, send_error,
-                                           n - sent_datagrams);
-                if (dropped) {
-                        stat_add(&d->stats.tx_dropped_no_session, dropped);
-                        request_handshake(d);
-                } else if (rekey)
-                        request_handshake(d);
+                tx_batch(d, &s, &d->tx_qs, DATAPATH_BATCH);
         }
-        free(b);
+        free(s.b);
         return NULL;
+}
+
+/* The rx thread's turn at the TAP while the tx thread is parked. The first frame is sent on
+ * its own, so that the read finding the TAP empty comes after it, not on a ping's way; then a
+ * batch of up to DATAPATH_IDLE_TX_FRAMES - 1 more. When that found the tunnel busy (all of
+ * them there, or TX_BUSY), its left-over segments are sent too (no more frames read), and the
+ * TAP goes back to the tx thread. */
+static void rx_transmit(struct datapath *d, struct tx_state *s) {
+        unsigned r = tx_batch(d, s, &d->rx_qs, 1);
+
+        if (r == TX_READ_ALL)
+                r = tx_batch(d, s, &d->rx_qs, DATAPATH_IDLE_TX_FRAMES - 1);
+        else if (!r)
+                return; /* the TAP was empty */
+        while (s->b->next_seg < s->b->n_seg &&
+               !atomic_load_explicit(&d->stopping, memory_order_relaxed))
+                tx_batch(d, s, &d->rx_qs, 0);
+        if (r)
+                handover(d, DATAPATH_TAP_TX, d->tx_handover_fd);
 }
 
 /* Receive buffers: DATAPATH_BATCH datagrams, or with UDP GRO, DATAPATH_RX_GRO_SLOTS buffers
@@ -627,16 +736,21 @@ static void *rx_main(void *userdata) {
         struct datapath *d = userdata;
         struct peer *p = d->peer;
         struct rx_buffers *b = calloc(1, sizeof(*b));
-        struct pollfd pfd[2] = { { .fd = d->udp_fd, .events = POLLIN },
-                                 { .fd = d->stop_fd, .events = POLLIN } };
+        /* The TAP (last) only while the tx thread is parked (idle hand-over). */
+        struct pollfd pfd[4] = { { .fd = d->udp_fd, .events = POLLIN },
+                                 { .fd = d->stop_fd, .events = POLLIN },
+                                 { .fd = d->rx_handover_fd, .events = POLLIN },
+                                 { .fd = d->tap->fd, .events = POLLIN } };
+        struct tx_state tx;
         /* Per-packet problems are logged at most 5 times per 10 s from this thread. */
         struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(10, 5);
         bool offload = d->tap->vnet_hdr, udp_gro = false,
              tcp_gro = offload && !(d->offload_disabled & DATAPATH_NO_TCP_GRO);
         size_t slots = DATAPATH_BATCH, slot_len = RELAYED_DATAGRAM_MAX_LEN;
 
-        if (!b) {
+        if (!b || tx_state_init(d, &tx) < 0) {
                 log_error("rx thread: out of memory");
+                free(b);
                 return NULL;
         }
         if (tcp_gro) {
@@ -645,6 +759,7 @@ static void *rx_main(void *userdata) {
                 b->gro.bufs = calloc(OFFLOAD_GRO_MAX_ITEMS, OFFLOAD_MAX_FRAME);
                 if (!b->gro.bufs) {
                         log_error("rx thread: out of memory");
+                        free(tx.b);
                         free(b);
                         return NULL;
                 }
@@ -664,13 +779,26 @@ static void *rx_main(void *userdata) {
                 b->iov[i] = (struct iovec){ .iov_base = b->in + i * slot_len, .iov_len = slot_len };
 
         for (;;) {
-                if (poll(pfd, 2, -1) < 0) {
+                bool own_tap = atomic_load_explicit(&d->tap_reader, memory_order_acquire) ==
+                               DATAPATH_TAP_RX;
+
+                pfd[3].revents = 0;
+                if (poll(pfd, own_tap ? 4 : 3, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
                 }
                 if (pfd[1].revents)
                         break;
+                if (pfd[2].revents) {
+                        /* The tx thread parked: poll the TAP from now on. */
+                        drain_eventfd(d->rx_handover_fd);
+                        continue;
+                }
+                if (pfd[3].revents)
+                        rx_transmit(d, &tx);
+                if (!pfd[0].revents)
+                        continue; /* only the TAP had something */
 
                 for (unsigned i = 0; i < slots; i++)
                         b->msgs[i].msg_hdr = (struct msghdr){
@@ -755,7 +883,13 @@ static void *rx_main(void *userdata) {
                 }
                 if (x.queued)
                         wake_control(d);
+                /* The kernel's answers to what this batch wrote (a ping's echo, a TCP ACK) are
+                 * in the TAP already: send them now rather than wake the tx thread. */
+                if (x.got_data && atomic_load_explicit(&d->tap_reader, memory_order_acquire) ==
+                                          DATAPATH_TAP_RX)
+                        rx_transmit(d, &tx);
         }
+        free(tx.b);
         free(b->gro.bufs);
         free(b);
         return NULL;
@@ -793,10 +927,27 @@ int datapath_parse_disable(const char *s, unsigned *ret, char *ret_bad, size_t b
         return 0;
 }
 
+static void handover_fds_close(struct datapath *d) {
+        if (d->tx_handover_fd >= 0)
+                close(d->tx_handover_fd);
+        if (d->rx_handover_fd >= 0)
+                close(d->rx_handover_fd);
+        d->tx_handover_fd = d->rx_handover_fd = -1;
+}
+
 int datapath_start(struct datapath *d) {
         sigset_t all, old;
         int r;
 
+        /* Idle hand-over: the tx thread reads the TAP first; each wakes the other by these. */
+        atomic_store(&d->tap_reader, DATAPATH_TAP_TX);
+        d->tx_handover_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        d->rx_handover_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (d->tx_handover_fd < 0 || d->rx_handover_fd < 0) {
+                r = -errno;
+                handover_fds_close(d);
+                return r;
+        }
         /* The threads take no signals: the control loop handles them (sd-event signalfd). */
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -810,8 +961,10 @@ int datapath_start(struct datapath *d) {
                 }
         }
         pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (r < 0)
+        if (r < 0) {
+                handover_fds_close(d);
                 return r;
+        }
         pthread_setname_np(d->tx_thread, "shadowmesh-tx");
         pthread_setname_np(d->rx_thread, "shadowmesh-rx");
         d->threads_started = true;
@@ -828,4 +981,5 @@ void datapath_stop(struct datapath *d) {
         pthread_join(d->tx_thread, NULL);
         pthread_join(d->rx_thread, NULL);
         d->threads_started = false;
+        handover_fds_close(d);
 }

@@ -78,6 +78,12 @@ struct datapath {
         bool threads_started;
         _Atomic bool stopping;
         _Atomic uint64_t tx_qs, rx_qs; /* odd: inside a batch; even: quiescent (peer.h) */
+        /* Idle hand-over ("Idle hand-over" in datapath.c, issue 12's ping): which data thread
+         * reads the TAP and sends its frames: DATAPATH_TAP_TX or, while the tx thread is parked
+         * on an idle TAP, DATAPATH_TAP_RX. Only the thread it names changes it; each wakes the
+         * other through its eventfd (made and closed by datapath_start/datapath_stop). */
+        _Atomic unsigned tap_reader;
+        int tx_handover_fd, rx_handover_fd;
 
         /* rx -> control handshake queue (single producer, single consumer). */
         struct queued_handshake *hs_queue;
@@ -111,3 +117,10 @@ static inline struct qs_markers datapath_markers(struct datapath *dp) {
 int datapath_start(struct datapath *dp);
 /* Signal the threads to exit and join them (bounded: they check stop_fd on every wake-up). */
 void datapath_stop(struct datapath *dp);
+
+/* Which data thread reads the TAP (struct device's tap_reader; "Idle hand-over" in
+ * datapath.c). */
+enum {
+        DATAPATH_TAP_TX, /* the tx thread (as the threads start) */
+        DATAPATH_TAP_RX, /* the rx thread, while the tx thread is parked on an idle TAP */
+};

@@ -552,3 +552,12 @@ _Static_assert(DISCOVERY_MAX_ENTRIES <= UINT8_MAX && DISCOVERY_MAX_CANDIDATES <=
 _Static_assert(DISCOVERY_MAX_CHUNKS <= UINT16_MAX, "chunk count fits u16");
 _Static_assert(MESSAGE_DISCOVERY == MESSAGE_CLOSE + 1, "discovery is the next message type");
 /* ---- end of mesh discovery ---- */
+/* Idle hand-over of the TAP between the data threads (issue 12's ping; datapath.c): the tx
+ * thread parks after finding the TAP empty for DATAPATH_IDLE_PARK_MS (an idle tunnel costs
+ * it one wake-up, 1 ms after the last frame), and the rx thread, which then reads the TAP,
+ * hands it back as soon as one of its transmit batches finds the tunnel busy, for instance
+ * by reading DATAPATH_IDLE_TX_FRAMES frames at once. */
+enum {
+        DATAPATH_IDLE_PARK_MS = 1,
+        DATAPATH_IDLE_TX_FRAMES = 16,
+};

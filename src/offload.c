@@ -26,6 +26,9 @@ enum {
         TCP_FLAG_ACK = 0x10,
         TCP_FLAG_CWR = 0x80,
         IPPROTO_TCP_ = 6,
+        IPPROTO_HOPOPTS_ = 0,
+        IPPROTO_ROUTING_ = 43,
+        IPPROTO_DSTOPTS_ = 60,
 };
 
 static uint16_t get16(const uint8_t *p) {
@@ -97,15 +100,38 @@ void vnet_hdr_to_le(const struct vnet_hdr *h, uint8_t raw[static sizeof(struct v
         }
 }
 
-/* Where the headers of a TCP frame are, or false when it is not plain TCP over IPv4 without
- * options, or IPv6 without extension headers, that fits in len. */
+/* Where the headers of a TCP frame are, or false when it is not TCP over IPv4 without options,
+ * or over IPv6 (with extension headers only where ext allows them), that fits in len. */
 struct tcp_frame {
         size_t l3, l4, payload; /* offsets */
         size_t ip_len;          /* the IP packet's length by its own header */
         bool v6;
+        bool routing; /* an IPv6 Routing header: the pseudo-header's address is not daddr */
 };
 
-static bool parse_tcp(const uint8_t *f, size_t len, struct tcp_frame *ret) {
+/* IPv6 extension headers (RFC 8200 section 4) a TCP segment the kernel hands over may carry in
+ * front of TCP: Hop-by-Hop Options (first only), Destination Options and Routing. All three
+ * are <next header, length in 8-octet units after the first 8, ...>. A Fragment header never
+ * comes with segmentation offload, and AH/ESP are applied before a packet reaches a device. */
+static bool skip_ipv6_extensions(const uint8_t *f, size_t len, struct tcp_frame *t) {
+        uint8_t next = f[t->l3 + 6];
+        size_t off = t->l3 + IPV6_HLEN;
+
+        for (unsigned i = 0; next != IPPROTO_TCP_; i++) {
+                if (i == OFFLOAD_MAX_IPV6_EXTENSIONS || len < off + 8)
+                        return false;
+                if (next == IPPROTO_ROUTING_)
+                        t->routing = true;
+                else if (next != IPPROTO_DSTOPTS_ && (next != IPPROTO_HOPOPTS_ || i > 0))
+                        return false;
+                next = f[off];
+                off += ((size_t) f[off + 1] + 1) * 8;
+        }
+        t->l4 = off;
+        return true;
+}
+
+static bool parse_tcp(const uint8_t *f, size_t len, struct tcp_frame *ret, bool ext) {
         struct tcp_frame t = {.l3 = ETH_HLEN_};
         uint16_t type;
         size_t doff;
@@ -130,11 +156,13 @@ static bool parse_tcp(const uint8_t *f, size_t len, struct tcp_frame *ret) {
                 if (t.ip_len < IPV4_HLEN)
                         return false;
         } else if (type == 0x86dd) {
-                if (len < t.l3 + IPV6_HLEN || (f[t.l3] >> 4) != 6 || f[t.l3 + 6] != IPPROTO_TCP_)
+                if (len < t.l3 + IPV6_HLEN || (f[t.l3] >> 4) != 6)
                         return false;
                 t.ip_len = IPV6_HLEN + (size_t) get16(f + t.l3 + 4);
                 t.l4 = t.l3 + IPV6_HLEN;
                 t.v6 = true;
+                if (f[t.l3 + 6] != IPPROTO_TCP_ && (!ext || !skip_ipv6_extensions(f, len, &t)))
+                        return false;
         } else
                 return false;
         if (len < t.l4 + TCP_MIN_HLEN)
@@ -165,10 +193,14 @@ static void ipv4_fix(uint8_t *ip, size_t ip_len, uint16_t id) {
         put16(ip + 10, inet_csum_fold(inet_csum_partial(ip, IPV4_HLEN, 0)));
 }
 
-static void tcp_checksum(uint8_t *f, const struct tcp_frame *t, size_t tcp_len) {
+/* The full TCP checksum over tcp_len bytes at t->l4, given the pseudo-header's sum. */
+static void tcp_checksum_with(uint8_t *f, const struct tcp_frame *t, size_t tcp_len, uint32_t pseudo) {
         put16(f + t->l4 + 16, 0);
-        put16(f + t->l4 + 16, inet_csum_fold(inet_csum_partial(f + t->l4, tcp_len,
-                                                                pseudo_sum(f, t, tcp_len))));
+        put16(f + t->l4 + 16, inet_csum_fold(inet_csum_partial(f + t->l4, tcp_len, pseudo)));
+}
+
+static void tcp_checksum(uint8_t *f, const struct tcp_frame *t, size_t tcp_len) {
+        tcp_checksum_with(f, t, tcp_len, pseudo_sum(f, t, tcp_len));
 }
 
 /* NEEDS_CSUM without GSO: what the kernel's skb_checksum_help() does. */
@@ -188,7 +220,7 @@ int offload_segment(const struct vnet_hdr *h, const uint8_t *frame, size_t len, 
         uint8_t gso = h->gso_type & (uint8_t) ~VNET_HDR_GSO_ECN;
         struct tcp_frame t;
         size_t hdr, payload, mss, n;
-        uint32_t seq;
+        uint32_t seq, pseudo_nolen = 0;
         uint16_t id = 0;
         uint8_t flags;
 
@@ -210,7 +242,7 @@ int offload_segment(const struct vnet_hdr *h, const uint8_t *frame, size_t len, 
         }
         if (gso != VNET_HDR_GSO_TCPV4 && gso != VNET_HDR_GSO_TCPV6)
                 return -EINVAL; /* UDP fragmentation offload is never enabled on our TAP */
-        if (!parse_tcp(frame, len, &t) || t.v6 != (gso == VNET_HDR_GSO_TCPV6))
+        if (!parse_tcp(frame, len, &t, true) || t.v6 != (gso == VNET_HDR_GSO_TCPV6))
                 return -EINVAL;
         /* The kernel's offsets must agree with the headers: never trust one without the other. */
         if (h->csum_start != t.l4 || h->csum_offset != 16)
@@ -224,6 +256,14 @@ int offload_segment(const struct vnet_hdr *h, const uint8_t *frame, size_t len, 
         if (n > max_out)
                 return -EMSGSIZE;
 
+        /* With a Routing header the pseudo-header's destination is the final one (RFC 8200
+         * section 8.1), kept in that header in a form that depends on its type. The kernel
+         * summed the right pseudo-header into the checksum field (NEEDS_CSUM: over the whole
+         * TCP length), so each segment's is that sum with the super-frame's TCP length taken
+         * out (one's complement: add its complement) and its own added, as the kernel's own
+         * tcp_gso_segment() derives it. Without one, it is computed from the addresses. */
+        if (t.routing)
+                pseudo_nolen = get16(frame + t.l4 + 16) + (uint16_t) ~(uint16_t) (len - t.l4);
         seq = get32(frame + t.l4 + 4);
         flags = frame[t.l4 + 13];
         if (!t.v6)
@@ -236,8 +276,8 @@ int offload_segment(const struct vnet_hdr *h, const uint8_t *frame, size_t len, 
 
                 memcpy(o, frame, hdr);
                 memcpy(o + hdr, frame + hdr + off, chunk);
-                if (t.v6)
-                        put16(o + t.l3 + 4, (uint16_t) (seg_len - t.l4));
+                if (t.v6) /* the payload: extension headers, TCP header and data */
+                        put16(o + t.l3 + 4, (uint16_t) (seg_len - t.l3 - IPV6_HLEN));
                 else
                         ipv4_fix(o + t.l3, seg_len - t.l3, (uint16_t) (id + i));
                 put32(o + t.l4 + 4, seq + (uint32_t) off);
@@ -246,7 +286,11 @@ int offload_segment(const struct vnet_hdr *h, const uint8_t *frame, size_t len, 
                         o[t.l4 + 13] &= (uint8_t) ~(TCP_FLAG_FIN | TCP_FLAG_PSH);
                 if (i > 0)
                         o[t.l4 + 13] &= (uint8_t) ~TCP_FLAG_CWR;
-                tcp_checksum(o, &ot, seg_len - t.l4);
+                if (t.routing)
+                        tcp_checksum_with(o, &ot, seg_len - t.l4,
+                                          pseudo_nolen + (uint32_t) (seg_len - t.l4));
+                else
+                        tcp_checksum(o, &ot, seg_len - t.l4);
                 ret_lens[i] = seg_len;
         }
         *ret_n = n;
@@ -325,9 +369,9 @@ int gro_add(struct gro *g, const uint8_t *frame, size_t len) {
         /* Bytes past the IP packet (Ethernet padding, or the tunnel's padding to 16 bytes)
          * are not part of it: the kernel trims them too, so drop them here and the frame can
          * still be coalesced. */
-        if (parse_tcp(frame, len, &t) && t.l3 + t.ip_len < len && t.l3 + t.ip_len >= t.payload)
+        if (parse_tcp(frame, len, &t, false) && t.l3 + t.ip_len < len && t.l3 + t.ip_len >= t.payload)
                 len = t.l3 + t.ip_len;
-        if (!parse_tcp(frame, len, &t) || t.l3 + t.ip_len != len) {
+        if (!parse_tcp(frame, len, &t, false) || t.l3 + t.ip_len != len) {
                 add_plain(g, frame, len);
                 return 0;
         }

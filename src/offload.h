@@ -16,8 +16,11 @@
  * Pure: bytes in, bytes out, no system calls, no logging. Every length comes from the frame or
  * the header and is checked against the buffer before it is used, since a virtio_net_hdr from
  * the kernel and a frame from a peer are both untrusted input here (tests/fuzz/fuzz-offload.c).
- * Like wireguard-go's tun offload, only TCP over IPv4 (no IP options) and IPv6 (no extension
- * headers) is segmented or coalesced; anything else with a GSO request is refused.
+ * Only TCP over IPv4 without IP options, and over IPv6, is segmented; IPv6 extension headers
+ * that the kernel may put in front of TCP (Hop-by-Hop, Destination Options, Routing) are
+ * copied into every segment. Coalescing takes IPv4 without options and IPv6 without extension
+ * headers (like wireguard-go's tun offload); anything else passes through unchanged, and any
+ * other GSO request is refused.
  */
 #pragma once
 
@@ -55,6 +58,9 @@ enum {
         OFFLOAD_MAX_SEGMENTS = OFFLOAD_MAX_FRAME / OFFLOAD_MIN_MSS + 1,
         /* Frames one receive batch may hand to the coalescer, and flows it tracks at once. */
         OFFLOAD_GRO_MAX_ITEMS = 256,
+        /* IPv6 extension headers walked before TCP (at most one of each kind is usual, and
+         * each takes at least 8 bytes of the frame anyway). */
+        OFFLOAD_MAX_IPV6_EXTENSIONS = 8,
 };
 
 /* Internet checksum (RFC 1071) helpers: 32-bit partial sums, folded at the end. */

@@ -10,8 +10,9 @@
  *     the kernel's UDP_GRO cmsg would say): the datagrams udp_gro_next() cuts must tile the
  *     buffer exactly, none longer than the segment size, and each is then coalesced as a
  *     frame (trailing bytes past its IP packet, like the tunnel's padding, included).
- * The seeds (corpus/fuzz-offload/) are TCP super-frames over IPv4 and IPv6 and a frame that
- * only wants its checksum filled in.
+ * The seeds (corpus/fuzz-offload/) are TCP super-frames over IPv4 and IPv6 (one with a
+ * Hop-by-Hop, a Destination Options and a Routing header) and a frame that only wants its
+ * checksum filled in.
  */
 #include <errno.h>
 #include <stdlib.h>

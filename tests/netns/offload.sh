@@ -10,6 +10,9 @@
 #      `numgen random mod 20`; the kernel here has no netem);
 #   3. b restarted with network.offload: no, in both directions: offload is a local choice and
 #      the wire format does not change.
+# Case 1 also sends the file over IPv6 with a Hop-by-Hop and a Destination Options header on
+# every packet (sticky socket options): the kernel hands such TCP super-frames to the TAP too,
+# and they must be segmented (they were dropped as tx errors before).
 #
 #   sm$$-a: smt0 10.0.0.1/24 fd00::1/64, veth0 10.99.23.1/24
 #   sm$$-b: smt0 10.0.0.2/24 fd00::2/64, veth0 10.99.23.2/24
@@ -23,6 +26,7 @@ netns_init 23
 need socat socat
 need nft nftables
 need sha256sum coreutils
+need python3 python3
 
 setup_pair
 KEY=$(random_hex_key)
@@ -56,6 +60,35 @@ transfer() {
         wait_until 10 listening "$to" "$XPORT" || { echo "# $name: no listener"; return 1; }
         ip netns exec "$from" timeout 120 socat -u "OPEN:$TMP/data" "$connect" \
                 2>"$TMP/$name-send.log" || { echo "# $name: sender failed"; return 1; }
+        wait_until 30 has_exited "$pid" || { echo "# $name: receiver still running"; return 1; }
+        local got
+        got=$(sha256sum <"$TMP/$name.recv" | cut -d' ' -f1)
+        [[ $got == "$SUM" ]] || { echo "# $name: sha256 $got, want $SUM ($(stat -c %s "$TMP/$name.recv") bytes)"; return 1; }
+        rm -f "$TMP/$name.recv"
+}
+
+# transfer_ext6 NAME FROM_NS TO_NS ADDR: the same over IPv6 from a socket whose every packet
+# carries a Hop-by-Hop Options header and a Destination Options header (PadN options only).
+transfer_ext6() {
+        local name=$1 from=$2 to=$3 addr=$4 pid
+        XPORT=$((XPORT + 1))
+        rm -f "$TMP/$name.recv"
+        spawn "$to" "$TMP/$name-recv.log" socat -u "TCP6-LISTEN:$XPORT,bind=[$addr],reuseaddr" \
+                "CREATE:$TMP/$name.recv"
+        pid=$SPAWNED_PID
+        wait_until 10 listening "$to" "$XPORT" || { echo "# $name: no listener"; return 1; }
+        ip netns exec "$from" timeout 120 python3 - "$addr" "$XPORT" "$TMP/data" \
+                2>"$TMP/$name-send.log" <<'PY' || { echo "# $name: sender failed: $(cat "$TMP/$name-send.log")"; return 1; }
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+# <next header (the kernel's), length 0 = 8 bytes, PadN of 4 bytes>
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_HOPOPTS, bytes([0, 0, 1, 4, 0, 0, 0, 0]))
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_DSTOPTS, bytes([0, 0, 1, 4, 0, 0, 0, 0]))
+s.connect((sys.argv[1], int(sys.argv[2])))
+with open(sys.argv[3], "rb") as f:
+    s.sendfile(f)
+s.close()
+PY
         wait_until 30 has_exited "$pid" || { echo "# $name: receiver still running"; return 1; }
         local got
         got=$(sha256sum <"$TMP/$name.recv" | cut -d' ' -f1)
@@ -109,6 +142,12 @@ check "b received datagrams coalesced by UDP GRO" stat_at_least b rx_udp_gro_dat
 check "b coalesced TCP segments for its TAP" stat_at_least b rx_gro_merged 1000
 check "b: no packet failed authentication" test "$(get_stat b rx_bad_tag)" = 0
 check "a: no send errors" test "$(get_stat a tx_errors)" = 0
+request_stats a
+GSO_BEFORE=$(get_stat a tx_gso_frames)
+check "50 MB a->b over IPv6 with Hop-by-Hop and Destination Options headers, sha256 equal" \
+        transfer_ext6 v6-ext "$NS_A" "$NS_B" fd00::2
+check "a segmented super-frames with extension headers" stat_at_least a tx_gso_frames $((GSO_BEFORE + 100))
+check "a: still no send errors (no frame refused)" test "$(get_stat a tx_errors)" = 0
 
 # --- 2. 5% loss each way ---------------------------------------------------------------------
 lossy "$NS_A" on

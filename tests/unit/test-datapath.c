@@ -295,19 +295,194 @@ static void test_queue_share(void) {
         node_free(&b);
 }
 
+/* Idle hand-over (issue 12's ping; datapath.c): on an idle tunnel the tx thread parks and the
+ * rx thread reads the TAP and sends; a pass of the rx thread that finds the tunnel busy hands
+ * the TAP back. Numbered frames go from a's TAP to b's in a pattern that crosses the hand-over
+ * both ways again and again: a single frame after an idle gap (sent by a's rx thread), which b
+ * answers from its own TAP as a kernel answers a ping (sent by b's rx thread); a burst (the
+ * tx thread takes over during it); frames spaced around DATAPATH_IDLE_PARK_MS (parking races
+ * with them). Every frame must arrive exactly once and in order, both ways. */
+#define HANDOVER_ROUNDS 30
+#define HANDOVER_BURST 200
+#define HANDOVER_SPACED 20
+#define HANDOVER_ETHERTYPE 0x88b6 /* local experimental 2: not the other tests' frames */
+
+struct seq_socket {
+        int fd, ifindex;
+        uint32_t next;          /* the number expected next */
+        unsigned lost_or_moved; /* frames that came out of order or not at all */
+};
+
+static void seq_socket_open(struct seq_socket *s, const char *ifname) {
+        struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons(HANDOVER_ETHERTYPE) };
+        int big = 1 << 22;
+
+        *s = (struct seq_socket){ .fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC,
+                                               htons(HANDOVER_ETHERTYPE)),
+                                  .ifindex = (int) if_nametoindex(ifname) };
+        ll.sll_ifindex = s->ifindex;
+        if (s->fd < 0 || s->ifindex <= 0 || bind(s->fd, (struct sockaddr *) &ll, sizeof(ll)) < 0 ||
+            setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0)
+                abort();
+}
+
+/* Into the TAP towards its daemon: frame number seq. */
+static bool seq_send(struct seq_socket *s, uint32_t seq) {
+        uint8_t frame[100] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 2 };
+        struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_ifindex = s->ifindex,
+                                  .sll_halen = ETH_ALEN };
+
+        memset(ll.sll_addr, 0xff, ETH_ALEN);
+        frame[12] = HANDOVER_ETHERTYPE >> 8;
+        frame[13] = HANDOVER_ETHERTYPE & 0xff;
+        memcpy(frame + 14, &seq, sizeof(seq));
+        return sendto(s->fd, frame, sizeof(frame), 0, (struct sockaddr *) &ll, sizeof(ll)) ==
+               (ssize_t) sizeof(frame);
+}
+
+/* Take the frames the daemon wrote into this TAP until up_to has arrived (or 2 s pass), each
+ * checked against the number expected next. false on a timeout. */
+static bool seq_receive(struct seq_socket *s, uint32_t up_to) {
+        uint64_t deadline = now_ns() + 2 * NSEC_PER_SEC;
+
+        while (s->next <= up_to) {
+                struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+                struct sockaddr_ll from;
+                socklen_t len = sizeof(from);
+                uint8_t frame[200];
+                uint32_t seq;
+
+                if (now_ns() >= deadline)
+                        return false;
+                if (poll(&pfd, 1, 10) <= 0)
+                        continue;
+                ssize_t k = recvfrom(s->fd, frame, sizeof(frame), MSG_DONTWAIT,
+                                     (struct sockaddr *) &from, &len);
+                if (k < 18 || from.sll_pkttype == PACKET_OUTGOING)
+                        continue; /* our own frames into this TAP */
+                memcpy(&seq, frame + 14, sizeof(seq));
+                if (seq != s->next)
+                        s->lost_or_moved++;
+                s->next = seq + 1;
+        }
+        return true;
+}
+
+static bool tap_reader_is(struct device *d, unsigned reader) {
+        uint64_t deadline = now_ns() + NSEC_PER_SEC;
+
+        while (atomic_load(&d->dp.tap_reader) != reader) {
+                if (now_ns() >= deadline)
+                        return false;
+                struct pollfd none = { .fd = -1 };
+                (void) poll(&none, 1, 1);
+        }
+        return true;
+}
+
+static void test_idle_handover(void) {
+        struct node a, b;
+        struct seq_socket at_a, at_b;
+        uint8_t psk[32] = { 11 };
+        uint32_t ab = 0, ba = 0;
+        unsigned rx_sent_a = 0, rx_sent_b = 0, taken_back = 0;
+        int big = 1 << 22;
+
+        node_new(&a, false, psk, NULL, NULL);
+        node_new(&b, false, psk, NULL, NULL);
+        peer_set_endpoint(a.d->peer, &b.addr);
+        peer_set_endpoint(b.d->peer, &a.addr);
+        (void) setsockopt(a.d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+        (void) setsockopt(b.d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+        attach(&a, "smidlea");
+        attach(&b, "smidleb");
+        seq_socket_open(&at_a, "smidlea");
+        seq_socket_open(&at_b, "smidleb");
+        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
+        CHECK(step_until(&a, &b, &a.d->dp.stats.handshakes, 0));
+        /* b sends only once a's confirmation (its keepalive) moved b's key pair to current. */
+        for (uint64_t deadline = now_ns() + 2 * NSEC_PER_SEC;
+             !atomic_load(&b.d->peer->current) && now_ns() < deadline;) {
+                struct pollfd none = { .fd = -1 };
+                control_step(a.d);
+                control_step(b.d);
+                (void) poll(&none, 1, 1);
+        }
+        CHECK(atomic_load(&b.d->peer->current));
+
+        for (unsigned round = 0; round < HANDOVER_ROUNDS; round++) {
+                /* Idle: both tx threads park. A single frame and its answer then go out
+                 * through the rx threads, the tx threads' markers stay where they are. */
+                CHECK(tap_reader_is(a.d, DATAPATH_TAP_RX));
+                CHECK(tap_reader_is(b.d, DATAPATH_TAP_RX));
+                uint64_t tx_a = atomic_load(&a.d->dp.tx_qs), tx_b = atomic_load(&b.d->dp.tx_qs);
+                CHECK(seq_send(&at_a, ab));
+                CHECK(seq_receive(&at_b, ab++));
+                CHECK(seq_send(&at_b, ba));
+                CHECK(seq_receive(&at_a, ba++));
+                rx_sent_a += atomic_load(&a.d->dp.tx_qs) == tx_a;
+                rx_sent_b += atomic_load(&b.d->dp.tx_qs) == tx_b;
+
+                /* A burst: more than one rx pass takes, so the TAP goes back to the tx thread
+                 * in the middle of it (as a rule; the sender may be slow enough not to). */
+                tx_a = atomic_load(&a.d->dp.tx_qs);
+                for (unsigned i = 0; i < HANDOVER_BURST; i++)
+                        CHECK(seq_send(&at_a, ab++));
+                CHECK(seq_receive(&at_b, ab - 1));
+                taken_back += atomic_load(&a.d->dp.tx_qs) != tx_a;
+
+                /* Frames 0-2 ms apart: the tx thread parks between some of them, maybe just
+                 * as one arrives; b answers every other one. */
+                for (unsigned i = 0; i < HANDOVER_SPACED; i++) {
+                        struct timespec gap = { .tv_nsec = (long) randombytes_uniform(2000) * 1000 };
+                        CHECK(seq_send(&at_a, ab++));
+                        if (i % 2)
+                                CHECK(seq_send(&at_b, ba++));
+                        (void) clock_nanosleep(CLOCK_MONOTONIC, 0, &gap, NULL);
+                }
+                CHECK(seq_receive(&at_b, ab - 1));
+                CHECK(seq_receive(&at_a, ba - 1));
+        }
+        printf("idle hand-over: %u frames a->b, %u b->a; single frames sent by the rx thread in "
+               "%u/%u rounds (a) and %u/%u (b); TAP taken back by the tx thread in %u bursts; "
+               "out of order or lost: %u, %u\n",
+               ab, ba, rx_sent_a, HANDOVER_ROUNDS, rx_sent_b, HANDOVER_ROUNDS, taken_back,
+               at_b.lost_or_moved, at_a.lost_or_moved);
+        CHECK_EQ_INT(at_b.lost_or_moved, 0);
+        CHECK_EQ_INT(at_a.lost_or_moved, 0);
+        CHECK_EQ_INT(at_b.next, ab);
+        CHECK_EQ_INT(at_a.next, ba);
+        /* The parked tx thread never sent a single frame, and the busy path was taken. */
+        CHECK_EQ_INT(rx_sent_a, HANDOVER_ROUNDS);
+        CHECK_EQ_INT(rx_sent_b, HANDOVER_ROUNDS);
+        CHECK(taken_back > 0);
+        CHECK_EQ_INT(atomic_load(&a.d->dp.stats.tx_errors) + atomic_load(&b.d->dp.stats.tx_errors), 0);
+
+        close(at_a.fd);
+        close(at_b.fd);
+        detach(&a);
+        detach(&b);
+        node_free(&a);
+        node_free(&b);
+}
+
 /* Do not hold a batch open while waiting for the socket: with the socket's buffer full (a tiny
- * SO_SNDBUF, and a tbf qdisc on lo that lets almost nothing out), the tx thread waits in
- * wait_writable() for up to 10 s. Its marker must be even meanwhile, so a key pair retired
- * then is collected at once instead of after the wait. */
-static bool tx_stuck(struct device *d, uint64_t injected, uint64_t *ret_qs) {
-        uint64_t qs = atomic_load(&d->dp.tx_qs), done;
+ * SO_SNDBUF, and a tbf qdisc on lo that lets almost nothing out), the data thread that reads
+ * the TAP waits in wait_writable() for up to 10 s: on this idle tunnel the rx thread, since
+ * the tx thread has parked (idle hand-over); both run the same transmit batch. Both markers
+ * must be even meanwhile, so a key pair retired then is collected at once instead of after
+ * the wait. */
+static bool tx_stuck(struct device *d, uint64_t injected, uint64_t *ret_tx_qs, uint64_t *ret_rx_qs) {
+        uint64_t tx_qs = atomic_load(&d->dp.tx_qs), rx_qs = atomic_load(&d->dp.rx_qs), done;
         struct pollfd none = { .fd = -1 };
 
         (void) poll(&none, 1, 300);
         done = atomic_load(&d->dp.stats.tx_packets) + atomic_load(&d->dp.stats.tx_errors) +
                atomic_load(&d->dp.stats.tx_dropped_no_session);
-        *ret_qs = qs;
-        return atomic_load(&d->dp.tx_qs) == qs && done < injected;
+        *ret_tx_qs = tx_qs;
+        *ret_rx_qs = rx_qs;
+        return atomic_load(&d->dp.tx_qs) == tx_qs && atomic_load(&d->dp.rx_qs) == rx_qs &&
+               done < injected;
 }
 
 static void test_tx_waits_outside_batch(void) {
@@ -315,7 +490,7 @@ static void test_tx_waits_outside_batch(void) {
         struct traffic t = {};
         uint8_t psk[32] = { 9 };
         int one = 1;
-        uint64_t qs = 0;
+        uint64_t tx_qs = 0, rx_qs = 0;
 
         node_new(&a, false, psk, NULL, NULL);
         node_new(&b, false, psk, NULL, NULL);
@@ -340,15 +515,18 @@ static void test_tx_waits_outside_batch(void) {
                                    sizeof(ll)) > 0;
         CHECK(injected >= 16);
 
-        /* Wait (bounded) until the tx thread sits still with frames left to send. */
+        /* Wait (bounded) until the data threads sit still with frames left to send. */
         bool stuck = false;
         for (unsigned i = 0; i < 20 && !stuck; i++)
-                stuck = tx_stuck(a.d, injected, &qs);
+                stuck = tx_stuck(a.d, injected, &tx_qs, &rx_qs);
         CHECK(stuck);
-        printf("tx thread waiting on a full socket: marker %llu (%s)\n", (unsigned long long) qs,
-               qs & 1 ? "inside a batch" : "between batches");
-        CHECKF((qs & 1) == 0, "the tx thread holds a batch open while it waits (marker %llu)",
-               (unsigned long long) qs);
+        printf("waiting on a full socket (the TAP's reader: %s thread): markers tx %llu, rx %llu "
+               "(%s)\n", atomic_load(&a.d->dp.tap_reader) == DATAPATH_TAP_RX ? "rx" : "tx",
+               (unsigned long long) tx_qs, (unsigned long long) rx_qs,
+               (tx_qs | rx_qs) & 1 ? "inside a batch" : "between batches");
+        CHECKF(((tx_qs | rx_qs) & 1) == 0,
+               "a data thread holds a batch open while it waits (markers %llu, %llu)",
+               (unsigned long long) tx_qs, (unsigned long long) rx_qs);
 
         /* A key pair retired now is wiped now, not after the wait. */
         struct keypair *kp = calloc(1, sizeof(*kp));
@@ -389,6 +567,7 @@ int main(void) {
         }
         test_rekey_storm();
         test_queue_share();
+        test_idle_handover();
         test_tx_waits_outside_batch(); /* last: it slows lo down for a while */
         return test_summary();
 }

@@ -41,13 +41,19 @@ struct flow {
         size_t options_len;
         uint8_t tos; /* IPv4 TOS / IPv6 traffic class */
         uint16_t sport; /* 0: 50000 */
+        /* IPv6 extension headers between the fixed header and TCP, the first one's type, and
+         * (with a Routing header) the final destination, which the pseudo-header uses. */
+        uint8_t ext[64];
+        size_t ext_len;
+        uint8_t ext_first;
+        const uint8_t *final_dst;
 };
 
 static size_t l3_of(void) {
         return 14;
 }
 static size_t l4_of(const struct flow *fl) {
-        return 14 + (fl->v6 ? 40 : 20);
+        return 14 + (fl->v6 ? 40 + fl->ext_len : 20);
 }
 
 static size_t pseudo_header(const struct flow *fl, const uint8_t *f, size_t len, uint8_t pseudo[40]);
@@ -66,10 +72,11 @@ static size_t make_frame(const struct flow *fl, uint8_t *f, uint32_t seq, uint8_
                 f[l3] = (uint8_t) (0x60 | fl->tos >> 4);
                 f[l3 + 1] = (uint8_t) (fl->tos << 4 | 0x01); /* flow label 0x1abcd */
                 f[l3 + 2] = 0xab, f[l3 + 3] = 0xcd;
-                f[l3 + 4] = (uint8_t) ((len - l4) >> 8), f[l3 + 5] = (uint8_t) (len - l4);
-                f[l3 + 6] = 6, f[l3 + 7] = 64;
+                f[l3 + 4] = (uint8_t) ((len - l3 - 40) >> 8), f[l3 + 5] = (uint8_t) (len - l3 - 40);
+                f[l3 + 6] = fl->ext_len ? fl->ext_first : 6, f[l3 + 7] = 64;
                 f[l3 + 8] = 0xfd, f[l3 + 23] = 1;  /* fd00::1 */
                 f[l3 + 24] = 0xfd, f[l3 + 39] = 2; /* fd00::2 */
+                memcpy(f + l3 + 40, fl->ext, fl->ext_len);
         } else {
                 f[12] = 0x08, f[13] = 0x00;
                 f[l3] = 0x45;
@@ -113,6 +120,8 @@ static size_t pseudo_header(const struct flow *fl, const uint8_t *f, size_t len,
         memset(pseudo, 0, 40);
         if (fl->v6) {
                 memcpy(pseudo, f + l3 + 8, 32);
+                if (fl->final_dst)
+                        memcpy(pseudo + 16, fl->final_dst, 16);
                 pseudo[34] = (uint8_t) ((len - l4) >> 8), pseudo[35] = (uint8_t) (len - l4);
                 pseudo[39] = 6;
                 return 40;
@@ -177,6 +186,16 @@ static void check_segment_and_coalesce(const struct flow *fl, size_t n_payload, 
 
         g->bufs = malloc((size_t) OFFLOAD_GRO_MAX_ITEMS * OFFLOAD_MAX_FRAME);
         len = make_frame(fl, big, seq, flags, payload, n_payload, 0x1234);
+        if (fl->final_dst) {
+                /* What the kernel hands over with NEEDS_CSUM: the pseudo-header's sum (with
+                 * the final destination and the whole TCP length) in the checksum field. */
+                uint8_t pseudo[40];
+                size_t plen = pseudo_header(fl, big, len, pseudo);
+                const uint8_t *parts[] = {pseudo};
+                uint16_t partial = (uint16_t) ~ref_csum(parts, &plen, 1);
+                big[l4_of(fl) + 16] = (uint8_t) (partial >> 8);
+                big[l4_of(fl) + 17] = (uint8_t) partial;
+        }
         r = offload_segment(&h, big, len, MAX_FRAME, out, STRIDE, OFFLOAD_MAX_SEGMENTS, lens, &n);
         CHECKF(r == 0, "offload_segment: %d", r);
         CHECK_EQ_INT(n, (n_payload + mss - 1) / mss);
@@ -198,8 +217,13 @@ static void check_segment_and_coalesce(const struct flow *fl, size_t n_payload, 
                 if (!fl->v6) {
                         CHECK_EQ_INT(o[l3_of() + 4] << 8 | o[l3_of() + 5], 0x1234 + i);
                         CHECK_EQ_INT(o[l3_of() + 2] << 8 | o[l3_of() + 3], lens[i] - l3_of());
-                } else
-                        CHECK_EQ_INT(o[l3_of() + 4] << 8 | o[l3_of() + 5], lens[i] - l4_of(fl));
+                } else {
+                        /* Payload length: extension headers, TCP header and data. */
+                        CHECK_EQ_INT(o[l3_of() + 4] << 8 | o[l3_of() + 5], lens[i] - l3_of() - 40);
+                        /* Extension headers copied into every segment, the chain intact. */
+                        CHECK_EQ_INT(o[l3_of() + 6], fl->ext_len ? fl->ext_first : 6);
+                        CHECK(memcmp(o + l3_of() + 40, fl->ext, fl->ext_len) == 0);
+                }
                 off += chunk;
         }
         CHECK_EQ_INT(off, n_payload);
@@ -209,7 +233,15 @@ static void check_segment_and_coalesce(const struct flow *fl, size_t n_payload, 
         for (size_t i = 0; r == 0 && i < n; i++)
                 CHECK(gro_add(g, out + i * STRIDE, lens[i]) == 0);
         bool plain = (flags & ~0x18) == 0;
-        if (plain && n > 1) {
+        if (fl->ext_len) {
+                /* Not coalesced with extension headers: each passes through as it is. */
+                CHECK_EQ_INT(g->n, n);
+                for (size_t i = 0; r == 0 && i < g->n && i < n; i++) {
+                        CHECK_EQ_INT(g->items[i].vh.gso_type, 0);
+                        CHECK(g->items[i].len == lens[i] &&
+                              memcmp(g->items[i].data, out + i * STRIDE, lens[i]) == 0);
+                }
+        } else if (plain && n > 1) {
                 CHECK_EQ_INT(g->n, 1);
                 struct gro_item *it = &g->items[0];
                 CHECK_EQ_INT(it->len, len);
@@ -263,6 +295,104 @@ static void test_segment_coalesce(void) {
         check_segment_and_coalesce(&v4, 20000, 0x11);                /* FIN on the last only */
         check_segment_and_coalesce(&v6, 20000, 0x90);                /* CWR on the first only */
         check_segment_and_coalesce(&v4, 20000, 0x19);
+}
+
+/* IPv6 extension headers in front of TCP (RFC 8200 section 4): Hop-by-Hop (first), then
+ * Destination Options; and Destination Options then a Routing header (type 2, RFC 6275: one
+ * address, the final destination, which the pseudo-header uses instead of the IPv6 header's). */
+static const uint8_t home_address[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99};
+
+static void ext_flows(struct flow *hbh_dst, struct flow *dst_rt) {
+        /* Hop-by-Hop: next 60, 8 bytes, PadN(4); Destination Options: next 6 (TCP), 16 bytes,
+         * PadN(12). */
+        static const uint8_t a[] = {60, 0, 1, 4, 0, 0, 0, 0, 6, 1, 1, 12, 0, 0, 0, 0,
+                                    0, 0, 0, 0, 0, 0, 0, 0};
+        /* Destination Options: next 43, 8 bytes, PadN(4); Routing: next 6, 24 bytes, type 2,
+         * segments left 1, reserved, the home address. */
+        uint8_t b[32] = {43, 0, 1, 4, 0, 0, 0, 0, 6, 2, 2, 1, 0, 0, 0, 0};
+
+        memcpy(b + 16, home_address, 16);
+        *hbh_dst = (struct flow){.v6 = true, .ext_len = sizeof(a), .ext_first = 0,
+                                 .options = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2},
+                                 .options_len = 12};
+        memcpy(hbh_dst->ext, a, sizeof(a));
+        *dst_rt = (struct flow){.v6 = true, .ext_len = sizeof(b), .ext_first = 60,
+                                .final_dst = home_address};
+        memcpy(dst_rt->ext, b, sizeof(b));
+}
+
+static void test_ipv6_extension_headers(void) {
+        struct flow hbh_dst, dst_rt;
+
+        ext_flows(&hbh_dst, &dst_rt);
+        check_segment_and_coalesce(&hbh_dst, 64000, 0x10);
+        check_segment_and_coalesce(&hbh_dst, 30000, 0x19); /* PSH and FIN on the last only */
+        check_segment_and_coalesce(&dst_rt, 64000, 0x10);
+        check_segment_and_coalesce(&dst_rt, 20000, 0x98); /* CWR first, PSH last */
+        check_segment_and_coalesce(&dst_rt, 100, 0x10);   /* one segment */
+}
+
+/* Extension headers a TSO frame cannot have, or that do not fit: refused (counted as a tx
+ * error by the data path), never read past the frame. */
+static void test_ipv6_extension_headers_refused(void) {
+        struct flow base, fl;
+        uint8_t *f = malloc(OFFLOAD_MAX_FRAME), *out = malloc((size_t) 64 * STRIDE);
+        uint8_t *payload = payload_buf(20000);
+        size_t len, lens[64], n;
+        struct vnet_hdr h;
+
+        ext_flows(&base, &fl);
+        /* A Fragment header (44): no TSO frame is a fragment. */
+        fl = (struct flow){.v6 = true, .ext_len = 8, .ext_first = 44, .ext = {6, 0, 0, 0, 0, 0, 0, 1}};
+        len = make_frame(&fl, f, 1, 0x10, payload, 20000, 1);
+        h = tso_hdr(&fl, 1326);
+        CHECK(offload_segment(&h, f, len, MAX_FRAME, out, STRIDE, 64, lens, &n) == -EINVAL);
+        /* Hop-by-Hop anywhere but first. */
+        fl = (struct flow){.v6 = true, .ext_len = 16, .ext_first = 60,
+                           .ext = {0, 0, 1, 4, 0, 0, 0, 0, 6, 0, 1, 4, 0, 0, 0, 0}};
+        len = make_frame(&fl, f, 1, 0x10, payload, 20000, 1);
+        h = tso_hdr(&fl, 1326);
+        CHECK(offload_segment(&h, f, len, MAX_FRAME, out, STRIDE, 64, lens, &n) == -EINVAL);
+        /* AH (51) and ESP (50) are applied before a device sees the packet. */
+        fl.ext[8] = 51;
+        fl.ext[0] = 6;
+        fl.ext_first = 51;
+        len = make_frame(&fl, f, 1, 0x10, payload, 20000, 1);
+        h = tso_hdr(&fl, 1326);
+        CHECK(offload_segment(&h, f, len, MAX_FRAME, out, STRIDE, 64, lens, &n) == -EINVAL);
+        /* More than OFFLOAD_MAX_IPV6_EXTENSIONS Destination Options headers in a row. */
+        fl = (struct flow){.v6 = true, .ext_first = 60};
+        for (size_t i = 0; i <= OFFLOAD_MAX_IPV6_EXTENSIONS; i++) {
+                uint8_t *e = fl.ext + 8 * i;
+                e[0] = i == OFFLOAD_MAX_IPV6_EXTENSIONS ? 6 : 60;
+                e[2] = 1, e[3] = 4;
+        }
+        fl.ext_len = 8 * (OFFLOAD_MAX_IPV6_EXTENSIONS + 1);
+        len = make_frame(&fl, f, 1, 0x10, payload, 20000, 1);
+        h = tso_hdr(&fl, 1326);
+        CHECK(offload_segment(&h, f, len, MAX_FRAME, out, STRIDE, 64, lens, &n) == -EINVAL);
+        /* One fewer is taken. */
+        fl.ext[8 * (OFFLOAD_MAX_IPV6_EXTENSIONS - 1)] = 6;
+        fl.ext_len = 8 * OFFLOAD_MAX_IPV6_EXTENSIONS;
+        len = make_frame(&fl, f, 1, 0x10, payload, 20000, 1);
+        h = tso_hdr(&fl, MAX_FRAME - l4_of(&fl) - 20);
+        CHECK(offload_segment(&h, f, len, MAX_FRAME, out, STRIDE, 64, lens, &n) == 0 && n > 1 &&
+              checksums_ok(&fl, out, lens[0]));
+        /* A header whose length runs past the frame, and frames cut inside the chain. */
+        fl = base;
+        len = make_frame(&fl, f, 1, 0x10, payload, 20000, 1);
+        h = tso_hdr(&fl, 1326);
+        for (size_t cut = 14 + 40; cut < l4_of(&fl) + 20; cut++)
+                CHECK(offload_segment(&h, f, cut, MAX_FRAME, out, STRIDE, 64, lens, &n) == -EINVAL);
+        f[14 + 40 + 8 + 1] = 0xff; /* Destination Options of 2048 bytes */
+        CHECK(offload_segment(&h, f, 14 + 40 + 1000, MAX_FRAME, out, STRIDE, 64, lens, &n) == -EINVAL);
+        /* csum_start must agree with the TCP header behind the chain. */
+        len = make_frame(&fl, f, 1, 0x10, payload, 20000, 1);
+        h.csum_start = 14 + 40;
+        CHECK(offload_segment(&h, f, len, MAX_FRAME, out, STRIDE, 64, lens, &n) == -EINVAL);
+        free(payload);
+        free(out);
+        free(f);
 }
 
 static void test_checksum_only(void) {
@@ -534,6 +664,8 @@ int main(void) {
         test_segment_coalesce();
         test_checksum_only();
         test_bad_gso_headers();
+        test_ipv6_extension_headers();
+        test_ipv6_extension_headers_refused();
         test_no_coalesce();
         test_no_coalesce_pairs();
         test_padded_frames();
