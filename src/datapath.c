@@ -359,7 +359,9 @@ static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_
  * socket and transmits itself, after every batch it wrote to the TAP (the answer is already
  * queued) and whenever the TAP has a frame. As soon as one of its transmit batches finds the
  * tunnel busy (tx_batch() says when), it finishes that batch's segments and hands the TAP back,
- * waking the tx thread: under load the two threads work as before.
+ * waking the tx thread: under load the two threads work as before. Such a batch that meets a
+ * full socket waits for it like the tx thread's (outside its quiescence batch): the rx thread
+ * then receives nothing until the socket drains, once, before it hands the TAP back.
  *
  * Exactly one thread reads the TAP and sends its frames at any time: the one d->tap_reader
  * names. Only that thread changes it, after its last send has returned (release store), and
