@@ -28,6 +28,8 @@ fi
 
 # shellcheck source=tests/netns/lib.sh
 source "$(dirname "$(dirname "$(readlink -f "$0")")")/netns/lib.sh"
+# shellcheck source=tests/journal/lib.sh
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 netns_init 41
 need systemd-cat systemd
@@ -80,20 +82,6 @@ start_journal_daemon() {
         DAEMON_LOG[$name]=$TMP/$name.log
 }
 
-# journal MATCH...: the journal's entries that match, as JSON lines.
-journal() { journalctl -D "$JOURNAL_DIR" --no-pager -o json "$@" 2>/dev/null || true; }
-# field_of JSON_LINES MESSAGE_SUBSTRING FIELD: FIELD of the first entry whose MESSAGE has it.
-field_of() {
-        python3 -c '
-import json, sys
-for line in sys.argv[1].splitlines():
-    e = json.loads(line)
-    if sys.argv[2] in str(e.get("MESSAGE", "")):
-        print(e.get(sys.argv[3], "<absent>"))
-        break
-else:
-    print("<no such entry>")' "$1" "$2" "$3"
-}
 journal_has() { journal "${@:2}" | grep -qF -- "$1"; }
 
 start_journal_daemon b "$NS_B" beta "$TMP/b.yaml"

@@ -155,6 +155,13 @@ nm_running() { [[ $(nmcli -t -f RUNNING general 2>/dev/null) == running ]]; }
 
 # start_sandbox: namespaces, the veth "LAN", the bus, NetworkManager and its uplink profile.
 start_sandbox() {
+        sandbox_network
+        sandbox_start_nm
+}
+
+# sandbox_network: the namespaces, the veth "LAN", the bus and NetworkManager's files (which a
+# test may edit before sandbox_start_nm).
+sandbox_network() {
         add_ns "$NS"
         add_ns "$NSP"
         ip -n "$NS" link add up0 type veth peer name gw0 netns "$NSP"
@@ -164,6 +171,10 @@ start_sandbox() {
         ip -n "$NSP" addr add "$PEER_IP/32" dev lo
         start_bus
         write_nm_files
+}
+
+# sandbox_start_nm: NetworkManager in its namespace, running.
+sandbox_start_nm() {
         # ip netns exec, unshare (without --fork) and nm-inner.sh all exec: $! is NM itself.
         ip netns exec "$NS" unshare --mount --propagation private "$TMP/nm-inner.sh" \
                 >"$TMP/nm.log" 2>&1 &

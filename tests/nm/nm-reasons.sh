@@ -24,6 +24,8 @@
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # shellcheck source=tests/nm/lib.sh
 source "$HERE/lib.sh"
+# shellcheck source=tests/journal/lib.sh
+source "$HERE/../journal/lib.sh"
 
 JOURNALD=${JOURNALD:-/lib/systemd/systemd-journald}
 nm_init
@@ -49,14 +51,7 @@ start_journald() {
 # lib.sh's start_sandbox, with that journal in NetworkManager's mount namespace and the service
 # logging the way NetworkManager runs it on a real system.
 start_sandbox_with_journal() {
-        add_ns "$NS"
-        add_ns "$NSP"
-        ip -n "$NS" link add up0 type veth peer name gw0 netns "$NSP"
-        ip -n "$NSP" addr add 192.0.2.1/24 dev gw0
-        ip -n "$NSP" link set gw0 up
-        ip -n "$NSP" addr add "$PEER_IP/32" dev lo
-        start_bus
-        write_nm_files
+        sandbox_network
         sed -i 's/^NM_VPN_LOG_SYSLOG=0 /NM_VPN_LOG_SYSLOG=1 /' "$TMP/nm-shadowmesh-service"
         grep -q '^NM_VPN_LOG_SYSLOG=1 ' "$TMP/nm-shadowmesh-service" || return 1
         # After the private /run: the journal's directory of sockets.
@@ -70,34 +65,11 @@ mkdir -p /run/systemd/journal \\&\\& mount --bind \"$TMP/jrun/journal\" /run/sys
         sed -i "/^mount -t tmpfs .* \\/run\$/a\\
 mount --bind \"$TMP/resolv.conf\" /etc/resolv.conf" "$TMP/nm-inner.sh"
         grep -q "resolv.conf" "$TMP/nm-inner.sh" || return 1
-        ip netns exec "$NS" unshare --mount --propagation private "$TMP/nm-inner.sh" \
-                >"$TMP/nm.log" 2>&1 &
-        NM_PID=$!
-        wait_until 30 nm_running || { tail -30 "$TMP/nm.log" >&2; return 1; }
+        sandbox_start_nm || return 1
         in_nm_mounts test -S /run/systemd/journal/socket
 }
 
-# journal MATCH...: the entries of the sandbox's journal that match, one JSON object per line.
-journal() { journalctl -D "$TMP/jlog/journal" --no-pager -o json "$@" 2>/dev/null || true; }
-# messages JSON_LINES: their MESSAGE fields, one per line.
-messages() {
-        python3 -c '
-import json, sys
-for line in sys.argv[1].splitlines():
-    print(json.loads(line).get("MESSAGE", ""))' "$1"
-}
-# field_of JSON_LINES MESSAGE_SUBSTRING FIELD
-field_of() {
-        python3 -c '
-import json, sys
-for line in sys.argv[1].splitlines():
-    e = json.loads(line)
-    if sys.argv[2] in str(e.get("MESSAGE", "")):
-        print(e.get(sys.argv[3], "<absent>"))
-        break
-else:
-    print("<no such entry>")' "$1" "$2" "$3"
-}
+JOURNAL_DIR=$TMP/jlog/journal
 
 # journal_has UUID TEXT: a line of the connection's in the journal says TEXT.
 # shellcheck disable=SC2317 # run by wait_until
