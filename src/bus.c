@@ -48,8 +48,8 @@ struct bus_peer {
         struct device *d;
         struct peer *p;
         uint64_t id;
-        char *path;         /* <instance path>/peer/<id> */
-        sd_bus_slot *slot;  /* its vtable */
+        char *path;        /* <instance path>/peer/<id> */
+        sd_bus_slot *slot; /* its vtable */
         enum tunnel_state state;
         char endpoint[ENDPOINT_STRLEN];
         const char *path_name;
@@ -911,8 +911,7 @@ static struct bus_peer *bus_peer_by_path(struct device *d, const char *path) {
 
 /* Peer.Disconnect(): leave that peer. The peer is looked up again once the caller is
  * authorized (the check may take a while, and the peer may have gone meanwhile). */
-static int do_disconnect_peer(sd_bus_message *m, struct device *d, bool root,
-                              sd_bus_error *error) {
+static int do_disconnect_peer(sd_bus_message *m, struct device *d, bool root, sd_bus_error *error) {
         struct bus_peer *bp = bus_peer_by_path(d, sd_bus_message_get_path(m));
         struct manager_error err;
         int r;
@@ -1007,9 +1006,8 @@ static void emit_peer_changes(struct device *d, bool counters) {
 
                 peer_snapshot(bp, counters, names);
                 if (names[0])
-                        (void) sd_bus_emit_properties_changed_strv(d->bus->sd, bp->path,
-                                                                   BUS_PEER_INTERFACE,
-                                                                   (char **) names);
+                        (void) sd_bus_emit_properties_changed_strv(
+                                d->bus->sd, bp->path, BUS_PEER_INTERFACE, (char **) names);
         }
 }
 

@@ -16,8 +16,7 @@ static bool peer_matches(const struct ctl_peer *p, const char *arg) {
 }
 
 /* The object of the one peer of inst that arg names, in ret (malloc'd); or an exit code. */
-static int find_peer(sd_bus *bus, const struct ctl_instance *inst, const char *arg,
-                     char **ret) {
+static int find_peer(sd_bus *bus, const struct ctl_instance *inst, const char *arg, char **ret) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         struct tunnel_status s;
         struct ctl_peer *peers = NULL;
