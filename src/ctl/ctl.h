@@ -157,8 +157,6 @@ struct table {
 };
 int table_add(struct table *t, const char *label, const char *fmt, ...) _printf_(3, 4);
 void table_print(struct table *t, FILE *f);
-/* The same, every line indented by indent spaces. */
-void table_print_indented(struct table *t, FILE *f, size_t indent);
 void table_done(struct table *t);
 /* Display width of a (UTF-8) string in terminal columns. */
 size_t text_width(const char *s);

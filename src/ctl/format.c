@@ -99,10 +99,6 @@ int table_add(struct table *t, const char *label, const char *fmt, ...) {
 }
 
 void table_print(struct table *t, FILE *f) {
-        table_print_indented(t, f, 0);
-}
-
-void table_print_indented(struct table *t, FILE *f, size_t indent) {
         size_t width = 0;
 
         for (size_t i = 0; i < t->n; i++)
@@ -112,7 +108,7 @@ void table_print_indented(struct table *t, FILE *f, size_t indent) {
                 const char *label = t->rows[i].label;
                 size_t w = label ? text_width(label) : 0;
 
-                fprintf(f, "%*s%s%s %s\n", (int) (indent + width - w), "", label ? label : "",
+                fprintf(f, "%*s%s%s %s\n", (int) (width - w), "", label ? label : "",
                         label ? ":" : " ", t->rows[i].value);
         }
 }

@@ -54,37 +54,28 @@ static int print_human(const struct ctl_instance *inst, const struct tunnel_stat
 }
 
 /* One peer as `wg show` shows one: a heading with its name (else its key, else its id), then
- * indented lines. */
+ * indented lowercase "label: value" lines. Lowercase also keeps the instance's lines the only
+ * "State:", "Endpoint:"... lines, for scripts that grep for them. */
 static int print_peer(const struct ctl_peer *p) {
-        _cleanup_(table_done) struct table t = {};
         _cleanup_free_ char *ago = NULL;
         char rx[FORMAT_BYTES_MAX], tx[FORMAT_BYTES_MAX];
-        int r = 0;
 
         ago = format_ago(p->last_handshake, now_realtime_us());
         if (!ago)
                 return -ENOMEM;
-#define ADD(label, ...)                                                                            \
-        do {                                                                                       \
-                if (r >= 0)                                                                        \
-                        r = table_add(&t, label, __VA_ARGS__);                                     \
-        } while (0)
-        if (*p->name && *p->public_key)
-                ADD(_("Public key"), "%s", p->public_key);
-        ADD(_("Endpoint"), "%s", *p->endpoint ? p->endpoint : "-");
-        ADD(_("Path"), "%s", p->path);
-        ADD(_("State"), "%s", p->state);
-        ADD(_("Last handshake"), "%s", ago);
-        ADD(_("Transfer"), _("%s received, %s sent"), format_bytes(rx, p->rx_bytes),
-            format_bytes(tx, p->tx_bytes));
-        ADD(_("MACs"), "%u", (unsigned) p->macs);
-        ADD(_("Object"), "%s", p->object);
-#undef ADD
-        if (r < 0)
-                return r;
         printf("\n%s: %s\n", _("peer"),
                *p->name ? p->name : *p->public_key ? p->public_key : p->id);
-        table_print_indented(&t, stdout, 2);
+        if (*p->name && *p->public_key)
+                printf("  %s: %s\n", _("public key"), p->public_key);
+        printf("  %s: %s\n", _("endpoint"), *p->endpoint ? p->endpoint : "-");
+        printf("  %s: %s\n", _("path"), p->path);
+        printf("  %s: %s\n", _("state"), p->state);
+        printf("  %s: %s\n", _("latest handshake"), ago);
+        printf("  %s: ", _("transfer"));
+        printf(_("%s received, %s sent"), format_bytes(rx, p->rx_bytes),
+               format_bytes(tx, p->tx_bytes));
+        printf("\n  %s: %u\n", _("MACs learned"), (unsigned) p->macs);
+        printf("  %s: %s\n", _("object"), p->object);
         return 0;
 }
 

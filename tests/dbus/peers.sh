@@ -137,16 +137,19 @@ check_eq "GetManagedObjects lists the instance and its peer" "$out" \
 out=$(ctl -i $A status 2>&1 || true)
 note "shadowmeshctl -i alpha status:" "$out"
 check_has "status shows the peer's heading" "$out" $'\npeer: bravo\n'
-check_has "status shows the peer's public key" "$out" "  Public key: $PUB_B"
-check_has "status shows the peer's endpoint" "$out" "Endpoint: $UNDER_B:$PORT"
-check_has "status shows the peer's path" "$out" "    Path: direct"
-check_has "status shows the peer's state" "$out" "    State: connected"
-check "status shows the latest handshake N seconds ago" \
-        grep -qE '^ +Last handshake: [0-9]+ seconds? ago$' <<<"$(sed -n '/^peer: /,$p' <<<"$out")"
-check "status shows the peer's transfer in human units" \
-        grep -qE '^ +Transfer: [0-9.]+ (B|KiB|MiB) received, [0-9.]+ (B|KiB|MiB) sent$' \
-        <<<"$(sed -n '/^peer: /,$p' <<<"$out")"
-check_has "status shows the MACs learned" "$out" "MACs: 0"
+block=$(sed -n '/^peer: /,$p' <<<"$out")
+check_has "the peer block: public key" "$block" $'\n  public key: '"$PUB_B"$'\n'
+check_has "the peer block: endpoint" "$block" $'\n  endpoint: '"$UNDER_B:$PORT"$'\n'
+check_has "the peer block: path" "$block" $'\n  path: direct\n'
+check_has "the peer block: state" "$block" $'\n  state: connected\n'
+check "the peer block: latest handshake N seconds ago" \
+        grep -qE '^  latest handshake: [0-9]+ seconds? ago$' <<<"$block"
+check "the peer block: transfer in human units" \
+        grep -qE '^  transfer: [0-9.]+ (B|KiB|MiB) received, [0-9.]+ (B|KiB|MiB) sent$' <<<"$block"
+check_has "the peer block: MACs learned" "$block" $'\n  MACs learned: 0\n'
+check_has "the peer block: its object" "$block" $'\n  object: '"$OBJ"
+check_eq "the instance's lines keep the only 'State:' line (scripts grep for it)" \
+        "$(grep -c 'State:' <<<"$out")" 1
 out=$(ctl -i $A status --json 2>&1 || true)
 got=$(python3 -c '
 import json, sys
