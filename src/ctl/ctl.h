@@ -107,7 +107,8 @@ int ctl_get_status(sd_bus *bus, const struct ctl_instance *inst, struct tunnel_s
 void tunnel_status_done(struct tunnel_status *s);
 
 /* One org.shadowmesh1.Peer object's properties (GetAll), parsed. Strings point into reply or
- * into object (the caller's); every field is set ("" / 0 when absent). */
+ * into object (the caller's, which must outlive it); every field is set ("" / 0 when
+ * absent). */
 struct ctl_peer {
         sd_bus_message *reply;
         const char *object; /* its object path */

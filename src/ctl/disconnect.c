@@ -25,8 +25,10 @@ static int find_peer(sd_bus *bus, const struct ctl_instance *inst, const char *a
 
         r = ctl_get_status(bus, inst, &s, &error);
         if (r >= 0) {
+                /* The peers' object paths point into s's reply: it stays until the end. */
                 r = ctl_get_peers(bus, inst, s.peers, &peers, &n, &error);
-                tunnel_status_done(&s);
+                if (r < 0)
+                        tunnel_status_done(&s);
         }
         if (r < 0) {
                 r = ctl_bus_error(bus, inst, &error, r);
@@ -52,6 +54,7 @@ static int find_peer(sd_bus *bus, const struct ctl_instance *inst, const char *a
                                 "as 'shadowmeshctl status' shows them)"),
                               inst->name, arg);
         ctl_peers_free(peers, n);
+        tunnel_status_done(&s);
         return r;
 }
 
