@@ -121,6 +121,8 @@ check "InterfacesAdded for $OBJ" \
         wait_until 5 monitor_has InterfacesAdded /org/shadowmesh1 "object path \"$OBJ\""
 check "PropertiesChanged for the peer's State (connected)" \
         wait_until 5 monitor_has PropertiesChanged "$OBJ" '"connected"'
+check "PropertiesChanged invalidates the peer's RxBytes after the ping (rate-limited, 2 s)" \
+        wait_until 5 monitor_has PropertiesChanged "$OBJ" '"RxBytes"'
 check "PropertiesChanged for the instance's Peers" \
         wait_until 5 monitor_has PropertiesChanged "$PATH_A" '"Peers"'
 out=$(busctl --json=short call "$NAME_A" /org/shadowmesh1 org.freedesktop.DBus.ObjectManager \
