@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sd-bus glue for org.shadowmesh1.Tunnel (documented in dbus/org.shadowmesh1.Tunnel.txt) and
- * org.freedesktop.LogControl1. Access: the policy file lets everyone call; Connect,
- * Disconnect and NetCheck are flagged unprivileged for sd-bus and checked here: root, a member
- * of the control group (asked of the bus itself, GetConnectionCredentials), or a user polkit
- * authorizes (CheckAuthorization), all without blocking.
+ * sd-bus glue for org.shadowmesh1.Tunnel (documented in dbus/org.shadowmesh1.Tunnel.txt), one
+ * org.shadowmesh1.Peer object per peer in the device's table (dbus/org.shadowmesh1.Peer.txt)
+ * and org.freedesktop.LogControl1. Access: the policy file lets everyone call; Connect,
+ * Disconnect (the instance's and a peer's) and NetCheck are flagged unprivileged for sd-bus and
+ * checked here: root, a member of the control group (asked of the bus itself,
+ * GetConnectionCredentials), or a user polkit authorizes (CheckAuthorization), all without
+ * blocking.
  */
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <systemd/sd-bus.h>
@@ -39,6 +42,23 @@ int bus_label_escape(const char *name, char **ret) {
         return 0;
 }
 
+/* One org.shadowmesh1.Peer object: a peer of the device's table, and what PropertiesChanged
+ * last said of it (emit_peer_changes compares against it). */
+struct bus_peer {
+        struct device *d;
+        struct peer *p;
+        uint64_t id;
+        char *path;        /* <instance path>/peer/<id> */
+        sd_bus_slot *slot; /* its vtable */
+        enum tunnel_state state;
+        char endpoint[ENDPOINT_STRLEN];
+        const char *path_name;
+        uint64_t last_handshake;
+        char public_key[45];
+        uint64_t rx_bytes, tx_bytes;
+        size_t macs;
+};
+
 /* The D-Bus face's own state; device.c keeps the pointer (d->bus). */
 struct bus {
         sd_bus *sd; /* NULL when there is no system bus */
@@ -46,6 +66,8 @@ struct bus {
         void (*on_ready)(struct device *d, int r);
         struct bus_connect *connect;      /* a Connect call waiting for the tunnel */
         sd_bus_message *netcheck_request; /* the NetCheck call d->netcheck_api answers */
+        struct bus_peer **peers;          /* the Peer objects, sorted by id */
+        size_t n_peers;
 };
 
 /* ---- properties ---- */
@@ -65,17 +87,27 @@ static int get_path(sd_bus_message *reply, struct device *d) {
         return sd_bus_message_append(reply, "s", path_name(d->peer));
 }
 
+/* The peer's endpoint as a plain address ("" when none); Path says whether it is the relay. */
+static const char *peer_endpoint_string(struct peer *p, char buf[static ENDPOINT_STRLEN]) {
+        struct endpoint e;
+
+        peer_get_endpoint(p, &e);
+        e.via_relay = false;
+        if (!e.len) {
+                buf[0] = 0;
+                return buf;
+        }
+        return endpoint_to_string(&e, buf);
+}
+
 static int get_peer_address(sd_bus_message *reply, struct device *d) {
         return sd_bus_message_append(reply, "s", d->peer->address ? d->peer->address : "");
 }
 
 static int get_endpoint(sd_bus_message *reply, struct device *d) {
         char buf[ENDPOINT_STRLEN];
-        struct endpoint e;
 
-        peer_get_endpoint(d->peer, &e);
-        e.via_relay = false; /* a plain address; Path says whether it is the relay */
-        return sd_bus_message_append(reply, "s", e.len ? endpoint_to_string(&e, buf) : "");
+        return sd_bus_message_append(reply, "s", peer_endpoint_string(d->peer, buf));
 }
 
 static int get_public_endpoint(sd_bus_message *reply, struct device *d) {
@@ -137,6 +169,14 @@ static int get_last_handshake(sd_bus_message *reply, struct device *d) {
         return sd_bus_message_append(reply, "t", d->peer->last_handshake_realtime_us);
 }
 
+static int get_peers(sd_bus_message *reply, struct device *d) {
+        int r = sd_bus_message_open_container(reply, 'a', "o");
+
+        for (size_t i = 0; r >= 0 && i < d->bus->n_peers; i++)
+                r = sd_bus_message_append(reply, "o", d->bus->peers[i]->path);
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
 /* Every property of org.shadowmesh1.Tunnel, once: its name, signature, getter and how its
  * changes are announced. The vtable and GetStatus (in this order) are both made from it. */
 #define TUNNEL_PROPERTIES(X)                                                                       \
@@ -155,7 +195,8 @@ static int get_last_handshake(sd_bus_message *reply, struct device *d) {
         X("TxBytes", "t", get_tx_bytes, EMITS_INVALIDATION)                                        \
         X("RxPackets", "t", get_rx_packets, EMITS_INVALIDATION)                                    \
         X("TxPackets", "t", get_tx_packets, EMITS_INVALIDATION)                                    \
-        X("LastHandshake", "t", get_last_handshake, EMITS_CHANGE)
+        X("LastHandshake", "t", get_last_handshake, EMITS_CHANGE)                                  \
+        X("Peers", "ao", get_peers, EMITS_CHANGE)
 
 static const struct {
         const char *name, *signature;
@@ -765,8 +806,280 @@ static const sd_bus_vtable tunnel_vtable[] = {
                                 method_netcheck, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", message),
                                 method_reload, 0),
+        SD_BUS_SIGNAL_WITH_ARGS("PeerAdded", SD_BUS_ARGS("o", peer), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("PeerRemoved", SD_BUS_ARGS("o", peer), 0),
         SD_BUS_VTABLE_END,
 };
+
+/* ---- org.shadowmesh1.Peer: one object per peer in the device's table ---- */
+
+typedef int (*peer_property_fn)(sd_bus_message *reply, struct device *d, struct peer *p);
+
+/* The peer's pinned key in identity mode (base64); "" in shared-key mode or when none is
+ * pinned yet. */
+static const char *peer_public_key_string(struct device *d, struct peer *p, char buf[static 45]) {
+        buf[0] = 0;
+        if (d->keys.pattern == NOISE_PATTERN_IKPSK2 &&
+            !sodium_is_zero(p->public_key, sizeof(p->public_key)))
+                config_format_key(p->public_key, buf);
+        return buf;
+}
+
+static int peerprop_name(sd_bus_message *reply, struct device *d, struct peer *p) {
+        return sd_bus_message_append(reply, "s", p->name ? p->name : "");
+}
+
+static int peerprop_public_key(sd_bus_message *reply, struct device *d, struct peer *p) {
+        char key[45];
+        return sd_bus_message_append(reply, "s", peer_public_key_string(d, p, key));
+}
+
+static int peerprop_endpoint(sd_bus_message *reply, struct device *d, struct peer *p) {
+        char buf[ENDPOINT_STRLEN];
+        return sd_bus_message_append(reply, "s", peer_endpoint_string(p, buf));
+}
+
+static int peerprop_path(sd_bus_message *reply, struct device *d, struct peer *p) {
+        return sd_bus_message_append(reply, "s", path_name(p));
+}
+
+static int peerprop_state(sd_bus_message *reply, struct device *d, struct peer *p) {
+        return sd_bus_message_append(reply, "s", tunnel_state_to_string(p->state));
+}
+
+static int peerprop_last_handshake(sd_bus_message *reply, struct device *d, struct peer *p) {
+        return sd_bus_message_append(reply, "t", p->last_handshake_realtime_us);
+}
+
+static int peerprop_rx_bytes(sd_bus_message *reply, struct device *d, struct peer *p) {
+        uint64_t rx, tx;
+        device_peer_counters(d, p, &rx, &tx);
+        return sd_bus_message_append(reply, "t", rx);
+}
+
+static int peerprop_tx_bytes(sd_bus_message *reply, struct device *d, struct peer *p) {
+        uint64_t rx, tx;
+        device_peer_counters(d, p, &rx, &tx);
+        return sd_bus_message_append(reply, "t", tx);
+}
+
+static int peerprop_macs(sd_bus_message *reply, struct device *d, struct peer *p) {
+        size_t n = device_peer_macs(d, p);
+        return sd_bus_message_append(reply, "u", (uint32_t) MIN(n, (size_t) UINT32_MAX));
+}
+
+/* Every property of org.shadowmesh1.Peer, once (as TUNNEL_PROPERTIES): the vtable is made from
+ * it. The counters (RxBytes, TxBytes, MACs) are invalidated along with the instance's, at
+ * most every COUNTERS_EMIT_INTERVAL. */
+#define PEER_PROPERTIES(X)                                                                         \
+        X("Name", "s", peerprop_name, CONST)                                                       \
+        X("PublicKey", "s", peerprop_public_key, EMITS_CHANGE)                                     \
+        X("Endpoint", "s", peerprop_endpoint, EMITS_CHANGE)                                        \
+        X("Path", "s", peerprop_path, EMITS_CHANGE)                                                \
+        X("State", "s", peerprop_state, EMITS_CHANGE)                                              \
+        X("LastHandshake", "t", peerprop_last_handshake, EMITS_CHANGE)                             \
+        X("RxBytes", "t", peerprop_rx_bytes, EMITS_INVALIDATION)                                   \
+        X("TxBytes", "t", peerprop_tx_bytes, EMITS_INVALIDATION)                                   \
+        X("MACs", "u", peerprop_macs, EMITS_INVALIDATION)
+
+static const struct {
+        const char *name;
+        peer_property_fn get;
+} peer_properties[] = {
+#define PEER_PROPERTY_ENTRY(name, signature, get, flags) { name, get },
+        PEER_PROPERTIES(PEER_PROPERTY_ENTRY)
+#undef PEER_PROPERTY_ENTRY
+};
+
+static int peer_property_get(sd_bus *bus, const char *path, const char *interface,
+                             const char *property, sd_bus_message *reply, void *userdata,
+                             sd_bus_error *error) {
+        struct bus_peer *bp = userdata;
+
+        for (size_t i = 0; i < ELEMENTSOF(peer_properties); i++)
+                if (strcmp(property, peer_properties[i].name) == 0)
+                        return peer_properties[i].get(reply, bp->d, bp->p);
+        return -ENOENT;
+}
+
+static struct bus_peer *bus_peer_by_path(struct device *d, const char *path) {
+        for (size_t i = 0; path && d->bus && i < d->bus->n_peers; i++)
+                if (strcmp(d->bus->peers[i]->path, path) == 0)
+                        return d->bus->peers[i];
+        return NULL;
+}
+
+/* Peer.Disconnect(): leave that peer. The peer is looked up again once the caller is
+ * authorized (the check may take a while, and the peer may have gone meanwhile). */
+static int do_disconnect_peer(sd_bus_message *m, struct device *d, bool root, sd_bus_error *error) {
+        struct bus_peer *bp = bus_peer_by_path(d, sd_bus_message_get_path(m));
+        struct manager_error err;
+        int r;
+
+        if (!bp)
+                return set_error(error, -ENOTCONN, "No peer is connected");
+        r = manager_disconnect_peer(d, bp->p, &err);
+        if (r < 0)
+                return set_error(error, r, err.message);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+/* The same callers as the instance's Disconnect, the same polkit action. */
+static const struct access access_disconnect_peer = {
+        .fn = do_disconnect_peer, .what = "disconnect", .action = POLKIT_ACTION_CONNECT };
+
+static int method_disconnect_peer(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct bus_peer *bp = userdata;
+        return authorize(m, bp->d, &access_disconnect_peer);
+}
+
+static const sd_bus_vtable peer_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+#define PEER_PROPERTY_VTABLE(name, signature, get, flags)                                          \
+        SD_BUS_PROPERTY(name, signature, peer_property_get, 0, SD_BUS_VTABLE_PROPERTY_##flags),
+        PEER_PROPERTIES(PEER_PROPERTY_VTABLE)
+#undef PEER_PROPERTY_VTABLE
+        SD_BUS_METHOD_WITH_ARGS("Disconnect", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
+                                method_disconnect_peer, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+/* Remember what the object shows now (its state, endpoint, path, handshake, key, counters);
+ * returns the names of the properties that differ from what was remembered (NULL-terminated,
+ * in names, at most ELEMENTSOF(peer_properties)). counters: compare the counters too. */
+static void peer_snapshot(struct bus_peer *bp, bool counters, const char **names) {
+        struct device *d = bp->d;
+        struct peer *p = bp->p;
+        char endpoint[ENDPOINT_STRLEN], key[45];
+        const char *path = path_name(p);
+        uint64_t rx, tx;
+        size_t n = 0, macs;
+
+        peer_endpoint_string(p, endpoint);
+        peer_public_key_string(d, p, key);
+        if (bp->state != p->state) {
+                bp->state = p->state;
+                names[n++] = "State";
+        }
+        if (strcmp(bp->endpoint, endpoint) != 0) {
+                memcpy(bp->endpoint, endpoint, sizeof(endpoint));
+                names[n++] = "Endpoint";
+        }
+        if (bp->path_name != path) {
+                bp->path_name = path;
+                names[n++] = "Path";
+        }
+        if (bp->last_handshake != p->last_handshake_realtime_us) {
+                bp->last_handshake = p->last_handshake_realtime_us;
+                names[n++] = "LastHandshake";
+        }
+        if (strcmp(bp->public_key, key) != 0) {
+                memcpy(bp->public_key, key, sizeof(key));
+                names[n++] = "PublicKey";
+        }
+        if (counters) {
+                device_peer_counters(d, p, &rx, &tx);
+                macs = device_peer_macs(d, p);
+                if (bp->rx_bytes != rx) {
+                        bp->rx_bytes = rx;
+                        names[n++] = "RxBytes";
+                }
+                if (bp->tx_bytes != tx) {
+                        bp->tx_bytes = tx;
+                        names[n++] = "TxBytes";
+                }
+                if (bp->macs != macs) {
+                        bp->macs = macs;
+                        names[n++] = "MACs";
+                }
+        }
+        names[n] = NULL;
+}
+
+/* PropertiesChanged on each Peer object whose state, endpoint, path, handshake or key moved
+ * (and, with counters, whose counters moved): run whenever the instance reports a change,
+ * which with today's one peer is whenever that peer's properties change. */
+static void emit_peer_changes(struct device *d, bool counters) {
+        for (size_t i = 0; i < d->bus->n_peers; i++) {
+                struct bus_peer *bp = d->bus->peers[i];
+                const char *names[ELEMENTSOF(peer_properties) + 1];
+
+                peer_snapshot(bp, counters, names);
+                if (names[0])
+                        (void) sd_bus_emit_properties_changed_strv(
+                                d->bus->sd, bp->path, BUS_PEER_INTERFACE, (char **) names);
+        }
+}
+
+static struct bus_peer *bus_peer_free(struct bus_peer *bp) {
+        if (!bp)
+                return NULL;
+        sd_bus_slot_unref(bp->slot);
+        free(bp->path);
+        free(bp);
+        return NULL;
+}
+
+/* The device's peer_hooks.added: the peer's object, InterfacesAdded, PeerAdded and Peers. */
+static void on_peer_added(struct device *d, struct peer *p) {
+        struct bus *b = d->bus;
+        struct bus_peer *bp, **peers;
+        const char *names[ELEMENTSOF(peer_properties) + 1];
+        size_t at;
+        int r;
+
+        bp = calloc(1, sizeof(*bp));
+        peers = reallocarray(b->peers, b->n_peers + 1, sizeof(*b->peers));
+        if (peers)
+                b->peers = peers;
+        if (!bp || !peers ||
+            asprintf(&bp->path, "%s/" BUS_PEER_PATH_ELEMENT "/%" PRIu64, b->path, p->id) < 0) {
+                log_warning("out of memory: peer %" PRIu64 " has no D-Bus object", p->id);
+                free(bp);
+                return;
+        }
+        *bp = (struct bus_peer){ .d = d, .p = p, .id = p->id, .path = bp->path };
+        r = sd_bus_add_object_vtable(b->sd, &bp->slot, bp->path, BUS_PEER_INTERFACE, peer_vtable,
+                                     bp);
+        if (r < 0) {
+                log_warning_errno(r, "cannot serve peer %" PRIu64 " on D-Bus: %m", p->id);
+                bus_peer_free(bp);
+                return;
+        }
+        peer_snapshot(bp, true, names); /* what the object starts with */
+        for (at = b->n_peers; at > 0 && b->peers[at - 1]->id > bp->id; at--)
+                b->peers[at] = b->peers[at - 1];
+        b->peers[at] = bp;
+        b->n_peers++;
+        log_debug("peer %" PRIu64 " on D-Bus at %s", p->id, bp->path);
+
+        (void) sd_bus_emit_interfaces_added(b->sd, bp->path, BUS_PEER_INTERFACE, NULL);
+        (void) sd_bus_emit_signal(b->sd, b->path, BUS_INTERFACE, "PeerAdded", "o", bp->path);
+        (void) sd_bus_emit_properties_changed(b->sd, b->path, BUS_INTERFACE, "Peers", NULL);
+}
+
+/* The device's peer_hooks.removed (the peer is still there): the object goes, then
+ * InterfacesRemoved, PeerRemoved and Peers. */
+static void on_peer_removed(struct device *d, struct peer *p) {
+        struct bus *b = d->bus;
+        struct bus_peer *bp = NULL;
+
+        for (size_t i = 0; i < b->n_peers; i++)
+                if (b->peers[i]->p == p) {
+                        bp = b->peers[i];
+                        memmove(b->peers + i, b->peers + i + 1,
+                                (b->n_peers - i - 1) * sizeof(*b->peers));
+                        b->n_peers--;
+                        break;
+                }
+        if (!bp)
+                return; /* it never got an object */
+        bp->slot = sd_bus_slot_unref(bp->slot);
+        (void) sd_bus_emit_interfaces_removed(b->sd, bp->path, BUS_PEER_INTERFACE, NULL);
+        (void) sd_bus_emit_signal(b->sd, b->path, BUS_INTERFACE, "PeerRemoved", "o", bp->path);
+        (void) sd_bus_emit_properties_changed(b->sd, b->path, BUS_INTERFACE, "Peers", NULL);
+        bus_peer_free(bp);
+}
 
 /* ---- org.freedesktop.LogControl1 (systemctl service-log-level) ---- */
 
@@ -834,11 +1147,19 @@ static const sd_bus_vtable log_control_vtable[] = {
 
 /* ---- life cycle ---- */
 
-/* The device's PropertiesChanged hook (device_emit_changed). */
+/* The device's PropertiesChanged hook (device_emit_changed): the instance's, then the peers'
+ * (their counters when the instance's were due). */
 static void emit_changed_strv(struct device *d, const char *const *names) {
-        if (d->bus && d->bus->sd)
-                (void) sd_bus_emit_properties_changed_strv(d->bus->sd, d->bus->path, BUS_INTERFACE,
-                                                           (char **) names);
+        bool counters = false;
+
+        if (!d->bus || !d->bus->sd)
+                return;
+        (void) sd_bus_emit_properties_changed_strv(d->bus->sd, d->bus->path, BUS_INTERFACE,
+                                                   (char **) names);
+        for (size_t i = 0; names[i]; i++)
+                if (strcmp(names[i], "RxBytes") == 0)
+                        counters = true;
+        emit_peer_changes(d, counters);
 }
 
 static int on_name_acquired(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -893,6 +1214,11 @@ int bus_open(struct device *d, void (*on_ready)(struct device *d, int r)) {
             (r = sd_bus_request_name_async(d->bus->sd, NULL, d->bus->name, 0, on_name_acquired, d)) < 0)
                 return log_error_errno(r, "setting up the D-Bus API: %m");
         d->emit_changed = emit_changed_strv;
+        /* Peers already in the table get their objects now; later ones through the hooks. */
+        d->peer_hooks.added = on_peer_added;
+        d->peer_hooks.removed = on_peer_removed;
+        for (size_t i = 0; i < device_peer_count(d); i++)
+                on_peer_added(d, device_peer_at(d, i));
         return 0;
 }
 
@@ -906,6 +1232,10 @@ void bus_close(struct device *d) {
         d->bus->netcheck_request = sd_bus_message_unref(d->bus->netcheck_request);
         d->netcheck_api = netcheck_free(d->netcheck_api);
         d->emit_changed = NULL;
+        d->peer_hooks.added = d->peer_hooks.removed = NULL;
+        for (size_t i = 0; i < d->bus->n_peers; i++)
+                bus_peer_free(d->bus->peers[i]);
+        free(d->bus->peers);
         d->bus->sd = sd_bus_flush_close_unref(d->bus->sd);
         free(d->bus->name);
         free(d->bus->path);

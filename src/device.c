@@ -29,7 +29,70 @@
 #include "stun.h"
 #include "timers.h"
 
+/* ---- contract with the mesh (control plane), for today's table of one peer; the mesh's
+ * many-peer versions replace this block (device.h says what each promises) ---- */
+
+/* The one peer gets its configured name when it is created; its id when it enters the table. */
+static int one_peer_init(struct device *d, struct peer *p, const struct config_peer *cp) {
+        if (cp && cp->name) {
+                p->name = strdup(cp->name);
+                if (!p->name)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* The one peer is in the table while its state is neither waiting nor disconnected. Every
+ * state change of the one peer is a change of the instance's State, reported through
+ * device_emit_changed(), which calls this first. Each time it enters the table it counts as a
+ * new peer, as the mesh creates one: a new id (ids are never reused). */
+static void one_peer_sync(struct device *d) {
+        bool present = d->peer && d->peer->state != TUNNEL_WAITING &&
+                       d->peer->state != TUNNEL_DISCONNECTED;
+
+        if (present == d->one_peer_present)
+                return;
+        if (present) {
+                d->one_peer_present = true;
+                d->peer->id = ++d->last_peer_id;
+                device_peer_added(d, d->peer);
+        } else {
+                device_peer_removed(d, d->peer);
+                d->one_peer_present = false;
+        }
+}
+
+size_t device_peer_count(const struct device *d) {
+        return d->one_peer_present ? 1 : 0;
+}
+
+struct peer *device_peer_at(const struct device *d, size_t i) {
+        return i < device_peer_count(d) ? d->peer : NULL;
+}
+
+void device_peer_counters(const struct device *d, const struct peer *p, uint64_t *ret_rx_bytes,
+                          uint64_t *ret_tx_bytes) {
+        *ret_rx_bytes = atomic_load_explicit(&d->dp.stats.rx_bytes, memory_order_relaxed);
+        *ret_tx_bytes = atomic_load_explicit(&d->dp.stats.tx_bytes, memory_order_relaxed);
+}
+
+size_t device_peer_macs(const struct device *d, const struct peer *p) {
+        return 0; /* no MAC learning yet: the mesh's MAC table counts them */
+}
+
+void device_peer_added(struct device *d, struct peer *p) {
+        if (d->peer_hooks.added)
+                d->peer_hooks.added(d, p);
+}
+
+void device_peer_removed(struct device *d, struct peer *p) {
+        if (d->peer_hooks.removed)
+                d->peer_hooks.removed(d, p);
+}
+/* ---- end of the contract block ---- */
+
 void device_emit_changed(struct device *d, const char *const *properties) {
+        one_peer_sync(d); /* contract block: today's one peer enters/leaves with its state */
         if (d->emit_changed)
                 d->emit_changed(d, properties);
 }
@@ -367,7 +430,8 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         d->instance = instance;
         d->udp_fd = d->dp.udp_fd = d->dp.stop_fd = d->dp.wake_fd = -EBADF;
         struct qs_markers qs = datapath_markers(&d->dp);
-        if (peer_new(&qs, &d->peer) < 0)
+        if (peer_new(&qs, &d->peer) < 0 ||
+            one_peer_init(d, d->peer, config_first_peer(config)) < 0) /* contract block */
                 return log_error_errno(ENOMEM, "out of memory");
 
         r = setup_keys(d);
@@ -519,6 +583,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                                      "%m");
 
         device_resolve_control_group(d);
+        one_peer_sync(d); /* contract block: a configured peer.address is in the table */
 
         *ret = TAKE_PTR(d);
         return 0;
@@ -560,6 +625,8 @@ struct device *device_free(struct device *d) {
         }
         d->udp_fd = safe_close(d->udp_fd);
 
+        if (d->one_peer_present) /* contract block: removed before the peer is freed */
+                device_peer_removed(d, d->peer);
         d->peer = peer_free(d->peer); /* the threads are gone: its key pairs go at once */
         cookie_checker_wipe(&d->keys.cookie_checker);
         sodium_memzero(d->keys.static_private, sizeof(d->keys.static_private));

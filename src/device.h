@@ -83,6 +83,19 @@ struct device {
          * add more. */
         struct peer *peer;
 
+        /* ---- contract with the mesh (control plane); the mesh's peer table replaces the
+         * today-only fields ---- */
+        /* Peers entering and leaving the table (bus_open sets them; NULL without a bus).
+         * Called only through device_peer_added() and device_peer_removed(); removed runs
+         * before the peer is freed. */
+        struct {
+                void (*added)(struct device *d, struct peer *p);
+                void (*removed)(struct device *d, struct peer *p);
+        } peer_hooks;
+        uint64_t last_peer_id; /* the last struct peer id given out (ids start at 1) */
+        bool one_peer_present; /* today only: d->peer counts as present (device_peer_count) */
+        /* ---- end of the contract block ---- */
+
         struct addrwatch *addrwatch; /* addrwatch.c; NULL when rtnetlink cannot be watched */
 
         /* NAT traversal. */
@@ -117,6 +130,24 @@ void device_emit_changed(struct device *d, const char *const *properties);
 
 /* (Re)start the NAT discovery against nat.stun_server (at start-up and on reload). */
 int device_start_netcheck(struct device *d);
+
+/* ---- contract with the mesh (control plane): the peer table as the APIs see it ----
+ * Control loop only. Peers in a stable order by id: device_peer_at(d, i) for i below
+ * device_peer_count(d). Today the table holds the one peer d->peer, and it counts as present
+ * while its state is neither `waiting` nor `disconnected`: from Connect, peer.address at
+ * start-up or the first handshake (or the relay's introduction) until Disconnect or its
+ * closing message sends it back to waiting. */
+size_t device_peer_count(const struct device *d);
+struct peer *device_peer_at(const struct device *d, size_t i);
+/* The bytes received from and sent to p (today: the instance's counters, for its one peer). */
+void device_peer_counters(const struct device *d, const struct peer *p, uint64_t *ret_rx_bytes,
+                          uint64_t *ret_tx_bytes);
+/* How many MAC addresses were learned behind p (today 0: nothing is learned yet). */
+size_t device_peer_macs(const struct device *d, const struct peer *p);
+/* Tell the front ends (peer_hooks) that p entered or is about to leave the table. */
+void device_peer_added(struct device *d, struct peer *p);
+void device_peer_removed(struct device *d, struct peer *p);
+/* ---- end of the contract block ---- */
 
 /* Log the one-line counter summary. */
 void device_log_stats(struct device *d);

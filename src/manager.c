@@ -464,6 +464,15 @@ int manager_disconnect(struct device *d, struct manager_error *ret_error) {
         return 0;
 }
 
+/* ---- contract with the mesh (control plane), today's table of one peer: leaving it is
+ * leaving them all. The mesh's version replaces this. ---- */
+int manager_disconnect_peer(struct device *d, struct peer *p, struct manager_error *ret_error) {
+        if (p != d->peer)
+                return fail(ret_error, -ENOTCONN, "No peer is connected");
+        return manager_disconnect(d, ret_error);
+}
+/* ---- end of the contract block ---- */
+
 void manager_forget_waiter(struct device *d, struct manager_waiter *w) {
         if (d->manager->connect_waiter == w)
                 d->manager->connect_waiter = NULL;

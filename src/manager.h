@@ -60,6 +60,9 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
                     struct manager_waiter *w, struct manager_error *ret_error);
 /* Leave the peer; -ENOTCONN when there is none. */
 int manager_disconnect(struct device *d, struct manager_error *ret_error);
+/* Contract with the mesh (control plane): leave one peer p (in the table: device_peer_at), as
+ * manager_disconnect leaves them all; -ENOTCONN when there is nothing to leave. */
+int manager_disconnect_peer(struct device *d, struct peer *p, struct manager_error *ret_error);
 /* w stops waiting (its client went away, or the API shuts down); it is not called. */
 void manager_forget_waiter(struct device *d, struct manager_waiter *w);
 /* The D-Bus error name (shadowmesh/bus-api.h) of an error the calls above return (or a

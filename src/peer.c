@@ -27,6 +27,7 @@ struct peer *peer_free(struct peer *p) {
         cookie_maker_wipe(&p->cookie_maker);
         pthread_mutex_destroy(&p->endpoint_lock);
         free(p->address);
+        free(p->name);
         free(p);
         return NULL;
 }

@@ -57,6 +57,11 @@ struct peer {
         size_t n_retired;
 
         /* Control loop only. */
+        /* Contract with the mesh (control plane): id is unique per run, never reused, from 1,
+         * assigned by device.c when the peer is created (the D-Bus object
+         * <instance>/peer/<id>); name is the config entry's `name`, NULL when none. */
+        uint64_t id;
+        char *name;
         char *address;            /* "host:port" as configured or given to Connect; NULL: none */
         enum tunnel_state state;  /* this peer's, by state.c's table (manager_peer_event) */
         char failure_reason[256]; /* why it is TUNNEL_FAILED; "" otherwise */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The D-Bus API's names and limits, shared by the daemon (src/bus.c), shadowmeshctl and the
- * NetworkManager plugin. Documented in dbus/org.shadowmesh1.Tunnel.txt.
+ * NetworkManager plugin. Documented in dbus/org.shadowmesh1.Tunnel.txt and
+ * dbus/org.shadowmesh1.Peer.txt.
  */
 #pragma once
 
@@ -9,6 +10,9 @@
 #define BUS_PATH_ROOT "/org/shadowmesh1"
 #define BUS_PATH_PREFIX "/org/shadowmesh1/instance"
 #define BUS_INTERFACE "org.shadowmesh1.Tunnel"
+/* Each peer of an instance: <instance path>/peer/<id> (dbus/org.shadowmesh1.Peer.txt). */
+#define BUS_PEER_INTERFACE "org.shadowmesh1.Peer"
+#define BUS_PEER_PATH_ELEMENT "peer"
 #define BUS_ERROR_PREFIX "org.shadowmesh1.Error."
 
 /* The API's errors (each with a human message), as dbus/org.shadowmesh1.Tunnel.txt lists them. */

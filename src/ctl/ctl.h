@@ -98,12 +98,32 @@ struct tunnel_status {
         const char *nat_type;
         const char *tap_device, *public_key;
         const char **local_address; /* NULL-terminated, array malloc'd */
+        const char **peers;         /* the Peer objects, NULL-terminated, array malloc'd */
         uint32_t mtu;
         uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets, last_handshake;
 };
 int ctl_get_status(sd_bus *bus, const struct ctl_instance *inst, struct tunnel_status *ret,
                    sd_bus_error *error);
 void tunnel_status_done(struct tunnel_status *s);
+
+/* One org.shadowmesh1.Peer object's properties (GetAll), parsed. Strings point into reply or
+ * into object (the caller's, which must outlive it); every field is set ("" / 0 when
+ * absent). */
+struct ctl_peer {
+        sd_bus_message *reply;
+        const char *object; /* its object path */
+        const char *id;     /* the last element of object: its id */
+        const char *name, *public_key, *endpoint, *path, *state;
+        uint64_t last_handshake, rx_bytes, tx_bytes;
+        uint32_t macs;
+};
+int ctl_get_peer(sd_bus *bus, const struct ctl_instance *inst, const char *object,
+                 struct ctl_peer *ret, sd_bus_error *error);
+void ctl_peer_done(struct ctl_peer *p);
+/* Every peer of objects (an instance's Peers); one that left meanwhile is left out. */
+int ctl_get_peers(sd_bus *bus, const struct ctl_instance *inst, const char *const *objects,
+                  struct ctl_peer **ret, size_t *ret_n, sd_bus_error *error);
+void ctl_peers_free(struct ctl_peer *list, size_t n);
 
 /* ---- the daemon's messages in our words (words.c) ---- */
 
@@ -116,6 +136,9 @@ const char *ctl_words_for(const char *daemon_message, char *buf, size_t size);
 void json_string(FILE *f, const char *s);
 /* {"Instance": name, <every property of a GetStatus reply>} */
 int json_status(FILE *f, const char *instance, sd_bus_message *reply);
+/* The same with "peers": [{"Object": path, <every property of its GetAll reply>}, ...]. */
+int json_status_peers(FILE *f, const char *instance, sd_bus_message *reply,
+                      const struct ctl_peer *peers, size_t n_peers);
 
 /* ---- human output (format.c) ---- */
 

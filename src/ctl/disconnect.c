@@ -1,11 +1,62 @@
 /* SPDX-License-Identifier: MIT */
-/* shadowmeshctl disconnect: Disconnect() on the instance. Silent on success. */
+/* shadowmeshctl disconnect [PEER]: Disconnect() on the instance, or on the one peer PEER names
+ * (its name, its public key, its id or its object path). Silent on success. */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "shadowmesh/bus-api.h"
 #include "ctl.h"
 #include "i18n.h"
+
+static bool peer_matches(const struct ctl_peer *p, const char *arg) {
+        return (*p->name && strcmp(p->name, arg) == 0) ||
+               (*p->public_key && strcmp(p->public_key, arg) == 0) ||
+               strcmp(p->id, arg) == 0 || strcmp(p->object, arg) == 0;
+}
+
+/* The object of the one peer of inst that arg names, in ret (malloc'd); or an exit code. */
+static int find_peer(sd_bus *bus, const struct ctl_instance *inst, const char *arg, char **ret) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct tunnel_status s;
+        struct ctl_peer *peers = NULL;
+        size_t n = 0, found = 0, at = 0;
+        int r;
+
+        r = ctl_get_status(bus, inst, &s, &error);
+        if (r >= 0) {
+                /* The peers' object paths point into s's reply: it stays until the end. */
+                r = ctl_get_peers(bus, inst, s.peers, &peers, &n, &error);
+                if (r < 0)
+                        tunnel_status_done(&s);
+        }
+        if (r < 0) {
+                r = ctl_bus_error(bus, inst, &error, r);
+                sd_bus_error_free(&error);
+                return r;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (peer_matches(&peers[i], arg)) {
+                        found++;
+                        at = i;
+                }
+        if (found == 1) {
+                *ret = strdup(peers[at].object);
+                r = *ret ? CTL_EXIT_OK : ctl_error(CTL_EXIT_FAILURE, "%s", strerror(ENOMEM));
+        } else if (found > 1)
+                r = ctl_error(CTL_EXIT_USAGE,
+                              _("'%s' names %zu peers of instance '%s': give its id or public "
+                                "key"),
+                              arg, found, inst->name);
+        else
+                r = ctl_error(CTL_EXIT_STATE,
+                              _("instance '%s' has no peer '%s' (a name, a public key or an id, "
+                                "as 'shadowmeshctl status' shows them)"),
+                              inst->name, arg);
+        ctl_peers_free(peers, n);
+        tunnel_status_done(&s);
+        return r;
+}
 
 int ctl_disconnect(struct ctl *ctl, int argc, char **argv) {
         static const struct option options[] = {
@@ -16,6 +67,7 @@ int ctl_disconnect(struct ctl *ctl, int argc, char **argv) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(ctl_instance_freep) struct ctl_instance *inst = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *peer = NULL;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "hi:", options, NULL)) >= 0) {
@@ -31,15 +83,21 @@ int ctl_disconnect(struct ctl *ctl, int argc, char **argv) {
         }
         if (ctl->json)
                 return ctl_usage_error(_("--json is for status, list and netcheck"));
-        if (optind < argc)
-                return ctl_usage_error(_("unexpected argument '%s'"), argv[optind]);
+        if (optind + 1 < argc)
+                return ctl_usage_error(_("unexpected argument '%s'"), argv[optind + 1]);
         if (ctl_instance_new(ctl->instance ? ctl->instance : CTL_DEFAULT_INSTANCE, &inst) < 0)
                 return ctl_usage_error(_("invalid instance name '%s'"), ctl->instance);
 
         if (ctl_bus_open(&bus) < 0)
                 return CTL_EXIT_NOT_RUNNING;
-        r = sd_bus_call_method(bus, inst->bus_name, inst->path, BUS_INTERFACE, "Disconnect",
-                               &error, NULL, NULL);
+        if (optind < argc) {
+                r = find_peer(bus, inst, argv[optind], &peer);
+                if (r != CTL_EXIT_OK)
+                        return r;
+        }
+        r = sd_bus_call_method(bus, inst->bus_name, peer ? peer : inst->path,
+                               peer ? BUS_PEER_INTERFACE : BUS_INTERFACE, "Disconnect", &error,
+                               NULL, NULL);
         if (r < 0) {
                 r = ctl_bus_error(bus, inst, &error, r);
                 sd_bus_error_free(&error);

@@ -196,15 +196,18 @@ void tunnel_status_done(struct tunnel_status *s) {
         s->reply = sd_bus_message_unref(s->reply);
         free(s->local_address);
         s->local_address = NULL;
+        free(s->peers);
+        s->peers = NULL;
 }
 
-static int read_string_array(sd_bus_message *m, const char ***ret) {
+/* An array of strings ("s") or object paths ("o"), NULL-terminated; the strings point into m. */
+static int read_string_array(sd_bus_message *m, const char *type, const char ***ret) {
         const char **v = NULL, *s;
         size_t n = 0;
         int r;
 
-        r = sd_bus_message_enter_container(m, 'a', "s");
-        while (r >= 0 && (r = sd_bus_message_read(m, "s", &s)) > 0) {
+        r = sd_bus_message_enter_container(m, 'a', type);
+        while (r >= 0 && (r = sd_bus_message_read(m, type, &s)) > 0) {
                 const char **w = reallocarray(v, n + 2, sizeof(*v));
                 if (!w) {
                         r = -ENOMEM;
@@ -258,15 +261,17 @@ static int read_property(sd_bus_message *m, const char *name, struct tunnel_stat
         r = sd_bus_message_peek_type(m, NULL, &contents);
         if (r < 0)
                 return r;
-        if (strcmp(name, "LocalAddress") == 0 && strcmp(contents, "as") == 0) {
+        if ((strcmp(name, "LocalAddress") == 0 && strcmp(contents, "as") == 0) ||
+            (strcmp(name, "Peers") == 0 && strcmp(contents, "ao") == 0)) {
+                const char ***field = name[0] == 'P' ? &s->peers : &s->local_address;
                 const char **v;
-                r = sd_bus_message_enter_container(m, 'v', "as");
+                r = sd_bus_message_enter_container(m, 'v', contents);
                 if (r >= 0)
-                        r = read_string_array(m, &v);
+                        r = read_string_array(m, contents + 1, &v);
                 if (r < 0)
                         return r;
-                free(s->local_address);
-                s->local_address = v;
+                free(*field);
+                *field = v;
                 return sd_bus_message_exit_container(m);
         }
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
@@ -310,6 +315,8 @@ int ctl_get_status(sd_bus *bus, const struct ctl_instance *inst, struct tunnel_s
                 r = sd_bus_message_exit_container(s.reply);
         if (r >= 0 && !s.local_address && !(s.local_address = calloc(1, sizeof(char *))))
                 r = -ENOMEM;
+        if (r >= 0 && !s.peers && !(s.peers = calloc(1, sizeof(char *))))
+                r = -ENOMEM;
         if (r < 0) {
                 tunnel_status_done(&s);
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
@@ -318,4 +325,125 @@ int ctl_get_status(sd_bus *bus, const struct ctl_instance *inst, struct tunnel_s
         }
         *ret = s;
         return 0;
+}
+
+/* The Peer properties shadowmeshctl shows; anything else is skipped (and still appears in
+ * --json, which walks the reply itself). */
+static int read_peer_property(sd_bus_message *m, const char *name, struct ctl_peer *p) {
+        static const struct {
+                const char *name;
+                char type;
+                size_t offset;
+        } fields[] = {
+#define F(n, t, f) { n, t, offsetof(struct ctl_peer, f) }
+                F("Name", 's', name),
+                F("PublicKey", 's', public_key),
+                F("Endpoint", 's', endpoint),
+                F("Path", 's', path),
+                F("State", 's', state),
+                F("LastHandshake", 't', last_handshake),
+                F("RxBytes", 't', rx_bytes),
+                F("TxBytes", 't', tx_bytes),
+                F("MACs", 'u', macs),
+#undef F
+        };
+        const char *contents;
+        int r;
+
+        r = sd_bus_message_peek_type(m, NULL, &contents);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                if (strcmp(name, fields[i].name) != 0 || contents[0] != fields[i].type ||
+                    contents[1] != 0)
+                        continue;
+                r = sd_bus_message_enter_container(m, 'v', contents);
+                if (r >= 0)
+                        r = sd_bus_message_read_basic(m, fields[i].type,
+                                                      (uint8_t *) p + fields[i].offset);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                return r;
+        }
+        return sd_bus_message_skip(m, "v");
+}
+
+int ctl_get_peer(sd_bus *bus, const struct ctl_instance *inst, const char *object,
+                 struct ctl_peer *ret, sd_bus_error *error) {
+        struct ctl_peer p = {
+                .object = object, .name = "", .public_key = "", .endpoint = "", .path = "",
+                .state = "",
+        };
+        const char *name, *slash = strrchr(object, '/');
+        int r;
+
+        p.id = slash ? slash + 1 : object;
+        r = sd_bus_call_method(bus, inst->bus_name, object, "org.freedesktop.DBus.Properties",
+                               "GetAll", error, &p.reply, "s", BUS_PEER_INTERFACE);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(p.reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(p.reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(p.reply, "s", &name);
+                if (r >= 0)
+                        r = read_peer_property(p.reply, name, &p);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(p.reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(p.reply);
+        if (r < 0) {
+                ctl_peer_done(&p);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         _("malformed reply for peer %s from %s: %s"), object,
+                                         inst->bus_name, strerror(-r));
+        }
+        *ret = p;
+        return 0;
+}
+
+void ctl_peer_done(struct ctl_peer *p) {
+        p->reply = sd_bus_message_unref(p->reply);
+}
+
+int ctl_get_peers(sd_bus *bus, const struct ctl_instance *inst, const char *const *objects,
+                  struct ctl_peer **ret, size_t *ret_n, sd_bus_error *error) {
+        struct ctl_peer *list = NULL;
+        size_t n = 0;
+        int r = 0;
+
+        for (size_t i = 0; objects[i]; i++) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                struct ctl_peer *l = reallocarray(list, n + 1, sizeof(*list));
+                if (!l) {
+                        r = -ENOMEM;
+                        break;
+                }
+                list = l;
+                r = ctl_get_peer(bus, inst, objects[i], &list[n], &e);
+                /* A peer that left since the list was read is simply gone. */
+                if (r < 0 && sd_bus_error_has_name(&e, SD_BUS_ERROR_UNKNOWN_OBJECT)) {
+                        sd_bus_error_free(&e);
+                        r = 0;
+                        continue;
+                }
+                if (r < 0) {
+                        sd_bus_error_move(error, &e);
+                        break;
+                }
+                n++;
+        }
+        if (r < 0) {
+                ctl_peers_free(list, n);
+                return r;
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+void ctl_peers_free(struct ctl_peer *list, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                ctl_peer_done(&list[i]);
+        free(list);
 }

@@ -260,7 +260,9 @@ static int write_value(FILE *f, sd_bus_message *m) {
         return sd_bus_message_exit_container(m);
 }
 
-int json_status(FILE *f, const char *instance, sd_bus_message *reply) {
+/* with_peers: close with "peers": [...] (status); without: the reply alone (list, netcheck). */
+static int write_status(FILE *f, const char *instance, sd_bus_message *reply, bool with_peers,
+                        const struct ctl_peer *peers, size_t n_peers) {
         int r;
 
         r = sd_bus_message_rewind(reply, true);
@@ -273,8 +275,39 @@ int json_status(FILE *f, const char *instance, sd_bus_message *reply) {
         if (sd_bus_message_at_end(reply, false) == 0)
                 fputc(',', f);
         r = write_dict(f, reply);
-        fputc('}', f);
-        if (r < 0)
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (!with_peers) {
+                fputc('}', f);
                 return r;
-        return sd_bus_message_exit_container(reply);
+        }
+        /* The peers, each as its Peer object's properties (machine units: bytes, µs). */
+        fputs(",\"peers\":[", f);
+        for (size_t i = 0; r >= 0 && i < n_peers; i++) {
+                sd_bus_message *m = peers[i].reply;
+
+                fputs(i ? ",{\"Object\":" : "{\"Object\":", f);
+                json_string(f, peers[i].object);
+                r = sd_bus_message_rewind(m, true);
+                if (r >= 0)
+                        r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sv}");
+                if (r >= 0 && sd_bus_message_at_end(m, false) == 0)
+                        fputc(',', f);
+                if (r >= 0)
+                        r = write_dict(f, m);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                fputc('}', f);
+        }
+        fputs("]}", f);
+        return r;
+}
+
+int json_status(FILE *f, const char *instance, sd_bus_message *reply) {
+        return write_status(f, instance, reply, false, NULL, 0);
+}
+
+int json_status_peers(FILE *f, const char *instance, sd_bus_message *reply,
+                      const struct ctl_peer *peers, size_t n_peers) {
+        return write_status(f, instance, reply, true, peers, n_peers);
 }

@@ -34,7 +34,8 @@ void ctl_print_help(void) {
                  "      --public-key KEY    the peer's public key (identity mode)\n"
                  "      --relay             only through the relay, never directly\n"
                  "      --relay-server HOST[:PORT]  the relay, when the config names none\n"
-                 "  disconnect            drop the instance's session\n"
+                 "  disconnect [PEER]     drop the instance's sessions, or only PEER's (its\n"
+                 "                        name, public key or id, as status shows them)\n"
                  "  status                show the instance, or every instance without -i\n"
                  "                        (the default command)\n"
                  "  list                  list the running instances\n"
@@ -138,9 +139,11 @@ static const struct {
              "                              configuration names none\n"
              "  -h, --help                  show this help\n") },
         { "disconnect",
-          N_("Usage: shadowmeshctl [-i NAME] disconnect\n"
+          N_("Usage: shadowmeshctl [-i NAME] disconnect [PEER]\n"
              "\n"
-             "Drop the instance's session with its peer; the instance keeps running.\n"
+             "Drop the instance's sessions with its peers, or with PEER only (its name, its\n"
+             "public key or its id, as 'shadowmeshctl status' shows them); the instance keeps\n"
+             "running.\n"
              "\n"
              "Options:\n"
              "  -i, --instance NAME   the instance (default \"daemon\")\n"
@@ -149,11 +152,12 @@ static const struct {
           N_("Usage: shadowmeshctl [-i NAME] [--json] status\n"
              "\n"
              "Show the state, path, peer, device and counters of the instance, or of every\n"
-             "running instance without -i.\n"
+             "running instance without -i, and then each of its peers: endpoint, path,\n"
+             "state, latest handshake, transfer and MAC addresses learned.\n"
              "\n"
              "Options:\n"
              "  -i, --instance NAME   the instance\n"
-             "      --json            one JSON object per instance\n"
+             "      --json            one JSON object per instance, its peers in \"peers\"\n"
              "  -h, --help            show this help\n") },
         { "list",
           N_("Usage: shadowmeshctl [--json] list\n"

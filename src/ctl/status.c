@@ -53,16 +53,49 @@ static int print_human(const struct ctl_instance *inst, const struct tunnel_stat
         return 0;
 }
 
+/* One peer as `wg show` shows one: a heading with its name (else its key, else its id), then
+ * indented lowercase "label: value" lines. Lowercase also keeps the instance's lines the only
+ * "State:", "Endpoint:"... lines, for scripts that grep for them. */
+static int print_peer(const struct ctl_peer *p) {
+        _cleanup_free_ char *ago = NULL;
+        char rx[FORMAT_BYTES_MAX], tx[FORMAT_BYTES_MAX];
+
+        ago = format_ago(p->last_handshake, now_realtime_us());
+        if (!ago)
+                return -ENOMEM;
+        printf("\n%s: %s\n", _("peer"),
+               *p->name ? p->name : *p->public_key ? p->public_key : p->id);
+        if (*p->name && *p->public_key)
+                printf("  %s: %s\n", _("public key"), p->public_key);
+        printf("  %s: %s\n", _("endpoint"), *p->endpoint ? p->endpoint : "-");
+        printf("  %s: %s\n", _("path"), p->path);
+        printf("  %s: %s\n", _("state"), p->state);
+        printf("  %s: %s\n", _("latest handshake"), ago);
+        printf("  %s: ", _("transfer"));
+        printf(_("%s received, %s sent"), format_bytes(rx, p->rx_bytes),
+               format_bytes(tx, p->tx_bytes));
+        printf("\n  %s: %u\n", _("MACs learned"), (unsigned) p->macs);
+        printf("  %s: %s\n", _("object"), p->object);
+        return 0;
+}
+
 /* Print one instance, after separator (may be NULL) once its status is in. Returns an exit
  * code; *printed tells whether it went to stdout. */
 static int show(sd_bus *bus, const struct ctl_instance *inst, bool json, const char *separator,
                 bool *printed) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         struct tunnel_status s;
+        struct ctl_peer *peers = NULL;
+        size_t n_peers = 0;
         int r;
 
         *printed = false;
         r = ctl_get_status(bus, inst, &s, &error);
+        if (r >= 0) {
+                r = ctl_get_peers(bus, inst, s.peers, &peers, &n_peers, &error);
+                if (r < 0)
+                        tunnel_status_done(&s);
+        }
         if (r < 0) {
                 r = ctl_bus_error(bus, inst, &error, r);
                 sd_bus_error_free(&error);
@@ -71,9 +104,13 @@ static int show(sd_bus *bus, const struct ctl_instance *inst, bool json, const c
         if (separator)
                 fputs(separator, stdout);
         if (json)
-                r = json_status(stdout, inst->name, s.reply);
-        else
+                r = json_status_peers(stdout, inst->name, s.reply, peers, n_peers);
+        else {
                 r = print_human(inst, &s);
+                for (size_t i = 0; r >= 0 && i < n_peers; i++)
+                        r = print_peer(&peers[i]);
+        }
+        ctl_peers_free(peers, n_peers);
         tunnel_status_done(&s);
         if (r < 0)
                 return ctl_error(CTL_EXIT_FAILURE, _("cannot show instance '%s': %s"), inst->name,

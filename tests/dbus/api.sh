@@ -188,7 +188,8 @@ problems=$(python3 -c '
 import json, sys
 want = {"State": "s", "FailureReason": "s", "Path": "s", "PeerAddress": "s", "Endpoint": "s", "PublicEndpoint": "s",
         "NatType": "s", "TapDevice": "s", "LocalAddress": "as", "Mtu": "u", "PublicKey": "s",
-        "RxBytes": "t", "TxBytes": "t", "RxPackets": "t", "TxPackets": "t", "LastHandshake": "t"}
+        "RxBytes": "t", "TxBytes": "t", "RxPackets": "t", "TxPackets": "t", "LastHandshake": "t",
+        "Peers": "ao"}
 try:
     reply = json.loads(sys.argv[1])
     assert reply["type"] == "a{sv}", "reply type " + reply["type"]

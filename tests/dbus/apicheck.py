@@ -12,9 +12,10 @@
       An argument's direction defaults to "in" for methods, EmitsChangedSignal to "true".
 
   apicheck.py doc XML TXT [INTERFACE]
-      Checks the live interface in XML against the iwd-style API document TXT (Methods and
-      Properties sections, "type Name(type arg, ...)" and "type Name [readonly, const]") and
-      prints one line per difference, nothing when they agree. Out-arguments are compared by
+      Checks the live interface in XML against the iwd-style API document TXT (Methods,
+      Signals and Properties sections, "type Name(type arg, ...)", "void Name(type arg, ...)"
+      and "type Name [readonly, const]") and prints one line per difference, nothing when they
+      agree. Out-arguments are compared by
       type (the document names only their type).
 """
 import re
@@ -80,7 +81,7 @@ def doc_type(t, where, problems):
 
 
 def parse_doc(path):
-    """Methods and properties of the document: {(kind, name): details}, problems."""
+    """Methods, signals and properties of the document: {(kind, name): details}, problems."""
     text = open(path, encoding="utf-8").read()
     found, problems = {}, []
     section = None
@@ -103,6 +104,15 @@ def parse_doc(path):
                 if ret:
                     args.append(("out", ret, None))
                 found[("method", m.group(2))] = args
+        elif section == "Signals":
+            m = re.match(r"^\t+void (\w+)\((.*)\)\s*$", line)
+            if m:
+                where = "signal " + m.group(1)
+                args = []
+                for arg in filter(None, (a.strip() for a in m.group(2).split(","))):
+                    t, _, n = arg.partition(" ")
+                    args.append((doc_type(t, where, problems), n))
+                found[("signal", m.group(1))] = args
         elif section == "Properties":
             m = re.match(r"^\t+([\w{}]+) (\w+) \[([^]]*)\]\s*$", line)
             if m:
@@ -127,6 +137,9 @@ def compare_doc(xml_path, doc_path, name):
             got = [(a[0], a[1], a[2] if a[0] == "in" else None) for a in d]
             if got != want:
                 problems.append("method %s: live %s, documented %s" % (member, got, want))
+        elif kind == "signal":
+            if list(d) != want:
+                problems.append("signal %s: live %s, documented %s" % (member, list(d), want))
         elif kind == "property":
             got = (d[0], d[1], d[2] == "const")
             if got != want:

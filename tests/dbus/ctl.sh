@@ -117,7 +117,7 @@ import json, sys
 want = {"Instance": "alpha", "State": "connected", "FailureReason": "", "Path": "direct",
         "PeerAddress": sys.argv[2], "Endpoint": sys.argv[2], "TapDevice": "smt0", "Mtu": 1380,
         "LocalAddress": [sys.argv[3]], "PublicKey": "", "NatType": "unknown",
-        "PublicEndpoint": ""}
+        "PublicEndpoint": "", "Peers": ["/org/shadowmesh1/instance/alpha/peer/1"]}
 numbers = ["RxBytes", "TxBytes", "RxPackets", "TxPackets", "LastHandshake"]
 try:
     got = json.loads(sys.argv[1])
@@ -129,7 +129,12 @@ for k, v in want.items():
 for k in numbers:
     if not isinstance(got.get(k), int):
         print("%s: %r is not a number" % (k, got.get(k)))
-extra = set(got) - set(want) - set(numbers)
+peers = got.get("peers")
+if not isinstance(peers, list) or len(peers) != 1 or \
+        peers[0].get("Object") != want["Peers"][0] or peers[0].get("State") != "connected" or \
+        peers[0].get("Endpoint") != sys.argv[2]:
+    print("peers: %r, want one, connected, at %s" % (peers, sys.argv[2]))
+extra = set(got) - set(want) - set(numbers) - {"peers"}
 if extra:
     print("unexpected keys:", sorted(extra))
 ' "$OUT" "$UNDER_B:$PORT" "$TUN_A/24" 2>&1 || true)
