@@ -61,12 +61,12 @@ struct device {
         struct http_server *http;
         /* PropertiesChanged for these (NULL-terminated); set by bus_open, NULL without a bus. */
         void (*emit_changed)(struct device *d, const char *const *properties);
-        /* What the connection logic (manager.c) hears of the peer; it sets these. */
+        /* What the connection logic (manager.c) hears of the peers; it sets these. */
         struct {
-                void (*peer_changed)(struct device *d); /* its state moved (peer_event) */
-                void (*session_up)(struct device *d);   /* usable both ways */
+                void (*peer_changed)(struct device *d, struct peer *p); /* its state moved */
+                void (*session_up)(struct device *d, struct peer *p);   /* usable both ways */
                 /* Its authenticated closing message on the session with local index key_idx. */
-                void (*peer_closed)(struct device *d, uint32_t key_idx,
+                void (*peer_closed)(struct device *d, struct peer *p, uint32_t key_idx,
                                     const struct endpoint *from);
                 void (*tick)(struct device *d, uint64_t now); /* every TIMERS_TICK_NSEC */
         } events;
@@ -79,9 +79,29 @@ struct device {
         struct handshake_keys keys;
         struct sender sender;
 
-        /* The peer table: one peer today, reached through this pointer so that the mesh can
-         * add more. */
+        /* The peer table (control loop's side; the data threads read dp.peers). by_id holds the
+         * n_peers peers in the order they were created (their ids grow); a removed peer waits
+         * in dying (its slot still taken, so no index of its can name another peer) until both
+         * data threads passed a quiescent point (peer.c), then it is freed. */
+        struct peer *by_id[MESH_MAX_PEERS];
+        size_t n_peers;
+        uint64_t last_peer_id;
+        bool slot_taken[MESH_MAX_PEERS];
+        struct {
+                struct peer *p;
+                uint64_t qs[2];
+        } dying[MESH_MAX_PEERS];
+        size_t n_dying;
+        /* The peer the single-peer API properties (bus.c's Endpoint, Path, PeerAddress,
+         * http.c) and Connect without a known address speak of: the table's first peer. Never
+         * NULL once device_new() returned: removing the last peer keeps it, cleared (waiting). */
         struct peer *peer;
+        /* PeerAdded/PeerRemoved for the bus (bus.c sets them; NULL: none). Called only through
+         * device_peer_added() and device_peer_removed(). */
+        struct {
+                void (*added)(struct device *d, struct peer *p);
+                void (*removed)(struct device *d, struct peer *p);
+        } peer_hooks;
 
         struct addrwatch *addrwatch; /* addrwatch.c; NULL when rtnetlink cannot be watched */
 
@@ -117,6 +137,31 @@ void device_emit_changed(struct device *d, const char *const *properties);
 
 /* (Re)start the NAT discovery against nat.stun_server (at start-up and on reload). */
 int device_start_netcheck(struct device *d);
+
+/* The peer table, control loop only. Peers in a stable order (by id); their traffic; the MAC
+ * addresses the learning switch has behind a peer (a walk of the MAC table: not per packet). */
+size_t device_peer_count(const struct device *d);
+struct peer *device_peer_at(const struct device *d, size_t i);
+void device_peer_counters(const struct device *d, const struct peer *p, uint64_t *ret_rx_bytes,
+                          uint64_t *ret_tx_bytes);
+size_t device_peer_macs(const struct device *d, const struct peer *p);
+/* The bus's hooks (peer_hooks), which may be NULL. removed runs before the peer is freed. */
+void device_peer_added(struct device *d, struct peer *p);
+void device_peer_removed(struct device *d, struct peer *p);
+
+/* A new peer in a free slot (name may be NULL), published to the data threads: -ENOSPC at
+ * MESH_MAX_PEERS, -ENOMEM. */
+int device_add_peer(struct device *d, const char *name, struct peer **ret);
+/* Unpublish p and free it once the data threads cannot hold it; its MAC entries are dropped.
+ * The last peer is not removed (d->peer stays): the caller clears it instead. */
+void device_remove_peer(struct device *d, struct peer *p);
+/* The peer in slot whose id is id (what the rx thread queued), or NULL. */
+struct peer *device_peer_by_slot(const struct device *d, uint32_t slot, uint64_t id);
+/* The peer whose endpoint is e (address and port), or NULL. */
+struct peer *device_peer_by_endpoint(const struct device *d, const struct endpoint *e);
+/* Drop the MAC table's entries behind p (it is gone, or its session is gone for good):
+ * counted in macs_forgotten and logged. */
+void device_forget_macs(struct device *d, struct peer *p);
 
 /* Log the one-line counter summary. */
 void device_log_stats(struct device *d);
