@@ -299,8 +299,8 @@ static void send_close(struct device *d, struct peer *p) {
         int r = handshake_send_close(&d->sender, p);
 
         if (r >= 0)
-                log_info("sent the peer %s a closing message",
-                         p->name ? p->name : p->address ? p->address : "");
+                log_info("sent the peer a closing message%s%s%s", p->name ? " (" : "",
+                         p->name ? p->name : "", p->name ? ")" : "");
         else if (r != -ENOKEY)
                 log_debug_errno(r, "could not send the peer a closing message: %m");
 }
