@@ -51,7 +51,10 @@ void device_log_stats(struct device *d) {
                  "initiations_sent=%llu cookies_sent=%llu relay_tx_packets=%llu "
                  "relay_rx_packets=%llu probes_sent=%llu path_switches=%llu rx_reflected=%llu "
                  "rx_handshake_ratelimited=%llu handshakes_deferred=%llu tx_gso_frames=%llu "
-                 "tx_udp_gso_datagrams=%llu rx_udp_gro_datagrams=%llu rx_gro_merged=%llu",
+                 "tx_udp_gso_datagrams=%llu rx_udp_gro_datagrams=%llu rx_gro_merged=%llu "
+                 "peers=%zu tx_unicast_frames=%llu tx_flooded_frames=%llu tx_flood_copies=%llu "
+                 "peers_refused_full=%llu macs_forgotten=%llu macs_learned=%llu macs_moved=%llu "
+                 "macs_refused_full=%llu",
                  S(tx_packets), S(tx_bytes), S(rx_packets), S(rx_bytes), S(rx_replayed),
                  S(rx_bad_tag), S(rx_unknown_index), S(rx_malformed), S(rx_bad_mac1),
                  S(rx_handshake_failed), S(rx_handshake_dropped), S(tx_dropped_no_session),
@@ -59,7 +62,11 @@ void device_log_stats(struct device *d) {
                  S(relay_tx_packets), S(relay_rx_packets), S(probes_sent), S(path_switches),
                  S(rx_reflected), S(rx_handshake_ratelimited), S(handshakes_deferred),
                  S(tx_gso_frames), S(tx_udp_gso_datagrams), S(rx_udp_gro_datagrams),
-                 S(rx_gro_merged));
+                 S(rx_gro_merged), d->n_peers, S(tx_unicast_frames), S(tx_flooded_frames),
+                 S(tx_flood_copies), S(peers_refused_full), S(macs_forgotten),
+                 (unsigned long long) atomic_load(&d->dp.macs.stats.learned),
+                 (unsigned long long) atomic_load(&d->dp.macs.stats.moved),
+                 (unsigned long long) atomic_load(&d->dp.macs.stats.refused_full));
 #undef S
 }
 
@@ -348,12 +355,12 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         return 0;
 }
 
-/* A peer whose session is gone for good (it went back to waiting, failed, or was
- * disconnected) takes its MAC addresses with it: frames to them are flooded again, and they
- * are learned anew wherever they show up. */
+/* A peer that left `connected` (its session stopped working, it closed, failed, or was
+ * disconnected) takes its MAC addresses with it: frames to them would only be dropped for want
+ * of a session, so they are flooded again and learned anew wherever the addresses show up
+ * (behind another peer, or behind this one once it is back). */
 static bool peer_dead(const struct peer *p) {
-        return p->state == TUNNEL_WAITING || p->state == TUNNEL_FAILED ||
-               p->state == TUNNEL_DISCONNECTED;
+        return p->state != TUNNEL_CONNECTED;
 }
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
