@@ -184,8 +184,7 @@ void device_remove_peer(struct device *d, struct peer *p) {
         d->n_dying++;
 }
 
-/* Free the removed peers no data thread can hold any more (every tick). */
-static void collect_dying(struct device *d) {
+void device_collect_peers(struct device *d) {
         size_t kept = 0;
 
         for (size_t i = 0; i < d->n_dying; i++) {
@@ -378,7 +377,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
                 else if (p->state == TUNNEL_CONNECTED)
                         p->macs_forgotten = false;
         }
-        collect_dying(d);
+        device_collect_peers(d);
         relay_client_tick(d->relay, now);
         if (d->events.tick)
                 d->events.tick(d, now);

@@ -155,6 +155,8 @@ int device_add_peer(struct device *d, const char *name, struct peer **ret);
 /* Unpublish p and free it once the data threads cannot hold it; its MAC entries are dropped.
  * The last peer is not removed (d->peer stays): the caller clears it instead. */
 void device_remove_peer(struct device *d, struct peer *p);
+/* Free the removed peers that no data thread can hold any more (every tick). */
+void device_collect_peers(struct device *d);
 /* The peer in slot whose id is id (what the rx thread queued), or NULL. */
 struct peer *device_peer_by_slot(const struct device *d, uint32_t slot, uint64_t id);
 /* The peer whose endpoint is e (address and port), or NULL. */
