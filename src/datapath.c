@@ -98,6 +98,9 @@ struct tx_dest {
         struct endpoint ep;
         uint8_t pktinfo[UDP_PKTINFO_SPACE] __attribute__((aligned(8)));
         size_t controllen;
+        /* The clock when its key pair was loaded (a key pair installed after the batch began
+         * must not look born in the future: see tx_dest). */
+        uint64_t now;
         bool usable, rekey;
         uint64_t bytes, dropped;
         unsigned count, first; /* its datagrams, and where they start once grouped */
@@ -244,6 +247,9 @@ static int tx_dest(struct datapath *d, struct tx_buffers *b, uint32_t slot) {
         t = &b->dests[b->n_dests];
         *t = (struct tx_dest){ .p = p,
                                .kp = atomic_load_explicit(&p->current, memory_order_acquire) };
+        /* Read after the key pair: the control loop may have installed it (birth_ns) after
+         * this batch read the clock, and the expiry checks subtract birth from now. */
+        t->now = now_ns();
         peer_get_endpoint(p, &t->ep);
         t->usable = t->kp && atomic_load_explicit(&t->kp->valid, memory_order_relaxed) &&
                     t->ep.len > 0;
@@ -255,7 +261,7 @@ static int tx_dest(struct datapath *d, struct tx_buffers *b, uint32_t slot) {
 
 /* Seal the current segment for destination i into datagram n. false when it could not be
  * (no usable session: counted as dropped for that peer). */
-static bool tx_seal(struct tx_buffers *b, unsigned i, unsigned n, uint64_t now) {
+static bool tx_seal(struct tx_buffers *b, unsigned i, unsigned n) {
         struct tx_dest *t = &b->dests[i];
         const size_t hdr = sizeof(struct message_relay_data);
         size_t len = b->seg_len[b->next_seg];
@@ -266,7 +272,7 @@ static bool tx_seal(struct tx_buffers *b, unsigned i, unsigned n, uint64_t now) 
                 return false;
         }
         m = session_encrypt(t->kp, b->seg[b->next_seg], len, b->out[n] + hdr,
-                            sizeof(b->out[n]) - hdr, now);
+                            sizeof(b->out[n]) - hdr, t->now);
         if (m < 0) {
                 t->usable = false; /* expired or out of counters: rekey */
                 t->dropped++;
@@ -420,7 +426,7 @@ static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_
                 }
                 if (dest >= 0) {
                         unicast++;
-                        if (tx_seal(b, (unsigned) dest, n, now))
+                        if (tx_seal(b, (unsigned) dest, n))
                                 n++;
                         b->next_seg++;
                         continue;
@@ -433,7 +439,7 @@ static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_
                         if (i < 0)
                                 continue;
                         any = true;
-                        if (tx_seal(b, (unsigned) i, n, now)) {
+                        if (tx_seal(b, (unsigned) i, n)) {
                                 n++;
                                 copies++;
                         }
@@ -458,7 +464,7 @@ static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_
                 t->id = t->p->id;
                 t->slot = t->p->slot;
                 t->rekey = !t->dropped && kp && kp->initiator &&
-                           (now - kp->birth_ns >= REKEY_AFTER_TIME * NSEC_PER_SEC ||
+                           (t->now - kp->birth_ns >= REKEY_AFTER_TIME * NSEC_PER_SEC ||
                             atomic_load_explicit(&kp->send_counter, memory_order_relaxed) >=
                                     REKEY_AFTER_MESSAGES);
                 t->kp = NULL;
@@ -712,6 +718,10 @@ static void rx_peer(struct datapath *d, struct rx_batch *x, uint32_t slot) {
         x->prev = atomic_load_explicit(&x->p->previous, memory_order_acquire);
         x->next = atomic_load_explicit(&x->p->next, memory_order_acquire);
         peer_get_endpoint(x->p, &x->ep);
+        /* The clock after the key pairs: one installed since the batch began must not look
+         * born in the future to the expiry checks (they subtract its birth from now). */
+        x->now = now_ns();
+        x->now_sec = (uint32_t) (x->now / NSEC_PER_SEC);
 }
 
 /* The key pair a session index names: the slot in its low bits gives the peer, and the peer
