@@ -9,7 +9,7 @@
 struct addrwatch {
         sd_event *event;
         int tap_ifindex;
-        struct peer *peer;
+        struct peer *(*peer_at)(void *userdata, size_t i); /* the peers, NULL past the end */
         int (*announce)(void *userdata, bool first);
         void *userdata;
         struct netlink_monitor *monitor;
@@ -104,6 +104,7 @@ static void on_address(const struct netlink_address *a, void *userdata) {
         struct addrwatch *w = userdata;
         char text[INET6_ADDRSTRLEN];
         struct endpoint ep;
+        struct peer *p;
         bool forgot = false;
 
         if (a->ifindex == w->tap_ifindex)
@@ -111,17 +112,23 @@ static void on_address(const struct netlink_address *a, void *userdata) {
         inet_ntop(a->family, &a->in6, text, sizeof(text));
         check_bound(w, a, text);
 
-        peer_get_endpoint(w->peer, &ep);
-        if (addrwatch_source_stale(&ep, a) && peer_forget_source(w->peer, &ep)) {
-                char src[INET6_ADDRSTRLEN];
+        for (size_t i = 0; (p = w->peer_at(w->userdata, i)); i++) {
+                peer_get_endpoint(p, &ep);
+                if (addrwatch_source_stale(&ep, a) && peer_forget_source(p, &ep)) {
+                        char src[INET6_ADDRSTRLEN];
 
-                forgot = true;
-                if (endpoint_source_is(&ep, a->family, &a->in6))
-                        log_info("our source address %s for the peer %s; routing chooses another",
-                                 text, a->removed ? "was removed" : "is no longer usable");
-                else
-                        log_info("our link-local source address %s for the peer gives way to %s",
-                                 inet_ntop(ep.src.family, &ep.src.in6, src, sizeof(src)), text);
+                        /* Logged once per change, not once per peer. */
+                        if (!forgot && endpoint_source_is(&ep, a->family, &a->in6))
+                                log_info("our source address %s for the peers %s; routing "
+                                         "chooses another",
+                                         text, a->removed ? "was removed" : "is no longer usable");
+                        else if (!forgot)
+                                log_info("our link-local source address %s for the peers gives "
+                                         "way to %s",
+                                         inet_ntop(ep.src.family, &ep.src.in6, src, sizeof(src)),
+                                         text);
+                        forgot = true;
+                }
         }
 
         /* Loopback addresses, and an address that is not usable yet (the kernel says so again
@@ -146,8 +153,11 @@ static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userd
         if (r == -ENOBUFS) {
                 log_info("address notifications were lost (the kernel's queue was full): "
                          "assuming every address changed");
-                peer_get_endpoint(w->peer, &ep);
-                (void) peer_forget_source(w->peer, &ep);
+                struct peer *p;
+                for (size_t i = 0; (p = w->peer_at(w->userdata, i)); i++) {
+                        peer_get_endpoint(p, &ep);
+                        (void) peer_forget_source(p, &ep);
+                }
                 schedule(w);
         } else if (r < 0) {
                 /* Not worth a busy loop: roaming still works through send errors. */
@@ -177,7 +187,8 @@ static void read_bound_address(struct addrwatch *w, int fd) {
         }
 }
 
-int addrwatch_new(sd_event *event, int udp_fd, int tap_ifindex, struct peer *p,
+int addrwatch_new(sd_event *event, int udp_fd, int tap_ifindex,
+                  struct peer *(*peer_at)(void *userdata, size_t i),
                   int (*announce)(void *userdata, bool first), void *userdata,
                   struct addrwatch **ret) {
         struct addrwatch *w;
@@ -188,7 +199,7 @@ int addrwatch_new(sd_event *event, int udp_fd, int tap_ifindex, struct peer *p,
                 return -ENOMEM;
         w->event = event;
         w->tap_ifindex = tap_ifindex;
-        w->peer = p;
+        w->peer_at = peer_at;
         w->announce = announce;
         w->userdata = userdata;
         r = netlink_monitor_open(&w->monitor);

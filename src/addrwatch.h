@@ -29,12 +29,14 @@
 struct addrwatch;
 
 /* Start watching on event, for the tunnel's socket udp_fd (its bound address is watched too),
- * ignoring the TAP's own addresses (tap_ifindex). p is the peer whose source address is kept
- * right. announce(userdata, first) sends the peer one authenticated packet from wherever
+ * ignoring the TAP's own addresses (tap_ifindex). peer_at(userdata, i) gives the peers whose
+ * source addresses are kept right (NULL past the end). announce(userdata, first) sends the
+ * peers one authenticated packet each from wherever
  * routing sends it now (first: the first try for this change, when the relay hears of it too);
  * it returns -errno when that send failed, and is retried. -errno when rtnetlink cannot be
  * watched; the caller decides whether that matters. */
-int addrwatch_new(sd_event *event, int udp_fd, int tap_ifindex, struct peer *p,
+int addrwatch_new(sd_event *event, int udp_fd, int tap_ifindex,
+                  struct peer *(*peer_at)(void *userdata, size_t i),
                   int (*announce)(void *userdata, bool first), void *userdata,
                   struct addrwatch **ret);
 struct addrwatch *addrwatch_free(struct addrwatch *w);

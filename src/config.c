@@ -1428,17 +1428,6 @@ const struct config_peer *config_first_peer(const struct config *c) {
         return c->n_peers > 0 ? &c->peers[0] : &none;
 }
 
-int config_check_single_peer(const struct config *c, char *errbuf, size_t errlen) {
-        if (c->n_peers <= 1)
-                return 0;
-        return fail_plain(errbuf, errlen, c->path ? c->path : "<config>", c->peers_line,
-                          c->peers_column, -EOPNOTSUPP,
-                          "peers: lists %zu other nodes, but this version of shadowmeshd "
-                          "connects to one peer; keep one entry until the mesh is supported "
-                          "(in identity mode the node's own entry does not count)",
-                          c->n_peers);
-}
-
 static int fail_yaml(const yaml_parser_t *y, const char *text, size_t len, const char *name,
                      char *errbuf, size_t errlen) {
         size_t line = y->problem_mark.line + 1, column = y->problem_mark.column + 1;

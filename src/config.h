@@ -105,14 +105,6 @@ struct config {
  * code written for one peer reads this until the mesh data plane uses the whole list. */
 const struct config_peer *config_first_peer(const struct config *c);
 
-/*
- * This version connects to one peer. Returns 0 when the configuration lists at most one other
- * node; otherwise -EOPNOTSUPP and one line in errbuf naming the file and the peers: line. The
- * daemon refuses such a file at start; --check reports it as a warning. Goes away with the mesh
- * data plane.
- */
-int config_check_single_peer(const struct config *c, char *errbuf, size_t errlen);
-
 /* Identity mode when a private key is configured, shared-key mode otherwise. */
 static inline bool config_identity_mode(const struct config *c) {
         return c->has_private_key;

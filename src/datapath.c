@@ -43,9 +43,35 @@ static void wake_control(struct datapath *d) {
         (void) !write(d->wake_fd, &one, sizeof(one));
 }
 
-static void request_handshake(struct datapath *d) {
-        if (!atomic_exchange(&d->peer->want_handshake, true))
+static void request_handshake(struct datapath *d, struct peer *p) {
+        if (!atomic_exchange(&p->want_handshake, true))
                 wake_control(d);
+}
+
+/* The peer in slot, inside a batch (NULL: none). */
+static inline struct peer *peer_at(struct datapath *d, uint32_t slot) {
+        return atomic_load_explicit(&d->peers[slot], memory_order_acquire);
+}
+
+bool datapath_forget_port(struct datapath *d, uint32_t port) {
+        uint32_t head = atomic_load_explicit(&d->forget_head, memory_order_relaxed);
+        uint32_t tail = atomic_load_explicit(&d->forget_tail, memory_order_acquire);
+
+        if (head - tail >= ELEMENTSOF(d->forget_ports))
+                return false;
+        d->forget_ports[head % ELEMENTSOF(d->forget_ports)] = port;
+        atomic_store_explicit(&d->forget_head, head + 1, memory_order_release);
+        return true;
+}
+
+/* The rx thread (the MAC table's one writer) drops what the control loop asked it to. */
+static void forget_requested(struct datapath *d) {
+        uint32_t head = atomic_load_explicit(&d->forget_head, memory_order_acquire);
+        uint32_t tail = atomic_load_explicit(&d->forget_tail, memory_order_relaxed);
+
+        for (; tail != head; tail++)
+                mactable_forget_port(&d->macs, d->forget_ports[tail % ELEMENTSOF(d->forget_ports)]);
+        atomic_store_explicit(&d->forget_tail, tail, memory_order_release);
 }
 
 /* Wait until fd is writable or the device stops; false when stopping. */
@@ -64,6 +90,28 @@ static bool wait_writable(struct datapath *d, int fd) {
         return false;
 }
 
+/* One peer a transmit batch sends to: what the batch loaded for it (inside the batch), and
+ * what it sealed for it. */
+struct tx_dest {
+        struct peer *p;
+        struct keypair *kp;
+        struct endpoint ep;
+        uint8_t pktinfo[UDP_PKTINFO_SPACE] __attribute__((aligned(8)));
+        size_t controllen;
+        /* The clock when its key pair was loaded (a key pair installed after the batch began
+         * must not look born in the future: see tx_dest). */
+        uint64_t now;
+        bool usable, rekey;
+        uint64_t bytes, dropped;
+        unsigned count, first; /* its datagrams, and where they start once grouped */
+        unsigned sent;         /* of them, that left */
+        /* Kept for the accounting after the sends (the peer is checked by slot and id). */
+        uint64_t id;
+        uint32_t slot;
+        bool source_gone;      /* our source address went away: forget stale's source */
+        struct endpoint stale;
+};
+
 struct tx_buffers {
         /* One TAP read with offloads: the vnet header and a frame of up to 64 KiB. */
         uint8_t frame[TAP_VNET_HDR_LEN + OFFLOAD_MAX_FRAME];
@@ -72,11 +120,21 @@ struct tx_buffers {
         uint8_t seg[OFFLOAD_MAX_SEGMENTS][FRAME_MAX_LEN];
         size_t seg_len[OFFLOAD_MAX_SEGMENTS];
         size_t n_seg, next_seg;
-        uint8_t pktinfo[UDP_PKTINFO_SPACE] __attribute__((aligned(8)));
+        /* A flooded segment that did not fit the batch continues at this slot (0: none). */
+        uint32_t flood_next;
         /* Each message is sealed after room for a RELAY_DATA header, which is filled in when
          * the peer is reached through the relay; otherwise the send starts past it. */
         uint8_t out[DATAPATH_TX_DATAGRAMS][RELAYED_DATAGRAM_MAX_LEN];
+        /* The datagrams as sealed (sealed[i] for dests[out_dest[i]]), then grouped by peer in
+         * iov: one sendmmsg (and UDP GSO runs) per peer. */
+        struct iovec sealed[DATAPATH_TX_DATAGRAMS];
+        uint16_t out_dest[DATAPATH_TX_DATAGRAMS];
         struct iovec iov[DATAPATH_TX_DATAGRAMS];
+        /* The batch's peers: dest_of_slot[slot] is valid when dest_gen[slot] == gen. */
+        struct tx_dest dests[MESH_MAX_PEERS];
+        uint16_t dest_of_slot[MESH_MAX_PEERS];
+        uint32_t dest_gen[MESH_MAX_PEERS], gen;
+        unsigned n_dests;
         /* The sends: one per datagram, or one per run of equal-sized datagrams (UDP GSO);
          * msg_first[i] is the first datagram of send i, msg_first[m] the number of them. */
         uint8_t control[DATAPATH_TX_DATAGRAMS][UDP_CONTROL_SPACE] __attribute__((aligned(8)));
@@ -100,6 +158,7 @@ static int tx_read(struct datapath *d, struct tx_buffers *b, uint64_t *gso_frame
         if (k < 0)
                 return errno == EAGAIN ? 0 : -errno;
         b->next_seg = b->n_seg = 0;
+        b->flood_next = 0;
         if (!offload) {
                 b->seg_len[0] = (size_t) k;
                 b->n_seg = 1;
@@ -122,7 +181,7 @@ static int tx_read(struct datapath *d, struct tx_buffers *b, uint64_t *gso_frame
  * (the last of a run may be shorter) within the kernel's limits becomes one send with a
  * UDP_SEGMENT cmsg; without, every datagram is its own. Returns the number of sends. */
 static unsigned tx_build(struct tx_buffers *b, unsigned first, unsigned n, struct endpoint *ep,
-                         size_t pktinfo_len, bool gso) {
+                         const uint8_t *pktinfo, size_t pktinfo_len, bool gso) {
         unsigned m = 0;
 
         for (unsigned i = first; i < n; m++) {
@@ -136,7 +195,7 @@ static unsigned tx_build(struct tx_buffers *b, unsigned first, unsigned n, struc
                         if (b->iov[i + count++].iov_len < size)
                                 break; /* a shorter one ends the run */
                 }
-                memcpy(b->control[m], b->pktinfo, pktinfo_len);
+                memcpy(b->control[m], pktinfo, pktinfo_len);
                 if (count > 1)
                         controllen = udp_write_segment(b->control[m], controllen, (uint16_t) size);
                 b->msgs[m].msg_hdr = (struct msghdr){
@@ -174,11 +233,146 @@ static int tx_state_init(struct datapath *d, struct tx_state *s) {
         return s->b ? 0 : -ENOMEM;
 }
 
+/* The batch's destination for the peer in slot (loading its key pair and endpoint once per
+ * batch), or -1 when the slot is empty. Inside the batch only. */
+static int tx_dest(struct datapath *d, struct tx_buffers *b, uint32_t slot) {
+        struct tx_dest *t;
+        struct peer *p;
+
+        if (b->dest_gen[slot] == b->gen)
+                return b->dest_of_slot[slot];
+        p = peer_at(d, slot);
+        if (!p)
+                return -1;
+        t = &b->dests[b->n_dests];
+        *t = (struct tx_dest){ .p = p,
+                               .kp = atomic_load_explicit(&p->current, memory_order_acquire) };
+        /* Read after the key pair: the control loop may have installed it (birth_ns) after
+         * this batch read the clock, and the expiry checks subtract birth from now. */
+        t->now = now_ns();
+        peer_get_endpoint(p, &t->ep);
+        t->usable = t->kp && atomic_load_explicit(&t->kp->valid, memory_order_relaxed) &&
+                    t->ep.len > 0;
+        t->controllen = udp_write_pktinfo(&t->ep, t->pktinfo);
+        b->dest_gen[slot] = b->gen;
+        b->dest_of_slot[slot] = (uint16_t) b->n_dests;
+        return (int) b->n_dests++;
+}
+
+/* Seal the current segment for destination i into datagram n. false when it could not be
+ * (no usable session: counted as dropped for that peer). */
+static bool tx_seal(struct tx_buffers *b, unsigned i, unsigned n) {
+        struct tx_dest *t = &b->dests[i];
+        const size_t hdr = sizeof(struct message_relay_data);
+        size_t len = b->seg_len[b->next_seg];
+        ssize_t m;
+
+        if (!t->usable) {
+                t->dropped++;
+                return false;
+        }
+        m = session_encrypt(t->kp, b->seg[b->next_seg], len, b->out[n] + hdr,
+                            sizeof(b->out[n]) - hdr, t->now);
+        if (m < 0) {
+                t->usable = false; /* expired or out of counters: rekey */
+                t->dropped++;
+                return false;
+        }
+        if (t->ep.via_relay) {
+                put_le32(b->out[n], MESSAGE_RELAY_DATA);
+                put_le32(b->out[n] + 4, t->ep.relay_slot);
+                b->sealed[n] = (struct iovec){ .iov_base = b->out[n], .iov_len = (size_t) m + hdr };
+        } else
+                b->sealed[n] = (struct iovec){ .iov_base = b->out[n] + hdr, .iov_len = (size_t) m };
+        b->out_dest[n] = (uint16_t) i;
+        t->bytes += len;
+        t->count++;
+        return true;
+}
+
+/* Send datagrams [first, last) (one peer's) to t->ep: one sendmmsg, retried as the kernel
+ * asks (a full socket buffer, UDP GSO refused, our source address gone). Returns the number of
+ * datagrams that left; *ret_error is the errno of a send that failed for good (0: none). */
+static unsigned tx_send(struct datapath *d, struct tx_state *s, struct tx_dest *t, unsigned first,
+                        unsigned last, bool *gso, bool *gso_verified, bool *waited,
+                        uint64_t *gso_datagrams, int *ret_error) {
+        struct tx_buffers *b = s->b;
+        size_t controllen = t->controllen;
+        unsigned m = tx_build(b, first, last, &t->ep, t->pktinfo, controllen, *gso), sent = 0;
+        /* A GSO send was refused and its datagrams are being retried one by one. */
+        bool gso_retry = false;
+
+        *ret_error = 0;
+        while (sent < m) {
+                int r = sendmmsg(d->udp_fd, b->msgs + sent, m - sent, 0);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        *waited |= errno == EAGAIN || errno == ENOBUFS;
+                        /* Socket buffer full: wait, so back-pressure reaches the TAP queue
+                         * and TCP inside the tunnel slows down instead of losing. */
+                        if ((errno == EAGAIN || errno == ENOBUFS) &&
+                            wait_writable(d, d->udp_fd))
+                                continue;
+                        /* The kernel refuses UDP GSO here (EIO: no checksum offload on
+                         * the route's device; EINVAL: segments beyond its MTU): send
+                         * these one datagram each. */
+                        if ((errno == EIO || errno == EINVAL) &&
+                            b->msgs[sent].msg_hdr.msg_iovlen > 1) {
+                                m = tx_build(b, b->msg_first[sent], last, &t->ep, t->pktinfo,
+                                             controllen, false);
+                                sent = 0;
+                                gso_retry = true;
+                                continue;
+                        }
+                        /* Our source address went away: let routing pick, and
+                         * forget it so the next batch does too, unless the endpoint
+                         * moved meanwhile (roaming): ep is a copy from the batch's
+                         * start and must not be written back over a newer one. */
+                        if (udp_source_gone(errno) && controllen) {
+                                controllen = 0;
+                                t->source_gone = true;
+                                t->stale = t->ep;
+                                t->ep.src.family = 0;
+                                m = tx_build(b, b->msg_first[sent], last, &t->ep, t->pktinfo,
+                                             controllen, *gso);
+                                sent = 0;
+                                gso_retry = false; /* the source, not GSO, was at fault */
+                                continue;
+                        }
+                        *ret_error = errno;
+                        break;
+                }
+                /* The datagrams GSO could not send went out one by one: GSO it was,
+                 * and if it never worked on this socket, it never will. */
+                if (gso_retry && !*gso_verified && *gso) {
+                        *gso = false;
+                        log_warning("UDP segmentation offload refused by the kernel, "
+                                    "sending one datagram per system call");
+                }
+                gso_retry = false;
+                for (unsigned i = sent; i < sent + (unsigned) r; i++) {
+                        unsigned count = b->msg_first[i + 1] - b->msg_first[i];
+                        if (count > 1) {
+                                *gso_datagrams += count;
+                                *gso_verified = true;
+                        }
+                }
+                sent += (unsigned) r;
+        }
+        return b->msg_first[sent] - first;
+}
+
 /* One transmit batch: the segments left over from the last one, then up to max_frames frames
  * from the TAP, sealed inside a batch of the calling thread's quiescent-state marker qs (the
- * only place key pairs are loaded), then sent after leaving it. The thread that reads the TAP
- * runs it: the tx thread, or the rx thread while the tx thread is parked ("Idle hand-over"
- * below). Returns what it found (TX_*). */
+ * only place peers and key pairs are loaded), then sent after leaving it. The thread that
+ * reads the TAP runs it: the tx thread, or the rx thread while the tx thread is parked ("Idle
+ * hand-over" below). Returns what it found (TX_*).
+ *
+ * The learning switch: a frame whose destination the MAC table knows goes to that one peer;
+ * unknown unicast, broadcast and multicast are flooded to every peer (each copy sealed for its
+ * peer; a TCP super-frame was cut into segments by tx_read, so a flood copies segments). The
+ * sealed datagrams are then grouped by peer: one sendmmsg (with UDP GSO runs) per peer. */
 enum {
         TX_READ_ALL = 1 << 0, /* it read max_frames frames: the TAP may hold more */
         TX_BUSY = 1 << 1,     /* it filled the send vector, left segments over, cut a TCP
@@ -186,22 +380,22 @@ enum {
 };
 static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_t *qs,
                          unsigned max_frames) {
-        struct peer *p = d->peer;
         struct tx_buffers *b = s->b;
         bool gso = s->gso, gso_verified = s->gso_verified, waited = false;
 
         qs_enter(qs);
-        uint64_t now = now_ns(), bytes = 0, dropped = 0, errors = 0, gso_frames = 0,
-                 gso_datagrams = 0;
-        struct keypair *kp = atomic_load_explicit(&p->current, memory_order_acquire);
-        struct endpoint ep;
+        uint64_t now = now_ns(), dropped = 0, errors = 0, gso_frames = 0, gso_datagrams = 0,
+                 unicast = 0, flooded = 0, copies = 0, orphans = 0;
+        uint32_t now_sec = (uint32_t) (now / NSEC_PER_SEC),
+                 end = atomic_load_explicit(&d->peers_end, memory_order_acquire);
         unsigned n = 0, frames = 0;
-        bool usable;
 
-        peer_get_endpoint(p, &ep);
-        usable = kp && atomic_load_explicit(&kp->valid, memory_order_relaxed) && ep.len > 0;
-        size_t controllen = udp_write_pktinfo(&ep, b->pktinfo);
-
+        b->gen++;
+        if (b->gen == 0) { /* wrapped: no stale generation may match */
+                memset(b->dest_gen, 0, sizeof(b->dest_gen));
+                b->gen = 1;
+        }
+        b->n_dests = 0;
         while (n < DATAPATH_TX_DATAGRAMS) {
                 if (b->next_seg == b->n_seg) {
                         if (frames == max_frames)
@@ -219,128 +413,129 @@ static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_
                         }
                         frames++;
                 }
-                if (!usable) {
-                        dropped += b->n_seg - b->next_seg;
-                        b->next_seg = b->n_seg;
+                const uint8_t *frame = b->seg[b->next_seg];
+                int dest = -1;
+
+                if (b->flood_next == 0 && b->seg_len[b->next_seg] >= 14 && !mac_is_group(frame)) {
+                        uint32_t port = mactable_lookup(&d->macs, frame, now_sec);
+                        if (port != MACTABLE_PORT_NONE) {
+                                struct peer *p = peer_at(d, MESH_SLOT_OF_INDEX(port));
+                                if (p && datapath_port(p) == port)
+                                        dest = tx_dest(d, b, p->slot);
+                        }
+                }
+                if (dest >= 0) {
+                        unicast++;
+                        if (tx_seal(b, (unsigned) dest, n))
+                                n++;
+                        b->next_seg++;
                         continue;
                 }
-                const size_t hdr = sizeof(struct message_relay_data);
-                size_t len = b->seg_len[b->next_seg];
-                ssize_t m = session_encrypt(kp, b->seg[b->next_seg], len, b->out[n] + hdr,
-                                            sizeof(b->out[n]) - hdr, now);
-                if (m < 0) {
-                        usable = false; /* expired or out of counters: rekey */
-                        continue;
+                /* Flood: every peer, from where an earlier batch left off. */
+                bool any = false;
+                uint32_t slot = b->flood_next;
+                for (; slot < end && n < DATAPATH_TX_DATAGRAMS; slot++) {
+                        int i = tx_dest(d, b, slot);
+                        if (i < 0)
+                                continue;
+                        any = true;
+                        if (tx_seal(b, (unsigned) i, n)) {
+                                n++;
+                                copies++;
+                        }
                 }
-                b->next_seg++;
-                if (ep.via_relay) {
-                        put_le32(b->out[n], MESSAGE_RELAY_DATA);
-                        put_le32(b->out[n] + 4, ep.relay_slot);
-                        b->iov[n] = (struct iovec){ .iov_base = b->out[n],
-                                                    .iov_len = (size_t) m + hdr };
-                } else
-                        b->iov[n] = (struct iovec){ .iov_base = b->out[n] + hdr,
-                                                    .iov_len = (size_t) m };
-                bytes += len;
-                n++;
-        }
-
-        /* Last use of kp in this batch; then leave it, so that waiting for the socket
-         * below (up to 10 s) never keeps a retired key pair from being wiped. The
-         * datagrams are sealed, and ep is our own copy. */
-        bool rekey = !dropped && kp && kp->initiator &&
-                     (now - kp->birth_ns >= REKEY_AFTER_TIME * NSEC_PER_SEC ||
-                      atomic_load_explicit(&kp->send_counter, memory_order_relaxed) >=
-                              REKEY_AFTER_MESSAGES);
-        kp = NULL;
-        qs_leave(qs);
-
-        unsigned m = tx_build(b, 0, n, &ep, controllen, gso), sent = 0;
-        int send_error = 0;
-        /* A GSO send was refused and its datagrams are being retried one by one. */
-        bool gso_retry = false;
-        while (sent < m) {
-                int r = sendmmsg(d->udp_fd, b->msgs + sent, m - sent, 0);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        waited |= errno == EAGAIN || errno == ENOBUFS;
-                        /* Socket buffer full: wait, so back-pressure reaches the TAP queue
-                         * and TCP inside the tunnel slows down instead of losing. */
-                        if ((errno == EAGAIN || errno == ENOBUFS) &&
-                            wait_writable(d, d->udp_fd))
-                                continue;
-                        /* The kernel refuses UDP GSO here (EIO: no checksum offload on
-                         * the route's device; EINVAL: segments beyond its MTU): send
-                         * these one datagram each. */
-                        if ((errno == EIO || errno == EINVAL) &&
-                            b->msgs[sent].msg_hdr.msg_iovlen > 1) {
-                                m = tx_build(b, b->msg_first[sent], n, &ep, controllen,
-                                             false);
-                                sent = 0;
-                                gso_retry = true;
-                                continue;
-                        }
-                        /* Our source address went away: let routing pick, and
-                         * forget it so the next batch does too, unless the endpoint
-                         * moved meanwhile (roaming): ep is a copy from the batch's
-                         * start and must not be written back over a newer one. */
-                        if (udp_source_gone(errno) && controllen) {
-                                controllen = 0;
-                                (void) peer_forget_source(p, &ep);
-                                ep.src.family = 0;
-                                m = tx_build(b, b->msg_first[sent], n, &ep, controllen,
-                                             gso);
-                                sent = 0;
-                                gso_retry = false; /* the source, not GSO, was at fault */
-                                continue;
-                        }
-                        send_error = errno;
-                        errors += n - b->msg_first[sent];
+                if (slot < end) {
+                        b->flood_next = slot; /* the batch is full: the rest next time */
                         break;
                 }
-                /* The datagrams GSO could not send went out one by one: GSO it was,
-                 * and if it never worked on this socket, it never will. */
-                if (gso_retry && !gso_verified && gso) {
-                        gso = false;
-                        log_warning("UDP segmentation offload refused by the kernel, "
-                                    "sending one datagram per system call");
-                }
-                gso_retry = false;
-                for (unsigned i = sent; i < sent + (unsigned) r; i++) {
-                        unsigned count = b->msg_first[i + 1] - b->msg_first[i];
-                        if (count > 1) {
-                                gso_datagrams += count;
-                                gso_verified = true;
-                        }
-                }
-                sent += (unsigned) r;
+                if (b->flood_next == 0 && !any)
+                        orphans++; /* no peer at all */
+                b->flood_next = 0;
+                flooded++;
+                b->next_seg++;
         }
-        unsigned sent_datagrams = b->msg_first[sent];
 
-        if (sent_datagrams > 0) {
-                if (ep.via_relay)
-                        stat_add(&d->stats.relay_tx_packets, sent_datagrams);
-                stat_add(&d->stats.tx_packets, sent_datagrams);
-                stat_add(&d->stats.tx_bytes, bytes);
-                atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
-                atomic_store_explicit(&p->last_tx_data_ns, now, memory_order_relaxed);
-                atomic_store_explicit(&p->rx_unanswered_since_ns, 0, memory_order_relaxed);
-                if (atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed) == 0)
-                        atomic_store_explicit(&p->tx_unanswered_since_ns, now,
-                                              memory_order_relaxed);
+        /* Last use of the key pairs in this batch: the rekey decisions. Then leave it, so that
+         * waiting for the socket below (up to 10 s) never keeps a retired key pair or a removed
+         * peer from being freed: the datagrams are sealed and each ep is our own copy. */
+        for (unsigned i = 0; i < b->n_dests; i++) {
+                struct tx_dest *t = &b->dests[i];
+                struct keypair *kp = t->kp;
+                t->id = t->p->id;
+                t->slot = t->p->slot;
+                t->rekey = !t->dropped && kp && kp->initiator &&
+                           (t->now - kp->birth_ns >= REKEY_AFTER_TIME * NSEC_PER_SEC ||
+                            atomic_load_explicit(&kp->send_counter, memory_order_relaxed) >=
+                                    REKEY_AFTER_MESSAGES);
+                t->kp = NULL;
         }
+        qs_leave(qs);
+
+        /* Group by peer (a counting sort of the iovecs, stable: a flow's order stays). */
+        unsigned at = 0;
+        for (unsigned i = 0; i < b->n_dests; i++) {
+                b->dests[i].first = at;
+                at += b->dests[i].count;
+                b->dests[i].count = 0;
+        }
+        for (unsigned i = 0; i < n; i++) {
+                struct tx_dest *t = &b->dests[b->out_dest[i]];
+                b->iov[t->first + t->count++] = b->sealed[i];
+        }
+        for (unsigned i = 0; i < b->n_dests; i++) {
+                struct tx_dest *t = &b->dests[i];
+                int send_error = 0;
+
+                if (t->count == 0)
+                        continue;
+                t->sent = tx_send(d, s, t, t->first, t->first + t->count, &gso, &gso_verified,
+                                  &waited, &gso_datagrams, &send_error);
+                if (send_error) {
+                        errors += t->count - t->sent;
+                        udp_log_send_error(&s->ratelimit, now, "peer", &t->ep, send_error,
+                                           t->count - t->sent);
+                }
+        }
+
+        /* What the sends tell the peers (timer inputs, counters, handshake requests): inside a
+         * batch again, and only to a peer still in its slot (the same one: its id). */
+        qs_enter(qs);
+        for (unsigned i = 0; i < b->n_dests; i++) {
+                struct tx_dest *t = &b->dests[i];
+                struct peer *p = peer_at(d, t->slot);
+
+                dropped += t->dropped;
+                if (!p || p != t->p || p->id != t->id)
+                        continue;
+                if (t->source_gone)
+                        (void) peer_forget_source(p, &t->stale);
+                if (t->sent > 0) {
+                        if (t->ep.via_relay)
+                                stat_add(&d->stats.relay_tx_packets, t->sent);
+                        stat_add(&d->stats.tx_packets, t->sent);
+                        stat_add(&d->stats.tx_bytes, t->bytes);
+                        stat_add(&p->tx_packets, t->sent);
+                        stat_add(&p->tx_bytes, t->bytes);
+                        atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
+                        atomic_store_explicit(&p->last_tx_data_ns, now, memory_order_relaxed);
+                        atomic_store_explicit(&p->rx_unanswered_since_ns, 0, memory_order_relaxed);
+                        if (atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed) ==
+                            0)
+                                atomic_store_explicit(&p->tx_unanswered_since_ns, now,
+                                                      memory_order_relaxed);
+                }
+                if (t->dropped || t->rekey)
+                        request_handshake(d, p);
+        }
+        qs_leave(qs);
+
+        stat_add(&d->stats.tx_dropped_no_session, dropped + orphans);
         stat_add(&d->stats.tx_errors, errors);
         stat_add(&d->stats.tx_gso_frames, gso_frames);
         stat_add(&d->stats.tx_udp_gso_datagrams, gso_datagrams);
-        if (send_error)
-                udp_log_send_error(&s->ratelimit, now, "peer", &ep, send_error,
-                                   n - sent_datagrams);
-        if (dropped) {
-                stat_add(&d->stats.tx_dropped_no_session, dropped);
-                request_handshake(d);
-        } else if (rekey)
-                request_handshake(d);
+        stat_add(&d->stats.tx_unicast_frames, unicast);
+        stat_add(&d->stats.tx_flooded_frames, flooded);
+        stat_add(&d->stats.tx_flood_copies, copies);
         s->gso = gso;
         s->gso_verified = gso_verified;
         unsigned found = max_frames > 0 && frames == max_frames ? TX_READ_ALL : 0;
@@ -468,18 +663,73 @@ struct rx_buffers {
 
 struct rx_batch {
         uint64_t now;
+        uint32_t now_sec;
+        /* The peer whose datagrams are being handled (the slot of their session index), its
+         * key pairs and endpoint as this batch loaded them, and what it got so far: added to it
+         * when another peer's datagram comes (rx_peer), and at the batch's end. */
+        uint32_t slot; /* MESH_MAX_PEERS: none loaded yet */
+        struct peer *p;
         struct keypair *cur, *prev, *next;
         struct endpoint ep;
+        uint64_t p_packets, p_bytes;
+        bool p_authenticated, p_got_data;
         uint64_t packets, bytes, replayed, bad_tag, unknown, malformed, hs_dropped, relayed,
                 hs_ratelimited, gro_datagrams;
         struct gro *gro; /* NULL: one write per frame */
         bool vnet_hdr;   /* the TAP wants a vnet header on every write */
-        bool authenticated, got_data, queued;
+        bool got_data, queued;
         struct endpoint last_bad;
         const char *last_reason;
 };
 
-static struct keypair *lookup_keypair(const struct rx_batch *x, uint32_t idx) {
+/* What the batch's current peer got: its counters and timer inputs. */
+static void rx_peer_flush(struct rx_batch *x) {
+        struct peer *p = x->p;
+
+        if (!p)
+                return;
+        stat_add(&p->rx_packets, x->p_packets);
+        stat_add(&p->rx_bytes, x->p_bytes);
+        if (x->p_authenticated) {
+                atomic_store_explicit(&p->last_rx_ns, x->now, memory_order_relaxed);
+                atomic_store_explicit(&p->tx_unanswered_since_ns, 0, memory_order_relaxed);
+        }
+        if (x->p_got_data) {
+                atomic_store_explicit(&p->last_rx_data_ns, x->now, memory_order_relaxed);
+                if (atomic_load_explicit(&p->rx_unanswered_since_ns, memory_order_relaxed) == 0)
+                        atomic_store_explicit(&p->rx_unanswered_since_ns, x->now,
+                                              memory_order_relaxed);
+        }
+        x->p_packets = x->p_bytes = 0;
+        x->p_authenticated = x->p_got_data = false;
+}
+
+/* Make the peer in slot the batch's current one (loading its key pairs once per run of its
+ * datagrams). */
+static void rx_peer(struct datapath *d, struct rx_batch *x, uint32_t slot) {
+        if (slot == x->slot)
+                return;
+        rx_peer_flush(x);
+        x->slot = slot;
+        x->p = peer_at(d, slot);
+        x->cur = x->prev = x->next = NULL;
+        x->ep = (struct endpoint){};
+        if (!x->p)
+                return;
+        x->cur = atomic_load_explicit(&x->p->current, memory_order_acquire);
+        x->prev = atomic_load_explicit(&x->p->previous, memory_order_acquire);
+        x->next = atomic_load_explicit(&x->p->next, memory_order_acquire);
+        peer_get_endpoint(x->p, &x->ep);
+        /* The clock after the key pairs: one installed since the batch began must not look
+         * born in the future to the expiry checks (they subtract its birth from now). */
+        x->now = now_ns();
+        x->now_sec = (uint32_t) (x->now / NSEC_PER_SEC);
+}
+
+/* The key pair a session index names: the slot in its low bits gives the peer, and the peer
+ * must own the index itself (a forged or stale index finds nothing). */
+static struct keypair *lookup_keypair(struct datapath *d, struct rx_batch *x, uint32_t idx) {
+        rx_peer(d, x, MESH_SLOT_OF_INDEX(idx));
         if (x->cur && x->cur->local_index == idx)
                 return x->cur;
         if (x->next && x->next->local_index == idx)
@@ -490,7 +740,7 @@ static struct keypair *lookup_keypair(const struct rx_batch *x, uint32_t idx) {
 }
 
 static bool enqueue(struct datapath *d, enum queued_kind kind, const uint8_t *data, size_t len,
-                    const struct endpoint *from) {
+                    const struct endpoint *from, const struct peer *p) {
         uint32_t head = atomic_load_explicit(&d->hs_head, memory_order_relaxed);
         uint32_t tail = atomic_load_explicit(&d->hs_tail, memory_order_acquire);
         struct queued_handshake *q;
@@ -502,6 +752,8 @@ static bool enqueue(struct datapath *d, enum queued_kind kind, const uint8_t *da
         q->len = (uint16_t) len;
         q->kind = (uint8_t) kind;
         q->from = *from;
+        q->slot = p ? p->slot : MESH_MAX_PEERS;
+        q->peer_id = p ? p->id : 0;
         atomic_store_explicit(&d->hs_head, head + 1, memory_order_release);
         return true;
 }
@@ -557,12 +809,14 @@ static void rx_deliver(struct datapath *d, struct rx_batch *x, const uint8_t *fr
         }
         x->packets++;
         x->bytes += len;
+        x->p_packets++;
+        x->p_bytes += len;
 }
 
 static void rx_data(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t len,
                     const struct endpoint *from) {
-        struct peer *p = d->peer;
-        struct keypair *kp = lookup_keypair(x, get_le32(buf + 4));
+        struct keypair *kp = lookup_keypair(d, x, get_le32(buf + 4));
+        struct peer *p = x->p;
         uint8_t *frame;
         size_t flen;
         uint64_t counter;
@@ -581,7 +835,7 @@ static void rx_data(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t
                                 young ? MESSAGE_DATA_MIN_LEN
                                       : sizeof(struct message_handshake_initiation),
                                 x->now) &&
-                    enqueue(d, QUEUED_UNKNOWN_SESSION, buf, 0, from))
+                    enqueue(d, QUEUED_UNKNOWN_SESSION, buf, 8, from, x->p))
                         x->queued = true;
                 return bad(x, &x->unknown, "unknown session index", from);
         }
@@ -593,7 +847,7 @@ static void rx_data(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t
         if (r < 0)
                 return bad(x, &x->bad_tag, "authentication failed", from);
 
-        x->authenticated = true;
+        x->p_authenticated = true;
         if (kp == x->next && !atomic_exchange(&p->next_confirmed, true))
                 wake_control(d);
         /* Roaming: the endpoint follows the last authenticated data packet, whether it came
@@ -606,10 +860,14 @@ static void rx_data(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t
         if (kp == x->cur && kp->initiator &&
             x->now - kp->birth_ns >=
                     (REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT) * NSEC_PER_SEC)
-                request_handshake(d);
+                request_handshake(d, p);
         if (flen == 0)
                 return; /* keepalive */
-        x->got_data = true;
+        x->got_data = x->p_got_data = true;
+        /* The learning switch learns from authenticated frames only: the source address is
+         * behind this peer (a move from another peer is counted by the table). */
+        if (flen >= 14)
+                (void) mactable_learn(&d->macs, frame + 6, datapath_port(p), x->now_sec);
         rx_deliver(d, x, frame, flen);
 }
 
@@ -618,7 +876,7 @@ static void rx_data(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t
 static void rx_probe(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t len,
                      const struct endpoint *from) {
         uint8_t type = buf[0], *nonce;
-        struct keypair *kp = lookup_keypair(x, get_le32(buf + 4));
+        struct keypair *kp = lookup_keypair(d, x, get_le32(buf + 4));
         size_t nlen;
         int r;
 
@@ -630,7 +888,7 @@ static void rx_probe(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_
         if (r < 0 || nlen != 8)
                 return bad(x, &x->bad_tag, "probe failed authentication", from);
         if (enqueue(d, type == MESSAGE_PATH_PROBE ? QUEUED_PROBE : QUEUED_PROBE_REPLY, nonce, 8,
-                    from))
+                    from, x->p))
                 x->queued = true;
         else
                 x->hs_dropped++;
@@ -639,7 +897,7 @@ static void rx_probe(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_
 /* The peer's closing message: opened here (the replay window's one writer), handed up. */
 static void rx_close(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t len,
                      const struct endpoint *from) {
-        struct keypair *kp = lookup_keypair(x, get_le32(buf + 4));
+        struct keypair *kp = lookup_keypair(d, x, get_le32(buf + 4));
         uint8_t *marker;
         size_t mlen;
         int r;
@@ -654,7 +912,7 @@ static void rx_close(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_
         /* With the session it closes (its first bytes: type, then key_idx), so the control
          * loop acts only while that session is still ours: the second copy, or one that
          * arrives after a new handshake, changes nothing. */
-        if (enqueue(d, QUEUED_CLOSE, buf, 8, from))
+        if (enqueue(d, QUEUED_CLOSE, buf, 8, from, x->p))
                 x->queued = true;
         else
                 x->hs_dropped++;
@@ -664,7 +922,7 @@ static void rx_datagram(struct datapath *d, struct rx_batch *x, uint8_t *buf, si
                         const struct endpoint *from, bool relayed) {
         if (!relayed && stun_is_message(buf, len)) {
                 /* Responses to our STUN requests (NAT discovery) share the socket. */
-                if (enqueue(d, QUEUED_MESSAGE, buf, len, from))
+                if (enqueue(d, QUEUED_MESSAGE, buf, len, from, NULL))
                         x->queued = true;
                 else
                         x->hs_dropped++;
@@ -691,7 +949,7 @@ static void rx_datagram(struct datapath *d, struct rx_batch *x, uint8_t *buf, si
                                 return;
                         }
                 }
-                if (enqueue(d, QUEUED_MESSAGE, buf, len, from))
+                if (enqueue(d, QUEUED_MESSAGE, buf, len, from, NULL))
                         x->queued = true;
                 else
                         x->hs_dropped++;
@@ -706,7 +964,7 @@ static void rx_datagram(struct datapath *d, struct rx_batch *x, uint8_t *buf, si
         case MESSAGE_RELAY_PEER:
                 if (relayed)
                         break; /* relay control is never wrapped */
-                if (enqueue(d, QUEUED_MESSAGE, buf, len, from))
+                if (enqueue(d, QUEUED_MESSAGE, buf, len, from, NULL))
                         x->queued = true;
                 else
                         x->hs_dropped++;
@@ -736,7 +994,6 @@ static void rx_datagram(struct datapath *d, struct rx_batch *x, uint8_t *buf, si
 
 static void *rx_main(void *userdata) {
         struct datapath *d = userdata;
-        struct peer *p = d->peer;
         struct rx_buffers *b = calloc(1, sizeof(*b));
         /* The TAP (last) only while the tx thread is parked (idle hand-over). */
         struct pollfd pfd[4] = { { .fd = d->udp_fd, .events = POLLIN },
@@ -815,16 +1072,15 @@ static void *rx_main(void *userdata) {
                 if (n <= 0)
                         continue;
 
+                forget_requested(d);
                 qs_enter(&d->rx_qs);
                 struct rx_batch x = {
                         .now = now_ns(),
-                        .cur = atomic_load_explicit(&p->current, memory_order_acquire),
-                        .prev = atomic_load_explicit(&p->previous, memory_order_acquire),
-                        .next = atomic_load_explicit(&p->next, memory_order_acquire),
+                        .slot = MESH_MAX_PEERS,
                         .gro = tcp_gro ? &b->gro : NULL,
                         .vnet_hdr = offload,
                 };
-                peer_get_endpoint(p, &x.ep);
+                x.now_sec = (uint32_t) (x.now / NSEC_PER_SEC);
                 for (int i = 0; i < n; i++) {
                         struct endpoint from = { .len = b->msgs[i].msg_hdr.msg_namelen };
                         uint8_t *in = b->iov[i].iov_base;
@@ -850,6 +1106,7 @@ static void *rx_main(void *userdata) {
                         stat_add(&d->stats.rx_gro_merged, b->gro.coalesced);
                         b->gro.coalesced = 0;
                 }
+                rx_peer_flush(&x);
                 qs_leave(&d->rx_qs);
 
                 if (x.last_reason) {
@@ -873,16 +1130,6 @@ static void *rx_main(void *userdata) {
                 stat_add(&d->stats.relay_rx_packets, x.relayed);
                 stat_add(&d->stats.rx_handshake_ratelimited, x.hs_ratelimited);
                 stat_add(&d->stats.rx_udp_gro_datagrams, x.gro_datagrams);
-                if (x.authenticated) {
-                        atomic_store_explicit(&p->last_rx_ns, x.now, memory_order_relaxed);
-                        atomic_store_explicit(&p->tx_unanswered_since_ns, 0, memory_order_relaxed);
-                }
-                if (x.got_data) {
-                        atomic_store_explicit(&p->last_rx_data_ns, x.now, memory_order_relaxed);
-                        if (atomic_load_explicit(&p->rx_unanswered_since_ns, memory_order_relaxed) == 0)
-                                atomic_store_explicit(&p->rx_unanswered_since_ns, x.now,
-                                                      memory_order_relaxed);
-                }
                 if (x.queued)
                         wake_control(d);
                 /* The kernel's answers to what this batch wrote (a ping's echo, a TCP ACK) are

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "mactable.h"
 #include "peer.h"
 #include "tap.h"
 #include "udp.h"
@@ -34,6 +35,11 @@ struct stats {
          * coalesced by UDP GRO, and TCP segments merged into a super-frame for the TAP. */
         _Atomic uint64_t tx_gso_frames, tx_udp_gso_datagrams, rx_udp_gro_datagrams,
                 rx_gro_merged;
+        /* The mesh: frames sent to one peer by the MAC table, frames flooded (and the copies
+         * that went out), shared-key newcomers refused at MESH_MAX_PEERS, MAC addresses forgotten
+         * with their peer (removed, or its session gone for good). */
+        _Atomic uint64_t tx_unicast_frames, tx_flooded_frames, tx_flood_copies,
+                peers_refused_full, macs_forgotten;
 };
 
 /* One message handed from the rx thread to the control loop: a handshake message, a relay
@@ -51,6 +57,10 @@ struct queued_handshake {
         struct endpoint from;
         uint8_t kind;
         uint16_t len;
+        /* QUEUED_PROBE, _PROBE_REPLY, _CLOSE: the peer whose session opened it (its slot and
+         * id: the control loop checks the slot still holds that peer). */
+        uint32_t slot;
+        uint64_t peer_id;
         uint8_t data[576]; /* >= STUN_MAX_MESSAGE_LEN, sizeof(struct message_relay_peer) */
 };
 
@@ -61,7 +71,20 @@ struct datapath {
         /* Lent by device.c, set before datapath_start(). */
         struct tap *tap;
         int udp_fd;
-        struct peer *peer;
+        /* The peer table (device.c writes it, the data threads read it without a lock): a slot
+         * holds its peer or NULL; peers_end is one past the highest slot ever used, so a flood
+         * walks no further. A thread loads a peer only inside a batch (qs markers below), so a
+         * removed peer is freed only once both threads passed a quiescent point (peer.c). */
+        _Atomic(struct peer *) peers[MESH_MAX_PEERS];
+        _Atomic uint32_t peers_end;
+        /* The learning switch (mactable.h): the rx thread learns, the tx thread looks up. A
+         * port is datapath_port(peer): the slot, and the peer's id above it, so that an entry
+         * of a removed peer never names the peer that reuses its slot. */
+        struct mactable macs;
+        /* Ports whose entries the rx thread should drop (control loop -> rx thread, single
+         * producer, single consumer); a full ring only delays reclaiming (entries age out). */
+        uint32_t forget_ports[64];
+        _Atomic uint32_t forget_head, forget_tail;
         int stop_fd; /* eventfd: data threads exit when readable */
         int wake_fd; /* eventfd: data threads -> control loop */
         unsigned offload_disabled; /* DATAPATH_NO_*, set before the start */
@@ -108,6 +131,16 @@ enum {
 /* Parse such a list into DATAPATH_NO_* flags; -EINVAL (and *ret_bad set to the word) for an
  * unknown word. NULL or "" is no flag. */
 int datapath_parse_disable(const char *s, unsigned *ret, char *ret_bad, size_t bad_len);
+
+/* The learning switch's port of a peer: its slot, and the low bits of its id above. */
+static inline uint32_t datapath_port(const struct peer *p) {
+        uint32_t port = p->slot | (uint32_t) (p->id << MESH_SLOT_BITS);
+
+        return port == MACTABLE_PORT_NONE ? port - MESH_MAX_PEERS : port; /* never "none" */
+}
+/* Ask the rx thread to drop the MAC table's entries of port (control loop). false when the
+ * ring is full (they age out instead). */
+bool datapath_forget_port(struct datapath *dp, uint32_t port);
 
 /* The markers that key pair retirement (peer.h) waits on. */
 static inline struct qs_markers datapath_markers(struct datapath *dp) {

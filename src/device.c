@@ -29,70 +29,7 @@
 #include "stun.h"
 #include "timers.h"
 
-/* ---- contract with the mesh (control plane), for today's table of one peer; the mesh's
- * many-peer versions replace this block (device.h says what each promises) ---- */
-
-/* The one peer gets its configured name when it is created; its id when it enters the table. */
-static int one_peer_init(struct device *d, struct peer *p, const struct config_peer *cp) {
-        if (cp && cp->name) {
-                p->name = strdup(cp->name);
-                if (!p->name)
-                        return -ENOMEM;
-        }
-        return 0;
-}
-
-/* The one peer is in the table while its state is neither waiting nor disconnected. Every
- * state change of the one peer is a change of the instance's State, reported through
- * device_emit_changed(), which calls this first. Each time it enters the table it counts as a
- * new peer, as the mesh creates one: a new id (ids are never reused). */
-static void one_peer_sync(struct device *d) {
-        bool present = d->peer && d->peer->state != TUNNEL_WAITING &&
-                       d->peer->state != TUNNEL_DISCONNECTED;
-
-        if (present == d->one_peer_present)
-                return;
-        if (present) {
-                d->one_peer_present = true;
-                d->peer->id = ++d->last_peer_id;
-                device_peer_added(d, d->peer);
-        } else {
-                device_peer_removed(d, d->peer);
-                d->one_peer_present = false;
-        }
-}
-
-size_t device_peer_count(const struct device *d) {
-        return d->one_peer_present ? 1 : 0;
-}
-
-struct peer *device_peer_at(const struct device *d, size_t i) {
-        return i < device_peer_count(d) ? d->peer : NULL;
-}
-
-void device_peer_counters(const struct device *d, const struct peer *p, uint64_t *ret_rx_bytes,
-                          uint64_t *ret_tx_bytes) {
-        *ret_rx_bytes = atomic_load_explicit(&d->dp.stats.rx_bytes, memory_order_relaxed);
-        *ret_tx_bytes = atomic_load_explicit(&d->dp.stats.tx_bytes, memory_order_relaxed);
-}
-
-size_t device_peer_macs(const struct device *d, const struct peer *p) {
-        return 0; /* no MAC learning yet: the mesh's MAC table counts them */
-}
-
-void device_peer_added(struct device *d, struct peer *p) {
-        if (d->peer_hooks.added)
-                d->peer_hooks.added(d, p);
-}
-
-void device_peer_removed(struct device *d, struct peer *p) {
-        if (d->peer_hooks.removed)
-                d->peer_hooks.removed(d, p);
-}
-/* ---- end of the contract block ---- */
-
 void device_emit_changed(struct device *d, const char *const *properties) {
-        one_peer_sync(d); /* contract block: today's one peer enters/leaves with its state */
         if (d->emit_changed)
                 d->emit_changed(d, properties);
 }
@@ -114,7 +51,10 @@ void device_log_stats(struct device *d) {
                  "initiations_sent=%llu cookies_sent=%llu relay_tx_packets=%llu "
                  "relay_rx_packets=%llu probes_sent=%llu path_switches=%llu rx_reflected=%llu "
                  "rx_handshake_ratelimited=%llu handshakes_deferred=%llu tx_gso_frames=%llu "
-                 "tx_udp_gso_datagrams=%llu rx_udp_gro_datagrams=%llu rx_gro_merged=%llu",
+                 "tx_udp_gso_datagrams=%llu rx_udp_gro_datagrams=%llu rx_gro_merged=%llu "
+                 "peers=%zu tx_unicast_frames=%llu tx_flooded_frames=%llu tx_flood_copies=%llu "
+                 "peers_refused_full=%llu macs_forgotten=%llu macs_learned=%llu macs_moved=%llu "
+                 "macs_refused_full=%llu",
                  S(tx_packets), S(tx_bytes), S(rx_packets), S(rx_bytes), S(rx_replayed),
                  S(rx_bad_tag), S(rx_unknown_index), S(rx_malformed), S(rx_bad_mac1),
                  S(rx_handshake_failed), S(rx_handshake_dropped), S(tx_dropped_no_session),
@@ -122,46 +62,226 @@ void device_log_stats(struct device *d) {
                  S(relay_tx_packets), S(relay_rx_packets), S(probes_sent), S(path_switches),
                  S(rx_reflected), S(rx_handshake_ratelimited), S(handshakes_deferred),
                  S(tx_gso_frames), S(tx_udp_gso_datagrams), S(rx_udp_gro_datagrams),
-                 S(rx_gro_merged));
+                 S(rx_gro_merged), d->n_peers, S(tx_unicast_frames), S(tx_flooded_frames),
+                 S(tx_flood_copies), S(peers_refused_full), S(macs_forgotten),
+                 (unsigned long long) atomic_load(&d->dp.macs.stats.learned),
+                 (unsigned long long) atomic_load(&d->dp.macs.stats.moved),
+                 (unsigned long long) atomic_load(&d->dp.macs.stats.refused_full));
 #undef S
 }
 
+/*
+ * The peer table. The control loop owns it; the data threads read dp.peers[slot] without a
+ * lock, only inside a batch (datapath.c). Adding publishes a fully set-up peer (release store);
+ * removing unpublishes it (seq_cst store), snapshots the data threads' quiescent-state markers
+ * (peer_retire_start) and frees it on a later tick once both threads passed a quiescent point
+ * (peer_retired), the key pair retirement argument of peer.c applied to the peer that holds
+ * them. Until then its slot stays taken, so that no session index of its names another peer.
+ */
+size_t device_peer_count(const struct device *d) {
+        return d->n_peers;
+}
+
+struct peer *device_peer_at(const struct device *d, size_t i) {
+        return i < d->n_peers ? d->by_id[i] : NULL;
+}
+
+void device_peer_counters(const struct device *d, const struct peer *p, uint64_t *ret_rx_bytes,
+                          uint64_t *ret_tx_bytes) {
+        (void) d;
+        if (ret_rx_bytes)
+                *ret_rx_bytes = atomic_load_explicit(&p->rx_bytes, memory_order_relaxed);
+        if (ret_tx_bytes)
+                *ret_tx_bytes = atomic_load_explicit(&p->tx_bytes, memory_order_relaxed);
+}
+
+size_t device_peer_macs(const struct device *d, const struct peer *p) {
+        if (!d->dp.macs.slots)
+                return 0;
+        return mactable_count_port(&d->dp.macs, datapath_port(p),
+                                   (uint32_t) (now_ns() / NSEC_PER_SEC));
+}
+
+void device_peer_added(struct device *d, struct peer *p) {
+        if (d->peer_hooks.added)
+                d->peer_hooks.added(d, p);
+}
+
+void device_peer_removed(struct device *d, struct peer *p) {
+        if (d->peer_hooks.removed)
+                d->peer_hooks.removed(d, p);
+}
+
+int device_add_peer(struct device *d, const char *name, struct peer **ret) {
+        struct qs_markers qs = datapath_markers(&d->dp);
+        struct peer *p;
+        uint32_t slot = 0;
+        int r;
+
+        while (slot < MESH_MAX_PEERS && d->slot_taken[slot])
+                slot++;
+        if (slot == MESH_MAX_PEERS || d->n_peers == MESH_MAX_PEERS)
+                return -ENOSPC;
+        r = peer_new(&qs, slot, d->last_peer_id + 1, &p);
+        if (r < 0)
+                return r;
+        if (name && !(p->name = strdup(name))) {
+                peer_free(p);
+                return -ENOMEM;
+        }
+        /* The same cookie key for every peer: ours in shared-key mode; identity mode sets the
+         * peer's own once its key is known. */
+        if (d->keys.pattern == NOISE_PATTERN_NNPSK0)
+                cookie_maker_init(&p->cookie_maker, d->keys.psk);
+        d->last_peer_id++;
+        d->slot_taken[slot] = true;
+        d->by_id[d->n_peers++] = p;
+        if (!d->peer)
+                d->peer = p;
+        atomic_store_explicit(&d->dp.peers[slot], p, memory_order_release);
+        if (slot + 1 > atomic_load_explicit(&d->dp.peers_end, memory_order_relaxed))
+                atomic_store_explicit(&d->dp.peers_end, slot + 1, memory_order_release);
+        device_peer_added(d, p);
+        *ret = p;
+        return 0;
+}
+
+void device_forget_macs(struct device *d, struct peer *p) {
+        size_t n = device_peer_macs(d, p);
+        char buf[ENDPOINT_STRLEN];
+        struct endpoint e;
+
+        if (!d->dp.macs.slots)
+                return;
+        (void) datapath_forget_port(&d->dp, datapath_port(p));
+        p->macs_forgotten = true;
+        atomic_fetch_add_explicit(&d->dp.stats.macs_forgotten, n, memory_order_relaxed);
+        peer_get_endpoint(p, &e);
+        if (n > 0)
+                log_info("forgot %zu MAC address(es) behind peer %s (%s)", n,
+                         p->name ? p->name : p->address ? p->address : "#",
+                         e.len ? endpoint_to_string(&e, buf) : "no endpoint");
+}
+
+void device_remove_peer(struct device *d, struct peer *p) {
+        size_t i = 0;
+
+        if (!p || d->n_peers <= 1)
+                return;
+        while (i < d->n_peers && d->by_id[i] != p)
+                i++;
+        if (i == d->n_peers)
+                return;
+        device_peer_removed(d, p);
+        device_forget_macs(d, p);
+        memmove(&d->by_id[i], &d->by_id[i + 1], (d->n_peers - i - 1) * sizeof(d->by_id[0]));
+        d->n_peers--;
+        if (d->peer == p)
+                d->peer = d->by_id[0];
+        atomic_store(&d->dp.peers[p->slot], NULL); /* seq_cst: before peer_retire_start's loads */
+        d->dying[d->n_dying].p = p;
+        peer_retire_start(p, d->dying[d->n_dying].qs);
+        d->n_dying++;
+}
+
+void device_collect_peers(struct device *d) {
+        size_t kept = 0;
+
+        for (size_t i = 0; i < d->n_dying; i++) {
+                struct peer *p = d->dying[i].p;
+                if (peer_retired(p, d->dying[i].qs)) {
+                        d->slot_taken[p->slot] = false;
+                        peer_free(p);
+                } else
+                        d->dying[kept++] = d->dying[i];
+        }
+        d->n_dying = kept;
+}
+
+struct peer *device_peer_by_slot(const struct device *d, uint32_t slot, uint64_t id) {
+        struct peer *p;
+
+        if (slot >= MESH_MAX_PEERS)
+                return NULL;
+        p = atomic_load_explicit(&d->dp.peers[slot], memory_order_relaxed);
+        return p && p->id == id ? p : NULL;
+}
+
+struct peer *device_peer_by_endpoint(const struct device *d, const struct endpoint *e) {
+        for (size_t i = 0; i < d->n_peers; i++) {
+                struct endpoint pe;
+                peer_get_endpoint(d->by_id[i], &pe);
+                if (pe.len && endpoint_equal(&pe, e))
+                        return d->by_id[i];
+        }
+        return NULL;
+}
+
+static struct peer *table_at(void *userdata, size_t i) {
+        return device_peer_at(userdata, i);
+}
+
+/* A shared-key newcomer authenticated: a peer of its own (handshake.c). */
+static struct peer *table_add(void *userdata) {
+        struct device *d = userdata;
+        struct peer *p;
+
+        if (device_add_peer(d, NULL, &p) < 0)
+                return NULL;
+        p->state = TUNNEL_WAITING;
+        return p;
+}
+
 /* Events for the connection logic (manager.c sets the hooks). */
-static void report_session_up(struct device *d) {
+static void report_session_up(struct device *d, struct peer *p) {
         if (d->events.session_up)
-                d->events.session_up(d);
+                d->events.session_up(d, p);
 }
 
 /* What the timers changed in the peer, reported upward. */
-static void report_timers(struct device *d, unsigned events) {
+static void report_timers(struct device *d, struct peer *p, unsigned events) {
         if ((events & TIMERS_STATE_CHANGED) && d->events.peer_changed)
-                d->events.peer_changed(d);
+                d->events.peer_changed(d, p);
         if (events & TIMERS_SESSION_UP)
-                report_session_up(d);
+                report_session_up(d, p);
 }
 
 /* The peer's endpoint moved (roaming, a probe, a handshake): log it and emit it. */
-static void report_path(struct device *d) {
-        if (path_report(&d->sender, d->peer))
+static void report_path(struct device *d, struct peer *p) {
+        if (path_report(&d->sender, p) && p == d->peer)
                 device_properties_changed(d, "Path", "Endpoint");
 }
 
 /* One message the rx thread handed over. */
 static void dispatch(struct device *d, const struct queued_handshake *q, bool under_load) {
+        struct peer *p;
+
         switch (q->kind) {
         case QUEUED_PROBE:
-                path_on_probe(&d->sender, d->peer, q->data, &q->from);
+                if ((p = device_peer_by_slot(d, q->slot, q->peer_id)))
+                        path_on_probe(&d->sender, p, q->data, &q->from);
                 return;
         case QUEUED_PROBE_REPLY:
-                path_on_probe_reply(&d->sender, d->peer, q->data, &q->from);
-                report_path(d);
+                if ((p = device_peer_by_slot(d, q->slot, q->peer_id))) {
+                        path_on_probe_reply(&d->sender, p, q->data, &q->from);
+                        report_path(d, p);
+                }
                 return;
         case QUEUED_CLOSE:
-                if (d->events.peer_closed)
-                        d->events.peer_closed(d, get_le32(q->data + 4), &q->from);
+                if ((p = device_peer_by_slot(d, q->slot, q->peer_id)) && d->events.peer_closed)
+                        d->events.peer_closed(d, p, get_le32(q->data + 4), &q->from);
                 return;
         case QUEUED_UNKNOWN_SESSION:
-                handshake_answer_unknown_session(&d->keys, &d->sender, d->peer, &q->from);
+                /* Whose session it was: the peer at that address, else the index's slot's. */
+                p = device_peer_by_endpoint(d, &q->from);
+                if (!p && q->len >= 8)
+                        p = atomic_load_explicit(
+                                &d->dp.peers[MESH_SLOT_OF_INDEX(get_le32(q->data + 4))],
+                                memory_order_relaxed);
+                if (!p && d->n_peers == 1)
+                        p = d->peer;
+                if (p)
+                        handshake_answer_unknown_session(&d->keys, &d->sender, p, &q->from);
                 return;
         default:
                 break;
@@ -177,11 +297,21 @@ static void dispatch(struct device *d, const struct queued_handshake *q, bool un
         case MESSAGE_RELAY_PEER:
                 relay_client_input(d->relay, q);
                 return;
-        default:
-                if (handshake_process(&d->keys, &d->sender, d->peer, q, under_load)) {
-                        report_path(d);
-                        report_session_up(d);
+        default: {
+                const struct handshake_peers peers = {
+                        .at = table_at,
+                        /* Shared-key mode: any node with the key may join. */
+                        .add = d->keys.pattern == NOISE_PATTERN_NNPSK0 ? table_add : NULL,
+                        .userdata = d,
+                };
+                bool up = handshake_process_peers(&d->keys, &d->sender, &peers, q, under_load, &p);
+                if (p) {
+                        p->macs_forgotten = false;
+                        report_path(d, p);
                 }
+                if (up)
+                        report_session_up(d, p);
+        }
         }
 }
 
@@ -211,41 +341,69 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         if (tail != head)
                 wake_again(d);
 
-        if (atomic_exchange(&d->peer->next_confirmed, false) && peer_confirm_next(d->peer))
-                report_session_up(d);
-        if (atomic_exchange(&d->peer->want_handshake, false))
-                report_timers(d, timers_want_handshake(&d->keys, &d->sender, d->peer, now));
-        report_path(d); /* the rx thread may have moved the endpoint (roaming) */
+        /* The data threads' requests, per peer (a walk of the table: once per wake-up). */
+        for (size_t i = 0; i < d->n_peers; i++) {
+                struct peer *p = d->by_id[i];
+                if (atomic_exchange(&p->next_confirmed, false) && peer_confirm_next(p))
+                        report_session_up(d, p);
+                if (atomic_exchange(&p->want_handshake, false))
+                        report_timers(d, p,
+                                      timers_want_handshake(&d->keys, &d->sender, p, now));
+                report_path(d, p); /* the rx thread may have moved the endpoint (roaming) */
+        }
         return 0;
+}
+
+/* A peer that left `connected` (its session stopped working, it closed, failed, or was
+ * disconnected) takes its MAC addresses with it: frames to them would only be dropped for want
+ * of a session, so they are flooded again and learned anew wherever the addresses show up
+ * (behind another peer, or behind this one once it is back). */
+static bool peer_dead(const struct peer *p) {
+        return p->state != TUNNEL_CONNECTED;
 }
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         struct device *d = userdata;
         uint64_t now = now_ns();
 
-        report_timers(d, timers_tick(&d->keys, &d->sender, d->peer, now));
-        /* NAT traversal: relay fallback, direct-path probes, NAT keepalives, registration. */
-        path_tick(&d->sender, d->peer, now, d->nat_keepalive);
-        report_path(d);
+        for (size_t i = 0; i < d->n_peers; i++) {
+                struct peer *p = d->by_id[i];
+                report_timers(d, p, timers_tick(&d->keys, &d->sender, p, now));
+                /* NAT traversal: relay fallback, direct-path probes, NAT keepalives. */
+                path_tick(&d->sender, p, now, d->nat_keepalive);
+                report_path(d, p);
+                if (peer_dead(p) && !p->macs_forgotten)
+                        device_forget_macs(d, p);
+                else if (p->state == TUNNEL_CONNECTED)
+                        p->macs_forgotten = false;
+        }
+        device_collect_peers(d);
         relay_client_tick(d->relay, now);
         if (d->events.tick)
                 d->events.tick(d, now);
         return sd_event_source_set_time_relative(s, TIMERS_TICK_NSEC / 1000);
 }
 
-/* Our address changed (addrwatch.c): one authenticated packet to the peer from wherever
+/* Our address changed (addrwatch.c): one authenticated packet to each peer from wherever
  * routing sends it now, and (first) a registration with the relay from there. */
 static int announce_address(void *userdata, bool first) {
         struct device *d = userdata;
-        struct peer *p = d->peer;
+        int ret = 0;
 
         if (first)
                 relay_client_refresh(d->relay);
-        if (atomic_load(&p->current))
-                return path_send_keepalive(&d->sender, p);
-        if (p->handshake_attempts_started_ns != 0) /* timers.c rule 1 is retrying */
-                return handshake_send_initiation(&d->keys, &d->sender, p);
-        return 0; /* no session and none under way: the next frame starts one from here */
+        for (size_t i = 0; i < d->n_peers; i++) {
+                struct peer *p = d->by_id[i];
+                int r = 0;
+                if (atomic_load(&p->current))
+                        r = path_send_keepalive(&d->sender, p);
+                else if (p->handshake_attempts_started_ns != 0) /* timers.c rule 1 retries */
+                        r = handshake_send_initiation(&d->keys, &d->sender, p);
+                /* no session and none under way: the next frame starts one from here */
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+        return ret;
 }
 
 /* The start-up NAT discovery's findings: PublicEndpoint, NatType, and a new candidate for the
@@ -403,18 +561,47 @@ static int setup_keys(struct device *d) {
                 if (c->has_psk)
                         memcpy(d->keys.psk, c->psk, sizeof(d->keys.psk));
                 cookie_checker_init(&d->keys.cookie_checker, d->keys.static_public);
-                memcpy(d->peer->public_key, config_first_peer(c)->public_key, sizeof(d->peer->public_key));
-                cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
         } else {
                 d->keys.pattern = NOISE_PATTERN_NNPSK0;
                 memcpy(d->keys.psk, c->psk, sizeof(d->keys.psk));
                 cookie_checker_init(&d->keys.cookie_checker, d->keys.psk);
-                cookie_maker_init(&d->peer->cookie_maker, d->keys.psk);
         }
         randombytes_buf(d->keys.own_initiation_key, sizeof(d->keys.own_initiation_key));
         keys_network_id(c->has_psk ? c->psk : NULL, network_id);
         memcpy(d->keys.prologue, SHADOWMESH_PROLOGUE_LABEL, off);
         memcpy(d->keys.prologue + off, network_id, NETWORK_ID_LEN);
+        return 0;
+}
+
+/* One entry of peers: (resolved now, so that a wrong address fails the start). */
+static int add_configured_peer(struct device *d, const struct config_peer *cp) {
+        struct peer *p;
+        int r;
+
+        r = device_add_peer(d, cp->name, &p);
+        if (r < 0)
+                return log_error_errno(r, "cannot add peer %s: %m", cp->name ? cp->name : "");
+        if (config_identity_mode(d->config)) {
+                memcpy(p->public_key, cp->public_key, sizeof(p->public_key));
+                cookie_maker_init(&p->cookie_maker, p->public_key);
+        }
+        if (cp->host) {
+                struct endpoint e;
+                int gai = 0;
+
+                r = udp_resolve(cp->host, cp->port, d->udp_family, &e, &gai);
+                if (r < 0)
+                        return log_error_errno(r, "cannot resolve peer address '%s': %s",
+                                               cp->host, gai ? gai_strerror(gai) : strerror(-r));
+                peer_set_endpoint(p, &e);
+                p->static_endpoint = true;
+                p->address = malloc(strlen(cp->host) + 16);
+                if (!p->address)
+                        return log_error_errno(ENOMEM, "out of memory");
+                sprintf(p->address, strchr(cp->host, ':') ? "[%s]:%u" : "%s:%u", cp->host,
+                        cp->port);
+                p->state = TUNNEL_CONNECTING;
+        }
         return 0;
 }
 
@@ -429,14 +616,13 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         d->config = config;
         d->instance = instance;
         d->udp_fd = d->dp.udp_fd = d->dp.stop_fd = d->dp.wake_fd = -EBADF;
-        struct qs_markers qs = datapath_markers(&d->dp);
-        if (peer_new(&qs, &d->peer) < 0 ||
-            one_peer_init(d, d->peer, config_first_peer(config)) < 0) /* contract block */
-                return log_error_errno(ENOMEM, "out of memory");
 
         r = setup_keys(d);
         if (r < 0)
                 return log_error_errno(r, "%s: invalid private key", config->path);
+        r = mactable_init(&d->dp.macs, MESH_MAX_MACS);
+        if (r < 0)
+                return log_error_errno(r, "cannot allocate the MAC table: %m");
 
         d->dp.hs_queue = calloc(MAX_QUEUED_HANDSHAKES, sizeof(*d->dp.hs_queue));
         if (!d->dp.hs_queue)
@@ -452,26 +638,18 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                 return r;
         d->sender = (struct sender){ .fd = d->udp_fd, .stats = &d->dp.stats };
 
-        if (config_first_peer(config)->host) {
-                struct endpoint e;
-                int gai = 0;
-
-                r = udp_resolve(config_first_peer(config)->host, config_first_peer(config)->port,
-                                d->udp_family, &e, &gai);
+        /* The peer table: every entry of peers: (none: one peer that waits for whoever
+         * connects). */
+        for (size_t i = 0; i < MAX(config->n_peers, (size_t) 1); i++) {
+                const struct config_peer *cp = config->n_peers ? &config->peers[i]
+                                                                : config_first_peer(config);
+                r = add_configured_peer(d, cp);
                 if (r < 0)
-                        return log_error_errno(r, "cannot resolve peer address '%s': %s",
-                                               config_first_peer(config)->host,
-                                               gai ? gai_strerror(gai) : strerror(-r));
-                peer_set_endpoint(d->peer, &e);
-                d->peer->static_endpoint = true;
-                d->peer->address = malloc(strlen(config_first_peer(config)->host) + 16);
-                if (!d->peer->address)
-                        return log_error_errno(ENOMEM, "out of memory");
-                sprintf(d->peer->address,
-                        strchr(config_first_peer(config)->host, ':') ? "[%s]:%u" : "%s:%u",
-                        config_first_peer(config)->host, config_first_peer(config)->port);
-                d->peer->state = d->state = TUNNEL_CONNECTING;
+                        return r;
         }
+        for (size_t i = 0; i < d->n_peers; i++)
+                if (d->by_id[i]->static_endpoint)
+                        d->state = TUNNEL_CONNECTING;
 
         uint8_t mac[6];
         tap_mac_address(d, mac);
@@ -551,19 +729,22 @@ int device_new(struct config *config, const char *instance, struct device **ret)
 
         d->dp.tap = d->tap;
         d->dp.udp_fd = d->udp_fd;
-        d->dp.peer = d->peer;
         r = datapath_start(&d->dp);
         if (r < 0)
                 return log_error_errno(r, "starting the data path threads: %m");
 
-        struct endpoint e;
-        peer_get_endpoint(d->peer, &e);
         log_bound_address(d);
-        if (e.len)
-                log_info("peer %s (%s)", endpoint_to_string(&e, buf),
-                         config_first_peer(config)->host);
-        else
-                log_info("waiting for the peer to connect");
+        for (size_t i = 0; i < d->n_peers; i++) {
+                struct peer *p = d->by_id[i];
+                struct endpoint e;
+                peer_get_endpoint(p, &e);
+                if (e.len)
+                        log_info("peer %s%s%s (%s)", p->name ? p->name : "",
+                                 p->name ? " at " : "", endpoint_to_string(&e, buf), p->address);
+        }
+        if (!d->peer->static_endpoint)
+                log_info(d->n_peers > 1 ? "waiting for the other peers to connect"
+                                        : "waiting for the peer to connect");
 
         /* NAT traversal: both start with name resolution on a worker thread and never block
          * start-up; a STUN server or relay that cannot be reached is a warning, not a failure. */
@@ -576,14 +757,13 @@ int device_new(struct config *config, const char *instance, struct device **ret)
 
         /* Roaming: follow our own address changes. Not fatal: without the watcher a send from
          * a vanished address still recovers, only later. */
-        r = addrwatch_new(d->event, d->udp_fd, d->tap->ifindex, d->peer, announce_address, d,
+        r = addrwatch_new(d->event, d->udp_fd, d->tap->ifindex, table_at, announce_address, d,
                           &d->addrwatch);
         if (r < 0)
                 log_warning_errno(r, "cannot watch the host's addresses (roaming will be slower): "
                                      "%m");
 
         device_resolve_control_group(d);
-        one_peer_sync(d); /* contract block: a configured peer.address is in the table */
 
         *ret = TAKE_PTR(d);
         return 0;
@@ -592,8 +772,11 @@ int device_new(struct config *config, const char *instance, struct device **ret)
 int device_run(struct device *d) {
         int r;
 
-        if (d->peer->static_endpoint)
-                report_timers(d, timers_want_handshake(&d->keys, &d->sender, d->peer, now_ns()));
+        for (size_t i = 0; i < d->n_peers; i++)
+                if (d->by_id[i]->static_endpoint)
+                        report_timers(d, d->by_id[i],
+                                      timers_want_handshake(&d->keys, &d->sender, d->by_id[i],
+                                                            now_ns()));
         r = sd_event_loop(d->event);
         if (r == -EEXIST || r == -EACCES)
                 return r; /* logged by bus.c */
@@ -625,9 +808,14 @@ struct device *device_free(struct device *d) {
         }
         d->udp_fd = safe_close(d->udp_fd);
 
-        if (d->one_peer_present) /* contract block: removed before the peer is freed */
-                device_peer_removed(d, d->peer);
-        d->peer = peer_free(d->peer); /* the threads are gone: its key pairs go at once */
+        /* The threads are gone: the peers and their key pairs go at once. */
+        for (size_t i = 0; i < d->n_peers; i++)
+                peer_free(d->by_id[i]);
+        for (size_t i = 0; i < d->n_dying; i++)
+                peer_free(d->dying[i].p);
+        d->n_peers = d->n_dying = 0;
+        d->peer = NULL;
+        mactable_done(&d->dp.macs);
         cookie_checker_wipe(&d->keys.cookie_checker);
         sodium_memzero(d->keys.static_private, sizeof(d->keys.static_private));
         sodium_memzero(d->keys.psk, sizeof(d->keys.psk));

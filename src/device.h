@@ -61,12 +61,12 @@ struct device {
         struct http_server *http;
         /* PropertiesChanged for these (NULL-terminated); set by bus_open, NULL without a bus. */
         void (*emit_changed)(struct device *d, const char *const *properties);
-        /* What the connection logic (manager.c) hears of the peer; it sets these. */
+        /* What the connection logic (manager.c) hears of the peers; it sets these. */
         struct {
-                void (*peer_changed)(struct device *d); /* its state moved (peer_event) */
-                void (*session_up)(struct device *d);   /* usable both ways */
+                void (*peer_changed)(struct device *d, struct peer *p); /* its state moved */
+                void (*session_up)(struct device *d, struct peer *p);   /* usable both ways */
                 /* Its authenticated closing message on the session with local index key_idx. */
-                void (*peer_closed)(struct device *d, uint32_t key_idx,
+                void (*peer_closed)(struct device *d, struct peer *p, uint32_t key_idx,
                                     const struct endpoint *from);
                 void (*tick)(struct device *d, uint64_t now); /* every TIMERS_TICK_NSEC */
         } events;
@@ -79,22 +79,29 @@ struct device {
         struct handshake_keys keys;
         struct sender sender;
 
-        /* The peer table: one peer today, reached through this pointer so that the mesh can
-         * add more. */
+        /* The peer table (control loop's side; the data threads read dp.peers). by_id holds the
+         * n_peers peers in the order they were created (their ids grow); a removed peer waits
+         * in dying (its slot still taken, so no index of its can name another peer) until both
+         * data threads passed a quiescent point (peer.c), then it is freed. */
+        struct peer *by_id[MESH_MAX_PEERS];
+        size_t n_peers;
+        uint64_t last_peer_id;
+        bool slot_taken[MESH_MAX_PEERS];
+        struct {
+                struct peer *p;
+                uint64_t qs[2];
+        } dying[MESH_MAX_PEERS];
+        size_t n_dying;
+        /* The peer the single-peer API properties (bus.c's Endpoint, Path, PeerAddress,
+         * http.c) and Connect without a known address speak of: the table's first peer. Never
+         * NULL once device_new() returned: removing the last peer keeps it, cleared (waiting). */
         struct peer *peer;
-
-        /* ---- contract with the mesh (control plane); the mesh's peer table replaces the
-         * today-only fields ---- */
-        /* Peers entering and leaving the table (bus_open sets them; NULL without a bus).
-         * Called only through device_peer_added() and device_peer_removed(); removed runs
-         * before the peer is freed. */
+        /* PeerAdded/PeerRemoved for the bus (bus.c sets them; NULL: none). Called only through
+         * device_peer_added() and device_peer_removed(). */
         struct {
                 void (*added)(struct device *d, struct peer *p);
                 void (*removed)(struct device *d, struct peer *p);
         } peer_hooks;
-        uint64_t last_peer_id; /* the last struct peer id given out (ids start at 1) */
-        bool one_peer_present; /* today only: d->peer counts as present (device_peer_count) */
-        /* ---- end of the contract block ---- */
 
         struct addrwatch *addrwatch; /* addrwatch.c; NULL when rtnetlink cannot be watched */
 
@@ -131,23 +138,32 @@ void device_emit_changed(struct device *d, const char *const *properties);
 /* (Re)start the NAT discovery against nat.stun_server (at start-up and on reload). */
 int device_start_netcheck(struct device *d);
 
-/* ---- contract with the mesh (control plane): the peer table as the APIs see it ----
- * Control loop only. Peers in a stable order by id: device_peer_at(d, i) for i below
- * device_peer_count(d). Today the table holds the one peer d->peer, and it counts as present
- * while its state is neither `waiting` nor `disconnected`: from Connect, peer.address at
- * start-up or the first handshake (or the relay's introduction) until Disconnect or its
- * closing message sends it back to waiting. */
+/* The peer table, control loop only. Peers in a stable order (by id); their traffic; the MAC
+ * addresses the learning switch has behind a peer (a walk of the MAC table: not per packet). */
 size_t device_peer_count(const struct device *d);
 struct peer *device_peer_at(const struct device *d, size_t i);
-/* The bytes received from and sent to p (today: the instance's counters, for its one peer). */
 void device_peer_counters(const struct device *d, const struct peer *p, uint64_t *ret_rx_bytes,
                           uint64_t *ret_tx_bytes);
-/* How many MAC addresses were learned behind p (today 0: nothing is learned yet). */
 size_t device_peer_macs(const struct device *d, const struct peer *p);
-/* Tell the front ends (peer_hooks) that p entered or is about to leave the table. */
+/* The bus's hooks (peer_hooks), which may be NULL. removed runs before the peer is freed. */
 void device_peer_added(struct device *d, struct peer *p);
 void device_peer_removed(struct device *d, struct peer *p);
-/* ---- end of the contract block ---- */
+
+/* A new peer in a free slot (name may be NULL), published to the data threads: -ENOSPC at
+ * MESH_MAX_PEERS, -ENOMEM. */
+int device_add_peer(struct device *d, const char *name, struct peer **ret);
+/* Unpublish p and free it once the data threads cannot hold it; its MAC entries are dropped.
+ * The last peer is not removed (d->peer stays): the caller clears it instead. */
+void device_remove_peer(struct device *d, struct peer *p);
+/* Free the removed peers that no data thread can hold any more (every tick). */
+void device_collect_peers(struct device *d);
+/* The peer in slot whose id is id (what the rx thread queued), or NULL. */
+struct peer *device_peer_by_slot(const struct device *d, uint32_t slot, uint64_t id);
+/* The peer whose endpoint is e (address and port), or NULL. */
+struct peer *device_peer_by_endpoint(const struct device *d, const struct endpoint *e);
+/* Drop the MAC table's entries behind p (it is gone, or its session is gone for good):
+ * counted in macs_forgotten and logged. */
+void device_forget_macs(struct device *d, struct peer *p);
 
 /* Log the one-line counter summary. */
 void device_log_stats(struct device *d);

@@ -72,10 +72,12 @@ bool handshake_is_own_timestamp(const struct handshake_keys *k,
         return sodium_memcmp(tag, ts + OWN_TAG_OFFSET, OWN_TAG_LEN) == 0;
 }
 
+/* A fresh local index: random, with the peer's table slot in its low bits (messages.h), so the
+ * rx thread finds the peer of a message without a search. */
 static uint32_t new_index(struct peer *p) {
 
         for (;;) {
-                uint32_t idx = randombytes_random();
+                uint32_t idx = (randombytes_random() & ~(uint32_t) (MESH_MAX_PEERS - 1)) | p->slot;
                 struct keypair *cur = atomic_load(&p->current), *prev = atomic_load(&p->previous),
                                *next = atomic_load(&p->next);
                 if (idx == 0 || idx == p->handshake_index || (cur && cur->local_index == idx) ||
@@ -267,17 +269,26 @@ static bool check_macs(struct handshake_keys *k, const struct sender *s, struct 
         return true;
 }
 
-/* The IK responder's check of the decrypted static key, run by noise.c before the second DH. */
+/* The IK responder's check of the decrypted static key, run by noise.c before the second DH:
+ * only the listed peers' keys may join, and the key says which peer it is. */
 struct pinned_check {
-        const uint8_t *pinned;
+        const struct handshake_peers *peers;
+        struct peer *found;
         uint8_t seen[NOISE_PUBLIC_KEY_LEN];
 };
 
 static int check_pinned_key(const uint8_t rs[NOISE_PUBLIC_KEY_LEN], void *userdata) {
         struct pinned_check *c = userdata;
+        struct peer *p;
 
         memcpy(c->seen, rs, NOISE_PUBLIC_KEY_LEN);
-        return sodium_memcmp(rs, c->pinned, NOISE_PUBLIC_KEY_LEN) == 0 ? 0 : -EKEYREJECTED;
+        for (size_t i = 0; (p = c->peers->at(c->peers->userdata, i)); i++)
+                if (!sodium_is_zero(p->public_key, sizeof(p->public_key)) &&
+                    sodium_memcmp(rs, p->public_key, NOISE_PUBLIC_KEY_LEN) == 0) {
+                        c->found = p;
+                        return 0;
+                }
+        return -EKEYREJECTED;
 }
 
 /* A key pair from Split()'s keys, which are wiped here whatever happens. */
@@ -327,8 +338,109 @@ static void handshake_done(const struct sender *s, struct peer *p, const struct 
                       buf, initiator ? "initiator" : "responder");
 }
 
-static void consume_initiation(struct handshake_keys *k, const struct sender *s, struct peer *p,
-                               const struct queued_handshake *q, bool under_load) {
+/* Both sides initiated at once, or our own initiation came back: true when p's initiation in
+ * flight decides (the message is not consumed). */
+static bool initiation_crossed(const struct sender *s, struct peer *p,
+                               const struct queued_handshake *q) {
+        char buf[ENDPOINT_STRLEN];
+
+        if (p->handshake_state != HANDSHAKE_CREATED_INITIATION)
+                return false;
+        /* Both sides initiated at once (typical after the relay introduced them): the smaller
+         * ephemeral key wins on both sides alike, so exactly one handshake completes. Equal
+         * keys (our own initiation) were refused before. */
+        if (memcmp(p->handshake.e_pub, q->data + 8, NOISE_PUBLIC_KEY_LEN) < 0) {
+                /* Theirs reached us from q->from, so ours can reach them there (their NAT
+                 * just opened for us): resend it at once rather than waiting for a retry,
+                 * which would otherwise have to go through the relay. */
+                log_debug("simultaneous initiation from %s: ours wins, resending it there",
+                          endpoint_to_string(&q->from, buf));
+                if (p->last_initiation_len)
+                        (void) path_send(s, p, &q->from, p->last_initiation,
+                                         p->last_initiation_len);
+                return true;
+        }
+        return false;
+}
+
+static bool refused_disconnected(const struct sender *s, struct peer *p,
+                                 const struct queued_handshake *q) {
+        char buf[ENDPOINT_STRLEN];
+
+        if (tunnel_state_accepts_peer(p->state))
+                return false;
+        atomic_fetch_add_explicit(&s->stats->rx_handshake_dropped, 1, memory_order_relaxed);
+        log_handshake_ratelimited(LOG_NOTICE,
+                                  "ignored handshake from %s: disconnected through the API "
+                                  "(Connect accepts the peer again)",
+                                  endpoint_to_string(&q->from, buf));
+        return true;
+}
+
+/* The peer of an initiation. Identity mode: the listed peer whose key it carries (known only
+ * once decrypted, see check_pinned_key). Shared-key mode: the peer at its source endpoint;
+ * else, once it authenticated, one that waits with no endpoint, else a new one (any node with
+ * the key may join) up to MESH_MAX_PEERS: at the cap it is refused and counted. */
+static struct peer *peer_by_endpoint(const struct handshake_peers *peers,
+                                     const struct endpoint *from) {
+        struct peer *p;
+
+        for (size_t i = 0; (p = peers->at(peers->userdata, i)); i++) {
+                struct endpoint e;
+                peer_get_endpoint(p, &e);
+                if (e.len && endpoint_equal(&e, from))
+                        return p;
+        }
+        return NULL;
+}
+
+/* Same host, whatever the ports. */
+static bool same_host(const struct endpoint *a, const struct endpoint *b) {
+        struct endpoint x = *a;
+        in_port_t port = b->addr.sa.sa_family == AF_INET ? b->addr.in.sin_port
+                                                         : b->addr.in6.sin6_port;
+
+        if (x.addr.sa.sa_family == AF_INET)
+                x.addr.in.sin_port = port;
+        else
+                x.addr.in6.sin6_port = port;
+        return endpoint_same_address(&x, b);
+}
+
+static struct peer *peer_for_newcomer(const struct sender *s, const struct handshake_peers *peers,
+                                      const struct queued_handshake *q) {
+        char buf[ENDPOINT_STRLEN];
+        struct peer *p, *waiting = NULL;
+
+        for (size_t i = 0; (p = peers->at(peers->userdata, i)); i++) {
+                struct endpoint e;
+                if (p->address || p->relay_introduced)
+                        continue;
+                peer_get_endpoint(p, &e);
+                /* A peer we waited for, back from the same host on another port (it
+                 * restarted): the same peer. */
+                if (e.len && !e.via_relay && !q->from.via_relay && same_host(&e, &q->from))
+                        return p;
+                if (!waiting && !e.len && !atomic_load(&p->current) && !atomic_load(&p->next))
+                        waiting = p;
+        }
+        if (waiting)
+                return waiting;
+        p = peers->add ? peers->add(peers->userdata) : NULL;
+        if (!p) {
+                atomic_fetch_add_explicit(&s->stats->peers_refused_full, 1, memory_order_relaxed);
+                log_handshake_ratelimited(LOG_WARNING,
+                                          "refused handshake from %s: the peer table is full "
+                                          "(%u peers)",
+                                          endpoint_to_string(&q->from, buf),
+                                          (unsigned) MESH_MAX_PEERS);
+        }
+        return p;
+}
+
+static struct peer *consume_initiation(struct handshake_keys *k, const struct sender *s,
+                                       const struct handshake_peers *peers,
+                                       const struct queued_handshake *q, bool under_load) {
         bool identity = k->pattern == NOISE_PATTERN_IKPSK2;
         size_t expected = identity ? sizeof(struct message_handshake_initiation)
                                    : sizeof(struct message_handshake_initiation_psk);
@@ -340,7 +452,8 @@ static void consume_initiation(struct handshake_keys *k, const struct sender *s,
         uint64_t now = now_ns();
         char buf[ENDPOINT_STRLEN];
         struct keypair *kp;
-        struct pinned_check pinned = { .pinned = p->public_key };
+        struct pinned_check pinned = { .peers = peers };
+        struct peer *p = NULL;
         size_t tslen = 0, n = 0;
         int r;
 
@@ -353,43 +466,27 @@ static void consume_initiation(struct handshake_keys *k, const struct sender *s,
                                           endpoint_to_string(&q->from, buf),
                                           identity ? "shared-key" : "identity",
                                           identity ? "identity" : "shared-key");
-                return;
+                return NULL;
         }
-        if (!check_macs(k, s, p, q, sender, under_load, now))
-                return;
+        if (!check_macs(k, s, NULL, q, sender, under_load, now))
+                return NULL;
         /* Our own initiation in flight, sent back: same ephemeral key. Refused before any work
-         * and before the tie-break below (which must never see equal keys). */
-        if (p->handshake_state == HANDSHAKE_CREATED_INITIATION &&
-            sodium_memcmp(p->handshake.e_pub, q->data + 8, NOISE_PUBLIC_KEY_LEN) == 0) {
-                atomic_fetch_add_explicit(&s->stats->rx_reflected, 1, memory_order_relaxed);
-                log_handshake_ratelimited(LOG_WARNING,
-                                          "refused handshake from %s: our own initiation sent "
-                                          "back to us",
-                                          endpoint_to_string(&q->from, buf));
-                return;
-        }
-        /* Both sides initiated at once (typical after the relay introduced them): the smaller
-         * ephemeral key wins on both sides alike, so exactly one handshake completes. The keys
-         * differ here (equal ones were refused above), so "not smaller" means "larger". */
-        if (p->handshake_state == HANDSHAKE_CREATED_INITIATION &&
-            memcmp(p->handshake.e_pub, q->data + 8, NOISE_PUBLIC_KEY_LEN) < 0) {
-                /* Theirs reached us from q->from, so ours can reach them there (their NAT
-                 * just opened for us): resend it at once rather than waiting for a retry,
-                 * which would otherwise have to go through the relay. */
-                log_debug("simultaneous initiation from %s: ours wins, resending it there",
-                          endpoint_to_string(&q->from, buf));
-                if (p->last_initiation_len)
-                        (void) path_send(s, p, &q->from, p->last_initiation,
-                                         p->last_initiation_len);
-                return;
-        }
-        if (!tunnel_state_accepts_peer(p->state)) {
-                atomic_fetch_add_explicit(&s->stats->rx_handshake_dropped, 1, memory_order_relaxed);
-                log_handshake_ratelimited(LOG_NOTICE,
-                                          "ignored handshake from %s: disconnected through the "
-                                          "API (Connect accepts the peer again)",
-                                          endpoint_to_string(&q->from, buf));
-                return;
+         * and before the tie-break (which must never see equal keys). */
+        for (size_t i = 0; (p = peers->at(peers->userdata, i)); i++)
+                if (p->handshake_state == HANDSHAKE_CREATED_INITIATION &&
+                    sodium_memcmp(p->handshake.e_pub, q->data + 8, NOISE_PUBLIC_KEY_LEN) == 0) {
+                        atomic_fetch_add_explicit(&s->stats->rx_reflected, 1, memory_order_relaxed);
+                        log_handshake_ratelimited(LOG_WARNING,
+                                                  "refused handshake from %s: our own initiation "
+                                                  "sent back to us",
+                                                  endpoint_to_string(&q->from, buf));
+                        return NULL;
+                }
+        /* Shared-key mode knows the peer by its endpoint before any work. */
+        if (!identity) {
+                p = peer_by_endpoint(peers, &q->from);
+                if (p && (initiation_crossed(s, p, q) || refused_disconnected(s, p, q)))
+                        return NULL;
         }
 
         r = noise_handshake_init(&hs, k->pattern, false, k->prologue, sizeof(k->prologue),
@@ -407,9 +504,9 @@ static void consume_initiation(struct handshake_keys *k, const struct sender *s,
                 atomic_fetch_add_explicit(&s->stats->rx_handshake_failed, 1, memory_order_relaxed);
                 log_handshake_ratelimited(LOG_WARNING,
                                           "rejected handshake from %s: unknown public key %s "
-                                          "(not peer.public_key)",
+                                          "(not in peers:)",
                                           endpoint_to_string(&q->from, buf), key);
-                return;
+                return NULL;
         }
         if (r < 0 || tslen != sizeof(ts)) {
                 noise_handshake_wipe(&hs);
@@ -418,7 +515,7 @@ static void consume_initiation(struct handshake_keys *k, const struct sender *s,
                                           endpoint_to_string(&q->from, buf),
                                           r == -EINVAL ? "invalid ephemeral key"
                                                        : "decryption failed (different key?)");
-                return;
+                return NULL;
         }
         /* Any of our own initiations, in flight or long finished: the tag only we can make. */
         if (handshake_is_own_timestamp(k, ts)) {
@@ -428,7 +525,21 @@ static void consume_initiation(struct handshake_keys *k, const struct sender *s,
                                           "refused handshake from %s: one of our own initiations "
                                           "sent back to us",
                                           endpoint_to_string(&q->from, buf));
-                return;
+                return NULL;
+        }
+        /* Which peer it is, now that it authenticated. */
+        if (identity) {
+                p = pinned.found;
+                if (initiation_crossed(s, p, q) || refused_disconnected(s, p, q)) {
+                        noise_handshake_wipe(&hs);
+                        return NULL;
+                }
+        } else if (!p) {
+                p = peer_for_newcomer(s, peers, q);
+                if (!p || refused_disconnected(s, p, q)) {
+                        noise_handshake_wipe(&hs);
+                        return NULL;
+                }
         }
         if (!tai64n_after(ts, p->last_timestamp)) {
                 noise_handshake_wipe(&hs);
@@ -437,17 +548,17 @@ static void consume_initiation(struct handshake_keys *k, const struct sender *s,
                                           "rejected handshake from %s: replayed initiation "
                                           "(timestamp not newer than the last one)",
                                           endpoint_to_string(&q->from, buf));
-                return;
+                return NULL;
         }
         if (p->last_initiation_consumed_ns &&
             now - p->last_initiation_consumed_ns < NSEC_PER_SEC / INITIATIONS_PER_SECOND) {
                 noise_handshake_wipe(&hs);
                 atomic_fetch_add_explicit(&s->stats->rx_handshake_dropped, 1, memory_order_relaxed);
-                return;
+                return NULL;
         }
         if (!retire_room(s, p, 1, &q->from)) {
                 noise_handshake_wipe(&hs);
-                return;
+                return NULL;
         }
         memcpy(p->last_timestamp, ts, sizeof(ts));
         p->last_initiation_consumed_ns = now;
@@ -470,13 +581,13 @@ static void consume_initiation(struct handshake_keys *k, const struct sender *s,
         if (r < 0) {
                 log_handshake_ratelimited(LOG_WARNING, "handshake response to %s failed: %s",
                                           endpoint_to_string(&q->from, buf), strerror(-r));
-                return;
+                return NULL;
         }
         cookie_add_mac_to_packet(&p->cookie_maker, (uint8_t *) &resp, sizeof(resp), now);
 
         kp = new_keypair(send_key, recv_key, idx, sender, false, now);
         if (!kp)
-                return;
+                return NULL;
 
         /* The responder may not send on the new key pair until the initiator has used it: it
          * waits in "next" until data arrives on it (handshake_confirm_next). */
@@ -488,6 +599,7 @@ static void consume_initiation(struct handshake_keys *k, const struct sender *s,
                 log_debug_errno(r, "sending handshake response to %s: %m",
                                 endpoint_to_string(&q->from, buf));
         handshake_done(s, p, &q->from, false);
+        return p;
 }
 
 /* true: the session is up (initiator side). */
@@ -564,20 +676,66 @@ static void consume_cookie(const struct sender *s, struct peer *p,
         log_debug("peer is under load: got a cookie, the next initiation carries mac2");
 }
 
-bool handshake_process(struct handshake_keys *k, const struct sender *s, struct peer *p,
-                       const struct queued_handshake *q, bool under_load) {
+/* The peer whose handshake in flight has local index receiver (the slot in its low bits
+ * would find it too; the table is small enough to check each peer's own index). */
+static struct peer *peer_by_handshake_index(const struct handshake_peers *peers,
+                                            uint32_t receiver) {
+        struct peer *p;
+
+        for (size_t i = 0; (p = peers->at(peers->userdata, i)); i++)
+                if (p->slot == MESH_SLOT_OF_INDEX(receiver) &&
+                    p->handshake_state == HANDSHAKE_CREATED_INITIATION &&
+                    p->handshake_index == receiver)
+                        return p;
+        return NULL;
+}
+
+bool handshake_process_peers(struct handshake_keys *k, const struct sender *s,
+                             const struct handshake_peers *peers,
+                             const struct queued_handshake *q, bool under_load,
+                             struct peer **ret_peer) {
+        struct peer *p = NULL;
+        bool up = false;
+
         switch (message_classify(q->data, q->len)) {
         case MESSAGE_HANDSHAKE_INITIATION:
-                consume_initiation(k, s, p, q, under_load);
+                p = consume_initiation(k, s, peers, q, under_load);
                 break;
         case MESSAGE_HANDSHAKE_RESPONSE:
-                return consume_response(k, s, p, q, under_load);
+                p = peer_by_handshake_index(peers, get_le32(q->data + 8));
+                if (!p) {
+                        atomic_fetch_add_explicit(&s->stats->rx_unknown_index, 1,
+                                                  memory_order_relaxed);
+                        break;
+                }
+                up = consume_response(k, s, p, q, under_load);
+                break;
         case MESSAGE_HANDSHAKE_COOKIE:
+                p = peer_by_handshake_index(peers, get_le32(q->data + 4));
+                if (!p) {
+                        atomic_fetch_add_explicit(&s->stats->rx_unknown_index, 1,
+                                                  memory_order_relaxed);
+                        break;
+                }
                 consume_cookie(s, p, q);
+                p = NULL;
                 break;
         default:
                 atomic_fetch_add_explicit(&s->stats->rx_malformed, 1, memory_order_relaxed);
                 break;
         }
-        return false;
+        if (ret_peer)
+                *ret_peer = p;
+        return up;
+}
+
+static struct peer *single_at(void *userdata, size_t i) {
+        return i == 0 ? userdata : NULL;
+}
+
+bool handshake_process(struct handshake_keys *k, const struct sender *s, struct peer *p,
+                       const struct queued_handshake *q, bool under_load) {
+        const struct handshake_peers one = { .at = single_at, .userdata = p };
+
+        return handshake_process_peers(k, s, &one, q, under_load, NULL);
 }

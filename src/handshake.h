@@ -34,6 +34,22 @@ void handshake_answer_unknown_session(struct handshake_keys *k, const struct sen
                                       struct peer *p, const struct endpoint *from);
 /* The closing message (CLOSE_COPIES of them) on the current session; -ENOKEY without one. */
 int handshake_send_close(const struct sender *s, struct peer *p);
+/* The peers a handshake message may be for (device.c's table): at() gives the i-th peer, NULL
+ * past the end; add() (may be NULL) makes a peer for a shared-key newcomer, NULL at the cap. */
+struct handshake_peers {
+        struct peer *(*at)(void *userdata, size_t i);
+        struct peer *(*add)(void *userdata);
+        void *userdata;
+};
+/* Handle one queued handshake message for whichever of the peers it is (rules at
+ * consume_initiation). Returns true when it made that peer's session usable both ways (the
+ * initiator consumed the response). *ret_peer (may be NULL): the peer whose session it set up
+ * (an initiation consumed, or a response), NULL otherwise. */
+bool handshake_process_peers(struct handshake_keys *k, const struct sender *s,
+                             const struct handshake_peers *peers,
+                             const struct queued_handshake *q, bool under_load,
+                             struct peer **ret_peer);
+/* The same with one peer (the unit tests' two-node setups). */
 /* Handle one queued handshake message. under_load: require mac2 (cookies). true when it made
  * the session usable both ways (the initiator consumed the response): the caller reports it. */
 bool handshake_process(struct handshake_keys *k, const struct sender *s, struct peer *p,

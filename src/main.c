@@ -224,16 +224,6 @@ int main(int argc, char **argv) {
                         log_error_errno(r, "cannot read %s: %m", path);
                 return EXIT_CONFIG;
         }
-        /* Until the mesh data plane: one peer. --check only warns. */
-        r = config_check_single_peer(config, errbuf, sizeof(errbuf));
-        if (r < 0) {
-                if (check)
-                        log_warning("warning: %s", errbuf);
-                else {
-                        log_error("%s", errbuf);
-                        return EXIT_CONFIG;
-                }
-        }
         if (check) {
                 printf("%s: ok\n", path);
                 return 0;

@@ -19,6 +19,8 @@ struct manager {
         struct manager_waiter *connect_waiter; /* the pending Connect's (bus.c's or http.c's) */
         sd_event_source *connect_timeout;
         struct resolve_query *resolve;
+        /* The peer the pending Connect (or name resolution, or timeout) is for. */
+        struct peer *target;
         /* What PropertiesChanged last said of the counters and the endpoint. */
         uint64_t emitted_counters[4];
         uint64_t counters_emitted_ns;
@@ -57,7 +59,12 @@ void manager_notify_status(struct device *d) {
 }
 
 const char *manager_failure_reason(const struct device *d) {
-        return d->state == TUNNEL_FAILED ? d->peer->failure_reason : "";
+        if (d->state != TUNNEL_FAILED)
+                return "";
+        for (size_t i = 0; i < device_peer_count(d); i++)
+                if (device_peer_at(d, i)->state == TUNNEL_FAILED)
+                        return device_peer_at(d, i)->failure_reason;
+        return "";
 }
 
 /* The errors manager_connect() and manager_disconnect() return (and a waiter's done() gets),
@@ -109,9 +116,15 @@ _printf_(3, 4) static void connect_done(struct device *d, int error, const char 
                 w->done(w, error, text);
 }
 
-/* The instance's state follows from its peers' (one peer today). */
+/* The instance's state follows from its peers'. */
 static void update_instance_state(struct device *d) {
-        enum tunnel_state state = tunnel_state_of_instance(&d->peer->state, 1);
+        enum tunnel_state states[MESH_MAX_PEERS], state;
+        size_t n = device_peer_count(d);
+        struct peer *t = d->manager->target ? d->manager->target : d->peer;
+
+        for (size_t i = 0; i < n; i++)
+                states[i] = device_peer_at(d, i)->state;
+        state = tunnel_state_of_instance(states, n);
 
         if (d->state == state)
                 return;
@@ -122,43 +135,47 @@ static void update_instance_state(struct device *d) {
         device_properties_changed(d, "State", "FailureReason", "Path", "Endpoint", "PeerAddress",
                                   "LastHandshake");
 
+        /* The pending Connect waits for its own peer's state. */
         if (!d->manager->connect_waiter)
                 return;
-        if (state == TUNNEL_CONNECTED)
+        if (t->state == TUNNEL_CONNECTED)
                 connect_done(d, 0, NULL);
-        else if (state == TUNNEL_FAILED)
-                connect_done(d, -ETIMEDOUT, "%s", d->peer->failure_reason);
+        else if (t->state == TUNNEL_FAILED)
+                connect_done(d, -ETIMEDOUT, "%s", t->failure_reason);
 }
 
-void manager_peer_event(struct device *d, enum tunnel_event event, const char *reason, ...) {
+void manager_peer_event(struct device *d, struct peer *p, enum tunnel_event event,
+                        const char *reason, ...) {
         va_list ap;
         bool changed;
 
         va_start(ap, reason);
-        changed = peer_eventv(d->peer, event, reason, ap);
+        changed = peer_eventv(p, event, reason, ap);
         va_end(ap);
         if (changed)
-                manager_peer_changed(d);
+                manager_peer_changed(d, p);
 }
 
-void manager_peer_changed(struct device *d) {
+void manager_peer_changed(struct device *d, struct peer *p) {
+        (void) p;
         update_instance_state(d);
 }
 
-void manager_session_up(struct device *d) {
-        manager_peer_event(d, TUNNEL_EVENT_HANDSHAKE, NULL);
+void manager_session_up(struct device *d, struct peer *p) {
+        manager_peer_event(d, p, TUNNEL_EVENT_HANDSHAKE, NULL);
         /* A new handshake while connected changes LastHandshake only. */
-        device_properties_changed(d, "LastHandshake", "Endpoint");
+        if (p == d->peer)
+                device_properties_changed(d, "LastHandshake", "Endpoint");
 }
 
-void manager_session_lost(struct device *d) {
-        manager_peer_event(d, TUNNEL_EVENT_LOST, NULL);
+void manager_session_lost(struct device *d, struct peer *p) {
+        manager_peer_event(d, p, TUNNEL_EVENT_LOST, NULL);
 }
 
 /* Something needs a session with the peer now. */
-static void want_handshake(struct device *d) {
-        if (timers_want_handshake(&d->keys, &d->sender, d->peer, now_ns()) & TIMERS_STATE_CHANGED)
-                manager_peer_changed(d);
+static void want_handshake(struct device *d, struct peer *p) {
+        if (timers_want_handshake(&d->keys, &d->sender, p, now_ns()) & TIMERS_STATE_CHANGED)
+                manager_peer_changed(d, p);
 }
 
 /* The relay client's events. Its address is known: the control loop names it in logs, and the
@@ -191,8 +208,8 @@ static void on_relay_peer(void *userdata, const struct endpoint *list, size_t n,
         /* Someone to talk to and no session: start one (both sides do; handshake.c breaks the
          * tie). After Disconnect we wait for Connect. */
         if (tunnel_state_accepts_peer(p->state) && !atomic_load(&p->current)) {
-                manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
-                want_handshake(d);
+                manager_peer_event(d, p, TUNNEL_EVENT_CONNECT, NULL);
+                want_handshake(d, p);
         }
 }
 
@@ -242,77 +259,84 @@ int manager_start(struct device *d) {
 }
 
 /* Does this node hold an address of its own for the peer (it initiates), or did it wait? */
-static bool have_peer_address(const struct device *d) {
-        return d->peer->static_endpoint || d->peer->address || d->peer->relay_introduced;
+static bool have_peer_address(const struct peer *p) {
+        return p->static_endpoint || p->address || p->relay_introduced;
 }
 
-void manager_peer_closed(struct device *d, uint32_t key_idx, const struct endpoint *from) {
-        struct peer *p = d->peer;
+void manager_peer_closed(struct device *d, struct peer *p, uint32_t key_idx,
+                         const struct endpoint *from) {
         char buf[ENDPOINT_STRLEN];
 
         if (!peer_has_session(p, key_idx))
                 return; /* the second copy, or a session already replaced */
         endpoint_to_string(from, buf);
-        log_peer_info(d->peer->address ? d->peer->address : buf, buf,
-                      "peer %s closed the tunnel", buf);
+        log_peer_info(p->address ? p->address : buf, buf, "peer %s closed the tunnel", buf);
         /* Its keys are gone with it: ours are of no use. */
-        peer_clear_keys(d->peer);
+        peer_clear_keys(p);
         atomic_store_explicit(&p->tx_unanswered_since_ns, 0, memory_order_relaxed);
         atomic_store_explicit(&p->rx_unanswered_since_ns, 0, memory_order_relaxed);
-        if (have_peer_address(d)) {
+        if (have_peer_address(p)) {
                 /* Usually a restart: retry, the first time soon. */
-                manager_peer_event(d, TUNNEL_EVENT_LOST, NULL);
+                manager_peer_event(d, p, TUNNEL_EVENT_LOST, NULL);
                 if (timers_want_handshake_soon(&d->keys, &d->sender, p, now_ns(),
                                                (uint64_t) CLOSE_FIRST_RETRY_MS * NSEC_PER_MSEC) &
                     TIMERS_STATE_CHANGED)
-                        manager_peer_changed(d);
+                        manager_peer_changed(d, p);
         } else {
                 struct endpoint none = {};
 
                 /* We waited for the peer: wait again, with no path to speak of. */
                 peer_set_endpoint(p, &none);
                 p->reported_endpoint = none;
-                manager_peer_event(d, TUNNEL_EVENT_PEER_CLOSED, NULL);
+                manager_peer_event(d, p, TUNNEL_EVENT_PEER_CLOSED, NULL);
         }
-        device_properties_changed(d, "Path", "Endpoint");
+        if (p == d->peer)
+                device_properties_changed(d, "Path", "Endpoint");
 }
 
 /* Tell the peer we are leaving, if there is a session to say it on. */
-static void send_close(struct device *d) {
-        int r = handshake_send_close(&d->sender, d->peer);
+static void send_close(struct device *d, struct peer *p) {
+        int r = handshake_send_close(&d->sender, p);
 
         if (r >= 0)
-                log_info("sent the peer a closing message");
+                log_info("sent the peer a closing message%s%s%s", p->name ? " (" : "",
+                         p->name ? p->name : "", p->name ? ")" : "");
         else if (r != -ENOKEY)
                 log_debug_errno(r, "could not send the peer a closing message: %m");
 }
 
 void manager_shutdown(struct device *d) {
-        send_close(d);
+        for (size_t i = 0; i < device_peer_count(d); i++)
+                send_close(d, device_peer_at(d, i));
 }
 
-static void forget_peer(struct device *d) {
+/* Drop what the peer had (keys, address); a Connect in progress for it stops. */
+static void forget_peer(struct device *d, struct peer *p) {
         struct endpoint none = {};
 
-        d->manager->resolve = resolve_cancel(d->manager->resolve);
-        d->manager->connect_timeout = sd_event_source_disable_unref(d->manager->connect_timeout);
-        peer_clear_keys(d->peer);
-        d->peer->handshake_attempts_started_ns = 0;
-        d->peer->handshake_attempts = 0;
-        d->peer->static_endpoint = false;
-        d->peer->force_relay = false;
-        peer_set_endpoint(d->peer, &none);
-        free(d->peer->address);
-        d->peer->address = NULL;
+        if (d->manager->target == p) {
+                d->manager->resolve = resolve_cancel(d->manager->resolve);
+                d->manager->connect_timeout =
+                        sd_event_source_disable_unref(d->manager->connect_timeout);
+        }
+        peer_clear_keys(p);
+        p->handshake_attempts_started_ns = 0;
+        p->handshake_attempts = 0;
+        p->static_endpoint = false;
+        p->force_relay = false;
+        peer_set_endpoint(p, &none);
+        free(p->address);
+        p->address = NULL;
 }
 
 static int on_connect_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct device *d = userdata;
-        char *peer = d->peer->address ? strdup(d->peer->address) : NULL;
-        forget_peer(d);
+        struct peer *p = d->manager->target ? d->manager->target : d->peer;
+        char *peer = p->address ? strdup(p->address) : NULL;
+        forget_peer(d, p);
         log_peer_warning(peer, NULL, "connect to %s timed out", peer ? peer : "the peer");
         /* Answers the pending Connect with HandshakeTimeout and this reason. */
-        manager_peer_event(d, TUNNEL_EVENT_GAVE_UP,
+        manager_peer_event(d, p, TUNNEL_EVENT_GAVE_UP,
                            "No handshake with %s before the timeout: the peer did not answer "
                            "(wrong address, UDP port blocked, or a different key)",
                            peer ? peer : "the peer");
@@ -323,46 +347,105 @@ static int on_connect_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 static void on_resolved(struct resolve_query *q, int r, int gai_error,
                         const struct endpoint *result, void *userdata) {
         struct device *d = userdata;
+        struct peer *p = d->manager->target ? d->manager->target : d->peer;
         char buf[ENDPOINT_STRLEN];
 
         d->manager->resolve = NULL;
         if (r < 0) {
-                char *peer = d->peer->address ? strdup(d->peer->address) : NULL;
+                char *peer = p->address ? strdup(p->address) : NULL;
                 const char *why = gai_error ? gai_strerror(gai_error) : strerror(-r);
-                forget_peer(d);
+                forget_peer(d, p);
                 if (d->manager->connect_waiter)
                         connect_done(d, -EDESTADDRREQ, "Cannot resolve '%s': %s",
                                      peer ? peer : "", why);
                 log_peer_warning(peer, NULL, "connect: cannot resolve '%s'", peer ? peer : "");
-                manager_peer_event(d, TUNNEL_EVENT_GAVE_UP, "Cannot resolve '%s': %s",
+                manager_peer_event(d, p, TUNNEL_EVENT_GAVE_UP, "Cannot resolve '%s': %s",
                                    peer ? peer : "", why);
                 free(peer);
                 return;
         }
-        peer_set_endpoint(d->peer, result);
-        d->peer->static_endpoint = true;
+        peer_set_endpoint(p, result);
+        p->static_endpoint = true;
         endpoint_to_string(result, buf);
-        log_peer_info(d->peer->address, buf, "connecting to %s (%s)", buf, d->peer->address);
-        device_properties_changed(d, "Endpoint");
-        want_handshake(d);
+        log_peer_info(p->address, buf, "connecting to %s (%s)", buf, p->address);
+        if (p == d->peer)
+                device_properties_changed(d, "Endpoint");
+        want_handshake(d, p);
+}
+
+/* Is host:port (numeric) where p is reached now? */
+static bool endpoint_is(const struct peer *p, const char *host, uint16_t port) {
+        struct endpoint e;
+        char want[ENDPOINT_STRLEN + 8], buf[ENDPOINT_STRLEN];
+
+        peer_get_endpoint((struct peer *) p, &e);
+        if (!e.len || e.via_relay)
+                return false;
+        snprintf(want, sizeof(want), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+        return strcmp(endpoint_to_string(&e, buf), want) == 0;
+}
+
+/* The peer a Connect to host:port is for: the one with that address (as given to Connect or
+ * in peers:) or reached there, else one that waits with nothing (no address, no endpoint,
+ * no session: the waiting mode's peer), else a new one. NULL with -ENOSPC at MESH_MAX_PEERS. */
+static int connect_target(struct device *d, const char *addr, const char *host, uint16_t port,
+                          struct peer **ret) {
+        struct peer *p;
+
+        for (size_t i = 0; (p = device_peer_at(d, i)); i++)
+                if ((p->address && strcmp(p->address, addr) == 0) || endpoint_is(p, host, port)) {
+                        *ret = p;
+                        return 0;
+                }
+        for (size_t i = 0; (p = device_peer_at(d, i)); i++) {
+                struct endpoint e;
+                peer_get_endpoint(p, &e);
+                if (!p->address && !e.len && !p->relay_introduced && !atomic_load(&p->current)) {
+                        *ret = p;
+                        return 0;
+                }
+        }
+        return device_add_peer(d, NULL, ret);
 }
 
 int manager_connect(struct device *d, const struct manager_connect_request *req,
                     struct manager_waiter *w, struct manager_error *ret_error) {
         const char *peer = req->peer, *relay_server = req->relay_server;
         uint32_t timeout_sec = req->timeout_sec;
-        _cleanup_free_ char *host = NULL;
+        _cleanup_free_ char *host = NULL, *addr = NULL;
+        struct peer *p = d->peer;
         uint16_t port;
         int r;
 
-        if (d->manager->connect_waiter || d->state == TUNNEL_CONNECTING ||
-            d->state == TUNNEL_CONNECTED || d->state == TUNNEL_RECONNECTING) {
+        if (*peer) {
+                r = config_parse_host_port(peer, PORT_DEFAULT, &host, &port);
+                if (r < 0)
+                        return fail(ret_error, -EDESTADDRREQ,
+                                    "Peer address '%s' is not valid: expected host[:port]",
+                                    peer);
+                addr = malloc(strlen(host) + 16);
+                if (!addr)
+                        return fail(ret_error, -ENOMEM, "%s", strerror(ENOMEM));
+                sprintf(addr, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+                r = connect_target(d, addr, host, port, &p);
+                if (r == -ENOSPC)
+                        return fail(ret_error, -ENOSPC, "Too many peers (at most %u)",
+                                    (unsigned) MESH_MAX_PEERS);
+                if (r < 0)
+                        return fail(ret_error, r, "%s", strerror(-r));
+        }
+        /* One Connect at a time; and a peer that is up (or on its way) stays as it is. */
+        if (d->manager->connect_waiter || p->state == TUNNEL_CONNECTING ||
+            p->state == TUNNEL_CONNECTED || p->state == TUNNEL_RECONNECTING) {
                 char buf[ENDPOINT_STRLEN];
                 struct endpoint e;
-                peer_get_endpoint(d->peer, &e);
+                struct peer *busy = d->manager->connect_waiter && d->manager->target
+                                            ? d->manager->target
+                                            : p;
+                peer_get_endpoint(busy, &e);
                 return fail(ret_error, -EISCONN, "Already %s %s; call Disconnect first",
-                            d->state == TUNNEL_CONNECTED ? "connected to" : "connecting to",
-                            d->peer->address ? d->peer->address : endpoint_to_string(&e, buf));
+                            busy->state == TUNNEL_CONNECTED ? "connected to" : "connecting to",
+                            busy->address ? busy->address : endpoint_to_string(&e, buf));
         }
         if ((req->relay || relay_server) && !d->relay) {
                 _cleanup_free_ char *rhost = NULL;
@@ -386,20 +469,14 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
                 return fail(ret_error, -EDESTADDRREQ,
                             "Peer address is empty: expected host[:port] (an empty peer needs "
                             "a relay to introduce it)");
-        if (*peer) {
-                r = config_parse_host_port(peer, PORT_DEFAULT, &host, &port);
-                if (r < 0)
-                        return fail(ret_error, -EDESTADDRREQ,
-                                    "Peer address '%s' is not valid: expected host[:port]",
-                                    peer);
-        }
 
+        d->manager->target = p;
         if (req->public_key) {
-                memcpy(d->peer->public_key, req->public_key, NOISE_PUBLIC_KEY_LEN);
-                cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
+                memcpy(p->public_key, req->public_key, NOISE_PUBLIC_KEY_LEN);
+                cookie_maker_init(&p->cookie_maker, p->public_key);
                 relay_client_set_want(d->relay, req->public_key);
         }
-        d->peer->force_relay = req->relay;
+        p->force_relay = req->relay;
         if (!*peer) {
                 /* Rendezvous: the relay's PEER message starts the handshake. */
                 d->manager->connect_waiter = w;
@@ -415,22 +492,20 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
                         }
                 }
                 log_info("connect through relay %s requested", relay_client_name(d->relay));
-                manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
+                manager_peer_event(d, p, TUNNEL_EVENT_CONNECT, NULL);
                 relay_client_refresh(d->relay);
-                if (d->peer->relay_introduced)
-                        want_handshake(d);
+                if (p->relay_introduced)
+                        want_handshake(d, p);
                 return 0;
         }
 
-        d->peer->address = malloc(strlen(host) + 16);
-        if (!d->peer->address)
-                return fail(ret_error, -ENOMEM, "%s", strerror(ENOMEM));
-        sprintf(d->peer->address, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+        free(p->address);
+        p->address = TAKE_PTR(addr);
 
         r = resolve_start(d->event, host, port, d->udp_family, on_resolved, d, &d->manager->resolve);
         if (r < 0) {
-                free(d->peer->address);
-                d->peer->address = NULL;
+                free(p->address);
+                p->address = NULL;
                 return fail(ret_error, r, "Cannot start name resolution: %s", strerror(-r));
         }
         if (timeout_sec > 0) {
@@ -438,14 +513,15 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
                                                (uint64_t) timeout_sec * USEC_PER_SEC, 0,
                                                on_connect_timeout, d);
                 if (r < 0) {
-                        forget_peer(d);
+                        forget_peer(d, p);
                         return fail(ret_error, r, "Cannot arm the timeout: %s", strerror(-r));
                 }
         }
         d->manager->connect_waiter = w;
-        log_peer_info(d->peer->address, NULL, "connect to %s requested", d->peer->address);
-        manager_peer_event(d, TUNNEL_EVENT_CONNECT, NULL);
-        device_properties_changed(d, "PeerAddress");
+        log_peer_info(p->address, NULL, "connect to %s requested", p->address);
+        manager_peer_event(d, p, TUNNEL_EVENT_CONNECT, NULL);
+        if (p == d->peer)
+                device_properties_changed(d, "PeerAddress");
         return 0;
 }
 
@@ -456,22 +532,42 @@ int manager_disconnect(struct device *d, struct manager_error *ret_error) {
         if (d->manager->connect_waiter)
                 connect_done(d, -ECANCELED,
                              "Disconnected before the handshake with %s completed",
-                             d->peer->address ? d->peer->address : "the peer");
-        send_close(d); /* before forget_peer() wipes the session it is sealed with */
-        forget_peer(d);
+                             d->manager->target && d->manager->target->address
+                                     ? d->manager->target->address
+                                     : "the peer");
+        d->manager->target = NULL;
+        /* Every peer hears it (before forget_peer() wipes the session it is sealed with); all
+         * but the table's first go, and that one stays, disconnected. */
+        for (size_t i = 0; i < device_peer_count(d); i++)
+                send_close(d, device_peer_at(d, i));
+        while (device_peer_count(d) > 1) {
+                struct peer *p = device_peer_at(d, device_peer_count(d) - 1);
+                forget_peer(d, p);
+                device_remove_peer(d, p);
+        }
+        forget_peer(d, d->peer);
         log_info("disconnected by request");
-        manager_peer_event(d, TUNNEL_EVENT_DISCONNECT, NULL);
+        manager_peer_event(d, d->peer, TUNNEL_EVENT_DISCONNECT, NULL);
+        update_instance_state(d);
         return 0;
 }
 
-/* ---- contract with the mesh (control plane), today's table of one peer: leaving it is
- * leaving them all. The mesh's version replaces this. ---- */
 int manager_disconnect_peer(struct device *d, struct peer *p, struct manager_error *ret_error) {
-        if (p != d->peer)
-                return fail(ret_error, -ENOTCONN, "No peer is connected");
-        return manager_disconnect(d, ret_error);
+        if (device_peer_count(d) <= 1)
+                return manager_disconnect(d, ret_error);
+        if (d->manager->connect_waiter && d->manager->target == p)
+                connect_done(d, -ECANCELED,
+                             "Disconnected before the handshake with %s completed",
+                             p->address ? p->address : "the peer");
+        send_close(d, p);
+        forget_peer(d, p);
+        if (d->manager->target == p)
+                d->manager->target = NULL;
+        log_info("peer %s disconnected by request", p->name ? p->name : "");
+        device_remove_peer(d, p);
+        update_instance_state(d);
+        return 0;
 }
-/* ---- end of the contract block ---- */
 
 void manager_forget_waiter(struct device *d, struct manager_waiter *w) {
         if (d->manager->connect_waiter == w)

@@ -26,11 +26,12 @@ bool manager_connect_pending(const struct device *d);
 
 /* Feed an event to the peer's state machine. reason (printf format, may be NULL) is kept as
  * FailureReason when the event leads to `failed`. */
-_printf_(3, 4) void manager_peer_event(struct device *d, enum tunnel_event event,
+_printf_(4, 5) void manager_peer_event(struct device *d, struct peer *p, enum tunnel_event event,
                                        const char *reason, ...);
 /* The peer's authenticated closing message arrived from `from` (datapath.c opened it) on the
  * session whose local index is key_idx; ignored unless that session is still ours. */
-void manager_peer_closed(struct device *d, uint32_t key_idx, const struct endpoint *from);
+void manager_peer_closed(struct device *d, struct peer *p, uint32_t key_idx,
+                         const struct endpoint *from);
 /* The daemon is exiting (SIGINT, SIGTERM): tell the peer with a closing message. */
 void manager_shutdown(struct device *d);
 /* The FailureReason property: why the instance is failed, "" otherwise. */
@@ -52,16 +53,18 @@ struct manager_connect_request {
         bool relay;                 /* through the relay only */
         const char *relay_server;   /* a relay to use when none is configured; NULL: none */
 };
-/* Start connecting. w (may be NULL) waits for the outcome. Returns 0, or -errno with
+/* Start connecting: to the peer with that address (or reached there), else to a waiting one,
+ * else to a new peer (-ENOSPC at MESH_MAX_PEERS). w (may be NULL) waits for the outcome. Returns 0, or -errno with
  * ret_error's message set: -EISCONN (already connected or connecting), -EDESTADDRREQ (no or
  * no valid peer address), -EINVAL (a bad option), -ENETUNREACH (no relay), or a system
  * error. */
 int manager_connect(struct device *d, const struct manager_connect_request *req,
                     struct manager_waiter *w, struct manager_error *ret_error);
-/* Leave the peer; -ENOTCONN when there is none. */
+/* Leave every peer (all but the table's first are removed; that one stays, disconnected);
+ * -ENOTCONN when there is none. */
 int manager_disconnect(struct device *d, struct manager_error *ret_error);
-/* Contract with the mesh (control plane): leave one peer p (in the table: device_peer_at), as
- * manager_disconnect leaves them all; -ENOTCONN when there is nothing to leave. */
+/* Leave one peer: it hears a closing message and is removed from the table (the last one
+ * stays, as after manager_disconnect). Returns 0, or what manager_disconnect returns. */
 int manager_disconnect_peer(struct device *d, struct peer *p, struct manager_error *ret_error);
 /* w stops waiting (its client went away, or the API shuts down); it is not called. */
 void manager_forget_waiter(struct device *d, struct manager_waiter *w);
@@ -70,14 +73,14 @@ void manager_forget_waiter(struct device *d, struct manager_waiter *w);
 const char *manager_error_name(int error);
 
 /* The peer's state moved (peer_event): the instance's follows, and is reported. */
-void manager_peer_changed(struct device *d);
+void manager_peer_changed(struct device *d, struct peer *p);
 /* Start the relay client d->relay with host:port (it reports to this module). */
 int manager_relay_start(struct device *d, const char *host, uint16_t port);
 /* A session is usable in both directions (initiator: response consumed; responder: first
  * data on the new key pair). */
-void manager_session_up(struct device *d);
+void manager_session_up(struct device *d, struct peer *p);
 /* The session stopped working (no answer, keys expired): TUNNEL_EVENT_LOST. */
-void manager_session_lost(struct device *d);
+void manager_session_lost(struct device *d, struct peer *p);
 /* Once per tick: counters and endpoint changes for PropertiesChanged. */
 void manager_tick(struct device *d, uint64_t now);
 /* Status line for sd_notify (STATUS=) and logs. */

@@ -561,3 +561,17 @@ enum {
         DATAPATH_IDLE_PARK_MS = 1,
         DATAPATH_IDLE_TX_FRAMES = 16,
 };
+/* ---- mesh data plane (issue 11, section 3): the peer table ---- */
+/* device.c's peer table has MESH_MAX_PEERS slots (a hard cap: a shared-key node refuses, and
+ * counts, an initiation from a new node once it is full). Every local session index (the
+ * handshake's and each key pair's) carries its peer's slot in its low MESH_SLOT_BITS bits, so
+ * the rx thread finds the peer of a message in O(1) and then checks that the peer owns it. */
+/* The learning switch's MAC table holds at most MESH_MAX_MACS addresses (mactable.h says what
+ * happens at the cap: new addresses are flooded to, not learned). */
+enum {
+        MESH_SLOT_BITS = 10,
+        MESH_MAX_PEERS = 1 << MESH_SLOT_BITS,
+        MESH_MAX_MACS = 1 << 16,
+};
+#define MESH_SLOT_OF_INDEX(idx) ((uint32_t) (idx) & (MESH_MAX_PEERS - 1))
+/* ---- end of mesh data plane ---- */

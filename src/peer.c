@@ -7,11 +7,16 @@
 #include "log.h"
 #include "peer.h"
 
-int peer_new(const struct qs_markers *qs, struct peer **ret) {
-        struct peer *p = calloc(1, sizeof(*p));
+int peer_new(const struct qs_markers *qs, uint32_t slot, uint64_t id, struct peer **ret) {
+        struct peer *p;
 
+        if (slot >= MESH_MAX_PEERS)
+                return -EINVAL;
+        p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
+        p->slot = slot;
+        p->id = id;
         pthread_mutex_init(&p->endpoint_lock, NULL);
         if (qs)
                 p->qs = *qs;
@@ -156,6 +161,25 @@ void peer_retire_keypair(struct peer *p, struct keypair *kp) {
                 .tx_qs = tx,
                 .rx_qs = rx,
         };
+}
+
+/*
+ * Peer retirement: the same argument as for key pairs, one level up. The data threads load a
+ * peer pointer from the table (device.c's slots) only inside a batch and drop it at the batch's
+ * end. The control loop unpublishes the slot (seq_cst store), then snapshots both markers
+ * behind a seq_cst fence (here); once each marker was even at the snapshot or has moved since,
+ * no batch can still hold the pointer, and the peer (with its key pairs) may be freed.
+ */
+void peer_retire_start(struct peer *p, uint64_t ret_qs[2]) {
+        atomic_thread_fence(memory_order_seq_cst);
+        markers(p, &ret_qs[0], &ret_qs[1]);
+}
+
+bool peer_retired(const struct peer *p, const uint64_t qs[2]) {
+        uint64_t tx, rx;
+
+        markers(p, &tx, &rx);
+        return quiescent_since(qs[0], tx) && quiescent_since(qs[1], rx);
 }
 
 bool peer_has_session(struct peer *p, uint32_t key_idx) {

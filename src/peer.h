@@ -44,6 +44,16 @@ struct retired_keypair {
 };
 
 struct peer {
+        /* Identity in the table (device.c): unique per run, never reused, from 1; the config
+         * entry's name (owned, NULL when none); the table slot, carried in the low bits of
+         * every local session index (MESH_SLOT_OF_INDEX). Set at creation, then constant. */
+        uint64_t id;
+        char *name;
+        uint32_t slot;
+        /* This peer's traffic (the data threads add, anyone reads; relaxed). The instance's
+         * totals stay in struct stats. */
+        _Atomic uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets;
+
         /* Endpoint: a seqlock so the tx thread reads it without a lock; writers (rare: roaming,
          * handshakes) serialise on endpoint_lock. */
         _Atomic unsigned endpoint_seq;
@@ -57,11 +67,6 @@ struct peer {
         size_t n_retired;
 
         /* Control loop only. */
-        /* Contract with the mesh (control plane): id is unique per run, never reused, from 1,
-         * assigned by device.c when the peer is created (the D-Bus object
-         * <instance>/peer/<id>); name is the config entry's `name`, NULL when none. */
-        uint64_t id;
-        char *name;
         char *address;            /* "host:port" as configured or given to Connect; NULL: none */
         enum tunnel_state state;  /* this peer's, by state.c's table (manager_peer_event) */
         char failure_reason[256]; /* why it is TUNNEL_FAILED; "" otherwise */
@@ -80,6 +85,7 @@ struct peer {
         uint64_t last_handshake_realtime_us; /* for status */
         bool static_endpoint;                /* peer.address configured: we initiate */
         bool force_relay;                    /* Connect's relay option (use_relay) */
+        bool macs_forgotten; /* its MAC entries were dropped since its session last went */
         /* Identity mode: the pinned key (peer.public_key, or Connect's public_key option). */
         uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
 
@@ -107,8 +113,9 @@ struct peer {
         _Atomic bool next_confirmed;             /* rx got data on the responder's next key pair */
 };
 
-/* A peer with no endpoint, no keys and the data threads' markers qs (may be NULL). */
-int peer_new(const struct qs_markers *qs, struct peer **ret);
+/* A peer with no endpoint, no keys, the data threads' markers qs (may be NULL), in table slot
+ * slot (< MESH_MAX_PEERS) with id id. */
+int peer_new(const struct qs_markers *qs, uint32_t slot, uint64_t id, struct peer **ret);
 /* Wipes and frees every key pair: call it once no data thread runs. Accepts NULL. */
 struct peer *peer_free(struct peer *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct peer *, peer_free);
@@ -120,6 +127,12 @@ void peer_set_endpoint(struct peer *p, const struct endpoint *e);
  * authenticated packet pins one again), unless the endpoint (address or source) has changed
  * from stale meanwhile. true when it was dropped. */
 bool peer_forget_source(struct peer *p, const struct endpoint *stale);
+
+/* May the peer be freed? Its slot was unpublished (seq_cst) before peer_retire_start(), which
+ * snapshots the markers; peer_retired() is true once both data threads passed a quiescent
+ * point since (see peer.c). */
+void peer_retire_start(struct peer *p, uint64_t ret_qs[2]);
+bool peer_retired(const struct peer *p, const uint64_t qs[2]);
 
 /* Is key_idx the local index of one of the peer's key pairs? */
 bool peer_has_session(struct peer *p, uint32_t key_idx);

@@ -27,6 +27,20 @@ static bool peer_changed(const struct config *old, const struct config *new) {
                       sizeof(config_first_peer(old)->public_key)) != 0;
 }
 
+/* Any entry of peers: (its address, port, key or name) differs, or their number. */
+static bool peer_list_changed(const struct config *old, const struct config *new) {
+        if (old->n_peers != new->n_peers)
+                return true;
+        for (size_t i = 0; i < old->n_peers; i++) {
+                const struct config_peer *a = &old->peers[i], *b = &new->peers[i];
+                if (!str_eq(a->host, b->host) || a->port != b->port || !str_eq(a->name, b->name) ||
+                    a->has_public_key != b->has_public_key ||
+                    memcmp(a->public_key, b->public_key, sizeof(a->public_key)) != 0)
+                        return true;
+        }
+        return false;
+}
+
 static bool relay_changed(const struct config *old, const struct config *new) {
         return old->relay_enabled != new->relay_enabled || !str_eq(old->relay_host, new->relay_host) ||
                old->relay_port != new->relay_port;
@@ -80,6 +94,10 @@ static void restart_only_changes(const struct device *d, const struct config *ol
                         peer_changed(old, new) &&
                         d->state != TUNNEL_WAITING && d->state != TUNNEL_FAILED,
                 "peer.public_key (a waiting instance with a session to the old peer)");
+        /* Reload applies a new peer to a one-peer node; a list of several is read at start
+         * (Connect and Disconnect change the running table). */
+        CHANGED((old->n_peers > 1 || new->n_peers > 1) && peer_list_changed(old, new),
+                "peers (a list of several peers)");
         /* A new relay while the tunnel runs through the old one would cut it: only then. */
         peer_get_endpoint((struct peer *) d->peer, &e);
         CHANGED(relay_changed(old, new) && e.len && e.via_relay,
@@ -195,12 +213,6 @@ int reload_config(struct device *d, char *buf, size_t size) {
                          errbuf[0] ? errbuf : strerror(-r));
                 return r;
         }
-        r = config_check_single_peer(new, errbuf, sizeof(errbuf));
-        if (r < 0) {
-                snprintf(buf, size, "reload refused, the running configuration stays: %s", errbuf);
-                return r;
-        }
-
         /* First, whatever else changed. */
         if (new->log_level != d->config->log_level) {
                 log_set_max_level(new->log_level);

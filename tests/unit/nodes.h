@@ -42,18 +42,14 @@ static inline void node_new(struct node *n, bool identity, const uint8_t psk[32]
         struct device *d = calloc(1, sizeof(*d));
         uint8_t network_id[NETWORK_ID_LEN];
         size_t off = sizeof(SHADOWMESH_PROLOGUE_LABEL) - 1;
-        struct qs_markers qs;
+        struct peer *p;
 
         if (!d)
-                abort();
-        qs = datapath_markers(&d->dp);
-        if (peer_new(&qs, &d->peer) < 0)
                 abort();
         d->udp_fd = bind_loopback(&n->addr);
         d->udp_family = AF_INET;
         d->dp.udp_fd = d->udp_fd;
         d->sender = (struct sender){.fd = d->udp_fd, .stats = &d->dp.stats};
-        d->dp.peer = d->peer;
         d->dp.stop_fd = d->dp.wake_fd = -EBADF;
         if (identity) {
                 d->keys.pattern = NOISE_PATTERN_IKPSK2;
@@ -61,13 +57,17 @@ static inline void node_new(struct node *n, bool identity, const uint8_t psk[32]
                 if (noise_public_from_private(d->keys.static_public, d->keys.static_private) < 0)
                         abort();
                 cookie_checker_init(&d->keys.cookie_checker, d->keys.static_public);
-                memcpy(d->peer->public_key, peer_pub, 32);
-                cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
         } else {
                 d->keys.pattern = NOISE_PATTERN_NNPSK0;
                 memcpy(d->keys.psk, psk, 32);
                 cookie_checker_init(&d->keys.cookie_checker, d->keys.psk);
-                cookie_maker_init(&d->peer->cookie_maker, d->keys.psk);
+        }
+        /* The first peer of the table (device_add_peer, as device_new adds peers: d->peer). */
+        if (device_add_peer(d, NULL, &p) < 0 || mactable_init(&d->dp.macs, 1024) < 0)
+                abort();
+        if (identity) {
+                memcpy(p->public_key, peer_pub, 32);
+                cookie_maker_init(&p->cookie_maker, p->public_key);
         }
         randombytes_buf(d->keys.own_initiation_key, sizeof(d->keys.own_initiation_key));
         keys_network_id(identity ? NULL : psk, network_id);
@@ -82,8 +82,15 @@ static inline void node_free(struct node *n) {
         struct device *d = n->d;
 
         /* No data thread runs any more, whatever a test left in the markers. */
-        d->peer->qs = (struct qs_markers){};
-        d->peer = peer_free(d->peer);
+        for (size_t i = 0; i < d->n_peers; i++) {
+                d->by_id[i]->qs = (struct qs_markers){};
+                peer_free(d->by_id[i]);
+        }
+        for (size_t i = 0; i < d->n_dying; i++) {
+                d->dying[i].p->qs = (struct qs_markers){};
+                peer_free(d->dying[i].p);
+        }
+        mactable_done(&d->dp.macs);
         close(d->udp_fd);
         d->keys.ratelimit = ratelimit_free(d->keys.ratelimit);
         free(d);

@@ -601,7 +601,6 @@ static void test_peers(void) {
         size_t n;
         _cleanup_free_ uint8_t *alice = test_unhex(ALICE_PUBLIC_HEX, &n);
         _cleanup_free_ uint8_t *k1 = test_unhex(KEY_1_HEX, &n);
-        char err[512];
         struct config *c, *d;
 
         /* A list: every form of address, names, lines and columns of each entry. */
@@ -630,13 +629,8 @@ static void test_peers(void) {
                 CHECK_EQ_INT(c->peers[1].line, 6);
                 CHECK_EQ_INT(c->peers[2].line, 7);
                 CHECK(config_first_peer(c) == &c->peers[0]);
-                /* More than one other node: refused at start, until the mesh. */
-                CHECK_EQ_INT(config_check_single_peer(c, err, sizeof(err)), -EOPNOTSUPP);
-                CHECKF(strcmp(err, "<config>:3:1: peers: lists 3 other nodes, but this version "
-                                   "of shadowmeshd connects to one peer; keep one entry until "
-                                   "the mesh is supported (in identity mode the node's own "
-                                   "entry does not count)") == 0,
-                       "%s", err);
+                /* Every entry is a peer of the mesh: all three are kept. */
+                CHECK_EQ_INT(c->n_peers, 3);
         }
         config_free(c);
 
@@ -671,8 +665,6 @@ static void test_peers(void) {
                         CHECK_EQ_INT(d->n_peers, 1);
                         check_same_peer(&c->peers[0], &d->peers[0]);
                         CHECK_EQ_INT(c->peers_line, d->peers_line);
-                        CHECK_EQ_INT(config_check_single_peer(c, err, sizeof(err)), 0);
-                        CHECK_EQ_INT(config_check_single_peer(d, err, sizeof(err)), 0);
                 }
                 config_free(c);
                 config_free(d);
@@ -693,7 +685,6 @@ static void test_peers(void) {
                 CHECK(!config_first_peer(c)->has_public_key);
                 CHECK_EQ_INT(config_first_peer(c)->port, 9001);
                 CHECK_EQ_INT(c->peers_line, 3);
-                CHECK_EQ_INT(config_check_single_peer(c, err, sizeof(err)), 0);
         }
         config_free(c);
         c = parse_ok(KEY_SECTION "peer:\n", NULL);
@@ -991,7 +982,6 @@ static void test_examples(void) {
                 CHECK_MEM(config_first_peer(la)->public_key, config_first_peer(ia)->public_key,
                           32);
                 CHECK_MEM(la->private_key, ia->private_key, 32);
-                CHECK_EQ_INT(config_check_single_peer(la, err, sizeof(err)), 0);
         }
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
                 config_free(cfg[i]);
@@ -1193,16 +1183,9 @@ static void test_key_files(void) {
                         CHECK(cb->peers[1].host == NULL);
                 } else
                         CHECKF(false, "b: %zu peers", cb ? cb->n_peers : 0);
-                /* Two other nodes: refused at start, naming the file and the peers: line. */
-                if (c) {
-                        CHECK_EQ_INT(config_check_single_peer(c, err, sizeof(err)), -EOPNOTSUPP);
-                        snprintf(yaml, sizeof(yaml),
-                                 "%s:3:1: peers: lists 2 other nodes, but this version of "
-                                 "shadowmeshd connects to one peer",
-                                 tmp_path("list-a.yaml"));
-                        CHECKF(strncmp(err, yaml, strlen(yaml)) == 0, "\n  want: %s\n  got:  %s",
-                               yaml, err);
-                }
+                /* Two other nodes: both are peers (the node's own entry left out). */
+                if (c)
+                        CHECK_EQ_INT(c->n_peers, 2);
                 c = config_free(c);
                 cb = config_free(cb);
 
@@ -1218,7 +1201,6 @@ static void test_key_files(void) {
                         CHECK_EQ_INT(c->n_peers, 1);
                         CHECK_MEM(config_first_peer(c)->public_key, alice, 32);
                         CHECK(strcmp(config_first_peer(c)->host, "192.0.2.1") == 0);
-                        CHECK_EQ_INT(config_check_single_peer(c, err, sizeof(err)), 0);
                 }
                 c = config_free(c);
 

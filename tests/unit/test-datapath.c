@@ -113,15 +113,24 @@ static void detach(struct node *n) {
 
 static size_t max_retired;
 
-/* One round of what on_wake() does in the daemon. */
+static struct peer *table_at(void *userdata, size_t i) {
+        return device_peer_at(userdata, i);
+}
+
+/* One round of what on_wake() does in the daemon (the peer table's first peer is the one the
+ * retirement checks watch; every peer's next key pair is confirmed). */
 static void control_step(struct device *d) {
         uint32_t head = atomic_load_explicit(&d->dp.hs_head, memory_order_acquire);
         uint32_t tail = atomic_load_explicit(&d->dp.hs_tail, memory_order_relaxed);
+        const struct handshake_peers peers = { .at = table_at, .userdata = d };
 
+        for (size_t i = 1; i < d->n_peers; i++)
+                if (atomic_exchange(&d->by_id[i]->next_confirmed, false))
+                        peer_confirm_next(d->by_id[i]);
         for (; tail != head; tail++) {
                 const struct queued_handshake *q = &d->dp.hs_queue[tail % MAX_QUEUED_HANDSHAKES];
                 if (q->kind == QUEUED_MESSAGE)
-                        handshake_process(&d->keys, &d->sender, d->peer, q, false);
+                        handshake_process_peers(&d->keys, &d->sender, &peers, q, false, NULL);
                 atomic_store_explicit(&d->dp.hs_tail, tail + 1, memory_order_release);
                 if (d->peer->n_retired > max_retired)
                         max_retired = d->peer->n_retired;
@@ -545,6 +554,166 @@ static void test_tx_waits_outside_batch(void) {
         node_free(&b);
 }
 
+/*
+ * The learning switch with three nodes in this process: a has two peers (b and c), b and c
+ * have a. A frame from b teaches a where b's address is; then a unicast from a's TAP to that
+ * address reaches b only, while a broadcast and a unicast to an address nobody announced reach
+ * both b and c (each sealed for its own peer).
+ */
+#define SWITCH_ETHERTYPE 0x88b7 /* local experimental: not the other tests' frames */
+static const uint8_t MAC_B[6] = { 0x02, 0, 0, 0, 0, 0x0b };
+static const uint8_t MAC_NOBODY[6] = { 0x02, 0, 0, 0, 0, 0x0e };
+static const uint8_t MAC_BROADCAST[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+static int switch_socket(const char *ifname) {
+        struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons(SWITCH_ETHERTYPE),
+                                  .sll_ifindex = (int) if_nametoindex(ifname) };
+        int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(SWITCH_ETHERTYPE));
+
+        if (fd < 0 || ll.sll_ifindex <= 0 || bind(fd, (struct sockaddr *) &ll, sizeof(ll)) < 0)
+                abort();
+        return fd;
+}
+
+/* Into the TAP (towards its daemon): a frame dst <- src tagged tag. */
+static bool switch_send(int fd, const char *ifname, const uint8_t dst[6], const uint8_t src[6],
+                        uint8_t tag) {
+        uint8_t frame[64] = {};
+        struct sockaddr_ll ll = { .sll_family = AF_PACKET,
+                                  .sll_ifindex = (int) if_nametoindex(ifname),
+                                  .sll_halen = ETH_ALEN };
+
+        memcpy(frame, dst, 6);
+        memcpy(frame + 6, src, 6);
+        frame[12] = SWITCH_ETHERTYPE >> 8;
+        frame[13] = SWITCH_ETHERTYPE & 0xff;
+        frame[14] = tag;
+        memcpy(ll.sll_addr, dst, 6);
+        return sendto(fd, frame, sizeof(frame), 0, (struct sockaddr *) &ll, sizeof(ll)) ==
+               (ssize_t) sizeof(frame);
+}
+
+/* The frame tagged tag came out of this TAP within ms milliseconds. */
+static bool switch_got(int fd, uint8_t tag, unsigned ms) {
+        uint64_t deadline = now_ns() + (uint64_t) ms * NSEC_PER_MSEC;
+
+        while (now_ns() < deadline) {
+                struct pollfd pfd = { .fd = fd, .events = POLLIN };
+                struct sockaddr_ll from;
+                socklen_t len = sizeof(from);
+                uint8_t frame[200];
+
+                if (poll(&pfd, 1, 10) <= 0)
+                        continue;
+                ssize_t k = recvfrom(fd, frame, sizeof(frame), MSG_DONTWAIT,
+                                     (struct sockaddr *) &from, &len);
+                if (k >= 15 && from.sll_pkttype != PACKET_OUTGOING && frame[14] == tag)
+                        return true;
+        }
+        return false;
+}
+
+static bool session_ready(struct node *n[3], struct peer *pc) {
+        for (unsigned i = 0; i < 3; i++)
+                control_step(n[i]->d);
+        return atomic_load(&n[0]->d->peer->current) && atomic_load(&pc->current) &&
+               atomic_load(&n[1]->d->peer->current) && atomic_load(&n[2]->d->peer->current);
+}
+
+static void test_learning_switch(void) {
+        struct node a, b, c, *all[3] = { &a, &b, &c };
+        uint8_t psk[32] = { 12 };
+        struct peer *pb, *pc;
+        int fd_a, fd_b, fd_c;
+
+        node_new(&a, false, psk, NULL, NULL);
+        node_new(&b, false, psk, NULL, NULL);
+        node_new(&c, false, psk, NULL, NULL);
+        pb = a.d->peer;
+        CHECK_EQ_INT(device_add_peer(a.d, "c", &pc), 0);
+        CHECK(pc->slot != pb->slot && pc->id == pb->id + 1);
+        peer_set_endpoint(pb, &b.addr);
+        peer_set_endpoint(pc, &c.addr);
+        peer_set_endpoint(b.d->peer, &a.addr);
+        peer_set_endpoint(c.d->peer, &a.addr);
+        attach(&a, "smswa");
+        attach(&b, "smswb");
+        attach(&c, "smswc");
+        fd_a = switch_socket("smswa");
+        fd_b = switch_socket("smswb");
+        fd_c = switch_socket("smswc");
+
+        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, pb), 0);
+        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, pc), 0);
+        /* Each local index names its peer's slot. */
+        CHECK_EQ_INT(MESH_SLOT_OF_INDEX(pb->handshake_index), pb->slot);
+        CHECK_EQ_INT(MESH_SLOT_OF_INDEX(pc->handshake_index), pc->slot);
+        uint64_t deadline = now_ns() + 2 * NSEC_PER_SEC;
+        while (!session_ready(all, pc) && now_ns() < deadline) {
+                struct pollfd none = { .fd = -1 };
+                (void) poll(&none, 1, 1);
+        }
+        CHECK(session_ready(all, pc));
+
+        /* b speaks first (a broadcast, which a writes to its TAP): a learns MAC_B behind b. */
+        CHECK(switch_send(fd_b, "smswb", MAC_BROADCAST, MAC_B, 1));
+        CHECK(switch_got(fd_a, 1, 2000));
+        CHECK_EQ_INT(device_peer_macs(a.d, pb), 1);
+        CHECK_EQ_INT(device_peer_macs(a.d, pc), 0);
+
+        /* A unicast to MAC_B: b only (the kernel's own multicast from a's TAP, IPv6 router
+         * solicitations and the like, may still go to c: only the tagged frame counts). */
+        uint64_t unicast = atomic_load(&a.d->dp.stats.tx_unicast_frames);
+        CHECK(switch_send(fd_a, "smswa", MAC_B, (const uint8_t[6]){ 0x02, 0, 0, 0, 0, 0x0a }, 2));
+        CHECK(switch_got(fd_b, 2, 2000));
+        CHECK(!switch_got(fd_c, 2, 300));
+        CHECK_EQ_INT(atomic_load(&a.d->dp.stats.tx_unicast_frames), unicast + 1);
+
+        /* A broadcast, and a unicast nobody announced: both b and c. */
+        CHECK(switch_send(fd_a, "smswa", MAC_BROADCAST, (const uint8_t[6]){ 0x02, 0, 0, 0, 0, 0x0a },
+                          3));
+        CHECK(switch_got(fd_b, 3, 2000));
+        CHECK(switch_got(fd_c, 3, 2000));
+        CHECK(switch_send(fd_a, "smswa", MAC_NOBODY, (const uint8_t[6]){ 0x02, 0, 0, 0, 0, 0x0a },
+                          4));
+        CHECK(switch_got(fd_b, 4, 2000));
+        CHECK(switch_got(fd_c, 4, 2000));
+        CHECK(atomic_load(&a.d->dp.stats.tx_flood_copies) >= 4);
+        /* Per-peer counters: both peers got traffic from a. */
+        uint64_t rx_b, tx_b, rx_c, tx_c;
+        device_peer_counters(a.d, pb, &rx_b, &tx_b);
+        device_peer_counters(a.d, pc, &rx_c, &tx_c);
+        CHECK(rx_b > 0 && tx_b > 0 && tx_c > 0);
+
+        /* Removing b: its MAC entries stop naming a peer at once (the port carries its id),
+         * the frame to MAC_B is flooded to c, and b is freed once both threads moved on. */
+        device_remove_peer(a.d, pb);
+        CHECK_EQ_INT(a.d->n_peers, 1);
+        CHECK(a.d->peer == pc);
+        CHECK(switch_send(fd_a, "smswa", MAC_B, (const uint8_t[6]){ 0x02, 0, 0, 0, 0, 0x0a }, 5));
+        CHECK(switch_got(fd_c, 5, 2000));
+        deadline = now_ns() + 2 * NSEC_PER_SEC;
+        while (a.d->n_dying > 0 && now_ns() < deadline) {
+                struct pollfd none = { .fd = -1 };
+                /* Each data thread passes quiescent points by itself (traffic or not). */
+                CHECK(switch_send(fd_a, "smswa", MAC_BROADCAST,
+                                  (const uint8_t[6]){ 0x02, 0, 0, 0, 0, 0x0a }, 6));
+                device_collect_peers(a.d);
+                (void) poll(&none, 1, 1);
+        }
+        CHECK_EQ_INT(a.d->n_dying, 0);
+
+        close(fd_a);
+        close(fd_b);
+        close(fd_c);
+        detach(&a);
+        detach(&b);
+        detach(&c);
+        node_free(&a);
+        node_free(&b);
+        node_free(&c);
+}
+
 int main(void) {
         if (sodium_init() < 0)
                 return 1;
@@ -568,6 +737,7 @@ int main(void) {
         test_rekey_storm();
         test_queue_share();
         test_idle_handover();
+        test_learning_switch();
         test_tx_waits_outside_batch(); /* last: it slows lo down for a while */
         return test_summary();
 }
