@@ -1217,8 +1217,8 @@ int bus_open(struct device *d, void (*on_ready)(struct device *d, int r)) {
         /* Peers already in the table get their objects now; later ones through the hooks. */
         d->peer_hooks.added = on_peer_added;
         d->peer_hooks.removed = on_peer_removed;
-        for (size_t i = 0; i < device_peer_count(d); i++)
-                on_peer_added(d, device_peer_at(d, i));
+        for (size_t i = 0; i < device_listed_peer_count(d); i++)
+                on_peer_added(d, device_listed_peer_at(d, i));
         return 0;
 }
 

@@ -29,7 +29,10 @@
 #include "stun.h"
 #include "timers.h"
 
+static void sync_listed(struct device *d);
+
 void device_emit_changed(struct device *d, const char *const *properties) {
+        sync_listed(d); /* a peer's state moved: it may enter or leave what the APIs list */
         if (d->emit_changed)
                 d->emit_changed(d, properties);
 }
@@ -78,12 +81,49 @@ void device_log_stats(struct device *d) {
  * (peer_retired), the key pair retirement argument of peer.c applied to the peer that holds
  * them. Until then its slot stays taken, so that no session index of its names another peer.
  */
+/* What the APIs list (D-Bus Peer objects, Peers, status) are the peers in play: neither
+ * waiting for someone to connect nor disconnected. The table itself always keeps one peer, the
+ * waiting instance's placeholder (and the last one after a Disconnect), which is no peer to a
+ * user. Every state change reaches device_emit_changed, which brings the list up to date. */
+static bool in_play(const struct peer *p) {
+        return p->state != TUNNEL_WAITING && p->state != TUNNEL_DISCONNECTED;
+}
+
+static void sync_listed(struct device *d) {
+        for (size_t i = 0; i < d->n_peers; i++) {
+                struct peer *p = d->by_id[i];
+
+                if (in_play(p) == p->listed)
+                        continue;
+                p->listed = !p->listed;
+                if (p->listed)
+                        device_peer_added(d, p);
+                else
+                        device_peer_removed(d, p);
+        }
+}
+
 size_t device_peer_count(const struct device *d) {
         return d->n_peers;
 }
 
 struct peer *device_peer_at(const struct device *d, size_t i) {
         return i < d->n_peers ? d->by_id[i] : NULL;
+}
+
+size_t device_listed_peer_count(const struct device *d) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < d->n_peers; i++)
+                n += d->by_id[i]->listed;
+        return n;
+}
+
+struct peer *device_listed_peer_at(const struct device *d, size_t i) {
+        for (size_t k = 0; k < d->n_peers; k++)
+                if (d->by_id[k]->listed && i-- == 0)
+                        return d->by_id[k];
+        return NULL;
 }
 
 void device_peer_counters(const struct device *d, const struct peer *p, uint64_t *ret_rx_bytes,
@@ -141,7 +181,7 @@ int device_add_peer(struct device *d, const char *name, struct peer **ret) {
         atomic_store_explicit(&d->dp.peers[slot], p, memory_order_release);
         if (slot + 1 > atomic_load_explicit(&d->dp.peers_end, memory_order_relaxed))
                 atomic_store_explicit(&d->dp.peers_end, slot + 1, memory_order_release);
-        device_peer_added(d, p);
+        sync_listed(d);
         *ret = p;
         return 0;
 }
@@ -172,7 +212,10 @@ void device_remove_peer(struct device *d, struct peer *p) {
                 i++;
         if (i == d->n_peers)
                 return;
-        device_peer_removed(d, p);
+        if (p->listed) {
+                p->listed = false;
+                device_peer_removed(d, p);
+        }
         device_forget_macs(d, p);
         memmove(&d->by_id[i], &d->by_id[i + 1], (d->n_peers - i - 1) * sizeof(d->by_id[0]));
         d->n_peers--;

@@ -142,6 +142,12 @@ int device_start_netcheck(struct device *d);
  * addresses the learning switch has behind a peer (a walk of the MAC table: not per packet). */
 size_t device_peer_count(const struct device *d);
 struct peer *device_peer_at(const struct device *d, size_t i);
+/* The peers the APIs show (D-Bus Peer objects, Peers, shadowmeshctl status): those in play,
+ * neither waiting nor disconnected, by id; peer_hooks announce each one entering and leaving
+ * this list. (The table keeps a waiting instance's placeholder peer, which is no peer to a
+ * user.) */
+size_t device_listed_peer_count(const struct device *d);
+struct peer *device_listed_peer_at(const struct device *d, size_t i);
 void device_peer_counters(const struct device *d, const struct peer *p, uint64_t *ret_rx_bytes,
                           uint64_t *ret_tx_bytes);
 size_t device_peer_macs(const struct device *d, const struct peer *p);

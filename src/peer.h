@@ -67,6 +67,7 @@ struct peer {
         size_t n_retired;
 
         /* Control loop only. */
+        bool listed;              /* the APIs show it (device.c: in play, see device_peer_count) */
         char *address;            /* "host:port" as configured or given to Connect; NULL: none */
         enum tunnel_state state;  /* this peer's, by state.c's table (manager_peer_event) */
         char failure_reason[256]; /* why it is TUNNEL_FAILED; "" otherwise */
