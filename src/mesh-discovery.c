@@ -218,8 +218,8 @@ size_t mesh_discovery_build_list(const struct device *d,
         return n;
 }
 
-/* The peer an entry names: by node id, or (shared-key mode) a peer whose id we have not
- * learned yet at one of the entry's addresses. */
+/* The peer an entry names: by node id, or (shared-key mode) a peer at one of the entry's
+ * addresses. */
 static struct peer *find_peer(struct device *d, const struct discovery_entry *e) {
         struct peer *by_address = NULL;
 
@@ -229,11 +229,11 @@ static struct peer *find_peer(struct device *d, const struct discovery_entry *e)
                 struct relay_candidate c;
                 struct endpoint ep;
 
-                if (id) {
-                        if (memcmp(id, e->id, NOISE_PUBLIC_KEY_LEN) == 0)
-                                return p;
-                        continue;
-                }
+                if (id && memcmp(id, e->id, NOISE_PUBLIC_KEY_LEN) == 0)
+                        return p;
+                /* Shared-key mode: a peer at one of the entry's addresses is that node, even
+                 * under another id (a node that restarted has a new one, and a third node may
+                 * still name it by the old): never a second peer at one address. */
                 if (identity_mode(d) || by_address)
                         continue;
                 peer_get_endpoint(p, &ep);
@@ -309,6 +309,18 @@ _printf_(3, 4) static void log_refusal(struct mesh_discovery *m, uint64_t now,
                 log_warning("%s", text);
 }
 
+/* Our own addresses (the SELF entry's) are never a peer's: a node that names us under an id
+ * we no longer use (we restarted) would otherwise make us handshake with ourselves. */
+static size_t drop_own_addresses(const struct mesh_discovery *m, const struct discovery_action *a,
+                                 struct relay_candidate out[static 1 + DISCOVERY_MAX_CANDIDATES]) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < a->n_try; i++)
+                if (!candidate_in(&a->try[i], m->self, m->n_self))
+                        out[n++] = a->try[i];
+        return n;
+}
+
 /* Add the addresses to p's candidates (a new one first: it is news), and point a peer without
  * an endpoint at the first. */
 static void give_addresses(struct device *d, struct peer *p, const struct relay_candidate *try,
@@ -381,7 +393,10 @@ static int act_add(struct device *d, struct peer *from, const struct discovery_a
         struct peer *p;
         int r;
 
-        if (a->n_try == 0)
+        struct relay_candidate try[1 + DISCOVERY_MAX_CANDIDATES];
+        size_t n_try = drop_own_addresses(m, a, try);
+
+        if (n_try == 0)
                 return 0; /* introduced through the relay only: the relay client's business */
         r = device_add_peer(d, NULL, &p);
         if (r < 0) {
@@ -400,7 +415,7 @@ static int act_add(struct device *d, struct peer *from, const struct discovery_a
                 memcpy(s->id, a->entry->id, sizeof(s->id));
                 s->id_known = true;
         }
-        give_addresses(d, p, a->try, a->n_try);
+        give_addresses(d, p, try, n_try);
         announce(d, p, from, a);
         connect_peer(d, p, now);
         return 1;
@@ -408,9 +423,11 @@ static int act_add(struct device *d, struct peer *from, const struct discovery_a
 
 static void act_try(struct device *d, struct peer *from, const struct discovery_action *a,
                     uint64_t now) {
+        struct relay_candidate try[1 + DISCOVERY_MAX_CANDIDATES];
+        size_t n_try = drop_own_addresses(d->discovery, a, try);
         struct peer *p = find_peer(d, a->entry);
 
-        if (!p || p == from)
+        if (!p || p == from || n_try == 0)
                 return;
         if (!identity_mode(d) && !mesh_discovery_peer_id(d, p)) {
                 /* Found by address: now we know its id too. */
@@ -418,7 +435,7 @@ static void act_try(struct device *d, struct peer *from, const struct discovery_
                 memcpy(s->id, a->entry->id, sizeof(s->id));
                 s->id_known = true;
         }
-        give_addresses(d, p, a->try, a->n_try);
+        give_addresses(d, p, try, n_try);
         if (!has_session(p))
                 announce(d, p, from, a);
         connect_peer(d, p, now);
@@ -444,6 +461,9 @@ int mesh_discovery_input(struct device *d, struct peer *p, const uint8_t *plain,
                             peer_label(d, p, l), why.what, why.entry, why.address);
                 return r;
         }
+        /* Shared-key mode: a sender that restarted (a new epoch) has a new node id too. */
+        if (!identity_mode(d) && s->sender.seen && s->sender.epoch != m->chunk.epoch)
+                s->id_known = false;
         ctx = (struct discovery_context){
                 .self_id = m->self_id,
                 .sender_id = mesh_discovery_peer_id(d, p),
