@@ -15,7 +15,10 @@
  *  - the verdicts acted on: SENDER records the sender's id and candidates; ADD puts a new peer
  *    in the table with the entry's addresses and starts a handshake to them (connecting); TRY
  *    gives a known peer the new addresses; our own entry changes nothing; a stale chunk is
- *    refused; identity mode adds no key outside peers: and gives a listed one its addresses.
+ *    refused, and so is a sender naming another id as itself, unless it restarted (shared-key
+ *    mode: a new epoch, a new id); an entry at a known peer's address under another id is
+ *    that peer, not a new one; identity mode adds no key outside peers: and gives a listed
+ *    one its addresses.
  */
 #include <arpa/inet.h>
 #include <sodium.h>
@@ -242,6 +245,24 @@ static void test_verdicts_shared(void) {
         /* b lying about who it is (another id as SELF): nothing is taken. */
         entries[0] = self_entry(id_x, cand4("198.51.100.2", 9001));
         CHECK_EQ_INT(input(n.d, b, 7, 3, entries, 1), -EPERM);
+        CHECK_MEM(mesh_discovery_peer_id(n.d, b), id_b, 32);
+
+        /* b restarted (a new epoch): its new per-run id is taken, not refused. */
+        uint8_t id_b2[32];
+        randombytes_buf(id_b2, 32);
+        entries[0] = self_entry(id_b2, cand4("198.51.100.2", 9001));
+        CHECK_EQ_INT(input(n.d, b, 8, 1, entries, 1), 0);
+        CHECK_MEM(mesh_discovery_peer_id(n.d, b), id_b2, 32);
+
+        /* Someone still naming x by an old id at x's address: that is x, not a new peer. */
+        if (x)
+                give_session(x);
+        entries[1] = (struct discovery_entry){.flags = DISCOVERY_ENTRY_DIRECT};
+        randombytes_buf(entries[1].id, 32);
+        entries[1].endpoint = cand4("192.0.2.50", 9001);
+        before = device_peer_count(n.d);
+        CHECK_EQ_INT(input(n.d, b, 8, 2, entries, 2), 0);
+        CHECK_EQ_INT(device_peer_count(n.d), before);
 
         mesh_discovery_stop(n.d);
         node_free(&n);
