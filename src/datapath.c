@@ -918,6 +918,39 @@ static void rx_close(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_
                 x->hs_dropped++;
 }
 
+/* Mesh discovery: a peer-list chunk, opened here like the closing message (the replay
+ * window's one writer) and handed up in its own queue with the peer whose session opened it. */
+static void rx_discovery(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t len,
+                         const struct endpoint *from) {
+        struct keypair *kp = lookup_keypair(d, x, get_le32(buf + 4));
+        uint32_t head = atomic_load_explicit(&d->disco_head, memory_order_relaxed);
+        uint32_t tail = atomic_load_explicit(&d->disco_tail, memory_order_acquire);
+        struct queued_discovery *q;
+        uint8_t *plain;
+        size_t plen;
+        int r;
+
+        if (!kp || !x->p)
+                return bad(x, &x->unknown, "discovery message for an unknown session", from);
+        r = session_decrypt_control(kp, MESSAGE_DISCOVERY, buf, len, x->now, &plain, &plen, NULL);
+        if (r == -EALREADY)
+                return bad(x, &x->replayed, "replayed discovery message", from);
+        if (r < 0 || plen > DISCOVERY_PLAIN_MAX_LEN)
+                return bad(x, &x->bad_tag, "discovery message failed authentication", from);
+        if (head - tail >= DISCOVERY_QUEUE_LEN) {
+                x->hs_dropped++; /* the sender's periodic resend brings it again */
+                return;
+        }
+        q = &d->disco_queue[head % DISCOVERY_QUEUE_LEN];
+        memcpy(q->plain, plain, plen);
+        q->len = (uint16_t) plen;
+        q->from = *from;
+        q->slot = x->p->slot;
+        q->peer_id = x->p->id;
+        atomic_store_explicit(&d->disco_head, head + 1, memory_order_release);
+        x->queued = true;
+}
+
 static void rx_datagram(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t len,
                         const struct endpoint *from, bool relayed) {
         if (!relayed && stun_is_message(buf, len)) {
@@ -959,6 +992,8 @@ static void rx_datagram(struct datapath *d, struct rx_batch *x, uint8_t *buf, si
                 return rx_probe(d, x, buf, len, from);
         case MESSAGE_CLOSE:
                 return rx_close(d, x, buf, len, from);
+        case MESSAGE_DISCOVERY: /* mesh discovery */
+                return rx_discovery(d, x, buf, len, from);
         case MESSAGE_RELAY_CHALLENGE:
         case MESSAGE_RELAY_REGISTERED:
         case MESSAGE_RELAY_PEER:

@@ -64,6 +64,17 @@ struct queued_handshake {
         uint8_t data[576]; /* >= STUN_MAX_MESSAGE_LEN, sizeof(struct message_relay_peer) */
 };
 
+/* Mesh discovery (mesh-discovery.c): a peer-list chunk the rx thread opened on the session of
+ * the peer in slot (id peer_id), handed to the control loop in its own queue (messages.h,
+ * DISCOVERY_QUEUE_LEN: why). */
+struct queued_discovery {
+        struct endpoint from;
+        uint32_t slot;
+        uint64_t peer_id;
+        uint16_t len;
+        uint8_t plain[DISCOVERY_PLAIN_MAX_LEN];
+};
+
 struct ratelimit;
 struct credit;
 
@@ -115,6 +126,9 @@ struct datapath {
          * the control loop takes it as "under load", so the two cannot disagree while the
          * limiter holds the queue just at the mark. */
         _Atomic bool hs_queue_was_long;
+        /* rx -> control discovery queue (single producer, single consumer; mesh discovery). */
+        struct queued_discovery disco_queue[DISCOVERY_QUEUE_LEN];
+        _Atomic uint32_t disco_head, disco_tail;
 
         struct stats stats;
 };

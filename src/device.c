@@ -384,6 +384,17 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         if (tail != head)
                 wake_again(d);
 
+        /* Mesh discovery's own queue (datapath.h), drained the same way. */
+        head = atomic_load_explicit(&d->dp.disco_head, memory_order_acquire);
+        tail = atomic_load_explicit(&d->dp.disco_tail, memory_order_relaxed);
+        for (; tail != head; tail++) {
+                const struct queued_discovery *q = &d->dp.disco_queue[tail % DISCOVERY_QUEUE_LEN];
+                struct peer *p = device_peer_by_slot(d, q->slot, q->peer_id);
+                if (p && d->events.discovery)
+                        d->events.discovery(d, p, q->plain, q->len, &q->from);
+                atomic_store_explicit(&d->dp.disco_tail, tail + 1, memory_order_release);
+        }
+
         /* The data threads' requests, per peer (a walk of the table: once per wake-up). */
         for (size_t i = 0; i < d->n_peers; i++) {
                 struct peer *p = d->by_id[i];

@@ -42,6 +42,7 @@ struct netcheck_run;
 struct http_server;
 struct bus;
 struct manager;
+struct mesh_discovery;
 
 struct device {
         struct config *config;
@@ -57,6 +58,7 @@ struct device {
         /* The front ends' own state, each opaque here: the connection logic's (manager_start),
          * the D-Bus face's (bus_open), the HTTP API's (http_start). NULL before they start. */
         struct manager *manager;
+        struct mesh_discovery *discovery; /* mesh-discovery.c (manager_start starts it) */
         struct bus *bus;
         struct http_server *http;
         /* PropertiesChanged for these (NULL-terminated); set by bus_open, NULL without a bus. */
@@ -69,6 +71,9 @@ struct device {
                 void (*peer_closed)(struct device *d, struct peer *p, uint32_t key_idx,
                                     const struct endpoint *from);
                 void (*tick)(struct device *d, uint64_t now); /* every TIMERS_TICK_NSEC */
+                /* Mesh discovery: a peer-list chunk p sent on its session, opened (plaintext). */
+                void (*discovery)(struct device *d, struct peer *p, const uint8_t *plain,
+                                  size_t len, const struct endpoint *from);
         } events;
 
         struct tap *tap;

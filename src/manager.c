@@ -8,6 +8,7 @@
 #include "handshake.h"
 #include "log.h"
 #include "manager.h"
+#include "mesh-discovery.h"
 #include "path.h"
 #include "relay-client.h"
 #include "resolve.h"
@@ -163,6 +164,7 @@ void manager_peer_changed(struct device *d, struct peer *p) {
 
 void manager_session_up(struct device *d, struct peer *p) {
         manager_peer_event(d, p, TUNNEL_EVENT_HANDSHAKE, NULL);
+        mesh_discovery_session_up(d, p); /* mesh discovery: our list goes to it */
         /* A new handshake while connected changes LastHandshake only. */
         if (p == d->peer)
                 device_properties_changed(d, "LastHandshake", "Endpoint");
@@ -255,6 +257,10 @@ int manager_start(struct device *d) {
                 if (r < 0)
                         return log_error_errno(r, "starting the relay client: %m");
         }
+        /* Mesh discovery, after the relay client: it takes the relay's node id. */
+        r = mesh_discovery_start(d);
+        if (r < 0)
+                return log_error_errno(r, "starting mesh discovery: %m");
         return 0;
 }
 
@@ -584,6 +590,7 @@ void manager_tick(struct device *d, uint64_t now) {
         };
         struct endpoint e;
 
+        mesh_discovery_tick(d, now); /* mesh discovery: what is due to be sent */
         if (!d->emit_changed)
                 return;
         if (memcmp(c, d->manager->emitted_counters, sizeof(c)) != 0 &&
@@ -607,6 +614,7 @@ bool manager_connect_pending(const struct device *d) {
 void manager_stop(struct device *d) {
         if (!d->manager)
                 return;
+        mesh_discovery_stop(d);
         memset(&d->events, 0, sizeof(d->events));
         d->manager->resolve = resolve_cancel(d->manager->resolve);
         d->manager->connect_timeout = sd_event_source_disable_unref(d->manager->connect_timeout);

@@ -57,6 +57,10 @@ enum message_type message_classify(const uint8_t *buf, size_t len) {
                 if (len == sizeof(struct message_close))
                         return MESSAGE_CLOSE;
                 break;
+        case MESSAGE_DISCOVERY: /* mesh discovery: 48 + n * 136 bytes */
+                if (DISCOVERY_MESSAGE_LEN_OK(len))
+                        return MESSAGE_DISCOVERY;
+                break;
         default:
                 break;
         }

@@ -44,6 +44,8 @@ enum message_type {
         MESSAGE_PATH_PROBE_REPLY = 11,
         /* The sender is leaving (Disconnect, SIGINT/SIGTERM): sealed on the session. */
         MESSAGE_CLOSE = 12,
+        /* Mesh discovery: a peer-list chunk, sealed on the session (see "Mesh discovery"). */
+        MESSAGE_DISCOVERY = 13,
 };
 
 struct message_header {
@@ -469,7 +471,7 @@ enum message_type message_classify(const uint8_t *buf, size_t len);
  * in shared-key mode any member may name any id and address, and every peer added means
  * handshakes sent to the addresses it came with.
  */
-enum { MESSAGE_DISCOVERY = 13 }; /* enum message_type's next value, once the classifier knows it */
+/* MESSAGE_DISCOVERY = 13 is in enum message_type (the classifier knows it). */
 
 enum discovery_entry_flag {
         DISCOVERY_ENTRY_SELF = 1 << 0,
@@ -575,3 +577,23 @@ enum {
 };
 #define MESH_SLOT_OF_INDEX(idx) ((uint32_t) (idx) & (MESH_MAX_PEERS - 1))
 /* ---- end of mesh data plane ---- */
+/* ---- mesh discovery engine (issue 11, section 4; mesh-discovery.c) ---- */
+/* The rx thread opens a DISCOVERY message on the session (the replay window has one writer)
+ * and hands the plaintext to the control loop through a queue of its own,
+ * DISCOVERY_QUEUE_LEN slots of a whole chunk (about 1.1 KiB each: 36 KiB in all), instead of
+ * growing every slot of the handshake queue (MAX_QUEUED_HANDSHAKES of them) to a chunk's size
+ * (+2.1 MiB). A full queue drops the chunk: the sender's periodic resend brings it again.
+ * A node sends its list to every peer with a session DISCOVERY_COALESCE_MS after it changed
+ * (a burst of changes, one send), at once to a peer whose session just came up, and every
+ * DISCOVERY_RESEND_INTERVAL_MS otherwise (a lost chunk costs at most that long). Refusals
+ * (a malformed chunk, a lying sender, a full table) are logged at most once per
+ * DISCOVERY_REFUSAL_LOG_INTERVAL_MS. */
+enum {
+        DISCOVERY_QUEUE_LEN = 32,
+        DISCOVERY_COALESCE_MS = 250,
+        DISCOVERY_RESEND_INTERVAL_MS = 30000,
+        DISCOVERY_REFUSAL_LOG_INTERVAL_MS = 10000,
+        /* Our interface addresses (the SELF entry's candidates) are read again this often. */
+        DISCOVERY_ADDRESSES_REFRESH_MS = 1000,
+};
+/* ---- end of mesh discovery engine ---- */

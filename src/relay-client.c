@@ -139,6 +139,10 @@ bool relay_client_registered(const struct relay_client *rc) {
         return rc && rc->registered;
 }
 
+const uint8_t *relay_client_node_id(const struct relay_client *rc) {
+        return rc->node_id;
+}
+
 static void candidate_from_sockaddr(struct relay_candidate *c, const struct sockaddr *sa) {
         memset(c, 0, sizeof(*c));
         if (sa->sa_family == AF_INET) {

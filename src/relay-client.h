@@ -51,6 +51,8 @@ void relay_client_refresh(struct relay_client *rc);
 const struct endpoint *relay_client_address(const struct relay_client *rc);
 const char *relay_client_name(const struct relay_client *rc);
 bool relay_client_registered(const struct relay_client *rc);
+/* The node id it registers under (identity mode: our static key; shared-key mode: this run's). */
+const uint8_t *relay_client_node_id(const struct relay_client *rc);
 /* Whether a candidate the relay passed on may be sent to (not loopback, unspecified, multicast,
  * broadcast, reserved or link-local). */
 bool relay_candidate_acceptable(const struct relay_candidate *c);

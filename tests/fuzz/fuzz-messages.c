@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cookie.h"
+#include "discovery.h"
 #include "messages.h"
 #include "session.h"
 
@@ -90,6 +91,41 @@ static void fuzz_data(const uint8_t *data, size_t size) {
 /* A path probe (and a closing message) opens like a data message but with its header as
  * associated data; one that opens must be refused when replayed, and must never open as a data
  * message. */
+/* A DISCOVERY message: opened on a session as the rx thread does (once, then a replay), and
+ * whatever opens goes through the peer-list decoder as the control loop's input. */
+static void fuzz_discovery(const uint8_t *data, size_t size) {
+        struct keypair kp;
+        uint8_t *msg = malloc(size), *plain;
+        struct discovery_chunk *chunk = malloc(sizeof(*chunk));
+        struct discovery_error why;
+        size_t plen;
+
+        if (!msg || !chunk)
+                abort();
+        memcpy(msg, data, size);
+        keypair_init(&kp, fuzz_session_key, fuzz_session_key, FUZZ_INDEX, FUZZ_INDEX, false,
+                     FUZZ_NOW);
+        if (session_decrypt_control(&kp, MESSAGE_DISCOVERY, msg, size, FUZZ_NOW, &plain, &plen,
+                                    NULL) == 0) {
+                if (plen < DISCOVERY_PLAIN_MIN_LEN || plen > DISCOVERY_PLAIN_MAX_LEN)
+                        abort();
+                (void) discovery_decode(plain, plen, chunk, &why);
+                memcpy(msg, data, size);
+                if (session_decrypt_control(&kp, MESSAGE_DISCOVERY, msg, size, FUZZ_NOW, NULL,
+                                            NULL, NULL) != -EALREADY)
+                        abort();
+        }
+        /* The plaintext decoder on the raw bytes past the header as well (no key needed). */
+        if (size > sizeof(struct message_discovery) &&
+            discovery_decode(data + sizeof(struct message_discovery),
+                             size - sizeof(struct message_discovery), chunk, &why) == 0 &&
+            chunk->n_entries > DISCOVERY_MAX_ENTRIES)
+                abort();
+        keypair_wipe(&kp);
+        free(chunk);
+        free(msg);
+}
+
 static void fuzz_probe(const uint8_t *data, size_t size) {
         struct keypair kp;
         uint8_t *msg = malloc(size), *plain;
@@ -215,6 +251,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (size != sizeof(struct message_close))
                         abort();
                 fuzz_probe(data, size);
+                break;
+        case MESSAGE_DISCOVERY:
+                if (!DISCOVERY_MESSAGE_LEN_OK(size))
+                        abort();
+                fuzz_discovery(data, size);
                 break;
         case MESSAGE_HANDSHAKE_INITIATION:
         case MESSAGE_HANDSHAKE_RESPONSE:

@@ -115,6 +115,10 @@ static bool is_relay_data(size_t len) {
 static bool is_probe(size_t len) {
         return len == 40;
 }
+/* A discovery chunk: 32 bytes of header and tag, 16 of list header, 0..8 entries of 136. */
+static bool is_discovery(size_t len) {
+        return len >= 48 && len <= 48 + 8 * 136 && (len - 48) % 136 == 0;
+}
 static bool never(size_t len) {
         return false;
 }
@@ -132,9 +136,10 @@ static void test_classify(void) {
         check_type(MESSAGE_PATH_PROBE, MESSAGE_PATH_PROBE, is_probe);
         check_type(MESSAGE_PATH_PROBE_REPLY, MESSAGE_PATH_PROBE_REPLY, is_probe);
         check_type(MESSAGE_CLOSE, MESSAGE_CLOSE, is_probe); /* the closing message: 40 B too */
+        check_type(MESSAGE_DISCOVERY, MESSAGE_DISCOVERY, is_discovery);
 
         /* Unknown types, at the lengths of known ones, are invalid. */
-        static const uint32_t unknown[] = {0, 13, 14, 0xff, 0x100, 0x104, 0x01000001, 0xffffffff};
+        static const uint32_t unknown[] = {0, 14, 15, 0xff, 0x100, 0x104, 0x01000001, 0xffffffff};
         static const size_t lens[] = {0, 3, 4, 32, 40, 48, 52, 64, 68, 92, 100, 148, 224, 240, 312, 424, 1500, 9056};
         unsigned refused = 0;
         for (size_t i = 0; i < ELEMENTSOF(unknown); i++)
