@@ -93,6 +93,9 @@ big() {
 # capture_pings NAME FROM TO: 10 full-size pings FROM->TO under a capture of the internet.
 capture_pings() {
         CAP=$1
+        # Neighbour entries fresh first: an expired one holds the first echoes back and sends
+        # them in a burst, which the capture may see as fewer, coalesced datagrams.
+        ping_all "${NS_OF[$2]}" "${TUN_OF[$3]}" 3 || true
         check "$CAP: tcpdump listening in the internet namespace" \
                 start_capture "$CAP" "$NS_INET" any udp
         check "$CAP: ping -s 1000 $2->$3, 10 of 10 answered" \
