@@ -7,7 +7,10 @@
  * its own peer (relay_introduction_match, else a new one) and relay_introduction_apply() gives it
  * its own candidates and relay slot, so that each pair punches through where it can and falls
  * back to the relay only for itself (path.c). In identity mode the relay pairs by (network,
- * node, wanted peer) and we register for one wanted peer: one peer is introduced. */
+ * node, wanted peer) and we register for one wanted peer: one peer is introduced. Registering
+ * once per listed peer would not work with today's relay: it knows a registration by its source
+ * address (RELAY_DATA's sender), so a second registration from our one socket takes the first
+ * one's place. Several wanted peers need a REGISTER that names them all (a wire change). */
 #pragma once
 
 #include <stdbool.h>
