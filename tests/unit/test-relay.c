@@ -1536,7 +1536,8 @@ static struct relay_introduction intro_of(uint8_t id_byte, const char *addr, uin
 }
 
 static void test_introduction_match(void) {
-        struct relay_introduction b = intro_of(0xb, "192.0.2.2", 22), c = intro_of(0xc, "192.0.2.3", 33);
+        struct relay_introduction b = intro_of(0xb, "192.0.2.2", 22);
+        struct relay_introduction c = intro_of(0xc, "192.0.2.3", 33);
         struct sender s = {}; /* path_set_relay sends nothing: no endpoint on the relay yet */
         struct stats st = {};
         struct table t = {};
