@@ -391,6 +391,10 @@ static struct peer *peer_by_endpoint(const struct handshake_peers *peers,
                 if (e.len && endpoint_equal(&e, from))
                         return p;
         }
+        /* relaymesh: else one the relay introduced, reached there (path.c). */
+        for (size_t i = 0; (p = peers->at(peers->userdata, i)); i++)
+                if (path_reaches(p, from))
+                        return p;
         return NULL;
 }
 

@@ -192,20 +192,39 @@ static void on_relay_resolved(void *userdata, const struct endpoint *relay) {
         }
 }
 
-static void on_relay_peer(void *userdata, const struct endpoint *list, size_t n,
-                          const struct endpoint *via) {
+/* relaymesh: the peer table for relay_introduction_match(). */
+static struct peer *relay_table_at(void *userdata, size_t i) {
+        return device_peer_at(userdata, i);
+}
+
+/* The relay introduced a node: its own peer (the one it is, else a new one up to
+ * MESH_MAX_PEERS) gets its candidates and relay slot (relay-client.h). */
+static void on_relay_peer(void *userdata, const struct relay_introduction *intro) {
         char text[(RELAY_MAX_CANDIDATES + 1) * (ENDPOINT_STRLEN + 2)] = "", buf[ENDPOINT_STRLEN];
         struct device *d = userdata;
-        struct peer *p = d->peer;
+        bool identity = d->keys.pattern == NOISE_PATTERN_IKPSK2;
+        struct peer *p = relay_introduction_match(intro, identity, relay_table_at, d);
         size_t off = 0;
+        int r;
 
-        for (size_t i = 0; i < n; i++)
+        if (!p && identity)
+                return; /* not one of ours (relay-client.c asked for this one only) */
+        if (!p) {
+                r = device_add_peer(d, NULL, &p);
+                if (r < 0) {
+                        log_warning("relay introduced a node, but no peer can be added for it: %s",
+                                    r == -ENOSPC ? "the peer table is full" : strerror(-r));
+                        return;
+                }
+                p->state = TUNNEL_WAITING; /* as a newcomer's (device.c table_add) */
+        }
+        for (size_t i = 0; i < intro->n_candidates; i++)
                 off += (size_t) snprintf(text + off, sizeof(text) - off, "%s%s", i ? ", " : "",
-                                         endpoint_to_string(&list[i], buf));
-        if (!p->relay_introduced || p->via_relay.relay_slot != via->relay_slot)
-                log_info("relay introduced peer: candidates %s", n ? text : "(none)");
-        path_set_candidates(p, list, n);
-        path_set_relay(&d->sender, p, via);
+                                         endpoint_to_string(&intro->candidates[i], buf));
+        if (!p->relay_introduced || p->via_relay.relay_slot != intro->via_relay.relay_slot)
+                log_info("relay introduced peer: candidates %s (relay slot %u)",
+                         intro->n_candidates ? text : "(none)", intro->via_relay.relay_slot);
+        relay_introduction_apply(&d->sender, p, intro);
 
         /* Someone to talk to and no session: start one (both sides do; handshake.c breaks the
          * tie). After Disconnect we wait for Connect. */

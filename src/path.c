@@ -89,6 +89,15 @@ void path_set_candidates(struct peer *p, const struct endpoint *candidates, size
         p->n_candidates = n;
 }
 
+bool path_reaches(const struct peer *p, const struct endpoint *from) {
+        if (from->via_relay)
+                return p->relay_introduced && endpoint_equal(&p->via_relay, from);
+        for (size_t i = 0; i < p->n_candidates; i++)
+                if (endpoint_equal(&p->candidates[i], from))
+                        return true;
+        return false;
+}
+
 static int send_probe(const struct sender *s, struct peer *p, uint8_t type, const uint8_t nonce[8],
                       const struct endpoint *to);
 

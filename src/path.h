@@ -41,6 +41,10 @@ int path_send_keepalive(const struct sender *s, struct peer *p);
 
 /* Candidates learned from the relay (the address the relay saw first). Replaces the list. */
 void path_set_candidates(struct peer *p, const struct endpoint *candidates, size_t n);
+/* Is from one of the peer's candidates, or (relayed) its relay slot? Shared-key mode knows the
+ * peer of an initiation by this before any work (handshake.c), so that an introduced node's
+ * first initiation lands on the peer the relay introduced, not on a new one. */
+bool path_reaches(const struct peer *p, const struct endpoint *from);
 /* The relay can reach the peer at this slot. */
 void path_set_relay(const struct sender *s, struct peer *p, const struct endpoint *via_relay);
 

@@ -96,6 +96,9 @@ struct peer {
         struct endpoint candidates[RELAY_MAX_CANDIDATES + 1];
         size_t n_candidates;
         bool relay_introduced;     /* the relay told us the peer's slot */
+        /* relaymesh: the node id the relay introduced it under (relay-client.c matches the
+         * relay's introductions to peers by it); all zero: none. */
+        uint8_t relay_node_id[NOISE_PUBLIC_KEY_LEN];
         struct endpoint via_relay; /* the relay's address with the peer's slot */
         bool relay_probe_pending;  /* a probe went to a new via_relay: its reply moves us */
         uint64_t last_relay_probe_ns;

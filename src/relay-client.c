@@ -341,11 +341,16 @@ static void note_rejected(struct relay_client *rc, const char *what, const struc
 static void on_peer(struct relay_client *rc, const struct message_relay_peer *m,
                     const struct endpoint *from) {
         int family = rc->node.family;
-        struct endpoint list[RELAY_MAX_CANDIDATES + 1], via = rc->addr;
+        struct relay_introduction intro = { .via_relay = rc->addr };
+        struct endpoint *list = intro.candidates;
         size_t n = 0, refused = 0;
 
-        if (rc->identity && sodium_memcmp(m->node_id, rc->node.peer_key, 32) != 0)
-                return; /* the relay pairs only mutual wants; ignore anything else */
+        /* Identity mode: the relay pairs only mutual wants; ignore anyone else. */
+        if (rc->identity && sodium_memcmp(m->node_id, rc->want_peer, 32) != 0)
+                return;
+        if (!rc->identity && sodium_is_zero(m->node_id, sizeof(m->node_id)))
+                return; /* no node to tell apart from the others */
+        memcpy(intro.node_id, m->node_id, sizeof(intro.node_id));
         if (!relay_candidate_acceptable(&m->observed))
                 refused++;
         else if (endpoint_from_candidate(&m->observed, family, &list[n]))
@@ -367,10 +372,63 @@ static void on_peer(struct relay_client *rc, const struct message_relay_peer *m,
         if (refused)
                 note_rejected(rc, "loopback, multicast, broadcast or link-local candidates",
                               from);
-        via.via_relay = true;
-        via.relay_slot = get_le32(&m->slot);
+        intro.n_candidates = n;
+        intro.via_relay.via_relay = true;
+        intro.via_relay.relay_slot = get_le32(&m->slot);
         if (rc->node.on_peer)
-                rc->node.on_peer(rc->node.userdata, list, n, &via);
+                rc->node.on_peer(rc->node.userdata, &intro);
+}
+
+/* Is p reached directly (not through the relay) at one of the introduced candidates? */
+static bool reached_at_candidate(struct peer *p, const struct relay_introduction *intro) {
+        struct endpoint e;
+
+        peer_get_endpoint(p, &e);
+        if (!e.len || e.via_relay)
+                return false;
+        for (size_t i = 0; i < intro->n_candidates; i++)
+                if (endpoint_equal(&e, &intro->candidates[i]))
+                        return true;
+        return false;
+}
+
+struct peer *relay_introduction_match(const struct relay_introduction *intro, bool identity,
+                                      struct peer *(*at)(void *userdata, size_t i),
+                                      void *userdata) {
+        struct peer *p;
+
+        if (identity) {
+                for (size_t i = 0; (p = at(userdata, i)); i++)
+                        if (sodium_memcmp(p->public_key, intro->node_id, NOISE_PUBLIC_KEY_LEN) == 0)
+                                return p;
+                return NULL;
+        }
+        /* A node id is this run's key of that node: the surest sign. */
+        for (size_t i = 0; (p = at(userdata, i)); i++)
+                if (sodium_memcmp(p->relay_node_id, intro->node_id, NOISE_PUBLIC_KEY_LEN) == 0)
+                        return p;
+        /* Known by its address: configured, or a node that restarted (a new node id) where we
+         * reach it directly. */
+        for (size_t i = 0; (p = at(userdata, i)); i++)
+                if (reached_at_candidate(p, intro))
+                        return p;
+        /* The waiting peer of `peer: address: ""`, still unclaimed. */
+        for (size_t i = 0; (p = at(userdata, i)); i++) {
+                struct endpoint e;
+                peer_get_endpoint(p, &e);
+                if (!p->address && !e.len && !p->relay_introduced &&
+                    sodium_is_zero(p->relay_node_id, sizeof(p->relay_node_id)) &&
+                    !atomic_load(&p->current) && !atomic_load(&p->next))
+                        return p;
+        }
+        return NULL;
+}
+
+void relay_introduction_apply(const struct sender *s, struct peer *p,
+                              const struct relay_introduction *intro) {
+        memcpy(p->relay_node_id, intro->node_id, sizeof(p->relay_node_id));
+        path_set_candidates(p, intro->candidates, intro->n_candidates);
+        path_set_relay(s, p, &intro->via_relay);
 }
 
 /* The nonce (index) of ours under which msg's trailing auth MAC is right, or -1. */

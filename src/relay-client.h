@@ -1,8 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* The node's side of the rendezvous protocol (messages.h): register with shadowmesh-relay,
  * answer its challenge (with a proof of our static key in identity mode), re-register every
- * RELAY_REGISTER_INTERVAL, and hand the peer's candidates and relay slot to its owner
- * (on_peer), which gives them to path.c. */
+ * RELAY_REGISTER_INTERVAL, and hand every node the relay introduces (its node id, candidates and
+ * relay slot) to its owner (on_peer). In shared-key mode the relay introduces every node
+ * registered under the same network tag, so one node may hear of many: the owner turns each into
+ * its own peer (relay_introduction_match, else a new one) and relay_introduction_apply() gives it
+ * its own candidates and relay slot, so that each pair punches through where it can and falls
+ * back to the relay only for itself (path.c). In identity mode the relay pairs by (network,
+ * node, wanted peer) and we register for one wanted peer: one peer is introduced. Registering
+ * once per listed peer would not work with today's relay: it knows a registration by its source
+ * address (RELAY_DATA's sender), so a second registration from our one socket takes the first
+ * one's place. Several wanted peers need a REGISTER that names them all (a wire change). */
 #pragma once
 
 #include <stdbool.h>
@@ -12,6 +20,16 @@
 #include "handshake.h"
 #include "messages.h"
 #include "path.h"
+
+/* One node the relay introduced: its node id (identity mode: its static public key; shared-key
+ * mode: a key of its own for this run), its acceptable candidates (the address the relay saw
+ * first), and the relay's address with its slot. */
+struct relay_introduction {
+        uint8_t node_id[NOISE_PUBLIC_KEY_LEN];
+        struct endpoint candidates[RELAY_MAX_CANDIDATES + 1];
+        size_t n_candidates;
+        struct endpoint via_relay;
+};
 
 /* What the client needs of this node; device.c fills it in. The pointers must outlive the
  * client. */
@@ -27,9 +45,8 @@ struct relay_client_node {
         const struct sender *sender;
         /* Events, on the control loop. The relay's address is known (and now in use): */
         void (*on_resolved)(void *userdata, const struct endpoint *relay);
-        /* The relay introduced the peer: its acceptable candidates, and its slot. */
-        void (*on_peer)(void *userdata, const struct endpoint *candidates, size_t n,
-                        const struct endpoint *via_relay);
+        /* The relay introduced a node (again: every re-registration repeats it). */
+        void (*on_peer)(void *userdata, const struct relay_introduction *intro);
         void *userdata;
 };
 
@@ -56,3 +73,16 @@ const uint8_t *relay_client_node_id(const struct relay_client *rc);
 /* Whether a candidate the relay passed on may be sent to (not loopback, unspecified, multicast,
  * broadcast, reserved or link-local). */
 bool relay_candidate_acceptable(const struct relay_candidate *c);
+
+/* Which of the peers (at(userdata, 0), at(userdata, 1), ... until NULL) an introduced node is;
+ * NULL: none (shared-key mode: the caller adds a peer; identity mode: the node is not ours).
+ * Identity mode: the peer with that public key. Shared-key mode, in this order: the peer
+ * introduced under that node id before; else one reached directly at one of its candidates (a
+ * peers: address, or a node that restarted and so has a new node id); else one that waits with
+ * nothing (no address, endpoint, introduction or session: `peer: address: ""`). Pure. */
+struct peer *relay_introduction_match(const struct relay_introduction *intro, bool identity,
+                                      struct peer *(*at)(void *userdata, size_t i),
+                                      void *userdata);
+/* p is the introduced node: its node id, candidates and relay slot (path.c). */
+void relay_introduction_apply(const struct sender *s, struct peer *p,
+                              const struct relay_introduction *intro);

@@ -70,6 +70,8 @@ CASE=""
 NS_INET="" NS_RA="" NS_RB="" NS_A="" NS_B=""
 WAN_A="" WAN_B="" HOST_A="" HOST_B=""
 MODE_A="" MODE_B=""
+# A third site (add_site 3 MODE: 198.18.3.0/24, lan 10.0.3.0/24), for mesh.sh.
+NS_RC="" NS_C="" WAN_C="" HOST_C="" MODE_C=""
 CASE_PIDS=()
 COTURN_PID="" RELAY_PID=""
 
@@ -198,7 +200,7 @@ EOF
 # add_site N MODE: site N (1 = a, 2 = b); sets the globals of that side.
 add_site() {
         local n=$1 mode=$2 side host router wan
-        side=$([[ $n == 1 ]] && echo a || echo b)
+        side=$(case $n in 1) echo a ;; 2) echo b ;; *) echo c ;; esac) # site 3: mesh.sh
         host=smn$$-$CASE-$side
         router=smn$$-$CASE-r$side
         wan=198.18.$n.2

@@ -10,7 +10,9 @@
  * security properties: every reply's MAC under the client nonce, shared-key membership
  * signatures (a network id alone joins nobody), slots bound to the per-run node key (no
  * stealing by another holder of the psk), the verified-REGISTER rate bucket, and the global
- * budgets that stop STUN and CHALLENGE from amplifying toward a spoofed source.
+ * budgets that stop STUN and CHALLENGE from amplifying toward a spoofed source. The client's
+ * side in shared-key mesh: which peer each introduced node is (relay_introduction_match) and
+ * which peer an initiation from a candidate or a relay slot belongs to (path_reaches).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -1510,6 +1512,107 @@ static void test_candidate_filter(void) {
         }
 }
 
+/* ---- the client: which peer an introduction is (relay_introduction_match) ------------------ */
+
+struct table {
+        struct peer *p[4];
+        size_t n;
+};
+
+static struct peer *table_at(void *userdata, size_t i) {
+        struct table *t = userdata;
+        return i < t->n ? t->p[i] : NULL;
+}
+
+static struct relay_introduction intro_of(uint8_t id_byte, const char *addr, uint32_t slot) {
+        struct relay_introduction in = { .n_candidates = 1 };
+
+        memset(in.node_id, id_byte, sizeof(in.node_id));
+        in.candidates[0] = ep4(addr, 9001);
+        in.via_relay = ep4("198.18.0.10", 9545);
+        in.via_relay.via_relay = true;
+        in.via_relay.relay_slot = slot;
+        return in;
+}
+
+static void test_introduction_match(void) {
+        struct relay_introduction b = intro_of(0xb, "192.0.2.2", 22);
+        struct relay_introduction c = intro_of(0xc, "192.0.2.3", 33);
+        struct sender s = {}; /* path_set_relay sends nothing: no endpoint on the relay yet */
+        struct stats st = {};
+        struct table t = {};
+
+        s.fd = -1;
+        s.stats = &st;
+        for (size_t i = 0; i < 3; i++)
+                CHECK(peer_new(NULL, (uint32_t) i, i + 1, &t.p[i]) >= 0);
+        t.n = 1;
+
+        /* Shared-key mode. The waiting peer (`peer: address: ""`) takes the first node. */
+        CHECK(relay_introduction_match(&b, false, table_at, &t) == t.p[0]);
+        relay_introduction_apply(&s, t.p[0], &b);
+        CHECK(t.p[0]->relay_introduced);
+        CHECK_EQ_INT(t.p[0]->via_relay.relay_slot, 22);
+        CHECK_EQ_INT(t.p[0]->n_candidates, 1);
+        /* Another node: no peer is it (the caller adds one); the first stays b's. */
+        CHECK(relay_introduction_match(&c, false, table_at, &t) == NULL);
+        t.n = 2;
+        CHECK(relay_introduction_match(&c, false, table_at, &t) == t.p[1]);
+        relay_introduction_apply(&s, t.p[1], &c);
+        /* Introduced again (every re-registration): the same peers, by node id. */
+        CHECK(relay_introduction_match(&b, false, table_at, &t) == t.p[0]);
+        CHECK(relay_introduction_match(&c, false, table_at, &t) == t.p[1]);
+        /* A new slot for the same node id still finds it. */
+        c.via_relay.relay_slot = 34;
+        CHECK(relay_introduction_match(&c, false, table_at, &t) == t.p[1]);
+
+        /* b restarted: a new node id, but we reach it directly at one of its candidates. */
+        {
+                struct endpoint e = ep4("192.0.2.2", 9001);
+                struct relay_introduction b2 = intro_of(0xbb, "192.0.2.2", 23);
+                peer_set_endpoint(t.p[0], &e);
+                CHECK(relay_introduction_match(&b2, false, table_at, &t) == t.p[0]);
+                /* Reached through the relay only: the address proves nothing; a new peer. */
+                e = t.p[0]->via_relay;
+                peer_set_endpoint(t.p[0], &e);
+                CHECK(relay_introduction_match(&b2, false, table_at, &t) == NULL);
+        }
+        /* A peer with a configured address is never the waiting one. */
+        t.n = 3;
+        t.p[2]->address = strdup("192.0.2.9:9001");
+        {
+                struct relay_introduction d = intro_of(0xd, "192.0.2.4", 44);
+                CHECK(relay_introduction_match(&d, false, table_at, &t) == NULL);
+        }
+
+        /* Identity mode: only by public key; a node id no peer has is not ours. */
+        memset(t.p[2]->public_key, 0xc, sizeof(t.p[2]->public_key));
+        CHECK(relay_introduction_match(&c, true, table_at, &t) == t.p[2]);
+        {
+                struct relay_introduction d = intro_of(0xd, "192.0.2.4", 44);
+                CHECK(relay_introduction_match(&d, true, table_at, &t) == NULL);
+        }
+
+        /* path_reaches: an initiation from a candidate, or from the relay under the peer's
+         * slot, is that peer's; another slot or address is not. */
+        {
+                struct endpoint from = ep4("192.0.2.3", 9001), other = ep4("192.0.2.3", 9002);
+                struct endpoint relayed = t.p[1]->via_relay;
+                CHECK(path_reaches(t.p[1], &from));
+                CHECK(!path_reaches(t.p[1], &other));
+                CHECK(!path_reaches(t.p[0], &from));
+                CHECK(path_reaches(t.p[1], &relayed));
+                relayed.relay_slot++;
+                CHECK(!path_reaches(t.p[1], &relayed));
+                relayed = from;
+                relayed.via_relay = true; /* the relay's wrapping of a candidate's address */
+                relayed.relay_slot = t.p[1]->via_relay.relay_slot;
+                CHECK(!path_reaches(t.p[1], &relayed));
+        }
+        for (size_t i = 0; i < 3; i++)
+                peer_free(t.p[i]);
+}
+
 int main(void) {
         if (sodium_init() < 0)
                 return 1;
@@ -1537,5 +1640,6 @@ int main(void) {
         test_verified_bucket();
         test_amplification();
         test_candidate_filter();
+        test_introduction_match();
         return test_summary();
 }
