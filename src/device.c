@@ -133,6 +133,8 @@ int device_add_peer(struct device *d, const char *name, struct peer **ret) {
          * peer's own once its key is known. */
         if (d->keys.pattern == NOISE_PATTERN_NNPSK0)
                 cookie_maker_init(&p->cookie_maker, d->keys.psk);
+        /* Nothing learned behind it before its first session: no table walk to forget. */
+        p->macs_forgotten = true;
         d->last_peer_id++;
         d->slot_taken[slot] = true;
         d->by_id[d->n_peers++] = p;
@@ -305,10 +307,8 @@ static void dispatch(struct device *d, const struct queued_handshake *q, bool un
                         .userdata = d,
                 };
                 bool up = handshake_process_peers(&d->keys, &d->sender, &peers, q, under_load, &p);
-                if (p) {
-                        p->macs_forgotten = false;
+                if (p)
                         report_path(d, p);
-                }
                 if (up)
                         report_session_up(d, p);
         }
