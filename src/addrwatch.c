@@ -119,11 +119,11 @@ static void on_address(const struct netlink_address *a, void *userdata) {
 
                         /* Logged once per change, not once per peer. */
                         if (!forgot && endpoint_source_is(&ep, a->family, &a->in6))
-                                log_info("our source address %s for the peers %s; routing "
+                                log_info("our source address %s for the peer %s; routing "
                                          "chooses another",
                                          text, a->removed ? "was removed" : "is no longer usable");
                         else if (!forgot)
-                                log_info("our link-local source address %s for the peers gives "
+                                log_info("our link-local source address %s for the peer gives "
                                          "way to %s",
                                          inet_ntop(ep.src.family, &ep.src.in6, src, sizeof(src)),
                                          text);

@@ -3,9 +3,10 @@
  * system call where the kernel allows it, never allocate, lock or log per packet, and talk to
  * the control loop only through atomics and an eventfd.
  *
- * struct datapath is what the threads work with: device.c owns it (and the TAP, the socket and
- * the peer it lends it), fills it in before datapath_start() and reads the queue, the wake-up
- * eventfd and the counters from the control loop. */
+ * struct datapath is what the threads work with: device.c owns it (and the TAP and the socket it
+ * lends it), fills it in before datapath_start(), keeps its peer table and reads the queue, the
+ * wake-up eventfd and the counters from the control loop. The tx side is a learning switch
+ * (tx_batch in datapath.c), the rx side learns (rx_data). */
 #pragma once
 
 #include <pthread.h>

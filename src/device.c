@@ -173,6 +173,8 @@ int device_add_peer(struct device *d, const char *name, struct peer **ret) {
          * peer's own once its key is known. */
         if (d->keys.pattern == NOISE_PATTERN_NNPSK0)
                 cookie_maker_init(&p->cookie_maker, d->keys.psk);
+        /* Nothing learned behind it before its first session: no table walk to forget. */
+        p->macs_forgotten = true;
         d->last_peer_id++;
         d->slot_taken[slot] = true;
         d->by_id[d->n_peers++] = p;
@@ -348,14 +350,27 @@ static void dispatch(struct device *d, const struct queued_handshake *q, bool un
                         .userdata = d,
                 };
                 bool up = handshake_process_peers(&d->keys, &d->sender, &peers, q, under_load, &p);
-                if (p) {
-                        p->macs_forgotten = false;
+                if (p)
                         report_path(d, p);
-                }
                 if (up)
                         report_session_up(d, p);
         }
         }
+}
+
+/* A data thread asked for a handshake: still needed? Its request may have been made from a
+ * batch that began before the session it lacked was installed (the flag is read later); a
+ * fresh, usable session that is not due for rekeying makes it moot. */
+static bool handshake_still_wanted(struct peer *p, uint64_t now) {
+        struct keypair *kp = atomic_load(&p->current);
+
+        if (!kp || !atomic_load(&kp->valid) || now < kp->birth_ns)
+                return true;
+        if (now - kp->birth_ns >= REJECT_AFTER_TIME * NSEC_PER_SEC ||
+            atomic_load(&kp->send_counter) >= REJECT_AFTER_MESSAGES)
+                return true;
+        return kp->initiator && (now - kp->birth_ns >= REKEY_AFTER_TIME * NSEC_PER_SEC ||
+                                 atomic_load(&kp->send_counter) >= REKEY_AFTER_MESSAGES);
 }
 
 /* Handle queued handshake messages and requests from the data threads. */
@@ -400,7 +415,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                 struct peer *p = d->by_id[i];
                 if (atomic_exchange(&p->next_confirmed, false) && peer_confirm_next(p))
                         report_session_up(d, p);
-                if (atomic_exchange(&p->want_handshake, false))
+                if (atomic_exchange(&p->want_handshake, false) && handshake_still_wanted(p, now))
                         report_timers(d, p,
                                       timers_want_handshake(&d->keys, &d->sender, p, now));
                 report_path(d, p); /* the rx thread may have moved the endpoint (roaming) */

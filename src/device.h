@@ -1,19 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One tunnel instance at run time: the TAP, the UDP socket, the peer table (one peer today, in
- * peer.c), the data path (datapath.c) and the sd-event control loop that dispatches what the rx
- * thread queues and runs the timers. It calls down only: what the connection logic must hear
+ * One tunnel instance at run time: the TAP, the UDP socket, the peer table (up to
+ * MESH_MAX_PEERS peers, each a struct peer of peer.c), the MAC table of the learning switch, the
+ * data path (datapath.c) and the sd-event control loop that dispatches what the rx thread
+ * queues and runs every peer's timers. It calls down only: what the connection logic must hear
  * goes through `events` (manager.c sets them), what the bus must emit through `emit_changed`
  * (bus.c sets it). main.c starts and stops the front ends (manager, bus, HTTP, reload) around
  * it.
  *
  * Threads and what they may touch:
  *   control (sd-event): handshakes, timers, key rotation, logging of events, counters' readers.
- *   tx thread: reads the TAP, seals with peer->current, sends with sendmmsg.
- *   rx thread: recvmmsg, opens data messages with current/previous/next, writes the TAP, queues
+ *   tx thread: reads the TAP, looks up the destination MAC, seals with each destination peer's
+ *              current key pair, sends one sendmmsg per peer.
+ *   rx thread: recvmmsg, finds the peer by the slot in the session index, opens data messages
+ *              with its current/previous/next, learns the source MAC, writes the TAP, queues
  *              handshake messages for the control loop.
- * Key pairs are published through atomic pointers and wiped only after both data threads have
- * passed a quiescent point (peer_retire_keypair), so no lock is taken per packet.
+ * Peers and key pairs are published through atomic pointers and freed (wiped) only after both
+ * data threads have passed a quiescent point (device_remove_peer, peer_retire_keypair), so no
+ * lock is taken per packet.
  */
 #pragma once
 

@@ -428,6 +428,16 @@ static struct peer *peer_for_newcomer(const struct sender *s, const struct hands
                 if (!waiting && !e.len && !atomic_load(&p->current) && !atomic_load(&p->next))
                         waiting = p;
         }
+        /* A peer the relay introduced, through the relay (its slot there), */
+        for (size_t i = 0; q->from.via_relay && (p = peers->at(peers->userdata, i)); i++)
+                if (p->relay_introduced && p->via_relay.relay_slot == q->from.relay_slot)
+                        return p;
+        /* or straight from one of its candidates' hosts
+         * (a symmetric NAT picks a new port for us: a peer-reflexive address). */
+        for (size_t i = 0; !q->from.via_relay && (p = peers->at(peers->userdata, i)); i++)
+                for (size_t j = 0; j < p->n_candidates; j++)
+                        if (same_host(&p->candidates[j], &q->from))
+                                return p;
         if (waiting)
                 return waiting;
         p = peers->add ? peers->add(peers->userdata) : NULL;

@@ -20,8 +20,10 @@ struct manager {
         struct manager_waiter *connect_waiter; /* the pending Connect's (bus.c's or http.c's) */
         sd_event_source *connect_timeout;
         struct resolve_query *resolve;
-        /* The peer the pending Connect (or name resolution, or timeout) is for. */
+        /* The peer the pending Connect (or name resolution, or timeout) is for; target_new: the
+         * Connect added it, so it goes again when the Connect fails. */
         struct peer *target;
+        bool target_new;
         /* What PropertiesChanged last said of the counters and the endpoint. */
         uint64_t emitted_counters[4];
         uint64_t counters_emitted_ns;
@@ -354,6 +356,18 @@ static void forget_peer(struct device *d, struct peer *p) {
         p->address = NULL;
 }
 
+/* A Connect that added its peer failed: the peer goes (the table keeps no dead entries). */
+static void drop_new_target(struct device *d) {
+        struct peer *p = d->manager->target;
+
+        if (!p || !d->manager->target_new || device_peer_count(d) <= 1)
+                return;
+        d->manager->target = NULL;
+        d->manager->target_new = false;
+        device_remove_peer(d, p);
+        update_instance_state(d);
+}
+
 static int on_connect_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct device *d = userdata;
         struct peer *p = d->manager->target ? d->manager->target : d->peer;
@@ -366,6 +380,7 @@ static int on_connect_timeout(sd_event_source *s, uint64_t usec, void *userdata)
                            "(wrong address, UDP port blocked, or a different key)",
                            peer ? peer : "the peer");
         free(peer);
+        drop_new_target(d);
         return 0;
 }
 
@@ -387,6 +402,7 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
                 manager_peer_event(d, p, TUNNEL_EVENT_GAVE_UP, "Cannot resolve '%s': %s",
                                    peer ? peer : "", why);
                 free(peer);
+                drop_new_target(d);
                 return;
         }
         peer_set_endpoint(p, result);
@@ -439,6 +455,7 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
         uint32_t timeout_sec = req->timeout_sec;
         _cleanup_free_ char *host = NULL, *addr = NULL;
         struct peer *p = d->peer;
+        bool added = false;
         uint16_t port;
         int r;
 
@@ -452,7 +469,9 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
                 if (!addr)
                         return fail(ret_error, -ENOMEM, "%s", strerror(ENOMEM));
                 sprintf(addr, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+                size_t before = device_peer_count(d);
                 r = connect_target(d, addr, host, port, &p);
+                added = r >= 0 && device_peer_count(d) > before;
                 if (r == -ENOSPC)
                         return fail(ret_error, -ENOSPC, "Too many peers (at most %u)",
                                     (unsigned) MESH_MAX_PEERS);
@@ -496,6 +515,7 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
                             "a relay to introduce it)");
 
         d->manager->target = p;
+        d->manager->target_new = added;
         if (req->public_key) {
                 memcpy(p->public_key, req->public_key, NOISE_PUBLIC_KEY_LEN);
                 cookie_maker_init(&p->cookie_maker, p->public_key);
