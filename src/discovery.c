@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "discovery.h"
-#include "relay-client.h" /* relay_candidate_acceptable: the filter the relay's PEER goes through */
+#include "candidate.h" /* relay_candidate_acceptable: the filter the relay's PEER goes through */
 
 #define ENTRY_LEN sizeof(struct discovery_wire_entry)
 #define HEADER_LEN sizeof(struct discovery_list_header)

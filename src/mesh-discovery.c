@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "candidate.h"
 #include "device.h"
 #include "log.h"
 #include "mesh-discovery.h"
@@ -65,95 +66,12 @@ static struct disco_peer *state_of(struct mesh_discovery *m, const struct peer *
         return s;
 }
 
-static void candidate_from_sockaddr(struct relay_candidate *c, const struct sockaddr *sa) {
-        memset(c, 0, sizeof(*c));
-        if (sa->sa_family == AF_INET) {
-                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
-                c->family = RELAY_CANDIDATE_IPV4;
-                memcpy(c->addr, &in->sin_addr, 4);
-                c->port_be = in->sin_port;
-        } else if (sa->sa_family == AF_INET6) {
-                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
-                if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-                        c->family = RELAY_CANDIDATE_IPV4;
-                        memcpy(c->addr, &in6->sin6_addr.s6_addr[12], 4);
-                } else {
-                        c->family = RELAY_CANDIDATE_IPV6;
-                        memcpy(c->addr, &in6->sin6_addr, 16);
-                }
-                c->port_be = in6->sin6_port;
-        }
-}
-
-/* A wire address as an endpoint our socket (of family) can send to; false when it cannot. */
-static bool endpoint_from_candidate(const struct relay_candidate *c, int family,
-                                    struct endpoint *ret) {
-        struct endpoint e = {};
-
-        if (c->port_be == 0)
-                return false;
-        if (c->family == RELAY_CANDIDATE_IPV4 && family == AF_INET) {
-                e.addr.in.sin_family = AF_INET;
-                memcpy(&e.addr.in.sin_addr, c->addr, 4);
-                e.addr.in.sin_port = c->port_be;
-                e.len = sizeof(e.addr.in);
-        } else if (c->family == RELAY_CANDIDATE_IPV4 && family == AF_INET6) {
-                e.addr.in6.sin6_family = AF_INET6;
-                e.addr.in6.sin6_addr.s6_addr[10] = 0xff;
-                e.addr.in6.sin6_addr.s6_addr[11] = 0xff;
-                memcpy(&e.addr.in6.sin6_addr.s6_addr[12], c->addr, 4);
-                e.addr.in6.sin6_port = c->port_be;
-                e.len = sizeof(e.addr.in6);
-        } else if (c->family == RELAY_CANDIDATE_IPV6 && family == AF_INET6) {
-                e.addr.in6.sin6_family = AF_INET6;
-                memcpy(&e.addr.in6.sin6_addr, c->addr, 16);
-                e.addr.in6.sin6_port = c->port_be;
-                e.len = sizeof(e.addr.in6);
-        } else
-                return false;
-        *ret = e;
-        return true;
-}
-
-static bool candidate_in(const struct relay_candidate *c, const struct relay_candidate *list,
-                         size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if (memcmp(&list[i], c, sizeof(*c)) == 0)
-                        return true;
-        return false;
-}
-
 /* Our SELF entry's candidates: the STUN-reflexive address first, then every global address of
  * our interfaces (not the TAP: that would loop; not loopback or IPv6 link-local: meaningless
  * to anyone else) with our port. */
 static size_t gather_self(const struct device *d, struct relay_candidate *out) {
-        const char *tap = d->tap ? d->tap->name : "";
-        struct ifaddrs *ifa = NULL;
-        size_t n = 0;
-
-        if (d->public_endpoint_sa.len)
-                candidate_from_sockaddr(&out[n++], &d->public_endpoint_sa.addr.sa);
-        if (getifaddrs(&ifa) < 0)
-                return n;
-        for (struct ifaddrs *i = ifa; i && n < DISCOVERY_MAX_CANDIDATES; i = i->ifa_next) {
-                struct relay_candidate c;
-
-                if (!i->ifa_addr || (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP) ||
-                    strcmp(i->ifa_name, tap) == 0)
-                        continue;
-                if (i->ifa_addr->sa_family == AF_INET6) {
-                        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) i->ifa_addr;
-                        if (IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr) || d->udp_family != AF_INET6)
-                                continue;
-                } else if (i->ifa_addr->sa_family != AF_INET)
-                        continue;
-                candidate_from_sockaddr(&c, i->ifa_addr);
-                c.port_be = htons(d->port);
-                if (relay_candidate_acceptable(&c) && !candidate_in(&c, out, n))
-                        out[n++] = c;
-        }
-        freeifaddrs(ifa);
-        return n;
+        return candidates_gather(&d->public_endpoint_sa, d->tap ? d->tap->name : "", d->udp_family,
+                                 d->port, out, DISCOVERY_MAX_CANDIDATES);
 }
 
 const uint8_t *mesh_discovery_self_id(const struct device *d) {

@@ -6,6 +6,7 @@
 #include <sodium.h>
 #include <stdio.h>
 
+#include "candidate.h"
 #include "keys.h"
 #include "log.h"
 #include "path.h"
@@ -143,85 +144,6 @@ const uint8_t *relay_client_node_id(const struct relay_client *rc) {
         return rc->node_id;
 }
 
-static void candidate_from_sockaddr(struct relay_candidate *c, const struct sockaddr *sa) {
-        memset(c, 0, sizeof(*c));
-        if (sa->sa_family == AF_INET) {
-                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
-                c->family = RELAY_CANDIDATE_IPV4;
-                memcpy(c->addr, &in->sin_addr, 4);
-                c->port_be = in->sin_port;
-        } else if (sa->sa_family == AF_INET6) {
-                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
-                if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-                        c->family = RELAY_CANDIDATE_IPV4;
-                        memcpy(c->addr, &in6->sin6_addr.s6_addr[12], 4);
-                } else {
-                        c->family = RELAY_CANDIDATE_IPV6;
-                        memcpy(c->addr, &in6->sin6_addr, 16);
-                }
-                c->port_be = in6->sin6_port;
-        }
-}
-
-/* A wire candidate as an endpoint our socket can send to; false when it cannot. */
-static bool endpoint_from_candidate(const struct relay_candidate *c, int family,
-                                    struct endpoint *ret) {
-        struct endpoint e = {};
-
-        if (c->family == RELAY_CANDIDATE_IPV4 && family == AF_INET) {
-                e.addr.in.sin_family = AF_INET;
-                memcpy(&e.addr.in.sin_addr, c->addr, 4);
-                e.addr.in.sin_port = c->port_be;
-                e.len = sizeof(e.addr.in);
-        } else if (c->family == RELAY_CANDIDATE_IPV4 && family == AF_INET6) {
-                e.addr.in6.sin6_family = AF_INET6;
-                e.addr.in6.sin6_addr.s6_addr[10] = 0xff;
-                e.addr.in6.sin6_addr.s6_addr[11] = 0xff;
-                memcpy(&e.addr.in6.sin6_addr.s6_addr[12], c->addr, 4);
-                e.addr.in6.sin6_port = c->port_be;
-                e.len = sizeof(e.addr.in6);
-        } else if (c->family == RELAY_CANDIDATE_IPV6 && family == AF_INET6) {
-                e.addr.in6.sin6_family = AF_INET6;
-                memcpy(&e.addr.in6.sin6_addr, c->addr, 16);
-                e.addr.in6.sin6_port = c->port_be;
-                e.len = sizeof(e.addr.in6);
-        } else
-                return false;
-        if (c->port_be == 0)
-                return false;
-        *ret = e;
-        return true;
-}
-
-/* Our own candidates: every global address of our interfaces (not the TAP: that would loop)
- * with our port, and the public endpoint STUN found. */
-static uint8_t gather_candidates(struct relay_client *rc, struct relay_candidate *out) {
-        const struct relay_client_node *node = &rc->node;
-        struct ifaddrs *ifa = NULL;
-        uint8_t n = 0;
-
-        if (node->public_endpoint->len && n < RELAY_MAX_CANDIDATES)
-                candidate_from_sockaddr(&out[n++], &node->public_endpoint->addr.sa);
-        if (getifaddrs(&ifa) < 0)
-                return n;
-        for (struct ifaddrs *i = ifa; i && n < RELAY_MAX_CANDIDATES; i = i->ifa_next) {
-                if (!i->ifa_addr || (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP) ||
-                    strcmp(i->ifa_name, node->tap_name) == 0)
-                        continue;
-                if (i->ifa_addr->sa_family == AF_INET6) {
-                        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) i->ifa_addr;
-                        if (IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr) || node->family != AF_INET6)
-                                continue;
-                } else if (i->ifa_addr->sa_family != AF_INET)
-                        continue;
-                candidate_from_sockaddr(&out[n], i->ifa_addr);
-                out[n].port_be = htons(node->port);
-                n++;
-        }
-        freeifaddrs(ifa);
-        return n;
-}
-
 static void send_register(struct relay_client *rc, uint64_t now) {
         struct message_relay_register m = {};
         uint8_t shared[32], key[32];
@@ -236,7 +158,9 @@ static void send_register(struct relay_client *rc, uint64_t now) {
                 memcpy(m.want_peer, rc->want_peer, sizeof(m.want_peer));
         else
                 memcpy(m.network_key, rc->network_key, sizeof(m.network_key));
-        m.n_candidates = gather_candidates(rc, m.candidates);
+        m.n_candidates = (uint8_t) candidates_gather(rc->node.public_endpoint, rc->node.tap_name,
+                                                     rc->node.family, rc->node.port, m.candidates,
+                                                     RELAY_MAX_CANDIDATES);
         /* A fresh nonce for every REGISTER: the replies to it must carry a MAC under it. */
         slot = rc->next_nonce++ % RELAY_CLIENT_NONCES;
         randombytes_buf(rc->nonces[slot], RELAY_CLIENT_NONCE_LEN);
@@ -301,31 +225,6 @@ void relay_client_set_want(struct relay_client *rc, const uint8_t key[32]) {
 void relay_client_refresh(struct relay_client *rc) {
         if (rc)
                 rc->refresh = true;
-}
-
-/* Whether a peer's candidate address may be sent to: never loopback, unspecified, multicast,
- * broadcast or reserved (240/4), which a peer has no business naming and which would aim our
- * handshakes and probes at ourselves or a whole segment. Link-local addresses (169.254/16,
- * fe80::/10) need the scope of the link they live on, which a wire candidate cannot carry and
- * our own gather_candidates() never offers: they are refused too. */
-bool relay_candidate_acceptable(const struct relay_candidate *c) {
-        const uint8_t *a = c->addr;
-
-        if (c->port_be == 0)
-                return false;
-        if (c->family == RELAY_CANDIDATE_IPV6) {
-                static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
-                static const uint8_t loopback[16] = {[15] = 1};
-
-                if (sodium_is_zero(a, 16) || memcmp(a, loopback, 16) == 0 || a[0] == 0xff ||
-                    (a[0] == 0xfe && (a[1] & 0xc0) == 0x80))
-                        return false;
-                if (memcmp(a, mapped, 12) != 0)
-                        return true;
-                a += 12; /* an IPv4-mapped address: judged as IPv4 */
-        } else if (c->family != RELAY_CANDIDATE_IPV4)
-                return false;
-        return a[0] != 0 && a[0] != 127 && a[0] < 224 && !(a[0] == 169 && a[1] == 254);
 }
 
 static void note_rejected(struct relay_client *rc, const char *what, const struct endpoint *from) {

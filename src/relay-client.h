@@ -70,9 +70,6 @@ const char *relay_client_name(const struct relay_client *rc);
 bool relay_client_registered(const struct relay_client *rc);
 /* The node id it registers under (identity mode: our static key; shared-key mode: this run's). */
 const uint8_t *relay_client_node_id(const struct relay_client *rc);
-/* Whether a candidate the relay passed on may be sent to (not loopback, unspecified, multicast,
- * broadcast, reserved or link-local). */
-bool relay_candidate_acceptable(const struct relay_candidate *c);
 
 /* Which of the peers (at(userdata, 0), at(userdata, 1), ... until NULL) an introduced node is;
  * NULL: none (shared-key mode: the caller adds a peer; identity mode: the node is not ours).

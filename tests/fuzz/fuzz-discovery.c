@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "discovery.h"
-#include "relay-client.h"
+#include "candidate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "candidate.h"
 #include "relay-client.h"
 #include "relay-core.h"
 #include "stun.h"
