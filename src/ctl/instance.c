@@ -229,14 +229,42 @@ static int read_string_array(sd_bus_message *m, const char *type, const char ***
         return 0;
 }
 
+/* A property shadowmeshctl shows: its name, its D-Bus type and where it goes in a struct. */
+struct field {
+        const char *name;
+        char type;
+        size_t offset;
+};
+
+/* Read the variant of property name into base + its field's offset when the table has it with
+ * that basic type; skip it otherwise. The variant is next in m. */
+static int read_field(sd_bus_message *m, const char *name, const struct field *fields, size_t n,
+                      void *base) {
+        const char *contents;
+        int r;
+
+        r = sd_bus_message_peek_type(m, NULL, &contents);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(name, fields[i].name) != 0 || contents[0] != fields[i].type ||
+                    contents[1] != 0)
+                        continue;
+                r = sd_bus_message_enter_container(m, 'v', contents);
+                if (r >= 0)
+                        r = sd_bus_message_read_basic(m, fields[i].type,
+                                                      (uint8_t *) base + fields[i].offset);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                return r;
+        }
+        return sd_bus_message_skip(m, "v");
+}
+
 /* The properties shadowmeshctl shows; anything else in the reply is skipped (and still
  * appears in --json). */
 static int read_property(sd_bus_message *m, const char *name, struct tunnel_status *s) {
-        static const struct {
-                const char *name;
-                char type;
-                size_t offset;
-        } fields[] = {
+        static const struct field fields[] = {
 #define F(n, t, f) { n, t, offsetof(struct tunnel_status, f) }
                 F("State", 's', state),
                 F("FailureReason", 's', failure_reason),
@@ -274,19 +302,7 @@ static int read_property(sd_bus_message *m, const char *name, struct tunnel_stat
                 *field = v;
                 return sd_bus_message_exit_container(m);
         }
-        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
-                if (strcmp(name, fields[i].name) != 0 || contents[0] != fields[i].type ||
-                    contents[1] != 0)
-                        continue;
-                r = sd_bus_message_enter_container(m, 'v', contents);
-                if (r >= 0)
-                        r = sd_bus_message_read_basic(m, fields[i].type,
-                                                      (uint8_t *) s + fields[i].offset);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(m);
-                return r;
-        }
-        return sd_bus_message_skip(m, "v");
+        return read_field(m, name, fields, ELEMENTSOF(fields), s);
 }
 
 int ctl_get_status(sd_bus *bus, const struct ctl_instance *inst, struct tunnel_status *ret,
@@ -330,11 +346,7 @@ int ctl_get_status(sd_bus *bus, const struct ctl_instance *inst, struct tunnel_s
 /* The Peer properties shadowmeshctl shows; anything else is skipped (and still appears in
  * --json, which walks the reply itself). */
 static int read_peer_property(sd_bus_message *m, const char *name, struct ctl_peer *p) {
-        static const struct {
-                const char *name;
-                char type;
-                size_t offset;
-        } fields[] = {
+        static const struct field fields[] = {
 #define F(n, t, f) { n, t, offsetof(struct ctl_peer, f) }
                 F("Name", 's', name),
                 F("PublicKey", 's', public_key),
@@ -347,25 +359,7 @@ static int read_peer_property(sd_bus_message *m, const char *name, struct ctl_pe
                 F("MACs", 'u', macs),
 #undef F
         };
-        const char *contents;
-        int r;
-
-        r = sd_bus_message_peek_type(m, NULL, &contents);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
-                if (strcmp(name, fields[i].name) != 0 || contents[0] != fields[i].type ||
-                    contents[1] != 0)
-                        continue;
-                r = sd_bus_message_enter_container(m, 'v', contents);
-                if (r >= 0)
-                        r = sd_bus_message_read_basic(m, fields[i].type,
-                                                      (uint8_t *) p + fields[i].offset);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(m);
-                return r;
-        }
-        return sd_bus_message_skip(m, "v");
+        return read_field(m, name, fields, ELEMENTSOF(fields), p);
 }
 
 int ctl_get_peer(sd_bus *bus, const struct ctl_instance *inst, const char *object,

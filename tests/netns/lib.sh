@@ -85,6 +85,31 @@ netns_init() {
         trap 'exit 130' INT TERM
 }
 
+# setup_bridge NODE...: one namespace per node, NS[node]=sm$$-NODE, all on one underlay bridge
+# (br0 in sm$$-br), the i-th node (from 1) at UNDER[node]=10.99.$SUBNET.i/24; then checks that
+# the first node reaches every other. The caller declares NS and UNDER associative arrays.
+setup_bridge() {
+        local i=0 n
+        NS_BR="sm$$-br"
+        add_ns "$NS_BR"
+        ip -n "$NS_BR" link add br0 type bridge
+        ip -n "$NS_BR" link set br0 up
+        for n in "$@"; do
+                i=$((i + 1))
+                NS["$n"]="sm$$-$n"
+                UNDER["$n"]=10.99.$SUBNET.$i
+                add_ns "${NS[$n]}"
+                ip -n "$NS_BR" link add "p$n" type veth peer name veth0 netns "${NS[$n]}"
+                ip -n "$NS_BR" link set "p$n" master br0 up
+                ip -n "${NS[$n]}" addr add "${UNDER[$n]}/24" dev veth0
+                ip -n "${NS[$n]}" link set veth0 up
+        done
+        for n in "${@:2}"; do
+                check "underlay: $1 reaches $n through the bridge" \
+                        wait_until 10 ping_ok "${NS[$1]}" "${UNDER[$n]}"
+        done
+}
+
 # setup_pair: namespaces a and b joined by a veth pair (no device in the host's namespace).
 setup_pair() {
         add_ns "$NS_A"

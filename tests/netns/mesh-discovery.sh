@@ -27,24 +27,11 @@ netns_init 61
 
 NODES=(a b c d)
 declare -A NS=() UNDER=() TUNIP=() NEXT=([a]=b [b]=c [c]="" [d]=a)
-NS_BR="sm$$-br"
-add_ns "$NS_BR"
-ip -n "$NS_BR" link add br0 type bridge
-ip -n "$NS_BR" link set br0 up
+setup_bridge "${NODES[@]}"
 i=0
 for n in "${NODES[@]}"; do
         i=$((i + 1))
-        NS[$n]="sm$$-$n"
-        UNDER[$n]=10.99.$SUBNET.$i
         TUNIP[$n]=10.0.0.$i
-        add_ns "${NS[$n]}"
-        ip -n "${NS[$n]}" link add veth0 type veth peer name "v-$n" netns "$NS_BR"
-        ip -n "$NS_BR" link set "v-$n" master br0 up
-        ip -n "${NS[$n]}" addr add "${UNDER[$n]}/24" dev veth0
-        ip -n "${NS[$n]}" link set veth0 up
-done
-for n in b c d; do
-        check "underlay: a reaches $n over the bridge" wait_until 10 ping_ok "${NS[a]}" "${UNDER[$n]}"
 done
 
 # all_pairs_ping: every ordered pair pings once; the pairs still missing are in MISSING.

@@ -28,25 +28,12 @@ need nft nftables
 
 NODES=(a b c d)
 declare -A NS=() UNDER=() TUN4=() TUN6=()
-NS_BR="sm$$-br"
-add_ns "$NS_BR"
-ip -n "$NS_BR" link add br0 type bridge
-ip -n "$NS_BR" link set br0 up
+setup_bridge "${NODES[@]}"
 i=0
 for n in "${NODES[@]}"; do
         i=$((i + 1))
-        NS[$n]="sm$$-$n"
-        UNDER[$n]=10.99.$SUBNET.$i
         TUN4[$n]=10.0.0.$i
         TUN6[$n]=fd00::$i
-        add_ns "${NS[$n]}"
-        ip -n "$NS_BR" link add "p$n" type veth peer name veth0 netns "${NS[$n]}"
-        ip -n "$NS_BR" link set "p$n" master br0 up
-        ip -n "${NS[$n]}" addr add "${UNDER[$n]}/24" dev veth0
-        ip -n "${NS[$n]}" link set veth0 up
-done
-for n in b c d; do
-        check "underlay: a reaches $n through the bridge" wait_until 10 ping_ok "${NS[a]}" "${UNDER[$n]}"
 done
 
 # What each node's underlay receives from A: B's (the destination) and C's (a bystander).
