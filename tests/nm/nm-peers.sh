@@ -71,8 +71,9 @@ connected_peers() {
                 [[ $state == connected ]] && echo "$endpoint"
         done | sort | tr '\n' ' '
 }
+# both_connected [PORT1 PORT2]: exactly the two daemons are connected peers of the instance.
 both_connected() {
-        [[ $(connected_peers) == "$PEER_IP:9001 $PEER_IP:9003 " ]]
+        [[ $(connected_peers) == "$PEER_IP:${1:-9001} $PEER_IP:${2:-9003} " ]]
 }
 check "D-Bus Peers lists both peer daemons, connected, at ports 9001 and 9003" \
         wait_until 15 both_connected
@@ -91,6 +92,49 @@ nm connection down mesh
 check "nmcli connection down mesh" [ $RC -eq 0 ]
 check "down: TAP smmesh0 gone" wait_until 10 link_gone smmesh0
 check "down: no shadowmeshd left" wait_until 10 no_daemon
+
+# ---- identity mode: each further peer Connected with its own public key ----------------------
+OUR_PRIV=$("$SHADOWMESHD" genkey)
+OUR_PUB=$("$SHADOWMESHD" pubkey <<<"$OUR_PRIV")
+for p in c:9011 d:9013; do
+        name=${p%%:*} port=${p##*:}
+        (umask 077 && "$SHADOWMESHD" genkey >"$TMP/peer-$name.key")
+        cat >"$TMP/peer-$name.yaml" <<EOF
+network:
+  bind_address: "$PEER_IP"
+  listen_port: $port
+  tap_device: smp${name}0
+identity:
+  private_key_file: "$TMP/peer-$name.key"
+peer:
+  public_key: "$OUR_PUB"
+EOF
+        chmod 600 "$TMP/peer-$name.yaml"
+        check "peer $name (shadowmeshd, identity mode, port $port) starts" \
+                start_peer "peer-$name" "$TMP/peer-$name.yaml"
+done
+PUB_C=$("$SHADOWMESHD" pubkey <"$TMP/peer-c.key")
+PUB_D=$("$SHADOWMESHD" pubkey <"$TMP/peer-d.key")
+DATA="peer=$PEER_IP:9011, mode=identity, peer-public-key=$PUB_C, peers=$PEER_IP:9013=$PUB_D"
+nm connection add type vpn con-name mesh-id vpn-type shadowmesh \
+        vpn.data "$DATA, tap-device=smmeshid0, private-key-flags=0" \
+        vpn.secrets "private-key=$OUR_PRIV"
+check "identity: nmcli connection add with peers=HOST:PORT=PUBLICKEY" [ $RC -eq 0 ]
+UUID=$(con_uuid mesh-id)
+LABEL="nm_2d${UUID:0:8}"
+BUS_NAME="org.shadowmesh1.Instance.$LABEL"
+BUS_PATH="/org/shadowmesh1/instance/$LABEL"
+nm connection up mesh-id
+check "identity: nmcli connection up mesh-id" [ $RC -eq 0 ]
+check "identity: D-Bus Peers lists both identity peers, connected, at ports 9011 and 9013" \
+        wait_until 15 both_connected 9011 9013
+check "identity: the further peer was Connected with its public key" \
+        grep -q "Connect($PEER_IP:9013, timeout_sec=[0-9]*, public_key)" "$TMP/nm.log"
+check "identity: peer d completed a handshake with us" \
+        grep -q "handshake complete" "$TMP/peer-d.log"
+nm connection down mesh-id
+check "identity: nmcli connection down mesh-id" [ $RC -eq 0 ]
+check "identity, down: no shadowmeshd left" wait_until 10 no_daemon
 
 # Bad entries are refused at Connect, naming the key and the entry.
 nm connection add type vpn con-name mesh-bad vpn-type shadowmesh \
