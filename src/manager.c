@@ -129,16 +129,17 @@ static void update_instance_state(struct device *d) {
                 states[i] = device_peer_at(d, i)->state;
         state = tunnel_state_of_instance(states, n);
 
-        if (d->state == state)
-                return;
-        log_debug("state %s -> %s", tunnel_state_to_string(d->state),
-                  tunnel_state_to_string(state));
-        d->state = state;
-        manager_notify_status(d);
-        device_properties_changed(d, "State", "FailureReason", "Path", "Endpoint", "PeerAddress",
-                                  "LastHandshake");
+        if (d->state != state) {
+                log_debug("state %s -> %s", tunnel_state_to_string(d->state),
+                          tunnel_state_to_string(state));
+                d->state = state;
+                manager_notify_status(d);
+                device_properties_changed(d, "State", "FailureReason", "Path", "Endpoint",
+                                          "PeerAddress", "LastHandshake");
+        }
 
-        /* The pending Connect waits for its own peer's state. */
+        /* The pending Connect waits for its own peer's state, also when the instance's stays
+         * as it was (a Connect that adds a peer to a connected instance). */
         if (!d->manager->connect_waiter)
                 return;
         if (t->state == TUNNEL_CONNECTED)

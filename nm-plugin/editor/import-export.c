@@ -123,16 +123,18 @@ NMConnection *nm_shadowmesh_import(const char *path, GError **error) {
                             errbuf[0] ? errbuf : g_strerror(-r));
                 return NULL;
         }
-        /* A connection holds one peer for now. The node's own entry of a shared list is
+        /* Several other nodes: the first becomes "peer", the rest "peers" (Connected by address
+         * after it), so every one needs an address. The node's own entry of a shared list is
          * already gone (identity mode), so the same peers: file as the daemon's imports. */
-        if (c->n_peers > 1) {
-                g_set_error(error, NM_CONNECTION_ERROR, NM_CONNECTION_ERROR_FAILED,
-                            _("%s:%zu: peers: lists %zu other nodes, but a NetworkManager "
-                              "connection holds one peer; import a file that lists one"),
-                            path, c->peers_line, c->n_peers);
-                return NULL;
-        }
-
+        for (size_t k = 0; c->n_peers > 1 && k < c->n_peers; k++)
+                if (!c->peers[k].host) {
+                        g_set_error(error, NM_CONNECTION_ERROR, NM_CONNECTION_ERROR_FAILED,
+                                    _("%s:%zu: peers: this entry has no address, but a "
+                                      "NetworkManager connection with several peers connects "
+                                      "to each by its address"),
+                                    path, c->peers[k].line);
+                        return NULL;
+                }
         connection = nm_simple_connection_new();
         s_con = NM_SETTING_CONNECTION(nm_setting_connection_new());
         id = connection_id_for(path);
@@ -151,6 +153,22 @@ NMConnection *nm_shadowmesh_import(const char *path, GError **error) {
                 tmp = format_host_port(config_first_peer(c)->host, config_first_peer(c)->port);
                 nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEER, tmp);
                 g_clear_pointer(&tmp, g_free);
+        }
+        if (c->n_peers > 1) {
+                g_autoptr(GString) peers = g_string_new(NULL);
+
+                for (size_t k = 1; k < c->n_peers; k++) {
+                        g_autofree char *hp = format_host_port(c->peers[k].host, c->peers[k].port);
+
+                        g_string_append_printf(peers, "%s%s", peers->len ? " " : "", hp);
+                        if (c->private_key_file) {
+                                char pub[45];
+
+                                config_format_key(c->peers[k].public_key, pub);
+                                g_string_append_printf(peers, "=%s", pub);
+                        }
+                }
+                nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEERS, peers->str);
         }
         if (!import_addresses(connection, s_vpn, c, error))
                 return NULL;
@@ -284,7 +302,7 @@ char *nm_shadowmesh_export_to_string(NMConnection *connection, const char *priva
         g_autoptr(GString) out = g_string_new(NULL);
         g_autofree char *tap = NULL, *comment = NULL;
         _cleanup_secret_ char *psk_hex = NULL;
-        g_auto(GStrv) addresses = NULL;
+        g_auto(GStrv) addresses = NULL, peers = NULL;
         NMSettingVpn *s_vpn;
         const char *v, *mode;
         gboolean identity;
@@ -334,6 +352,17 @@ char *nm_shadowmesh_export_to_string(NMConnection *connection, const char *priva
         if (identity && !nm_shadowmesh_parse_key(data(s_vpn, NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY),
                                                  _("Peer public key"), k, error))
                 return NULL;
+        if ((v = data(s_vpn, NM_SHADOWMESH_KEY_PEERS))) {
+                if (!data(s_vpn, NM_SHADOWMESH_KEY_PEER)) {
+                        fail_export(error, _("Further peers are set but no peer"));
+                        return NULL;
+                }
+                if (!nm_shadowmesh_check_peers(v, identity, error))
+                        return NULL;
+                peers = nm_shadowmesh_split_peers(v);
+                if (!peers[0])
+                        g_clear_pointer(&peers, g_strfreev);
+        }
         if ((v = nm_setting_vpn_get_secret(s_vpn, NM_SHADOWMESH_SECRET_KEY)) && *v) {
                 if (!nm_shadowmesh_parse_key(v, _("Shared key"), k, error))
                         return NULL;
@@ -414,10 +443,36 @@ char *nm_shadowmesh_export_to_string(NMConnection *connection, const char *priva
                 append_item(out, "private_key_file", private_key_file);
         }
 
-        g_string_append(out, "\npeer:\n");
-        append_item(out, "address", data(s_vpn, NM_SHADOWMESH_KEY_PEER));
-        if (identity)
-                append_item(out, "public_key", data(s_vpn, NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY));
+        if (!peers) {
+                g_string_append(out, "\npeer:\n");
+                append_item(out, "address", data(s_vpn, NM_SHADOWMESH_KEY_PEER));
+                if (identity)
+                        append_item(out, "public_key",
+                                    data(s_vpn, NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY));
+        } else {
+                /* "peer" first, then "peers" in their order: the daemon's peers: list. */
+                g_string_append(out, "\npeers:\n  - address: ");
+                append_quoted(out, data(s_vpn, NM_SHADOWMESH_KEY_PEER));
+                g_string_append_c(out, '\n');
+                if (identity) {
+                        g_string_append(out, "  ");
+                        append_item(out, "public_key",
+                                    data(s_vpn, NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY));
+                }
+                for (char **p = peers; *p; p++) {
+                        char *eq = strchr(*p, '=');
+
+                        if (eq)
+                                *eq = '\0';
+                        g_string_append(out, "  - address: ");
+                        append_quoted(out, *p);
+                        g_string_append_c(out, '\n');
+                        if (identity) {
+                                g_string_append(out, "  ");
+                                append_item(out, "public_key", eq + 1);
+                        }
+                }
+        }
 
         if ((v = data(s_vpn, NM_SHADOWMESH_KEY_STUN_SERVER))) {
                 g_string_append(out, "\nnat:\n  enabled: true\n");

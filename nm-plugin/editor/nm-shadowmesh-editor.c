@@ -43,7 +43,7 @@ struct _ShadowmeshEditor {
         GObject parent;
 
         GtkWidget *widget; /* the form; owned (ref_sink) */
-        GtkWidget *peer, *local_ip;
+        GtkWidget *peer, *peers, *local_ip;
         GtkWidget *mode, *key, *key_generate, *private_key, *private_key_generate, *public_key,
                 *peer_public_key, *show_keys;
         GtkWidget *tap_device, *mtu, *listen_port;
@@ -204,6 +204,12 @@ static void build_form(ShadowmeshEditor *self, NMConnection *connection) {
                                  "[address]:port."));
         set_entry(self->peer, s_vpn, NM_SHADOWMESH_KEY_PEER);
         grid_row(grid, row++, _("_Peer:"), self->peer, NULL);
+        self->peers = new_entry(self, "peers_entry", _("host[:port][=public key] …"),
+                                _("More machines of the same mesh, connected after the peer: "
+                                  "each host[:port], in identity mode followed by “=” and its "
+                                  "public key, separated by spaces. Leave empty for one peer."));
+        set_entry(self->peers, s_vpn, NM_SHADOWMESH_KEY_PEERS);
+        grid_row(grid, row++, _("_Further peers:"), self->peers, NULL);
         self->local_ip = new_entry(self, "local_ip_entry", _("10.0.0.1/24, fd00::1/64"),
                                    _("This machine's addresses on the virtual Ethernet, in CIDR "
                                      "notation and separated by commas. Leave empty for none "
@@ -415,6 +421,8 @@ static gboolean update_connection(NMVpnEditor *editor, NMConnection *connection,
         peer = entry_get_text(self->peer);
         if (!nm_shadowmesh_check_host_port(peer, _("Peer"), error))
                 return FALSE;
+        if (!nm_shadowmesh_check_peers(entry_get_text(self->peers), identity, error))
+                return FALSE;
         local_ip = entry_get_text(self->local_ip);
         if (!nm_shadowmesh_check_local_ip(local_ip, error))
                 return FALSE;
@@ -474,6 +482,12 @@ static gboolean update_connection(NMVpnEditor *editor, NMConnection *connection,
                 g_autofree char *joined = g_strjoinv(", ", items);
 
                 SET_OR_REMOVE(NM_SHADOWMESH_KEY_LOCAL_IP, joined);
+        }
+        {
+                g_auto(GStrv) entries = nm_shadowmesh_split_peers(entry_get_text(self->peers));
+                g_autofree char *joined = g_strjoinv(" ", entries);
+
+                SET_OR_REMOVE(NM_SHADOWMESH_KEY_PEERS, joined);
         }
         g_snprintf(mtu, sizeof(mtu), "%d",
                    gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(self->mtu)));

@@ -61,6 +61,61 @@ char **nm_shadowmesh_split_local_ip(const char *value) {
         return (char **) g_ptr_array_free(out, FALSE);
 }
 
+char **nm_shadowmesh_split_peers(const char *value) {
+        g_auto(GStrv) parts = g_strsplit_set(value ? value : "", NM_SHADOWMESH_PEERS_SEPARATORS, -1);
+        GPtrArray *out = g_ptr_array_new();
+
+        for (char **p = parts; *p; p++)
+                if (**p)
+                        g_ptr_array_add(out, g_strdup(*p));
+        g_ptr_array_add(out, NULL);
+        return (char **) g_ptr_array_free(out, FALSE);
+}
+
+gboolean nm_shadowmesh_check_peers(const char *value, gboolean identity, GError **error) {
+        g_auto(GStrv) entries = nm_shadowmesh_split_peers(value);
+        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+        for (char **p = entries; *p; p++) {
+                g_autofree char *address = NULL, *id = NULL;
+                const char *eq = strchr(*p, '=');
+                char *host = NULL;
+                uint16_t port;
+                uint8_t k[32];
+
+                address = eq ? g_strndup(*p, (size_t) (eq - *p)) : g_strdup(*p);
+                if (!*address ||
+                    config_parse_host_port(address, NM_SHADOWMESH_DEFAULT_PORT, &host, &port) < 0)
+                        return invalid(error,
+                                       _("Further peers: “%s” is not host[:port][=PUBLICKEY] "
+                                         "(entries are separated by spaces or “;”)"),
+                                       *p);
+                id = g_strdup_printf("%s|%u", host, port);
+                free(host);
+                if (!g_hash_table_add(seen, g_ascii_strdown(id, -1)))
+                        return invalid(error, _("Further peers: “%s” is listed twice"), *p);
+                if (identity && !eq)
+                        return invalid(error,
+                                       _("Further peers: “%s” needs the peer's public key in "
+                                         "identity mode (host[:port]=PUBLICKEY)"),
+                                       *p);
+                if (eq) {
+                        g_autofree char *field =
+                                g_strdup_printf(_("Further peers: public key of “%s”"), address);
+
+                        if (strlen(eq + 1) != 44)
+                                return invalid(error,
+                                               _("%s: expected a 44-character base64 key, as "
+                                                 "“shadowmeshd pubkey” prints it"),
+                                               field);
+                        if (!nm_shadowmesh_parse_key(eq + 1, field, k, error))
+                                return FALSE;
+                        sodium_memzero(k, sizeof(k));
+                }
+        }
+        return TRUE;
+}
+
 /* One "address[/prefix]" item; fills family, address bytes and prefix. */
 static gboolean parse_cidr(const char *s, int *ret_family, uint8_t ret_addr[16],
                            guint *ret_prefix) {

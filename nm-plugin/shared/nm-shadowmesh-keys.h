@@ -23,6 +23,16 @@
  * literals as "[2001:db8::1]:9001"). */
 #define NM_SHADOWMESH_KEY_PEER "peer"
 
+/* Optional. Further peers of the same connection, each "host[:port][=PUBLICKEY]", separated by
+ * spaces or ';' (never commas: nmcli separates vpn.data items with them), e.g.
+ * "192.0.2.7 [2001:db8::9]:9002" or, in identity mode, where every entry needs the peer's
+ * public key, "192.0.2.7=BASE64KEY; node-c.example:9002=BASE64KEY". Needs "peer". The service
+ * Connects "peer" first (the connection is up when that one is), then each of these in order;
+ * one that fails is logged and does not fail the connection. No node may be named twice (same
+ * host and port, or in identity mode the same key). Written with one space between entries. */
+#define NM_SHADOWMESH_KEY_PEERS "peers"
+#define NM_SHADOWMESH_PEERS_SEPARATORS "; \t\n"
+
 /* Optional. This node's addresses on the TAP, CIDR, separated by commas or spaces, at most one
  * IPv4 and one IPv6 address (NetworkManager takes one of each from a VPN service):
  * "10.0.0.2/24, fd00::2/64". NetworkManager (not the daemon) puts them on the TAP. Without it

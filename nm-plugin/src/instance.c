@@ -33,6 +33,9 @@ struct instance {
         char *dir;         /* per-connection runtime directory */
         char *config_path; /* inside dir */
         char *peer;
+        char **peers;            /* further peers, Connected one by one once peer is up */
+        char **peers_public_key; /* identity mode; entries NULL in shared-key mode */
+        size_t n_peers, next_peer;
         char *name; /* instance name */
         char *bus_name;
         char *bus_path;
@@ -399,6 +402,52 @@ static const char *lookup_string(GVariant *dict, const char *key) {
         return g_variant_lookup(dict, key, "&s", &s) ? s : NULL;
 }
 
+static void connect_next_peer(struct instance *i);
+
+/* A further peer's Connect ended: logged with its address, never a failure of the connection
+ * (the first peer carries it); then the next one (the daemon takes one Connect at a time). */
+static void on_further_connect_reply(GObject *source, GAsyncResult *res, gpointer data) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = NULL;
+        struct instance *i;
+        const char *peer;
+
+        reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+                return;
+        i = data;
+        peer = i->peers[i->next_peer - 1];
+        if (!reply) {
+                g_autofree char *why = remote_error_message(error);
+                log_warning("further peer %s: Connect failed: %s (the connection stays up)", peer,
+                            why);
+        } else
+                log_info("further peer %s connected", peer);
+        connect_next_peer(i);
+}
+
+static void connect_next_peer(struct instance *i) {
+        GVariantBuilder options;
+        const char *peer, *key;
+
+        if (i->state != STATE_CONNECTED || i->next_peer >= i->n_peers)
+                return;
+        peer = i->peers[i->next_peer];
+        key = i->peers_public_key[i->next_peer];
+        i->next_peer++;
+        g_variant_builder_init(&options, G_VARIANT_TYPE_VARDICT);
+        g_variant_builder_add(&options, "{sv}", "timeout_sec",
+                              g_variant_new_uint32(i->connect_timeout_sec));
+        if (key)
+                g_variant_builder_add(&options, "{sv}", "public_key", g_variant_new_string(key));
+        log_info("Connect(%s, timeout_sec=%u%s) (further peer %zu of %zu)", peer,
+                 i->connect_timeout_sec, key ? ", public_key" : "", i->next_peer, i->n_peers);
+        g_dbus_connection_call(i->bus, i->bus_name, i->bus_path, TUNNEL_IFACE, "Connect",
+                               g_variant_new("(sa{sv})", peer, &options), G_VARIANT_TYPE("()"),
+                               G_DBUS_CALL_FLAGS_NONE, (int) (i->connect_timeout_sec + 10) * 1000,
+                               i->cancel, on_further_connect_reply, i);
+}
+
 static void on_status(GObject *source, GAsyncResult *res, gpointer data) {
         g_autoptr(GError) error = NULL;
         g_autoptr(GVariant) reply = NULL, dict = NULL;
@@ -426,8 +475,14 @@ static void on_status(GObject *source, GAsyncResult *res, gpointer data) {
         i->endpoint = g_strdup(endpoint ? endpoint : "");
         i->state = STATE_CONNECTED;
         log_info("connected: %s, mtu %u, peer endpoint %s", i->tap_device, i->mtu, i->endpoint);
+        if (i->n_peers)
+                log_info("the connection is up with its first peer %s; connecting %zu further "
+                         "peer(s)",
+                         i->peer, i->n_peers);
         if (i->cb.connected)
                 i->cb.connected(i, i->userdata);
+        /* After connected(): Config carries the first peer's endpoint as the gateway. */
+        connect_next_peer(i);
 }
 
 static void on_connect_reply(GObject *source, GAsyncResult *res, gpointer data) {
@@ -539,6 +594,13 @@ bool instance_start(const struct settings *s, const struct instance_options *o,
         i->cb = *cb;
         i->userdata = userdata;
         i->peer = g_strdup(s->peer);
+        i->n_peers = s->n_peers;
+        i->peers = g_new0(char *, s->n_peers + 1);
+        i->peers_public_key = g_new0(char *, s->n_peers + 1);
+        for (size_t k = 0; k < s->n_peers; k++) {
+                i->peers[k] = g_strdup(s->peers[k]);
+                i->peers_public_key[k] = g_strdup(s->peers_public_key[k]);
+        }
         i->name = g_strdup(s->instance);
         label = settings_bus_label(i->name);
         i->bus_name = g_strconcat(INSTANCE_NAME_PREFIX, label, NULL);
@@ -693,6 +755,12 @@ struct instance *instance_free(struct instance *i) {
         g_free(i->dir);
         g_free(i->config_path);
         g_free(i->peer);
+        for (size_t k = 0; k < i->n_peers; k++) {
+                g_free(i->peers[k]);
+                g_free(i->peers_public_key[k]);
+        }
+        g_free(i->peers);
+        g_free(i->peers_public_key);
         g_free(i->name);
         g_free(i->bus_name);
         g_free(i->bus_path);

@@ -10,6 +10,9 @@
  *                    daemon has read its files, so they are wiped right away
  *   Connect          org.shadowmesh1.Tunnel.Connect(peer, {timeout_sec}), asynchronously;
  *                    then GetStatus for TapDevice, Mtu and Endpoint -> connected()
+ *   further peers    then Connect(peers[k], {timeout_sec, public_key}) one after the other (the
+ *                    daemon takes one Connect at a time); one that fails is logged with its
+ *                    address and does not fail the connection
  *   failed()         Connect failed, the daemon exited or did not appear, or its tunnel went to
  *                    State "disconnected": called at most once, with a translated message
  *   instance_stop    SIGTERM, SIGKILL after stop_timeout_sec, reap, wipe the runtime

@@ -7,6 +7,9 @@
  * NeedSecrets, then Connect. Connect starts a shadowmeshd instance for the connection
  * (instance.c) and returns; once the daemon reports the tunnel up, Config (tundev, the peer's
  * underlay address as the external gateway, mtu) and Ip4Config / Ip6Config (local-ip) follow.
+ * With further peers (vpn.data "peers") the connection is up, and the gateway set, when the
+ * first peer ("peer") is; the others are Connected after it and a failure among them is only
+ * logged (with its address, under the connection's NM_CONNECTION in the journal).
  *
  * NetworkManager owns the addresses: the daemon gets no network.local_ip, so what NM shows is
  * what is on the TAP, and NM removes it again. The addresses never make a default route (an L2

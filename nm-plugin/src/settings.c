@@ -23,6 +23,7 @@ enum {
         MTU_MIN = 576, /* the daemon's limits for network.mtu */
         MTU_MAX = 9000,
         HOST_MAX = 253,
+        PEERS_MAX = 1023, /* further peers: with "peer", the daemon's 1024-peer table */
 };
 
 static void secret_free(char *s) {
@@ -40,6 +41,12 @@ struct settings *settings_free(struct settings *s) {
         g_free(s->peer);
         g_free(s->peer_host);
         g_free(s->peer_public_key);
+        for (size_t k = 0; k < s->n_peers; k++) {
+                g_free(s->peers[k]);
+                g_free(s->peers_public_key[k]);
+        }
+        g_free(s->peers);
+        g_free(s->peers_public_key);
         secret_free(s->key);
         secret_free(s->private_key);
         g_free(s->relay_server);
@@ -265,6 +272,107 @@ static bool parse_local_ip(struct settings *s, const char *value, GError **error
         return true;
 }
 
+/* One identity: the host (lower case, no trailing dot; an IP address in its canonical
+ * spelling) and the port, to find the same node named twice. */
+static char *peer_identity(const char *host, uint16_t port) {
+        g_autofree char *h = g_ascii_strdown(host, -1);
+        struct in6_addr a6;
+        struct in_addr a4;
+        char buf[INET6_ADDRSTRLEN];
+        size_t n = strlen(h);
+
+        if (inet_pton(AF_INET6, h, &a6) == 1) {
+                if (IN6_IS_ADDR_V4MAPPED(&a6))
+                        inet_ntop(AF_INET, &a6.s6_addr[12], buf, sizeof(buf));
+                else
+                        inet_ntop(AF_INET6, &a6, buf, sizeof(buf));
+                return g_strdup_printf("%s|%u", buf, port);
+        }
+        if (inet_pton(AF_INET, h, &a4) == 1) {
+                inet_ntop(AF_INET, &a4, buf, sizeof(buf));
+                return g_strdup_printf("%s|%u", buf, port);
+        }
+        if (n > 1 && h[n - 1] == '.')
+                h[n - 1] = '\0';
+        return g_strdup_printf("%s|%u", h, port);
+}
+
+/* "peers": further peers, "host[:port][=PUBLICKEY]" separated by spaces or ';' (not commas:
+ * nmcli separates vpn.data items with them). In identity mode each needs its public key; in
+ * shared-key mode a key is checked but not used, as peer-public-key. No entry may name the node
+ * of "peer" or of another entry again. */
+static bool parse_peers(struct settings *s, const char *value, GError **error) {
+        g_auto(GStrv) parts = g_strsplit_set(value, NM_SHADOWMESH_PEERS_SEPARATORS, -1);
+        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_autofree char *first = NULL;
+        size_t n = 0;
+
+        if (!*s->peer)
+                return bad(error,
+                           _("vpn.data '%s' needs '%s': the first peer goes in '%s', further "
+                             "ones in '%s'"),
+                           NM_SHADOWMESH_KEY_PEERS, NM_SHADOWMESH_KEY_PEER,
+                           NM_SHADOWMESH_KEY_PEER, NM_SHADOWMESH_KEY_PEERS);
+        first = peer_identity(s->peer_host, s->peer_port);
+        g_hash_table_add(seen, g_steal_pointer(&first));
+        for (char **p = parts; *p; p++)
+                n += **p != '\0';
+        if (n > PEERS_MAX)
+                return bad(error, _("vpn.data '%s': %zu entries, at most %d"),
+                           NM_SHADOWMESH_KEY_PEERS, n, PEERS_MAX);
+        s->peers = g_new0(char *, n + 1);
+        s->peers_public_key = g_new0(char *, n + 1);
+        for (char **p = parts; *p; p++) {
+                g_autofree char *address = NULL, *host = NULL, *id = NULL;
+                const char *eq, *key = NULL, *why = NULL;
+                uint16_t port;
+
+                if (!**p)
+                        continue;
+                eq = strchr(*p, '=');
+                address = eq ? g_strndup(*p, (size_t) (eq - *p)) : g_strdup(*p);
+                key = eq ? eq + 1 : NULL;
+                if (!*address)
+                        return bad(error, _("vpn.data '%s': '%s': the address is missing "
+                                            "(host[:port][=PUBLICKEY])"),
+                                   NM_SHADOWMESH_KEY_PEERS, *p);
+                if (!parse_host_port(address, NM_SHADOWMESH_DEFAULT_PORT, &host, &port, &why))
+                        return bad(error, _("vpn.data '%s': '%s': %s"), NM_SHADOWMESH_KEY_PEERS,
+                                   *p, why);
+                if (key && (strlen(key) != 44 || !key32_ok(key, true)))
+                        return bad(error,
+                                   _("vpn.data '%s': '%s': '%s' is not a public key (44 "
+                                     "base64 characters, as 'shadowmeshd pubkey' prints it)"),
+                                   NM_SHADOWMESH_KEY_PEERS, *p, key);
+                if (s->identity && !key)
+                        return bad(error,
+                                   _("vpn.data '%s': '%s': identity mode needs the peer's "
+                                     "public key (host[:port]=PUBLICKEY)"),
+                                   NM_SHADOWMESH_KEY_PEERS, *p);
+                if (s->identity && g_strcmp0(key, s->peer_public_key) == 0)
+                        return bad(error,
+                                   _("vpn.data '%s': '%s': the same public key as '%s'"),
+                                   NM_SHADOWMESH_KEY_PEERS, *p,
+                                   NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY);
+                for (size_t k = 0; s->identity && k < s->n_peers; k++)
+                        if (strcmp(key, s->peers_public_key[k]) == 0)
+                                return bad(error,
+                                           _("vpn.data '%s': '%s': the same public key as "
+                                             "entry '%s'"),
+                                           NM_SHADOWMESH_KEY_PEERS, *p, s->peers[k]);
+                id = peer_identity(host, port);
+                if (!g_hash_table_add(seen, g_steal_pointer(&id)))
+                        return bad(error,
+                                   _("vpn.data '%s': '%s': this address is already a peer of "
+                                     "the connection"),
+                                   NM_SHADOWMESH_KEY_PEERS, *p);
+                s->peers[s->n_peers] = g_steal_pointer(&address);
+                s->peers_public_key[s->n_peers] = s->identity ? g_strdup(key) : NULL;
+                s->n_peers++;
+        }
+        return true;
+}
+
 static bool parse_tap_device(struct settings *s, const char *value, GError **error) {
         size_t n = strlen(value);
 
@@ -473,6 +581,10 @@ struct settings *settings_from_connection(NMConnection *connection, GError **err
                 }
                 s->peer_public_key = g_strdup(v);
         }
+
+        v = item(s_vpn, NM_SHADOWMESH_KEY_PEERS);
+        if (v && !parse_peers(s, v, error))
+                return NULL;
 
         if (!parse_server(s_vpn, NM_SHADOWMESH_KEY_RELAY_SERVER, &s->relay_server, error) ||
             !parse_server(s_vpn, NM_SHADOWMESH_KEY_STUN_SERVER, &s->stun_server, error))

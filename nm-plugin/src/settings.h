@@ -38,6 +38,12 @@ struct settings {
         bool identity;
         char *peer_public_key; /* base64, identity mode */
 
+        /* Further peers ("peers"), Connected after the first: each "host[:port]" as given, and
+         * in identity mode its public key (base64; NULL in shared-key mode). */
+        size_t n_peers;
+        char **peers;
+        char **peers_public_key;
+
         /* Secrets. Wiped by settings_free(). */
         char *key;         /* 64 hex digits; NULL in identity mode without a psk */
         char *private_key; /* identity mode */

@@ -38,6 +38,9 @@
 /* examples/identity-a.key and its public key; DIwb... is machine B's public key. */
 static const char PRIVATE_A[] = "WFzW6nRh5IinuxG6LOR+zi0OcE+cHwbeT72PbGdM8Gs=";
 static const char PUBLIC_A[] = "k819PLG7QyeUQFWPM+3GVZXBGh8cUwGK2uhwgOS3bF8=";
+/* Two further peers' public keys (any valid keys). */
+#define PUBLIC_C "Wr0aLz8I4yVX2EnV6M/4Ne6V9dfnJBbNU6uUzPmW6yM="
+#define PUBLIC_D "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
 static const char PUBLIC_B[] = "DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ=";
 static const char PSK[] = "273084db4483448d759eb9d0148cd039077f7c4c2526a71892c0a8289f51f88f";
 
@@ -242,6 +245,7 @@ static void test_imported(const char *root) {
 /* Every field, as a user would fill it for the screenshot. */
 static void fill(void) {
         entry_set_text(W("peer_entry"), "vpn.example.org:9001");
+        entry_set_text(W("peers_entry"), " 192.0.2.9:9002=" PUBLIC_C ";  [fd00::9]=" PUBLIC_D);
         entry_set_text(W("local_ip_entry"), "10.0.0.2/24,fd00::2/64");
         gtk_combo_box_set_active_id(GTK_COMBO_BOX(W("mode_combo")), NM_SHADOWMESH_MODE_IDENTITY);
         /* base64: stored as hex */
@@ -260,6 +264,7 @@ static void fill(void) {
 static void test_filled(NMVpnEditor *e, NMConnection *c) {
         static const char *const expected[][2] = {
                 {NM_SHADOWMESH_KEY_PEER, "vpn.example.org:9001"},
+                {NM_SHADOWMESH_KEY_PEERS, "192.0.2.9:9002=" PUBLIC_C " [fd00::9]=" PUBLIC_D},
                 {NM_SHADOWMESH_KEY_LOCAL_IP, "10.0.0.2/24, fd00::2/64"},
                 {NM_SHADOWMESH_KEY_MODE, NM_SHADOWMESH_MODE_IDENTITY},
                 {NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY, PUBLIC_B},
@@ -305,6 +310,10 @@ static void test_refused(NMVpnEditor *e, NMConnection *c) {
         } cases[] = {
                 {"peer_entry", "bad host!", "Peer"},
                 {"peer_entry", "fd00::2:9001:x", "Peer"},
+                {"peers_entry", "192.0.2.9", "Further peers: “192.0.2.9” needs"},
+                {"peers_entry", "192.0.2.9=" PUBLIC_C ", 192.0.2.10", "Further peers"},
+                {"peers_entry", "192.0.2.9=" PUBLIC_C " 192.0.2.9:9001=" PUBLIC_D, "twice"},
+                {"peers_entry", "192.0.2.9=AAAA", "public key of “192.0.2.9”"},
                 {"local_ip_entry", "10.0.0.300/24", "10.0.0.300/24"},
                 {"local_ip_entry", "10.0.0.2/24, 10.1.0.2/24", "one IPv4"},
                 {"tap_device_entry", "a-name-far-too-long", "Interface name"},

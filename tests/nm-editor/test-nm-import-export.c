@@ -98,6 +98,12 @@ static void check_same_config(const struct config *a, const struct config *b) {
         CHECK(sodium_memcmp(a->private_key, b->private_key, sizeof(a->private_key)) == 0);
         CHECK_EQ_INT(config_first_peer(a)->has_public_key, config_first_peer(b)->has_public_key);
         CHECK_EQ_INT(a->n_peers, b->n_peers);
+        for (size_t k = 1; k < MIN(a->n_peers, b->n_peers); k++) {
+                CHECK_STR(a->peers[k].host, b->peers[k].host);
+                CHECK_EQ_INT(a->peers[k].port, b->peers[k].port);
+                CHECK_EQ_INT(a->peers[k].has_public_key, b->peers[k].has_public_key);
+                CHECK_MEM(a->peers[k].public_key, b->peers[k].public_key, NOISE_PUBLIC_KEY_LEN);
+        }
         CHECK_MEM(config_first_peer(a)->public_key, config_first_peer(b)->public_key,
                   NOISE_PUBLIC_KEY_LEN);
         CHECK_STR(config_first_peer(a)->host, config_first_peer(b)->host);
@@ -298,8 +304,8 @@ static void test_import_waiting_peer(void) {
 }
 
 /* peers: with one entry imports as peer: does. In identity mode the node's own entry of a
- * list shared by every node is dropped first; a list with more than one other node is refused
- * by name until a connection can hold several peers. */
+ * list shared by every node is dropped first; a list with more than one other node imports as
+ * "peer" (the first) and "peers" (the others), and exports as the same peers: list. */
 static void test_import_peers_list(void) {
         g_autofree char *one = tmp_path("one.yaml"), *shared = tmp_path("shared.yaml");
         g_autofree char *many = tmp_path("many-peers.yaml"), *text = NULL, *yaml = NULL;
@@ -308,6 +314,10 @@ static void test_import_peers_list(void) {
         char pub_a[45];
         g_autoptr(NMConnection) c1 = NULL;
         g_autoptr(NMConnection) c2 = NULL;
+        g_autoptr(NMConnection) c3 = NULL;
+        g_autoptr(NMConnection) c4 = NULL;
+        g_autofree char *three = tmp_path("three.yaml"), *noaddr = tmp_path("no-address.yaml");
+        g_autofree char *many_shared = tmp_path("many-shared.yaml");
 
         write_text(one, "encryption:\n"
                         "  key: \"273084db4483448d759eb9d0148cd039077f7c4c2526a71892c0a8289f51f88f\"\n"
@@ -349,6 +359,63 @@ static void test_import_peers_list(void) {
                           "DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ=");
         }
 
+        /* Several other nodes: the first is "peer", the others "peers" with their keys. */
+        g_free(yaml);
+        yaml = g_strdup_printf("identity:\n"
+                               "  private_key_file: \"%s\"\n"
+                               "peers:\n"
+                               "  - public_key: \"%s\"\n"
+                               "  - address: \"192.0.2.2:9001\"\n"
+                               "    public_key: \"DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ=\"\n"
+                               "  - address: \"[fd00::3]:9003\"\n"
+                               "    public_key: \"hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=\"\n"
+                               "  - address: node-d.example\n"
+                               "    public_key: \"Wr0aLz8I4yVX2EnV6M/4Ne6V9dfnJBbNU6uUzPmW6yM=\"\n",
+                               key_path, pub_a);
+        write_text(many, yaml);
+        c3 = import(many);
+        if (c3) {
+                CHECK_STR(data(c3, NM_SHADOWMESH_KEY_PEER), "192.0.2.2:9001");
+                CHECK_STR(data(c3, NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY),
+                          "DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ=");
+                CHECK_STR(data(c3, NM_SHADOWMESH_KEY_PEERS),
+                          "[fd00::3]:9003=hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo= "
+                          "node-d.example:9001=Wr0aLz8I4yVX2EnV6M/4Ne6V9dfnJBbNU6uUzPmW6yM=");
+                /* Back out as a peers: list of the three other nodes (the own entry is not in
+                 * a connection), in the same order. */
+                g_free(yaml);
+                yaml = g_strdup_printf("identity:\n"
+                                       "  private_key_file: \"%s\"\n"
+                                       "peers:\n"
+                                       "  - address: \"192.0.2.2:9001\"\n"
+                                       "    public_key: "
+                                       "\"DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ=\"\n"
+                                       "  - address: \"[fd00::3]:9003\"\n"
+                                       "    public_key: "
+                                       "\"hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=\"\n"
+                                       "  - address: node-d.example\n"
+                                       "    public_key: "
+                                       "\"Wr0aLz8I4yVX2EnV6M/4Ne6V9dfnJBbNU6uUzPmW6yM=\"\n",
+                                       key_path);
+                write_text(three, yaml);
+                round_trip(c3, three, "many-out.yaml");
+        }
+
+        /* Shared-key mode: addresses only. */
+        write_text(many_shared,
+                   "encryption:\n"
+                   "  key: \"273084db4483448d759eb9d0148cd039077f7c4c2526a71892c0a8289f51f88f\"\n"
+                   "peers:\n"
+                   "  - address: \"192.0.2.7:9004\"\n"
+                   "  - address: \"192.0.2.8\"\n");
+        c4 = import(many_shared);
+        if (c4) {
+                CHECK_STR(data(c4, NM_SHADOWMESH_KEY_PEER), "192.0.2.7:9004");
+                CHECK_STR(data(c4, NM_SHADOWMESH_KEY_PEERS), "192.0.2.8:9001");
+                round_trip(c4, many_shared, "many-shared-out.yaml");
+        }
+
+        /* A further node without an address cannot be Connected by the service. */
         g_free(yaml);
         yaml = g_strdup_printf("identity:\n"
                                "  private_key_file: \"%s\"\n"
@@ -357,12 +424,12 @@ static void test_import_peers_list(void) {
                                "  - public_key: \"DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ=\"\n"
                                "  - public_key: \"hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=\"\n",
                                key_path, pub_a);
-        write_text(many, yaml);
+        write_text(noaddr, yaml);
         g_free(yaml);
-        yaml = g_strdup_printf("%s:3: peers: lists 2 other nodes, but a NetworkManager "
-                               "connection holds one peer",
-                               many);
-        expect_import_error(many, yaml);
+        yaml = g_strdup_printf("%s:5: peers: this entry has no address, but a NetworkManager "
+                               "connection with several peers connects to each by its address",
+                               noaddr);
+        expect_import_error(noaddr, yaml);
 }
 
 /* More addresses than NetworkManager takes from a VPN (one per family): the rest go to

@@ -506,12 +506,98 @@ static void test_check_secrets(void) {
                       NULL);
 }
 
+#define PUB1 "Wr0aLz8I4yVX2EnV6M/4Ne6V9dfnJBbNU6uUzPmW6yM="
+#define PUB2 "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+#define PUB3 "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="
+#define PRIV "!private-key=YHhRbSzAxjUfOYPaIzt2c7i6/9A4XsvMcKfKuqjBNmM="
+
+/* "peers": further peers beside "peer", "host[:port][=PUBLICKEY]" separated by spaces or ';'. */
+static void test_peers(void) {
+        static const struct {
+                const char *peers;
+                const char *names; /* NULL: accepted */
+        } shared[] = {
+                {"192.0.2.7", NULL},
+                {"192.0.2.7 [2001:db8::9]:9002;node-c.example:9003", NULL},
+                {" ; 192.0.2.7 ;; ", NULL},
+                {"192.0.2.7=" PUB2, NULL}, /* a key is checked, not used, in shared-key mode */
+                {"192.0.2.7, 192.0.2.8", "vpn.data 'peers': '192.0.2.7,'"},
+                {"192.0.2.7:0", "vpn.data 'peers': '192.0.2.7:0': the port"},
+                {"bad/host", "vpn.data 'peers': 'bad/host'"},
+                {"[fd00::1", "vpn.data 'peers': '[fd00::1'"},
+                {"=" PUB2, "vpn.data 'peers': '=" PUB2 "': the address is missing"},
+                {"192.0.2.7=AAAA", "vpn.data 'peers': '192.0.2.7=AAAA': 'AAAA' is not a public"},
+                {"h", "vpn.data 'peers': 'h': this address is already a peer"},
+                {"H.:9001", "vpn.data 'peers': 'H.:9001': this address is already a peer"},
+                {"192.0.2.7 192.0.2.7:9001", "'192.0.2.7:9001': this address is already"},
+                {"[::ffff:192.0.2.7] 192.0.2.7", "'192.0.2.7': this address is already"},
+        };
+        struct settings *s;
+
+        for (size_t k = 0; k < G_N_ELEMENTS(shared); k++) {
+                g_autofree char *item = g_strconcat("peers=", shared[k].peers, NULL);
+
+                if (shared[k].names)
+                        REFUSED(conn("peer=h", item, "!key=" KEY, NULL), shared[k].names);
+                else
+                        settings_free(ACCEPTED(conn("peer=h", item, "!key=" KEY, NULL)));
+        }
+
+        /* One peer: as before, no further ones. */
+        s = ACCEPTED(conn("peer=h", "!key=" KEY, NULL));
+        if (s)
+                CHECK_EQ_INT(s->n_peers, 0);
+        settings_free(s);
+        s = ACCEPTED(conn("peer=h", "peers=", "!key=" KEY, NULL));
+        if (s)
+                CHECK_EQ_INT(s->n_peers, 0);
+        settings_free(s);
+
+        s = ACCEPTED(conn("peer=h", "peers=192.0.2.7 [2001:db8::9]:9002;node-c.example:9003",
+                          "!key=" KEY, NULL));
+        if (s) {
+                CHECK_EQ_INT(s->n_peers, 3);
+                CHECK(strcmp(s->peers[0], "192.0.2.7") == 0);
+                CHECK(strcmp(s->peers[1], "[2001:db8::9]:9002") == 0);
+                CHECK(strcmp(s->peers[2], "node-c.example:9003") == 0);
+                CHECK(s->peers_public_key[0] == NULL);
+                CHECK(strcmp(s->peer, "h") == 0); /* the first peer stays the gateway */
+        }
+        settings_free(s);
+
+        /* "peers" needs "peer", also with a relay to introduce the first one. */
+        REFUSED(conn("peers=192.0.2.7", "relay-server=relay.example.org", "!key=" KEY, NULL),
+                "vpn.data 'peers' needs 'peer'");
+
+        /* identity mode: every entry carries its public key, each key once. */
+        s = ACCEPTED(conn("peer=h", "mode=identity", "peer-public-key=" PUB1,
+                          "peers=192.0.2.7=" PUB2 "; [fd00::2]:9002=" PUB3, PRIV, NULL));
+        if (s) {
+                CHECK_EQ_INT(s->n_peers, 2);
+                CHECK(strcmp(s->peers[0], "192.0.2.7") == 0);
+                CHECK(strcmp(s->peers_public_key[0], PUB2) == 0);
+                CHECK(strcmp(s->peers[1], "[fd00::2]:9002") == 0);
+                CHECK(strcmp(s->peers_public_key[1], PUB3) == 0);
+        }
+        settings_free(s);
+        REFUSED(conn("peer=h", "mode=identity", "peer-public-key=" PUB1, "peers=192.0.2.7", PRIV,
+                     NULL),
+                "vpn.data 'peers': '192.0.2.7': identity mode needs the peer's public key");
+        REFUSED(conn("peer=h", "mode=identity", "peer-public-key=" PUB1,
+                     "peers=192.0.2.7=" PUB1, PRIV, NULL),
+                "the same public key as 'peer-public-key'");
+        REFUSED(conn("peer=h", "mode=identity", "peer-public-key=" PUB1,
+                     "peers=192.0.2.7=" PUB2 " 192.0.2.8=" PUB2, PRIV, NULL),
+                "the same public key as entry '192.0.2.7'");
+}
+
 int main(void) {
         test_shared_key_defaults();
         test_peer_forms();
         test_local_ip();
         test_numbers_and_names();
         test_keys();
+        test_peers();
         test_check_secrets();
         test_relay();
         test_secret_rules();
