@@ -1154,8 +1154,9 @@ static void emit_changed_strv(struct device *d, const char *const *names) {
 
         if (!d->bus || !d->bus->sd)
                 return;
-        (void) sd_bus_emit_properties_changed_strv(d->bus->sd, d->bus->path, BUS_INTERFACE,
-                                                   (char **) names);
+        if (names[0])
+                (void) sd_bus_emit_properties_changed_strv(d->bus->sd, d->bus->path,
+                                                           BUS_INTERFACE, (char **) names);
         for (size_t i = 0; names[i]; i++)
                 if (strcmp(names[i], "RxBytes") == 0)
                         counters = true;

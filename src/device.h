@@ -139,7 +139,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct device *, device_free);
  * its members may connect and disconnect through the APIs. */
 const char *device_control_group(const struct device *d);
 void device_resolve_control_group(struct device *d);
-/* PropertiesChanged for these properties (NULL-terminated), through emit_changed. */
+/* PropertiesChanged for these properties (NULL-terminated; empty: only the peers' own), through
+ * emit_changed. */
 void device_emit_changed(struct device *d, const char *const *properties);
 #define device_properties_changed(d, ...)                                                          \
         device_emit_changed(d, (const char *const[]){ __VA_ARGS__, NULL })

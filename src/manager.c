@@ -136,7 +136,9 @@ static void update_instance_state(struct device *d) {
                 manager_notify_status(d);
                 device_properties_changed(d, "State", "FailureReason", "Path", "Endpoint",
                                           "PeerAddress", "LastHandshake");
-        }
+        } else
+                /* Only a peer's own state moved: its object, and which peers the APIs list. */
+                device_emit_changed(d, (const char *const[]){ NULL });
 
         /* The pending Connect waits for its own peer's state, also when the instance's stays
          * as it was (a Connect that adds a peer to a connected instance). */
