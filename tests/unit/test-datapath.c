@@ -613,6 +613,18 @@ static bool switch_got(int fd, uint8_t tag, unsigned ms) {
         return false;
 }
 
+/* The tx thread counts a batch after its send returns, so a receiver may see the frame first:
+ * wait (bounded) for counter to reach min. */
+static bool counter_reaches(_Atomic uint64_t *counter, uint64_t min, unsigned ms) {
+        uint64_t deadline = now_ns() + (uint64_t) ms * 1000000;
+
+        while (atomic_load(counter) < min && now_ns() < deadline) {
+                struct pollfd none = { .fd = -1 };
+                (void) poll(&none, 1, 1);
+        }
+        return atomic_load(counter) >= min;
+}
+
 static bool session_ready(struct node *n[3], struct peer *pc) {
         for (unsigned i = 0; i < 3; i++)
                 control_step(n[i]->d);
@@ -667,6 +679,7 @@ static void test_learning_switch(void) {
         CHECK(switch_send(fd_a, "smswa", MAC_B, (const uint8_t[6]){ 0x02, 0, 0, 0, 0, 0x0a }, 2));
         CHECK(switch_got(fd_b, 2, 2000));
         CHECK(!switch_got(fd_c, 2, 300));
+        CHECK(counter_reaches(&a.d->dp.stats.tx_unicast_frames, unicast + 1, 1000));
         CHECK_EQ_INT(atomic_load(&a.d->dp.stats.tx_unicast_frames), unicast + 1);
 
         /* A broadcast, and a unicast nobody announced: both b and c. */
@@ -678,9 +691,11 @@ static void test_learning_switch(void) {
                           4));
         CHECK(switch_got(fd_b, 4, 2000));
         CHECK(switch_got(fd_c, 4, 2000));
-        CHECK(atomic_load(&a.d->dp.stats.tx_flood_copies) >= 4);
+        CHECK(counter_reaches(&a.d->dp.stats.tx_flood_copies, 4, 1000));
         /* Per-peer counters: both peers got traffic from a. */
         uint64_t rx_b, tx_b, rx_c, tx_c;
+        CHECK(counter_reaches(&pb->rx_bytes, 1, 1000) && counter_reaches(&pb->tx_bytes, 1, 1000) &&
+              counter_reaches(&pc->tx_bytes, 1, 1000));
         device_peer_counters(a.d, pb, &rx_b, &tx_b);
         device_peer_counters(a.d, pc, &rx_c, &tx_c);
         CHECK(rx_b > 0 && tx_b > 0 && tx_c > 0);
