@@ -11,7 +11,8 @@
 #     is systemd.pc's systemdsystemunitdir for prefix /usr and <prefix>/lib/systemd/system
 #     otherwise (see systemd/meson.build);
 #   <datadir>/dbus-1/system.d/org.shadowmesh1.conf, <datadir>/dbus-1/interfaces/
-#     org.shadowmesh1.Tunnel.xml, <datadir>/doc/shadowmesh/org.shadowmesh1.Tunnel.txt;
+#     org.shadowmesh1.Tunnel.xml and .Peer.xml, <datadir>/doc/shadowmesh/org.shadowmesh1.Tunnel.txt
+#     and .Peer.txt;
 #   <datadir>/polkit-1/actions/org.shadowmesh1.policy;
 #   <mandir>/manN/ for every man/*.N page;
 #   <datadir>/doc/shadowmesh/examples/ for every examples/*.yaml (and no *.key), and networkd/;
@@ -115,6 +116,10 @@ expect "$datadir/dbus-1/interfaces/org.shadowmesh1.Tunnel.xml" 644 \
         "$src/dbus/org.shadowmesh1.Tunnel.xml"
 expect "$datadir/doc/shadowmesh/org.shadowmesh1.Tunnel.txt" 644 \
         "$src/dbus/org.shadowmesh1.Tunnel.txt"
+expect "$datadir/dbus-1/interfaces/org.shadowmesh1.Peer.xml" 644 \
+        "$src/dbus/org.shadowmesh1.Peer.xml"
+expect "$datadir/doc/shadowmesh/org.shadowmesh1.Peer.txt" 644 \
+        "$src/dbus/org.shadowmesh1.Peer.txt"
 expect "$datadir/polkit-1/actions/org.shadowmesh1.policy" 644 "$src/polkit/org.shadowmesh1.policy"
 
 for page in "$src"/man/*.[1-8]; do
