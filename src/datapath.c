@@ -105,6 +105,11 @@ struct tx_dest {
         uint64_t bytes, dropped;
         unsigned count, first; /* its datagrams, and where they start once grouped */
         unsigned sent;         /* of them, that left */
+        /* Of them, unicast frames to an address learned behind this peer: the traffic that
+         * expects an answer. Flooded copies (broadcast, multicast, unknown destinations: IPv6
+         * router solicitations, MLD reports) do not start timers rules 3 and 3b, which would
+         * otherwise take a peer's silence after two such announcements for a restart. */
+        unsigned unicast;
         /* Kept for the accounting after the sends (the peer is checked by slot and id). */
         uint64_t id;
         uint32_t slot;
@@ -426,8 +431,10 @@ static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_
                 }
                 if (dest >= 0) {
                         unicast++;
-                        if (tx_seal(b, (unsigned) dest, n))
+                        if (tx_seal(b, (unsigned) dest, n)) {
+                                b->dests[dest].unicast++;
                                 n++;
+                        }
                         b->next_seg++;
                         continue;
                 }
@@ -517,8 +524,10 @@ static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_
                         stat_add(&p->tx_packets, t->sent);
                         stat_add(&p->tx_bytes, t->bytes);
                         atomic_store_explicit(&p->last_tx_ns, now, memory_order_relaxed);
-                        atomic_store_explicit(&p->last_tx_data_ns, now, memory_order_relaxed);
                         atomic_store_explicit(&p->rx_unanswered_since_ns, 0, memory_order_relaxed);
+                }
+                if (t->sent > 0 && t->unicast > 0) {
+                        atomic_store_explicit(&p->last_tx_data_ns, now, memory_order_relaxed);
                         if (atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed) ==
                             0)
                                 atomic_store_explicit(&p->tx_unanswered_since_ns, now,

@@ -11,6 +11,8 @@
  *     REKEY_AFTER_TIME (or REKEY_AFTER_MESSAGES) when sending, or older than REJECT_AFTER_TIME -
  *     KEEPALIVE_TIMEOUT - REKEY_TIMEOUT when receiving, starts a handshake (data threads set
  *     peer->want_handshake).
+ *  ("Data sent", for rules 3 and 3b, is unicast to an address learned behind the peer: a
+ *  flooded copy of a broadcast or multicast frame expects no answer from this peer.)
  *  3. No answer: data sent and nothing authenticated received for KEEPALIVE_TIMEOUT +
  *     REKEY_TIMEOUT starts a new handshake (the peer may have restarted and lost its keys), and
  *     the peer is `reconnecting`.
