@@ -93,6 +93,7 @@ step "arm64 cross build and unit tests (qemu)" ./tools/cross-arm64.sh
 python3 - "$fuzz_ok" "$fuzz_failed" <<'PY'
 import json, sys
 ok, failed, skipped = int(sys.argv[1]), int(sys.argv[2]), 0
+names = []
 for log in ("build-ci/meson-logs/testlog.json", "build-asan/meson-logs/testlog.json",
             "build-ci/meson-logs/testlog-package.json", "build-arm64/meson-logs/testlog.json"):
     try:
@@ -108,6 +109,12 @@ for log in ("build-ci/meson-logs/testlog.json", "build-asan/meson-logs/testlog.j
             skipped += 1
         else:
             failed += 1
+            t = json.loads(line)
+            names.append((f"{log.split('/')[0]}: {t['name']} ({r})", t.get("stdout") or ""))
+# The failures again, each with the end of its output, right above the closing line.
+for name, out in names:
+    print(f"--- failed test {name}, last lines:")
+    print("\n".join(out.rstrip().splitlines()[-12:]))
 print(f"{ok} passed, {failed} failed, {skipped} skipped")
 PY
 
