@@ -359,17 +359,21 @@ static void dispatch(struct device *d, const struct queued_handshake *q, bool un
 }
 
 /* A data thread asked for a handshake: still needed? Its request may have been made from a
- * batch that began before the session it lacked was installed (the flag is read later); a
- * fresh, usable session that is not due for rekeying makes it moot. */
+ * batch that began before the session it lacked was installed (the flag is read later, maybe
+ * in the very wake-up that installed it from the queue); a fresh, usable session that is not
+ * due for rekeying makes it moot. */
 static bool handshake_still_wanted(struct peer *p, uint64_t now) {
         struct keypair *kp = atomic_load(&p->current);
+        uint64_t age;
 
-        if (!kp || !atomic_load(&kp->valid) || now < kp->birth_ns)
+        if (!kp || !atomic_load(&kp->valid))
                 return true;
-        if (now - kp->birth_ns >= REJECT_AFTER_TIME * NSEC_PER_SEC ||
+        /* Born after `now` was read: installed a moment ago, as fresh as can be. */
+        age = now > kp->birth_ns ? now - kp->birth_ns : 0;
+        if (age >= REJECT_AFTER_TIME * NSEC_PER_SEC ||
             atomic_load(&kp->send_counter) >= REJECT_AFTER_MESSAGES)
                 return true;
-        return kp->initiator && (now - kp->birth_ns >= REKEY_AFTER_TIME * NSEC_PER_SEC ||
+        return kp->initiator && (age >= REKEY_AFTER_TIME * NSEC_PER_SEC ||
                                  atomic_load(&kp->send_counter) >= REKEY_AFTER_MESSAGES);
 }
 
