@@ -110,6 +110,9 @@ struct tx_dest {
          * router solicitations, MLD reports) do not start timers rules 3 and 3b, which would
          * otherwise take a peer's silence after two such announcements for a restart. */
         unsigned unicast;
+        /* Of the dropped ones (no session), frames that look for a host (frame_seeks_host):
+         * they, not background multicast, ask for a handshake. */
+        unsigned seeking;
         /* Kept for the accounting after the sends (the peer is checked by slot and id). */
         uint64_t id;
         uint32_t slot;
@@ -270,17 +273,18 @@ static bool tx_seal(struct tx_buffers *b, unsigned i, unsigned n) {
         struct tx_dest *t = &b->dests[i];
         const size_t hdr = sizeof(struct message_relay_data);
         size_t len = b->seg_len[b->next_seg];
-        ssize_t m;
+        ssize_t m = -1;
 
+        if (t->usable) {
+                m = session_encrypt(t->kp, b->seg[b->next_seg], len, b->out[n] + hdr,
+                                    sizeof(b->out[n]) - hdr, t->now);
+                if (m < 0)
+                        t->usable = false; /* expired or out of counters: rekey */
+        }
         if (!t->usable) {
                 t->dropped++;
-                return false;
-        }
-        m = session_encrypt(t->kp, b->seg[b->next_seg], len, b->out[n] + hdr,
-                            sizeof(b->out[n]) - hdr, t->now);
-        if (m < 0) {
-                t->usable = false; /* expired or out of counters: rekey */
-                t->dropped++;
+                if (frame_seeks_host(b->seg[b->next_seg], len))
+                        t->seeking++;
                 return false;
         }
         if (t->ep.via_relay) {
@@ -533,7 +537,7 @@ static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_
                                 atomic_store_explicit(&p->tx_unanswered_since_ns, now,
                                                       memory_order_relaxed);
                 }
-                if (t->dropped || t->rekey)
+                if (t->seeking || t->rekey)
                         request_handshake(d, p);
         }
         qs_leave(qs);

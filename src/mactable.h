@@ -77,6 +77,32 @@ static inline bool mac_is_group(const uint8_t mac[6]) {
 }
 
 /*
+ * Does the frame look for a host, rather than announce something to whoever listens? True for
+ * unicast, ARP, and IPv6 neighbour solicitations (behind at most one 802.1Q tag); false for the
+ * rest of broadcast and multicast: router solicitations, MLD reports, mDNS, SSDP... A peer
+ * without a session is asked for a handshake only by frames that look for a host (datapath.c):
+ * background announcements must not keep a peer whose retries gave up from staying `failed`.
+ */
+static inline bool frame_seeks_host(const uint8_t *f, size_t len) {
+        size_t l3 = 14;
+        uint16_t type;
+
+        if (len < 14)
+                return false;
+        if (!mac_is_group(f))
+                return true;
+        type = (uint16_t) (f[12] << 8 | f[13]);
+        if (type == 0x8100 && len >= 18) { /* one VLAN tag */
+                type = (uint16_t) (f[16] << 8 | f[17]);
+                l3 = 18;
+        }
+        if (type == 0x0806) /* ARP */
+                return true;
+        /* IPv6, next header ICMPv6 (58), type 135: neighbour solicitation (RFC 4861). */
+        return type == 0x86dd && len >= l3 + 41 && f[l3 + 6] == 58 && f[l3 + 40] == 135;
+}
+
+/*
  * The writer: the source address of an authenticated frame from port. Returns 1 when the
  * address is new, 2 when it moved from another port, 0 when only refreshed or ignored (a group
  * or all-zero address), -ENOSPC at the cap (nothing changed).

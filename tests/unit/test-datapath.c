@@ -632,6 +632,81 @@ static bool session_ready(struct node *n[3], struct peer *pc) {
                atomic_load(&n[1]->d->peer->current) && atomic_load(&n[2]->d->peer->current);
 }
 
+/*
+ * A peer without a session is asked for a handshake by frames that look for a host (unicast,
+ * ARP, IPv6 neighbour solicitation), not by background multicast (router solicitations, MLD,
+ * mDNS): those come from the kernel on their own schedule and would restart a peer whose
+ * retries gave up (netns-deadpeer saw it `reconnecting` after a router solicitation).
+ */
+static void frame_into(int fd, const char *ifname, const uint8_t *frame, size_t len) {
+        struct sockaddr_ll ll = { .sll_family = AF_PACKET,
+                                  .sll_ifindex = (int) if_nametoindex(ifname),
+                                  .sll_halen = ETH_ALEN };
+
+        memcpy(ll.sll_addr, frame, 6);
+        CHECK(sendto(fd, frame, len, 0, (struct sockaddr *) &ll, sizeof(ll)) == (ssize_t) len);
+}
+
+/* Write frame into a's TAP until the data path counted it dropped for want of a session;
+ * then whether it asked for a handshake. */
+static bool dropped_asks(struct node *a, int fd, const uint8_t *frame, size_t len) {
+        uint64_t before = atomic_load(&a->d->dp.stats.tx_dropped_no_session);
+
+        atomic_store(&a->d->peer->want_handshake, false);
+        frame_into(fd, "smseek", frame, len);
+        CHECK(counter_reaches(&a->d->dp.stats.tx_dropped_no_session, before + 1, 2000));
+        return atomic_exchange(&a->d->peer->want_handshake, false);
+}
+
+static void test_sessionless_wakes(void) {
+        struct node a, b;
+        uint8_t psk[32] = { 13 }, f[96] = {};
+        int fd;
+
+        node_new(&a, false, psk, NULL, NULL);
+        node_new(&b, false, psk, NULL, NULL);
+        peer_set_endpoint(a.d->peer, &b.addr); /* an address, but no session */
+        attach(&a, "smseek");
+        fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+        CHECK(fd >= 0);
+
+        /* IPv6 router solicitation to ff02::2 (33:33:00:00:00:02), ICMPv6 type 133. */
+        memcpy(f, (const uint8_t[]){ 0x33, 0x33, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 0x0a, 0x86, 0xdd },
+               14);
+        f[14] = 0x60;
+        f[14 + 5] = 8;  /* payload length */
+        f[14 + 6] = 58; /* ICMPv6 */
+        f[14 + 7] = 255;
+        f[54] = 133;
+        CHECK(!dropped_asks(&a, fd, f, 62));
+        /* mDNS over IPv4 (01:00:5e:00:00:fb), and a broadcast of another ethertype. */
+        memcpy(f, (const uint8_t[]){ 0x01, 0, 0x5e, 0, 0, 0xfb, 0x02, 0, 0, 0, 0, 0x0a, 0x08, 0 },
+               14);
+        CHECK(!dropped_asks(&a, fd, f, 60));
+        memcpy(f, (const uint8_t[]){ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x0a,
+                                     0x88, 0xb7 },
+               14);
+        CHECK(!dropped_asks(&a, fd, f, 60));
+
+        /* An ARP request (broadcast), a neighbour solicitation, a unicast frame: each asks. */
+        memcpy(f, (const uint8_t[]){ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x0a,
+                                     0x08, 0x06 },
+               14);
+        CHECK(dropped_asks(&a, fd, f, 60));
+        memcpy(f, (const uint8_t[]){ 0x33, 0x33, 0xff, 0, 0, 0x0b, 0x02, 0, 0, 0, 0, 0x0a, 0x86,
+                                     0xdd },
+               14);
+        f[54] = 135;
+        CHECK(dropped_asks(&a, fd, f, 86));
+        memcpy(f, MAC_B, 6);
+        CHECK(dropped_asks(&a, fd, f, 60));
+
+        close(fd);
+        detach(&a);
+        node_free(&a);
+        node_free(&b);
+}
+
 static void test_learning_switch(void) {
         struct node a, b, c, *all[3] = { &a, &b, &c };
         uint8_t psk[32] = { 12 };
@@ -753,6 +828,7 @@ int main(void) {
         test_queue_share();
         test_idle_handover();
         test_learning_switch();
+        test_sessionless_wakes();
         test_tx_waits_outside_batch(); /* last: it slows lo down for a while */
         return test_summary();
 }

@@ -206,6 +206,49 @@ static void test_reader_race(void) {
         mactable_done(&r.t);
 }
 
+/* Which frames look for a host (datapath.c asks a sessionless peer for a handshake only for
+ * them). */
+static void test_frame_seeks_host(void) {
+        uint8_t f[80] = {};
+
+        CHECK(!frame_seeks_host(f, 13)); /* shorter than a header */
+        memcpy(f, (const uint8_t[]){ 0x02, 0, 0, 0, 0, 1 }, 6);
+        CHECK(frame_seeks_host(f, 14)); /* unicast, whatever it carries */
+        memset(f, 0xff, 6);
+        f[12] = 0x08;
+        f[13] = 0x06;
+        CHECK(frame_seeks_host(f, 42)); /* ARP */
+        f[13] = 0x00;
+        CHECK(!frame_seeks_host(f, 60)); /* an IPv4 broadcast (DHCP, NetBIOS) */
+        /* 802.1Q-tagged ARP. */
+        f[12] = 0x81;
+        f[13] = 0x00;
+        f[16] = 0x08;
+        f[17] = 0x06;
+        CHECK(frame_seeks_host(f, 46));
+        /* IPv6: ICMPv6 135 (neighbour solicitation) yes; 133 (router solicitation), 143 (MLDv2
+         * report) no; too short to hold the type: no. */
+        memcpy(f, (const uint8_t[]){ 0x33, 0x33, 0xff, 0, 0, 1 }, 6);
+        f[12] = 0x86;
+        f[13] = 0xdd;
+        f[14 + 6] = 58;
+        f[54] = 135;
+        CHECK(frame_seeks_host(f, 78));
+        CHECK(!frame_seeks_host(f, 54));
+        f[54] = 133;
+        CHECK(!frame_seeks_host(f, 70));
+        f[54] = 143;
+        CHECK(!frame_seeks_host(f, 70));
+        f[54] = 135;
+        f[14 + 6] = 0; /* behind a hop-by-hop header: MLD's way, not a solicitation's */
+        CHECK(!frame_seeks_host(f, 78));
+        /* mDNS over IPv4. */
+        memcpy(f, (const uint8_t[]){ 0x01, 0, 0x5e, 0, 0, 0xfb }, 6);
+        f[12] = 0x08;
+        f[13] = 0x00;
+        CHECK(!frame_seeks_host(f, 60));
+}
+
 int main(void) {
         if (sodium_init() < 0)
                 return 1;
@@ -217,5 +260,6 @@ int main(void) {
         test_forget_port();
         test_bad_init();
         test_reader_race();
+        test_frame_seeks_host();
         return test_summary();
 }
