@@ -180,12 +180,56 @@ int device_add_peer(struct device *d, const char *name, struct peer **ret) {
         d->by_id[d->n_peers++] = p;
         if (!d->peer)
                 d->peer = p;
+        p->added_ns = now_ns();
         atomic_store_explicit(&d->dp.peers[slot], p, memory_order_release);
         if (slot + 1 > atomic_load_explicit(&d->dp.peers_end, memory_order_relaxed))
                 atomic_store_explicit(&d->dp.peers_end, slot + 1, memory_order_release);
         sync_listed(d);
         *ret = p;
         return 0;
+}
+
+int device_add_joiner(struct device *d, struct peer **ret) {
+        struct peer *p;
+        int r = device_add_peer(d, NULL, &p);
+
+        if (r < 0)
+                return r;
+        p->joined = true;
+        p->state = TUNNEL_WAITING;
+        *ret = p;
+        return 0;
+}
+
+static uint64_t last_heard_ns(struct peer *p) {
+        uint64_t t = atomic_load_explicit(&p->last_rx_ns, memory_order_relaxed);
+
+        if (t < p->last_handshake_ns)
+                t = p->last_handshake_ns;
+        return t < p->added_ns ? p->added_ns : t;
+}
+
+size_t device_expire_peers(struct device *d, uint64_t now) {
+        size_t removed = 0;
+
+        for (size_t i = d->n_peers; i-- > 0;) {
+                struct peer *p = d->by_id[i];
+                char buf[ENDPOINT_STRLEN];
+                struct endpoint e;
+
+                if (!p->joined || p->address || p->state == TUNNEL_CONNECTED ||
+                    atomic_load(&p->current) || d->n_peers <= 1 ||
+                    now - last_heard_ns(p) < PEER_EXPIRE_AFTER_TIME * NSEC_PER_SEC)
+                        continue;
+                peer_get_endpoint(p, &e);
+                log_info("peer %s (%s) expired: nothing authenticated from it for %d s; it joins "
+                         "again when it comes back",
+                         p->name ? p->name : "#", e.len ? endpoint_to_string(&e, buf) : "no endpoint",
+                         PEER_EXPIRE_AFTER_TIME);
+                device_remove_peer(d, p);
+                removed++;
+        }
+        return removed;
 }
 
 void device_forget_macs(struct device *d, struct peer *p) {
@@ -271,10 +315,7 @@ static struct peer *table_add(void *userdata) {
         struct device *d = userdata;
         struct peer *p;
 
-        if (device_add_peer(d, NULL, &p) < 0)
-                return NULL;
-        p->state = TUNNEL_WAITING;
-        return p;
+        return device_add_joiner(d, &p) < 0 ? NULL : p;
 }
 
 /* Events for the connection logic (manager.c sets the hooks). */

@@ -168,6 +168,13 @@ void device_peer_removed(struct device *d, struct peer *p);
 /* A new peer in a free slot (name may be NULL), published to the data threads: -ENOSPC at
  * MESH_MAX_PEERS, -ENOMEM. */
 int device_add_peer(struct device *d, const char *name, struct peer **ret);
+/* The same for a peer that joined by itself (a shared-key newcomer, one discovery or the relay
+ * told us of): it starts waiting and expires (device_expire_peers). */
+int device_add_joiner(struct device *d, struct peer **ret);
+/* Remove the joiners that expired: no session, nothing authenticated from them for
+ * PEER_EXPIRE_AFTER_TIME s, no address given to Connect. Each is logged; returns how many went
+ * (the caller brings the instance's state up to date). */
+size_t device_expire_peers(struct device *d, uint64_t now);
 /* Unpublish p and free it once the data threads cannot hold it; its MAC entries are dropped.
  * The last peer is not removed (d->peer stays): the caller clears it instead. */
 void device_remove_peer(struct device *d, struct peer *p);

@@ -215,13 +215,12 @@ static void on_relay_peer(void *userdata, const struct relay_introduction *intro
         if (!p && identity)
                 return; /* not one of ours (relay-client.c asked for this one only) */
         if (!p) {
-                r = device_add_peer(d, NULL, &p);
+                r = device_add_joiner(d, &p);
                 if (r < 0) {
                         log_warning("relay introduced a node, but no peer can be added for it: %s",
                                     r == -ENOSPC ? "the peer table is full" : strerror(-r));
                         return;
                 }
-                p->state = TUNNEL_WAITING; /* as a newcomer's (device.c table_add) */
         }
         for (size_t i = 0; i < intro->n_candidates; i++)
                 off += (size_t) snprintf(text + off, sizeof(text) - off, "%s%s", i ? ", " : "",
@@ -633,6 +632,8 @@ void manager_tick(struct device *d, uint64_t now) {
         struct endpoint e;
 
         mesh_discovery_tick(d, now); /* mesh discovery: what is due to be sent */
+        if (device_expire_peers(d, now) > 0)
+                update_instance_state(d);
         if (!d->emit_changed)
                 return;
         if (memcmp(c, d->manager->emitted_counters, sizeof(c)) != 0 &&

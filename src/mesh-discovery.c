@@ -316,7 +316,7 @@ static int act_add(struct device *d, struct peer *from, const struct discovery_a
 
         if (n_try == 0)
                 return 0; /* introduced through the relay only: the relay client's business */
-        r = device_add_peer(d, NULL, &p);
+        r = device_add_joiner(d, &p);
         if (r < 0) {
                 char l[64];
                 log_refusal(m, now, "cannot add a peer %s told us of: %s", peer_label(d, from, l),

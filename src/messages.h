@@ -597,3 +597,13 @@ enum {
         DISCOVERY_ADDRESSES_REFRESH_MS = 1000,
 };
 /* ---- end of mesh discovery engine ---- */
+/* ---- mesh: joiners expire (issue 11) ----
+ * A peer that joined by itself (a shared-key newcomer, one a peer or the relay told us of: not
+ * configured, not given to Connect) is removed once nothing authenticated came from it for
+ * PEER_EXPIRE_AFTER_TIME seconds and it has no session: the Linux bridge's ageing time, well
+ * past the 15 s after which a silent peer counts as gone and the 90 s of retries. It joins
+ * again when it comes back. */
+enum {
+        PEER_EXPIRE_AFTER_TIME = 300,
+};
+/* ---- end of mesh: joiners expire ---- */

@@ -68,6 +68,10 @@ struct peer {
 
         /* Control loop only. */
         bool listed;              /* the APIs show it (device.c: in play, see device_peer_count) */
+        /* It joined by itself (device_add_joiner): it expires (PEER_EXPIRE_AFTER_TIME) unless
+         * Connect gave it an address since. */
+        bool joined;
+        uint64_t added_ns;
         char *address;            /* "host:port" as configured or given to Connect; NULL: none */
         enum tunnel_state state;  /* this peer's, by state.c's table (manager_peer_event) */
         char failure_reason[256]; /* why it is TUNNEL_FAILED; "" otherwise */
