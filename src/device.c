@@ -201,6 +201,16 @@ int device_add_joiner(struct device *d, struct peer **ret) {
         return 0;
 }
 
+/* How the logs name a peer: its name, its address, else its id (its D-Bus object's). */
+static const char *peer_label(const struct peer *p, char buf[static 24]) {
+        if (p->name)
+                return p->name;
+        if (p->address)
+                return p->address;
+        snprintf(buf, 24, "#%" PRIu64, p->id);
+        return buf;
+}
+
 static uint64_t last_heard_ns(struct peer *p) {
         uint64_t t = atomic_load_explicit(&p->last_rx_ns, memory_order_relaxed);
 
@@ -214,7 +224,7 @@ size_t device_expire_peers(struct device *d, uint64_t now) {
 
         for (size_t i = d->n_peers; i-- > 0;) {
                 struct peer *p = d->by_id[i];
-                char buf[ENDPOINT_STRLEN];
+                char buf[ENDPOINT_STRLEN], label[24];
                 struct endpoint e;
 
                 if (!p->joined || p->address || p->state == TUNNEL_CONNECTED ||
@@ -224,7 +234,7 @@ size_t device_expire_peers(struct device *d, uint64_t now) {
                 peer_get_endpoint(p, &e);
                 log_info("peer %s (%s) expired: nothing authenticated from it for %d s; it joins "
                          "again when it comes back",
-                         p->name ? p->name : "#", e.len ? endpoint_to_string(&e, buf) : "no endpoint",
+                         peer_label(p, label), e.len ? endpoint_to_string(&e, buf) : "no endpoint",
                          PEER_EXPIRE_AFTER_TIME);
                 device_remove_peer(d, p);
                 removed++;
@@ -234,7 +244,7 @@ size_t device_expire_peers(struct device *d, uint64_t now) {
 
 void device_forget_macs(struct device *d, struct peer *p) {
         size_t n = device_peer_macs(d, p);
-        char buf[ENDPOINT_STRLEN];
+        char buf[ENDPOINT_STRLEN], label[24];
         struct endpoint e;
 
         if (!d->dp.macs.slots)
@@ -245,7 +255,7 @@ void device_forget_macs(struct device *d, struct peer *p) {
         peer_get_endpoint(p, &e);
         if (n > 0)
                 log_info("forgot %zu MAC address(es) behind peer %s (%s)", n,
-                         p->name ? p->name : p->address ? p->address : "#",
+                         peer_label(p, label),
                          e.len ? endpoint_to_string(&e, buf) : "no endpoint");
 }
 
