@@ -348,6 +348,7 @@ static void forget_peer(struct device *d, struct peer *p) {
                 d->manager->connect_timeout =
                         sd_event_source_disable_unref(d->manager->connect_timeout);
         }
+        p->resolve = resolve_cancel(p->resolve);
         peer_clear_keys(p);
         p->handshake_attempts_started_ns = 0;
         p->handshake_attempts = 0;
@@ -414,6 +415,69 @@ static void on_resolved(struct resolve_query *q, int r, int gai_error,
         if (p == d->peer)
                 device_properties_changed(d, "Endpoint");
         want_handshake(d, p);
+}
+
+/* A configured peer's address (manager_add_configured_peer) resolved: connect to it, as the
+ * start does with the peers of the file. */
+static void on_configured_resolved(struct resolve_query *q, int r, int gai_error,
+                                   const struct endpoint *result, void *userdata) {
+        struct device *d = userdata;
+        char buf[ENDPOINT_STRLEN];
+        struct peer *p = NULL;
+
+        for (size_t i = 0; i < device_peer_count(d) && !p; i++)
+                if (device_peer_at(d, i)->resolve == q)
+                        p = device_peer_at(d, i);
+        if (!p)
+                return; /* cannot happen: removing a peer cancels its query */
+        p->resolve = NULL;
+        if (r < 0) {
+                const char *why = gai_error ? gai_strerror(gai_error) : strerror(-r);
+                log_peer_warning(p->address, NULL, "reload: cannot resolve peer address '%s': %s",
+                                 p->address, why);
+                manager_peer_event(d, p, TUNNEL_EVENT_CONNECT, NULL);
+                manager_peer_event(d, p, TUNNEL_EVENT_GAVE_UP, "Cannot resolve '%s': %s",
+                                   p->address, why);
+                return;
+        }
+        peer_set_endpoint(p, result);
+        p->static_endpoint = true;
+        endpoint_to_string(result, buf);
+        log_peer_info(p->address, buf, "connecting to %s (%s)", buf, p->address);
+        manager_peer_event(d, p, TUNNEL_EVENT_CONNECT, NULL);
+        want_handshake(d, p);
+}
+
+int manager_add_configured_peer(struct device *d, const struct config_peer *cp,
+                                struct manager_error *ret_error) {
+        struct peer *p;
+        int r;
+
+        r = device_add_peer(d, cp->name, &p);
+        if (r == -ENOSPC)
+                return fail(ret_error, r, "Too many peers (at most %u)", (unsigned) MESH_MAX_PEERS);
+        if (r < 0)
+                return fail(ret_error, r, "%s", strerror(-r));
+        if (cp->has_public_key) {
+                memcpy(p->public_key, cp->public_key, sizeof(p->public_key));
+                if (d->keys.pattern == NOISE_PATTERN_IKPSK2)
+                        cookie_maker_init(&p->cookie_maker, p->public_key);
+        }
+        if (!cp->host)
+                return 0; /* it waits for that node to connect */
+        p->address = malloc(strlen(cp->host) + 16);
+        if (!p->address) {
+                device_remove_peer(d, p);
+                return fail(ret_error, -ENOMEM, "%s", strerror(ENOMEM));
+        }
+        sprintf(p->address, strchr(cp->host, ':') ? "[%s]:%u" : "%s:%u", cp->host, cp->port);
+        r = resolve_start(d->event, cp->host, cp->port, d->udp_family, on_configured_resolved, d,
+                          &p->resolve);
+        if (r < 0) {
+                device_remove_peer(d, p);
+                return fail(ret_error, r, "Cannot start name resolution: %s", strerror(-r));
+        }
+        return 0;
 }
 
 /* Is host:port (numeric) where p is reached now? */
@@ -657,6 +721,8 @@ bool manager_connect_pending(const struct device *d) {
 void manager_stop(struct device *d) {
         if (!d->manager)
                 return;
+        for (size_t i = 0; i < device_peer_count(d); i++)
+                device_peer_at(d, i)->resolve = resolve_cancel(device_peer_at(d, i)->resolve);
         mesh_discovery_stop(d);
         memset(&d->events, 0, sizeof(d->events));
         d->manager->resolve = resolve_cancel(d->manager->resolve);

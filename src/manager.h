@@ -60,6 +60,11 @@ struct manager_connect_request {
  * error. */
 int manager_connect(struct device *d, const struct manager_connect_request *req,
                     struct manager_waiter *w, struct manager_error *ret_error);
+/* Reload: an entry of the configuration's peers: list joins the running table. With an address
+ * it is resolved off the loop and connected to, as at start; without one it waits for that
+ * node. Returns 0, or -ENOSPC (MESH_MAX_PEERS) or a system error with ret_error's message. */
+int manager_add_configured_peer(struct device *d, const struct config_peer *cp,
+                                struct manager_error *ret_error);
 /* Leave every peer (all but the table's first are removed; that one stays, disconnected);
  * -ENOTCONN when there is none. */
 int manager_disconnect(struct device *d, struct manager_error *ret_error);

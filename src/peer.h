@@ -31,6 +31,8 @@ enum handshake_state {
         HANDSHAKE_CREATED_INITIATION,
 };
 
+struct resolve_query; /* resolve.h: manager.c resolves a configured address */
+
 /* The data threads' quiescent-state markers (datapath.c bumps them: odd inside a batch, even
  * otherwise). NULL: no data thread exists, so nothing can hold a retired key pair. */
 struct qs_markers {
@@ -72,6 +74,8 @@ struct peer {
          * Connect gave it an address since. */
         bool joined;
         uint64_t added_ns;
+        /* manager.c: its configured address, being resolved (a peer added by reload). */
+        struct resolve_query *resolve;
         char *address;            /* "host:port" as configured or given to Connect; NULL: none */
         enum tunnel_state state;  /* this peer's, by state.c's table (manager_peer_event) */
         char failure_reason[256]; /* why it is TUNNEL_FAILED; "" otherwise */

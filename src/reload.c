@@ -94,10 +94,10 @@ static void restart_only_changes(const struct device *d, const struct config *ol
                         peer_changed(old, new) &&
                         d->state != TUNNEL_WAITING && d->state != TUNNEL_FAILED,
                 "peer.public_key (a waiting instance with a session to the old peer)");
-        /* Reload applies a new peer to a one-peer node; a list of several is read at start
-         * (Connect and Disconnect change the running table). */
-        CHANGED((old->n_peers > 1 || new->n_peers > 1) && peer_list_changed(old, new),
-                "peers (a list of several peers)");
+        /* A list of several peers is applied entry by entry (apply_peer_list); dropping the
+         * whole list is the one-peer rule above (waiting is reached only at start-up). */
+        CHANGED(old->n_peers > 1 && new->n_peers == 0,
+                "peers (now empty: to wait for a peer)");
         /* A new relay while the tunnel runs through the old one would cut it: only then. */
         peer_get_endpoint((struct peer *) d->peer, &e);
         CHANGED(relay_changed(old, new) && e.len && e.via_relay,
@@ -147,6 +147,111 @@ static int apply_peer(struct device *d, const struct config *new, char *buf, siz
                 return r;
         }
         log_info("reload: peer is now %s", addr);
+        return 0;
+}
+
+/* The same node in both lists: the same public key (identity mode), else the same name when
+ * both have one, else the same address. */
+static bool same_node(const struct config_peer *a, const struct config_peer *b, bool identity) {
+        if (identity)
+                return a->has_public_key && b->has_public_key &&
+                       memcmp(a->public_key, b->public_key, sizeof(a->public_key)) == 0;
+        if (a->name && b->name)
+                return strcmp(a->name, b->name) == 0;
+        return !a->name && !b->name && a->host && b->host && strcmp(a->host, b->host) == 0 &&
+               a->port == b->port;
+}
+
+static const struct config_peer *find_node(const struct config *c, const struct config_peer *e,
+                                           bool identity) {
+        for (size_t i = 0; i < c->n_peers; i++)
+                if (same_node(&c->peers[i], e, identity))
+                        return &c->peers[i];
+        return NULL;
+}
+
+/* The running peer an entry of the old list made (device_new, or an earlier reload). */
+static struct peer *running_peer(struct device *d, const struct config_peer *cp, bool identity) {
+        char addr[300] = "";
+        struct peer *p;
+
+        if (cp->host)
+                snprintf(addr, sizeof(addr), strchr(cp->host, ':') ? "[%s]:%u" : "%s:%u", cp->host,
+                         cp->port);
+        for (size_t i = 0; (p = device_peer_at(d, i)); i++) {
+                if (identity ? memcmp(p->public_key, cp->public_key, sizeof(p->public_key)) == 0
+                    : cp->name ? p->name && strcmp(p->name, cp->name) == 0
+                               : !p->name && p->address && strcmp(p->address, addr) == 0)
+                        return p;
+        }
+        return NULL;
+}
+
+static bool entry_moved(const struct config_peer *a, const struct config_peer *b) {
+        return !str_eq(a->host, b->host) || a->port != b->port || !str_eq(a->name, b->name);
+}
+
+/* A list of several peers (before or after): the entries that are new join the running table,
+ * those that are gone hear a closing message and leave it, and an entry whose address or name
+ * changed is the node left and joined again. New ones first, so that the table never runs
+ * empty on the way. Peers that joined by themselves, or through Connect, are not touched. */
+static int apply_peer_list(struct device *d, const struct config *old, const struct config *new,
+                           char *buf, size_t size) {
+        bool identity = config_identity_mode(new);
+        struct manager_error err = {};
+        _cleanup_free_ uint64_t *leaving = NULL;
+        size_t added = 0, n_leaving = 0;
+        int r;
+
+        /* Who leaves, found before anyone joins (a moved entry's new peer has the old name). */
+        leaving = calloc(MAX(old->n_peers, (size_t) 1), sizeof(*leaving));
+        if (!leaving) {
+                snprintf(buf, size, "reload: %s", strerror(ENOMEM));
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < old->n_peers; i++) {
+                const struct config_peer *cp = &old->peers[i], *now = find_node(new, cp, identity);
+                struct peer *p;
+
+                if (now && !entry_moved(cp, now))
+                        continue;
+                p = running_peer(d, cp, identity);
+                if (p)
+                        leaving[n_leaving++] = p->id;
+        }
+        for (size_t i = 0; i < new->n_peers; i++) {
+                const struct config_peer *cp = &new->peers[i], *was = find_node(old, cp, identity);
+
+                if (was && !entry_moved(was, cp))
+                        continue;
+                r = manager_add_configured_peer(d, cp, &err);
+                if (r < 0) {
+                        snprintf(buf, size, "reload: cannot add peers[%zu] (line %zu): %s", i,
+                                 cp->line, err.message);
+                        return r;
+                }
+                log_info("reload: peer %s%s%s joins (line %zu)", cp->name ? cp->name : "",
+                         cp->name ? " at " : "", cp->host ? cp->host : "(it connects to us)",
+                         cp->line);
+                added++;
+        }
+        for (size_t k = 0; k < n_leaving; k++) {
+                struct peer *p = NULL;
+
+                for (size_t i = 0; (p = device_peer_at(d, i)) && p->id != leaving[k]; i++)
+                        ;
+                if (!p)
+                        continue;
+                log_info("reload: peer %s is no longer configured: it leaves",
+                         p->name ? p->name : p->address ? p->address : "(no address)");
+                r = manager_disconnect_peer(d, p, &err);
+                if (r < 0 && r != -ENOTCONN) {
+                        snprintf(buf, size, "reload: cannot leave peer %s: %s",
+                                 p->name ? p->name : p->address ? p->address : "", err.message);
+                        return r;
+                }
+        }
+        snprintf(buf, size, "%zu joined, %zu left", added, n_leaving);
         return 0;
 }
 
@@ -204,7 +309,8 @@ static void take_config(struct device *d, struct config *new) {
 int reload_config(struct device *d, char *buf, size_t size) {
         _cleanup_(config_freep) struct config *new = NULL;
         char errbuf[512] = "", changed[512];
-        bool peer, relay, stun, group;
+        char list_msg[1024] = "";
+        bool peer, list, relay, stun, group;
         int r;
 
         r = config_load(d->config->path, &new, errbuf, sizeof(errbuf));
@@ -230,7 +336,8 @@ int reload_config(struct device *d, char *buf, size_t size) {
                 return -EBUSY;
         }
 
-        peer = peer_changed(d->config, new);
+        list = (d->config->n_peers > 1 || new->n_peers > 1) && peer_list_changed(d->config, new);
+        peer = !list && peer_changed(d->config, new);
         relay = relay_changed(d->config, new);
         stun = stun_changed(d->config, new);
         group = !str_eq(d->config->control_group, new->control_group);
@@ -253,8 +360,17 @@ int reload_config(struct device *d, char *buf, size_t size) {
                 if (r < 0)
                         return r;
         }
-        snprintf(buf, size, "reloaded %s%s%s%s%s", d->config->path,
-                 peer ? " (peer applied)" : "", relay ? " (relay applied)" : "",
+        if (list) {
+                /* take_config swapped the lists: new holds the old one now. */
+                r = apply_peer_list(d, new, d->config, list_msg, sizeof(list_msg));
+                if (r < 0) {
+                        snprintf(buf, size, "%s", list_msg);
+                        return r;
+                }
+        }
+        snprintf(buf, size, "reloaded %s%s%s%s%s%s%s%s", d->config->path,
+                 peer ? " (peer applied)" : "", list ? " (peers: " : "", list_msg,
+                 list ? ")" : "", relay ? " (relay applied)" : "",
                  stun ? " (STUN server applied)" : "", group ? " (control group applied)" : "");
         return 0;
 }
