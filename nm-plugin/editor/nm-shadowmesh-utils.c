@@ -4,6 +4,7 @@
 #include "config.h"
 #include "noise.h"
 
+#include "nm-shadowmesh-peer-id.h"
 #include "nm-shadowmesh-utils.h"
 
 #include <arpa/inet.h>
@@ -72,10 +73,21 @@ char **nm_shadowmesh_split_peers(const char *value) {
         return (char **) g_ptr_array_free(out, FALSE);
 }
 
-gboolean nm_shadowmesh_check_peers(const char *value, gboolean identity, GError **error) {
+gboolean nm_shadowmesh_check_peers(const char *value, const char *peer, gboolean identity,
+                                   GError **error) {
         g_auto(GStrv) entries = nm_shadowmesh_split_peers(value);
         g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_autofree char *peer_id = NULL;
+        char *peer_host = NULL;
+        uint16_t peer_port;
 
+        /* The first peer's node, when "peer" is a valid address (its own check names it
+         * otherwise). */
+        if (peer && *peer &&
+            config_parse_host_port(peer, NM_SHADOWMESH_DEFAULT_PORT, &peer_host, &peer_port) >= 0) {
+                peer_id = nm_shadowmesh_peer_identity(peer_host, peer_port);
+                free(peer_host);
+        }
         for (char **p = entries; *p; p++) {
                 g_autofree char *address = NULL, *id = NULL;
                 const char *eq = strchr(*p, '=');
@@ -90,9 +102,14 @@ gboolean nm_shadowmesh_check_peers(const char *value, gboolean identity, GError 
                                        _("Further peers: “%s” is not host[:port][=PUBLICKEY] "
                                          "(entries are separated by spaces or “;”)"),
                                        *p);
-                id = g_strdup_printf("%s|%u", host, port);
+                id = nm_shadowmesh_peer_identity(host, port);
                 free(host);
-                if (!g_hash_table_add(seen, g_ascii_strdown(id, -1)))
+                if (peer_id && strcmp(id, peer_id) == 0)
+                        return invalid(error,
+                                       _("Further peers: “%s” is the node of Peer (“%s”) again; "
+                                         "list only the other nodes here"),
+                                       *p, peer);
+                if (!g_hash_table_add(seen, g_steal_pointer(&id)))
                         return invalid(error, _("Further peers: “%s” is listed twice"), *p);
                 if (identity && !eq)
                         return invalid(error,

@@ -314,6 +314,10 @@ static void test_refused(NMVpnEditor *e, NMConnection *c) {
                 {"peers_entry", "192.0.2.9=" PUBLIC_C ", 192.0.2.10", "Further peers"},
                 {"peers_entry", "192.0.2.9=" PUBLIC_C " 192.0.2.9:9001=" PUBLIC_D, "twice"},
                 {"peers_entry", "192.0.2.9=AAAA", "public key of “192.0.2.9”"},
+                /* The node of Peer (vpn.example.org:9001) again, spelled otherwise. */
+                {"peers_entry", "192.0.2.9=" PUBLIC_C " VPN.Example.org.=" PUBLIC_D,
+                 "Further peers: “VPN.Example.org.=" PUBLIC_D "” is the node of Peer "
+                 "(“vpn.example.org:9001”) again"},
                 {"local_ip_entry", "10.0.0.300/24", "10.0.0.300/24"},
                 {"local_ip_entry", "10.0.0.2/24, 10.1.0.2/24", "one IPv4"},
                 {"tap_device_entry", "a-name-far-too-long", "Interface name"},

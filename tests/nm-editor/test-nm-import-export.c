@@ -643,6 +643,20 @@ static void test_export_refuses(void) {
         nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_TAP_DEVICE, "tap/0");
         expect_export_error(c, "tap/0");
         nm_setting_vpn_remove_data_item(s_vpn, NM_SHADOWMESH_KEY_TAP_DEVICE);
+        /* A further peer that is the node of "peer" again (a v4-mapped spelling, default port):
+         * the service would refuse the connection. */
+        nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEER, "192.0.2.1");
+        nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEERS, "192.0.2.7 ::ffff:192.0.2.1");
+        expect_export_error(c, "Further peers: “::ffff:192.0.2.1” is the node of Peer "
+                               "(“192.0.2.1”) again");
+        nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEERS, "192.0.2.7 192.0.2.1:9002");
+        {
+                g_autofree char *ok = tmp_path("peers-ok.yaml");
+
+                CHECK(export(c, ok));
+        }
+        nm_setting_vpn_remove_data_item(s_vpn, NM_SHADOWMESH_KEY_PEERS);
+        nm_setting_vpn_remove_data_item(s_vpn, NM_SHADOWMESH_KEY_PEER);
         nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_MODE, NM_SHADOWMESH_MODE_IDENTITY);
         expect_export_error(c, "Peer public key");
         nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_MODE, "psk");
