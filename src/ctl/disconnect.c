@@ -43,12 +43,22 @@ static int find_peer(sd_bus *bus, const struct ctl_instance *inst, const char *a
         if (found == 1) {
                 *ret = strdup(peers[at].object);
                 r = *ret ? CTL_EXIT_OK : ctl_error(CTL_EXIT_FAILURE, "%s", strerror(ENOMEM));
-        } else if (found > 1)
+        } else if (found > 1) {
+                /* Names are unique, and so are ids, but one peer's name may be another's id:
+                 * the object path (or the public key) is what tells them apart. */
+                char ids[128] = "";
+                size_t len = 0;
+
+                for (size_t i = 0; i < n && len < sizeof(ids); i++)
+                        if (peer_matches(&peers[i], arg))
+                                len += (size_t) snprintf(ids + len, sizeof(ids) - len, "%s%s",
+                                                         len ? ", " : "", peers[i].id);
                 r = ctl_error(CTL_EXIT_USAGE,
-                              _("'%s' names %zu peers of instance '%s': give its id or public "
-                                "key"),
-                              arg, found, inst->name);
-        else
+                              _("'%s' names %zu peers of instance '%s' (ids %s): give the "
+                                "peer's public key or object path, as 'shadowmeshctl status' "
+                                "shows them"),
+                              arg, found, inst->name, ids);
+        } else
                 r = ctl_error(CTL_EXIT_STATE,
                               _("instance '%s' has no peer '%s' (a name, a public key or an id, "
                                 "as 'shadowmeshctl status' shows them)"),
