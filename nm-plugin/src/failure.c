@@ -14,15 +14,15 @@ static const struct {
          * looks exactly like silence (the peer drops what it cannot authenticate, and says
          * nothing), so it cannot fail faster than the timeout, nor tell a wrong key from a wrong
          * address or a blocked port; the hint says all three. */
-        { BUS_ERROR_HANDSHAKE_TIMEOUT,
-          { NM_VPN_PLUGIN_FAILURE_LOGIN_FAILED,
-            "no answer from the peer: wrong address, blocked UDP port or a different key" } },
+        {BUS_ERROR_HANDSHAKE_TIMEOUT,
+         {NM_VPN_PLUGIN_FAILURE_LOGIN_FAILED,
+          "no answer from the peer: wrong address, blocked UDP port or a different key"}},
         /* The service checked the address's form before it started the daemon, so what the
          * daemon still refuses is in practice a host name that does not resolve. */
-        { BUS_ERROR_INVALID_PEER,
-          { NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED,
-            "the peer's host name does not resolve or its address is refused: check vpn.data "
-            "'peer' and the DNS servers" } },
+        {BUS_ERROR_INVALID_PEER,
+         {NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED,
+          "the peer's host name does not resolve or its address is refused: check vpn.data "
+          "'peer' and the DNS servers"}},
 };
 
 static const struct failure other = {

@@ -18,20 +18,20 @@ static void test_by_name(void) {
                 NMVpnPluginFailure reason;
                 const char *hint; /* a part of it */
         } cases[] = {
-                { BUS_ERROR_HANDSHAKE_TIMEOUT, NM_VPN_PLUGIN_FAILURE_LOGIN_FAILED,
-                  "no answer from the peer: wrong address, blocked UDP port or a different key" },
-                { BUS_ERROR_INVALID_PEER, NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED,
-                  "check vpn.data 'peer' and the DNS servers" },
-                { BUS_ERROR_RELAY_UNAVAILABLE, NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED,
-                  "the tunnel could not be set up" },
-                { BUS_ERROR_ALREADY_CONNECTED, NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED,
-                  "the tunnel could not be set up" },
-                { "org.freedesktop.DBus.Error.ServiceUnknown", NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED,
-                  "the tunnel could not be set up" },
+                {BUS_ERROR_HANDSHAKE_TIMEOUT, NM_VPN_PLUGIN_FAILURE_LOGIN_FAILED,
+                 "no answer from the peer: wrong address, blocked UDP port or a different key"},
+                {BUS_ERROR_INVALID_PEER, NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED,
+                 "check vpn.data 'peer' and the DNS servers"},
+                {BUS_ERROR_RELAY_UNAVAILABLE, NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED,
+                 "the tunnel could not be set up"},
+                {BUS_ERROR_ALREADY_CONNECTED, NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED,
+                 "the tunnel could not be set up"},
+                {"org.freedesktop.DBus.Error.ServiceUnknown", NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED,
+                 "the tunnel could not be set up"},
                 /* A prefix of a known name is another name. */
-                { BUS_ERROR_PREFIX "Handshake", NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED,
-                  "the tunnel could not be set up" },
-                { NULL, NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED, "the tunnel could not be set up" },
+                {BUS_ERROR_PREFIX "Handshake", NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED,
+                 "the tunnel could not be set up"},
+                {NULL, NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED, "the tunnel could not be set up"},
         };
 
         for (size_t k = 0; k < G_N_ELEMENTS(cases); k++) {
@@ -50,8 +50,8 @@ static void test_reason_names(void) {
         CHECK(strcmp(failure_reason_name(NM_VPN_PLUGIN_FAILURE_LOGIN_FAILED), "login-failed") == 0);
         CHECK(strcmp(failure_reason_name(NM_VPN_PLUGIN_FAILURE_BAD_IP_CONFIG), "bad-ip-config") ==
               0);
-        CHECK(strcmp(failure_reason_name(NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED),
-                     "connect-failed") == 0);
+        CHECK(strcmp(failure_reason_name(NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED), "connect-failed") ==
+              0);
 }
 
 int main(void) {
