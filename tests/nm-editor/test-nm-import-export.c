@@ -618,6 +618,10 @@ static void expect_export_error(NMConnection *c, const char *what) {
         g_clear_error(&err);
 }
 
+/* Two public keys (any valid keys). */
+#define KEY_B "DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ="
+#define KEY_C "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
+
 /* A connection made with nmcli is not checked by the editor: export refuses what the daemon
  * would refuse, and names it. */
 static void test_export_refuses(void) {
@@ -655,6 +659,17 @@ static void test_export_refuses(void) {
 
                 CHECK(export(c, ok));
         }
+        /* Identity mode: a further peer's key that is Peer's, or another entry's, again. */
+        nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_MODE, NM_SHADOWMESH_MODE_IDENTITY);
+        nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY, KEY_B);
+        nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEERS, "192.0.2.7=" KEY_B);
+        expect_export_error(c, "Further peers: “192.0.2.7=" KEY_B "” has the same public key as "
+                               "Peer");
+        nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEERS,
+                                     "192.0.2.7=" KEY_C " 192.0.2.8=" KEY_C);
+        expect_export_error(c, "Further peers: “192.0.2.8=" KEY_C "” has the same public key as "
+                               "“192.0.2.7=" KEY_C "”");
+        nm_setting_vpn_remove_data_item(s_vpn, NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY);
         nm_setting_vpn_remove_data_item(s_vpn, NM_SHADOWMESH_KEY_PEERS);
         nm_setting_vpn_remove_data_item(s_vpn, NM_SHADOWMESH_KEY_PEER);
         nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_MODE, NM_SHADOWMESH_MODE_IDENTITY);
