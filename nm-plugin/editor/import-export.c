@@ -357,7 +357,9 @@ char *nm_shadowmesh_export_to_string(NMConnection *connection, const char *priva
                         fail_export(error, _("Further peers are set but no peer"));
                         return NULL;
                 }
-                if (!nm_shadowmesh_check_peers(v, identity, error))
+                if (!nm_shadowmesh_check_peers(v, data(s_vpn, NM_SHADOWMESH_KEY_PEER),
+                                               data(s_vpn, NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY),
+                                               identity, error))
                         return NULL;
                 peers = nm_shadowmesh_split_peers(v);
                 if (!peers[0])

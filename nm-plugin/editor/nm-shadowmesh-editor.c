@@ -421,7 +421,8 @@ static gboolean update_connection(NMVpnEditor *editor, NMConnection *connection,
         peer = entry_get_text(self->peer);
         if (!nm_shadowmesh_check_host_port(peer, _("Peer"), error))
                 return FALSE;
-        if (!nm_shadowmesh_check_peers(entry_get_text(self->peers), identity, error))
+        if (!nm_shadowmesh_check_peers(entry_get_text(self->peers), peer,
+                                       entry_get_text(self->peer_public_key), identity, error))
                 return FALSE;
         local_ip = entry_get_text(self->local_ip);
         if (!nm_shadowmesh_check_local_ip(local_ip, error))

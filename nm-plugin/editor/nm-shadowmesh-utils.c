@@ -4,6 +4,7 @@
 #include "config.h"
 #include "noise.h"
 
+#include "nm-shadowmesh-peer-id.h"
 #include "nm-shadowmesh-utils.h"
 
 #include <arpa/inet.h>
@@ -72,16 +73,33 @@ char **nm_shadowmesh_split_peers(const char *value) {
         return (char **) g_ptr_array_free(out, FALSE);
 }
 
-gboolean nm_shadowmesh_check_peers(const char *value, gboolean identity, GError **error) {
+gboolean nm_shadowmesh_check_peers(const char *value, const char *peer, const char *peer_public_key,
+                                   gboolean identity, GError **error) {
         g_auto(GStrv) entries = nm_shadowmesh_split_peers(value);
         g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        /* identity mode: each entry's public key (base64) -> the entry */
+        g_autoptr(GHashTable) keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_autofree char *peer_id = NULL, *peer_key = NULL;
+        char *peer_host = NULL;
+        uint16_t peer_port;
+        uint8_t k[32];
 
+        /* The first peer's node, when "peer" is a valid address (its own check names it
+         * otherwise). */
+        if (peer && *peer &&
+            config_parse_host_port(peer, NM_SHADOWMESH_DEFAULT_PORT, &peer_host, &peer_port) >= 0) {
+                peer_id = nm_shadowmesh_peer_identity(peer_host, peer_port);
+                free(peer_host);
+        }
+        /* Its public key likewise, when valid. */
+        if (identity && peer_public_key && *peer_public_key &&
+            nm_shadowmesh_parse_key(peer_public_key, "", k, NULL))
+                peer_key = nm_shadowmesh_key_to_base64(k);
         for (char **p = entries; *p; p++) {
                 g_autofree char *address = NULL, *id = NULL;
                 const char *eq = strchr(*p, '=');
                 char *host = NULL;
                 uint16_t port;
-                uint8_t k[32];
 
                 address = eq ? g_strndup(*p, (size_t) (eq - *p)) : g_strdup(*p);
                 if (!*address ||
@@ -90,9 +108,14 @@ gboolean nm_shadowmesh_check_peers(const char *value, gboolean identity, GError 
                                        _("Further peers: “%s” is not host[:port][=PUBLICKEY] "
                                          "(entries are separated by spaces or “;”)"),
                                        *p);
-                id = g_strdup_printf("%s|%u", host, port);
+                id = nm_shadowmesh_peer_identity(host, port);
                 free(host);
-                if (!g_hash_table_add(seen, g_ascii_strdown(id, -1)))
+                if (peer_id && strcmp(id, peer_id) == 0)
+                        return invalid(error,
+                                       _("Further peers: “%s” is the node of Peer (“%s”) again; "
+                                         "list only the other nodes here"),
+                                       *p, peer);
+                if (!g_hash_table_add(seen, g_steal_pointer(&id)))
                         return invalid(error, _("Further peers: “%s” is listed twice"), *p);
                 if (identity && !eq)
                         return invalid(error,
@@ -110,7 +133,22 @@ gboolean nm_shadowmesh_check_peers(const char *value, gboolean identity, GError 
                                                field);
                         if (!nm_shadowmesh_parse_key(eq + 1, field, k, error))
                                 return FALSE;
-                        sodium_memzero(k, sizeof(k));
+                }
+                if (identity) {
+                        g_autofree char *key = nm_shadowmesh_key_to_base64(k);
+                        const char *other = g_hash_table_lookup(keys, key);
+
+                        if (peer_key && strcmp(key, peer_key) == 0)
+                                return invalid(error,
+                                               _("Further peers: “%s” has the same public key "
+                                                 "as Peer (Peer public key)"),
+                                               *p);
+                        if (other)
+                                return invalid(error,
+                                               _("Further peers: “%s” has the same public key as "
+                                                 "“%s”"),
+                                               *p, other);
+                        g_hash_table_insert(keys, g_steal_pointer(&key), *p);
                 }
         }
         return TRUE;

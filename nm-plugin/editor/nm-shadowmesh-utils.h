@@ -30,9 +30,11 @@ gboolean nm_shadowmesh_check_local_ip(const char *value, GError **error);
 char **nm_shadowmesh_split_local_ip(const char *value);
 
 /* The "peers" value: "host[:port][=PUBLICKEY]" entries separated by spaces or ';', each address
- * once, each with a valid public key in identity mode. An empty string is valid (no further
- * peer). The service checks the same (and that no entry repeats "peer"). */
-gboolean nm_shadowmesh_check_peers(const char *value, gboolean identity, GError **error);
+ * once and none the node of peer (the connection's "peer"; NULL or "" for none); in identity
+ * mode each with a valid public key, each key once and none peer_public_key (NULL or "" for
+ * none). An empty string is valid (no further peer). The service checks the same. */
+gboolean nm_shadowmesh_check_peers(const char *value, const char *peer, const char *peer_public_key,
+                                   gboolean identity, GError **error);
 
 /* Splits a "peers" value into its entries (NULL-terminated; never NULL). */
 char **nm_shadowmesh_split_peers(const char *value);

@@ -67,13 +67,21 @@ struct instance {
 
 static void finish_stop(struct instance *i);
 
-static void fail(struct instance *i, const char *message) {
+/* error_name: the daemon's D-Bus error that failed it, NULL if none did. */
+static void fail_with(struct instance *i, const char *error_name, const char *message) {
         if (i->failed_sent || i->state >= STATE_STOPPING)
                 return;
         i->failed_sent = true;
-        log_error("%s", message);
+        if (error_name)
+                log_error("%s (%s)", message, error_name);
+        else
+                log_error("%s", message);
         if (i->cb.failed)
-                i->cb.failed(i, message, i->userdata);
+                i->cb.failed(i, error_name, message, i->userdata);
+}
+
+static void fail(struct instance *i, const char *message) {
+        fail_with(i, NULL, message);
 }
 
 /* ---- the runtime directory ------------------------------------------------------------------- */
@@ -388,12 +396,16 @@ static bool spawn(struct instance *i, const char *shadowmeshd, GError **error) {
 
 /* ---- the bus --------------------------------------------------------------------------------- */
 
-static char *remote_error_message(GError *error) {
+/* A failed call's message without GDBus's "GDBus.Error:NAME: " prefix, and its D-Bus error name
+ * in ret_name (NULL when the error is not a remote one: a timeout, a closed connection). */
+static char *remote_error_message(GError *error, char **ret_name) {
         g_autofree char *name = g_dbus_error_get_remote_error(error);
 
         g_dbus_error_strip_remote_error(error);
         if (name)
                 log_debug("D-Bus error %s: %s", name, error->message);
+        if (ret_name)
+                *ret_name = g_steal_pointer(&name);
         return g_strdup(error->message);
 }
 
@@ -418,7 +430,7 @@ static void on_further_connect_reply(GObject *source, GAsyncResult *res, gpointe
         i = data;
         peer = i->peers[i->next_peer - 1];
         if (!reply) {
-                g_autofree char *why = remote_error_message(error);
+                g_autofree char *why = remote_error_message(error, NULL);
                 log_warning("further peer %s: Connect failed: %s (the connection stays up)", peer,
                             why);
         } else
@@ -459,9 +471,10 @@ static void on_status(GObject *source, GAsyncResult *res, gpointer data) {
                 return;
         i = data;
         if (!reply) {
-                g_autofree char *why = remote_error_message(error);
+                g_autofree char *name = NULL;
+                g_autofree char *why = remote_error_message(error, &name);
                 g_autofree char *msg = g_strdup_printf(_("Cannot read the tunnel status: %s"), why);
-                fail(i, msg);
+                fail_with(i, name, msg);
                 return;
         }
         dict = g_variant_get_child_value(reply, 0);
@@ -495,9 +508,10 @@ static void on_connect_reply(GObject *source, GAsyncResult *res, gpointer data) 
                 return;
         i = data;
         if (!reply) {
-                g_autofree char *why = remote_error_message(error);
+                g_autofree char *name = NULL;
+                g_autofree char *why = remote_error_message(error, &name);
                 g_autofree char *msg = g_strdup_printf(_("Cannot connect to %s: %s"), i->peer, why);
-                fail(i, msg);
+                fail_with(i, name, msg);
                 return;
         }
         g_dbus_connection_call(i->bus, i->bus_name, i->bus_path, TUNNEL_IFACE, "GetStatus", NULL,

@@ -14,7 +14,8 @@
  *                    daemon takes one Connect at a time); one that fails is logged with its
  *                    address and does not fail the connection
  *   failed()         Connect failed, the daemon exited or did not appear, or its tunnel went to
- *                    State "disconnected": called at most once, with a translated message
+ *                    State "disconnected": called at most once, with a translated message and,
+ *                    when the daemon answered with an error, that error's D-Bus name
  *   instance_stop    SIGTERM, SIGKILL after stop_timeout_sec, reap, wipe the runtime
  *                    directory -> stopped()
  *
@@ -33,7 +34,10 @@ struct instance;
 
 struct instance_callbacks {
         void (*connected)(struct instance *i, void *userdata);
-        void (*failed)(struct instance *i, const char *message, void *userdata);
+        /* error_name: the D-Bus error name the daemon answered with (one of
+         * include/shadowmesh/bus-api.h's), or NULL when no error reply failed it. */
+        void (*failed)(struct instance *i, const char *error_name, const char *message,
+                       void *userdata);
         void (*stopped)(struct instance *i, void *userdata);
 };
 

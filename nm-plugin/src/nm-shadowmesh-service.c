@@ -15,7 +15,7 @@
  * what is on the TAP, and NM removes it again. The addresses never make a default route (an L2
  * segment, not an internet gateway). Disconnect, or the daemon's death, stops the instance; a
  * failure is reported with the Failure signal and the NM_VPN_PLUGIN_FAILURE_* reason that fits
- * (failure_reason()), after which NetworkManager deactivates the connection. Every log line
+ * (failure.c), after which NetworkManager deactivates the connection. Every log line
  * carries NM_CONNECTION=<uuid> in the journal (service-log.c).
  */
 #include <arpa/inet.h>
@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "failure.h"
 #include "instance.h"
 #include "nm-shadowmesh-keys.h"
 #include "service-log.h"
@@ -158,42 +159,8 @@ static bool send_config(SmPlugin *self, GError **error) {
  * "Unknown reason". In every case the service's error line under NM_CONNECTION=<uuid>, the
  * journal match nmcli's hint prints, names the cause (tests/nm/nm-reasons.sh).
  *
- * A handshake that got no answer is the login of this VPN failing: the handshake is its only
- * authentication, and a wrong key looks exactly like silence (the peer drops what it cannot
- * authenticate, and says nothing), so it cannot fail faster than the timeout, nor tell a wrong
- * key from a wrong address or a blocked port; the log line says all three. */
-
-/* The daemon's HandshakeTimeout message (src/manager.c), which instance.c passes on. */
-#define DAEMON_NO_HANDSHAKE "No handshake with "
-
-/* Its InvalidPeer message for a name that does not resolve (src/manager.c). */
-#define DAEMON_CANNOT_RESOLVE "Cannot resolve '"
-
-static NMVpnPluginFailure failure_reason(const char *message, const char **ret_hint) {
-        if (message && strstr(message, DAEMON_NO_HANDSHAKE)) {
-                *ret_hint = "no answer from the peer: wrong address, blocked UDP port or a "
-                            "different key";
-                return NM_VPN_PLUGIN_FAILURE_LOGIN_FAILED;
-        }
-        if (message && strstr(message, DAEMON_CANNOT_RESOLVE)) {
-                *ret_hint = "the peer's host name does not resolve: check vpn.data 'peer' and the "
-                            "DNS servers";
-                return NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED;
-        }
-        *ret_hint = "the tunnel could not be set up";
-        return NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED;
-}
-
-static const char *failure_name(NMVpnPluginFailure reason) {
-        switch (reason) {
-        case NM_VPN_PLUGIN_FAILURE_LOGIN_FAILED:
-                return "login-failed";
-        case NM_VPN_PLUGIN_FAILURE_BAD_IP_CONFIG:
-                return "bad-ip-config";
-        default:
-                return "connect-failed";
-        }
-}
+ * Which reason a failure of the daemon's is follows from the D-Bus error name it answered
+ * Connect with (failure.c), never from the error's text. */
 
 /* Tell NetworkManager, once, with the reason. While the service is still STARTING libnm's
  * disconnect would add a Failure(CONNECT_FAILED) of its own, which NetworkManager takes as the
@@ -203,7 +170,7 @@ static void report_failure(SmPlugin *self, NMVpnPluginFailure reason, const char
                            const char *hint) {
         NMVpnServiceState state = NM_VPN_SERVICE_STATE_UNKNOWN;
 
-        log_error("connection failed (%s): %s; %s", failure_name(reason), message, hint);
+        log_error("connection failed (%s): %s; %s", failure_reason_name(reason), message, hint);
         g_object_get(self, NM_VPN_SERVICE_PLUGIN_STATE, &state, NULL);
         if (state == NM_VPN_SERVICE_STATE_STARTING)
                 g_object_set(self, NM_VPN_SERVICE_PLUGIN_STATE, NM_VPN_SERVICE_STATE_STARTED, NULL);
@@ -222,13 +189,13 @@ static void on_connected(struct instance *i, void *userdata) {
                                "the IP configuration cannot be handed to NetworkManager");
 }
 
-static void on_failed(struct instance *i, const char *message, void *userdata) {
+static void on_failed(struct instance *i, const char *error_name, const char *message,
+                      void *userdata) {
         SmPlugin *self = userdata;
-        const char *hint;
-        NMVpnPluginFailure reason = failure_reason(message, &hint);
+        const struct failure *f = failure_for_error(error_name);
 
         /* Ends in our disconnect(), which stops the instance. */
-        report_failure(self, reason, message, hint);
+        report_failure(self, f->reason, message, f->hint);
 }
 
 static void on_stopped(struct instance *i, void *userdata) {
@@ -356,7 +323,7 @@ static gboolean real_connect(NMVpnServicePlugin *plugin, NMConnection *connectio
                  s->listen_port);
 
         /* Before the daemon: its own failure to bind, or to create the TAP, would be an
-         * "Unknown reason" (see failure_reason()). */
+         * "Unknown reason" (see "why it failed" above). */
         r = probe_udp_port(s->listen_port);
         if (r == -EADDRINUSE) {
                 g_set_error(error, NM_VPN_PLUGIN_ERROR, NM_VPN_PLUGIN_ERROR_LAUNCH_FAILED,

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "nm-shadowmesh-keys.h"
+#include "nm-shadowmesh-peer-id.h"
 #include "settings.h"
 
 enum {
@@ -272,31 +273,6 @@ static bool parse_local_ip(struct settings *s, const char *value, GError **error
         return true;
 }
 
-/* One identity: the host (lower case, no trailing dot; an IP address in its canonical
- * spelling) and the port, to find the same node named twice. */
-static char *peer_identity(const char *host, uint16_t port) {
-        g_autofree char *h = g_ascii_strdown(host, -1);
-        struct in6_addr a6;
-        struct in_addr a4;
-        char buf[INET6_ADDRSTRLEN];
-        size_t n = strlen(h);
-
-        if (inet_pton(AF_INET6, h, &a6) == 1) {
-                if (IN6_IS_ADDR_V4MAPPED(&a6))
-                        inet_ntop(AF_INET, &a6.s6_addr[12], buf, sizeof(buf));
-                else
-                        inet_ntop(AF_INET6, &a6, buf, sizeof(buf));
-                return g_strdup_printf("%s|%u", buf, port);
-        }
-        if (inet_pton(AF_INET, h, &a4) == 1) {
-                inet_ntop(AF_INET, &a4, buf, sizeof(buf));
-                return g_strdup_printf("%s|%u", buf, port);
-        }
-        if (n > 1 && h[n - 1] == '.')
-                h[n - 1] = '\0';
-        return g_strdup_printf("%s|%u", h, port);
-}
-
 /* "peers": further peers, "host[:port][=PUBLICKEY]" separated by spaces or ';' (not commas:
  * nmcli separates vpn.data items with them). In identity mode each needs its public key; in
  * shared-key mode a key is checked but not used, as peer-public-key. No entry may name the node
@@ -313,7 +289,7 @@ static bool parse_peers(struct settings *s, const char *value, GError **error) {
                              "ones in '%s'"),
                            NM_SHADOWMESH_KEY_PEERS, NM_SHADOWMESH_KEY_PEER,
                            NM_SHADOWMESH_KEY_PEER, NM_SHADOWMESH_KEY_PEERS);
-        first = peer_identity(s->peer_host, s->peer_port);
+        first = nm_shadowmesh_peer_identity(s->peer_host, s->peer_port);
         g_hash_table_add(seen, g_steal_pointer(&first));
         for (char **p = parts; *p; p++)
                 n += **p != '\0';
@@ -360,7 +336,7 @@ static bool parse_peers(struct settings *s, const char *value, GError **error) {
                                            _("vpn.data '%s': '%s': the same public key as "
                                              "entry '%s'"),
                                            NM_SHADOWMESH_KEY_PEERS, *p, s->peers[k]);
-                id = peer_identity(host, port);
+                id = nm_shadowmesh_peer_identity(host, port);
                 if (!g_hash_table_add(seen, g_steal_pointer(&id)))
                         return bad(error,
                                    _("vpn.data '%s': '%s': this address is already a peer of "

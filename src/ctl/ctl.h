@@ -125,6 +125,20 @@ int ctl_get_peers(sd_bus *bus, const struct ctl_instance *inst, const char *cons
                   struct ctl_peer **ret, size_t *ret_n, sd_bus_error *error);
 void ctl_peers_free(struct ctl_peer *list, size_t n);
 
+/* An instance's status and its peers, read together (status, disconnect PEER). The peers'
+ * object paths point into status's reply, which therefore lives as long as they do. */
+struct ctl_tunnel {
+        struct tunnel_status status;
+        struct ctl_peer *peers;
+        size_t n_peers;
+};
+/* GetStatus, then each of its Peers (ctl_get_peers): CTL_EXIT_OK with ret filled in; otherwise
+ * the failure is printed (ctl_bus_error: an instance that is not running names it) and its exit
+ * code returned, ret untouched. */
+int ctl_get_tunnel(sd_bus *bus, const struct ctl_instance *inst, struct ctl_tunnel *ret);
+/* Frees what ctl_get_tunnel() filled in; safe on a zero-initialized one, and twice. */
+void ctl_tunnel_done(struct ctl_tunnel *t);
+
 /* ---- the daemon's messages in our words (words.c) ---- */
 
 /* The daemon's English message in shadowmeshctl's words and language, in buf; the message

@@ -17,44 +17,41 @@ static bool peer_matches(const struct ctl_peer *p, const char *arg) {
 
 /* The object of the one peer of inst that arg names, in ret (malloc'd); or an exit code. */
 static int find_peer(sd_bus *bus, const struct ctl_instance *inst, const char *arg, char **ret) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        struct tunnel_status s;
-        struct ctl_peer *peers = NULL;
-        size_t n = 0, found = 0, at = 0;
+        _cleanup_(ctl_tunnel_done) struct ctl_tunnel t = {};
+        size_t found = 0, at = 0;
         int r;
 
-        r = ctl_get_status(bus, inst, &s, &error);
-        if (r >= 0) {
-                /* The peers' object paths point into s's reply: it stays until the end. */
-                r = ctl_get_peers(bus, inst, s.peers, &peers, &n, &error);
-                if (r < 0)
-                        tunnel_status_done(&s);
-        }
-        if (r < 0) {
-                r = ctl_bus_error(bus, inst, &error, r);
-                sd_bus_error_free(&error);
+        r = ctl_get_tunnel(bus, inst, &t);
+        if (r != CTL_EXIT_OK)
                 return r;
-        }
-        for (size_t i = 0; i < n; i++)
-                if (peer_matches(&peers[i], arg)) {
+        for (size_t i = 0; i < t.n_peers; i++)
+                if (peer_matches(&t.peers[i], arg)) {
                         found++;
                         at = i;
                 }
         if (found == 1) {
-                *ret = strdup(peers[at].object);
+                *ret = strdup(t.peers[at].object);
                 r = *ret ? CTL_EXIT_OK : ctl_error(CTL_EXIT_FAILURE, "%s", strerror(ENOMEM));
-        } else if (found > 1)
+        } else if (found > 1) {
+                /* Names are unique, and so are ids, but one peer's name may be another's id:
+                 * the object path (or the public key) is what tells them apart. */
+                char ids[128] = "";
+                size_t len = 0;
+
+                for (size_t i = 0; i < t.n_peers && len < sizeof(ids); i++)
+                        if (peer_matches(&t.peers[i], arg))
+                                len += (size_t) snprintf(ids + len, sizeof(ids) - len, "%s%s",
+                                                         len ? ", " : "", t.peers[i].id);
                 r = ctl_error(CTL_EXIT_USAGE,
-                              _("'%s' names %zu peers of instance '%s': give its id or public "
-                                "key"),
-                              arg, found, inst->name);
-        else
+                              _("'%s' names %zu peers of instance '%s' (ids %s): give the "
+                                "peer's public key or object path, as 'shadowmeshctl status' "
+                                "shows them"),
+                              arg, found, inst->name, ids);
+        } else
                 r = ctl_error(CTL_EXIT_STATE,
                               _("instance '%s' has no peer '%s' (a name, a public key or an id, "
                                 "as 'shadowmeshctl status' shows them)"),
                               inst->name, arg);
-        ctl_peers_free(peers, n);
-        tunnel_status_done(&s);
         return r;
 }
 

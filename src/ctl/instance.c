@@ -441,3 +441,28 @@ void ctl_peers_free(struct ctl_peer *list, size_t n) {
                 ctl_peer_done(&list[i]);
         free(list);
 }
+
+int ctl_get_tunnel(sd_bus *bus, const struct ctl_instance *inst, struct ctl_tunnel *ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct ctl_tunnel t = {};
+        int r;
+
+        r = ctl_get_status(bus, inst, &t.status, &error);
+        if (r < 0)
+                return ctl_bus_error(bus, inst, &error, r);
+        r = ctl_get_peers(bus, inst, t.status.peers, &t.peers, &t.n_peers, &error);
+        if (r < 0) {
+                tunnel_status_done(&t.status);
+                return ctl_bus_error(bus, inst, &error, r);
+        }
+        *ret = t;
+        return CTL_EXIT_OK;
+}
+
+void ctl_tunnel_done(struct ctl_tunnel *t) {
+        /* The peers first: their object paths point into the status reply. */
+        ctl_peers_free(t->peers, t->n_peers);
+        t->peers = NULL;
+        t->n_peers = 0;
+        tunnel_status_done(&t->status);
+}

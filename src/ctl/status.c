@@ -83,35 +83,22 @@ static int print_peer(const struct ctl_peer *p) {
  * code; *printed tells whether it went to stdout. */
 static int show(sd_bus *bus, const struct ctl_instance *inst, bool json, const char *separator,
                 bool *printed) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        struct tunnel_status s;
-        struct ctl_peer *peers = NULL;
-        size_t n_peers = 0;
+        _cleanup_(ctl_tunnel_done) struct ctl_tunnel t = {};
         int r;
 
         *printed = false;
-        r = ctl_get_status(bus, inst, &s, &error);
-        if (r >= 0) {
-                r = ctl_get_peers(bus, inst, s.peers, &peers, &n_peers, &error);
-                if (r < 0)
-                        tunnel_status_done(&s);
-        }
-        if (r < 0) {
-                r = ctl_bus_error(bus, inst, &error, r);
-                sd_bus_error_free(&error);
+        r = ctl_get_tunnel(bus, inst, &t);
+        if (r != CTL_EXIT_OK)
                 return r;
-        }
         if (separator)
                 fputs(separator, stdout);
         if (json)
-                r = json_status_peers(stdout, inst->name, s.reply, peers, n_peers);
+                r = json_status_peers(stdout, inst->name, t.status.reply, t.peers, t.n_peers);
         else {
-                r = print_human(inst, &s);
-                for (size_t i = 0; r >= 0 && i < n_peers; i++)
-                        r = print_peer(&peers[i]);
+                r = print_human(inst, &t.status);
+                for (size_t i = 0; r >= 0 && i < t.n_peers; i++)
+                        r = print_peer(&t.peers[i]);
         }
-        ctl_peers_free(peers, n_peers);
-        tunnel_status_done(&s);
         if (r < 0)
                 return ctl_error(CTL_EXIT_FAILURE, _("cannot show instance '%s': %s"), inst->name,
                                  strerror(-r));

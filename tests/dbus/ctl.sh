@@ -212,6 +212,14 @@ want+=" (no org.shadowmesh1.Instance.nosuch on the system bus)"
 want+=$'\nRunning instances: alpha, peer-1'
 want+=$'\nStart it with: systemctl start shadowmesh@nosuch'
 check_eq "... saying it is not running, which run, and how to start it" "$ERR" "$want"
+# status and disconnect PEER read the status and the peers through one helper
+# (ctl_get_tunnel): an instance that is not there is an error naming it, never a crash.
+ctl -i nosuch status --json
+check_eq "-i nosuch status --json exits 3 (no crash)" "$RC: $OUT" "$EXIT_NOT_RUNNING: "
+check_eq "... saying the same" "$ERR" "$want"
+ctl -i nosuch disconnect x
+check_eq "-i nosuch disconnect x exits 3 (no crash)" "$RC: $OUT" "$EXIT_NOT_RUNNING: "
+check_eq "... saying it is not running, which run, and how to start it" "$ERR" "$want"
 RC=0
 DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TMP/no-bus" "$SHADOWMESHCTL" -i alpha status \
         >"$TMP/ctl.stdout" 2>"$TMP/ctl.stderr" || RC=$?

@@ -5,12 +5,15 @@
 # PeerAdded/PeerRemoved signals, ObjectManager's InterfacesAdded/Removed, one
 # org.shadowmesh1.Peer object per peer with its properties and PropertiesChanged, Peer.Disconnect
 # and who may call it, and shadowmeshctl's view of them: status (human and --json), disconnect
-# PEER by name and by id, a name that matches nothing, and the completion of PEER.
+# PEER by name and by id, a name that matches nothing, one that names two peers (exit 64,
+# nothing disconnected), and the completion of PEER.
 #
 #   sm$$-a: instance "alpha", veth0 10.98.61.1, smt0 10.0.0.1/24, identity mode; its peers: list
 #           names "bravo" (b's key) without an address: it waits until Connect
 #   sm$$-b: instance "bravo", veth0 10.98.61.2, smt0 10.0.0.2/24, identity mode; its entry
 #           names "alfa" (a's key), no address: it waits for a
+#   sm$$-a: instance "charlie" (at the end), smt1, port 9002: peers "2" and "delta" at
+#           10.98.61.3, where nothing answers
 set -euo pipefail
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
@@ -232,4 +235,42 @@ check_eq "alpha's Peers is empty" "$(prop $A Peers)" "ao 0"
 rc=0
 out=$(busctl call "$NAME_A" "$OBJ" $PEER_IFACE Disconnect 2>&1) || rc=$?
 check "Peer.Disconnect on a peer that left fails" test "$rc" -ne 0
+
+# ---- disconnect PEER naming two peers: one's name is the other's id -----------------------------
+# A third instance beside alpha: peer 1 is named "2", peer 2 (delta) has the id 2. Both try
+# addresses where nothing answers (UNDER_DEAD), so they stay in play, and nothing changes under
+# them but what disconnect would do.
+C=charlie
+NAME_C=$(inst_name $C) PATH_C=$(inst_path $C)
+(umask 077 && "$SHADOWMESHD" genkey >"$TMP/c.key")
+PUB_X=$("$SHADOWMESHD" genkey | "$SHADOWMESHD" pubkey)
+PUB_Y=$("$SHADOWMESHD" genkey | "$SHADOWMESHD" pubkey)
+write_config "$TMP/c.yaml" tap=smt1 ip4=10.0.1.1/24 listen=0.0.0.0:$((PORT + 1)) \
+        private_key_file="$TMP/c.key" peers="peers:
+  - name: \"2\"
+    address: \"$UNDER_DEAD:$PORT\"
+    public_key: \"$PUB_X\"
+  - name: delta
+    address: \"$UNDER_DEAD:$((PORT + 2))\"
+    public_key: \"$PUB_Y\""
+start_daemon c "$NS_A" "$TMP/c.yaml" --instance $C
+check "charlie owns $NAME_C" wait_until 10 name_has_owner "$NAME_C"
+peers_c="ao 2 \"$PATH_C/peer/1\" \"$PATH_C/peer/2\""
+check "charlie's Peers lists both, ids 1 and 2" wait_until 10 prop_is $C Peers "$peers_c"
+check_eq "peer 1 is named '2'" "$(pprop $C "$PATH_C/peer/1" Name)" 's "2"'
+state1=$(pprop $C "$PATH_C/peer/1" State)
+state2=$(pprop $C "$PATH_C/peer/2" State)
+rc=0
+out=$(ctl -i $C disconnect 2 2>&1) || rc=$?
+check_eq "disconnect 2 (peer 1's name, peer 2's id): exit 64" "$rc" 64
+check_eq "and the error names the ambiguity and the peers" "$out" \
+        "shadowmeshctl: '2' names 2 peers of instance 'charlie' (ids 1, 2): give the peer's public key or object path, as 'shadowmeshctl status' shows them"
+check_eq "nothing was disconnected: charlie's Peers still lists both" "$(prop $C Peers)" "$peers_c"
+check_eq "peer 1's State is as before ($state1)" "$(pprop $C "$PATH_C/peer/1" State)" "$state1"
+check_eq "peer 2's State is as before ($state2)" "$(pprop $C "$PATH_C/peer/2" State)" "$state2"
+check_not "the daemon was asked to disconnect no one" log_has c "disconnected by request"
+rc=0
+out=$(ctl -i $C disconnect "$PATH_C/peer/2" 2>&1) || rc=$?
+check_eq "its object path picks the one peer (delta)" "$rc: $out" "0: "
+check_eq "charlie's Peers lists peer 1 only" "$(prop $C Peers)" "ao 1 \"$PATH_C/peer/1\""
 summary

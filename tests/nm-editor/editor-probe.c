@@ -314,6 +314,16 @@ static void test_refused(NMVpnEditor *e, NMConnection *c) {
                 {"peers_entry", "192.0.2.9=" PUBLIC_C ", 192.0.2.10", "Further peers"},
                 {"peers_entry", "192.0.2.9=" PUBLIC_C " 192.0.2.9:9001=" PUBLIC_D, "twice"},
                 {"peers_entry", "192.0.2.9=AAAA", "public key of “192.0.2.9”"},
+                /* The node of Peer (vpn.example.org:9001) again, spelled otherwise. */
+                {"peers_entry", "192.0.2.9=" PUBLIC_C " VPN.Example.org.=" PUBLIC_D,
+                 "Further peers: “VPN.Example.org.=" PUBLIC_D "” is the node of Peer "
+                 "(“vpn.example.org:9001”) again"},
+                /* Identity mode: a key that is Peer's, or another entry's, again. */
+                {"peers_entry", "192.0.2.9=DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ=",
+                 "Further peers: “192.0.2.9=DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ=” has "
+                 "the same public key as Peer"},
+                {"peers_entry", "192.0.2.9=" PUBLIC_C " 192.0.2.10=" PUBLIC_C,
+                 "“192.0.2.10=" PUBLIC_C "” has the same public key as “192.0.2.9=" PUBLIC_C "”"},
                 {"local_ip_entry", "10.0.0.300/24", "10.0.0.300/24"},
                 {"local_ip_entry", "10.0.0.2/24, 10.1.0.2/24", "one IPv4"},
                 {"tap_device_entry", "a-name-far-too-long", "Interface name"},

@@ -618,6 +618,10 @@ static void expect_export_error(NMConnection *c, const char *what) {
         g_clear_error(&err);
 }
 
+/* Two public keys (any valid keys). */
+#define KEY_B "DIwbyr5tczFDxgTsL9B23WeA3riNib5fcBO5TymatiQ="
+#define KEY_C "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
+
 /* A connection made with nmcli is not checked by the editor: export refuses what the daemon
  * would refuse, and names it. */
 static void test_export_refuses(void) {
@@ -643,6 +647,31 @@ static void test_export_refuses(void) {
         nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_TAP_DEVICE, "tap/0");
         expect_export_error(c, "tap/0");
         nm_setting_vpn_remove_data_item(s_vpn, NM_SHADOWMESH_KEY_TAP_DEVICE);
+        /* A further peer that is the node of "peer" again (a v4-mapped spelling, default port):
+         * the service would refuse the connection. */
+        nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEER, "192.0.2.1");
+        nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEERS, "192.0.2.7 ::ffff:192.0.2.1");
+        expect_export_error(c, "Further peers: “::ffff:192.0.2.1” is the node of Peer "
+                               "(“192.0.2.1”) again");
+        nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEERS, "192.0.2.7 192.0.2.1:9002");
+        {
+                g_autofree char *ok = tmp_path("peers-ok.yaml");
+
+                CHECK(export(c, ok));
+        }
+        /* Identity mode: a further peer's key that is Peer's, or another entry's, again. */
+        nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_MODE, NM_SHADOWMESH_MODE_IDENTITY);
+        nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY, KEY_B);
+        nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEERS, "192.0.2.7=" KEY_B);
+        expect_export_error(c, "Further peers: “192.0.2.7=" KEY_B "” has the same public key as "
+                               "Peer");
+        nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_PEERS,
+                                     "192.0.2.7=" KEY_C " 192.0.2.8=" KEY_C);
+        expect_export_error(c, "Further peers: “192.0.2.8=" KEY_C "” has the same public key as "
+                               "“192.0.2.7=" KEY_C "”");
+        nm_setting_vpn_remove_data_item(s_vpn, NM_SHADOWMESH_KEY_PEER_PUBLIC_KEY);
+        nm_setting_vpn_remove_data_item(s_vpn, NM_SHADOWMESH_KEY_PEERS);
+        nm_setting_vpn_remove_data_item(s_vpn, NM_SHADOWMESH_KEY_PEER);
         nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_MODE, NM_SHADOWMESH_MODE_IDENTITY);
         expect_export_error(c, "Peer public key");
         nm_setting_vpn_add_data_item(s_vpn, NM_SHADOWMESH_KEY_MODE, "psk");

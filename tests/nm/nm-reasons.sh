@@ -8,17 +8,19 @@
 # sockets NetworkManager's private mount namespace sees at /run/systemd/journal, where the
 # service, started with NM_VPN_LOG_SYSLOG=1 as NetworkManager starts it on a real system, logs.
 #
-#   wrong key      Failure(LOGIN_FAILED): nmcli says the login failed, not "Unknown reason";
-#                  the journal says "no answer from the peer: wrong address, blocked UDP port
-#                  or a different key" under the connection's UUID
+#   wrong key      Failure(LOGIN_FAILED), from the daemon's HandshakeTimeout error: nmcli says
+#                  the login failed, not "Unknown reason"; the journal says "no answer from the
+#                  peer: wrong address, blocked UDP port or a different key" under the
+#                  connection's UUID
 #   bad key        (63 hex digits) Failure(LOGIN_FAILED) before any daemon: nmcli says "Invalid
 #                  secrets"; the journal says "vpn.secrets 'key': expected 64 hex digits, got 63"
 #   busy port      UDP 9001 held by another program: Connect refused, "The VPN service failed
 #                  to start" (no better reason exists for it); the journal names the port
 #   taken name    tap-device the name of an existing (veth) device: the same, naming it
 #   no such name  a peer whose name does not resolve (against a resolver on NetworkManager's
-#                 loopback): "Unknown reason", the most NetworkManager can say once the daemon
-#                 runs; the journal names the peer and says what to check
+#                 loopback): Failure(CONNECT_FAILED), from the daemon's InvalidPeer error,
+#                 "Unknown reason", the most NetworkManager can say once the daemon runs; the
+#                 journal names the peer and says what to check
 #   good key       the service's and its daemon's lines carry NM_CONNECTION and the instance
 # shellcheck disable=SC2016 # sh -c scripts take their arguments as $1, $2
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -115,6 +117,9 @@ check_has "wrong key: the journal under NM_CONNECTION=$UUID_WR says why" "$(mess
         "connection failed (login-failed): "
 check_has "... no answer: wrong address, blocked port or a different key" "$(messages "$WRONG")" \
         "no answer from the peer: wrong address, blocked UDP port or a different key"
+# The reason follows from the daemon's D-Bus error name, which the service's line names.
+check_has "... told by the daemon's error name, HandshakeTimeout" "$(messages "$WRONG")" \
+        "(org.shadowmesh1.Error.HandshakeTimeout)"
 check_eq "... under the service's identifier" \
         "$(field_of "$WRONG" "connection failed" SYSLOG_IDENTIFIER)" nm-shadowmesh
 check_eq "... as an error" "$(field_of "$WRONG" "connection failed" PRIORITY)" 3
@@ -209,6 +214,10 @@ UUID_NONAME=$(con_uuid sm-noname)
 nm connection up sm-noname
 note "no such name: nmcli: $(tr '\n' ' ' <<<"$OUT")"
 check "no such name: the activation failed" [ $RC -ne 0 ]
+# NetworkManager's words for REASON_UNKNOWN, what CONNECT_FAILED becomes once Connect succeeded.
+check_has "no such name: nmcli gives the connect failure's reason" "$OUT" \
+        "Connection activation failed: Unknown reason"
+check_not "no such name: not 'Invalid secrets'" has "Invalid secrets"
 check_has "no such name: nmcli's hint names the connection's UUID" "$OUT" \
         "NM_CONNECTION=$UUID_NONAME"
 check "no such name: the failure reaches the journal" wait_until 10 journal_has \
@@ -216,8 +225,11 @@ check "no such name: the failure reaches the journal" wait_until 10 journal_has 
 NONAME=$(messages "$(journal "NM_CONNECTION=$UUID_NONAME")")
 check_has "no such name: the journal names the peer's name" "$NONAME" \
         "Cannot resolve 'nosuch.invalid:9001'"
+check_has "... as a connect failure" "$NONAME" "connection failed (connect-failed): "
+check_has "... told by the daemon's error name, InvalidPeer" "$NONAME" \
+        "(org.shadowmesh1.Error.InvalidPeer)"
 check_has "... and says what to check" "$NONAME" \
-        "the peer's host name does not resolve: check vpn.data 'peer' and the DNS servers"
+        "the peer's host name does not resolve or its address is refused: check vpn.data 'peer' and the DNS servers"
 check "no such name: the daemon has gone" wait_until 10 no_daemon
 check "no such name: the service has exited" wait_until 15 no_service
 
