@@ -49,18 +49,6 @@ static struct relay_candidate cand4(const char *addr, uint16_t port) {
         return c;
 }
 
-/* A session on p (what a handshake installs), so that the engine counts it as live. */
-static void give_session(struct peer *p) {
-        struct keypair *kp = calloc(1, sizeof(*kp));
-        uint8_t k[NOISE_SYMMETRIC_KEY_LEN];
-
-        if (!kp)
-                abort();
-        randombytes_buf(k, sizeof(k));
-        keypair_init(kp, k, k, p->slot, 1, true, now_ns());
-        peer_install_current(p, kp);
-}
-
 static struct peer *add_peer(struct device *d, const struct endpoint *e) {
         struct peer *p;
 

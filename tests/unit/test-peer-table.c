@@ -14,17 +14,6 @@
 #include "nodes.h"
 #include "tests.h"
 
-static void give_session(struct peer *p) {
-        struct keypair *kp = calloc(1, sizeof(*kp));
-        uint8_t k[NOISE_SYMMETRIC_KEY_LEN];
-
-        if (!kp)
-                abort();
-        randombytes_buf(k, sizeof(k));
-        keypair_init(kp, k, k, p->slot, 1, true, now_ns());
-        peer_install_current(p, kp);
-}
-
 static bool in_table(const struct device *d, const struct peer *p) {
         for (size_t i = 0; i < device_peer_count(d); i++)
                 if (device_peer_at(d, i) == p)
