@@ -653,13 +653,19 @@ static void test_identity_pairs(void) {
         CHECK_EQ_INT(send_data(c, &e.addr, a.slot, 32, 1, T0, NULL), -ESRCH);
         CHECK_EQ_INT(relay_core_stats(c)->dropped_unpaired, 2);
 
-        /* b now wants a: a new name at b's address replaces the old registration there. */
+        /* b now wants a: b's own registration at its address takes the new name (renamed,
+         * not replaced: its slot stays). */
         wants(&b, &a);
-        CHECK_EQ_INT(do_register(c, &b, T0 + SEC), 3);
+        {
+                uint32_t slot = b.slot;
+                CHECK_EQ_INT(do_register(c, &b, T0 + SEC), 3);
+                CHECK_EQ_INT(b.slot, slot);
+        }
         CHECK(peer_ok(peer_msg(&b, &a), &a));
         CHECK(peer_ok(peer_msg(&a, &b), &b));
         CHECK(peer_msg(&e, &a) == NULL);
-        CHECK_EQ_INT(relay_core_stats(c)->replaced, 1);
+        CHECK_EQ_INT(relay_core_stats(c)->replaced, 0);
+        CHECK_EQ_INT(relay_core_stats(c)->renamed, 1);
         CHECK_EQ_INT(relay_core_count(c), 3);
 
         CHECK_EQ_INT(send_data(c, &a.addr, b.slot, 32, 2, T0 + SEC, sent), MESSAGE_RELAY_DATA);
