@@ -659,7 +659,8 @@ int relay_register_parse(const uint8_t *buf, size_t len, struct relay_register_v
                         if (memcmp(l->wants[i], m->node_id, NOISE_PUBLIC_KEY_LEN) == 0)
                                 return bad_register(ret_why, "want list: names the node itself",
                                                     -1, (int) i);
-                        if (i > 0 && memcmp(l->wants[i - 1], l->wants[i], NOISE_PUBLIC_KEY_LEN) >= 0)
+                        if (i > 0 &&
+                            memcmp(l->wants[i - 1], l->wants[i], NOISE_PUBLIC_KEY_LEN) >= 0)
                                 return bad_register(ret_why, "want list: keys not in strictly "
                                                              "ascending order (or repeated)",
                                                     -1, (int) i);
