@@ -662,4 +662,10 @@ _Static_assert(RELAY_UNDERLAY_HEADERS_LEN + RELAY_REGISTER_WANTS_LEN(RELAY_MAX_W
                "RELAY_MAX_WANTS is close to the most that fits");
 _Static_assert(RELAY_REGISTER_MAX_LEN <= RELAYED_DATAGRAM_MAX_LEN, "the relay receives it whole");
 _Static_assert(RELAY_MAX_WANTS <= UINT8_MAX, "n_wants fits a byte");
+/* A relay built before want lists drops a REGISTER with one as malformed, unanswered. A node
+ * whose RELAY_WANTS_FALLBACK_TRIES REGISTERs with a want list in a row went unanswered (while
+ * it knows of no answer to one from this relay) registers for the one peer that needs the relay
+ * most, with a 424-byte REGISTER, as before want lists; registered so, it tries a want list
+ * again at each re-registration (RELAY_REGISTER_INTERVAL), and keeps it once answered. */
+enum { RELAY_WANTS_FALLBACK_TRIES = 2 };
 /* ---- end of relay: several wanted peers ---- */

@@ -29,6 +29,12 @@ struct relay_client {
         /* Identity mode: the peers our latest REGISTER named (want_peer, or its want list). */
         uint8_t wants[RELAY_MAX_WANTS][NOISE_PUBLIC_KEY_LEN];
         size_t n_wants;
+        /* Whether the relay takes want lists (messages.h): it answered one (lists_ok), or how
+         * many went unanswered in a row; after RELAY_WANTS_FALLBACK_TRIES we register for one
+         * peer (a relay without lists), and probe with a list every re-registration
+         * (list_probe: the last REGISTER was such a probe). */
+        bool lists_ok, list_probe, fallback_logged;
+        unsigned lists_unanswered;
         uint8_t network_id[NETWORK_ID_LEN];
         bool identity;
         /* Shared-key mode: node_id's per-run private key, and the psk's membership key pair
@@ -45,6 +51,7 @@ struct relay_client {
          * CHALLENGE already answered each: replies are taken only under one of them. */
         uint8_t nonces[RELAY_CLIENT_NONCES][RELAY_CLIENT_NONCE_LEN];
         bool challenged[RELAY_CLIENT_NONCES];
+        bool nonce_list[RELAY_CLIENT_NONCES]; /* sent in a REGISTER with a want list */
         unsigned next_nonce;
         struct log_ratelimit ratelimit; /* rejected control messages: per packet */
 
@@ -189,6 +196,7 @@ static void send_register(struct relay_client *rc, uint64_t now) {
         struct relay_want_list *list = (struct relay_want_list *) (buf + sizeof(*mp));
         size_t len = sizeof(*mp), list_len = 0;
         uint8_t shared[32], key[32];
+        bool use_list = false;
         unsigned slot;
 
         if (!rc->addr.len)
@@ -208,9 +216,22 @@ static void send_register(struct relay_client *rc, uint64_t now) {
                         memcpy(rc->wants[0], rc->want_peer, sizeof(rc->wants[0]));
                         rc->n_wants = 1;
                 }
-                if (rc->n_wants == 1)
+                /* A relay that never answers a want list (one built before them drops it as
+                 * malformed): the one peer that needs the relay most, in the form any relay
+                 * takes, as a node did before want lists. */
+                use_list = rc->n_wants > 1 &&
+                           (rc->lists_ok || rc->lists_unanswered < RELAY_WANTS_FALLBACK_TRIES);
+                if (rc->n_wants > 1 && !use_list && !rc->fallback_logged) {
+                        log_notice("relay %s answers no REGISTER with a want list (built "
+                                   "before them?): registering for one peer only",
+                                   rc->name);
+                        rc->fallback_logged = true;
+                }
+                if (rc->n_wants > 1 && !rc->lists_ok && use_list)
+                        rc->lists_unanswered++;
+                if (!use_list && rc->n_wants > 0)
                         memcpy(mp->want_peer, rc->wants[0], sizeof(mp->want_peer));
-                else if (rc->n_wants > 1) {
+                else if (use_list) {
                         qsort(rc->wants, rc->n_wants, sizeof(rc->wants[0]), key_cmp);
                         list->n_wants = (uint8_t) rc->n_wants;
                         memcpy(list->wants, rc->wants, rc->n_wants * sizeof(rc->wants[0]));
@@ -226,6 +247,7 @@ static void send_register(struct relay_client *rc, uint64_t now) {
         slot = rc->next_nonce++ % RELAY_CLIENT_NONCES;
         randombytes_buf(rc->nonces[slot], RELAY_CLIENT_NONCE_LEN);
         rc->challenged[slot] = false;
+        rc->nonce_list[slot] = use_list;
         memcpy(mp->client_nonce, rc->nonces[slot], sizeof(mp->client_nonce));
         if (rc->have_cookie) {
                 memcpy(mp->cookie, rc->cookie, sizeof(mp->cookie));
@@ -267,8 +289,20 @@ void relay_client_tick(struct relay_client *rc, uint64_t now) {
                 return;
         if (rc->refresh ||
             (!rc->registered && now - rc->last_sent_ns >= RELAY_RETRY_NSEC) ||
+            (rc->list_probe && now - rc->last_sent_ns >= RELAY_RETRY_NSEC) ||
             (rc->registered && now - rc->last_sent_ns >= RELAY_REGISTER_INTERVAL * NSEC_PER_SEC)) {
+                bool probe = false;
+
+                /* Registered for one peer because the relay took no want list: ask again
+                 * with one once per interval (it may have been upgraded or replaced); if that
+                 * goes unanswered too, the one-peer form follows after RELAY_RETRY_NSEC. */
+                if (rc->registered && !rc->lists_ok && !rc->list_probe &&
+                    rc->lists_unanswered >= RELAY_WANTS_FALLBACK_TRIES) {
+                        rc->lists_unanswered = RELAY_WANTS_FALLBACK_TRIES - 1;
+                        probe = true;
+                }
                 rc->refresh = false;
+                rc->list_probe = probe;
                 send_register(rc, now);
         }
         /* No REGISTERED for a lifetime: the relay lost us (restart, or we moved). */
@@ -277,6 +311,9 @@ void relay_client_tick(struct relay_client *rc, uint64_t now) {
                 log_warning("relay %s stopped answering; registering again", rc->name);
                 rc->registered = false;
                 rc->have_cookie = false;
+                /* Perhaps another relay now: find out again whether it takes want lists. */
+                rc->lists_ok = rc->list_probe = rc->fallback_logged = false;
+                rc->lists_unanswered = 0;
         }
 }
 
@@ -434,6 +471,15 @@ void relay_client_input(struct relay_client *rc, const struct queued_handshake *
         k = auth_nonce(rc, q->data, q->len);
         if (k < 0)
                 return note_rejected(rc, "an unauthenticated control message", &q->from);
+        /* An answer to a REGISTER with a want list: this relay takes them. */
+        if (rc->nonce_list[k] && !rc->lists_ok) {
+                if (rc->fallback_logged)
+                        log_info("relay %s takes want lists now", rc->name);
+                rc->lists_ok = true;
+                rc->lists_unanswered = 0;
+                rc->fallback_logged = false;
+                rc->list_probe = false;
+        }
 
         switch (type) {
         case MESSAGE_RELAY_CHALLENGE: {

@@ -16,6 +16,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sodium.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -2022,6 +2023,231 @@ static void test_select_wants(void) {
                 peer_free(p[i]);
 }
 
+/* ---- the daemon's relay client against the relay core, over loopback ---------------------- */
+
+/* A relay client (relay-client.c, as the daemon runs it) with three peers in identity mode,
+ * talking over two loopback sockets to this test, which plays the relay: each datagram the
+ * client sends goes through relay_core_receive(), and the answers back to the client, as the rx
+ * thread hands them over. old_relay: drop what a relay built before want lists drops (any
+ * REGISTER but the 424-byte one). */
+struct client_run {
+        struct table t; /* first: table_at() reads it */
+        sd_event *event;
+        struct relay_core *core;
+        struct relay_client *rc;
+        int relay_fd, node_fd;
+        struct endpoint relay_addr;
+        bool old_relay;
+        size_t introduced;
+        uint8_t introduced_id[4][32];
+};
+
+static void on_client_peer(void *userdata, const struct relay_introduction *intro) {
+        struct client_run *r = userdata;
+
+        if (r->introduced < ELEMENTSOF(r->introduced_id))
+                memcpy(r->introduced_id[r->introduced], intro->node_id, 32);
+        r->introduced++;
+}
+
+/* The next datagram the client sent to the relay (its length; 0: none within a second). */
+static size_t client_sent(struct client_run *r, uint8_t *buf, size_t max, struct endpoint *from) {
+        struct pollfd pfd = {.fd = r->relay_fd, .events = POLLIN};
+        socklen_t alen = sizeof(from->addr);
+        ssize_t n;
+
+        if (poll(&pfd, 1, 1000) != 1)
+                return 0;
+        n = recvfrom(r->relay_fd, buf, max, 0, &from->addr.sa, &alen);
+        from->len = alen;
+        return n > 0 ? (size_t) n : 0;
+}
+
+/* Relay the client's next datagram: returns its length (0: none), and *ret_answers how many
+ * messages the relay gave back to it. */
+static size_t relay_one(struct client_run *r, uint64_t now, size_t *ret_answers) {
+        static uint8_t buf[RELAYED_DATAGRAM_MAX_LEN];
+        struct endpoint from = {};
+        size_t len = client_sent(r, buf, sizeof(buf), &from), answers = 0;
+
+        if (len > 0 && !(r->old_relay && len != sizeof(struct message_relay_register)) &&
+            relay_core_receive(r->core, buf, len, &from, now, &actions) >= 0)
+                for (size_t i = 0; i < actions.n; i++) {
+                        struct queued_handshake q = {.from = r->relay_addr};
+
+                        if (!endpoint_same_address(&actions.send[i].dest, &from))
+                                continue;
+                        q.len = (uint16_t) actions.send[i].len;
+                        memcpy(q.data, actions.send[i].data, actions.send[i].len);
+                        relay_client_input(r->rc, &q);
+                        answers++;
+                }
+        if (ret_answers)
+                *ret_answers = answers;
+        return len;
+}
+
+/* A UDP socket on 127.0.0.1, an ephemeral port: its address in *ret. */
+static int loopback_socket(struct endpoint *ret) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(sin);
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+        if (fd < 0 || bind(fd, (struct sockaddr *) &sin, sizeof(sin)) < 0 ||
+            getsockname(fd, (struct sockaddr *) &sin, &len) < 0)
+                abort();
+        *ret = (struct endpoint){.len = sizeof(sin)};
+        memcpy(&ret->addr.in, &sin, sizeof(sin));
+        return fd;
+}
+
+/* r->t is the peer table already: the first REGISTER goes out once the relay's name resolves. */
+static void client_run_start(struct client_run *r, struct handshake_keys *keys,
+                             struct sender *sender, bool old_relay) {
+        static const uint8_t zero[32];
+        static struct endpoint no_public;
+        struct endpoint node_addr;
+
+        r->old_relay = old_relay;
+        r->core = new_core(16, 0, 0);
+        CHECK(sd_event_new(&r->event) >= 0);
+        r->relay_fd = loopback_socket(&r->relay_addr);
+        r->node_fd = loopback_socket(&node_addr);
+        sender->fd = r->node_fd;
+        const struct relay_client_node node = {
+                .event = r->event,
+                .family = AF_INET,
+                .port = 9001,
+                .tap_name = "",
+                .keys = keys,
+                .peer_key = zero,
+                .peer_at = table_at,
+                .public_endpoint = &no_public,
+                .sender = sender,
+                .on_peer = on_client_peer,
+                .userdata = r,
+        };
+        CHECK_EQ_INT(relay_client_new(&node, "127.0.0.1", ntohs(r->relay_addr.addr.in.sin_port),
+                                      &r->rc),
+                     0);
+        /* Resolution runs on a worker thread; its answer (and the first REGISTER) comes back
+         * through the event loop. */
+        for (int i = 0; i < 100 && !relay_client_address(r->rc); i++)
+                (void) sd_event_run(r->event, 50 * 1000);
+        CHECK(relay_client_address(r->rc) != NULL);
+}
+
+static void client_run_stop(struct client_run *r) {
+        r->rc = relay_client_free(r->rc);
+        r->core = relay_core_free(r->core);
+        r->event = sd_event_unref(r->event);
+        close(r->relay_fd);
+        close(r->node_fd);
+}
+
+/* Our table: b, c and our own entry (never wanted). */
+static void client_table(struct client_run *r, const struct node *b, const struct node *c,
+                         const struct handshake_keys *keys, uint64_t first_id) {
+        memset(r, 0, sizeof(*r));
+        for (size_t i = 0; i < 3; i++)
+                CHECK(peer_new(NULL, (uint32_t) i, first_id + i, &r->t.p[i]) >= 0);
+        r->t.n = 3;
+        memcpy(r->t.p[0]->public_key, b->node_id, 32);
+        memcpy(r->t.p[1]->public_key, c->node_id, 32);
+        memcpy(r->t.p[2]->public_key, keys->static_public, 32);
+}
+
+static void test_client_want_list(void) {
+        struct handshake_keys keys = {.pattern = NOISE_PATTERN_IKPSK2};
+        const size_t list_len = RELAY_REGISTER_WANTS_LEN(2), old_len = 424;
+        struct stats st = {};
+        struct sender sender = {.stats = &st};
+        struct node b, c, self = {};
+        struct client_run r;
+        size_t answers = 0;
+        /* The client's clock: it stamps some events with now_ns() itself. */
+        uint64_t t = now_ns();
+
+        randombytes_buf(keys.static_private, 32);
+        crypto_scalarmult_base(keys.static_public, keys.static_private);
+        memcpy(self.node_id, keys.static_public, 32);
+        node_identity(&b, "b", ep4("192.0.2.2", 40002), 0);
+        node_identity(&c, "c", ep4("192.0.2.3", 40003), 0);
+        wants(&b, &self);
+
+        /* A relay with want lists: our REGISTER names b and c; b registered for us in the old
+         * form, c with a list: we are introduced to both. */
+        client_table(&r, &b, &c, &keys, 1);
+        client_run_start(&r, &keys, &sender, false);
+        CHECK_EQ_INT(do_register(r.core, &b, t), 1);
+        CHECK_EQ_INT(register_wants(r.core, &c, (struct node *const[]){&b, &self}, 2, t), 1);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len); /* -> CHALLENGE */
+        CHECK_EQ_INT(answers, 1);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len); /* -> REGISTERED, 2 PEERs */
+        CHECK_EQ_INT(answers, 3);
+        CHECK(relay_client_registered(r.rc));
+        CHECK_EQ_INT(r.introduced, 2);
+        CHECK_EQ_INT(relay_core_stats(r.core)->peers_sent, 4);
+        /* Re-registration keeps the list. */
+        t += (uint64_t) RELAY_REGISTER_INTERVAL * SEC + SEC;
+        relay_client_tick(r.rc, t);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len);
+        CHECK_EQ_INT(answers, 3);
+        client_run_stop(&r);
+        for (size_t i = 0; i < 3; i++)
+                peer_free(r.t.p[i]);
+
+        /* A relay built before want lists: two list REGISTERs unanswered, then the old form
+         * for the first peer that needs the relay (b), which registers; at the next interval
+         * one list again (unanswered), and the old form RELAY_RETRY later. */
+        client_table(&r, &b, &c, &keys, 10);
+        client_run_start(&r, &keys, &sender, true);
+        t = now_ns();
+        CHECK_EQ_INT(do_register(r.core, &b, t), 1);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len); /* the first, from resolution */
+        CHECK_EQ_INT(answers, 0);
+        t += 2 * SEC + 1;
+        relay_client_tick(r.rc, t);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len);
+        CHECK_EQ_INT(answers, 0);
+        CHECK(!relay_client_registered(r.rc));
+        t += 2 * SEC + 1;
+        relay_client_tick(r.rc, t);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), old_len);
+        CHECK_EQ_INT(answers, 1); /* CHALLENGE */
+        CHECK_EQ_INT(relay_one(&r, t, &answers), old_len);
+        CHECK_EQ_INT(answers, 2); /* REGISTERED, and PEER about b */
+        CHECK(relay_client_registered(r.rc));
+        CHECK(r.introduced == 1 && memcmp(r.introduced_id[0], b.node_id, 32) == 0);
+        /* The probe: a list, unanswered; then the old form again, which renews. */
+        t += (uint64_t) RELAY_REGISTER_INTERVAL * SEC + SEC;
+        relay_client_tick(r.rc, t);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len);
+        CHECK_EQ_INT(answers, 0);
+        relay_client_tick(r.rc, t + SEC); /* not yet */
+        CHECK_EQ_INT(relay_one(&r, t, NULL), 0);
+        t += 2 * SEC + 1;
+        relay_client_tick(r.rc, t);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), old_len);
+        CHECK_EQ_INT(answers, 2);
+        /* The relay is upgraded (it takes lists now): the next probe is answered, the
+         * registration, renamed, keeps its slot, and the list form stays from then on. */
+        r.old_relay = false;
+        t += (uint64_t) RELAY_REGISTER_INTERVAL * SEC + SEC;
+        relay_client_tick(r.rc, t);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len);
+        CHECK(answers >= 1);
+        CHECK_EQ_INT(relay_core_stats(r.core)->renamed, 1);
+        CHECK_EQ_INT(relay_core_count(r.core), 2);
+        relay_client_refresh(r.rc);
+        relay_client_tick(r.rc, t);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len);
+        CHECK_EQ_INT(answers, 2); /* REGISTERED, PEER about b (c is not registered) */
+        client_run_stop(&r);
+        for (size_t i = 0; i < 3; i++)
+                peer_free(r.t.p[i]);
+}
+
 int main(void) {
         if (sodium_init() < 0)
                 return 1;
@@ -2054,5 +2280,6 @@ int main(void) {
         test_want_list_pairs();
         test_want_list_proof_and_limits();
         test_select_wants();
+        test_client_want_list();
         return test_summary();
 }
