@@ -11,7 +11,9 @@
  * REGISTER names every peer we want (messages.h, "several wanted peers"): the keys of the peers
  * in our table (relay_client_select_wants), and each peer the relay introduces gets its own
  * candidates and relay slot as in shared-key mode. With one wanted peer the REGISTER is the
- * old 424-byte one (any relay serves it); with more it carries a want list. */
+ * old 424-byte one (any relay serves it); with more it carries a want list, unless the relay
+ * answers none (built before want lists): then the one peer that needs the relay most, and a
+ * list again at each re-registration (messages.h, RELAY_WANTS_FALLBACK_TRIES). */
 #pragma once
 
 #include <stdbool.h>
