@@ -13,6 +13,10 @@
  * budgets that stop STUN and CHALLENGE from amplifying toward a spoofed source. The client's
  * side in shared-key mesh: which peer each introduced node is (relay_introduction_match) and
  * which peer an initiation from a candidate or a relay slot belongs to (path_reaches).
+ * Identity mode with several wanted peers (messages.h, want lists): the form and its errors,
+ * pairing with each peer that wants us back in either form, the proof over the list, the
+ * limit, slots kept across list changes, the client's choice of peers, and the daemon's relay
+ * client over loopback against relays with and without want lists.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
