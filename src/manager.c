@@ -247,6 +247,7 @@ int manager_relay_start(struct device *d, const char *host, uint16_t port) {
                 .keys = &d->keys,
                 .psk = d->config->has_psk ? d->keys.psk : NULL,
                 .peer_key = d->peer->public_key,
+                .peer_at = relay_table_at, /* identity mode: every peer's key is wanted */
                 .public_endpoint = &d->public_endpoint_sa,
                 .sender = &d->sender,
                 .on_resolved = on_relay_resolved,

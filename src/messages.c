@@ -28,7 +28,10 @@ enum message_type message_classify(const uint8_t *buf, size_t len) {
                         return MESSAGE_DATA;
                 break;
         case MESSAGE_RELAY_REGISTER:
-                if (len == sizeof(struct message_relay_register))
+                /* The 424-byte REGISTER, or one with a want list (identity mode, several
+                 * wanted peers: 428 + 32 n bytes, 1 <= n <= RELAY_MAX_WANTS). */
+                if (len == sizeof(struct message_relay_register) ||
+                    RELAY_REGISTER_WANTS_LEN_OK(len))
                         return MESSAGE_RELAY_REGISTER;
                 break;
         case MESSAGE_RELAY_CHALLENGE:

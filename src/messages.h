@@ -607,3 +607,75 @@ enum {
         PEER_EXPIRE_AFTER_TIME = 300,
 };
 /* ---- end of mesh: joiners expire ---- */
+/* ---- relay: several wanted peers in identity mode (issue 11, section 4; relayid) ---- */
+/*
+ * An identity-mode node of a mesh needs the relay for every pair that cannot punch through,
+ * and the relay knows a node by its one registration (one source address, one socket). So a
+ * REGISTER (type 5) may carry a want list after its 424 bytes, naming every peer the node
+ * wants to be paired with:
+ *
+ *   REGISTER[424] | n_wants u8 | 0[3] | wants[n_wants][32]       428 + 32 * n_wants bytes
+ *
+ * Such a REGISTER is identity mode's (network_key and signature zero) and its want_peer is all
+ * zeros: the list names them all. 1 <= n_wants <= RELAY_MAX_WANTS; each want is a static public
+ * key (as want_peer), non-zero, not the node's own, and the keys are in strictly ascending
+ * byte order (memcmp), which makes the list canonical, free of duplicates, and searchable by
+ * bisection on the relay's forwarding path.
+ *
+ * The proof covers the list: proof = MAC(key, REGISTER up to the proof field || the want list
+ * from n_wants to the end), key as before. For a 424-byte REGISTER the list is empty and the
+ * proof is exactly the old one, so a node that sends the old REGISTER (one want_peer) is served
+ * as before, and a node with one wanted peer sends the old REGISTER (any relay serves it).
+ *
+ * Pairing: two identity registrations of one network may talk when each wants the other, where
+ * a registration wants the keys of its list, or its want_peer without a list. A list
+ * registration is named (network_id, node_id, zeros), so changing the list keeps its slot; a
+ * node that registers from the address its own registration holds (same network and node id)
+ * keeps that registration and its slot whether or not it switches between the two forms.
+ * Replies are unchanged: REGISTERED, and a PEER (authenticated as before) to both sides of each
+ * pair the registration takes part in, so one REGISTER is answered by at most
+ * 1 + 2 * 2 * RELAY_MAX_WANTS messages (a wanted node may hold two live registrations for a
+ * while: one of each form, from two addresses).
+ *
+ * RELAY_MAX_WANTS: the longest REGISTER, carried over IPv6 + UDP, fits the IPv6 minimum MTU of
+ * 1280 bytes (48 + 428 + 24 * 32 = 1244; a 26th want would not fit). A node with more peers
+ * than that wants first the peers it has no direct session with (relay-client.c).
+ */
+enum {
+        RELAY_MAX_WANTS = 24,
+        RELAY_UNDERLAY_MTU = 1280,           /* the IPv6 minimum MTU, RFC 8200 section 5 */
+        RELAY_UNDERLAY_HEADERS_LEN = 40 + 8, /* IPv6 + UDP */
+};
+
+struct relay_want_list {
+        uint8_t n_wants;
+        uint8_t reserved_zero[3];
+        uint8_t wants[][NOISE_PUBLIC_KEY_LEN];
+} _packed_;
+
+#define RELAY_REGISTER_WANTS_LEN(n)                                                                \
+        (sizeof(struct message_relay_register) + sizeof(struct relay_want_list) +                  \
+         (size_t) (n) * NOISE_PUBLIC_KEY_LEN)
+#define RELAY_REGISTER_MAX_LEN RELAY_REGISTER_WANTS_LEN(RELAY_MAX_WANTS)
+/* The lengths a REGISTER with a want list may have (for the classifier). */
+#define RELAY_REGISTER_WANTS_LEN_OK(len)                                                           \
+        ((len) >= RELAY_REGISTER_WANTS_LEN(1) && (len) <= RELAY_REGISTER_MAX_LEN &&                \
+         ((len) - RELAY_REGISTER_WANTS_LEN(0)) % NOISE_PUBLIC_KEY_LEN == 0)
+
+_Static_assert(sizeof(struct relay_want_list) == 4, "want list header");
+_Static_assert(RELAY_REGISTER_WANTS_LEN(0) == 428, "register with an empty want list");
+_Static_assert(RELAY_REGISTER_MAX_LEN == 1196, "register with a full want list");
+_Static_assert(RELAY_UNDERLAY_HEADERS_LEN + RELAY_REGISTER_MAX_LEN <= RELAY_UNDERLAY_MTU,
+               "a full want list fits the IPv6 minimum MTU");
+_Static_assert(RELAY_UNDERLAY_HEADERS_LEN + RELAY_REGISTER_WANTS_LEN(RELAY_MAX_WANTS + 2) >
+                       RELAY_UNDERLAY_MTU,
+               "RELAY_MAX_WANTS is close to the most that fits");
+_Static_assert(RELAY_REGISTER_MAX_LEN <= RELAYED_DATAGRAM_MAX_LEN, "the relay receives it whole");
+_Static_assert(RELAY_MAX_WANTS <= UINT8_MAX, "n_wants fits a byte");
+/* A relay built before want lists drops a REGISTER with one as malformed, unanswered. A node
+ * whose RELAY_WANTS_FALLBACK_TRIES REGISTERs with a want list in a row went unanswered (while
+ * it knows of no answer to one from this relay) registers for the one peer that needs the relay
+ * most, with a 424-byte REGISTER, as before want lists; registered so, it tries a want list
+ * again at each re-registration (RELAY_REGISTER_INTERVAL), and keeps it once answered. */
+enum { RELAY_WANTS_FALLBACK_TRIES = 2 };
+/* ---- end of relay: several wanted peers ---- */

@@ -26,6 +26,15 @@ struct relay_client {
 
         uint8_t node_id[NOISE_PUBLIC_KEY_LEN];
         uint8_t want_peer[NOISE_PUBLIC_KEY_LEN];
+        /* Identity mode: the peers our latest REGISTER named (want_peer, or its want list). */
+        uint8_t wants[RELAY_MAX_WANTS][NOISE_PUBLIC_KEY_LEN];
+        size_t n_wants;
+        /* Whether the relay takes want lists (messages.h): it answered one (lists_ok), or how
+         * many went unanswered in a row; after RELAY_WANTS_FALLBACK_TRIES we register for one
+         * peer (a relay without lists), and probe with a list every re-registration
+         * (list_probe: the last REGISTER was such a probe). */
+        bool lists_ok, list_probe, fallback_logged;
+        unsigned lists_unanswered;
         uint8_t network_id[NETWORK_ID_LEN];
         bool identity;
         /* Shared-key mode: node_id's per-run private key, and the psk's membership key pair
@@ -42,6 +51,7 @@ struct relay_client {
          * CHALLENGE already answered each: replies are taken only under one of them. */
         uint8_t nonces[RELAY_CLIENT_NONCES][RELAY_CLIENT_NONCE_LEN];
         bool challenged[RELAY_CLIENT_NONCES];
+        bool nonce_list[RELAY_CLIENT_NONCES]; /* sent in a REGISTER with a want list */
         unsigned next_nonce;
         struct log_ratelimit ratelimit; /* rejected control messages: per packet */
 
@@ -144,31 +154,104 @@ const uint8_t *relay_client_node_id(const struct relay_client *rc) {
         return rc->node_id;
 }
 
+/* Is p reached over a direct session (the relay is not what it needs)? */
+static bool direct_session(struct peer *p) {
+        struct endpoint e;
+
+        if (!atomic_load(&p->current))
+                return false;
+        peer_get_endpoint(p, &e);
+        return e.len && !e.via_relay;
+}
+
+size_t relay_client_select_wants(struct peer *(*at)(void *userdata, size_t i), void *userdata,
+                                 const uint8_t own_key[NOISE_PUBLIC_KEY_LEN],
+                                 uint8_t (*out)[NOISE_PUBLIC_KEY_LEN], size_t max) {
+        size_t n = 0;
+        struct peer *p;
+
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; n < max && (p = at(userdata, i)); i++) {
+                        bool dup = false;
+
+                        if (direct_session(p) != (pass == 1) ||
+                            sodium_is_zero(p->public_key, NOISE_PUBLIC_KEY_LEN) ||
+                            memcmp(p->public_key, own_key, NOISE_PUBLIC_KEY_LEN) == 0)
+                                continue;
+                        for (size_t j = 0; j < n && !dup; j++)
+                                dup = memcmp(out[j], p->public_key, NOISE_PUBLIC_KEY_LEN) == 0;
+                        if (!dup)
+                                memcpy(out[n++], p->public_key, NOISE_PUBLIC_KEY_LEN);
+                }
+        return n;
+}
+
+static int key_cmp(const void *a, const void *b) {
+        return memcmp(a, b, NOISE_PUBLIC_KEY_LEN);
+}
+
 static void send_register(struct relay_client *rc, uint64_t now) {
-        struct message_relay_register m = {};
+        _Alignas(struct message_relay_register) uint8_t buf[RELAY_REGISTER_MAX_LEN] = {};
+        struct message_relay_register *mp = (struct message_relay_register *) buf;
+        struct relay_want_list *list = (struct relay_want_list *) (buf + sizeof(*mp));
+        size_t len = sizeof(*mp), list_len = 0;
         uint8_t shared[32], key[32];
+        bool use_list = false;
         unsigned slot;
 
         if (!rc->addr.len)
                 return;
-        put_le32(&m.header, MESSAGE_RELAY_REGISTER);
-        memcpy(m.network_id, rc->network_id, sizeof(m.network_id));
-        memcpy(m.node_id, rc->node_id, sizeof(m.node_id));
-        if (rc->identity)
-                memcpy(m.want_peer, rc->want_peer, sizeof(m.want_peer));
-        else
-                memcpy(m.network_key, rc->network_key, sizeof(m.network_key));
-        m.n_candidates = (uint8_t) candidates_gather(rc->node.public_endpoint, rc->node.tap_name,
-                                                     rc->node.family, rc->node.port, m.candidates,
+        put_le32(&mp->header, MESSAGE_RELAY_REGISTER);
+        memcpy(mp->network_id, rc->network_id, sizeof(mp->network_id));
+        memcpy(mp->node_id, rc->node_id, sizeof(mp->node_id));
+        if (rc->identity) {
+                /* The peers we want: one in want_peer (the REGISTER every relay knows), several
+                 * in a want list, in ascending order (messages.h). */
+                rc->n_wants = rc->node.peer_at
+                                      ? relay_client_select_wants(rc->node.peer_at,
+                                                                  rc->node.userdata, rc->node_id,
+                                                                  rc->wants, RELAY_MAX_WANTS)
+                                      : 0;
+                if (rc->n_wants == 0 && !sodium_is_zero(rc->want_peer, sizeof(rc->want_peer))) {
+                        memcpy(rc->wants[0], rc->want_peer, sizeof(rc->wants[0]));
+                        rc->n_wants = 1;
+                }
+                /* A relay that never answers a want list (one built before them drops it as
+                 * malformed): the one peer that needs the relay most, in the form any relay
+                 * takes, as a node did before want lists. */
+                use_list = rc->n_wants > 1 &&
+                           (rc->lists_ok || rc->lists_unanswered < RELAY_WANTS_FALLBACK_TRIES);
+                if (rc->n_wants > 1 && !use_list && !rc->fallback_logged) {
+                        log_notice("relay %s answers no REGISTER with a want list (built "
+                                   "before them?): registering for one peer only",
+                                   rc->name);
+                        rc->fallback_logged = true;
+                }
+                if (rc->n_wants > 1 && !rc->lists_ok && use_list)
+                        rc->lists_unanswered++;
+                if (!use_list && rc->n_wants > 0)
+                        memcpy(mp->want_peer, rc->wants[0], sizeof(mp->want_peer));
+                else if (use_list) {
+                        qsort(rc->wants, rc->n_wants, sizeof(rc->wants[0]), key_cmp);
+                        list->n_wants = (uint8_t) rc->n_wants;
+                        memcpy(list->wants, rc->wants, rc->n_wants * sizeof(rc->wants[0]));
+                        list_len = RELAY_REGISTER_WANTS_LEN(rc->n_wants) - sizeof(*mp);
+                        len += list_len;
+                }
+        } else
+                memcpy(mp->network_key, rc->network_key, sizeof(mp->network_key));
+        mp->n_candidates = (uint8_t) candidates_gather(rc->node.public_endpoint, rc->node.tap_name,
+                                                     rc->node.family, rc->node.port, mp->candidates,
                                                      RELAY_MAX_CANDIDATES);
         /* A fresh nonce for every REGISTER: the replies to it must carry a MAC under it. */
         slot = rc->next_nonce++ % RELAY_CLIENT_NONCES;
         randombytes_buf(rc->nonces[slot], RELAY_CLIENT_NONCE_LEN);
         rc->challenged[slot] = false;
-        memcpy(m.client_nonce, rc->nonces[slot], sizeof(m.client_nonce));
+        rc->nonce_list[slot] = use_list;
+        memcpy(mp->client_nonce, rc->nonces[slot], sizeof(mp->client_nonce));
         if (rc->have_cookie) {
-                memcpy(m.cookie, rc->cookie, sizeof(m.cookie));
-                memcpy(m.relay_ephemeral, rc->relay_ephemeral, sizeof(m.relay_ephemeral));
+                memcpy(mp->cookie, rc->cookie, sizeof(mp->cookie));
+                memcpy(mp->relay_ephemeral, rc->relay_ephemeral, sizeof(mp->relay_ephemeral));
                 /* Prove we hold node_id's private key (messages.h): the static key in identity
                  * mode, this run's key in shared-key mode. */
                 if (crypto_scalarmult(
@@ -180,20 +263,24 @@ static void send_register(struct relay_client *rc, uint64_t now) {
                                                   sizeof(LABEL_RELAY_PROOF) - 1);
                         crypto_generichash_update(&st, shared, sizeof(shared));
                         crypto_generichash_final(&st, key, sizeof(key));
-                        crypto_generichash(m.proof, sizeof(m.proof), (const uint8_t *) &m,
-                                           offsetof(struct message_relay_register, proof), key,
-                                           sizeof(key));
+                        /* Over the REGISTER up to the proof and the want list (messages.h). */
+                        crypto_generichash_init(&st, key, sizeof(key), sizeof(mp->proof));
+                        crypto_generichash_update(&st, buf,
+                                                  offsetof(struct message_relay_register, proof));
+                        if (list_len)
+                                crypto_generichash_update(&st, (const uint8_t *) list, list_len);
+                        crypto_generichash_final(&st, mp->proof, sizeof(mp->proof));
                         sodium_memzero(&st, sizeof(st));
                 }
                 /* Shared-key mode: the psk's membership signature over all of it. */
                 if (!rc->identity)
-                        crypto_sign_detached(m.signature, NULL, (const uint8_t *) &m,
+                        crypto_sign_detached(mp->signature, NULL, buf,
                                              offsetof(struct message_relay_register, signature),
                                              rc->member_secret);
         }
         sodium_memzero(shared, sizeof(shared));
         sodium_memzero(key, sizeof(key));
-        (void) path_send(rc->node.sender, NULL, &rc->addr, &m, sizeof(m));
+        (void) path_send(rc->node.sender, NULL, &rc->addr, buf, len);
         rc->last_sent_ns = now;
 }
 
@@ -202,8 +289,20 @@ void relay_client_tick(struct relay_client *rc, uint64_t now) {
                 return;
         if (rc->refresh ||
             (!rc->registered && now - rc->last_sent_ns >= RELAY_RETRY_NSEC) ||
+            (rc->list_probe && now - rc->last_sent_ns >= RELAY_RETRY_NSEC) ||
             (rc->registered && now - rc->last_sent_ns >= RELAY_REGISTER_INTERVAL * NSEC_PER_SEC)) {
+                bool probe = false;
+
+                /* Registered for one peer because the relay took no want list: ask again
+                 * with one once per interval (it may have been upgraded or replaced); if that
+                 * goes unanswered too, the one-peer form follows after RELAY_RETRY_NSEC. */
+                if (rc->registered && !rc->lists_ok && !rc->list_probe &&
+                    rc->lists_unanswered >= RELAY_WANTS_FALLBACK_TRIES) {
+                        rc->lists_unanswered = RELAY_WANTS_FALLBACK_TRIES - 1;
+                        probe = true;
+                }
                 rc->refresh = false;
+                rc->list_probe = probe;
                 send_register(rc, now);
         }
         /* No REGISTERED for a lifetime: the relay lost us (restart, or we moved). */
@@ -212,6 +311,9 @@ void relay_client_tick(struct relay_client *rc, uint64_t now) {
                 log_warning("relay %s stopped answering; registering again", rc->name);
                 rc->registered = false;
                 rc->have_cookie = false;
+                /* Perhaps another relay now: find out again whether it takes want lists. */
+                rc->lists_ok = rc->list_probe = rc->fallback_logged = false;
+                rc->lists_unanswered = 0;
         }
 }
 
@@ -245,8 +347,13 @@ static void on_peer(struct relay_client *rc, const struct message_relay_peer *m,
         size_t n = 0, refused = 0;
 
         /* Identity mode: the relay pairs only mutual wants; ignore anyone else. */
-        if (rc->identity && sodium_memcmp(m->node_id, rc->want_peer, 32) != 0)
-                return;
+        if (rc->identity) {
+                bool wanted = false;
+                for (size_t i = 0; i < rc->n_wants && !wanted; i++)
+                        wanted = sodium_memcmp(m->node_id, rc->wants[i], 32) == 0;
+                if (!wanted)
+                        return;
+        }
         if (!rc->identity && sodium_is_zero(m->node_id, sizeof(m->node_id)))
                 return; /* no node to tell apart from the others */
         memcpy(intro.node_id, m->node_id, sizeof(intro.node_id));
@@ -364,6 +471,15 @@ void relay_client_input(struct relay_client *rc, const struct queued_handshake *
         k = auth_nonce(rc, q->data, q->len);
         if (k < 0)
                 return note_rejected(rc, "an unauthenticated control message", &q->from);
+        /* An answer to a REGISTER with a want list: this relay takes them. */
+        if (rc->nonce_list[k] && !rc->lists_ok) {
+                if (rc->fallback_logged)
+                        log_info("relay %s takes want lists now", rc->name);
+                rc->lists_ok = true;
+                rc->lists_unanswered = 0;
+                rc->fallback_logged = false;
+                rc->list_probe = false;
+        }
 
         switch (type) {
         case MESSAGE_RELAY_CHALLENGE: {

@@ -6,11 +6,14 @@
  * registered under the same network tag, so one node may hear of many: the owner turns each into
  * its own peer (relay_introduction_match, else a new one) and relay_introduction_apply() gives it
  * its own candidates and relay slot, so that each pair punches through where it can and falls
- * back to the relay only for itself (path.c). In identity mode the relay pairs by (network,
- * node, wanted peer) and we register for one wanted peer: one peer is introduced. Registering
- * once per listed peer would not work with today's relay: it knows a registration by its source
- * address (RELAY_DATA's sender), so a second registration from our one socket takes the first
- * one's place. Several wanted peers need a REGISTER that names them all (a wire change). */
+ * back to the relay only for itself (path.c). In identity mode the relay pairs two nodes that
+ * want each other, and knows one registration per source address (our one socket), so one
+ * REGISTER names every peer we want (messages.h, "several wanted peers"): the keys of the peers
+ * in our table (relay_client_select_wants), and each peer the relay introduces gets its own
+ * candidates and relay slot as in shared-key mode. With one wanted peer the REGISTER is the
+ * old 424-byte one (any relay serves it); with more it carries a want list, unless the relay
+ * answers none (built before want lists): then the one peer that needs the relay most, and a
+ * list again at each re-registration (messages.h, RELAY_WANTS_FALLBACK_TRIES). */
 #pragma once
 
 #include <stdbool.h>
@@ -40,7 +43,11 @@ struct relay_client_node {
         const char *tap_name;                   /* never offered as a candidate */
         const struct handshake_keys *keys;      /* the pattern; identity mode: our key pair */
         const uint8_t *psk;                     /* the shared key; NULL: none */
-        const uint8_t *peer_key;                /* identity mode: the peer to be introduced to */
+        const uint8_t *peer_key;                /* identity mode: the peer to be introduced to,
+                                                 * when peer_at is NULL */
+        /* Identity mode: the peer table (at(userdata, 0), ... until NULL), whose keys we want
+         * the relay to pair us with (relay_client_select_wants). NULL: peer_key only. */
+        struct peer *(*peer_at)(void *userdata, size_t i);
         const struct endpoint *public_endpoint; /* STUN's (len 0 until known) */
         const struct sender *sender;
         /* Events, on the control loop. The relay's address is known (and now in use): */
@@ -80,6 +87,13 @@ const uint8_t *relay_client_node_id(const struct relay_client *rc);
 struct peer *relay_introduction_match(const struct relay_introduction *intro, bool identity,
                                       struct peer *(*at)(void *userdata, size_t i),
                                       void *userdata);
+/* Identity mode: the keys to name in our REGISTER, at most max (RELAY_MAX_WANTS): every
+ * distinct non-zero key of the peers (at(userdata, 0), ... until NULL) but own_key, first the
+ * peers without a direct session (no session, or on the relay: the ones the relay is for), then
+ * the others, each group in table order. Returns how many; out in that order. Pure. */
+size_t relay_client_select_wants(struct peer *(*at)(void *userdata, size_t i), void *userdata,
+                                 const uint8_t own_key[NOISE_PUBLIC_KEY_LEN],
+                                 uint8_t (*out)[NOISE_PUBLIC_KEY_LEN], size_t max);
 /* p is the introduced node: its node id, candidates and relay slot (path.c). */
 void relay_introduction_apply(const struct sender *s, struct peer *p,
                               const struct relay_introduction *intro);

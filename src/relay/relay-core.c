@@ -60,7 +60,10 @@ struct registration {
          * never joins anyone's network: only the psk's signature does. */
         uint8_t network_id[NETWORK_ID_LEN];
         uint8_t node_id[NOISE_PUBLIC_KEY_LEN];
-        uint8_t want_peer[NOISE_PUBLIC_KEY_LEN]; /* zeros: shared-key mode */
+        uint8_t want_peer[NOISE_PUBLIC_KEY_LEN]; /* zeros: shared-key mode, or a want list */
+        /* Identity mode with a want list (messages.h): the keys, ascending; 0: want_peer. */
+        uint8_t n_wants;
+        uint8_t wants[RELAY_MAX_WANTS][NOISE_PUBLIC_KEY_LEN];
         uint8_t client_nonce[RELAY_CLIENT_NONCE_LEN]; /* of its latest REGISTER: keys PEER */
         bool shared;
         struct endpoint addr;           /* as received: the destination of replies */
@@ -341,16 +344,28 @@ static uint32_t new_slot(const struct relay_core *c) {
         }
 }
 
-/* Who may reach whom (messages.h): same network and, in identity mode, each naming the other;
- * in shared-key mode, any two of the network. Never a registration and itself. */
+static int key_cmp(const void *a, const void *b) {
+        return memcmp(a, b, NOISE_PUBLIC_KEY_LEN);
+}
+
+/* Does identity registration r want key: its want list (ascending: bisection, at most
+ * log2(RELAY_MAX_WANTS) + 1 comparisons on the forwarding path), or else its want_peer. */
+static bool reg_wants(const struct registration *r, const uint8_t *key) {
+        if (r->n_wants == 0)
+                return memcmp(r->want_peer, key, NOISE_PUBLIC_KEY_LEN) == 0;
+        return bsearch(key, r->wants, r->n_wants, NOISE_PUBLIC_KEY_LEN, key_cmp) != NULL;
+}
+
+/* Who may reach whom (messages.h): same network and, in identity mode, each wanting the other
+ * (want_peer, or the want list); in shared-key mode, any two of the network. Never a
+ * registration and itself. */
 static bool may_talk(const struct registration *a, const struct registration *b) {
         if (a == b || a->shared != b->shared ||
             memcmp(a->network_id, b->network_id, NETWORK_ID_LEN) != 0)
                 return false;
         if (a->shared)
                 return true;
-        return memcmp(a->want_peer, b->node_id, NOISE_PUBLIC_KEY_LEN) == 0 &&
-               memcmp(b->want_peer, a->node_id, NOISE_PUBLIC_KEY_LEN) == 0;
+        return reg_wants(a, b->node_id) && reg_wants(b, a->node_id);
 }
 
 /* ---- token buckets ------------------------------------------------------------------------ */
@@ -508,9 +523,11 @@ static bool signature_valid(const struct message_relay_register *m) {
                                            m->network_key) == 0;
 }
 
-/* proof = MAC(HASH(LABEL_RELAY_PROOF || DH(relay ephemeral, node_id)), REGISTER up to proof),
- * HASH = BLAKE2b-256, MAC = BLAKE2b-128 keyed. A low-order node_id (DH all zeros) fails. */
-static bool proof_valid(const struct generation *g, const struct message_relay_register *m) {
+/* proof = MAC(HASH(LABEL_RELAY_PROOF || DH(relay ephemeral, node_id)), REGISTER up to proof
+ * || want list), HASH = BLAKE2b-256, MAC = BLAKE2b-128 keyed. A low-order node_id (DH all
+ * zeros) fails. list/list_len: the want list (messages.h), empty for a 424-byte REGISTER. */
+static bool proof_valid(const struct generation *g, const struct message_relay_register *m,
+                        const uint8_t *list, size_t list_len) {
         uint8_t dh[crypto_scalarmult_BYTES], key[PROOF_KEY_LEN], proof[COOKIE_LEN];
         crypto_generichash_state st;
         bool ok = false;
@@ -521,9 +538,12 @@ static bool proof_valid(const struct generation *g, const struct message_relay_r
                                           sizeof(LABEL_RELAY_PROOF) - 1);
                 crypto_generichash_update(&st, dh, sizeof(dh));
                 crypto_generichash_final(&st, key, PROOF_KEY_LEN);
-                crypto_generichash(proof, COOKIE_LEN, (const uint8_t *) m,
-                                   offsetof(struct message_relay_register, proof), key,
-                                   PROOF_KEY_LEN);
+                crypto_generichash_init(&st, key, PROOF_KEY_LEN, COOKIE_LEN);
+                crypto_generichash_update(&st, (const uint8_t *) m,
+                                          offsetof(struct message_relay_register, proof));
+                if (list_len > 0)
+                        crypto_generichash_update(&st, list, list_len);
+                crypto_generichash_final(&st, proof, COOKIE_LEN);
                 ok = sodium_memcmp(proof, m->proof, COOKIE_LEN) == 0;
                 sodium_memzero(&st, sizeof(st));
         }
@@ -580,24 +600,96 @@ static bool candidate_valid(const struct relay_candidate *cand) {
         return cand->family == RELAY_CANDIDATE_IPV6;
 }
 
-static bool register_well_formed(const struct message_relay_register *m) {
-        if (!is_zero(m->reserved_zero, sizeof(m->reserved_zero)) ||
-            m->n_candidates > RELAY_MAX_CANDIDATES)
-                return false;
-        for (size_t i = 0; i < RELAY_MAX_CANDIDATES; i++)
-                if (i < m->n_candidates ? !candidate_valid(&m->candidates[i])
-                                        : !is_zero((const uint8_t *) &m->candidates[i],
-                                                   sizeof(m->candidates[i])))
-                        return false;
-        if (is_zero(m->want_peer, NOISE_PUBLIC_KEY_LEN))
+static int bad_register(struct relay_register_error *why, const char *what, int candidate,
+                        int want) {
+        if (why)
+                *why = (struct relay_register_error){
+                        .what = what, .candidate = candidate, .want = want};
+        return -EBADMSG;
+}
+
+int relay_register_parse(const uint8_t *buf, size_t len, struct relay_register_view *ret,
+                         struct relay_register_error *ret_why) {
+        const struct message_relay_register *m = (const struct message_relay_register *) buf;
+        const struct relay_want_list *l = NULL;
+        size_t n = 0;
+
+        if (!buf || (len != sizeof(*m) && !RELAY_REGISTER_WANTS_LEN_OK(len)))
+                return bad_register(ret_why, "length is neither 424 nor 428 + 32 n (1 <= n <= "
+                                             "RELAY_MAX_WANTS)", -1, -1);
+        if (get_le32(buf) != MESSAGE_RELAY_REGISTER)
+                return bad_register(ret_why, "not a REGISTER (type or reserved header bytes)", -1,
+                                    -1);
+        if (!is_zero(m->reserved_zero, sizeof(m->reserved_zero)))
+                return bad_register(ret_why, "reserved bytes after n_candidates are not zero", -1,
+                                    -1);
+        if (m->n_candidates > RELAY_MAX_CANDIDATES)
+                return bad_register(ret_why, "n_candidates is over RELAY_MAX_CANDIDATES", -1, -1);
+        for (size_t i = 0; i < RELAY_MAX_CANDIDATES; i++) {
+                if (i < m->n_candidates && !candidate_valid(&m->candidates[i]))
+                        return bad_register(ret_why, "candidate: unknown family, or a reserved "
+                                                     "byte or the rest of an IPv4 address set",
+                                            (int) i, -1);
+                if (i >= m->n_candidates &&
+                    !is_zero((const uint8_t *) &m->candidates[i], sizeof(m->candidates[i])))
+                        return bad_register(ret_why, "unused candidate slot is not zero", (int) i,
+                                            -1);
+        }
+        if (len > sizeof(*m)) {
+                l = (const struct relay_want_list *) (buf + sizeof(*m));
+                n = l->n_wants;
+                if (len != RELAY_REGISTER_WANTS_LEN(n))
+                        return bad_register(ret_why, "n_wants does not match the length", -1, -1);
+                if (!is_zero(l->reserved_zero, sizeof(l->reserved_zero)))
+                        return bad_register(ret_why, "want list: reserved bytes are not zero", -1,
+                                            -1);
+                /* Identity mode only: the list names every wanted peer. */
+                if (!is_zero(m->want_peer, NOISE_PUBLIC_KEY_LEN))
+                        return bad_register(ret_why, "want_peer is set beside a want list", -1,
+                                            -1);
+                if (!is_zero(m->network_key, RELAY_NETWORK_KEY_LEN) ||
+                    !is_zero(m->signature, RELAY_SIGNATURE_LEN))
+                        return bad_register(ret_why, "a want list with a network key or a "
+                                                     "signature (shared-key mode has no list)",
+                                            -1, -1);
+                for (size_t i = 0; i < n; i++) {
+                        if (is_zero(l->wants[i], NOISE_PUBLIC_KEY_LEN))
+                                return bad_register(ret_why, "want list: a key is all zeros", -1,
+                                                    (int) i);
+                        if (memcmp(l->wants[i], m->node_id, NOISE_PUBLIC_KEY_LEN) == 0)
+                                return bad_register(ret_why, "want list: names the node itself",
+                                                    -1, (int) i);
+                        if (i > 0 &&
+                            memcmp(l->wants[i - 1], l->wants[i], NOISE_PUBLIC_KEY_LEN) >= 0)
+                                return bad_register(ret_why, "want list: keys not in strictly "
+                                                             "ascending order (or repeated)",
+                                                    -1, (int) i);
+                }
+        } else if (is_zero(m->want_peer, NOISE_PUBLIC_KEY_LEN)) {
                 /* Shared-key mode: a network id and a network key derived from the psk. (The
                  * node id is a per-run public key, the proof and the signature judge it.) */
-                return !is_zero(m->network_id, NETWORK_ID_LEN) &&
-                       !is_zero(m->node_id, NOISE_PUBLIC_KEY_LEN) &&
-                       !is_zero(m->network_key, RELAY_NETWORK_KEY_LEN);
-        /* Identity mode: no network key, no signature (the proof of the static key is enough). */
-        return is_zero(m->network_key, RELAY_NETWORK_KEY_LEN) &&
-               is_zero(m->signature, RELAY_SIGNATURE_LEN);
+                if (is_zero(m->network_id, NETWORK_ID_LEN))
+                        return bad_register(ret_why, "shared-key mode: network_id is zero", -1, -1);
+                if (is_zero(m->node_id, NOISE_PUBLIC_KEY_LEN))
+                        return bad_register(ret_why, "shared-key mode: node_id is zero", -1, -1);
+                if (is_zero(m->network_key, RELAY_NETWORK_KEY_LEN))
+                        return bad_register(ret_why, "shared-key mode: network_key is zero", -1,
+                                            -1);
+        } else if (!is_zero(m->network_key, RELAY_NETWORK_KEY_LEN) ||
+                   !is_zero(m->signature, RELAY_SIGNATURE_LEN)) {
+                /* Identity mode: no network key, no signature (the proof of the static key is
+                 * enough). */
+                return bad_register(ret_why, "identity mode: network_key or signature is set", -1,
+                                    -1);
+        }
+        if (ret)
+                *ret = (struct relay_register_view){
+                        .m = m,
+                        .list = l,
+                        .n_wants = n,
+                        .shared = !l && is_zero(m->want_peer, NOISE_PUBLIC_KEY_LEN),
+                };
+        return 0;
 }
 
 static bool network_allowed(const struct relay_core *c, const uint8_t *network_id) {
@@ -654,17 +746,29 @@ static const struct generation *cookie_generation(const struct relay_core *c,
         return sodium_memcmp(cookie, m->cookie, COOKIE_LEN) == 0 ? g : NULL;
 }
 
-static int handle_register(struct relay_core *c, const uint8_t *buf, const struct endpoint *src,
-                           const uint8_t addr_key[ADDR_KEY_LEN], const struct generation *g,
-                           bool verified, uint64_t now, struct relay_actions *a) {
+/* Tell r and p of each other when they may talk. */
+static void introduce(struct relay_core *c, struct relay_actions *a, struct registration *r,
+                      int32_t p, uint64_t now) {
+        if (p >= 0 && live(&c->regs[p], now) && may_talk(r, &c->regs[p])) {
+                send_peer(c, a, r, &c->regs[p]);
+                send_peer(c, a, &c->regs[p], r);
+        }
+}
+
+static int handle_register(struct relay_core *c, const uint8_t *buf, size_t len,
+                           const struct endpoint *src, const uint8_t addr_key[ADDR_KEY_LEN],
+                           const struct generation *g, bool verified, uint64_t now,
+                           struct relay_actions *a) {
         const struct message_relay_register *m = (const struct message_relay_register *) buf;
+        static const uint8_t zero_key[NOISE_PUBLIC_KEY_LEN];
+        struct relay_register_view v;
         uint8_t group[NETWORK_ID_LEN];
         const uint8_t *network;
         struct registration *r;
         int32_t idx, occupant;
         bool shared;
 
-        if (!register_well_formed(m)) {
+        if (relay_register_parse(buf, len, &v, NULL) < 0) {
                 c->stats.dropped_invalid++;
                 return -EBADMSG;
         }
@@ -677,8 +781,10 @@ static int handle_register(struct relay_core *c, const uint8_t *buf, const struc
         /* Both modes: node_id's private key (identity: the static key; shared-key: the per-run
          * key), so nobody else can refresh or move this registration. Shared-key mode also: the
          * psk's membership signature. */
-        shared = is_zero(m->want_peer, NOISE_PUBLIC_KEY_LEN);
-        if (!proof_valid(g, m) || (shared && !signature_valid(m))) {
+        shared = v.shared;
+        if (!proof_valid(g, m, (const uint8_t *) v.list,
+                         v.list ? RELAY_REGISTER_WANTS_LEN(v.n_wants) - sizeof(*m) : 0) ||
+            (shared && !signature_valid(m))) {
                 c->stats.bad_proof++;
                 return -EPERM;
         }
@@ -704,6 +810,19 @@ static int handle_register(struct relay_core *c, const uint8_t *buf, const struc
         }
         if (occupant == idx)
                 occupant = -1;
+        /* Identity mode: the node's own registration at this address (same network and node
+         * id; its proof is ours) under its other name (it switched between want_peer and a
+         * want list, or wants another peer): renamed, not replaced, so its slot stays. */
+        if (idx < 0 && occupant >= 0 && !shared && !c->regs[occupant].shared &&
+            memcmp(c->regs[occupant].network_id, network, NETWORK_ID_LEN) == 0 &&
+            memcmp(c->regs[occupant].node_id, m->node_id, NOISE_PUBLIC_KEY_LEN) == 0) {
+                idx = occupant;
+                occupant = -1;
+                chain_remove(c, idx, CHAIN_NAME);
+                memcpy(c->regs[idx].want_peer, m->want_peer, NOISE_PUBLIC_KEY_LEN);
+                chain_insert(c, idx, CHAIN_NAME);
+                c->stats.renamed++;
+        }
         if (idx < 0) {
                 size_t freed = occupant >= 0 ? 1 : 0;
 
@@ -764,6 +883,10 @@ static int handle_register(struct relay_core *c, const uint8_t *buf, const struc
         r->addr.relay_slot = 0;
         r->n_candidates = m->n_candidates;
         memcpy(r->candidates, m->candidates, sizeof(r->candidates));
+        r->n_wants = (uint8_t) v.n_wants;
+        memset(r->wants, 0, sizeof(r->wants));
+        if (v.list)
+                memcpy(r->wants, v.list->wants, v.n_wants * NOISE_PUBLIC_KEY_LEN);
         memcpy(r->client_nonce, m->client_nonce, RELAY_CLIENT_NONCE_LEN);
         r->expires_ns = now + (uint64_t) RELAY_REGISTRATION_LIFETIME * NSEC_PER_SEC;
 
@@ -779,14 +902,17 @@ static int handle_register(struct relay_core *c, const uint8_t *buf, const struc
         }
 
         /* Every pair that may talk learns of each other, on every registration, so a node learns
-         * of peers that register after it. Identity mode: the one registration named (network,
-         * our wanted peer, us). Shared-key mode: the network's chain (at most
-         * RELAY_MAX_NETWORK_REGISTRATIONS, so the actions cannot overflow). */
+         * of peers that register after it. Identity mode: for each wanted key, the two
+         * registrations it may hold that can want us: (network, it, us) and its want list
+         * (network, it, zeros); at most 2 * RELAY_MAX_WANTS pairs. Shared-key mode: the
+         * network's chain (at most RELAY_MAX_NETWORK_REGISTRATIONS). Either way the actions
+         * cannot overflow (relay-core.h). */
         if (!shared) {
-                int32_t p = find_by_name(c, r->network_id, r->want_peer, r->node_id);
-                if (p >= 0 && live(&c->regs[p], now) && may_talk(r, &c->regs[p])) {
-                        send_peer(c, a, r, &c->regs[p]);
-                        send_peer(c, a, &c->regs[p], r);
+                size_t n = r->n_wants ? r->n_wants : 1;
+                for (size_t i = 0; i < n; i++) {
+                        const uint8_t *w = r->n_wants ? r->wants[i] : r->want_peer;
+                        introduce(c, a, r, find_by_name(c, r->network_id, w, r->node_id), now);
+                        introduce(c, a, r, find_by_name(c, r->network_id, w, zero_key), now);
                 }
         } else {
                 for (int32_t p = c->buckets[CHAIN_NET][r->hash[CHAIN_NET] & c->bucket_mask]; p >= 0;
@@ -979,7 +1105,7 @@ int relay_core_receive(struct relay_core *c, uint8_t *buf, size_t len, const str
 
         switch (type) {
         case MESSAGE_RELAY_REGISTER:
-                return handle_register(c, buf, src, addr_key, g, registered, now, ret);
+                return handle_register(c, buf, len, src, addr_key, g, registered, now, ret);
         case MESSAGE_RELAY_DATA:
                 return handle_data(c, buf, len, addr_key, now, ret);
         case MESSAGE_INVALID:
@@ -1121,8 +1247,13 @@ bool relay_core_check_invariants(const struct relay_core *c) {
                         shared++;
                         if (!is_zero(r->want_peer, NOISE_PUBLIC_KEY_LEN))
                                 return false;
-                } else if (is_zero(r->want_peer, NOISE_PUBLIC_KEY_LEN))
+                } else if (is_zero(r->want_peer, NOISE_PUBLIC_KEY_LEN) == (r->n_wants == 0))
+                        return false; /* identity: want_peer, or else a want list */
+                if (r->n_wants > RELAY_MAX_WANTS || (r->shared && r->n_wants))
                         return false;
+                for (size_t k = 1; k < r->n_wants; k++)
+                        if (memcmp(r->wants[k - 1], r->wants[k], NOISE_PUBLIC_KEY_LEN) >= 0)
+                                return false;
                 if (r->slot == 0 || r->n_candidates > RELAY_MAX_CANDIDATES)
                         return false;
                 for (size_t k = 0; k < _CHAIN_MAX; k++) {

@@ -11,9 +11,11 @@
  *     from an address that another registration occupies replaces it (a NAT reused the
  *     mapping; the old one no longer reaches its node). RELAY_DATA is attributed to the
  *     registration of its source address.
- *   - A registration is named by (network_id, node_id, want_peer); the same name registering
- *     from a new address moves (NAT rebinding) and keeps its slot, so its peers need not learn
- *     anything new to keep sending to it.
+ *   - A registration is named by (network_id, node_id, want_peer), want_peer zeros for one
+ *     with a want list (messages.h, "several wanted peers"); the same name registering from a
+ *     new address moves (NAT rebinding) and keeps its slot, so its peers need not learn
+ *     anything new to keep sending to it. An identity node registering under another name
+ *     from the address its own registration holds renames that one (same slot).
  *   - Shared-key registrations (want_peer zero) must carry a non-zero network_id and
  *     network_key, a valid proof of node_id's (per-run) key and a valid Ed25519 signature by
  *     network_key (messages.h). They are grouped by a hash of (network_id, network_key): a
@@ -61,6 +63,9 @@ enum {
         /* One REGISTER's answer: REGISTERED and two PEER messages per peer. */
         RELAY_ACTIONS_MAX = 1 + 2 * (RELAY_MAX_NETWORK_REGISTRATIONS - 1),
 };
+/* An identity REGISTER with a want list pairs with at most two registrations per wanted key
+ * (messages.h): its answer fits too. */
+_Static_assert(1 + 2 * 2 * RELAY_MAX_WANTS <= RELAY_ACTIONS_MAX, "a want list's answer fits");
 
 struct relay_core_config {
         unsigned max_registrations; /* 1 .. RELAY_MAX_REGISTRATIONS_LIMIT */
@@ -86,6 +91,7 @@ struct relay_stats {
         uint64_t peers_sent;           /* PEER messages sent */
         uint64_t moved;                /* registrations that moved to a new source address */
         uint64_t replaced;             /* registrations pushed out by another at their address */
+        uint64_t renamed;              /* identity: a node's own registration, another want */
         uint64_t expired;              /* registrations not renewed in time */
         uint64_t dropped_unpaired;     /* RELAY_DATA between registrations that may not talk */
         uint64_t dropped_bandwidth;    /* RELAY_DATA over its sender's bandwidth */
@@ -112,6 +118,29 @@ struct relay_actions {
 };
 
 struct relay_core;
+
+/* A REGISTER's parts once its form is checked (relay_register_parse): the fixed part, and the
+ * want list (messages.h) when there is one. Points into the datagram. */
+struct relay_register_view {
+        const struct message_relay_register *m;
+        const struct relay_want_list *list; /* NULL: a 424-byte REGISTER */
+        size_t n_wants;
+        bool shared; /* shared-key mode: no want_peer, no list */
+};
+
+/* Why a REGISTER's form is wrong: what, and which candidate or want (-1: none). */
+struct relay_register_error {
+        const char *what;
+        int candidate;
+        int want;
+};
+
+/* Check the form of a REGISTER of len bytes (messages.h: lengths, reserved bytes, candidates,
+ * each mode's fields, the want list's count, keys and order), not its cookie, proof or
+ * signature. 0 and *ret filled, or -EBADMSG and *ret_why (may be NULL) says what and where.
+ * Pure. */
+int relay_register_parse(const uint8_t *buf, size_t len, struct relay_register_view *ret,
+                         struct relay_register_error *ret_why);
 
 /* -EINVAL on a configuration out of range, -ENOMEM. now: the monotonic clock in ns. */
 int relay_core_new(const struct relay_core_config *config, uint64_t now, struct relay_core **ret);

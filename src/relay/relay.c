@@ -59,13 +59,13 @@ void relay_log_stats(const struct relay *r) {
         log_notice("stats: registrations=%llu packets_in=%llu forwarded=%llu forwarded_bytes=%llu "
                    "dropped_rate=%llu dropped_unregistered=%llu dropped_not_allowed=%llu "
                    "bad_proof=%llu stun=%llu challenges=%llu registered=%llu peers_sent=%llu "
-                   "moved=%llu replaced=%llu expired=%llu dropped_unpaired=%llu "
+                   "moved=%llu replaced=%llu renamed=%llu expired=%llu dropped_unpaired=%llu "
                    "dropped_bandwidth=%llu dropped_full=%llu dropped_invalid=%llu "
                    "dropped_unauth_budget=%llu dropped_oversized=%llu send_errors=%llu recv_errors=%llu",
                    S(s->registrations), S(s->packets_in), S(s->forwarded), S(s->forwarded_bytes),
                    S(s->dropped_rate), S(s->dropped_unregistered), S(s->dropped_not_allowed),
                    S(s->bad_proof), S(s->stun), S(s->challenges), S(s->registered),
-                   S(s->peers_sent), S(s->moved), S(s->replaced), S(s->expired),
+                   S(s->peers_sent), S(s->moved), S(s->replaced), S(s->renamed), S(s->expired),
                    S(s->dropped_unpaired), S(s->dropped_bandwidth), S(s->dropped_full),
                    S(s->dropped_invalid), S(s->dropped_unauth_budget), S(r->oversized), S(r->send_errors), S(r->recv_errors));
 #undef S
@@ -157,13 +157,22 @@ static const char *drop_reason(int reason) {
         }
 }
 
-static void log_drop(int reason, const struct endpoint *src) {
+static void log_drop(int reason, const struct endpoint *src, const uint8_t *data, size_t len) {
+        struct relay_register_error why = {};
         char buf[ENDPOINT_STRLEN];
 
         /* Per-datagram, so debug only: the counters tell the story at any other level. */
-        if (log_get_max_level() >= LOG_DEBUG)
-                log_debug("dropped a datagram from %s: %s", endpoint_to_string(src, buf),
-                          drop_reason(reason));
+        if (log_get_max_level() < LOG_DEBUG)
+                return;
+        /* A malformed REGISTER: say what is wrong with it, and where. */
+        if (reason == -EBADMSG && len >= 1 && data[0] == MESSAGE_RELAY_REGISTER &&
+            relay_register_parse(data, len, NULL, &why) < 0) {
+                log_debug("dropped a REGISTER from %s: %s (candidate %d, want %d)",
+                          endpoint_to_string(src, buf), why.what, why.candidate, why.want);
+                return;
+        }
+        log_debug("dropped a datagram from %s: %s", endpoint_to_string(src, buf),
+                  drop_reason(reason));
 }
 
 static void log_registered(const struct endpoint *src, const struct relay_actions *a) {
@@ -194,7 +203,7 @@ static void handle_batch(struct relay *r, unsigned n) {
                 k = relay_core_receive(r->core, r->buffers[i], r->msgs[i].msg_len, &src, now,
                                        r->actions);
                 if (k < 0)
-                        log_drop(k, &src);
+                        log_drop(k, &src, r->buffers[i], r->msgs[i].msg_len);
                 else if (k == MESSAGE_RELAY_REGISTER && r->actions->n > 0 &&
                          r->actions->send[0].data[0] == MESSAGE_RELAY_REGISTERED)
                         log_registered(&src, r->actions);

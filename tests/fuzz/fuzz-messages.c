@@ -230,6 +230,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                               size - sizeof(struct message_relay_data));
                 break;
         case MESSAGE_RELAY_REGISTER:
+                /* 424 bytes, or with a want list (messages.h): 428 + 32 n, 1 <= n <= 24. */
+                if (size != sizeof(struct message_relay_register) &&
+                    !RELAY_REGISTER_WANTS_LEN_OK(size))
+                        abort();
+                break;
         case MESSAGE_RELAY_CHALLENGE:
         case MESSAGE_RELAY_REGISTERED:
         case MESSAGE_RELAY_PEER:

@@ -7,7 +7,9 @@
  *
  *   0 RAW       src, len16, bytes              any datagram
  *   1 REGISTER  src, mode, key, want, n, 20*n  the whole exchange: REGISTER, the CHALLENGE's
- *                                              cookie echoed, the proof made with fixed keys
+ *               [, list, [32]]                 cookie echoed, the proof made with fixed keys;
+ *                                              identity mode with mode bit 7: a want list
+ *                                              (messages.h) of the keys in the list bitmask
  *   2 DATA      src, target, len16, bytes      RELAY_DATA to a slot the script has seen
  *   3 TIME      ms16 * 100                     the clock moves on
  *   4 EXPIRE                                   the once-a-second sweep
@@ -271,7 +273,7 @@ static size_t take(struct input *in, uint8_t *out, size_t want) {
         return n;
 }
 
-static void sign(struct message_relay_register *m, const uint8_t priv[32]) {
+static void sign(struct message_relay_register *m, const uint8_t priv[32], size_t len) {
         uint8_t dh[32], key[32];
         crypto_generichash_state st;
 
@@ -281,50 +283,85 @@ static void sign(struct message_relay_register *m, const uint8_t priv[32]) {
         crypto_generichash_update(&st, (const uint8_t *) LABEL_RELAY_PROOF, 16);
         crypto_generichash_update(&st, dh, sizeof(dh));
         crypto_generichash_final(&st, key, sizeof(key));
-        crypto_generichash(m->proof, sizeof(m->proof), (const uint8_t *) m,
-                           offsetof(struct message_relay_register, proof), key, sizeof(key));
+        /* Over the REGISTER up to the proof and the want list, if any (messages.h). */
+        crypto_generichash_init(&st, key, sizeof(key), sizeof(m->proof));
+        crypto_generichash_update(&st, (const uint8_t *) m,
+                                  offsetof(struct message_relay_register, proof));
+        if (len > sizeof(*m))
+                crypto_generichash_update(&st, (const uint8_t *) m + sizeof(*m), len - sizeof(*m));
+        crypto_generichash_final(&st, m->proof, sizeof(m->proof));
+}
+
+static int key_cmp(const void *a, const void *b) {
+        return memcmp(a, b, 32);
+}
+
+/* The want list after the REGISTER (mode bit 7, identity mode): the keys of bits 0-3 of the
+ * list byte, ascending; bit 4 adds 32 bytes from the script, bit 5 leaves the order as it
+ * falls, bit 6 puts want_peer beside the list. Returns the whole length. */
+static size_t add_want_list(struct input *in, uint8_t *buf) {
+        struct message_relay_register *m = (struct message_relay_register *) buf;
+        struct relay_want_list *l = (struct relay_want_list *) (buf + sizeof(*m));
+        uint8_t bits = next(in);
+        size_t n = 0;
+
+        for (size_t i = 0; i < N_KEYS; i++)
+                if (bits & (1u << i))
+                        memcpy(l->wants[n++], keys_pub[i], 32);
+        if (bits & 0x10)
+                take(in, l->wants[n++], 32);
+        if (!(bits & 0x20))
+                qsort(l->wants, n, 32, key_cmp);
+        if (!(bits & 0x40))
+                memset(m->want_peer, 0, sizeof(m->want_peer));
+        l->n_wants = (uint8_t) n;
+        return RELAY_REGISTER_WANTS_LEN(n);
 }
 
 /* mode: bit 0 identity, bits 1-2 network (0: zeros), bit 3 spoil the proof (shared-key mode:
  * and sign with another network's key), bit 4 stop after the first REGISTER, bit 5 echo no
- * cookie, bit 6 no network key. */
+ * cookie, bit 6 no network key, bit 7 (identity mode) a want list (add_want_list). */
 static void op_register(struct run *r, struct input *in) {
         int src = next(in) % N_SOURCES;
         uint8_t mode = next(in), key = next(in) % N_KEYS, want = next(in) % N_KEYS;
         uint8_t n = next(in) % (RELAY_MAX_CANDIDATES + 2);
-        struct message_relay_register m = {};
+        _Alignas(struct message_relay_register) uint8_t buf[RELAY_REGISTER_MAX_LEN] = {};
+        struct message_relay_register *mp = (struct message_relay_register *) buf;
+        size_t len = sizeof(*mp);
         int k;
 
-        m.header.type = MESSAGE_RELAY_REGISTER;
-        memset(m.network_id, (mode >> 1) & 3, sizeof(m.network_id));
-        memcpy(m.node_id, keys_pub[key], 32);
+        mp->header.type = MESSAGE_RELAY_REGISTER;
+        memset(mp->network_id, (mode >> 1) & 3, sizeof(mp->network_id));
+        memcpy(mp->node_id, keys_pub[key], 32);
         if (mode & 1)
-                memcpy(m.want_peer, keys_pub[want], 32);
+                memcpy(mp->want_peer, keys_pub[want], 32);
         else if (!(mode & 0x40))
-                memcpy(m.network_key, member_pk[(mode >> 1) & 3], 32);
-        take(in, m.client_nonce, sizeof(m.client_nonce));
-        m.n_candidates = n;
+                memcpy(mp->network_key, member_pk[(mode >> 1) & 3], 32);
+        take(in, mp->client_nonce, sizeof(mp->client_nonce));
+        mp->n_candidates = n;
         for (uint8_t i = 0; i < n && i < RELAY_MAX_CANDIDATES; i++)
-                take(in, (uint8_t *) &m.candidates[i], sizeof(m.candidates[i]));
+                take(in, (uint8_t *) &mp->candidates[i], sizeof(mp->candidates[i]));
+        if ((mode & 0x81) == 0x81)
+                len = add_want_list(in, buf);
 
-        k = deliver(r, src, (const uint8_t *) &m, sizeof(m));
+        k = deliver(r, src, buf, len);
         if (mode & 0x10 || k != MESSAGE_RELAY_REGISTER || r->actions.n != 1 ||
             get_le32(r->actions.send[0].data) != MESSAGE_RELAY_CHALLENGE)
                 return;
         if (!(mode & 0x20)) {
                 const struct message_relay_challenge *ch =
                         (const struct message_relay_challenge *) r->actions.send[0].data;
-                memcpy(m.cookie, ch->cookie, COOKIE_LEN);
-                memcpy(m.relay_ephemeral, ch->relay_ephemeral, 32);
+                memcpy(mp->cookie, ch->cookie, COOKIE_LEN);
+                memcpy(mp->relay_ephemeral, ch->relay_ephemeral, 32);
         }
-        sign(&m, keys_priv[key]);
+        sign(mp, keys_priv[key], len);
         if (mode & 8)
-                m.proof[0] ^= 1;
+                mp->proof[0] ^= 1;
         if (!(mode & 1))
-                crypto_sign_detached(m.signature, NULL, (const uint8_t *) &m,
+                crypto_sign_detached(mp->signature, NULL, buf,
                                      offsetof(struct message_relay_register, signature),
                                      member_sk[(((mode >> 1) & 3) + (mode & 8 ? 1 : 0)) & 3]);
-        k = deliver(r, src, (const uint8_t *) &m, sizeof(m));
+        k = deliver(r, src, buf, len);
         /* A correct exchange from a fresh cookie is refused only for a reason it can name. */
         if (!(mode & 0x28) && k != MESSAGE_RELAY_REGISTER && k != -ENOBUFS && k != -ENOSPC &&
             k != -EBADMSG)

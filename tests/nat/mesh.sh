@@ -4,8 +4,15 @@
 # Behind NAT, a mesh of three (issue 11, section 6): a and b behind port-restricted cone NATs
 # (they can punch through to each other), c behind a symmetric NAT (masquerade fully-random:
 # neither cone side can reach it directly, nor it them). All three register with one
-# shadowmesh-relay under one shared key and know nothing but the relay (`peer: address: ""`):
-# the relay introduces every node of the network to every other (issue 11, section 4).
+# shadowmesh-relay and know nothing but the relay:
+#   mesh.sh [shared]   one shared key, `peer: address: ""`: the relay introduces every node of
+#                      the network to every other (issue 11, section 4).
+#   mesh.sh identity   identity mode: each node has its own key pair and one peers: list of the
+#                      three public keys, no addresses (each node ignores its own entry). Each
+#                      node's REGISTER names both others (a want list, messages.h), and the
+#                      relay pairs every two nodes that want each other: a node needs the relay
+#                      for several pairs at once. (With one wanted peer per registration, c
+#                      would be paired with nobody: a and b want each other first.)
 #   m1  every node pings every other (six directions) within 30 s of starting the last daemon:
 #       registration is at once, a direct handshake takes one round trip, the relay fallback
 #       RELAY_FALLBACK_AFTER_MS (3 s) and, if a first introduction was missed, the next
@@ -21,6 +28,9 @@
 set -euo pipefail
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
+readonly MESH_MODE=${1:-shared}
+[[ $MESH_MODE == shared || $MESH_MODE == identity ]] ||
+        { echo "usage: mesh.sh [shared|identity]" >&2; exit 64; }
 nat_init relay
 need tcpdump tcpdump
 
@@ -34,9 +44,33 @@ check "m: site c routes to the internet namespace" \
 note "case m: c $MODE_C (public $WAN_C, host $HOST_C)"
 start_servers
 
-write_config "$TMP/m-a.yaml" "$TUN_A/24" "$KEY" stun relay
-write_config "$TMP/m-b.yaml" "$TUN_B/24" "$KEY" stun relay
-write_config "$TMP/m-c.yaml" "$TUN_C/24" "$KEY" stun relay
+if [[ $MESH_MODE == shared ]]; then
+        write_config "$TMP/m-a.yaml" "$TUN_A/24" "$KEY" stun relay
+        write_config "$TMP/m-b.yaml" "$TUN_B/24" "$KEY" stun relay
+        write_config "$TMP/m-c.yaml" "$TUN_C/24" "$KEY" stun relay
+else
+        # One list of all three keys, no addresses: the relay introduces them.
+        declare -A PUB=() TUN_IP=([a]=$TUN_A [b]=$TUN_B [c]=$TUN_C)
+        for x in a b c; do
+                (umask 077 && "$SHADOWMESHD" genkey >"$TMP/$x.key")
+                PUB[$x]=$("$SHADOWMESHD" pubkey <"$TMP/$x.key")
+        done
+        for x in a b c; do
+                write_config "$TMP/m-$x.yaml" "${TUN_IP[$x]}/24" "" stun relay
+                # write_config's shared key and `peer:` give way to the identity and the list.
+                sed -i -e '/^encryption:/,+1d' -e '/^peer:/,+1d' "$TMP/m-$x.yaml"
+                {
+                        echo "identity:"
+                        echo "  private_key_file: $TMP/$x.key"
+                        echo "peers:"
+                        for y in a b c; do
+                                echo "  - name: $y"
+                                echo "    public_key: \"${PUB[$y]}\""
+                        done
+                } >>"$TMP/m-$x.yaml"
+        done
+fi
+note "mode: $MESH_MODE"
 start_daemon c "$NS_C" "$TMP/m-c.yaml"
 check "c: up" wait_until 15 daemon_up c
 start_daemon b "$NS_B" "$TMP/m-b.yaml"

@@ -47,6 +47,9 @@ static void test_sizes(void) {
         CHECK_EQ_INT(offsetof(struct message_relay_register, network_key), 312);
         CHECK_EQ_INT(offsetof(struct message_relay_register, proof), 344);
         CHECK_EQ_INT(offsetof(struct message_relay_register, signature), 360);
+        CHECK_EQ_INT(sizeof(struct relay_want_list), 4);
+        CHECK_EQ_INT(RELAY_REGISTER_WANTS_LEN(1), 460);
+        CHECK_EQ_INT(RELAY_REGISTER_MAX_LEN, 1196);
         CHECK_EQ_INT(sizeof(struct message_relay_challenge), 68);
         CHECK_EQ_INT(offsetof(struct message_relay_challenge, auth), 52);
         CHECK_EQ_INT(sizeof(struct message_relay_registered), 48);
@@ -98,7 +101,8 @@ static bool is_data(size_t len) {
         return len >= 32 && len <= 9056;
 }
 static bool is_register(size_t len) {
-        return len == 424;
+        /* Or with a want list: 428 + 32 n, 1 <= n <= 24 (messages.h). */
+        return len == 424 || (len >= 460 && len <= 1196 && (len - 428) % 32 == 0);
 }
 static bool is_challenge(size_t len) {
         return len == 68;

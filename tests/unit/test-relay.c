@@ -13,9 +13,14 @@
  * budgets that stop STUN and CHALLENGE from amplifying toward a spoofed source. The client's
  * side in shared-key mesh: which peer each introduced node is (relay_introduction_match) and
  * which peer an initiation from a candidate or a relay slot belongs to (path_reaches).
+ * Identity mode with several wanted peers (messages.h, want lists): the form and its errors,
+ * pairing with each peer that wants us back in either form, the proof over the list, the
+ * limit, slots kept across list changes, the client's choice of peers, and the daemon's relay
+ * client over loopback against relays with and without want lists.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sodium.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -653,13 +658,19 @@ static void test_identity_pairs(void) {
         CHECK_EQ_INT(send_data(c, &e.addr, a.slot, 32, 1, T0, NULL), -ESRCH);
         CHECK_EQ_INT(relay_core_stats(c)->dropped_unpaired, 2);
 
-        /* b now wants a: a new name at b's address replaces the old registration there. */
+        /* b now wants a: b's own registration at its address takes the new name (renamed,
+         * not replaced: its slot stays). */
         wants(&b, &a);
-        CHECK_EQ_INT(do_register(c, &b, T0 + SEC), 3);
+        {
+                uint32_t slot = b.slot;
+                CHECK_EQ_INT(do_register(c, &b, T0 + SEC), 3);
+                CHECK_EQ_INT(b.slot, slot);
+        }
         CHECK(peer_ok(peer_msg(&b, &a), &a));
         CHECK(peer_ok(peer_msg(&a, &b), &b));
         CHECK(peer_msg(&e, &a) == NULL);
-        CHECK_EQ_INT(relay_core_stats(c)->replaced, 1);
+        CHECK_EQ_INT(relay_core_stats(c)->replaced, 0);
+        CHECK_EQ_INT(relay_core_stats(c)->renamed, 1);
         CHECK_EQ_INT(relay_core_count(c), 3);
 
         CHECK_EQ_INT(send_data(c, &a.addr, b.slot, 32, 2, T0 + SEC, sent), MESSAGE_RELAY_DATA);
@@ -1614,6 +1625,633 @@ static void test_introduction_match(void) {
                 peer_free(t.p[i]);
 }
 
+/* ---- several wanted peers (identity mode, messages.h "several wanted peers") ------------- */
+
+/* A REGISTER with a want list, written from messages.h: the node's fields as build_register's,
+ * want_peer zero, then n_wants | 0[3] | keys, and the proof over the REGISTER up to the proof
+ * and the list. The keys go as given (the caller sorts them, or not, to test the relay).
+ * Returns the length. */
+static size_t build_register_wants(struct node *n, const uint8_t (*keys)[32], size_t n_keys,
+                                   uint8_t *buf, bool with_cookie) {
+        struct message_relay_register *m = (struct message_relay_register *) buf;
+        size_t len = 424 + 4 + 32 * n_keys;
+
+        memset(n->want_peer, 0, sizeof(n->want_peer));
+        build_register(n, m, false);
+        memset(buf + 424, 0, 4 + 32 * n_keys);
+        buf[424] = (uint8_t) n_keys;
+        memcpy(buf + 428, keys, 32 * n_keys);
+        if (with_cookie) {
+                uint8_t dh[32], key[32];
+                crypto_generichash_state st;
+
+                memcpy(m->cookie, n->cookie, COOKIE_LEN);
+                memcpy(m->relay_ephemeral, n->relay_ephemeral, 32);
+                if (crypto_scalarmult(dh, n->priv, m->relay_ephemeral) != 0)
+                        abort();
+                crypto_generichash_init(&st, NULL, 0, sizeof(key));
+                crypto_generichash_update(&st, (const uint8_t *) "relay-proof-----", 16);
+                crypto_generichash_update(&st, dh, sizeof(dh));
+                crypto_generichash_final(&st, key, sizeof(key));
+                crypto_generichash_init(&st, key, sizeof(key), 16);
+                crypto_generichash_update(&st, buf, offsetof(struct message_relay_register, proof));
+                crypto_generichash_update(&st, buf + 424, len - 424);
+                crypto_generichash_final(&st, m->proof, 16);
+        }
+        return len;
+}
+
+static int key_order(const void *a, const void *b) {
+        return memcmp(a, b, 32);
+}
+
+/* keys := the node ids of the nodes, ascending. */
+static size_t wanted_ids(uint8_t (*keys)[32], struct node *const *nodes, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                memcpy(keys[i], nodes[i]->node_id, 32);
+        qsort(keys, n, 32, key_order);
+        return n;
+}
+
+/* The whole exchange with a want list: CHALLENGE, then the REGISTER with the cookie and proof.
+ * Returns the number of actions (REGISTERED first), or -1 / the core's error. */
+static int register_wants(struct relay_core *c, struct node *n, struct node *const *wanted,
+                          size_t n_wanted, uint64_t now) {
+        static uint8_t buf[RELAY_REGISTER_MAX_LEN];
+        uint8_t keys[RELAY_MAX_WANTS][32];
+        const struct message_relay_registered *reg;
+        const struct message_relay_challenge *ch;
+        size_t len;
+        int r;
+
+        wanted_ids(keys, wanted, n_wanted);
+        len = build_register_wants(n, keys, n_wanted, buf, false);
+        r = send_from(c, &n->addr, buf, len, now);
+        if (r != MESSAGE_RELAY_REGISTER || actions.n != 1 ||
+            actions.send[0].len != sizeof(*ch))
+                return r < 0 ? r : -1;
+        ch = (const struct message_relay_challenge *) actions.send[0].data;
+        if (get_le32(ch) != MESSAGE_RELAY_CHALLENGE || !auth_ok(ch, sizeof(*ch), n->nonce))
+                return -1;
+        memcpy(n->cookie, ch->cookie, COOKIE_LEN);
+        memcpy(n->relay_ephemeral, ch->relay_ephemeral, 32);
+        len = build_register_wants(n, keys, n_wanted, buf, true);
+        r = send_from(c, &n->addr, buf, len, now);
+        if (r != MESSAGE_RELAY_REGISTER)
+                return r < 0 ? r : -1;
+        check_reply_sizes(len + 240 * 2 * 2 * RELAY_MAX_WANTS); /* PEERs are checked apart */
+        reg = (const struct message_relay_registered *) actions.send[0].data;
+        if (actions.n < 1 || actions.send[0].len != sizeof(*reg) ||
+            get_le32(reg) != MESSAGE_RELAY_REGISTERED || !auth_ok(reg, sizeof(*reg), n->nonce) ||
+            !same_endpoint(&actions.send[0].dest, &n->addr))
+                return -1;
+        n->slot = get_le32(&reg->slot);
+        memcpy(n->reg_nonce, n->nonce, sizeof(n->nonce));
+        return (int) actions.n;
+}
+
+/* The codec: the lengths the classifier takes, and every malformed form named. */
+static void test_want_list_codec(void) {
+        static uint8_t buf[RELAY_REGISTER_MAX_LEN + 64];
+        uint8_t keys[RELAY_MAX_WANTS + 1][32];
+        struct relay_register_view v;
+        struct relay_register_error why;
+        struct node a;
+        size_t len;
+
+        node_identity(&a, "a", ep4("192.0.2.1", 40001), 0);
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                memset(keys[i], (int) (0x10 + i), 32);
+
+        /* Lengths: 424 (the old one), 428 + 32 n for 1 <= n <= 24, nothing else. */
+        CHECK_EQ_INT(RELAY_REGISTER_WANTS_LEN(1), 460);
+        CHECK_EQ_INT(RELAY_REGISTER_MAX_LEN, 1196);
+        for (size_t n = 0; n <= RELAY_MAX_WANTS + 1; n++) {
+                len = build_register_wants(&a, keys, n, buf, false);
+                CHECKF(message_classify(buf, len) ==
+                               (n >= 1 && n <= RELAY_MAX_WANTS ? MESSAGE_RELAY_REGISTER
+                                                               : MESSAGE_INVALID),
+                       "n_wants %zu", n);
+                CHECKF(message_classify(buf, len + 1) == MESSAGE_INVALID, "n_wants %zu + 1", n);
+                CHECKF(message_classify(buf, len - 1) == MESSAGE_INVALID, "n_wants %zu - 1", n);
+        }
+        len = build_register_wants(&a, keys, 3, buf, false);
+        CHECK_EQ_INT(relay_register_parse(buf, len, &v, &why), 0);
+        CHECK(v.list == (const void *) (buf + 424) && v.n_wants == 3 && !v.shared);
+        len = build_register_wants(&a, keys, RELAY_MAX_WANTS, buf, false);
+        CHECK_EQ_INT(relay_register_parse(buf, len, &v, &why), 0);
+        CHECK_EQ_INT(v.n_wants, RELAY_MAX_WANTS);
+        /* The old forms still parse: identity (want_peer) and shared-key. */
+        {
+                struct message_relay_register m;
+                struct node s;
+                wants(&a, &a);
+                build_register(&a, &m, false);
+                CHECK_EQ_INT(relay_register_parse((const uint8_t *) &m, sizeof(m), &v, &why), 0);
+                CHECK(!v.list && !v.shared && v.n_wants == 0);
+                node_shared(&s, "s", ep4("192.0.2.9", 1), 1);
+                build_register(&s, &m, false);
+                CHECK_EQ_INT(relay_register_parse((const uint8_t *) &m, sizeof(m), &v, &why), 0);
+                CHECK(!v.list && v.shared);
+        }
+
+        /* Malformed, each with its reason and place. */
+        struct {
+                const char *name;
+                size_t n;
+                void (*spoil)(uint8_t *buf, struct node *a);
+                const char *what;
+                int want;
+        } cases[] = {
+                {"count", 3, NULL, "n_wants does not match the length", -1},
+                {"reserved", 3, NULL, "want list: reserved bytes are not zero", -1},
+                {"want_peer", 3, NULL, "want_peer is set beside a want list", -1},
+                {"network key", 3, NULL, "a want list with a network key or a signature "
+                                         "(shared-key mode has no list)", -1},
+                {"signature", 3, NULL, "a want list with a network key or a signature "
+                                       "(shared-key mode has no list)", -1},
+                {"zero key", 3, NULL, "want list: a key is all zeros", 0},
+                {"own key", 3, NULL, "want list: names the node itself", 1},
+                {"order", 3, NULL, "want list: keys not in strictly ascending order (or repeated)",
+                 2},
+                {"repeated", 3, NULL,
+                 "want list: keys not in strictly ascending order (or repeated)", 1},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct message_relay_register *m = (struct message_relay_register *) buf;
+                len = build_register_wants(&a, keys, cases[i].n, buf, false);
+                switch (i) {
+                case 0: buf[424] = 4; break;
+                case 1: buf[426] = 1; break;
+                case 2: m->want_peer[31] = 1; break;
+                case 3: m->network_key[0] = 1; break;
+                case 4: m->signature[63] = 1; break;
+                case 5: memset(buf + 428, 0, 32); break;
+                case 6: memcpy(buf + 428 + 32, a.node_id, 32); break;
+                case 7: memcpy(buf + 428 + 64, keys[0], 32); break;
+                case 8: memcpy(buf + 428 + 32, keys[0], 32); break;
+                }
+                why = (struct relay_register_error){};
+                CHECKF(relay_register_parse(buf, len, NULL, &why) == -EBADMSG, "%s", cases[i].name);
+                CHECKF(why.what && strcmp(why.what, cases[i].what) == 0, "%s: got '%s'",
+                       cases[i].name, why.what ? why.what : "(none)");
+                CHECKF(why.want == cases[i].want, "%s: want %d", cases[i].name, why.want);
+        }
+        /* A bad candidate is named with its index; a wrong length with neither. */
+        len = build_register_wants(&a, keys, 2, buf, false);
+        ((struct message_relay_register *) buf)->candidates[0].family = 5;
+        CHECK_EQ_INT(relay_register_parse(buf, len, NULL, &why), -EBADMSG);
+        CHECK(why.candidate == 0 && why.want == -1 && strstr(why.what, "candidate"));
+        CHECK_EQ_INT(relay_register_parse(buf, 428, NULL, &why), -EBADMSG);
+        CHECK(strstr(why.what, "length") != NULL);
+        CHECK_EQ_INT(relay_register_parse(NULL, 424, NULL, &why), -EBADMSG);
+
+        /* And the core drops them unanswered, counted as invalid. */
+        {
+                struct relay_core *c = new_core(16, 0, 0);
+                len = build_register_wants(&a, keys, 3, buf, false);
+                memcpy(buf + 428 + 64, keys[0], 32);
+                CHECK_EQ_INT(send_from(c, &a.addr, buf, len, T0), -EBADMSG);
+                CHECK_EQ_INT(actions.n, 0);
+                CHECK_EQ_INT(send_from(c, &a.addr, buf, 428, T0), -EBADMSG);
+                CHECK_EQ_INT(relay_core_stats(c)->dropped_invalid, 2);
+                relay_core_free(c);
+        }
+}
+
+/* A node pairs with each wanted peer that wants it too, whichever form the peer registers with;
+ * relayed data of each pair reaches the right peer, and no one else's. */
+static void test_want_list_pairs(void) {
+        struct relay_core *c = new_core(64, 0, 0);
+        struct node a, b, cc, d, e;
+        uint8_t sent[256];
+
+        node_identity(&a, "a", ep4("192.0.2.1", 40001), 0);
+        node_identity(&b, "b", ep4("192.0.2.2", 40002), 0);
+        node_identity(&cc, "c", ep6("2001:db8::3", 40003), 0);
+        node_identity(&d, "d", ep4("192.0.2.4", 40004), 0);
+        node_identity(&e, "e", ep4("192.0.2.5", 40005), 0);
+
+        /* b: an old client, one want_peer (a). c: a list (a, b). d: a list without a (b, e). */
+        wants(&b, &a);
+        CHECK_EQ_INT(do_register(c, &b, T0), 1);
+        CHECK_EQ_INT(register_wants(c, &cc, (struct node *const[]){&a, &b}, 2, T0), 1);
+        CHECK_EQ_INT(register_wants(c, &d, (struct node *const[]){&b, &e}, 2, T0), 1);
+        CHECK_EQ_INT(relay_core_stats(c)->peers_sent, 0);
+
+        /* a wants b, c and d: paired with b (old form) and c (list), not d (d does not want a):
+         * REGISTERED and two PEER messages per pair. */
+        CHECK_EQ_INT(register_wants(c, &a, (struct node *const[]){&b, &cc, &d}, 3, T0 + SEC), 5);
+        CHECK(peer_ok(peer_msg(&a, &b), &b));
+        CHECK(peer_ok(peer_msg(&b, &a), &a));
+        CHECK(peer_ok(peer_msg(&a, &cc), &cc));
+        CHECK(peer_ok(peer_msg(&cc, &a), &a));
+        CHECK(peer_msg(&a, &d) == NULL && peer_msg(&d, &a) == NULL);
+
+        /* Each pair's relayed data reaches its peer, with the sender's slot. */
+        CHECK_EQ_INT(send_data(c, &a.addr, b.slot, 32, 1, T0 + SEC, sent), MESSAGE_RELAY_DATA);
+        CHECK(forwarded_ok(sent, 40, &b, a.slot));
+        CHECK_EQ_INT(send_data(c, &a.addr, cc.slot, 32, 2, T0 + SEC, sent), MESSAGE_RELAY_DATA);
+        CHECK(forwarded_ok(sent, 40, &cc, a.slot));
+        CHECK_EQ_INT(send_data(c, &b.addr, a.slot, 32, 3, T0 + SEC, sent), MESSAGE_RELAY_DATA);
+        CHECK(forwarded_ok(sent, 40, &a, b.slot));
+        CHECK_EQ_INT(send_data(c, &cc.addr, a.slot, 32, 4, T0 + SEC, sent), MESSAGE_RELAY_DATA);
+        CHECK(forwarded_ok(sent, 40, &a, cc.slot));
+        /* Not paired: a and d (d does not want a), c and b (b wants only a), c and d. */
+        CHECK_EQ_INT(send_data(c, &a.addr, d.slot, 32, 1, T0 + SEC, NULL), -ESRCH);
+        CHECK_EQ_INT(send_data(c, &d.addr, a.slot, 32, 1, T0 + SEC, NULL), -ESRCH);
+        CHECK_EQ_INT(send_data(c, &cc.addr, b.slot, 32, 1, T0 + SEC, NULL), -ESRCH);
+        CHECK_EQ_INT(send_data(c, &b.addr, cc.slot, 32, 1, T0 + SEC, NULL), -ESRCH);
+        CHECK_EQ_INT(send_data(c, &cc.addr, d.slot, 32, 1, T0 + SEC, NULL), -ESRCH);
+
+        /* d now wants a too: d's re-registration pairs it with a (both learn). */
+        CHECK_EQ_INT(register_wants(c, &d, (struct node *const[]){&a, &b, &e}, 3, T0 + 2 * SEC),
+                     3);
+        CHECK(peer_ok(peer_msg(&d, &a), &a));
+        CHECK(peer_ok(peer_msg(&a, &d), &d));
+        CHECK_EQ_INT(send_data(c, &d.addr, a.slot, 32, 5, T0 + 2 * SEC, sent), MESSAGE_RELAY_DATA);
+        CHECK(forwarded_ok(sent, 40, &a, d.slot));
+
+        /* A changed list keeps the name (network, node, zeros) and the slot; a dropped want
+         * ends that pair (a no longer wants b: b cannot reach a, nor a reach b). */
+        {
+                uint32_t slot = a.slot;
+                CHECK_EQ_INT(register_wants(c, &a, (struct node *const[]){&cc, &d}, 2,
+                                            T0 + 3 * SEC),
+                             5);
+                CHECK_EQ_INT(a.slot, slot);
+                CHECK_EQ_INT(send_data(c, &b.addr, a.slot, 32, 1, T0 + 3 * SEC, NULL), -ESRCH);
+                CHECK_EQ_INT(send_data(c, &a.addr, b.slot, 32, 1, T0 + 3 * SEC, NULL), -ESRCH);
+                CHECK_EQ_INT(send_data(c, &a.addr, cc.slot, 32, 1, T0 + 3 * SEC, sent),
+                             MESSAGE_RELAY_DATA);
+        }
+
+        /* The old form again from a (one want_peer, c): its own registration is renamed, the
+         * slot stays, and it is paired with c only. */
+        {
+                uint32_t slot = a.slot;
+                uint64_t renamed = relay_core_stats(c)->renamed;
+                wants(&a, &cc);
+                CHECK_EQ_INT(do_register(c, &a, T0 + 4 * SEC), 3);
+                CHECK_EQ_INT(a.slot, slot);
+                CHECK_EQ_INT(relay_core_stats(c)->renamed, renamed + 1);
+                CHECK(peer_ok(peer_msg(&a, &cc), &cc));
+                CHECK_EQ_INT(send_data(c, &d.addr, a.slot, 32, 1, T0 + 4 * SEC, NULL), -ESRCH);
+                CHECK_EQ_INT(send_data(c, &cc.addr, a.slot, 32, 1, T0 + 4 * SEC, sent),
+                             MESSAGE_RELAY_DATA);
+                /* ... and back to a list: renamed again, same slot. */
+                CHECK_EQ_INT(register_wants(c, &a, (struct node *const[]){&b, &cc, &d}, 3,
+                                            T0 + 5 * SEC),
+                             7);
+                CHECK_EQ_INT(a.slot, slot);
+                CHECK_EQ_INT(relay_core_stats(c)->renamed, renamed + 2);
+        }
+        CHECK_EQ_INT(relay_core_count(c), 4);
+        CHECK_EQ_INT(relay_core_stats(c)->replaced, 0);
+        CHECK(relay_core_check_invariants(c));
+
+        /* Another network's node with the same keys is nobody's pair. */
+        {
+                struct node x = cc;
+                network(x.network_id, 9);
+                x.addr = ep4("192.0.2.99", 1);
+                CHECK_EQ_INT(register_wants(c, &x, (struct node *const[]){&a, &b}, 2, T0 + 5 * SEC),
+                             1);
+                CHECK_EQ_INT(send_data(c, &x.addr, a.slot, 32, 1, T0 + 5 * SEC, NULL), -ESRCH);
+        }
+        relay_core_free(c);
+}
+
+/* The proof covers the want list; the limits: RELAY_MAX_WANTS pairs answered at once. */
+static void test_want_list_proof_and_limits(void) {
+        struct relay_core *c = new_core(64, 0, 0);
+        static uint8_t buf[RELAY_REGISTER_MAX_LEN];
+        static struct node peers[RELAY_MAX_WANTS];
+        struct node *wanted[RELAY_MAX_WANTS];
+        uint8_t keys[RELAY_MAX_WANTS][32];
+        struct node a, b, cc;
+        size_t len;
+
+        node_identity(&a, "a", ep4("192.0.2.1", 40001), 0);
+        node_identity(&b, "b", ep4("192.0.2.2", 40002), 0);
+        node_identity(&cc, "c", ep4("192.0.2.3", 40003), 0);
+        wants(&b, &a);
+        wants(&cc, &a);
+        CHECK_EQ_INT(do_register(c, &b, T0), 1);
+        CHECK_EQ_INT(do_register(c, &cc, T0), 1);
+
+        /* A list changed after the proof was made (b's key replaced by c's): refused with
+         * nothing sent, as a wrong proof. (The cookie from an old-form REGISTER: the cookie
+         * binds the address only.) */
+        wants(&a, &b);
+        CHECK(challenge(c, &a, T0));
+        wanted_ids(keys, (struct node *const[]){&b}, 1);
+        len = build_register_wants(&a, keys, 1, buf, true);
+        memcpy(buf + 428, cc.node_id, 32);
+        CHECK_EQ_INT(send_from(c, &a.addr, buf, len, T0), -EPERM);
+        CHECK_EQ_INT(actions.n, 0);
+        CHECK_EQ_INT(relay_core_stats(c)->bad_proof, 1);
+        /* So is a list cut short (the proof of a longer one). */
+        wanted_ids(keys, (struct node *const[]){&b, &cc}, 2);
+        len = build_register_wants(&a, keys, 2, buf, true);
+        buf[424] = 1;
+        CHECK_EQ_INT(send_from(c, &a.addr, buf, len - 32, T0), -EPERM);
+        CHECK_EQ_INT(relay_core_count(c), 2);
+        /* The right proof of the same list: paired with both. */
+        len = build_register_wants(&a, keys, 2, buf, true);
+        CHECK_EQ_INT(send_from(c, &a.addr, buf, len, T0), MESSAGE_RELAY_REGISTER);
+        CHECK_EQ_INT(actions.n, 5);
+
+        /* RELAY_MAX_WANTS peers, each wanting a: one REGISTER answered with REGISTERED and 48
+         * PEER messages (the actions hold them all). */
+        for (size_t i = 0; i < RELAY_MAX_WANTS; i++) {
+                char addr[32];
+                snprintf(addr, sizeof(addr), "198.51.100.%zu", i + 1);
+                node_identity(&peers[i], "p", ep4(addr, 9001), 0);
+                wants(&peers[i], &a);
+                CHECK_EQ_INT(do_register(c, &peers[i], T0), 1); /* a does not want it yet */
+                wanted[i] = &peers[i];
+        }
+        CHECK_EQ_INT(register_wants(c, &a, wanted, RELAY_MAX_WANTS, T0 + SEC),
+                     1 + 2 * RELAY_MAX_WANTS);
+        for (size_t i = 0; i < RELAY_MAX_WANTS; i++) {
+                CHECK(peer_ok(peer_msg(&a, &peers[i]), &peers[i]));
+                CHECK(peer_ok(peer_msg(&peers[i], &a), &a));
+        }
+        CHECK(relay_core_check_invariants(c));
+        relay_core_free(c);
+}
+
+/* The client's choice of wanted peers: the table's keys but its own and zeros, no key twice,
+ * first the peers without a direct session, at most max. */
+static struct peer *six_at(void *userdata, size_t i) {
+        return i < 6 ? ((struct peer **) userdata)[i] : NULL;
+}
+
+static void test_select_wants(void) {
+        static struct keypair *const fake = (struct keypair *) (uintptr_t) 0x1000;
+        struct endpoint direct = ep4("192.0.2.7", 9001), relayed = ep4("198.18.0.10", 9545);
+        uint8_t own[32], out[RELAY_MAX_WANTS][32];
+        struct peer *p[6];
+        size_t n;
+
+        memset(own, 0xee, sizeof(own));
+        for (size_t i = 0; i < ELEMENTSOF(p); i++) {
+                CHECK(peer_new(NULL, (uint32_t) i, i + 1, &p[i]) >= 0);
+                memset(p[i]->public_key, (int) (0xa0 + i), 32);
+        }
+        memset(p[1]->public_key, 0, 32);    /* no key yet (Connect without public_key) */
+        memset(p[3]->public_key, 0xee, 32); /* our own: never wanted */
+        memcpy(p[5]->public_key, p[4]->public_key, 32); /* the same key twice */
+        /* p0: a direct session; p2: a session on the relay; p4: no session. */
+        atomic_store(&p[0]->current, fake);
+        peer_set_endpoint(p[0], &direct);
+        atomic_store(&p[2]->current, fake);
+        relayed.via_relay = true;
+        relayed.relay_slot = 7;
+        peer_set_endpoint(p[2], &relayed);
+
+        n = relay_client_select_wants(six_at, p, own, out, RELAY_MAX_WANTS);
+        CHECK_EQ_INT(n, 3);
+        CHECK(n == 3 && out[0][0] == 0xa2 && out[1][0] == 0xa4 && out[2][0] == 0xa0);
+        /* At the cap, the peers that need the relay win. */
+        n = relay_client_select_wants(six_at, p, own, out, 2);
+        CHECK(n == 2 && out[0][0] == 0xa2 && out[1][0] == 0xa4);
+        CHECK_EQ_INT(relay_client_select_wants(six_at, p, own, out, 0), 0);
+        /* Without sessions: table order. */
+        atomic_store(&p[0]->current, NULL);
+        atomic_store(&p[2]->current, NULL);
+        n = relay_client_select_wants(six_at, p, own, out, RELAY_MAX_WANTS);
+        CHECK(n == 3 && out[0][0] == 0xa0 && out[1][0] == 0xa2 && out[2][0] == 0xa4);
+        for (size_t i = 0; i < ELEMENTSOF(p); i++)
+                peer_free(p[i]);
+}
+
+/* ---- the daemon's relay client against the relay core, over loopback ---------------------- */
+
+/* A relay client (relay-client.c, as the daemon runs it) with three peers in identity mode,
+ * talking over two loopback sockets to this test, which plays the relay: each datagram the
+ * client sends goes through relay_core_receive(), and the answers back to the client, as the rx
+ * thread hands them over. old_relay: drop what a relay built before want lists drops (any
+ * REGISTER but the 424-byte one). */
+struct client_run {
+        struct table t; /* first: table_at() reads it */
+        sd_event *event;
+        struct relay_core *core;
+        struct relay_client *rc;
+        int relay_fd, node_fd;
+        struct endpoint relay_addr;
+        bool old_relay;
+        size_t introduced;
+        uint8_t introduced_id[4][32];
+};
+
+static void on_client_peer(void *userdata, const struct relay_introduction *intro) {
+        struct client_run *r = userdata;
+
+        if (r->introduced < ELEMENTSOF(r->introduced_id))
+                memcpy(r->introduced_id[r->introduced], intro->node_id, 32);
+        r->introduced++;
+}
+
+/* The next datagram the client sent to the relay (its length; 0: none within a second). */
+static size_t client_sent(struct client_run *r, uint8_t *buf, size_t max, struct endpoint *from) {
+        struct pollfd pfd = {.fd = r->relay_fd, .events = POLLIN};
+        socklen_t alen = sizeof(from->addr);
+        ssize_t n;
+
+        if (poll(&pfd, 1, 1000) != 1)
+                return 0;
+        n = recvfrom(r->relay_fd, buf, max, 0, &from->addr.sa, &alen);
+        from->len = alen;
+        return n > 0 ? (size_t) n : 0;
+}
+
+/* Relay the client's next datagram: returns its length (0: none), and *ret_answers how many
+ * messages the relay gave back to it. */
+static size_t relay_one(struct client_run *r, uint64_t now, size_t *ret_answers) {
+        static uint8_t buf[RELAYED_DATAGRAM_MAX_LEN];
+        struct endpoint from = {};
+        size_t len = client_sent(r, buf, sizeof(buf), &from), answers = 0;
+
+        if (len > 0 && !(r->old_relay && len != sizeof(struct message_relay_register)) &&
+            relay_core_receive(r->core, buf, len, &from, now, &actions) >= 0)
+                for (size_t i = 0; i < actions.n; i++) {
+                        struct queued_handshake q = {.from = r->relay_addr};
+
+                        if (!endpoint_same_address(&actions.send[i].dest, &from))
+                                continue;
+                        q.len = (uint16_t) actions.send[i].len;
+                        memcpy(q.data, actions.send[i].data, actions.send[i].len);
+                        relay_client_input(r->rc, &q);
+                        answers++;
+                }
+        if (ret_answers)
+                *ret_answers = answers;
+        return len;
+}
+
+/* A UDP socket on 127.0.0.1, an ephemeral port: its address in *ret. */
+static int loopback_socket(struct endpoint *ret) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(sin);
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+        if (fd < 0 || bind(fd, (struct sockaddr *) &sin, sizeof(sin)) < 0 ||
+            getsockname(fd, (struct sockaddr *) &sin, &len) < 0)
+                abort();
+        *ret = (struct endpoint){.len = sizeof(sin)};
+        memcpy(&ret->addr.in, &sin, sizeof(sin));
+        return fd;
+}
+
+/* r->t is the peer table already: the first REGISTER goes out once the relay's name resolves. */
+static void client_run_start(struct client_run *r, struct handshake_keys *keys,
+                             struct sender *sender, bool old_relay) {
+        static const uint8_t zero[32];
+        static struct endpoint no_public;
+        struct endpoint node_addr;
+
+        r->old_relay = old_relay;
+        r->core = new_core(16, 0, 0);
+        CHECK(sd_event_new(&r->event) >= 0);
+        r->relay_fd = loopback_socket(&r->relay_addr);
+        r->node_fd = loopback_socket(&node_addr);
+        sender->fd = r->node_fd;
+        const struct relay_client_node node = {
+                .event = r->event,
+                .family = AF_INET,
+                .port = 9001,
+                .tap_name = "",
+                .keys = keys,
+                .peer_key = zero,
+                .peer_at = table_at,
+                .public_endpoint = &no_public,
+                .sender = sender,
+                .on_peer = on_client_peer,
+                .userdata = r,
+        };
+        CHECK_EQ_INT(relay_client_new(&node, "127.0.0.1", ntohs(r->relay_addr.addr.in.sin_port),
+                                      &r->rc),
+                     0);
+        /* Resolution runs on a worker thread; its answer (and the first REGISTER) comes back
+         * through the event loop. */
+        for (int i = 0; i < 100 && !relay_client_address(r->rc); i++)
+                (void) sd_event_run(r->event, 50 * 1000);
+        CHECK(relay_client_address(r->rc) != NULL);
+}
+
+static void client_run_stop(struct client_run *r) {
+        r->rc = relay_client_free(r->rc);
+        r->core = relay_core_free(r->core);
+        r->event = sd_event_unref(r->event);
+        close(r->relay_fd);
+        close(r->node_fd);
+}
+
+/* Our table: b, c and our own entry (never wanted). */
+static void client_table(struct client_run *r, const struct node *b, const struct node *c,
+                         const struct handshake_keys *keys, uint64_t first_id) {
+        memset(r, 0, sizeof(*r));
+        for (size_t i = 0; i < 3; i++)
+                CHECK(peer_new(NULL, (uint32_t) i, first_id + i, &r->t.p[i]) >= 0);
+        r->t.n = 3;
+        memcpy(r->t.p[0]->public_key, b->node_id, 32);
+        memcpy(r->t.p[1]->public_key, c->node_id, 32);
+        memcpy(r->t.p[2]->public_key, keys->static_public, 32);
+}
+
+static void test_client_want_list(void) {
+        struct handshake_keys keys = {.pattern = NOISE_PATTERN_IKPSK2};
+        const size_t list_len = RELAY_REGISTER_WANTS_LEN(2), old_len = 424;
+        struct stats st = {};
+        struct sender sender = {.stats = &st};
+        struct node b, c, self = {};
+        struct client_run r;
+        size_t answers = 0;
+        /* The client's clock: it stamps some events with now_ns() itself. */
+        uint64_t t = now_ns();
+
+        randombytes_buf(keys.static_private, 32);
+        crypto_scalarmult_base(keys.static_public, keys.static_private);
+        memcpy(self.node_id, keys.static_public, 32);
+        node_identity(&b, "b", ep4("192.0.2.2", 40002), 0);
+        node_identity(&c, "c", ep4("192.0.2.3", 40003), 0);
+        wants(&b, &self);
+
+        /* A relay with want lists: our REGISTER names b and c; b registered for us in the old
+         * form, c with a list: we are introduced to both. */
+        client_table(&r, &b, &c, &keys, 1);
+        client_run_start(&r, &keys, &sender, false);
+        CHECK_EQ_INT(do_register(r.core, &b, t), 1);
+        CHECK_EQ_INT(register_wants(r.core, &c, (struct node *const[]){&b, &self}, 2, t), 1);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len); /* -> CHALLENGE */
+        CHECK_EQ_INT(answers, 1);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len); /* -> REGISTERED, 2 PEERs */
+        CHECK_EQ_INT(answers, 3);
+        CHECK(relay_client_registered(r.rc));
+        CHECK_EQ_INT(r.introduced, 2);
+        CHECK_EQ_INT(relay_core_stats(r.core)->peers_sent, 4);
+        /* Re-registration keeps the list. */
+        t += (uint64_t) RELAY_REGISTER_INTERVAL * SEC + SEC;
+        relay_client_tick(r.rc, t);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len);
+        CHECK_EQ_INT(answers, 3);
+        client_run_stop(&r);
+        for (size_t i = 0; i < 3; i++)
+                peer_free(r.t.p[i]);
+
+        /* A relay built before want lists: two list REGISTERs unanswered, then the old form
+         * for the first peer that needs the relay (b), which registers; at the next interval
+         * one list again (unanswered), and the old form RELAY_RETRY later. */
+        client_table(&r, &b, &c, &keys, 10);
+        client_run_start(&r, &keys, &sender, true);
+        t = now_ns();
+        CHECK_EQ_INT(do_register(r.core, &b, t), 1);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len); /* the first, from resolution */
+        CHECK_EQ_INT(answers, 0);
+        t += 2 * SEC + 1;
+        relay_client_tick(r.rc, t);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len);
+        CHECK_EQ_INT(answers, 0);
+        CHECK(!relay_client_registered(r.rc));
+        t += 2 * SEC + 1;
+        relay_client_tick(r.rc, t);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), old_len);
+        CHECK_EQ_INT(answers, 1); /* CHALLENGE */
+        CHECK_EQ_INT(relay_one(&r, t, &answers), old_len);
+        CHECK_EQ_INT(answers, 2); /* REGISTERED, and PEER about b */
+        CHECK(relay_client_registered(r.rc));
+        CHECK(r.introduced == 1 && memcmp(r.introduced_id[0], b.node_id, 32) == 0);
+        /* The probe: a list, unanswered; then the old form again, which renews. */
+        t += (uint64_t) RELAY_REGISTER_INTERVAL * SEC + SEC;
+        relay_client_tick(r.rc, t);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len);
+        CHECK_EQ_INT(answers, 0);
+        relay_client_tick(r.rc, t + SEC); /* not yet */
+        CHECK_EQ_INT(relay_one(&r, t, NULL), 0);
+        t += 2 * SEC + 1;
+        relay_client_tick(r.rc, t);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), old_len);
+        CHECK_EQ_INT(answers, 2);
+        /* The relay is upgraded (it takes lists now): the next probe is answered, the
+         * registration, renamed, keeps its slot, and the list form stays from then on. */
+        r.old_relay = false;
+        t += (uint64_t) RELAY_REGISTER_INTERVAL * SEC + SEC;
+        relay_client_tick(r.rc, t);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len);
+        CHECK(answers >= 1);
+        CHECK_EQ_INT(relay_core_stats(r.core)->renamed, 1);
+        CHECK_EQ_INT(relay_core_count(r.core), 2);
+        relay_client_refresh(r.rc);
+        relay_client_tick(r.rc, t);
+        CHECK_EQ_INT(relay_one(&r, t, &answers), list_len);
+        CHECK_EQ_INT(answers, 2); /* REGISTERED, PEER about b (c is not registered) */
+        client_run_stop(&r);
+        for (size_t i = 0; i < 3; i++)
+                peer_free(r.t.p[i]);
+}
+
 int main(void) {
         if (sodium_init() < 0)
                 return 1;
@@ -1642,5 +2280,10 @@ int main(void) {
         test_amplification();
         test_candidate_filter();
         test_introduction_match();
+        test_want_list_codec();
+        test_want_list_pairs();
+        test_want_list_proof_and_limits();
+        test_select_wants();
+        test_client_want_list();
         return test_summary();
 }
