@@ -380,7 +380,7 @@ static bool seq_receive(struct seq_socket *s, uint32_t up_to) {
 static bool tap_reader_is(struct device *d, unsigned reader) {
         uint64_t deadline = now_ns() + NSEC_PER_SEC;
 
-        while (atomic_load(&d->dp.tap_reader) != reader) {
+        while (atomic_load(&d->dp.queues[0].tap_reader) != reader) {
                 if (now_ns() >= deadline)
                         return false;
                 struct pollfd none = { .fd = -1 };
@@ -424,21 +424,21 @@ static void test_idle_handover(void) {
                  * through the rx threads, the tx threads' markers stay where they are. */
                 CHECK(tap_reader_is(a.d, DATAPATH_TAP_RX));
                 CHECK(tap_reader_is(b.d, DATAPATH_TAP_RX));
-                uint64_t tx_a = atomic_load(&a.d->dp.tx_qs), tx_b = atomic_load(&b.d->dp.tx_qs);
+                uint64_t tx_a = atomic_load(&a.d->dp.qs[DATAPATH_QS_TX(0)].v), tx_b = atomic_load(&b.d->dp.qs[DATAPATH_QS_TX(0)].v);
                 CHECK(seq_send(&at_a, ab));
                 CHECK(seq_receive(&at_b, ab++));
                 CHECK(seq_send(&at_b, ba));
                 CHECK(seq_receive(&at_a, ba++));
-                rx_sent_a += atomic_load(&a.d->dp.tx_qs) == tx_a;
-                rx_sent_b += atomic_load(&b.d->dp.tx_qs) == tx_b;
+                rx_sent_a += atomic_load(&a.d->dp.qs[DATAPATH_QS_TX(0)].v) == tx_a;
+                rx_sent_b += atomic_load(&b.d->dp.qs[DATAPATH_QS_TX(0)].v) == tx_b;
 
                 /* A burst: more than one rx pass takes, so the TAP goes back to the tx thread
                  * in the middle of it (as a rule; the sender may be slow enough not to). */
-                tx_a = atomic_load(&a.d->dp.tx_qs);
+                tx_a = atomic_load(&a.d->dp.qs[DATAPATH_QS_TX(0)].v);
                 for (unsigned i = 0; i < HANDOVER_BURST; i++)
                         CHECK(seq_send(&at_a, ab++));
                 CHECK(seq_receive(&at_b, ab - 1));
-                taken_back += atomic_load(&a.d->dp.tx_qs) != tx_a;
+                taken_back += atomic_load(&a.d->dp.qs[DATAPATH_QS_TX(0)].v) != tx_a;
 
                 /* Frames 0-2 ms apart: the tx thread parks between some of them, maybe just
                  * as one arrives; b answers every other one. */
@@ -482,7 +482,8 @@ static void test_idle_handover(void) {
  * must be even meanwhile, so a key pair retired then is collected at once instead of after
  * the wait. */
 static bool tx_stuck(struct device *d, uint64_t injected, uint64_t *ret_tx_qs, uint64_t *ret_rx_qs) {
-        uint64_t tx_qs = atomic_load(&d->dp.tx_qs), rx_qs = atomic_load(&d->dp.rx_qs), done;
+        uint64_t tx_qs = atomic_load(&d->dp.qs[DATAPATH_QS_TX(0)].v),
+                 rx_qs = atomic_load(&d->dp.qs[DATAPATH_QS_RX].v), done;
         struct pollfd none = { .fd = -1 };
 
         (void) poll(&none, 1, 300);
@@ -490,7 +491,8 @@ static bool tx_stuck(struct device *d, uint64_t injected, uint64_t *ret_tx_qs, u
                atomic_load(&d->dp.stats.tx_dropped_no_session);
         *ret_tx_qs = tx_qs;
         *ret_rx_qs = rx_qs;
-        return atomic_load(&d->dp.tx_qs) == tx_qs && atomic_load(&d->dp.rx_qs) == rx_qs &&
+        return atomic_load(&d->dp.qs[DATAPATH_QS_TX(0)].v) == tx_qs &&
+               atomic_load(&d->dp.qs[DATAPATH_QS_RX].v) == rx_qs &&
                done < injected;
 }
 
@@ -530,7 +532,8 @@ static void test_tx_waits_outside_batch(void) {
                 stuck = tx_stuck(a.d, injected, &tx_qs, &rx_qs);
         CHECK(stuck);
         printf("waiting on a full socket (the TAP's reader: %s thread): markers tx %llu, rx %llu "
-               "(%s)\n", atomic_load(&a.d->dp.tap_reader) == DATAPATH_TAP_RX ? "rx" : "tx",
+               "(%s)\n",
+               atomic_load(&a.d->dp.queues[0].tap_reader) == DATAPATH_TAP_RX ? "rx" : "tx",
                (unsigned long long) tx_qs, (unsigned long long) rx_qs,
                (tx_qs | rx_qs) & 1 ? "inside a batch" : "between batches");
         CHECKF(((tx_qs | rx_qs) & 1) == 0,
