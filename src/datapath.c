@@ -1320,8 +1320,8 @@ int datapath_start(struct datapath *d) {
         }
         for (unsigned i = 0; i < d->n_queues; i++) {
                 char name[16] = "shadowmesh-tx";
-                if (d->n_queues > 1)
-                        snprintf(name, sizeof(name), "shadowmesh-tx%u", i);
+                if (d->n_queues > 1) /* one digit: DATAPATH_MAX_QUEUES <= 10 */
+                        snprintf(name, sizeof(name), "shadowmesh-tx%c", (char) ('0' + i % 10));
                 pthread_setname_np(d->queues[i].thread, name);
         }
         pthread_setname_np(d->rx_thread, "shadowmesh-rx");
