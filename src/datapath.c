@@ -665,6 +665,14 @@ static void rx_transmit(struct datapath *d, struct tx_state *s, struct datapath_
                 handover(q, DATAPATH_TAP_TX, q->handover_fd);
 }
 
+/* rx_transmit on a queue the rx thread loaded as its own earlier in this pass: only if it
+ * still is (one handed back since is its tx thread's again, and only that thread changes it
+ * while it has it). */
+static void try_transmit(struct datapath *d, struct tx_state *s, struct datapath_queue *q) {
+        if (atomic_load_explicit(&q->tap_reader, memory_order_acquire) == DATAPATH_TAP_RX)
+                rx_transmit(d, s, q);
+}
+
 /* Receive buffers: DATAPATH_BATCH datagrams, or with UDP GRO, DATAPATH_RX_GRO_SLOTS buffers
  * that each hold a run of coalesced datagrams. */
 #define RX_IN_LEN                                                                                  \
@@ -1195,13 +1203,14 @@ static void *rx_main(void *userdata) {
                 if (x.queued)
                         wake_control(d);
                 /* The kernel's answers to what this batch wrote (a ping's echo, a TCP ACK) are
-                 * in the TAP already: send them now rather than wake a tx thread. Only from
-                 * queues still ours (the loads above may be stale: a queue handed back since is
-                 * its tx thread's again, and only that thread changes it while it has it). */
-                for (unsigned i = 0; x.got_data && i < n_owned; i++)
-                        if (atomic_load_explicit(&owned[i]->tap_reader, memory_order_acquire) ==
-                            DATAPATH_TAP_RX)
-                                rx_transmit(d, &tx, owned[i]);
+                 * in the TAP already: send them now rather than wake a tx thread. */
+                if (x.got_data && n_owned == 1)
+                        try_transmit(d, &tx, owned[0]);
+                else if (x.got_data && n_owned > 1 && poll(pfd + 3, n_owned, 0) > 0)
+                        /* Several queues: one system call finds those with a frame. */
+                        for (unsigned i = 0; i < n_owned; i++)
+                                if (pfd[3 + i].revents)
+                                        try_transmit(d, &tx, owned[i]);
         }
         free(tx.b);
         free(b->gro.bufs);
