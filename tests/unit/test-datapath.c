@@ -383,10 +383,16 @@ static bool seq_receive(struct seq_socket *s, uint32_t up_to) {
         return true;
 }
 
+/* Does reader read every queue of d (waiting up to 1 s)? */
 static bool tap_reader_is(struct device *d, unsigned reader) {
         uint64_t deadline = now_ns() + NSEC_PER_SEC;
+        unsigned q = 0;
 
-        while (atomic_load(&d->dp.queues[0].tap_reader) != reader) {
+        for (;;) {
+                while (q < d->dp.n_queues && atomic_load(&d->dp.queues[q].tap_reader) == reader)
+                        q++;
+                if (q == d->dp.n_queues)
+                        break;
                 if (now_ns() >= deadline)
                         return false;
                 struct pollfd none = { .fd = -1 };
@@ -395,7 +401,16 @@ static bool tap_reader_is(struct device *d, unsigned reader) {
         return true;
 }
 
-static void test_idle_handover(void) {
+/* The tx threads' markers, summed: unchanged while no tx thread ran a batch. */
+static uint64_t tx_markers(struct device *d) {
+        uint64_t sum = 0;
+
+        for (unsigned q = 0; q < d->dp.n_queues; q++)
+                sum += atomic_load(&d->dp.qs[DATAPATH_QS_TX(q)].v);
+        return sum;
+}
+
+static void test_idle_handover(unsigned n_queues) {
         struct node a, b;
         struct seq_socket at_a, at_b;
         uint8_t psk[32] = { 11 };
@@ -409,8 +424,8 @@ static void test_idle_handover(void) {
         peer_set_endpoint(b.d->peer, &a.addr);
         (void) setsockopt(a.d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
         (void) setsockopt(b.d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-        attach(&a, "smidlea");
-        attach(&b, "smidleb");
+        attach_queues(&a, "smidlea", n_queues);
+        attach_queues(&b, "smidleb", n_queues);
         seq_socket_open(&at_a, "smidlea");
         seq_socket_open(&at_b, "smidleb");
         CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
@@ -430,21 +445,21 @@ static void test_idle_handover(void) {
                  * through the rx threads, the tx threads' markers stay where they are. */
                 CHECK(tap_reader_is(a.d, DATAPATH_TAP_RX));
                 CHECK(tap_reader_is(b.d, DATAPATH_TAP_RX));
-                uint64_t tx_a = atomic_load(&a.d->dp.qs[DATAPATH_QS_TX(0)].v), tx_b = atomic_load(&b.d->dp.qs[DATAPATH_QS_TX(0)].v);
+                uint64_t tx_a = tx_markers(a.d), tx_b = tx_markers(b.d);
                 CHECK(seq_send(&at_a, ab));
                 CHECK(seq_receive(&at_b, ab++));
                 CHECK(seq_send(&at_b, ba));
                 CHECK(seq_receive(&at_a, ba++));
-                rx_sent_a += atomic_load(&a.d->dp.qs[DATAPATH_QS_TX(0)].v) == tx_a;
-                rx_sent_b += atomic_load(&b.d->dp.qs[DATAPATH_QS_TX(0)].v) == tx_b;
+                rx_sent_a += tx_markers(a.d) == tx_a;
+                rx_sent_b += tx_markers(b.d) == tx_b;
 
                 /* A burst: more than one rx pass takes, so the TAP goes back to the tx thread
                  * in the middle of it (as a rule; the sender may be slow enough not to). */
-                tx_a = atomic_load(&a.d->dp.qs[DATAPATH_QS_TX(0)].v);
+                tx_a = tx_markers(a.d);
                 for (unsigned i = 0; i < HANDOVER_BURST; i++)
                         CHECK(seq_send(&at_a, ab++));
                 CHECK(seq_receive(&at_b, ab - 1));
-                taken_back += atomic_load(&a.d->dp.qs[DATAPATH_QS_TX(0)].v) != tx_a;
+                taken_back += tx_markers(a.d) != tx_a;
 
                 /* Frames 0-2 ms apart: the tx thread parks between some of them, maybe just
                  * as one arrives; b answers every other one. */
@@ -458,10 +473,10 @@ static void test_idle_handover(void) {
                 CHECK(seq_receive(&at_b, ab - 1));
                 CHECK(seq_receive(&at_a, ba - 1));
         }
-        printf("idle hand-over: %u frames a->b, %u b->a; single frames sent by the rx thread in "
+        printf("idle hand-over (%u queue%s): %u frames a->b, %u b->a; single frames sent by the rx thread in "
                "%u/%u rounds (a) and %u/%u (b); TAP taken back by the tx thread in %u bursts; "
                "out of order or lost: %u, %u\n",
-               ab, ba, rx_sent_a, HANDOVER_ROUNDS, rx_sent_b, HANDOVER_ROUNDS, taken_back,
+               n_queues, n_queues > 1 ? "s" : "", ab, ba, rx_sent_a, HANDOVER_ROUNDS, rx_sent_b, HANDOVER_ROUNDS, taken_back,
                at_b.lost_or_moved, at_a.lost_or_moved);
         CHECK_EQ_INT(at_b.lost_or_moved, 0);
         CHECK_EQ_INT(at_a.lost_or_moved, 0);
@@ -985,7 +1000,8 @@ int main(void) {
         }
         test_rekey_storm();
         test_queue_share();
-        test_idle_handover();
+        test_idle_handover(1);
+        test_idle_handover(QUEUES); /* the frames' flow takes one queue; the other parks too */
         test_learning_switch();
         test_retire_waits_for_every_thread();
         test_queues();
