@@ -15,9 +15,11 @@ source "$REPO/bench/lib.sh"
 # shadowmesh: every offload (network.offload: yes); the sm-* rows are the same daemon with parts
 # turned off, one step at a time: sm-plain (network.offload: no), sm-vnet (TAP vnet header and
 # TSO, segmented in userspace, nothing else), sm-gso (+ UDP GSO sends), sm-udpgro (+ UDP GRO
-# receive); shadowmesh adds TCP coalescing towards the TAP.
-ALL_VPNS=(veth shadowmesh sm-udpgro sm-gso sm-vnet sm-plain wireguard-go tinc fastd openvpn)
-SM_VARIANTS=(shadowmesh sm-udpgro sm-gso sm-vnet sm-plain)
+# receive), sm-1q (+ TCP coalescing towards the TAP); all of them with network.threads: 1.
+# shadowmesh adds the threads: network.threads auto (one TAP queue and transmit thread per CPU
+# the daemon may run on; with --pin that is one).
+ALL_VPNS=(veth shadowmesh sm-1q sm-udpgro sm-gso sm-vnet sm-plain wireguard-go tinc fastd openvpn)
+SM_VARIANTS=(shadowmesh sm-1q sm-udpgro sm-gso sm-vnet sm-plain)
 
 usage() {
         cat <<EOF
@@ -112,7 +114,7 @@ fi
 declare -A PKG_OF=([ip]=iproute2 [ss]=iproute2 [ping]=iputils-ping [iperf3]=iperf3 [jq]=jq
         [openssl]=openssl [tincd]=tinc [fastd]=fastd [openvpn]=openvpn [timeout]=coreutils
         [wireguard-go]=wireguard-go [wg]=wireguard-tools [taskset]=util-linux)
-declare -A NEEDS_OF=([veth]="" [shadowmesh]="" [sm-udpgro]="" [sm-gso]="" [sm-vnet]="" [sm-plain]=""
+declare -A NEEDS_OF=([veth]="" [shadowmesh]="" [sm-1q]="" [sm-udpgro]="" [sm-gso]="" [sm-vnet]="" [sm-plain]=""
         [wireguard-go]="wireguard-go wg" [tinc]=tincd [fastd]=fastd [openvpn]="openvpn openssl")
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -338,10 +340,11 @@ shadowmesh_check() {
         }
 }
 
-# sm_start VPN OFFLOAD DISABLE: ShadowMesh with network.offload OFFLOAD (yes/no) and
-# SHADOWMESHD_OFFLOAD_DISABLE=DISABLE (the parts of the offloads turned off).
+# sm_start VPN OFFLOAD DISABLE THREADS: ShadowMesh with network.offload OFFLOAD (yes/no),
+# SHADOWMESHD_OFFLOAD_DISABLE=DISABLE (the parts of the offloads turned off) and
+# network.threads THREADS.
 sm_start() {
-        local vpn=$1 offload=$2 disable=$3 dir=$RUN_DIR key side ip peer dev
+        local vpn=$1 offload=$2 disable=$3 threads=$4 dir=$RUN_DIR key side ip peer dev
         mkdir -p "$dir"
         key=$(hexkey32)
         DEV_A=sma$$ DEV_B=smb$$
@@ -360,6 +363,7 @@ network:
   mtu: $BENCH_MTU
   listen_port: 9001
   offload: $offload
+  threads: $threads
 encryption:
   key: "$key"
 peer:
@@ -372,16 +376,19 @@ EOF
         VERSION[$vpn]=$("$SMD" --version 2>&1 | head -n1)
         CONFIG[$vpn]="shared-key mode (Noise_NNpsk0, ChaCha20-Poly1305), TAP mtu $BENCH_MTU,"
         CONFIG[$vpn]+=" network.offload $offload${disable:+, SHADOWMESHD_OFFLOAD_DISABLE=$disable},"
+        CONFIG[$vpn]+=" network.threads $threads,"
         CONFIG[$vpn]+=" UDP 9001, A initiates"
         start_pair "$vpn" 9001 \
                 env SHADOWMESHD_OFFLOAD_DISABLE="$disable" "$SMD" --instance "smbench-a-$$" "$dir/a.yaml" -- \
                 env SHADOWMESHD_OFFLOAD_DISABLE="$disable" "$SMD" --instance "smbench-b-$$" "$dir/b.yaml"
 }
-shadowmesh_start() { sm_start shadowmesh yes ""; }
-sm_udpgro_start() { sm_start sm-udpgro yes tcp-gro; }
-sm_gso_start() { sm_start sm-gso yes udp-gro,tcp-gro; }
-sm_vnet_start() { sm_start sm-vnet yes udp-gso,udp-gro,tcp-gro; }
-sm_plain_start() { sm_start sm-plain no ""; }
+shadowmesh_start() { sm_start shadowmesh yes "" auto; }
+sm_1q_start() { sm_start sm-1q yes "" 1; }
+sm_udpgro_start() { sm_start sm-udpgro yes tcp-gro 1; }
+sm_gso_start() { sm_start sm-gso yes udp-gro,tcp-gro 1; }
+sm_vnet_start() { sm_start sm-vnet yes udp-gso,udp-gro,tcp-gro 1; }
+sm_plain_start() { sm_start sm-plain no "" 1; }
+sm_1q_check() { shadowmesh_check; }
 sm_udpgro_check() { shadowmesh_check; }
 sm_gso_check() { shadowmesh_check; }
 sm_vnet_check() { shadowmesh_check; }

@@ -649,6 +649,31 @@ static int parse_offload(struct parser *p, const char *path, const yaml_node_t *
         return get_bool(p, path, value, &p->c->offload);
 }
 
+/* network.threads: the data path's queues (datapath.h); "auto" (0) picks them from the CPUs the
+ * process may run on when the device starts. */
+static int parse_threads(struct parser *p, const char *path, const yaml_node_t *value) {
+        const char *s = NULL;
+        uint32_t v;
+        int r;
+
+        r = get_scalar(p, value, path, "a number of threads or auto", &s);
+        if (r < 0)
+                return r;
+        if (strcmp(s, "auto") == 0) {
+                p->c->threads = 0;
+                return 0;
+        }
+        r = parse_uint(s, CONFIG_MAX_THREADS, &v);
+        if (r == -EINVAL)
+                return fail(p, -EINVAL, value, path, "'%s' is neither a number nor auto",
+                            QUOTE_STR(s));
+        if (r < 0 || v < 1)
+                return fail(p, -EINVAL, value, path, "'%s' is out of range (1..%d, or auto)",
+                            QUOTE_STR(s), CONFIG_MAX_THREADS);
+        p->c->threads = v;
+        return 0;
+}
+
 static int parse_listen_port(struct parser *p, const char *path, const yaml_node_t *value) {
         uint32_t v;
         int r;
@@ -836,6 +861,7 @@ static const struct key_def network_keys[] = {
         {"listen_port", parse_listen_port},
         {"bind_address", parse_bind_address},
         {"offload", parse_offload},
+        {"threads", parse_threads},
 };
 static const struct key_def encryption_keys[] = {
         {"key", parse_psk},
@@ -866,7 +892,7 @@ static const struct section_def sections[] = {
         SECTION(daemon), SECTION(network), SECTION(encryption), SECTION(identity),
         SECTION(peer),   SECTION(peers),   SECTION(nat),        SECTION(relay),
 };
-enum { MAX_SECTION_KEYS = 6 };
+enum { MAX_SECTION_KEYS = 7 };
 _Static_assert(ELEMENTSOF(daemon_keys) <= MAX_SECTION_KEYS &&
                        ELEMENTSOF(network_keys) <= MAX_SECTION_KEYS &&
                        ELEMENTSOF(encryption_keys) <= MAX_SECTION_KEYS &&

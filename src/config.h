@@ -5,7 +5,8 @@
  *   daemon:     listen_address (loopback "host:port" of the HTTP control API), log_level,
  *               control_group
  *   network:    tap_device, local_ip (CIDR, or a list of CIDRs, IPv4 and IPv6), mtu,
- *               listen_port (the tunnel's UDP port), bind_address, offload (yes/no)
+ *               listen_port (the tunnel's UDP port), bind_address, offload (yes/no),
+ *               threads (1..8 or auto)
  *   encryption: key (64 hex digits, the shared key), key_file (a file holding them)
  *   identity:   private_key_file (base64 X25519 key as `shadowmeshd genkey` prints)
  *   peer:       address ("host[:port]", empty: wait for the peer), public_key (base64), name
@@ -30,6 +31,8 @@
 
 enum {
         CONFIG_MAX_ADDRESSES = 16,
+        /* network.threads: the data path's queues (datapath.h, DATAPATH_MAX_QUEUES). */
+        CONFIG_MAX_THREADS = 8,
         /* Entries of peers:. The mesh's scale goal is 1,000 peers; the bound also keeps the
          * duplicate checks (each entry against the ones before it) small. */
         CONFIG_MAX_PEERS = 1024,
@@ -75,6 +78,7 @@ struct config {
         size_t n_addresses;
         uint32_t mtu; /* MTU_DEFAULT */
         bool offload; /* network.offload: TAP TSO/checksum offload, UDP GSO/GRO (default yes) */
+        uint32_t threads; /* network.threads: data path queues, 1..CONFIG_MAX_THREADS; 0: auto */
 
         /* encryption (shared key) */
         bool has_psk;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <signal.h>
@@ -150,17 +151,17 @@ struct tx_buffers {
         unsigned msg_first[DATAPATH_TX_DATAGRAMS + 1];
 };
 
-/* Read one frame from the TAP into b->seg: as it is from a plain TAP, cut into MTU-sized
+/* Read one frame from the TAP queue fd into b->seg: as it is from a plain TAP, cut into MTU-sized
  * segments (or checksummed) from a TAP with offloads. 1: a frame, 0: none waiting, -EBADMSG: a
  * frame its vnet header does not describe (dropped), other -errno: the read failed. */
-static int tx_read(struct datapath *d, struct tx_buffers *b, uint64_t *gso_frames) {
+static int tx_read(struct datapath *d, struct tx_buffers *b, int fd, uint64_t *gso_frames) {
         bool offload = d->tap->vnet_hdr;
         struct vnet_hdr h;
         ssize_t k;
         size_t n;
 
         do
-                k = read(d->tap->fd, offload ? b->frame : b->seg[0],
+                k = read(fd, offload ? b->frame : b->seg[0],
                          offload ? sizeof(b->frame) : sizeof(b->seg[0]));
         while (k < 0 && errno == EINTR);
         if (k < 0)
@@ -373,7 +374,7 @@ static unsigned tx_send(struct datapath *d, struct tx_state *s, struct tx_dest *
 }
 
 /* One transmit batch: the segments left over from the last one, then up to max_frames frames
- * from the TAP, sealed inside a batch of the calling thread's quiescent-state marker qs (the
+ * from the TAP queue q, sealed inside a batch of the calling thread's quiescent-state marker qs (the
  * only place peers and key pairs are loaded), then sent after leaving it. The thread that
  * reads the TAP runs it: the tx thread, or the rx thread while the tx thread is parked ("Idle
  * hand-over" below). Returns what it found (TX_*).
@@ -388,7 +389,7 @@ enum {
                                * super-frame or waited for the socket */
 };
 static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_t *qs,
-                         unsigned max_frames) {
+                         struct datapath_queue *q, unsigned max_frames) {
         struct tx_buffers *b = s->b;
         bool gso = s->gso, gso_verified = s->gso_verified, waited = false;
 
@@ -409,7 +410,7 @@ static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_
                 if (b->next_seg == b->n_seg) {
                         if (frames == max_frames)
                                 break;
-                        int r = tx_read(d, b, &gso_frames);
+                        int r = tx_read(d, b, q->tap_fd, &gso_frames);
                         if (r == 0)
                                 break;
                         if (r == -EBADMSG) {
@@ -549,6 +550,7 @@ static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_
         stat_add(&d->stats.tx_unicast_frames, unicast);
         stat_add(&d->stats.tx_flooded_frames, flooded);
         stat_add(&d->stats.tx_flood_copies, copies);
+        stat_add(&q->frames, frames);
         s->gso = gso;
         s->gso_verified = gso_verified;
         unsigned found = max_frames > 0 && frames == max_frames ? TX_READ_ALL : 0;
@@ -563,7 +565,7 @@ static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_
  * answers inside that write, and the sleeping tx thread must be woken (and scheduled, often
  * only once the rx thread sleeps) to send the answer. So once the tx thread has found the TAP
  * empty for DATAPATH_IDLE_PARK_MS it parks: it hands the TAP to the rx thread
- * (d->tap_reader) and sleeps on its own eventfd. The rx thread then polls the TAP beside the
+ * (its queue's tap_reader) and sleeps on its own eventfd. The rx thread then polls the TAP beside the
  * socket and transmits itself, after every batch it wrote to the TAP (the answer is already
  * queued) and whenever the TAP has a frame. As soon as one of its transmit batches finds the
  * tunnel busy (tx_batch() says when), it finishes that batch's segments and hands the TAP back,
@@ -571,18 +573,24 @@ static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_
  * full socket waits for it like the tx thread's (outside its quiescence batch): the rx thread
  * then receives nothing until the socket drains, once, before it hands the TAP back.
  *
- * Exactly one thread reads the TAP and sends its frames at any time: the one d->tap_reader
+ * With several queues (network.threads) this happens per queue: each tx thread parks on its own
+ * idle queue and hands that queue alone to the rx thread, which then polls every queue handed
+ * to it and, after a batch it wrote to the TAP, tries each of them (the kernel's answer is on
+ * the queue its flow hashes to). A busy queue goes back to its own tx thread.
+ *
+ * Exactly one thread reads a queue and sends its frames at any time: the one its tap_reader
  * names. Only that thread changes it, after its last send has returned (release store), and
- * the other loads it (acquire) before it reads the TAP, so a flow's frames leave in the order
- * the TAP gave them. Each store is followed by a write to the other thread's eventfd, which
- * that thread polls after its load, so no hand-over is missed. Key pairs: the rx thread
- * seals inside batches of its own marker (rx_qs), which is all device.c's retirement argument
- * needs (it is per thread: "loads key pair pointers only inside a batch, never waits in one").
+ * the other loads it (acquire) before it reads the queue, so a flow's frames (one flow, one
+ * queue) leave in the order the TAP gave them. Each store is followed by a write to the other
+ * thread's eventfd, which that thread polls after its load, so no hand-over is missed. Key
+ * pairs: the rx thread seals inside batches of its own marker (DATAPATH_QS_RX), which is all
+ * device.c's retirement argument needs (it is per thread: "loads key pair pointers only inside
+ * a batch, never waits in one").
  */
-static void handover(struct datapath *d, unsigned reader, int wake_fd) {
+static void handover(struct datapath_queue *q, unsigned reader, int wake_fd) {
         uint64_t one = 1;
 
-        atomic_store_explicit(&d->tap_reader, reader, memory_order_release);
+        atomic_store_explicit(&q->tap_reader, reader, memory_order_release);
         (void) !write(wake_fd, &one, sizeof(one));
 }
 
@@ -593,11 +601,12 @@ static void drain_eventfd(int fd) {
 }
 
 static void *tx_main(void *userdata) {
-        struct datapath *d = userdata;
+        struct datapath_queue *q = userdata;
+        struct datapath *d = q->d;
         struct tx_state s;
-        struct pollfd pfd[2] = { { .fd = d->tap->fd, .events = POLLIN },
+        struct pollfd pfd[2] = { { .fd = q->tap_fd, .events = POLLIN },
                                  { .fd = d->stop_fd, .events = POLLIN } },
-                      parked[2] = { { .fd = d->tx_handover_fd, .events = POLLIN },
+                      parked[2] = { { .fd = q->handover_fd, .events = POLLIN },
                                     { .fd = d->stop_fd, .events = POLLIN } };
 
         if (tx_state_init(d, &s) < 0) {
@@ -609,15 +618,15 @@ static void *tx_main(void *userdata) {
                 if (s.b->next_seg < s.b->n_seg) {
                         if (atomic_load_explicit(&d->stopping, memory_order_relaxed))
                                 break;
-                } else if (atomic_load_explicit(&d->tap_reader, memory_order_acquire) ==
+                } else if (atomic_load_explicit(&q->tap_reader, memory_order_acquire) ==
                            DATAPATH_TAP_RX) {
-                        /* Parked: the rx thread has the TAP until it hands it back. */
+                        /* Parked: the rx thread has the queue until it hands it back. */
                         if (poll(parked, 2, -1) < 0 && errno != EINTR)
                                 break;
                         if (parked[1].revents)
                                 break;
                         if (parked[0].revents)
-                                drain_eventfd(d->tx_handover_fd);
+                                drain_eventfd(q->handover_fd);
                         continue;
                 } else {
                         int r = poll(pfd, 2, DATAPATH_IDLE_PARK_MS);
@@ -627,36 +636,45 @@ static void *tx_main(void *userdata) {
                                 break;
                         }
                         if (r == 0) {
-                                handover(d, DATAPATH_TAP_RX, d->rx_handover_fd);
+                                handover(q, DATAPATH_TAP_RX, d->rx_handover_fd);
                                 continue;
                         }
                         if (pfd[1].revents)
                                 break;
                 }
 
-                tx_batch(d, &s, &d->tx_qs, DATAPATH_BATCH);
+                tx_batch(d, &s, &d->qs[DATAPATH_QS_TX(q->index)].v, q, DATAPATH_BATCH);
         }
         free(s.b);
         return NULL;
 }
 
-/* The rx thread's turn at the TAP while the tx thread is parked. The first frame is sent on
+/* The rx thread's turn at a TAP queue while its tx thread is parked. The first frame is sent on
  * its own, so that the read finding the TAP empty comes after it, not on a ping's way; then a
  * batch of up to DATAPATH_IDLE_TX_FRAMES - 1 more. When that found the tunnel busy (all of
  * them there, or TX_BUSY), its left-over segments are sent too (no more frames read), and the
  * TAP goes back to the tx thread. */
-static void rx_transmit(struct datapath *d, struct tx_state *s) {
-        unsigned r = tx_batch(d, s, &d->rx_qs, 1);
+static void rx_transmit(struct datapath *d, struct tx_state *s, struct datapath_queue *q) {
+        _Atomic uint64_t *qs = &d->qs[DATAPATH_QS_RX].v;
+        unsigned r = tx_batch(d, s, qs, q, 1);
 
         if (r == TX_READ_ALL)
-                r = tx_batch(d, s, &d->rx_qs, DATAPATH_IDLE_TX_FRAMES - 1);
+                r = tx_batch(d, s, qs, q, DATAPATH_IDLE_TX_FRAMES - 1);
         else if (!r)
-                return; /* the TAP was empty */
+                return; /* the queue was empty */
         while (s->b->next_seg < s->b->n_seg &&
                !atomic_load_explicit(&d->stopping, memory_order_relaxed))
-                tx_batch(d, s, &d->rx_qs, 0);
+                tx_batch(d, s, qs, q, 0);
         if (r)
-                handover(d, DATAPATH_TAP_TX, d->tx_handover_fd);
+                handover(q, DATAPATH_TAP_TX, q->handover_fd);
+}
+
+/* rx_transmit on a queue the rx thread loaded as its own earlier in this pass: only if it
+ * still is (one handed back since is its tx thread's again, and only that thread changes it
+ * while it has it). */
+static void try_transmit(struct datapath *d, struct tx_state *s, struct datapath_queue *q) {
+        if (atomic_load_explicit(&q->tap_reader, memory_order_acquire) == DATAPATH_TAP_RX)
+                rx_transmit(d, s, q);
 }
 
 /* Receive buffers: DATAPATH_BATCH datagrams, or with UDP GRO, DATAPATH_RX_GRO_SLOTS buffers
@@ -796,7 +814,7 @@ static void rx_flush(struct datapath *d, struct rx_batch *x) {
                         { .iov_base = (void *) g->items[i].data, .iov_len = g->items[i].len },
                 };
                 vnet_hdr_to_le(&g->items[i].vh, vh);
-                (void) !writev(d->tap->fd, iov, 2);
+                (void) !writev(d->tap->write_fd, iov, 2);
         }
         gro_reset(g);
 }
@@ -811,10 +829,10 @@ static void rx_deliver(struct datapath *d, struct rx_batch *x, const uint8_t *fr
                         { .iov_base = (void *) none, .iov_len = sizeof(none) },
                         { .iov_base = (void *) frame, .iov_len = len },
                 };
-                if (writev(d->tap->fd, iov, 2) < 0)
+                if (writev(d->tap->write_fd, iov, 2) < 0)
                         return;
         } else if (!x->gro) {
-                if (write(d->tap->fd, frame, len) < 0)
+                if (write(d->tap->write_fd, frame, len) < 0)
                         return;
         } else if (gro_add(x->gro, frame, len) == -ENOSPC) {
                 rx_flush(d, x);
@@ -1043,11 +1061,13 @@ static void rx_datagram(struct datapath *d, struct rx_batch *x, uint8_t *buf, si
 static void *rx_main(void *userdata) {
         struct datapath *d = userdata;
         struct rx_buffers *b = calloc(1, sizeof(*b));
-        /* The TAP (last) only while the tx thread is parked (idle hand-over). */
-        struct pollfd pfd[4] = { { .fd = d->udp_fd, .events = POLLIN },
-                                 { .fd = d->stop_fd, .events = POLLIN },
-                                 { .fd = d->rx_handover_fd, .events = POLLIN },
-                                 { .fd = d->tap->fd, .events = POLLIN } };
+        /* Then the TAP queues whose tx threads are parked (idle hand-over), owned[] names them. */
+        struct pollfd pfd[3 + DATAPATH_MAX_QUEUES] = { { .fd = d->udp_fd, .events = POLLIN },
+                                                       { .fd = d->stop_fd, .events = POLLIN },
+                                                       { .fd = d->rx_handover_fd,
+                                                         .events = POLLIN } };
+        struct datapath_queue *owned[DATAPATH_MAX_QUEUES];
+        unsigned n_owned;
         struct tx_state tx;
         /* Per-packet problems are logged at most 5 times per 10 s from this thread. */
         struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(10, 5);
@@ -1086,11 +1106,16 @@ static void *rx_main(void *userdata) {
                 b->iov[i] = (struct iovec){ .iov_base = b->in + i * slot_len, .iov_len = slot_len };
 
         for (;;) {
-                bool own_tap = atomic_load_explicit(&d->tap_reader, memory_order_acquire) ==
-                               DATAPATH_TAP_RX;
-
-                pfd[3].revents = 0;
-                if (poll(pfd, own_tap ? 4 : 3, -1) < 0) {
+                n_owned = 0;
+                for (unsigned i = 0; i < d->n_queues; i++)
+                        if (atomic_load_explicit(&d->queues[i].tap_reader, memory_order_acquire) ==
+                            DATAPATH_TAP_RX) {
+                                owned[n_owned] = &d->queues[i];
+                                pfd[3 + n_owned] = (struct pollfd){ .fd = d->queues[i].tap_fd,
+                                                                    .events = POLLIN };
+                                n_owned++;
+                        }
+                if (poll(pfd, 3 + n_owned, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
@@ -1098,12 +1123,13 @@ static void *rx_main(void *userdata) {
                 if (pfd[1].revents)
                         break;
                 if (pfd[2].revents) {
-                        /* The tx thread parked: poll the TAP from now on. */
+                        /* A tx thread parked: poll its queue from now on. */
                         drain_eventfd(d->rx_handover_fd);
                         continue;
                 }
-                if (pfd[3].revents)
-                        rx_transmit(d, &tx);
+                for (unsigned i = 0; i < n_owned; i++)
+                        if (pfd[3 + i].revents)
+                                rx_transmit(d, &tx, owned[i]);
                 if (!pfd[0].revents)
                         continue; /* only the TAP had something */
 
@@ -1121,7 +1147,7 @@ static void *rx_main(void *userdata) {
                         continue;
 
                 forget_requested(d);
-                qs_enter(&d->rx_qs);
+                qs_enter(&d->qs[DATAPATH_QS_RX].v);
                 struct rx_batch x = {
                         .now = now_ns(),
                         .slot = MESH_MAX_PEERS,
@@ -1155,7 +1181,7 @@ static void *rx_main(void *userdata) {
                         b->gro.coalesced = 0;
                 }
                 rx_peer_flush(&x);
-                qs_leave(&d->rx_qs);
+                qs_leave(&d->qs[DATAPATH_QS_RX].v);
 
                 if (x.last_reason) {
                         unsigned suppressed = 0;
@@ -1181,10 +1207,14 @@ static void *rx_main(void *userdata) {
                 if (x.queued)
                         wake_control(d);
                 /* The kernel's answers to what this batch wrote (a ping's echo, a TCP ACK) are
-                 * in the TAP already: send them now rather than wake the tx thread. */
-                if (x.got_data && atomic_load_explicit(&d->tap_reader, memory_order_acquire) ==
-                                          DATAPATH_TAP_RX)
-                        rx_transmit(d, &tx);
+                 * in the TAP already: send them now rather than wake a tx thread. */
+                if (x.got_data && n_owned == 1)
+                        try_transmit(d, &tx, owned[0]);
+                else if (x.got_data && n_owned > 1 && poll(pfd + 3, n_owned, 0) > 0)
+                        /* Several queues: one system call finds those with a frame. */
+                        for (unsigned i = 0; i < n_owned; i++)
+                                if (pfd[3 + i].revents)
+                                        try_transmit(d, &tx, owned[i]);
         }
         free(tx.b);
         free(b->gro.bufs);
@@ -1225,57 +1255,97 @@ int datapath_parse_disable(const char *s, unsigned *ret, char *ret_bad, size_t b
 }
 
 static void handover_fds_close(struct datapath *d) {
-        if (d->tx_handover_fd >= 0)
-                close(d->tx_handover_fd);
+        for (unsigned i = 0; i < DATAPATH_MAX_QUEUES; i++) {
+                if (d->queues[i].handover_fd >= 0)
+                        close(d->queues[i].handover_fd);
+                d->queues[i].handover_fd = -1;
+        }
         if (d->rx_handover_fd >= 0)
                 close(d->rx_handover_fd);
-        d->tx_handover_fd = d->rx_handover_fd = -1;
+        d->rx_handover_fd = -1;
+}
+
+/* Stop and join the first n tx threads (start failed midway). */
+static void stop_started(struct datapath *d, unsigned n) {
+        uint64_t one = 1;
+
+        atomic_store(&d->stopping, true);
+        (void) !write(d->stop_fd, &one, sizeof(one));
+        for (unsigned i = 0; i < n; i++)
+                pthread_join(d->queues[i].thread, NULL);
+}
+
+unsigned datapath_queues_for(uint32_t threads) {
+        cpu_set_t set;
+        int n;
+
+        if (threads > 0)
+                return MIN(threads, (uint32_t) DATAPATH_MAX_QUEUES);
+        if (sched_getaffinity(0, sizeof(set), &set) < 0)
+                return 1;
+        n = CPU_COUNT(&set);
+        return n < 1 ? 1 : MIN((unsigned) n, (unsigned) DATAPATH_MAX_QUEUES);
 }
 
 int datapath_start(struct datapath *d) {
         sigset_t all, old;
-        int r;
+        unsigned started = 0;
+        int r = 0;
 
-        /* Idle hand-over: the tx thread reads the TAP first; each wakes the other by these. */
-        atomic_store(&d->tap_reader, DATAPATH_TAP_TX);
-        d->tx_handover_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (d->tap->n_queues < 1 || d->tap->n_queues > DATAPATH_MAX_QUEUES)
+                return -EINVAL;
+        d->n_queues = d->tap->n_queues;
+        /* Idle hand-over: each tx thread reads its queue first; each wakes the other by these. */
         d->rx_handover_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (d->tx_handover_fd < 0 || d->rx_handover_fd < 0) {
+        for (unsigned i = 0; i < DATAPATH_MAX_QUEUES; i++) {
+                struct datapath_queue *q = &d->queues[i];
+                q->d = d;
+                q->index = i;
+                q->tap_fd = i < d->n_queues ? d->tap->queue_fd[i] : -EBADF;
+                atomic_store(&q->tap_reader, DATAPATH_TAP_TX);
+                q->handover_fd = i < d->n_queues ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+                if (i < d->n_queues && q->handover_fd < 0 && r == 0)
+                        r = -errno;
+        }
+        if (d->rx_handover_fd < 0 && r == 0)
                 r = -errno;
+        if (r < 0) {
                 handover_fds_close(d);
                 return r;
         }
+        atomic_store(&d->stopping, false);
         /* The threads take no signals: the control loop handles them (sd-event signalfd). */
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old);
-        r = -pthread_create(&d->tx_thread, NULL, tx_main, d);
-        if (r == 0) {
-                r = -pthread_create(&d->rx_thread, NULL, rx_main, d);
-                if (r < 0) {
-                        uint64_t one = 1;
-                        (void) !write(d->stop_fd, &one, sizeof(one));
-                        pthread_join(d->tx_thread, NULL);
-                }
+        for (; started < d->n_queues; started++) {
+                r = -pthread_create(&d->queues[started].thread, NULL, tx_main, &d->queues[started]);
+                if (r < 0)
+                        break;
         }
+        if (r == 0)
+                r = -pthread_create(&d->rx_thread, NULL, rx_main, d);
+        if (r < 0)
+                stop_started(d, started);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (r < 0) {
                 handover_fds_close(d);
                 return r;
         }
-        pthread_setname_np(d->tx_thread, "shadowmesh-tx");
+        for (unsigned i = 0; i < d->n_queues; i++) {
+                char name[16] = "shadowmesh-tx";
+                if (d->n_queues > 1) /* one digit: DATAPATH_MAX_QUEUES <= 10 */
+                        snprintf(name, sizeof(name), "shadowmesh-tx%c", (char) ('0' + i % 10));
+                pthread_setname_np(d->queues[i].thread, name);
+        }
         pthread_setname_np(d->rx_thread, "shadowmesh-rx");
         d->threads_started = true;
         return 0;
 }
 
 void datapath_stop(struct datapath *d) {
-        uint64_t one = 1;
-
         if (!d->threads_started)
                 return;
-        atomic_store(&d->stopping, true);
-        (void) !write(d->stop_fd, &one, sizeof(one));
-        pthread_join(d->tx_thread, NULL);
+        stop_started(d, d->n_queues);
         pthread_join(d->rx_thread, NULL);
         d->threads_started = false;
         handover_fds_close(d);

@@ -1,7 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* The two data-path threads (TAP -> UDP and UDP -> TAP). They move DATAPATH_BATCH packets per
- * system call where the kernel allows it, never allocate, lock or log per packet, and talk to
- * the control loop only through atomics and an eventfd.
+/* The data-path threads: one transmit thread per TAP queue (TAP -> UDP) and one receive thread
+ * (UDP -> TAP). They move DATAPATH_BATCH packets per system call where the kernel allows it,
+ * never allocate, lock or log per packet, and talk to the control loop only through atomics and
+ * an eventfd.
+ *
+ * Queues (network.threads): a TAP with n_queues queues (tap.h) has one transmit thread per
+ * queue. The kernel spreads the frames it sends over the queues by a hash of each flow, so a
+ * flow's frames are read, sealed and sent by one thread, in order; the threads share nothing per
+ * packet but atomics (a key pair's send counter, the counters) and the socket. The receive
+ * thread writes into the TAP's detached queue (tap.h: write_fd), which leaves the spreading to
+ * the hash.
  *
  * struct datapath is what the threads work with: device.c owns it (and the TAP and the socket it
  * lends it), fills it in before datapath_start(), keeps its peer table and reads the queue, the
@@ -78,15 +86,44 @@ struct queued_discovery {
 
 struct ratelimit;
 struct credit;
+struct datapath;
+
+/* At most this many TAP queues, each with its transmit thread (network.threads). */
+enum { DATAPATH_MAX_QUEUES = 8 };
+_Static_assert((int) DATAPATH_MAX_QUEUES == (int) TAP_MAX_QUEUES, "a transmit thread per TAP queue");
+_Static_assert((int) DATAPATH_MAX_QUEUES == (int) CONFIG_MAX_THREADS, "network.threads counts queues");
+_Static_assert((int) DATAPATH_MAX_QUEUES + 1 <= (int) QS_MAX_THREADS, "a marker per data thread");
+/* The index of a thread's quiescent-state marker in struct datapath's qs. */
+#define DATAPATH_QS_RX 0
+#define DATAPATH_QS_TX(queue) (1 + (queue))
+
+/* One TAP queue and its transmit thread. */
+struct datapath_queue {
+        struct datapath *d;
+        unsigned index;
+        int tap_fd; /* the TAP's queue_fd[index], lent */
+        pthread_t thread;
+        /* Idle hand-over ("Idle hand-over" in datapath.c, issue 12's ping), per queue: which
+         * data thread reads this queue and sends its frames: DATAPATH_TAP_TX (this queue's
+         * transmit thread) or, while that thread is parked on an idle queue, DATAPATH_TAP_RX.
+         * Only the thread it names changes it; the receive thread wakes this one through
+         * handover_fd, this one the receive thread through struct datapath's rx_handover_fd
+         * (made and closed by datapath_start/datapath_stop). */
+        _Atomic unsigned tap_reader;
+        int handover_fd;
+        /* Frames read from this queue (by either thread): how the kernel spread the flows. */
+        _Atomic uint64_t frames;
+};
 
 struct datapath {
-        /* Lent by device.c, set before datapath_start(). */
+        /* Lent by device.c, set before datapath_start(): the TAP (with its queues) and the
+         * socket. */
         struct tap *tap;
         int udp_fd;
         /* The peer table (device.c writes it, the data threads read it without a lock): a slot
          * holds its peer or NULL; peers_end is one past the highest slot ever used, so a flood
          * walks no further. A thread loads a peer only inside a batch (qs markers below), so a
-         * removed peer is freed only once both threads passed a quiescent point (peer.c). */
+         * removed peer is freed only once every data thread passed a quiescent point (peer.c). */
         _Atomic(struct peer *) peers[MESH_MAX_PEERS];
         _Atomic uint32_t peers_end;
         /* The learning switch (mactable.h): the rx thread learns, the tx thread looks up. A
@@ -109,16 +146,16 @@ struct datapath {
         struct endpoint relay_address;
         _Atomic bool relay_address_set;
 
-        pthread_t tx_thread, rx_thread;
+        /* The queues (as many as the TAP has: datapath_start) and the receive thread. */
+        struct datapath_queue queues[DATAPATH_MAX_QUEUES];
+        unsigned n_queues;
+        pthread_t rx_thread;
         bool threads_started;
         _Atomic bool stopping;
-        _Atomic uint64_t tx_qs, rx_qs; /* odd: inside a batch; even: quiescent (peer.h) */
-        /* Idle hand-over ("Idle hand-over" in datapath.c, issue 12's ping): which data thread
-         * reads the TAP and sends its frames: DATAPATH_TAP_TX or, while the tx thread is parked
-         * on an idle TAP, DATAPATH_TAP_RX. Only the thread it names changes it; each wakes the
-         * other through its eventfd (made and closed by datapath_start/datapath_stop). */
-        _Atomic unsigned tap_reader;
-        int tx_handover_fd, rx_handover_fd;
+        /* Each data thread's marker (DATAPATH_QS_RX, DATAPATH_QS_TX(queue)): odd inside a
+         * batch, even quiescent (peer.h). */
+        struct qs_marker qs[QS_MAX_THREADS];
+        int rx_handover_fd; /* a transmit thread parked: the receive thread reads its queue */
 
         /* rx -> control handshake queue (single producer, single consumer). */
         struct queued_handshake *hs_queue;
@@ -157,18 +194,25 @@ static inline uint32_t datapath_port(const struct peer *p) {
  * ring is full (they age out instead). */
 bool datapath_forget_port(struct datapath *dp, uint32_t port);
 
-/* The markers that key pair retirement (peer.h) waits on. */
+/* The markers that key pair retirement (peer.h) waits on: every data thread's (those of queues
+ * the TAP does not have stay 0: quiescent). */
 static inline struct qs_markers datapath_markers(struct datapath *dp) {
-        return (struct qs_markers){ .tx = &dp->tx_qs, .rx = &dp->rx_qs };
+        return (struct qs_markers){ .m = dp->qs, .n = DATAPATH_QS_TX(DATAPATH_MAX_QUEUES) };
 }
 
+/* The number of queues network.threads asks for: threads itself (1..DATAPATH_MAX_QUEUES), or
+ * with 0 (auto) the CPUs the process may run on (sched_getaffinity), at most
+ * DATAPATH_MAX_QUEUES, and 1 on one CPU or when the mask cannot be read. */
+unsigned datapath_queues_for(uint32_t threads);
+
+/* Start the receive thread and one transmit thread per queue of dp->tap. */
 int datapath_start(struct datapath *dp);
 /* Signal the threads to exit and join them (bounded: they check stop_fd on every wake-up). */
 void datapath_stop(struct datapath *dp);
 
-/* Which data thread reads the TAP (struct device's tap_reader; "Idle hand-over" in
+/* Which data thread reads a TAP queue (struct datapath_queue's tap_reader; "Idle hand-over" in
  * datapath.c). */
 enum {
-        DATAPATH_TAP_TX, /* the tx thread (as the threads start) */
-        DATAPATH_TAP_RX, /* the rx thread, while the tx thread is parked on an idle TAP */
+        DATAPATH_TAP_TX, /* the queue's tx thread (as the threads start) */
+        DATAPATH_TAP_RX, /* the rx thread, while the tx thread is parked on an idle queue */
 };

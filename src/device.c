@@ -777,8 +777,9 @@ int device_new(struct config *config, const char *instance, struct device **ret)
 
         uint8_t mac[6];
         tap_mac_address(d, mac);
-        r = tap_create_flags(config->tap_device, mac, config->mtu, config->addresses,
-                             config->n_addresses, config->offload ? TAP_OFFLOAD : 0, &d->tap);
+        r = tap_create_queues(config->tap_device, mac, config->mtu, config->addresses,
+                              config->n_addresses, config->offload ? TAP_OFFLOAD : 0,
+                              datapath_queues_for(config->threads), &d->tap);
         if (r == -EEXIST)
                 return log_error_errno(r, "device %s already exists and is not ours (choose "
                                           "another network.tap_device)",
@@ -796,10 +797,12 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                 return log_error_errno(r, "failed to create TAP device %s: %m",
                                        config->tap_device);
         format_addresses(config, addrs, sizeof(addrs));
-        log_info("%s up (mtu %u%s%s%s)", d->tap->name, d->tap->mtu, addrs[0] ? ", " : "", addrs,
+        log_info("%s up (mtu %u%s%s%s, %u queue%s)", d->tap->name, d->tap->mtu,
+                 addrs[0] ? ", " : "", addrs,
                  d->tap->tso        ? ", offloads on"
                  : d->tap->vnet_hdr ? ", no TSO from the kernel"
-                                    : "");
+                                    : "",
+                 d->tap->n_queues, d->tap->n_queues > 1 ? "s" : "");
 
         d->dp.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         d->dp.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -90,15 +90,15 @@ struct device {
 
         /* The peer table (control loop's side; the data threads read dp.peers). by_id holds the
          * n_peers peers in the order they were created (their ids grow); a removed peer waits
-         * in dying (its slot still taken, so no index of its can name another peer) until both
-         * data threads passed a quiescent point (peer.c), then it is freed. */
+         * in dying (its slot still taken, so no index of its can name another peer) until every
+         * data thread passed a quiescent point (peer.c), then it is freed. */
         struct peer *by_id[MESH_MAX_PEERS];
         size_t n_peers;
         uint64_t last_peer_id;
         bool slot_taken[MESH_MAX_PEERS];
         struct {
                 struct peer *p;
-                uint64_t qs[2];
+                uint64_t qs[QS_MAX_THREADS];
         } dying[MESH_MAX_PEERS];
         size_t n_dying;
         /* The peer the single-peer API properties (bus.c's Endpoint, Path, PeerAddress,

@@ -81,10 +81,11 @@ bool peer_forget_source(struct peer *p, const struct endpoint *stale) {
 
 /*
  * Key pair retirement: a quiescent-state scheme (a tiny RCU). Each data thread bumps its marker
- * (tx_qs, rx_qs) when it starts a batch (odd) and when it ends it (even); it loads the key pair
+ * (struct qs_marker: one per thread, every transmit and receive thread of every queue) when it
+ * starts a batch (odd) and when it ends it (even); it loads the key pair
  * pointers only inside a batch, and a batch never waits (datapath.c sends after leaving it).
- * The control loop unpublishes a key pair (atomic store of the pointer), then snapshots both
- * markers. The key pair may be wiped once, for each thread, the snapshot was even (the thread
+ * The control loop unpublishes a key pair (atomic store of the pointer), then snapshots every
+ * marker. The key pair may be wiped once, for each thread, the snapshot was even (the thread
  * was between batches, so its next batch loads the new pointers) or the marker has moved since
  * (the batch that might hold the old pointer has ended).
  *
@@ -101,24 +102,34 @@ bool peer_forget_source(struct peer *p, const struct endpoint *stale) {
  * (seq_cst), so every use of the key pair in that batch happens before the wipe.
  */
 /* Without data threads (none started, or all joined) the markers stay 0, even: nothing holds a
- * retired key pair. A joined thread left its last batch, so its marker is even too. */
-static void markers(const struct peer *p, uint64_t *ret_tx, uint64_t *ret_rx) {
-        *ret_tx = p->qs.tx ? atomic_load(p->qs.tx) : 0;
-        *ret_rx = p->qs.rx ? atomic_load(p->qs.rx) : 0;
+ * retired key pair. A joined thread left its last batch, so its marker is even too. Markers
+ * past n read as 0. */
+static void markers(const struct peer *p, uint64_t ret[QS_MAX_THREADS]) {
+        for (unsigned i = 0; i < QS_MAX_THREADS; i++)
+                ret[i] = i < p->qs.n ? atomic_load(&p->qs.m[i].v) : 0;
 }
 
 static bool quiescent_since(uint64_t snapshot, uint64_t now) {
         return (snapshot & 1) == 0 || snapshot != now;
 }
 
+/* Has every thread passed a quiescent point between the snapshot and now? */
+static bool all_quiescent_since(const uint64_t snapshot[QS_MAX_THREADS],
+                                const uint64_t now[QS_MAX_THREADS]) {
+        for (unsigned i = 0; i < QS_MAX_THREADS; i++)
+                if (!quiescent_since(snapshot[i], now[i]))
+                        return false;
+        return true;
+}
+
 void peer_collect_retired(struct peer *p) {
-        uint64_t tx, rx;
+        uint64_t now[QS_MAX_THREADS];
         size_t kept = 0;
 
-        markers(p, &tx, &rx);
+        markers(p, now);
         for (size_t i = 0; i < p->n_retired; i++) {
                 struct retired_keypair *r = &p->retired[i];
-                if (quiescent_since(r->tx_qs, tx) && quiescent_since(r->rx_qs, rx)) {
+                if (all_quiescent_since(r->qs, now)) {
                         keypair_wipe(r->kp);
                         free(r->kp);
                 } else
@@ -136,7 +147,7 @@ bool peer_retire_room(struct peer *p, size_t n) {
 void peer_retire_keypair(struct peer *p, struct keypair *kp) {
         static struct log_ratelimit full_ratelimit = LOG_RATELIMIT_INIT(5, 1);
         unsigned suppressed = 0;
-        uint64_t tx, rx;
+        struct retired_keypair *r;
 
         if (!kp)
                 return;
@@ -155,31 +166,28 @@ void peer_retire_keypair(struct peer *p, struct keypair *kp) {
         /* The pointer was unpublished before this call (seq_cst store or exchange); the fence
          * orders it before the marker loads below. See the comment above. */
         atomic_thread_fence(memory_order_seq_cst);
-        markers(p, &tx, &rx);
-        p->retired[p->n_retired++] = (struct retired_keypair){
-                .kp = kp,
-                .tx_qs = tx,
-                .rx_qs = rx,
-        };
+        r = &p->retired[p->n_retired++];
+        r->kp = kp;
+        markers(p, r->qs);
 }
 
 /*
  * Peer retirement: the same argument as for key pairs, one level up. The data threads load a
  * peer pointer from the table (device.c's slots) only inside a batch and drop it at the batch's
- * end. The control loop unpublishes the slot (seq_cst store), then snapshots both markers
+ * end. The control loop unpublishes the slot (seq_cst store), then snapshots all the markers
  * behind a seq_cst fence (here); once each marker was even at the snapshot or has moved since,
  * no batch can still hold the pointer, and the peer (with its key pairs) may be freed.
  */
-void peer_retire_start(struct peer *p, uint64_t ret_qs[2]) {
+void peer_retire_start(struct peer *p, uint64_t ret_qs[QS_MAX_THREADS]) {
         atomic_thread_fence(memory_order_seq_cst);
-        markers(p, &ret_qs[0], &ret_qs[1]);
+        markers(p, ret_qs);
 }
 
-bool peer_retired(const struct peer *p, const uint64_t qs[2]) {
-        uint64_t tx, rx;
+bool peer_retired(const struct peer *p, const uint64_t qs[QS_MAX_THREADS]) {
+        uint64_t now[QS_MAX_THREADS];
 
-        markers(p, &tx, &rx);
-        return quiescent_since(qs[0], tx) && quiescent_since(qs[1], rx);
+        markers(p, now);
+        return all_quiescent_since(qs, now);
 }
 
 bool peer_has_session(struct peer *p, uint32_t key_idx) {

@@ -7,7 +7,7 @@
  *
  * Threads: the data threads read the endpoint (seqlock) and the key pair pointers (atomics,
  * inside a batch) and record the timer inputs (atomics); everything else is the control
- * loop's. Key pairs are wiped only after both data threads passed a quiescent point since they
+ * loop's. Key pairs are wiped only after every data thread passed a quiescent point since they
  * were unpublished (peer_retire_keypair), so no lock is taken per packet.
  */
 #pragma once
@@ -33,16 +33,26 @@ enum handshake_state {
 
 struct resolve_query; /* resolve.h: manager.c resolves a configured address */
 
-/* The data threads' quiescent-state markers (datapath.c bumps them: odd inside a batch, even
- * otherwise). NULL: no data thread exists, so nothing can hold a retired key pair. */
+/* One data thread's quiescent-state marker (datapath.c bumps it: odd inside a batch, even
+ * otherwise), alone in its 64 bytes so that threads bumping theirs share no cache line. */
+struct qs_marker {
+        _Atomic uint64_t v;
+        uint8_t pad[64 - sizeof(uint64_t)];
+};
+/* Room for every data thread's marker (datapath.h: DATAPATH_MAX_QUEUES transmit threads and
+ * their receive threads). */
+enum { QS_MAX_THREADS = 16 };
+/* The data threads' markers: n of them from m. n == 0: no data thread exists, so nothing can
+ * hold a retired key pair. */
 struct qs_markers {
-        const _Atomic uint64_t *tx, *rx;
+        const struct qs_marker *m;
+        unsigned n;
 };
 
-/* A key pair waiting for both data threads to pass a quiescent point before it is wiped. */
+/* A key pair waiting for every data thread to pass a quiescent point before it is wiped. */
 struct retired_keypair {
         struct keypair *kp;
-        uint64_t tx_qs, rx_qs;
+        uint64_t qs[QS_MAX_THREADS];
 };
 
 struct peer {
@@ -141,16 +151,16 @@ void peer_set_endpoint(struct peer *p, const struct endpoint *e);
 bool peer_forget_source(struct peer *p, const struct endpoint *stale);
 
 /* May the peer be freed? Its slot was unpublished (seq_cst) before peer_retire_start(), which
- * snapshots the markers; peer_retired() is true once both data threads passed a quiescent
+ * snapshots the markers; peer_retired() is true once every data thread passed a quiescent
  * point since (see peer.c). */
-void peer_retire_start(struct peer *p, uint64_t ret_qs[2]);
-bool peer_retired(const struct peer *p, const uint64_t qs[2]);
+void peer_retire_start(struct peer *p, uint64_t ret_qs[QS_MAX_THREADS]);
+bool peer_retired(const struct peer *p, const uint64_t qs[QS_MAX_THREADS]);
 
 /* Is key_idx the local index of one of the peer's key pairs? */
 bool peer_has_session(struct peer *p, uint32_t key_idx);
 
 /* Key pair life cycle, control loop only. The caller unpublishes kp (seq_cst store or
- * exchange) before retiring it; it is wiped and freed once both data threads passed a
+ * exchange) before retiring it; it is wiped and freed once every data thread passed a
  * quiescent point (peer_collect_retired). */
 void peer_retire_keypair(struct peer *p, struct keypair *kp);
 void peer_collect_retired(struct peer *p);

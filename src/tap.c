@@ -81,16 +81,55 @@ static int tap_set_offload(int fd, const char *name, bool *ret_tso) {
         return 0;
 }
 
-int tap_create_flags(const char *name, const uint8_t *mac, uint32_t mtu,
-                     const struct config_address *addresses, size_t n_addresses,
-                     unsigned flags, struct tap **ret) {
+/* Close the further queues of a multi-queue TAP (not queue 0, which tap_remove closes last). */
+static void close_queues(struct tap *t) {
+        for (unsigned i = 1; i < t->n_queues; i++)
+                t->queue_fd[i] = safe_close(t->queue_fd[i]);
+        if (t->write_fd != t->fd)
+                t->write_fd = safe_close(t->write_fd);
+        t->write_fd = t->fd;
+}
+
+/* One more queue of the multi-queue TAP name (attached: read by a data thread), or detached
+ * (only written to: struct tap). Returns the fd or -errno. */
+static int open_queue(const char *name, unsigned flags, bool detached) {
+        struct ifreq ifr = {};
+        int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK), r;
+
+        if (fd < 0)
+                return -errno;
+        memcpy(ifr.ifr_name, name, IFNAMSIZ);
+        /* The device's flags: the kernel takes them from every queue's TUNSETIFF. */
+        ifr.ifr_flags = (short) (IFF_TAP | IFF_NO_PI | IFF_MULTI_QUEUE);
+        if (flags & TAP_OFFLOAD)
+                ifr.ifr_flags |= IFF_VNET_HDR;
+        if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        if (detached) {
+                ifr = (struct ifreq){ .ifr_flags = IFF_DETACH_QUEUE };
+                if (ioctl(fd, TUNSETQUEUE, &ifr) < 0) {
+                        r = -errno;
+                        close(fd);
+                        return r;
+                }
+        }
+        return fd;
+}
+
+int tap_create_queues(const char *name, const uint8_t *mac, uint32_t mtu,
+                      const struct config_address *addresses, size_t n_addresses,
+                      unsigned flags, unsigned n_queues, struct tap **ret) {
         struct netlink *nl = NULL;
         struct ifreq ifr = {};
         struct tap *t;
         int fd = -EBADF, ifindex = 0, r;
         size_t len;
 
-        if (!name || !ret || (n_addresses > 0 && !addresses))
+        if (!name || !ret || (n_addresses > 0 && !addresses) || n_queues < 1 ||
+            n_queues > TAP_MAX_QUEUES)
                 return -EINVAL;
         len = strlen(name);
         if (len == 0 || len >= IFNAMSIZ)
@@ -99,7 +138,9 @@ int tap_create_flags(const char *name, const uint8_t *mac, uint32_t mtu,
         t = calloc(1, sizeof(*t));
         if (!t)
                 return -ENOMEM;
-        t->fd = -EBADF;
+        t->fd = t->write_fd = -EBADF;
+        for (unsigned i = 0; i < TAP_MAX_QUEUES; i++)
+                t->queue_fd[i] = -EBADF;
 
         r = netlink_open(&nl);
         if (r < 0)
@@ -126,6 +167,8 @@ int tap_create_flags(const char *name, const uint8_t *mac, uint32_t mtu,
         ifr.ifr_flags = (short) (IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL); /* 0x8000 is the sign bit */
         if (flags & TAP_OFFLOAD)
                 ifr.ifr_flags |= IFF_VNET_HDR;
+        if (n_queues > 1)
+                ifr.ifr_flags |= IFF_MULTI_QUEUE;
         if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
                 /* EBUSY: the name appeared since we asked (IFF_TUN_EXCL at work). */
                 r = errno == EBUSY ? -EEXIST : -errno;
@@ -140,6 +183,22 @@ int tap_create_flags(const char *name, const uint8_t *mac, uint32_t mtu,
         if (r < 0)
                 goto fail_device;
         ifindex = r;
+
+        /* The further queues, and the detached one the data path writes through. */
+        t->fd = t->write_fd = t->queue_fd[0] = fd;
+        t->n_queues = 1;
+        if (n_queues > 1) {
+                for (; t->n_queues < n_queues; t->n_queues++) {
+                        r = open_queue(t->name, flags, false);
+                        if (r < 0)
+                                goto fail_device;
+                        t->queue_fd[t->n_queues] = r;
+                }
+                r = open_queue(t->name, flags, true);
+                if (r < 0)
+                        goto fail_device;
+                t->write_fd = r;
+        }
 
         if (flags & TAP_OFFLOAD) {
                 r = tap_set_offload(fd, t->name, &t->tso);
@@ -178,11 +237,10 @@ int tap_create_flags(const char *name, const uint8_t *mac, uint32_t mtu,
         if (r < 0)
                 goto fail_device;
 
-        log_debug("tap: created %s (ifindex %d, mtu %" PRIu32 ", %zu addresses%s)", t->name,
-                  ifindex, mtu, n_addresses,
+        log_debug("tap: created %s (ifindex %d, mtu %" PRIu32 ", %zu addresses, %u queue%s%s)",
+                  t->name, ifindex, mtu, n_addresses, t->n_queues, t->n_queues > 1 ? "s" : "",
                   t->tso ? ", TSO" : t->vnet_hdr ? ", vnet header without TSO" : "");
         netlink_close(nl);
-        t->fd = fd;
         t->ifindex = ifindex;
         t->mtu = mtu;
         *ret = t;
@@ -190,6 +248,7 @@ int tap_create_flags(const char *name, const uint8_t *mac, uint32_t mtu,
 
 fail_device:
         log_debug_errno(r, "tap: setting up %s failed, removing it: %m", t->name);
+        close_queues(t);
         (void) tap_remove(nl, &fd, t->name, ifindex);
 fail:
         safe_close(fd);
@@ -205,6 +264,7 @@ struct tap *tap_free(struct tap *t) {
         if (!t)
                 return NULL;
 
+        close_queues(t);
         r = netlink_open(&nl);
         if (r < 0) {
                 /* Cannot watch it go; closing the fd still removes the device. */

@@ -273,6 +273,19 @@ static void test_small_variants(void) {
         if (c)
                 CHECK(c->offload);
         config_free(c);
+        /* network.threads: a number of data path queues, or auto (0, the default). */
+        c = parse_ok(KEY_SECTION, NULL);
+        if (c)
+                CHECK_EQ_INT(c->threads, 0);
+        config_free(c);
+        c = parse_ok("network:\n  threads: 3\n" KEY_SECTION, NULL);
+        if (c)
+                CHECK_EQ_INT(c->threads, 3);
+        config_free(c);
+        c = parse_ok("network:\n  threads: auto\n" KEY_SECTION, NULL);
+        if (c)
+                CHECK_EQ_INT(c->threads, 0);
+        config_free(c);
 }
 
 struct bad {
@@ -308,7 +321,7 @@ static const struct bad bad_inputs[] = {
          "peers, nat, relay)"},
         {KEY_SECTION "network:\n  speed: 10\n",
          "t.yaml:4:3: network.speed: unknown key (network has: tap_device, local_ip, mtu, "
-         "listen_port, bind_address, offload)"},
+         "listen_port, bind_address, offload, threads)"},
         /* addresses */
         {"network:\n  local_ip: 10.0.0.1/33\n" KEY_SECTION,
          "t.yaml:2:13: network.local_ip: '10.0.0.1/33': prefix length must be 0..32 for IPv4"},
@@ -431,6 +444,12 @@ static const struct bad bad_inputs[] = {
         {"network:\n  offload: fast\n" KEY_SECTION,
          "t.yaml:2:12: network.offload: 'fast' is not a boolean (use true/false, yes/no or "
          "on/off)"},
+        {"network:\n  threads: many\n" KEY_SECTION,
+         "t.yaml:2:12: network.threads: 'many' is neither a number nor auto"},
+        {"network:\n  threads: 0\n" KEY_SECTION,
+         "t.yaml:2:12: network.threads: '0' is out of range (1..8, or auto)"},
+        {"network:\n  threads: 9\n" KEY_SECTION,
+         "t.yaml:2:12: network.threads: '9' is out of range (1..8, or auto)"},
         {KEY_SECTION "relay:\n  enabled: true\n",
          "t.yaml:4:12: relay.enabled: is true but relay.server is not set"},
         {KEY_SECTION "nat:\n  enabled: true\n",

@@ -85,10 +85,12 @@ static int loopback_up(void) {
         return r;
 }
 
-static void attach(struct node *n, const char *tapname) {
+/* Give the node a TAP of n_queues queues and start its data threads. */
+static void attach_queues(struct node *n, const char *tapname, unsigned n_queues) {
         struct device *d = n->d;
 
-        CHECK_EQ_INT(tap_create(tapname, NULL, MTU_DEFAULT, NULL, 0, &d->tap), 0);
+        CHECK_EQ_INT(tap_create_queues(tapname, NULL, MTU_DEFAULT, NULL, 0, 0, n_queues, &d->tap),
+                     0);
         d->dp.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         d->dp.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         d->dp.hs_queue = calloc(MAX_QUEUED_HANDSHAKES, sizeof(*d->dp.hs_queue));
@@ -98,6 +100,10 @@ static void attach(struct node *n, const char *tapname) {
                 abort();
         d->dp.tap = d->tap;
         CHECK_EQ_INT(datapath_start(&d->dp), 0);
+}
+
+static void attach(struct node *n, const char *tapname) {
+        attach_queues(n, tapname, 1);
 }
 
 static void detach(struct node *n) {
@@ -377,10 +383,16 @@ static bool seq_receive(struct seq_socket *s, uint32_t up_to) {
         return true;
 }
 
+/* Does reader read every queue of d (waiting up to 1 s)? */
 static bool tap_reader_is(struct device *d, unsigned reader) {
         uint64_t deadline = now_ns() + NSEC_PER_SEC;
+        unsigned q = 0;
 
-        while (atomic_load(&d->dp.tap_reader) != reader) {
+        for (;;) {
+                while (q < d->dp.n_queues && atomic_load(&d->dp.queues[q].tap_reader) == reader)
+                        q++;
+                if (q == d->dp.n_queues)
+                        break;
                 if (now_ns() >= deadline)
                         return false;
                 struct pollfd none = { .fd = -1 };
@@ -389,7 +401,16 @@ static bool tap_reader_is(struct device *d, unsigned reader) {
         return true;
 }
 
-static void test_idle_handover(void) {
+/* The tx threads' markers, summed: unchanged while no tx thread ran a batch. */
+static uint64_t tx_markers(struct device *d) {
+        uint64_t sum = 0;
+
+        for (unsigned q = 0; q < d->dp.n_queues; q++)
+                sum += atomic_load(&d->dp.qs[DATAPATH_QS_TX(q)].v);
+        return sum;
+}
+
+static void test_idle_handover(unsigned n_queues) {
         struct node a, b;
         struct seq_socket at_a, at_b;
         uint8_t psk[32] = { 11 };
@@ -403,8 +424,8 @@ static void test_idle_handover(void) {
         peer_set_endpoint(b.d->peer, &a.addr);
         (void) setsockopt(a.d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
         (void) setsockopt(b.d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-        attach(&a, "smidlea");
-        attach(&b, "smidleb");
+        attach_queues(&a, "smidlea", n_queues);
+        attach_queues(&b, "smidleb", n_queues);
         seq_socket_open(&at_a, "smidlea");
         seq_socket_open(&at_b, "smidleb");
         CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
@@ -424,21 +445,21 @@ static void test_idle_handover(void) {
                  * through the rx threads, the tx threads' markers stay where they are. */
                 CHECK(tap_reader_is(a.d, DATAPATH_TAP_RX));
                 CHECK(tap_reader_is(b.d, DATAPATH_TAP_RX));
-                uint64_t tx_a = atomic_load(&a.d->dp.tx_qs), tx_b = atomic_load(&b.d->dp.tx_qs);
+                uint64_t tx_a = tx_markers(a.d), tx_b = tx_markers(b.d);
                 CHECK(seq_send(&at_a, ab));
                 CHECK(seq_receive(&at_b, ab++));
                 CHECK(seq_send(&at_b, ba));
                 CHECK(seq_receive(&at_a, ba++));
-                rx_sent_a += atomic_load(&a.d->dp.tx_qs) == tx_a;
-                rx_sent_b += atomic_load(&b.d->dp.tx_qs) == tx_b;
+                rx_sent_a += tx_markers(a.d) == tx_a;
+                rx_sent_b += tx_markers(b.d) == tx_b;
 
                 /* A burst: more than one rx pass takes, so the TAP goes back to the tx thread
                  * in the middle of it (as a rule; the sender may be slow enough not to). */
-                tx_a = atomic_load(&a.d->dp.tx_qs);
+                tx_a = tx_markers(a.d);
                 for (unsigned i = 0; i < HANDOVER_BURST; i++)
                         CHECK(seq_send(&at_a, ab++));
                 CHECK(seq_receive(&at_b, ab - 1));
-                taken_back += atomic_load(&a.d->dp.tx_qs) != tx_a;
+                taken_back += tx_markers(a.d) != tx_a;
 
                 /* Frames 0-2 ms apart: the tx thread parks between some of them, maybe just
                  * as one arrives; b answers every other one. */
@@ -452,10 +473,10 @@ static void test_idle_handover(void) {
                 CHECK(seq_receive(&at_b, ab - 1));
                 CHECK(seq_receive(&at_a, ba - 1));
         }
-        printf("idle hand-over: %u frames a->b, %u b->a; single frames sent by the rx thread in "
+        printf("idle hand-over (%u queue%s): %u frames a->b, %u b->a; single frames sent by the rx thread in "
                "%u/%u rounds (a) and %u/%u (b); TAP taken back by the tx thread in %u bursts; "
                "out of order or lost: %u, %u\n",
-               ab, ba, rx_sent_a, HANDOVER_ROUNDS, rx_sent_b, HANDOVER_ROUNDS, taken_back,
+               n_queues, n_queues > 1 ? "s" : "", ab, ba, rx_sent_a, HANDOVER_ROUNDS, rx_sent_b, HANDOVER_ROUNDS, taken_back,
                at_b.lost_or_moved, at_a.lost_or_moved);
         CHECK_EQ_INT(at_b.lost_or_moved, 0);
         CHECK_EQ_INT(at_a.lost_or_moved, 0);
@@ -482,7 +503,8 @@ static void test_idle_handover(void) {
  * must be even meanwhile, so a key pair retired then is collected at once instead of after
  * the wait. */
 static bool tx_stuck(struct device *d, uint64_t injected, uint64_t *ret_tx_qs, uint64_t *ret_rx_qs) {
-        uint64_t tx_qs = atomic_load(&d->dp.tx_qs), rx_qs = atomic_load(&d->dp.rx_qs), done;
+        uint64_t tx_qs = atomic_load(&d->dp.qs[DATAPATH_QS_TX(0)].v),
+                 rx_qs = atomic_load(&d->dp.qs[DATAPATH_QS_RX].v), done;
         struct pollfd none = { .fd = -1 };
 
         (void) poll(&none, 1, 300);
@@ -490,7 +512,8 @@ static bool tx_stuck(struct device *d, uint64_t injected, uint64_t *ret_tx_qs, u
                atomic_load(&d->dp.stats.tx_dropped_no_session);
         *ret_tx_qs = tx_qs;
         *ret_rx_qs = rx_qs;
-        return atomic_load(&d->dp.tx_qs) == tx_qs && atomic_load(&d->dp.rx_qs) == rx_qs &&
+        return atomic_load(&d->dp.qs[DATAPATH_QS_TX(0)].v) == tx_qs &&
+               atomic_load(&d->dp.qs[DATAPATH_QS_RX].v) == rx_qs &&
                done < injected;
 }
 
@@ -530,7 +553,8 @@ static void test_tx_waits_outside_batch(void) {
                 stuck = tx_stuck(a.d, injected, &tx_qs, &rx_qs);
         CHECK(stuck);
         printf("waiting on a full socket (the TAP's reader: %s thread): markers tx %llu, rx %llu "
-               "(%s)\n", atomic_load(&a.d->dp.tap_reader) == DATAPATH_TAP_RX ? "rx" : "tx",
+               "(%s)\n",
+               atomic_load(&a.d->dp.queues[0].tap_reader) == DATAPATH_TAP_RX ? "rx" : "tx",
                (unsigned long long) tx_qs, (unsigned long long) rx_qs,
                (tx_qs | rx_qs) & 1 ? "inside a batch" : "between batches");
         CHECKF(((tx_qs | rx_qs) & 1) == 0,
@@ -824,6 +848,231 @@ static void test_learning_switch(void) {
         node_free(&c);
 }
 
+/*
+ * Several queues (network.threads): a TAP of QUEUES queues on each side, one tx thread each.
+ * QUEUE_FLOWS UDP flows go from a's TAP to b's, numbered per flow; then b sends each flow's
+ * answer back (addresses and ports swapped), as a host behind b would. Checks:
+ *   - every frame of a flow arrives in order (one flow, one queue, one thread), both ways;
+ *   - the kernel spread the flows: more than one of a's queues carried frames, and more than
+ *     one of b's for the answers. The answers are the test of the detached write queue (tap.h):
+ *     had b's rx thread written a's flows through an attached queue, the kernel's flow table
+ *     would send every answer to that one queue.
+ */
+#define QUEUES 2
+#define QUEUE_FLOWS 32
+#define QUEUE_ROUNDS 40
+
+/* An IPv4/UDP frame of flow f (its answer when back) carrying seq. */
+static void flow_frame(uint8_t frame[64], unsigned f, bool back, uint32_t seq) {
+        static const uint8_t ip_a[4] = { 10, 99, 0, 1 }, ip_b[4] = { 10, 99, 0, 2 };
+        uint16_t port_a = (uint16_t) (20000 + f), port_b = 9999;
+        uint32_t sum = 0;
+
+        memset(frame, 0, 64);
+        memset(frame, 0xff, 6);
+        memcpy(frame + 6, (const uint8_t[]){ 0x02, 0, 0, 0, 0, back ? 0x0b : 0x0a }, 6);
+        frame[12] = 0x08; /* IPv4 */
+        uint8_t *ip = frame + 14, *udp = ip + 20;
+        ip[0] = 0x45;
+        ip[3] = 64 - 14; /* total length */
+        ip[8] = 64;      /* ttl */
+        ip[9] = 17;      /* UDP */
+        memcpy(ip + 12, back ? ip_b : ip_a, 4);
+        memcpy(ip + 16, back ? ip_a : ip_b, 4);
+        for (unsigned i = 0; i < 20; i += 2)
+                sum += (uint32_t) (ip[i] << 8 | ip[i + 1]);
+        while (sum >> 16)
+                sum = (sum & 0xffff) + (sum >> 16);
+        ip[10] = (uint8_t) (~sum >> 8);
+        ip[11] = (uint8_t) ~sum;
+        uint16_t src = back ? port_b : port_a, dst = back ? port_a : port_b;
+        udp[0] = (uint8_t) (src >> 8);
+        udp[1] = (uint8_t) src;
+        udp[2] = (uint8_t) (dst >> 8);
+        udp[3] = (uint8_t) dst;
+        udp[5] = 64 - 14 - 20; /* length; checksum 0: none */
+        memcpy(udp + 8, &seq, sizeof(seq));
+        udp[12] = (uint8_t) f;
+}
+
+struct flow_socket {
+        int fd, ifindex;
+        uint32_t next[QUEUE_FLOWS]; /* per flow: the number expected next */
+        unsigned got, out_of_order;
+};
+
+static void flow_socket_open(struct flow_socket *s, const char *ifname) {
+        struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP) };
+        int big = 1 << 22;
+
+        *s = (struct flow_socket){ .fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_IP)),
+                                   .ifindex = (int) if_nametoindex(ifname) };
+        ll.sll_ifindex = s->ifindex;
+        if (s->fd < 0 || s->ifindex <= 0 || bind(s->fd, (struct sockaddr *) &ll, sizeof(ll)) < 0 ||
+            setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0)
+                abort();
+}
+
+static bool flow_send(struct flow_socket *s, unsigned f, bool back, uint32_t seq) {
+        struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_ifindex = s->ifindex,
+                                  .sll_halen = ETH_ALEN };
+        uint8_t frame[64];
+
+        memset(ll.sll_addr, 0xff, ETH_ALEN);
+        flow_frame(frame, f, back, seq);
+        return sendto(s->fd, frame, sizeof(frame), 0, (struct sockaddr *) &ll, sizeof(ll)) ==
+               (ssize_t) sizeof(frame);
+}
+
+/* Take what the daemon wrote into this TAP until want frames came (or 2 s pass without one). */
+static void flow_receive(struct flow_socket *s, unsigned want) {
+        uint64_t deadline = now_ns() + 2 * NSEC_PER_SEC;
+
+        while (s->got < want && now_ns() < deadline) {
+                struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+                struct sockaddr_ll from;
+                socklen_t len = sizeof(from);
+                uint8_t frame[200];
+                uint32_t seq;
+
+                if (poll(&pfd, 1, 10) <= 0)
+                        continue;
+                ssize_t k = recvfrom(s->fd, frame, sizeof(frame), MSG_DONTWAIT,
+                                     (struct sockaddr *) &from, &len);
+                if (k < 64 || from.sll_pkttype == PACKET_OUTGOING || frame[14 + 9] != 17)
+                        continue; /* our own frames into this TAP, or the kernel's */
+                unsigned f = frame[14 + 20 + 12];
+                if (f >= QUEUE_FLOWS)
+                        continue;
+                memcpy(&seq, frame + 14 + 20 + 8, sizeof(seq));
+                if (seq < s->next[f])
+                        s->out_of_order++;
+                else
+                        s->next[f] = seq + 1;
+                s->got++;
+                deadline = now_ns() + 2 * NSEC_PER_SEC;
+        }
+}
+
+static unsigned queues_used(struct device *d, uint64_t before[QUEUES]) {
+        unsigned used = 0;
+
+        for (unsigned i = 0; i < QUEUES; i++)
+                used += atomic_load(&d->dp.queues[i].frames) > before[i];
+        return used;
+}
+
+static void test_queues(void) {
+        struct node a, b;
+        struct flow_socket at_a, at_b;
+        uint8_t psk[32] = { 13 };
+        uint64_t before_a[QUEUES], before_b[QUEUES];
+        unsigned sent_ab = 0, sent_ba = 0;
+        int big = 1 << 22;
+
+        node_new(&a, false, psk, NULL, NULL);
+        node_new(&b, false, psk, NULL, NULL);
+        peer_set_endpoint(a.d->peer, &b.addr);
+        peer_set_endpoint(b.d->peer, &a.addr);
+        (void) setsockopt(a.d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+        (void) setsockopt(b.d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+        attach_queues(&a, "smqa", QUEUES);
+        attach_queues(&b, "smqb", QUEUES);
+        CHECK_EQ_INT(a.d->dp.n_queues, QUEUES);
+        CHECK_EQ_INT(b.d->dp.n_queues, QUEUES);
+        CHECK(a.d->tap->write_fd != a.d->tap->queue_fd[0]);
+        flow_socket_open(&at_a, "smqa");
+        flow_socket_open(&at_b, "smqb");
+        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
+        CHECK(step_until(&a, &b, &a.d->dp.stats.handshakes, 0));
+        for (uint64_t deadline = now_ns() + 2 * NSEC_PER_SEC;
+             !atomic_load(&b.d->peer->current) && now_ns() < deadline;) {
+                struct pollfd none = { .fd = -1 };
+                control_step(a.d);
+                control_step(b.d);
+                (void) poll(&none, 1, 1);
+        }
+        CHECK(atomic_load(&b.d->peer->current));
+
+        for (unsigned i = 0; i < QUEUES; i++) {
+                before_a[i] = atomic_load(&a.d->dp.queues[i].frames);
+                before_b[i] = atomic_load(&b.d->dp.queues[i].frames);
+        }
+        /* a -> b: every flow, round by round (the flows interleave on the wire). */
+        for (uint32_t seq = 0; seq < QUEUE_ROUNDS; seq++) {
+                for (unsigned f = 0; f < QUEUE_FLOWS; f++)
+                        sent_ab += flow_send(&at_a, f, false, seq);
+                flow_receive(&at_b, sent_ab * 9 / 10 > QUEUE_FLOWS ? sent_ab * 9 / 10 - QUEUE_FLOWS : 0);
+        }
+        flow_receive(&at_b, sent_ab);
+        /* b -> a: the answers. */
+        for (uint32_t seq = 0; seq < QUEUE_ROUNDS; seq++) {
+                for (unsigned f = 0; f < QUEUE_FLOWS; f++)
+                        sent_ba += flow_send(&at_b, f, true, seq);
+                flow_receive(&at_a, sent_ba * 9 / 10 > QUEUE_FLOWS ? sent_ba * 9 / 10 - QUEUE_FLOWS : 0);
+        }
+        flow_receive(&at_a, sent_ba);
+        printf("queues: %u of %u frames a->b, %u of %u b->a arrived, out of order %u, %u; "
+               "a's queues read", at_b.got, sent_ab, at_a.got, sent_ba, at_b.out_of_order,
+               at_a.out_of_order);
+        for (unsigned i = 0; i < QUEUES; i++)
+                printf(" %llu", (unsigned long long) (atomic_load(&a.d->dp.queues[i].frames) -
+                                                       before_a[i]));
+        printf(", b's");
+        for (unsigned i = 0; i < QUEUES; i++)
+                printf(" %llu", (unsigned long long) (atomic_load(&b.d->dp.queues[i].frames) -
+                                                       before_b[i]));
+        printf("\n");
+        CHECK_EQ_INT(at_b.out_of_order, 0);
+        CHECK_EQ_INT(at_a.out_of_order, 0);
+        /* Nearly all arrive (a TAP's or socket's queue may drop a few under the burst). */
+        CHECK(at_b.got >= sent_ab * 9 / 10);
+        CHECK(at_a.got >= sent_ba * 9 / 10);
+        CHECKF(queues_used(a.d, before_a) > 1, "a's flows all went through one queue");
+        CHECKF(queues_used(b.d, before_b) > 1,
+               "b's answers all went through one queue (pinned by the rx thread's writes?)");
+
+        close(at_a.fd);
+        close(at_b.fd);
+        detach(&a);
+        detach(&b);
+        node_free(&a);
+        node_free(&b);
+}
+
+/* Retirement waits for every data thread: a key pair (and a peer) retired while the tx thread
+ * of the last queue is inside a batch stays until that thread's marker moves, whatever the
+ * others do. */
+static void test_retire_waits_for_every_thread(void) {
+        struct node a;
+        struct keypair *kp = calloc(1, sizeof(*kp));
+        uint64_t snapshot[QS_MAX_THREADS];
+        uint8_t psk[32] = { 15 };
+
+        if (!kp)
+                abort();
+        node_new(&a, false, psk, NULL, NULL);
+        struct datapath *dp = &a.d->dp;
+        struct peer *p = a.d->peer;
+        CHECK_EQ_INT(p->qs.n, DATAPATH_QS_TX(DATAPATH_MAX_QUEUES));
+        atomic_store(&dp->qs[DATAPATH_QS_TX(DATAPATH_MAX_QUEUES - 1)].v, 1); /* inside a batch */
+        peer_retire_keypair(p, kp);
+        peer_retire_start(p, snapshot);
+        /* Every other thread passes a quiescent point: not enough. */
+        atomic_store(&dp->qs[DATAPATH_QS_RX].v, 2);
+        for (unsigned q = 0; q + 1 < DATAPATH_MAX_QUEUES; q++)
+                atomic_store(&dp->qs[DATAPATH_QS_TX(q)].v, 2);
+        peer_collect_retired(p);
+        CHECK_EQ_INT(p->n_retired, 1);
+        CHECK(!peer_retired(p, snapshot));
+        /* The last one leaves its batch: now. */
+        atomic_store(&dp->qs[DATAPATH_QS_TX(DATAPATH_MAX_QUEUES - 1)].v, 2);
+        peer_collect_retired(p);
+        CHECK_EQ_INT(p->n_retired, 0);
+        CHECK(peer_retired(p, snapshot));
+        node_free(&a);
+}
+
 int main(void) {
         if (sodium_init() < 0)
                 return 1;
@@ -846,9 +1095,12 @@ int main(void) {
         }
         test_rekey_storm();
         test_queue_share();
-        test_idle_handover();
+        test_idle_handover(1);
+        test_idle_handover(QUEUES); /* the frames' flow takes one queue; the other parks too */
         test_learning_switch();
         test_sessionless_wakes();
+        test_retire_waits_for_every_thread();
+        test_queues();
         test_tx_waits_outside_batch(); /* last: it slows lo down for a while */
         return test_summary();
 }

@@ -315,7 +315,7 @@ static void test_retirement_room(void) {
         node_new(&a, false, psk, NULL, NULL);
         node_new(&b, false, psk, NULL, NULL);
         peer_set_endpoint(a.d->peer, &b.addr);
-        atomic_store(&b.d->dp.tx_qs, 1);
+        atomic_store(&b.d->dp.qs[DATAPATH_QS_TX(0)].v, 1);
 
         for (unsigned i = 0; i < 3 * MAX_RETIRED_KEYPAIRS; i++) {
                 struct keypair *before[3] = { atomic_load(&b.d->peer->current),
@@ -355,7 +355,7 @@ static void test_retirement_room(void) {
                 CHECK(!keypair_is_wiped(b.d->peer->retired[i].kp));
 
         /* The thread leaves its batch: everything is collected, handshakes work again. */
-        atomic_store(&b.d->dp.tx_qs, 2);
+        atomic_store(&b.d->dp.qs[DATAPATH_QS_TX(0)].v, 2);
         peer_collect_retired(b.d->peer);
         CHECK_EQ_INT(b.d->peer->n_retired, 0);
         uint64_t done = STAT(&b, handshakes);

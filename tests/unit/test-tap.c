@@ -562,6 +562,59 @@ static void test_removed_elsewhere(struct netlink *nl) {
         CHECK(!ls.found);
 }
 
+/* Flags of the TAP queue fd (TUNGETIFF): IFF_MULTI_QUEUE, and IFF_DETACH_QUEUE for a detached
+ * queue. */
+static int queue_flags(int fd) {
+        struct ifreq ifr = {};
+
+        return ioctl(fd, TUNGETIFF, &ifr) < 0 ? -errno : (unsigned short) ifr.ifr_flags;
+}
+
+/* Several queues (network.threads): one attached fd per queue and one detached fd to write
+ * through; all gone with the device on free. One queue is the plain TAP, as before. */
+static void test_queues(struct netlink *nl) {
+        struct tap *t = NULL;
+        int f;
+
+        CHECK_EQ_INT(tap_create_queues("smtestq", NULL, 1380, NULL, 0, 0, 0, &t), -EINVAL);
+        CHECK_EQ_INT(tap_create_queues("smtestq", NULL, 1380, NULL, 0, 0, TAP_MAX_QUEUES + 1, &t),
+                     -EINVAL);
+        CHECK(!t);
+        CHECK_EQ_INT(netlink_link_index(nl, "smtestq"), -ENODEV);
+
+        CHECK_EQ_INT(tap_create_queues("smtestq", NULL, 1380, NULL, 0, TAP_OFFLOAD, 3, &t), 0);
+        if (!t)
+                return;
+        CHECK_EQ_INT(t->n_queues, 3);
+        CHECK_EQ_INT(t->queue_fd[0], t->fd);
+        CHECK(t->vnet_hdr);
+        for (unsigned i = 0; i < 3; i++) {
+                CHECK(t->queue_fd[i] >= 0);
+                CHECK(t->write_fd != t->queue_fd[i]);
+                for (unsigned j = 0; j < i; j++)
+                        CHECK(t->queue_fd[i] != t->queue_fd[j]);
+                f = queue_flags(t->queue_fd[i]);
+                CHECKF(f > 0 && (f & IFF_MULTI_QUEUE) && (f & IFF_VNET_HDR) &&
+                               !(f & IFF_DETACH_QUEUE),
+                       "queue %u flags %#x", i, (unsigned) f);
+        }
+        f = queue_flags(t->write_fd);
+        CHECKF(f > 0 && (f & IFF_MULTI_QUEUE) && (f & IFF_DETACH_QUEUE), "write queue flags %#x",
+               (unsigned) f);
+        t = tap_free(t);
+        CHECK_EQ_INT(netlink_link_index(nl, "smtestq"), -ENODEV);
+
+        CHECK_EQ_INT(tap_create_queues("smtestq", NULL, 1380, NULL, 0, 0, 1, &t), 0);
+        if (!t)
+                return;
+        CHECK_EQ_INT(t->n_queues, 1);
+        CHECK_EQ_INT(t->write_fd, t->fd);
+        f = queue_flags(t->fd);
+        CHECKF(f > 0 && !(f & IFF_MULTI_QUEUE), "single queue flags %#x", (unsigned) f);
+        t = tap_free(t);
+        CHECK_EQ_INT(netlink_link_index(nl, "smtestq"), -ENODEV);
+}
+
 /* Without CAP_NET_ADMIN (root otherwise): -EPERM, and nothing created. */
 static void test_no_capability(struct netlink *nl) {
         int status = -1;
@@ -625,6 +678,7 @@ int main(void) {
         test_failure_leaves_nothing(nl);
         test_names(nl);
         test_removed_elsewhere(nl);
+        test_queues(nl);
         test_no_capability(nl);
         r = test_summary();
         netlink_close(nl);
