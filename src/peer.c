@@ -24,11 +24,27 @@ int peer_new(const struct qs_markers *qs, uint32_t slot, uint64_t id, struct pee
         return 0;
 }
 
+static void keypair_free(struct keypair *kp) {
+        if (kp) {
+                keypair_wipe(kp);
+                free(kp);
+        }
+}
+
 struct peer *peer_free(struct peer *p) {
         if (!p)
                 return NULL;
-        peer_clear_keys(p);
-        peer_collect_retired(p);
+        /* No data thread can reach p any more (its threads are gone, or it was unpublished and
+         * every thread has passed a quiescent point since: device_collect_peers), and its key
+         * pairs are reached only through p: they go now, whatever the markers say this very
+         * moment (a thread inside a batch of other peers' packets would keep them for ever). */
+        keypair_free(atomic_exchange(&p->next, NULL));
+        keypair_free(atomic_exchange(&p->current, NULL));
+        keypair_free(atomic_exchange(&p->previous, NULL));
+        for (size_t i = 0; i < p->n_retired; i++)
+                keypair_free(p->retired[i].kp);
+        p->n_retired = 0;
+        noise_handshake_wipe(&p->handshake);
         cookie_maker_wipe(&p->cookie_maker);
         pthread_mutex_destroy(&p->endpoint_lock);
         free(p->address);

@@ -138,7 +138,8 @@ struct peer {
 /* A peer with no endpoint, no keys, the data threads' markers qs (may be NULL), in table slot
  * slot (< MESH_MAX_PEERS) with id id. */
 int peer_new(const struct qs_markers *qs, uint32_t slot, uint64_t id, struct peer **ret);
-/* Wipes and frees every key pair: call it once no data thread runs. Accepts NULL. */
+/* Wipes and frees every key pair: call it once no data thread can reach p (none runs, or p
+ * was unpublished and peer_retired() says every thread moved on since). Accepts NULL. */
 struct peer *peer_free(struct peer *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct peer *, peer_free);
 
