@@ -110,11 +110,16 @@ for log in ("build-ci/meson-logs/testlog.json", "build-asan/meson-logs/testlog.j
         else:
             failed += 1
             t = json.loads(line)
-            names.append((f"{log.split('/')[0]}: {t['name']} ({r})", t.get("stdout") or ""))
-# The failures again, each with the end of its output, right above the closing line.
+            out = (t.get("stdout") or "").rstrip("\n") + "\n" + (t.get("stderr") or "")
+            names.append((f"{log.split('/')[0]}: {t['name']} ({r})", out))
+# The failures again, right above the closing line: each one's failed checks and sanitizer
+# reports (first lines), then the end of its output.
 for name, out in names:
-    print(f"--- failed test {name}, last lines:")
-    print("\n".join(out.rstrip().splitlines()[-12:]))
+    lines = out.rstrip().splitlines()
+    key = [l for l in lines if l.startswith(("FAIL", "       got", "       want")) or
+           "ERROR: " in l or "SUMMARY: " in l or "runtime error" in l][:12]
+    print(f"--- failed test {name}:")
+    print("\n".join(key + ["  ..."] + lines[-6:]))
 print(f"{ok} passed, {failed} failed, {skipped} skipped")
 PY
 
