@@ -170,6 +170,21 @@ static bool step_until(struct node *a, struct node *b, _Atomic uint64_t *counter
         return true;
 }
 
+/* a handshakes with b; then b sends only once a's confirmation (its keepalive) moved b's key
+ * pair to current: wait for that too. */
+static void connect_pair(struct node *a, struct node *b) {
+        CHECK_EQ_INT(handshake_send_initiation(&a->d->keys, &a->d->sender, a->d->peer), 0);
+        CHECK(step_until(a, b, &a->d->dp.stats.handshakes, 0));
+        for (uint64_t deadline = now_ns() + 2 * NSEC_PER_SEC;
+             !atomic_load(&b->d->peer->current) && now_ns() < deadline;) {
+                struct pollfd none = { .fd = -1 };
+                control_step(a->d);
+                control_step(b->d);
+                (void) poll(&none, 1, 1);
+        }
+        CHECK(atomic_load(&b->d->peer->current));
+}
+
 static void test_rekey_storm(void) {
         struct node a, b;
         struct traffic t = {};
@@ -428,17 +443,7 @@ static void test_idle_handover(unsigned n_queues) {
         attach_queues(&b, "smidleb", n_queues);
         seq_socket_open(&at_a, "smidlea");
         seq_socket_open(&at_b, "smidleb");
-        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
-        CHECK(step_until(&a, &b, &a.d->dp.stats.handshakes, 0));
-        /* b sends only once a's confirmation (its keepalive) moved b's key pair to current. */
-        for (uint64_t deadline = now_ns() + 2 * NSEC_PER_SEC;
-             !atomic_load(&b.d->peer->current) && now_ns() < deadline;) {
-                struct pollfd none = { .fd = -1 };
-                control_step(a.d);
-                control_step(b.d);
-                (void) poll(&none, 1, 1);
-        }
-        CHECK(atomic_load(&b.d->peer->current));
+        connect_pair(&a, &b);
 
         for (unsigned round = 0; round < HANDOVER_ROUNDS; round++) {
                 /* Idle: both tx threads park. A single frame and its answer then go out
@@ -983,16 +988,7 @@ static void test_queues(void) {
         CHECK(a.d->tap->write_fd != a.d->tap->queue_fd[0]);
         flow_socket_open(&at_a, "smqa");
         flow_socket_open(&at_b, "smqb");
-        CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
-        CHECK(step_until(&a, &b, &a.d->dp.stats.handshakes, 0));
-        for (uint64_t deadline = now_ns() + 2 * NSEC_PER_SEC;
-             !atomic_load(&b.d->peer->current) && now_ns() < deadline;) {
-                struct pollfd none = { .fd = -1 };
-                control_step(a.d);
-                control_step(b.d);
-                (void) poll(&none, 1, 1);
-        }
-        CHECK(atomic_load(&b.d->peer->current));
+        connect_pair(&a, &b);
 
         for (unsigned i = 0; i < QUEUES; i++) {
                 before_a[i] = atomic_load(&a.d->dp.queues[i].frames);
