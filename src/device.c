@@ -19,6 +19,7 @@
 #include "datapath.h"
 #include "device.h"
 #include "handshake.h"
+#include "hostport.h"
 #include "keys.h"
 #include "log.h"
 #include "netcheck.h"
@@ -719,11 +720,9 @@ static int add_configured_peer(struct device *d, const struct config_peer *cp) {
                                                cp->host, gai ? gai_strerror(gai) : strerror(-r));
                 peer_set_endpoint(p, &e);
                 p->static_endpoint = true;
-                p->address = malloc(strlen(cp->host) + 16);
+                p->address = hostport_join(cp->host, cp->port);
                 if (!p->address)
                         return log_error_errno(ENOMEM, "out of memory");
-                sprintf(p->address, strchr(cp->host, ':') ? "[%s]:%u" : "%s:%u", cp->host,
-                        cp->port);
                 p->state = TUNNEL_CONNECTING;
         }
         return 0;

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,4 +122,16 @@ int hostport_parse(const char *s, uint16_t default_port, char **ret_host, uint16
         *ret_port = p;
         *ret_why = NULL;
         return 0;
+}
+
+int hostport_format(const char *host, uint16_t port, char *buf, size_t size) {
+        int n = snprintf(buf, size, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+
+        return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
+}
+
+char *hostport_join(const char *host, uint16_t port) {
+        char *s;
+
+        return asprintf(&s, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port) < 0 ? NULL : s;
 }

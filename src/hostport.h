@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define HOSTPORT_NAME_MAX 253 /* RFC 1035: a name of at most 253 characters in text form */
@@ -21,6 +22,13 @@
  * it; -ENOMEM leaves it "out of memory". The outputs are untouched on failure but for ret_why. */
 int hostport_parse(const char *s, uint16_t default_port, char **ret_host, uint16_t *ret_port,
                    const char **ret_why);
+
+/* The other way: "host:port", or "[host]:port" for an IPv6 literal (what hostport_parse reads
+ * back). hostport_format writes it into buf (HOSTPORT_STRLEN is always enough; -ENAMETOOLONG
+ * when size is not); hostport_join returns it malloc'd (NULL: out of memory). */
+#define HOSTPORT_STRLEN (HOSTPORT_NAME_MAX + sizeof("[]:65535"))
+int hostport_format(const char *host, uint16_t port, char *buf, size_t size);
+char *hostport_join(const char *host, uint16_t port);
 
 /* A port number, 1 to 65535, decimal digits only. */
 int hostport_parse_port(const char *s, uint16_t *ret);

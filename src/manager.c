@@ -6,6 +6,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "handshake.h"
+#include "hostport.h"
 #include "log.h"
 #include "manager.h"
 #include "mesh-discovery.h"
@@ -466,12 +467,11 @@ int manager_add_configured_peer(struct device *d, const struct config_peer *cp,
         }
         if (!cp->host)
                 return 0; /* it waits for that node to connect */
-        p->address = malloc(strlen(cp->host) + 16);
+        p->address = hostport_join(cp->host, cp->port);
         if (!p->address) {
                 device_remove_peer(d, p);
                 return fail(ret_error, -ENOMEM, "%s", strerror(ENOMEM));
         }
-        sprintf(p->address, strchr(cp->host, ':') ? "[%s]:%u" : "%s:%u", cp->host, cp->port);
         r = resolve_start(d->event, cp->host, cp->port, d->udp_family, on_configured_resolved, d,
                           &p->resolve);
         if (r < 0) {
@@ -489,8 +489,8 @@ static bool endpoint_is(const struct peer *p, const char *host, uint16_t port) {
         peer_get_endpoint((struct peer *) p, &e);
         if (!e.len || e.via_relay)
                 return false;
-        snprintf(want, sizeof(want), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
-        return strcmp(endpoint_to_string(&e, buf), want) == 0;
+        return hostport_format(host, port, want, sizeof(want)) == 0 &&
+               strcmp(endpoint_to_string(&e, buf), want) == 0;
 }
 
 /* The peer a Connect to host:port is for: the one with that address (as given to Connect or
@@ -532,10 +532,9 @@ int manager_connect(struct device *d, const struct manager_connect_request *req,
                         return fail(ret_error, -EDESTADDRREQ,
                                     "Peer address '%s' is not valid: expected host[:port]",
                                     peer);
-                addr = malloc(strlen(host) + 16);
+                addr = hostport_join(host, port);
                 if (!addr)
                         return fail(ret_error, -ENOMEM, "%s", strerror(ENOMEM));
-                sprintf(addr, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
                 size_t before = device_peer_count(d);
                 r = connect_target(d, addr, host, port, &p);
                 added = r >= 0 && device_peer_count(d) > before;

@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <stdio.h>
 
+#include "hostport.h"
 #include "log.h"
 #include "natcheck.h"
 #include "netcheck.h"
@@ -156,10 +157,9 @@ static void on_stun_resolved(struct resolve_query *q, int r, int gai_error,
 static int stun_run_start(struct stun_run *s, const struct netcheck_socket *sock, const char *host,
                           uint16_t port, bool full, void (*on_done)(struct stun_run *)) {
         *s = (struct stun_run){ .sock = sock, .full = full, .on_done = on_done };
-        if (asprintf(&s->name, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port) < 0) {
-                s->name = NULL;
+        s->name = hostport_join(host, port);
+        if (!s->name)
                 return -ENOMEM;
-        }
         return resolve_start(sock->event, host, port, sock->family, on_stun_resolved, s,
                              &s->resolve);
 }

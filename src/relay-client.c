@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "candidate.h"
+#include "hostport.h"
 #include "keys.h"
 #include "log.h"
 #include "path.h"
@@ -91,7 +92,7 @@ int relay_client_new(const struct relay_client_node *node, const char *host, uin
         rc->node = *node;
         rc->port = port;
         rc->host = strdup(host);
-        if (!rc->host || asprintf(&rc->name, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port) < 0) {
+        if (!rc->host || !(rc->name = hostport_join(host, port))) {
                 relay_client_free(rc);
                 return -ENOMEM;
         }

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "device.h"
+#include "hostport.h"
 #include "log.h"
 #include "manager.h"
 #include "netcheck.h"
@@ -110,7 +111,7 @@ static void restart_only_changes(const struct device *d, const struct config *ol
  * configured: it gets the closing message) and the new one is connected to. */
 static int apply_peer(struct device *d, const struct config *new, char *buf, size_t size) {
         struct manager_error err = {};
-        char addr[300];
+        char addr[HOSTPORT_STRLEN];
         int r;
 
         if (!config_first_peer(new)->host) {
@@ -137,9 +138,8 @@ static int apply_peer(struct device *d, const struct config *new, char *buf, siz
                        sizeof(d->peer->public_key));
                 cookie_maker_init(&d->peer->cookie_maker, d->peer->public_key);
         }
-        snprintf(addr, sizeof(addr),
-                 strchr(config_first_peer(new)->host, ':') ? "[%s]:%u" : "%s:%u",
-                 config_first_peer(new)->host, config_first_peer(new)->port);
+        (void) hostport_format(config_first_peer(new)->host, config_first_peer(new)->port, addr,
+                               sizeof(addr));
         r = manager_connect(d, &(const struct manager_connect_request){ .peer = addr }, NULL,
                             &err);
         if (r < 0) {
@@ -173,12 +173,11 @@ static const struct config_peer *find_node(const struct config *c, const struct 
 
 /* The running peer an entry of the old list made (device_new, or an earlier reload). */
 static struct peer *running_peer(struct device *d, const struct config_peer *cp, bool identity) {
-        char addr[300] = "";
+        char addr[HOSTPORT_STRLEN] = "";
         struct peer *p;
 
         if (cp->host)
-                snprintf(addr, sizeof(addr), strchr(cp->host, ':') ? "[%s]:%u" : "%s:%u", cp->host,
-                         cp->port);
+                (void) hostport_format(cp->host, cp->port, addr, sizeof(addr));
         for (size_t i = 0; (p = device_peer_at(d, i)); i++) {
                 if (identity ? memcmp(p->public_key, cp->public_key, sizeof(p->public_key)) == 0
                     : cp->name ? p->name && strcmp(p->name, cp->name) == 0

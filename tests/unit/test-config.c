@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "hostport.h"
 #include "tests.h"
 
 #define HEX_KEY "273084db4483448d759eb9d0148cd039077f7c4c2526a71892c0a8289f51f88f"
@@ -1248,9 +1249,38 @@ static void test_key_files(void) {
                 unlink(tmp_path(files[i]));
 }
 
+/* hostport_format/hostport_join write what hostport_parse reads back. */
+static void test_hostport_format(void) {
+        static const struct {
+                const char *host;
+                uint16_t port;
+                const char *text;
+        } cases[] = {
+                { "192.0.2.7", 9001, "192.0.2.7:9001" },
+                { "2001:db8::1", 443, "[2001:db8::1]:443" },
+                { "relay.example.org", 9545, "relay.example.org:9545" },
+        };
+        char buf[HOSTPORT_STRLEN];
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                _cleanup_free_ char *joined = hostport_join(cases[i].host, cases[i].port),
+                                    *host = NULL;
+                const char *why = NULL;
+                uint16_t port = 0;
+
+                CHECK_EQ_INT(hostport_format(cases[i].host, cases[i].port, buf, sizeof(buf)), 0);
+                CHECK(strcmp(buf, cases[i].text) == 0);
+                CHECK(joined && strcmp(joined, cases[i].text) == 0);
+                CHECK_EQ_INT(hostport_parse(buf, 1, &host, &port, &why), 0);
+                CHECK(host && strcmp(host, cases[i].host) == 0 && port == cases[i].port);
+        }
+        CHECK_EQ_INT(hostport_format("192.0.2.7", 9001, buf, 8), -ENAMETOOLONG);
+}
+
 int main(void) {
         if (sodium_init() < 0)
                 return 1;
+        test_hostport_format();
         test_prototype_file();
         test_prototype_waiting_side();
         test_defaults();
