@@ -170,6 +170,22 @@ static bool step_until(struct node *a, struct node *b, _Atomic uint64_t *counter
         return true;
 }
 
+/* Two nodes that know each other's address, with big socket buffers and TAPs of n_queues
+ * queues named tap_a and tap_b (no session yet: connect_pair). */
+static void pair_new(struct node *a, struct node *b, const uint8_t psk[32], const char *tap_a,
+                     const char *tap_b, unsigned n_queues) {
+        int big = 1 << 22;
+
+        node_new(a, false, psk, NULL, NULL);
+        node_new(b, false, psk, NULL, NULL);
+        peer_set_endpoint(a->d->peer, &b->addr);
+        peer_set_endpoint(b->d->peer, &a->addr);
+        (void) setsockopt(a->d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+        (void) setsockopt(b->d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+        attach_queues(a, tap_a, n_queues);
+        attach_queues(b, tap_b, n_queues);
+}
+
 /* a handshakes with b; then b sends only once a's confirmation (its keepalive) moved b's key
  * pair to current: wait for that too. */
 static void connect_pair(struct node *a, struct node *b) {
@@ -431,16 +447,8 @@ static void test_idle_handover(unsigned n_queues) {
         uint8_t psk[32] = { 11 };
         uint32_t ab = 0, ba = 0;
         unsigned rx_sent_a = 0, rx_sent_b = 0, taken_back = 0;
-        int big = 1 << 22;
 
-        node_new(&a, false, psk, NULL, NULL);
-        node_new(&b, false, psk, NULL, NULL);
-        peer_set_endpoint(a.d->peer, &b.addr);
-        peer_set_endpoint(b.d->peer, &a.addr);
-        (void) setsockopt(a.d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-        (void) setsockopt(b.d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-        attach_queues(&a, "smidlea", n_queues);
-        attach_queues(&b, "smidleb", n_queues);
+        pair_new(&a, &b, psk, "smidlea", "smidleb", n_queues);
         seq_socket_open(&at_a, "smidlea");
         seq_socket_open(&at_b, "smidleb");
         connect_pair(&a, &b);
@@ -973,16 +981,8 @@ static void test_queues(void) {
         uint8_t psk[32] = { 13 };
         uint64_t before_a[QUEUES], before_b[QUEUES];
         unsigned sent_ab = 0, sent_ba = 0;
-        int big = 1 << 22;
 
-        node_new(&a, false, psk, NULL, NULL);
-        node_new(&b, false, psk, NULL, NULL);
-        peer_set_endpoint(a.d->peer, &b.addr);
-        peer_set_endpoint(b.d->peer, &a.addr);
-        (void) setsockopt(a.d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-        (void) setsockopt(b.d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-        attach_queues(&a, "smqa", QUEUES);
-        attach_queues(&b, "smqb", QUEUES);
+        pair_new(&a, &b, psk, "smqa", "smqb", QUEUES);
         CHECK_EQ_INT(a.d->dp.n_queues, QUEUES);
         CHECK_EQ_INT(b.d->dp.n_queues, QUEUES);
         CHECK(a.d->tap->write_fd != a.d->tap->queue_fd[0]);
