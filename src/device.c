@@ -230,7 +230,8 @@ size_t device_expire_peers(struct device *d, uint64_t now) {
 
                 if (!p->joined || p->address || p->state == TUNNEL_CONNECTED ||
                     atomic_load(&p->current) || d->n_peers <= 1 ||
-                    now - last_heard_ns(p) < PEER_EXPIRE_AFTER_TIME * NSEC_PER_SEC)
+                    /* (the rx thread may have stamped a packet after `now` was read) */
+                    last_heard_ns(p) + PEER_EXPIRE_AFTER_TIME * NSEC_PER_SEC > now)
                         continue;
                 peer_get_endpoint(p, &e);
                 log_info("peer %s (%s) expired: nothing authenticated from it for %d s; it joins "

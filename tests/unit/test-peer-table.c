@@ -45,6 +45,8 @@ static void test_joiners_expire(void) {
         atomic_store(&heard->last_rx_ns, t0 + 100 * NSEC_PER_SEC);
         CHECK_EQ_INT(device_peer_count(a.d), 6);
 
+        /* A packet stamped after the caller read its clock is not 300 s old. */
+        CHECK_EQ_INT(device_expire_peers(a.d, t0 + 50 * NSEC_PER_SEC), 0);
         /* Not yet. */
         CHECK_EQ_INT(device_expire_peers(a.d, t0 + after - NSEC_PER_SEC), 0);
         CHECK_EQ_INT(device_peer_count(a.d), 6);
