@@ -46,6 +46,16 @@ static void wake_again(struct device *d) {
 
 void device_log_stats(struct device *d) {
         struct stats *s = &d->dp.stats;
+        /* Frames read from each TAP queue, "N/N/...": how the kernel spread the flows over the
+         * transmit threads (network.threads). */
+        char queues[DATAPATH_MAX_QUEUES * 21] = "";
+        size_t used = 0;
+
+        for (unsigned i = 0; i < d->dp.n_queues && used < sizeof(queues); i++)
+                used += (size_t) snprintf(queues + used, sizeof(queues) - used, "%s%llu",
+                                          i ? "/" : "",
+                                          (unsigned long long) atomic_load_explicit(
+                                                  &d->dp.queues[i].frames, memory_order_relaxed));
 
 #define S(x) (unsigned long long) atomic_load_explicit(&s->x, memory_order_relaxed)
         log_info("stats: tx_packets=%llu tx_bytes=%llu rx_packets=%llu rx_bytes=%llu "
@@ -58,7 +68,7 @@ void device_log_stats(struct device *d) {
                  "tx_udp_gso_datagrams=%llu rx_udp_gro_datagrams=%llu rx_gro_merged=%llu "
                  "peers=%zu tx_unicast_frames=%llu tx_flooded_frames=%llu tx_flood_copies=%llu "
                  "peers_refused_full=%llu macs_forgotten=%llu macs_learned=%llu macs_moved=%llu "
-                 "macs_refused_full=%llu",
+                 "macs_refused_full=%llu tap_queue_frames=%s",
                  S(tx_packets), S(tx_bytes), S(rx_packets), S(rx_bytes), S(rx_replayed),
                  S(rx_bad_tag), S(rx_unknown_index), S(rx_malformed), S(rx_bad_mac1),
                  S(rx_handshake_failed), S(rx_handshake_dropped), S(tx_dropped_no_session),
@@ -70,7 +80,8 @@ void device_log_stats(struct device *d) {
                  S(tx_flood_copies), S(peers_refused_full), S(macs_forgotten),
                  (unsigned long long) atomic_load(&d->dp.macs.stats.learned),
                  (unsigned long long) atomic_load(&d->dp.macs.stats.moved),
-                 (unsigned long long) atomic_load(&d->dp.macs.stats.refused_full));
+                 (unsigned long long) atomic_load(&d->dp.macs.stats.refused_full),
+                 queues[0] ? queues : "0");
 #undef S
 }
 

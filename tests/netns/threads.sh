@@ -112,6 +112,23 @@ request_stats a
 request_stats b
 echo "# a: $(current_log a | grep 'stats: ' | tail -n 1)"
 echo "# b: $(current_log b | grep 'stats: ' | tail -n 1)"
+# queue_frames NAME: the stats line's tap_queue_frames field ("N/N/...", one per queue).
+queue_frames() {
+        current_log "$1" | grep 'stats: ' | tail -n 1 | grep -o '\btap_queue_frames=[0-9/]*' | cut -d= -f2
+}
+# queues_used NAME N BUSY: tap_queue_frames has N counts, at least BUSY of them above 0. Eight
+# flows at once all on one of a's four queues: 4 x (1/4)^8, about 1 in 16000; b's three queues
+# (about 1 in 2000) are only checked for their counts.
+queues_used() {
+        local f counts busy=0 c
+        f=$(queue_frames "$1")
+        IFS=/ read -r -a counts <<<"$f"
+        [[ ${#counts[@]} == "$2" ]] || { echo "# $1: tap_queue_frames=$f, want $2 counts"; return 1; }
+        for c in "${counts[@]}"; do ((c > 0)) && busy=$((busy + 1)); done
+        ((busy >= $3)) || { echo "# $1: tap_queue_frames=$f: fewer than $3 queues carried frames"; return 1; }
+}
+check "a's flows were spread over its 4 queues (tap_queue_frames)" queues_used a 4 2
+check "b counts frames on each of its 3 queues (tap_queue_frames)" queues_used b 3 1
 for n in a b; do
         check "$n: no datagram taken for a replay" test "$(get_stat "$n" rx_replayed)" = 0
         check "$n: no datagram failed authentication" test "$(get_stat "$n" rx_bad_tag)" = 0
@@ -128,6 +145,8 @@ single_queue() { ! ip -n "$1" -d link show dev smt0 | grep -q multi_queue; }
 check "a's TAP is a single-queue TAP" single_queue "$NS_A"
 check "a runs one tx thread" tx_threads_single a
 check "8 MB a->b and b->a with a on one queue, intact" transfers 1 1
+request_stats a
+check "a counts its one queue's frames (tap_queue_frames)" queues_used a 1 1
 
 check "b stops cleanly" stop_daemon b TERM 10
 check "a stops cleanly" stop_daemon a TERM 10
