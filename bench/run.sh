@@ -205,7 +205,7 @@ wait_until 10 "underlay reachable" ping_once "$NS_A" "$UNDER_B" || die "underlay
 # ---------------------------------------------------------------------------------------------
 
 METRICS=(tcp1_mbps tcp4_mbps udp_mbps udp_sent_mbps udp_loss_pct ping_avg_ms ping_p50_ms
-        ping_p99_ms ping_mdev_ms ping_loss_pct tcp1_vpn_cpu_pct tcp4_vpn_cpu_pct udp_vpn_cpu_pct
+        ping_p99_ms ping_mdev_ms ping_loss_pct ping_cpu_us tcp1_vpn_cpu_pct tcp4_vpn_cpu_pct udp_vpn_cpu_pct
         tcp1_underlay_udp_datagrams tcp1_cpu_pct_per_gbps idle_rss_kib)
 declare -A R=()          # "<vpn>.<metric>" -> number or null
 declare -A STATUS=()     # ok | skipped | failed
@@ -253,7 +253,16 @@ measure() {
         local -a args
 
         log "$vpn: run $run/$REPEAT: ping x$BENCH_PINGS"
+        ((${#pids[@]})) && c0=$(cpu_ns "${pids[@]}")
         read -r a b c d e < <(measure_ping "$NS_A" "$target" "$BENCH_PINGS" "$BENCH_PING_INTERVAL")
+        # Both daemons' CPU time per answered ping (a round trip: each side seals one message
+        # and opens one), in microseconds: what a ping costs, without the wake-up latencies
+        # that make its time scatter from run to run.
+        cpu=null
+        ((${#pids[@]})) && [[ $e != 100 ]] &&
+                cpu=$(awk -v d="$(($(cpu_ns "${pids[@]}") - c0))" -v n="$BENCH_PINGS" -v l="$e" \
+                        'BEGIN { printf "%.1f\n", d / 1000 / (n * (1 - l / 100)) }')
+        add "$vpn" ping_cpu_us "$cpu"
         add "$vpn" ping_avg_ms "$a"
         add "$vpn" ping_p50_ms "$b"
         add "$vpn" ping_p99_ms "$c"
@@ -802,6 +811,10 @@ targets() {
         if [[ $(val fastd ping_avg_ms) != null && $(val shadowmesh ping_avg_ms) != null ]]; then
                 awk -v s="$(val shadowmesh ping_avg_ms)" -v f="$(val fastd ping_avg_ms)" \
                         'BEGIN { printf "target ping <= fastd'"'"'s: %.3f vs %.3f ms (%.2fx)\n", s, f, s / f }'
+        fi
+        if [[ $(val fastd ping_cpu_us) != null && $(val shadowmesh ping_cpu_us) != null ]]; then
+                awk -v s="$(val shadowmesh ping_cpu_us)" -v f="$(val fastd ping_cpu_us)" \
+                        'BEGIN { printf "ping CPU (both daemons, per round trip): %.1f vs fastd'"'"'s %.1f us (%.2fx)\n", s, f, s / f }'
         fi
         [[ $(val shadowmesh idle_rss_kib) != null ]] && awk -v k="$(val shadowmesh idle_rss_kib)" \
                 'BEGIN { printf "target idle RSS <= 16 MiB per instance: %.1f MiB\n", k / 1024 }'
