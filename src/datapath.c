@@ -97,6 +97,10 @@ struct tx_dest {
         struct peer *p;
         struct keypair *kp;
         struct endpoint ep;
+        /* The socket for ep and ep's address as that socket takes it (udp_pick). */
+        int fd;
+        union sockaddr_union name;
+        socklen_t namelen;
         uint8_t pktinfo[UDP_PKTINFO_SPACE] __attribute__((aligned(8)));
         size_t controllen;
         /* The clock when its key pair was loaded (a key pair installed after the batch began
@@ -186,10 +190,11 @@ static int tx_read(struct datapath *d, struct tx_buffers *b, int fd, uint64_t *g
         return 1;
 }
 
-/* Group datagrams [first, n) into sends to ep: with gso, each run of equal-sized datagrams
- * (the last of a run may be shorter) within the kernel's limits becomes one send with a
- * UDP_SEGMENT cmsg; without, every datagram is its own. Returns the number of sends. */
-static unsigned tx_build(struct tx_buffers *b, unsigned first, unsigned n, struct endpoint *ep,
+/* Group datagrams [first, n) into sends to t (t->name, the address its socket takes): with
+ * gso, each run of equal-sized datagrams (the last of a run may be shorter) within the
+ * kernel's limits becomes one send with a UDP_SEGMENT cmsg; without, every datagram is its
+ * own. Returns the number of sends. */
+static unsigned tx_build(struct tx_buffers *b, unsigned first, unsigned n, struct tx_dest *t,
                          const uint8_t *pktinfo, size_t pktinfo_len, bool gso) {
         unsigned m = 0;
 
@@ -208,8 +213,8 @@ static unsigned tx_build(struct tx_buffers *b, unsigned first, unsigned n, struc
                 if (count > 1)
                         controllen = udp_write_segment(b->control[m], controllen, (uint16_t) size);
                 b->msgs[m].msg_hdr = (struct msghdr){
-                        .msg_name = &ep->addr,
-                        .msg_namelen = ep->len,
+                        .msg_name = &t->name,
+                        .msg_namelen = t->namelen,
                         .msg_iov = &b->iov[i],
                         .msg_iovlen = count,
                         .msg_control = controllen ? b->control[m] : NULL,
@@ -263,6 +268,7 @@ static int tx_dest(struct datapath *d, struct tx_buffers *b, uint32_t slot) {
         t->usable = t->kp && atomic_load_explicit(&t->kp->valid, memory_order_relaxed) &&
                     t->ep.len > 0;
         t->controllen = udp_write_pktinfo(&t->ep, t->pktinfo);
+        t->fd = udp_pick(d->udp_fd, d->udp4_fd, &t->ep, &t->name, &t->namelen);
         b->dest_gen[slot] = b->gen;
         b->dest_of_slot[slot] = (uint16_t) b->n_dests;
         return (int) b->n_dests++;
@@ -308,13 +314,13 @@ static unsigned tx_send(struct datapath *d, struct tx_state *s, struct tx_dest *
                         uint64_t *gso_datagrams, int *ret_error) {
         struct tx_buffers *b = s->b;
         size_t controllen = t->controllen;
-        unsigned m = tx_build(b, first, last, &t->ep, t->pktinfo, controllen, *gso), sent = 0;
+        unsigned m = tx_build(b, first, last, t, t->pktinfo, controllen, *gso), sent = 0;
         /* A GSO send was refused and its datagrams are being retried one by one. */
         bool gso_retry = false;
 
         *ret_error = 0;
         while (sent < m) {
-                int r = sendmmsg(d->udp_fd, b->msgs + sent, m - sent, 0);
+                int r = sendmmsg(t->fd, b->msgs + sent, m - sent, 0);
                 if (r < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -322,14 +328,14 @@ static unsigned tx_send(struct datapath *d, struct tx_state *s, struct tx_dest *
                         /* Socket buffer full: wait, so back-pressure reaches the TAP queue
                          * and TCP inside the tunnel slows down instead of losing. */
                         if ((errno == EAGAIN || errno == ENOBUFS) &&
-                            wait_writable(d, d->udp_fd))
+                            wait_writable(d, t->fd))
                                 continue;
                         /* The kernel refuses UDP GSO here (EIO: no checksum offload on
                          * the route's device; EINVAL: segments beyond its MTU): send
                          * these one datagram each. */
                         if ((errno == EIO || errno == EINVAL) &&
                             b->msgs[sent].msg_hdr.msg_iovlen > 1) {
-                                m = tx_build(b, b->msg_first[sent], last, &t->ep, t->pktinfo,
+                                m = tx_build(b, b->msg_first[sent], last, t, t->pktinfo,
                                              controllen, false);
                                 sent = 0;
                                 gso_retry = true;
@@ -344,7 +350,7 @@ static unsigned tx_send(struct datapath *d, struct tx_state *s, struct tx_dest *
                                 t->source_gone = true;
                                 t->stale = t->ep;
                                 t->ep.src.family = 0;
-                                m = tx_build(b, b->msg_first[sent], last, &t->ep, t->pktinfo,
+                                m = tx_build(b, b->msg_first[sent], last, t, t->pktinfo,
                                              controllen, *gso);
                                 sent = 0;
                                 gso_retry = false; /* the source, not GSO, was at fault */
@@ -1058,29 +1064,131 @@ static void rx_datagram(struct datapath *d, struct rx_batch *x, uint8_t *buf, si
         bad(x, &x->malformed, "malformed", from);
 }
 
+/* How the rx thread receives (fixed at its start). */
+struct rx_setup {
+        bool offload;   /* the TAP takes a vnet header */
+        bool tcp_gro;   /* coalesce TCP segments for the TAP */
+        bool udp_gro;   /* the sockets hand over UDP GRO runs */
+        size_t slots;   /* receive buffers per batch */
+};
+
+/* One batch from socket fd (map_v4: the IPv4 socket beside an IPv6 one, whose sources are kept
+ * v4-mapped): receive, open, deliver, count. true when it wrote data to the TAP. */
+static bool rx_receive(struct datapath *d, struct rx_buffers *b, const struct rx_setup *c, int fd,
+                       bool map_v4, struct log_ratelimit *rl) {
+        for (unsigned i = 0; i < c->slots; i++)
+                b->msgs[i].msg_hdr = (struct msghdr){
+                        .msg_name = &b->from[i],
+                        .msg_namelen = sizeof(b->from[i]),
+                        .msg_iov = &b->iov[i],
+                        .msg_iovlen = 1,
+                        .msg_control = b->control[i],
+                        .msg_controllen = sizeof(b->control[i]),
+                };
+        int n = recvmmsg(fd, b->msgs, (unsigned) c->slots, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+                return false;
+
+        forget_requested(d);
+        qs_enter(&d->qs[DATAPATH_QS_RX].v);
+        struct rx_batch x = {
+                .now = now_ns(),
+                .slot = MESH_MAX_PEERS,
+                .gro = c->tcp_gro ? &b->gro : NULL,
+                .vnet_hdr = c->offload,
+        };
+        x.now_sec = (uint32_t) (x.now / NSEC_PER_SEC);
+        for (int i = 0; i < n; i++) {
+                struct endpoint from = { .len = b->msgs[i].msg_hdr.msg_namelen };
+                uint8_t *in = b->iov[i].iov_base;
+                size_t len = b->msgs[i].msg_len, off = 0, k, segment = 0;
+
+                memcpy(&from.addr, &b->from[i], from.len);
+                if (map_v4)
+                        udp_map_v4(&from.addr, &from.len);
+                udp_read_pktinfo(&b->msgs[i].msg_hdr, &from);
+                if (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+                        bad(&x, &x.malformed, "oversized", &from);
+                        continue;
+                }
+                /* UDP GRO: equal-sized datagrams of one sender, back to back. */
+                if (c->udp_gro) {
+                        segment = udp_read_gro(&b->msgs[i].msg_hdr);
+                        if (segment > 0 && segment < len)
+                                x.gro_datagrams += (len + segment - 1) / segment;
+                }
+                while ((k = udp_gro_next(len, segment, &off)) > 0)
+                        rx_datagram(d, &x, in + off - k, k, &from, false);
+        }
+        if (x.gro) {
+                rx_flush(d, &x);
+                stat_add(&d->stats.rx_gro_merged, b->gro.coalesced);
+                b->gro.coalesced = 0;
+        }
+        rx_peer_flush(&x);
+        qs_leave(&d->qs[DATAPATH_QS_RX].v);
+
+        if (x.last_reason) {
+                unsigned suppressed = 0;
+                if (log_ratelimit_below(rl, x.now, &suppressed)) {
+                        char buf[ENDPOINT_STRLEN];
+                        log_warning("dropped %llu invalid packet(s), the last from %s: %s%s",
+                                    (unsigned long long) (x.malformed + x.replayed +
+                                                          x.bad_tag + x.unknown),
+                                    endpoint_to_string(&x.last_bad, buf), x.last_reason,
+                                    suppressed ? " (more suppressed)" : "");
+                }
+        }
+        stat_add(&d->stats.rx_packets, x.packets);
+        stat_add(&d->stats.rx_bytes, x.bytes);
+        stat_add(&d->stats.rx_replayed, x.replayed);
+        stat_add(&d->stats.rx_bad_tag, x.bad_tag);
+        stat_add(&d->stats.rx_unknown_index, x.unknown);
+        stat_add(&d->stats.rx_malformed, x.malformed);
+        stat_add(&d->stats.rx_handshake_dropped, x.hs_dropped);
+        stat_add(&d->stats.relay_rx_packets, x.relayed);
+        stat_add(&d->stats.rx_handshake_ratelimited, x.hs_ratelimited);
+        stat_add(&d->stats.rx_udp_gro_datagrams, x.gro_datagrams);
+        if (x.queued)
+                wake_control(d);
+        return x.got_data;
+}
+
+/* rx_main's poll set: the two sockets and two eventfds come first, then the queues. */
+#define RX_POLL_QUEUES 4
+
 static void *rx_main(void *userdata) {
         struct datapath *d = userdata;
         struct rx_buffers *b = calloc(1, sizeof(*b));
-        /* Then the TAP queues whose tx threads are parked (idle hand-over), owned[] names them. */
-        struct pollfd pfd[3 + DATAPATH_MAX_QUEUES] = { { .fd = d->udp_fd, .events = POLLIN },
-                                                       { .fd = d->stop_fd, .events = POLLIN },
-                                                       { .fd = d->rx_handover_fd,
-                                                         .events = POLLIN } };
+        /* The socket, the stop and hand-over eventfds, the IPv4 socket (an fd below 0, which
+         * poll() skips, when there is none), then the TAP queues whose tx threads are parked
+         * (idle hand-over), which owned[] names. */
+        struct pollfd pfd[RX_POLL_QUEUES + DATAPATH_MAX_QUEUES] = {
+                { .fd = d->udp_fd, .events = POLLIN },
+                { .fd = d->stop_fd, .events = POLLIN },
+                { .fd = d->rx_handover_fd, .events = POLLIN },
+                { .fd = d->udp4_fd, .events = POLLIN },
+        };
+        const int sockets[2] = { d->udp_fd, d->udp4_fd };
+        const unsigned socket_pfd[2] = { 0, 3 };
         struct datapath_queue *owned[DATAPATH_MAX_QUEUES];
         unsigned n_owned;
         struct tx_state tx;
         /* Per-packet problems are logged at most 5 times per 10 s from this thread. */
         struct log_ratelimit ratelimit = LOG_RATELIMIT_INIT(10, 5);
-        bool offload = d->tap->vnet_hdr, udp_gro = false,
-             tcp_gro = offload && !(d->offload_disabled & DATAPATH_NO_TCP_GRO);
-        size_t slots = DATAPATH_BATCH, slot_len = RELAYED_DATAGRAM_MAX_LEN;
+        struct rx_setup setup = {
+                .offload = d->tap->vnet_hdr,
+                .tcp_gro = d->tap->vnet_hdr && !(d->offload_disabled & DATAPATH_NO_TCP_GRO),
+                .slots = DATAPATH_BATCH,
+        };
+        size_t slot_len = RELAYED_DATAGRAM_MAX_LEN;
 
         if (!b || tx_state_init(d, &tx) < 0) {
                 log_error("rx thread: out of memory");
                 free(b);
                 return NULL;
         }
-        if (tcp_gro) {
+        if (setup.tcp_gro) {
                 /* Coalescing buffers: reserved address space, touched only as a batch
                  * coalesces (idle memory stays small). */
                 b->gro.bufs = calloc(OFFLOAD_GRO_MAX_ITEMS, OFFLOAD_MAX_FRAME);
@@ -1091,18 +1199,24 @@ static void *rx_main(void *userdata) {
                         return NULL;
                 }
         }
-        if (offload && !(d->offload_disabled & DATAPATH_NO_UDP_GRO)) {
-                int r = udp_enable_gro(d->udp_fd);
+        if (setup.offload && !(d->offload_disabled & DATAPATH_NO_UDP_GRO)) {
+                /* On both sockets or neither: the buffers are sized for one or the other. */
+                int r = udp_set_gro(d->udp_fd, true);
+                if (r >= 0 && d->udp4_fd >= 0) {
+                        r = udp_set_gro(d->udp4_fd, true);
+                        if (r < 0)
+                                (void) udp_set_gro(d->udp_fd, false);
+                }
                 if (r < 0)
                         log_info_errno(r, "UDP GRO not available, receiving one datagram per "
                                           "buffer: %m");
                 else {
-                        udp_gro = true;
-                        slots = DATAPATH_RX_GRO_SLOTS;
+                        setup.udp_gro = true;
+                        setup.slots = DATAPATH_RX_GRO_SLOTS;
                         slot_len = UDP_GRO_BUFFER_LEN;
                 }
         }
-        for (unsigned i = 0; i < slots; i++)
+        for (unsigned i = 0; i < setup.slots; i++)
                 b->iov[i] = (struct iovec){ .iov_base = b->in + i * slot_len, .iov_len = slot_len };
 
         for (;;) {
@@ -1111,11 +1225,12 @@ static void *rx_main(void *userdata) {
                         if (atomic_load_explicit(&d->queues[i].tap_reader, memory_order_acquire) ==
                             DATAPATH_TAP_RX) {
                                 owned[n_owned] = &d->queues[i];
-                                pfd[3 + n_owned] = (struct pollfd){ .fd = d->queues[i].tap_fd,
-                                                                    .events = POLLIN };
+                                pfd[RX_POLL_QUEUES + n_owned] = (struct pollfd){
+                                        .fd = d->queues[i].tap_fd, .events = POLLIN
+                                };
                                 n_owned++;
                         }
-                if (poll(pfd, 3 + n_owned, -1) < 0) {
+                if (poll(pfd, RX_POLL_QUEUES + n_owned, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
@@ -1128,92 +1243,23 @@ static void *rx_main(void *userdata) {
                         continue;
                 }
                 for (unsigned i = 0; i < n_owned; i++)
-                        if (pfd[3 + i].revents)
+                        if (pfd[RX_POLL_QUEUES + i].revents)
                                 rx_transmit(d, &tx, owned[i]);
-                if (!pfd[0].revents)
-                        continue; /* only the TAP had something */
 
-                for (unsigned i = 0; i < slots; i++)
-                        b->msgs[i].msg_hdr = (struct msghdr){
-                                .msg_name = &b->from[i],
-                                .msg_namelen = sizeof(b->from[i]),
-                                .msg_iov = &b->iov[i],
-                                .msg_iovlen = 1,
-                                .msg_control = b->control[i],
-                                .msg_controllen = sizeof(b->control[i]),
-                        };
-                int n = recvmmsg(d->udp_fd, b->msgs, (unsigned) slots, MSG_DONTWAIT, NULL);
-                if (n <= 0)
-                        continue;
-
-                forget_requested(d);
-                qs_enter(&d->qs[DATAPATH_QS_RX].v);
-                struct rx_batch x = {
-                        .now = now_ns(),
-                        .slot = MESH_MAX_PEERS,
-                        .gro = tcp_gro ? &b->gro : NULL,
-                        .vnet_hdr = offload,
-                };
-                x.now_sec = (uint32_t) (x.now / NSEC_PER_SEC);
-                for (int i = 0; i < n; i++) {
-                        struct endpoint from = { .len = b->msgs[i].msg_hdr.msg_namelen };
-                        uint8_t *in = b->iov[i].iov_base;
-                        size_t len = b->msgs[i].msg_len, off = 0, k, segment = 0;
-
-                        memcpy(&from.addr, &b->from[i], from.len);
-                        udp_read_pktinfo(&b->msgs[i].msg_hdr, &from);
-                        if (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                                bad(&x, &x.malformed, "oversized", &from);
-                                continue;
-                        }
-                        /* UDP GRO: equal-sized datagrams of one sender, back to back. */
-                        if (udp_gro) {
-                                segment = udp_read_gro(&b->msgs[i].msg_hdr);
-                                if (segment > 0 && segment < len)
-                                        x.gro_datagrams += (len + segment - 1) / segment;
-                        }
-                        while ((k = udp_gro_next(len, segment, &off)) > 0)
-                                rx_datagram(d, &x, in + off - k, k, &from, false);
-                }
-                if (x.gro) {
-                        rx_flush(d, &x);
-                        stat_add(&d->stats.rx_gro_merged, b->gro.coalesced);
-                        b->gro.coalesced = 0;
-                }
-                rx_peer_flush(&x);
-                qs_leave(&d->qs[DATAPATH_QS_RX].v);
-
-                if (x.last_reason) {
-                        unsigned suppressed = 0;
-                        if (log_ratelimit_below(&ratelimit, x.now, &suppressed)) {
-                                char buf[ENDPOINT_STRLEN];
-                                log_warning("dropped %llu invalid packet(s), the last from %s: %s%s",
-                                            (unsigned long long) (x.malformed + x.replayed +
-                                                                  x.bad_tag + x.unknown),
-                                            endpoint_to_string(&x.last_bad, buf), x.last_reason,
-                                            suppressed ? " (more suppressed)" : "");
-                        }
-                }
-                stat_add(&d->stats.rx_packets, x.packets);
-                stat_add(&d->stats.rx_bytes, x.bytes);
-                stat_add(&d->stats.rx_replayed, x.replayed);
-                stat_add(&d->stats.rx_bad_tag, x.bad_tag);
-                stat_add(&d->stats.rx_unknown_index, x.unknown);
-                stat_add(&d->stats.rx_malformed, x.malformed);
-                stat_add(&d->stats.rx_handshake_dropped, x.hs_dropped);
-                stat_add(&d->stats.relay_rx_packets, x.relayed);
-                stat_add(&d->stats.rx_handshake_ratelimited, x.hs_ratelimited);
-                stat_add(&d->stats.rx_udp_gro_datagrams, x.gro_datagrams);
-                if (x.queued)
-                        wake_control(d);
-                /* The kernel's answers to what this batch wrote (a ping's echo, a TCP ACK) are
-                 * in the TAP already: send them now rather than wake a tx thread. */
-                if (x.got_data && n_owned == 1)
+                /* A batch from each socket that has datagrams, then the kernel's answers to what
+                 * they wrote (a ping's echo, a TCP ACK): those are in the TAP already, so send them
+                 * now rather than wake a tx thread. */
+                bool got_data = false;
+                for (unsigned sock = 0; sock < 2; sock++)
+                        if (pfd[socket_pfd[sock]].revents)
+                                got_data |= rx_receive(d, b, &setup, sockets[sock], sock == 1,
+                                                       &ratelimit);
+                if (got_data && n_owned == 1)
                         try_transmit(d, &tx, owned[0]);
-                else if (x.got_data && n_owned > 1 && poll(pfd + 3, n_owned, 0) > 0)
+                else if (got_data && n_owned > 1 && poll(pfd + RX_POLL_QUEUES, n_owned, 0) > 0)
                         /* Several queues: one system call finds those with a frame. */
                         for (unsigned i = 0; i < n_owned; i++)
-                                if (pfd[3 + i].revents)
+                                if (pfd[RX_POLL_QUEUES + i].revents)
                                         try_transmit(d, &tx, owned[i]);
         }
         free(tx.b);

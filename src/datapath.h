@@ -120,6 +120,9 @@ struct datapath {
          * socket. */
         struct tap *tap;
         int udp_fd;
+        /* The IPv4 socket beside an IPv6-only udp_fd (udp.h: udp_open), or -EBADF: the rx
+         * thread reads both, the tx side sends IPv4 (v4-mapped) endpoints through it. */
+        int udp4_fd;
         /* The peer table (device.c writes it, the data threads read it without a lock): a slot
          * holds its peer or NULL; peers_end is one past the highest slot ever used, so a flood
          * walks no further. A thread loads a peer only inside a batch (qs markers below), so a

@@ -613,7 +613,7 @@ static int open_socket(struct device *d) {
         }
 
         d->port = config->listen_port;
-        r = udp_open(config->bind_host, d->port, &d->udp_fd, &d->udp_family);
+        r = udp_open(config->bind_host, d->port, &d->udp_fd, &d->udp4_fd, &d->udp_family);
         if (r == -EADDRINUSE)
                 return log_error_errno(r, "udp port %u is already in use (another shadowmeshd? "
                                           "set network.listen_port)",
@@ -642,11 +642,18 @@ static void log_bound_address(struct device *d) {
         }
         if (e.addr.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&e.addr.in6.sin6_addr))
                 (void) getsockopt(d->udp_fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len);
-        log_info("listening on udp port %u at %s%s, %s", d->port, endpoint_to_string(&e, buf),
-                 e.addr.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&e.addr.in6.sin6_addr)
-                         ? (v6only ? " (IPv6 only)" : " (every IPv4 and IPv6 address)")
-                         : "",
-                 mode);
+        if (d->udp4_fd >= 0)
+                log_info("listening on udp port %u at 0.0.0.0 and [::] (every IPv4 and IPv6 "
+                         "address, a socket each), %s",
+                         d->port, mode);
+        else
+                log_info("listening on udp port %u at %s%s, %s", d->port,
+                         endpoint_to_string(&e, buf),
+                         e.addr.sa.sa_family == AF_INET6 &&
+                                         IN6_IS_ADDR_UNSPECIFIED(&e.addr.in6.sin6_addr)
+                                 ? (v6only ? " (IPv6 only)" : " (every IPv4 and IPv6 address)")
+                                 : "",
+                         mode);
 }
 
 static void format_addresses(const struct config *c, char *buf, size_t size) {
@@ -750,7 +757,8 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                 return log_error_errno(ENOMEM, "out of memory");
         d->config = config;
         d->instance = instance;
-        d->udp_fd = d->dp.udp_fd = d->dp.stop_fd = d->dp.wake_fd = -EBADF;
+        d->udp_fd = d->udp4_fd = d->dp.udp_fd = d->dp.udp4_fd = d->dp.stop_fd = d->dp.wake_fd =
+                -EBADF;
 
         r = setup_keys(d);
         if (r < 0)
@@ -771,7 +779,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         r = open_socket(d);
         if (r < 0)
                 return r;
-        d->sender = (struct sender){ .fd = d->udp_fd, .stats = &d->dp.stats };
+        d->sender = (struct sender){ .fd = d->udp_fd, .fd4 = d->udp4_fd, .stats = &d->dp.stats };
 
         /* The peer table: every entry of peers: (none: one peer that waits for whoever
          * connects). */
@@ -824,7 +832,8 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         if (r < 0)
                 return log_error_errno(r, "sd_event_new: %m");
         d->netcheck_socket = (struct netcheck_socket){
-                .event = d->event, .fd = d->udp_fd, .family = d->udp_family, .port = d->port
+                .event = d->event, .fd = d->udp_fd, .fd4 = d->udp4_fd, .family = d->udp_family,
+                .port = d->port
         };
         sigset_t mask;
         sigemptyset(&mask);
@@ -867,6 +876,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
 
         d->dp.tap = d->tap;
         d->dp.udp_fd = d->udp_fd;
+        d->dp.udp4_fd = d->udp4_fd;
         r = datapath_start(&d->dp);
         if (r < 0)
                 return log_error_errno(r, "starting the data path threads: %m");
@@ -945,6 +955,7 @@ struct device *device_free(struct device *d) {
                 log_info("%s removed", name);
         }
         d->udp_fd = safe_close(d->udp_fd);
+        d->udp4_fd = safe_close(d->udp4_fd);
 
         /* The threads are gone: the peers and their key pairs go at once. */
         for (size_t i = 0; i < d->n_peers; i++)

@@ -81,7 +81,9 @@ struct device {
         } events;
 
         struct tap *tap;
-        int udp_fd, udp_family;
+        /* The tunnel's sockets (udp.h): udp_fd, and udp4_fd (-EBADF when there is one
+         * socket) for IPv4 beside an IPv6-only udp_fd; endpoints are kept in udp_family. */
+        int udp_fd, udp4_fd, udp_family;
         uint16_t port;
 
         /* Keys and derived constants (handshake.c), and how the control loop sends (path.c). */

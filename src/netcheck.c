@@ -68,7 +68,10 @@ static void stun_pump(struct stun_run *s) {
                         to.addr.in6.sin6_addr.s6_addr[11] = 0xff;
                         memcpy(&to.addr.in6.sin6_addr.s6_addr[12], &in->sin_addr, 4);
                 }
-                (void) sendto(s->sock->fd, buf, (size_t) n, MSG_DONTWAIT, &to.addr.sa, to.len);
+                union sockaddr_union sa;
+                socklen_t salen;
+                int fd = udp_pick(s->sock->fd, s->sock->fd4, &to, &sa, &salen);
+                (void) sendto(fd, buf, (size_t) n, MSG_DONTWAIT, &sa.sa, salen);
         }
         if (natcheck_done(s->nc)) {
                 stun_finish(s);

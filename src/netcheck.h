@@ -14,7 +14,7 @@
 /* The tunnel's socket the checks run on, and its loop. */
 struct netcheck_socket {
         sd_event *event;
-        int fd, family;
+        int fd, fd4, family; /* fd4: the IPv4 socket beside an IPv6-only fd, or -EBADF */
         uint16_t port;
 };
 

@@ -19,9 +19,10 @@ int path_send(const struct sender *s, struct peer *p, const struct endpoint *to,
         struct iovec iov[2];
         struct message_relay_data hdr = {};
         uint8_t control[UDP_PKTINFO_SPACE] __attribute__((aligned(8)));
+        union sockaddr_union sa;
+        int fd;
         struct msghdr mh = {
-                .msg_name = (void *) &to->addr,
-                .msg_namelen = to->len,
+                .msg_name = &sa,
                 .msg_iov = iov,
                 .msg_control = control,
                 .msg_controllen = udp_write_pktinfo(to, control),
@@ -29,6 +30,7 @@ int path_send(const struct sender *s, struct peer *p, const struct endpoint *to,
 
         if (to->len == 0)
                 return -EDESTADDRREQ;
+        fd = udp_pick(s->fd, s->fd4, to, &sa, &mh.msg_namelen);
         if (to->via_relay) {
                 put_le32(&hdr, MESSAGE_RELAY_DATA);
                 put_le32(&hdr.slot, to->relay_slot);
@@ -42,7 +44,7 @@ int path_send(const struct sender *s, struct peer *p, const struct endpoint *to,
         }
         if (!mh.msg_controllen)
                 mh.msg_control = NULL;
-        if (sendmsg(s->fd, &mh, MSG_DONTWAIT) >= 0)
+        if (sendmsg(fd, &mh, MSG_DONTWAIT) >= 0)
                 return 0;
         if (udp_source_gone(errno) && mh.msg_controllen) {
                 /* The source address is gone: let routing choose, now and from now on. */
@@ -50,7 +52,7 @@ int path_send(const struct sender *s, struct peer *p, const struct endpoint *to,
                         (void) peer_forget_source(p, to);
                 mh.msg_control = NULL;
                 mh.msg_controllen = 0;
-                if (sendmsg(s->fd, &mh, MSG_DONTWAIT) >= 0)
+                if (sendmsg(fd, &mh, MSG_DONTWAIT) >= 0)
                         return 0;
         }
         return send_failed(s, to, errno);

@@ -55,10 +55,10 @@ void udp_read_pktinfo(struct msghdr *mh, struct endpoint *e) {
         }
 }
 
-int udp_enable_gro(int fd) {
-        int one = 1;
+int udp_set_gro(int fd, bool on) {
+        int v = on;
 
-        if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) < 0)
+        if (setsockopt(fd, SOL_UDP, UDP_GRO, &v, sizeof(v)) < 0)
                 return -errno;
         return 0;
 }
@@ -157,54 +157,92 @@ static bool host_is_any(const char *host) {
                strcmp(host, "*") == 0;
 }
 
-int udp_open(const char *host, uint16_t port, int *ret_fd, int *ret_family) {
+/* One socket of family bound to sa; IPv6 wildcard sockets get IPV6_V6ONLY set to v6only. */
+static int open_one(int family, const union sockaddr_union *sa, socklen_t salen, int v6only,
+                    int *ret_fd) {
         _cleanup_close_ int fd = -EBADF;
-        union sockaddr_union sa = {};
-        socklen_t salen;
-        int family, zero = 0;
 
+        fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+        if (fd < 0)
+                return -errno;
+        if (v6only >= 0 &&
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0)
+                return -errno;
+        set_buffers(fd);
+        enable_pktinfo(fd, family);
+        if (bind(fd, &sa->sa, salen) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int udp_open(const char *host, uint16_t port, int *ret_fd, int *ret_fd4, int *ret_family) {
+        _cleanup_close_ int fd = -EBADF, fd4 = -EBADF;
+        union sockaddr_union sa = {}, sa4 = {};
+        int family, r;
+
+        sa4.in.sin_family = AF_INET;
+        sa4.in.sin_port = htons(port);
         if (host_is_any(host)) {
+                /* Every address: an IPv6-only socket and an IPv4 one on the same port. IPv4
+                 * then takes the kernel's IPv4 path both ways instead of the dual-stack
+                 * socket's v4-mapped one (bench/README.md: 2-5 us per round trip). */
                 family = AF_INET6;
                 sa.in6.sin6_family = AF_INET6;
                 sa.in6.sin6_addr = in6addr_any;
                 sa.in6.sin6_port = htons(port);
-                salen = sizeof(sa.in6);
-        } else if (inet_pton(AF_INET, host, &sa.in.sin_addr) == 1) {
+                r = open_one(AF_INET6, &sa, sizeof(sa.in6), ret_fd4 ? 1 : 0, &fd);
+                if (r == -EAFNOSUPPORT) {
+                        /* No IPv6 in this kernel: IPv4 only. */
+                        family = AF_INET;
+                        r = open_one(AF_INET, &sa4, sizeof(sa4.in), -1, &fd);
+                } else if (r >= 0 && ret_fd4)
+                        r = open_one(AF_INET, &sa4, sizeof(sa4.in), -1, &fd4);
+        } else if (inet_pton(AF_INET, host, &sa4.in.sin_addr) == 1) {
                 family = AF_INET;
-                sa.in.sin_family = AF_INET;
-                sa.in.sin_port = htons(port);
-                salen = sizeof(sa.in);
+                r = open_one(AF_INET, &sa4, sizeof(sa4.in), -1, &fd);
         } else if (inet_pton(AF_INET6, host, &sa.in6.sin6_addr) == 1) {
                 family = AF_INET6;
                 sa.in6.sin6_family = AF_INET6;
                 sa.in6.sin6_port = htons(port);
-                salen = sizeof(sa.in6);
+                r = open_one(AF_INET6, &sa, sizeof(sa.in6), -1, &fd);
         } else
                 return -EINVAL; /* listen addresses are numeric */
-
-        fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
-        if (fd < 0 && errno == EAFNOSUPPORT && host_is_any(host)) {
-                /* No IPv6 in this kernel: IPv4 only. */
-                family = AF_INET;
-                sa = (union sockaddr_union){};
-                sa.in.sin_family = AF_INET;
-                sa.in.sin_port = htons(port);
-                salen = sizeof(sa.in);
-                fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
-        }
-        if (fd < 0)
-                return -errno;
-        if (family == AF_INET6 && host_is_any(host) &&
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
-                return -errno;
-        set_buffers(fd);
-        enable_pktinfo(fd, family);
-        if (bind(fd, &sa.sa, salen) < 0)
-                return -errno;
+        if (r < 0)
+                return r;
 
         *ret_fd = TAKE_FD(fd);
+        if (ret_fd4)
+                *ret_fd4 = TAKE_FD(fd4);
         *ret_family = family;
         return 0;
+}
+
+int udp_pick(int fd, int fd4, const struct endpoint *to, union sockaddr_union *ret_sa,
+             socklen_t *ret_len) {
+        if (fd4 >= 0 && to->addr.sa.sa_family == AF_INET6 &&
+            IN6_IS_ADDR_V4MAPPED(&to->addr.in6.sin6_addr)) {
+                *ret_sa = (union sockaddr_union){ .in.sin_family = AF_INET,
+                                                  .in.sin_port = to->addr.in6.sin6_port };
+                memcpy(&ret_sa->in.sin_addr, &to->addr.in6.sin6_addr.s6_addr[12], 4);
+                *ret_len = sizeof(ret_sa->in);
+                return fd4;
+        }
+        memcpy(ret_sa, &to->addr, MIN((size_t) to->len, sizeof(*ret_sa)));
+        *ret_len = to->len;
+        return fd;
+}
+
+void udp_map_v4(union sockaddr_union *sa, socklen_t *len) {
+        struct sockaddr_in in = sa->in;
+
+        if (in.sin_family != AF_INET)
+                return;
+        *sa = (union sockaddr_union){ .in6.sin6_family = AF_INET6, .in6.sin6_port = in.sin_port };
+        sa->in6.sin6_addr.s6_addr[10] = 0xff;
+        sa->in6.sin6_addr.s6_addr[11] = 0xff;
+        memcpy(&sa->in6.sin6_addr.s6_addr[12], &in.sin_addr, 4);
+        *len = sizeof(sa->in6);
 }
 
 int udp_resolve(const char *host, uint16_t port, int family, struct endpoint *ret,

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The UDP underlay socket and endpoint addresses. One socket per daemon, dual-stack [::] unless
- * the config pins an IPv4 address (or the kernel has no IPv6). */
+/* The UDP underlay sockets and endpoint addresses. Listening on every address, a daemon has an
+ * IPv6-only socket and an IPv4 one on the same port; one socket when the config pins an
+ * address, the kernel has no IPv6, or the service manager passed the socket. */
 #pragma once
 
 #include <errno.h>
@@ -43,9 +44,10 @@ struct endpoint {
  * one. */
 #define UDP_CONTROL_SPACE (UDP_PKTINFO_SPACE + CMSG_SPACE(sizeof(int)))
 
-/* UDP GRO: the kernel may hand over several equal-sized datagrams from one sender in one
- * buffer (network.offload). -errno when the kernel has none (ENOPROTOOPT before Linux 5.0). */
-int udp_enable_gro(int fd);
+/* UDP GRO on (or off again): the kernel may hand over several equal-sized datagrams from one
+ * sender in one buffer (network.offload). -errno when the kernel has none (ENOPROTOOPT before
+ * Linux 5.0). */
+int udp_set_gro(int fd, bool on);
 /* The size of each datagram in a buffer the kernel coalesced (its UDP_GRO cmsg; the last may
  * be shorter), 0 when the buffer holds one datagram. */
 size_t udp_read_gro(struct msghdr *mh);
@@ -77,9 +79,23 @@ struct log_ratelimit;
 void udp_log_send_error(struct log_ratelimit *rl, uint64_t now, const char *what,
                         const struct endpoint *to, int error, uint64_t packets);
 
-/* Open, configure (non-blocking, close-on-exec, large buffers, IPV6_V6ONLY off) and bind.
- * host NULL or "0.0.0.0"/"::": any address. -EADDRINUSE when the port is taken. */
-int udp_open(const char *host, uint16_t port, int *ret_fd, int *ret_family);
+/* Open, configure (non-blocking, close-on-exec, large buffers, packet info) and bind. host
+ * NULL or "0.0.0.0"/"::": any address, with two sockets on the port: *ret_fd IPv6-only and
+ * *ret_fd4 IPv4 (only *ret_fd, IPv4, on a kernel without IPv6; ret_fd4 NULL: one dual-stack
+ * socket, as the relay keeps). A numeric host: one socket of
+ * its family, *ret_fd4 -EBADF. *ret_family: the family endpoints are kept in (AF_INET6 with an
+ * IPv6 socket: IPv4 addresses v4-mapped; udp_pick and udp_map_v4 translate for the IPv4
+ * socket). -EADDRINUSE when the port is taken. */
+int udp_open(const char *host, uint16_t port, int *ret_fd, int *ret_fd4, int *ret_family);
+
+/* The socket a datagram to `to` leaves by, with the address that socket takes in *ret_sa and
+ * *ret_len: fd4 (when >= 0) and a sockaddr_in for an IPv4 (v4-mapped) address, else fd and the
+ * address as it is. */
+int udp_pick(int fd, int fd4, const struct endpoint *to, union sockaddr_union *ret_sa,
+             socklen_t *ret_len);
+/* A source address the IPv4 socket reported, in the form endpoints are kept in when the
+ * daemon also has an IPv6 socket (v4-mapped AF_INET6). Anything else is left as it is. */
+void udp_map_v4(union sockaddr_union *sa, socklen_t *len);
 
 /* Take over a bound UDP socket passed by the service manager (socket activation): make it
  * non-blocking and close-on-exec, size its buffers, report its family and port. Datagrams

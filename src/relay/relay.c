@@ -284,7 +284,7 @@ static int open_socket(struct relay *r, const struct relay_options *o) {
                 return 0;
         }
 
-        k = udp_open(o->listen_host, o->listen_port, &r->fd, &family);
+        k = udp_open(o->listen_host, o->listen_port, &r->fd, NULL, &family);
         if (k == -EADDRINUSE)
                 return log_error_errno(k,
                                        "udp port %u is already in use (another "

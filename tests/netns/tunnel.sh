@@ -35,6 +35,17 @@ check "b: shared-key mode (Noise_NNpsk0)" log_has b "shared-key mode (Noise_NNps
 check "handshake complete on a" wait_log a "handshake complete with peer $UNDER_B:$PORT" 15
 check "handshake complete on b" wait_log b "handshake complete with peer $UNDER_A:$PORT" 15
 
+# ---- the sockets: every address is an IPv4 socket and an IPv6-only one on the port -----------
+# (IPv4 then takes the kernel's IPv4 path, not the dual-stack socket's v4-mapped one; ss shows a
+# dual-stack socket as *:PORT, an IPv6-only one as [::]:PORT.)
+udp_sockets() { ip netns exec "$1" ss -uanpH "sport = :$PORT" | awk '{ print $4 }' | sort | tr '\n' ' '; }
+for side in a b; do
+        ns=$NS_A
+        [[ $side == b ]] && ns=$NS_B
+        check_eq "$side: its UDP sockets" "$(udp_sockets "$ns")" "0.0.0.0:$PORT [::]:$PORT "
+        check "$side: says so" log_has $side "at 0.0.0.0 and [::] (every IPv4 and IPv6 address, a socket each)"
+done
+
 # ---- the TAP devices --------------------------------------------------------------------------
 for side in a b; do
         ns=$NS_A
