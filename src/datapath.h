@@ -7,11 +7,11 @@
  * Queues (network.threads): a TAP with n_queues queues (tap.h) has one transmit thread per
  * queue. The kernel spreads the frames it sends over the queues by a hash of each flow, so a
  * flow's frames are read, sealed and sent by one thread, in order; the threads share nothing per
- * packet but atomics (a key pair's send counter, the counters) and the socket. The receive
+ * packet but atomics (a key pair's send counter, the counters) and the sockets. The receive
  * thread writes into the TAP's detached queue (tap.h: write_fd), which leaves the spreading to
  * the hash.
  *
- * struct datapath is what the threads work with: device.c owns it (and the TAP and the socket it
+ * struct datapath is what the threads work with: device.c owns it (and the TAP and the sockets it
  * lends it), fills it in before datapath_start(), keeps its peer table and reads the queue, the
  * wake-up eventfd and the counters from the control loop. The tx side is a learning switch
  * (tx_batch in datapath.c), the rx side learns (rx_data). */

@@ -6,14 +6,14 @@
  * registered under the same network tag, so one node may hear of many: the owner turns each into
  * its own peer (relay_introduction_match, else a new one) and relay_introduction_apply() gives it
  * its own candidates and relay slot, so that each pair punches through where it can and falls
- * back to the relay only for itself (path.c). In identity mode the relay pairs two nodes that
- * want each other, and knows one registration per source address (our one socket), so one
- * REGISTER names every peer we want (messages.h, "several wanted peers"): the keys of the peers
- * in our table (relay_client_select_wants), and each peer the relay introduces gets its own
- * candidates and relay slot as in shared-key mode. With one wanted peer the REGISTER is the
- * old 424-byte one (any relay serves it); with more it carries a want list, unless the relay
- * answers none (built before want lists): then the one peer that needs the relay most, and a
- * list again at each re-registration (messages.h, RELAY_WANTS_FALLBACK_TRIES). */
+ * back to the relay only for itself (path.c). In identity mode the relay pairs two nodes that want
+ * each other, and knows one registration per source address (our socket of the relay's address
+ * family), so one REGISTER names every peer we want (messages.h, "several wanted peers"): the keys
+ * of the peers in our table (relay_client_select_wants), and each peer the relay introduces gets
+ * its own candidates and relay slot as in shared-key mode. With one wanted peer the REGISTER is
+ * the old 424-byte one (any relay serves it); with more it carries a want list, unless the relay
+ * answers none (built before want lists): then the one peer that needs the relay most, and a list
+ * again at each re-registration (messages.h, RELAY_WANTS_FALLBACK_TRIES). */
 #pragma once
 
 #include <stdbool.h>
