@@ -47,6 +47,16 @@ static void stun_finish(struct stun_run *s) {
 
 static int on_stun_timer(sd_event_source *src, uint64_t usec, void *userdata);
 
+/* natcheck's address as endpoints are kept (v4-mapped when the socket family is IPv6). */
+static void endpoint_from_storage(int family, const struct sockaddr_storage *ss,
+                                  struct endpoint *ret) {
+        *ret = (struct endpoint){ .len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                                  : sizeof(struct sockaddr_in6) };
+        memcpy(&ret->addr, ss, ret->len);
+        if (family == AF_INET6)
+                udp_map_v4(&ret->addr, &ret->len);
+}
+
 /* Send what is due and re-arm the timer for the next deadline. */
 static void stun_pump(struct stun_run *s) {
         uint8_t buf[STUN_MAX_MESSAGE_LEN];
@@ -56,21 +66,13 @@ static void stun_pump(struct stun_run *s) {
         int n;
 
         while ((n = natcheck_next_packet(s->nc, now, buf, sizeof(buf), &dst, &dst_len)) > 0) {
-                struct endpoint to = { .len = dst_len };
-                memcpy(&to.addr, &dst, dst_len);
-                /* A v4 server address on a dual-stack socket must be v4-mapped. */
-                if (dst.ss_family == AF_INET && s->sock->family == AF_INET6) {
-                        const struct sockaddr_in *in = (const struct sockaddr_in *) &dst;
-                        to = (struct endpoint){ .len = sizeof(struct sockaddr_in6) };
-                        to.addr.in6.sin6_family = AF_INET6;
-                        to.addr.in6.sin6_port = in->sin_port;
-                        to.addr.in6.sin6_addr.s6_addr[10] = 0xff;
-                        to.addr.in6.sin6_addr.s6_addr[11] = 0xff;
-                        memcpy(&to.addr.in6.sin6_addr.s6_addr[12], &in->sin_addr, 4);
-                }
+                struct endpoint to;
                 union sockaddr_union sa;
                 socklen_t salen;
-                int fd = udp_pick(s->sock->fd, s->sock->fd4, &to, &sa, &salen);
+                int fd;
+
+                endpoint_from_storage(s->sock->family, &dst, &to);
+                fd = udp_pick(s->sock->fd, s->sock->fd4, &to, &sa, &salen);
                 (void) sendto(fd, buf, (size_t) n, MSG_DONTWAIT, &sa.sa, salen);
         }
         if (natcheck_done(s->nc)) {
@@ -165,25 +167,6 @@ static int stun_run_start(struct stun_run *s, const struct netcheck_socket *sock
                 return -ENOMEM;
         return resolve_start(sock->event, host, port, sock->family, on_stun_resolved, s,
                              &s->resolve);
-}
-
-/* natcheck's address as the socket's family writes it (v4-mapped on a dual-stack socket). */
-static void endpoint_from_storage(int family, const struct sockaddr_storage *ss,
-                                  struct endpoint *ret) {
-        *ret = (struct endpoint){};
-        if (ss->ss_family == AF_INET && family == AF_INET6) {
-                const struct sockaddr_in *in = (const struct sockaddr_in *) ss;
-                ret->addr.in6.sin6_family = AF_INET6;
-                ret->addr.in6.sin6_port = in->sin_port;
-                ret->addr.in6.sin6_addr.s6_addr[10] = 0xff;
-                ret->addr.in6.sin6_addr.s6_addr[11] = 0xff;
-                memcpy(&ret->addr.in6.sin6_addr.s6_addr[12], &in->sin_addr, 4);
-                ret->len = sizeof(struct sockaddr_in6);
-        } else {
-                ret->len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                    : sizeof(struct sockaddr_in6);
-                memcpy(&ret->addr, ss, ret->len);
-        }
 }
 
 static void on_part_done(struct stun_run *s) {

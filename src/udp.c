@@ -291,18 +291,10 @@ int udp_resolve(const char *host, uint16_t port, int family, struct endpoint *re
         }
 
         struct endpoint e = {};
-        if (pick->ai_family == AF_INET && family == AF_INET6) {
-                const struct sockaddr_in *in = (const struct sockaddr_in *) pick->ai_addr;
-                e.addr.in6.sin6_family = AF_INET6;
-                e.addr.in6.sin6_port = in->sin_port;
-                e.addr.in6.sin6_addr.s6_addr[10] = 0xff;
-                e.addr.in6.sin6_addr.s6_addr[11] = 0xff;
-                memcpy(&e.addr.in6.sin6_addr.s6_addr[12], &in->sin_addr, 4);
-                e.len = sizeof(e.addr.in6);
-        } else {
-                memcpy(&e.addr, pick->ai_addr, pick->ai_addrlen);
-                e.len = pick->ai_addrlen;
-        }
+        memcpy(&e.addr, pick->ai_addr, pick->ai_addrlen);
+        e.len = pick->ai_addrlen;
+        if (family == AF_INET6)
+                udp_map_v4(&e.addr, &e.len); /* a dual-stack socket's form */
         freeaddrinfo(res);
         *ret = e;
         return 0;
