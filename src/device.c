@@ -636,24 +636,24 @@ static void log_bound_address(struct device *d) {
         int v6only = 0;
         socklen_t len = sizeof(v6only);
 
+        if (d->udp4_fd >= 0) {
+                /* udp_open's pair: nothing to ask the kernel. */
+                log_info("listening on udp port %u at 0.0.0.0 and [::] (every IPv4 and IPv6 "
+                         "address, a socket each), %s",
+                         d->port, mode);
+                return;
+        }
         if (getsockname(d->udp_fd, &e.addr.sa, &e.len) < 0) {
                 log_info("listening on udp port %u, %s", d->port, mode);
                 return;
         }
         if (e.addr.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&e.addr.in6.sin6_addr))
                 (void) getsockopt(d->udp_fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len);
-        if (d->udp4_fd >= 0)
-                log_info("listening on udp port %u at 0.0.0.0 and [::] (every IPv4 and IPv6 "
-                         "address, a socket each), %s",
-                         d->port, mode);
-        else
-                log_info("listening on udp port %u at %s%s, %s", d->port,
-                         endpoint_to_string(&e, buf),
-                         e.addr.sa.sa_family == AF_INET6 &&
-                                         IN6_IS_ADDR_UNSPECIFIED(&e.addr.in6.sin6_addr)
-                                 ? (v6only ? " (IPv6 only)" : " (every IPv4 and IPv6 address)")
-                                 : "",
-                         mode);
+        log_info("listening on udp port %u at %s%s, %s", d->port, endpoint_to_string(&e, buf),
+                 e.addr.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&e.addr.in6.sin6_addr)
+                         ? (v6only ? " (IPv6 only)" : " (every IPv4 and IPv6 address)")
+                         : "",
+                 mode);
 }
 
 static void format_addresses(const struct config *c, char *buf, size_t size) {
