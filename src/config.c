@@ -649,9 +649,9 @@ static int parse_offload(struct parser *p, const char *path, const yaml_node_t *
         return get_bool(p, path, value, &p->c->offload);
 }
 
-/* network.threads: the data path's queues (datapath.h); "auto" (0) picks them from the CPUs the
- * process may run on when the device starts. */
-static int parse_threads(struct parser *p, const char *path, const yaml_node_t *value) {
+/* A number of threads from min to CONFIG_MAX_THREADS, or "auto" (*ret = auto_value). */
+static int get_threads(struct parser *p, const char *path, const yaml_node_t *value, uint32_t min,
+                       uint32_t auto_value, uint32_t *ret) {
         const char *s = NULL;
         uint32_t v;
         int r;
@@ -660,18 +660,30 @@ static int parse_threads(struct parser *p, const char *path, const yaml_node_t *
         if (r < 0)
                 return r;
         if (strcmp(s, "auto") == 0) {
-                p->c->threads = 0;
+                *ret = auto_value;
                 return 0;
         }
         r = parse_uint(s, CONFIG_MAX_THREADS, &v);
         if (r == -EINVAL)
                 return fail(p, -EINVAL, value, path, "'%s' is neither a number nor auto",
                             QUOTE_STR(s));
-        if (r < 0 || v < 1)
-                return fail(p, -EINVAL, value, path, "'%s' is out of range (1..%d, or auto)",
-                            QUOTE_STR(s), CONFIG_MAX_THREADS);
-        p->c->threads = v;
+        if (r < 0 || v < min)
+                return fail(p, -EINVAL, value, path, "'%s' is out of range (%u..%d, or auto)",
+                            QUOTE_STR(s), min, CONFIG_MAX_THREADS);
+        *ret = v;
         return 0;
+}
+
+/* network.threads: the data path's queues (datapath.h); "auto" (0) picks them from the CPUs the
+ * process may run on when the device starts. */
+static int parse_threads(struct parser *p, const char *path, const yaml_node_t *value) {
+        return get_threads(p, path, value, 1, 0, &p->c->threads);
+}
+
+/* network.rx_workers: the receive thread's crypto workers (datapath.c); "auto" picks them from
+ * the CPUs when the device starts. */
+static int parse_rx_workers(struct parser *p, const char *path, const yaml_node_t *value) {
+        return get_threads(p, path, value, 0, CONFIG_RX_WORKERS_AUTO, &p->c->rx_workers);
 }
 
 static int parse_listen_port(struct parser *p, const char *path, const yaml_node_t *value) {
@@ -862,6 +874,7 @@ static const struct key_def network_keys[] = {
         {"bind_address", parse_bind_address},
         {"offload", parse_offload},
         {"threads", parse_threads},
+        {"rx_workers", parse_rx_workers},
 };
 static const struct key_def encryption_keys[] = {
         {"key", parse_psk},
@@ -892,7 +905,7 @@ static const struct section_def sections[] = {
         SECTION(daemon), SECTION(network), SECTION(encryption), SECTION(identity),
         SECTION(peer),   SECTION(peers),   SECTION(nat),        SECTION(relay),
 };
-enum { MAX_SECTION_KEYS = 7 };
+enum { MAX_SECTION_KEYS = 8 };
 _Static_assert(ELEMENTSOF(daemon_keys) <= MAX_SECTION_KEYS &&
                        ELEMENTSOF(network_keys) <= MAX_SECTION_KEYS &&
                        ELEMENTSOF(encryption_keys) <= MAX_SECTION_KEYS &&
@@ -1510,6 +1523,7 @@ static struct config *config_new(void) {
         memcpy(c->tap_device, "tap0", sizeof("tap0"));
         c->mtu = MTU_DEFAULT;
         c->offload = true;
+        c->rx_workers = CONFIG_RX_WORKERS_AUTO;
         c->stun_port = STUN_PORT_DEFAULT;
         c->relay_port = RELAY_PORT_DEFAULT;
         return c;

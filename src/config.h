@@ -6,7 +6,7 @@
  *               control_group
  *   network:    tap_device, local_ip (CIDR, or a list of CIDRs, IPv4 and IPv6), mtu,
  *               listen_port (the tunnel's UDP port), bind_address, offload (yes/no),
- *               threads (1..8 or auto)
+ *               threads (1..8 or auto), rx_workers (0..8 or auto)
  *   encryption: key (64 hex digits, the shared key), key_file (a file holding them)
  *   identity:   private_key_file (base64 X25519 key as `shadowmeshd genkey` prints)
  *   peer:       address ("host[:port]", empty: wait for the peer), public_key (base64), name
@@ -28,6 +28,9 @@
 #include <sys/socket.h>
 
 #include "messages.h"
+
+/* network.rx_workers: auto (picked from the CPUs when the device starts). */
+#define CONFIG_RX_WORKERS_AUTO UINT32_MAX
 
 enum {
         CONFIG_MAX_ADDRESSES = 16,
@@ -79,6 +82,9 @@ struct config {
         uint32_t mtu; /* MTU_DEFAULT */
         bool offload; /* network.offload: TAP TSO/checksum offload, UDP GSO/GRO (default yes) */
         uint32_t threads; /* network.threads: data path queues, 1..CONFIG_MAX_THREADS; 0: auto */
+        /* network.rx_workers: the receive thread's crypto workers, 0..CONFIG_MAX_THREADS, or
+         * CONFIG_RX_WORKERS_AUTO (the default) */
+        uint32_t rx_workers;
 
         /* encryption (shared key) */
         bool has_psk;

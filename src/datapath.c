@@ -15,6 +15,7 @@
 #include "offload.h"
 #include "ratelimit.h"
 #include "stun.h"
+#include "workers.h"
 
 /* Quiescent-state markers (the argument is in peer.c, above peer_collect_retired): odd while
  * a thread holds key pair pointers loaded in this batch, even otherwise. A batch never waits:
@@ -683,6 +684,17 @@ static void try_transmit(struct datapath *d, struct tx_state *s, struct datapath
                 rx_transmit(d, s, q);
 }
 
+/* A data message opened ahead by the receive thread's crypto workers (session_open): its key
+ * pair as the batch found it, and the result, for rx_data to accept in order. */
+struct rx_open {
+        uint8_t *msg;
+        struct keypair *kp;
+        uint8_t *frame;
+        uint32_t len, flen;
+        uint64_t counter;
+        int r;
+};
+
 /* Receive buffers: DATAPATH_BATCH datagrams, or with UDP GRO, DATAPATH_RX_GRO_SLOTS buffers
  * that each hold a run of coalesced datagrams. */
 #define RX_IN_LEN                                                                                  \
@@ -696,6 +708,12 @@ struct rx_buffers {
         struct mmsghdr msgs[DATAPATH_BATCH];
         /* Offloads: frames of one batch coalesced for the TAP (offload.h). */
         struct gro gro;
+        /* Crypto workers: the batch's data messages opened ahead (rx_open_batch), the clock
+         * they were opened with, and the pool. */
+        struct rx_open open[DATAPATH_RX_OPEN_MAX];
+        unsigned n_open;
+        uint64_t open_now;
+        struct workers pool;
 };
 
 struct rx_batch {
@@ -714,6 +732,10 @@ struct rx_batch {
                 hs_ratelimited, gro_datagrams;
         struct gro *gro; /* NULL: one write per frame */
         bool vnet_hdr;   /* the TAP wants a vnet header on every write */
+        /* The data messages opened ahead (n_open of them, in the batch's order), and the
+         * first one rx_data has not reached yet. */
+        const struct rx_open *open;
+        unsigned n_open, next_open;
         bool got_data, queued;
         struct endpoint last_bad;
         const char *last_reason;
@@ -850,8 +872,19 @@ static void rx_deliver(struct datapath *d, struct rx_batch *x, const uint8_t *fr
         x->p_bytes += len;
 }
 
+/* The message at buf if a crypto worker opened it ahead (the batch walks in the same order;
+ * one it skipped, for instance relay data not from the relay, is passed over). */
+static const struct rx_open *opened_ahead(struct rx_batch *x, const uint8_t *buf) {
+        while (x->next_open < x->n_open && x->open[x->next_open].msg < buf)
+                x->next_open++;
+        if (x->next_open < x->n_open && x->open[x->next_open].msg == buf)
+                return &x->open[x->next_open++];
+        return NULL;
+}
+
 static void rx_data(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t len,
                     const struct endpoint *from) {
+        const struct rx_open *o = opened_ahead(x, buf);
         struct keypair *kp = lookup_keypair(d, x, get_le32(buf + 4));
         struct peer *p = x->p;
         uint8_t *frame;
@@ -859,6 +892,10 @@ static void rx_data(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t
         uint64_t counter;
         int r;
 
+        if (o && o->kp != kp)
+                /* A handshake replaced the key pair between opening and now: the message
+                 * (opened in place) cannot be opened again. */
+                return bad(x, &x->unknown, "session replaced while the batch was opened", from);
         if (!kp) {
                 /* With no session at all we may have restarted: enough bytes from this source
                  * buy one initiation back to it. With a session we just initiated, the peer
@@ -876,7 +913,16 @@ static void rx_data(struct datapath *d, struct rx_batch *x, uint8_t *buf, size_t
                         x->queued = true;
                 return bad(x, &x->unknown, "unknown session index", from);
         }
-        r = session_decrypt(kp, buf, len, x->now, &frame, &flen, &counter);
+        if (o) {
+                /* Opened by a worker: the replay window is ours (one writer) to check now. */
+                r = o->r;
+                frame = o->frame;
+                flen = o->flen;
+                counter = o->counter;
+                if (r == 0 && !session_accept(kp, counter))
+                        r = -EALREADY;
+        } else
+                r = session_decrypt(kp, buf, len, x->now, &frame, &flen, &counter);
         if (r == -EALREADY)
                 return bad(x, &x->replayed, "replayed counter", from);
         if (r == -ESTALE)
@@ -1072,6 +1118,93 @@ struct rx_setup {
         size_t slots;   /* receive buffers per batch */
 };
 
+/*
+ * Crypto workers (network.rx_workers). Opening (ChaCha20-Poly1305) is most of the receive
+ * thread's work under load, and it needs nothing but the key pair: so a batch with enough data
+ * messages is opened by the receive thread and its workers (workers.h) together, before the
+ * batch is handled; everything with an order or a single writer stays with the receive thread,
+ * in the batch's order, after: the replay window (session_accept), roaming, the learning
+ * switch, the TAP writes and their coalescing, the counters. A flow's frames thus reach the TAP
+ * in the order they came, and no lock is taken.
+ *
+ * The key pairs are found inside the receive thread's quiescent-state batch, which lasts until
+ * the workers are done (workers_run returns then), so no worker ever holds one past it. A
+ * message whose peer has no key pair yet, and everything that is not a data message, is left
+ * to the batch (rx_data opens what it was not handed). Small batches (an idle tunnel's ping)
+ * skip all this: waking a worker costs more than opening a few messages.
+ */
+static void rx_open_one(void *ctx, unsigned i) {
+        struct rx_buffers *b = ctx;
+        struct rx_open *o = &b->open[i];
+        size_t flen = 0;
+
+        o->r = session_open(o->kp, o->msg, o->len, b->open_now, &o->frame, &flen, &o->counter);
+        o->flen = (uint32_t) flen;
+}
+
+/* The key pair of session index idx, as rx_data's lookup would find it (without the batch's
+ * per-peer cache, which stays rx_data's). */
+static struct keypair *find_keypair(struct datapath *d, uint32_t idx) {
+        struct peer *p = peer_at(d, MESH_SLOT_OF_INDEX(idx));
+        struct keypair *kp;
+
+        if (!p)
+                return NULL;
+        kp = atomic_load_explicit(&p->current, memory_order_acquire);
+        if (kp && kp->local_index == idx)
+                return kp;
+        kp = atomic_load_explicit(&p->next, memory_order_acquire);
+        if (kp && kp->local_index == idx)
+                return kp;
+        kp = atomic_load_explicit(&p->previous, memory_order_acquire);
+        if (kp && kp->local_index == idx)
+                return kp;
+        return NULL;
+}
+
+/* A datagram of the batch: note it if it is a data message (straight, or wrapped in relay
+ * data: rx_datagram checks the wrapping's origin later) of a session we have. */
+static void rx_note_data(struct datapath *d, struct rx_buffers *b, uint8_t *buf, size_t len) {
+        enum message_type type;
+        struct keypair *kp;
+
+        if (b->n_open == DATAPATH_RX_OPEN_MAX || stun_is_message(buf, len))
+                return;
+        type = message_classify(buf, len);
+        if (type == MESSAGE_RELAY_DATA) {
+                buf += sizeof(struct message_relay_data);
+                len -= sizeof(struct message_relay_data);
+                type = message_classify(buf, len);
+        }
+        if (type != MESSAGE_DATA || !(kp = find_keypair(d, get_le32(buf + 4))))
+                return;
+        b->open[b->n_open++] = (struct rx_open){ .msg = buf, .kp = kp, .len = (uint32_t) len };
+}
+
+/* Open the batch's n datagrams' data messages ahead, on the workers too, when there are enough
+ * (inside the receive thread's quiescent-state batch). Returns how many were opened. */
+static unsigned rx_open_batch(struct datapath *d, struct rx_buffers *b, const struct rx_setup *c,
+                              unsigned n, uint64_t now) {
+        b->n_open = 0;
+        for (unsigned i = 0; i < n; i++) {
+                size_t len = b->msgs[i].msg_len, off = 0, k,
+                       segment = c->udp_gro ? udp_read_gro(&b->msgs[i].msg_hdr) : 0;
+                uint8_t *in = b->iov[i].iov_base;
+
+                if (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
+                        continue;
+                while ((k = udp_gro_next(len, segment, &off)) > 0)
+                        rx_note_data(d, b, in + off - k, k);
+        }
+        if (b->n_open < DATAPATH_RX_SPLIT_MIN) {
+                b->n_open = 0;
+                return 0;
+        }
+        b->open_now = now;
+        workers_run(&b->pool, b->n_open);
+        return b->n_open;
+}
+
 /* One batch from socket fd (map_v4: the IPv4 socket beside an IPv6 one, whose sources are kept
  * v4-mapped): receive, open, deliver, count. true when it wrote data to the TAP. */
 static bool rx_receive(struct datapath *d, struct rx_buffers *b, const struct rx_setup *c, int fd,
@@ -1098,6 +1231,12 @@ static bool rx_receive(struct datapath *d, struct rx_buffers *b, const struct rx
                 .vnet_hdr = c->offload,
         };
         x.now_sec = (uint32_t) (x.now / NSEC_PER_SEC);
+        if (b->pool.n_threads > 0) {
+                x.open = b->open;
+                x.n_open = rx_open_batch(d, b, c, (unsigned) n, x.now);
+                stat_add(&d->stats.rx_worker_datagrams,
+                         atomic_exchange_explicit(&b->pool.worker_items, 0, memory_order_relaxed));
+        }
         for (int i = 0; i < n; i++) {
                 struct endpoint from = { .len = b->msgs[i].msg_hdr.msg_namelen };
                 uint8_t *in = b->iov[i].iov_base;
@@ -1218,6 +1357,14 @@ static void *rx_main(void *userdata) {
         }
         for (unsigned i = 0; i < setup.slots; i++)
                 b->iov[i] = (struct iovec){ .iov_base = b->in + i * slot_len, .iov_len = slot_len };
+        if (d->rx_workers > 0) {
+                /* Crypto workers: they inherit this thread's mask (no signals). */
+                int r = workers_start(&b->pool, MIN(d->rx_workers, (unsigned) WORKERS_MAX),
+                                      rx_open_one, b, "shadowmesh-rxw");
+                if (r < 0)
+                        log_warning_errno(r, "rx thread: starting crypto workers failed, opening "
+                                             "every datagram on this thread: %m");
+        }
 
         for (;;) {
                 n_owned = 0;
@@ -1262,6 +1409,7 @@ static void *rx_main(void *userdata) {
                                 if (pfd[RX_POLL_QUEUES + i].revents)
                                         try_transmit(d, &tx, owned[i]);
         }
+        workers_stop(&b->pool);
         free(tx.b);
         free(b->gro.bufs);
         free(b);
@@ -1321,16 +1469,32 @@ static void stop_started(struct datapath *d, unsigned n) {
                 pthread_join(d->queues[i].thread, NULL);
 }
 
-unsigned datapath_queues_for(uint32_t threads) {
+static unsigned cpus_available(void) {
         cpu_set_t set;
         int n;
 
-        if (threads > 0)
-                return MIN(threads, (uint32_t) DATAPATH_MAX_QUEUES);
         if (sched_getaffinity(0, sizeof(set), &set) < 0)
                 return 1;
         n = CPU_COUNT(&set);
-        return n < 1 ? 1 : MIN((unsigned) n, (unsigned) DATAPATH_MAX_QUEUES);
+        return n < 1 ? 1 : (unsigned) n;
+}
+
+unsigned datapath_queues_for(uint32_t threads) {
+        if (threads > 0)
+                return MIN(threads, (uint32_t) DATAPATH_MAX_QUEUES);
+        return MIN(cpus_available(), (unsigned) DATAPATH_MAX_QUEUES);
+}
+
+/* auto: half the CPUs, less the receive thread's own; none below 4 CPUs. A worker pays only
+ * on a core the receive thread, the applications and the kernel's network stack leave free: on
+ * 2 CPUs it cost 12-15 % of one TCP stream (bench/README.md). */
+unsigned datapath_rx_workers_for(uint32_t rx_workers) {
+        unsigned cpus;
+
+        if (rx_workers != CONFIG_RX_WORKERS_AUTO)
+                return MIN(rx_workers, (uint32_t) WORKERS_MAX);
+        cpus = cpus_available();
+        return cpus < 4 ? 0 : MIN(cpus / 2 - 1, (unsigned) WORKERS_MAX);
 }
 
 int datapath_start(struct datapath *d) {

@@ -5,7 +5,8 @@
  * an eventfd.
  *
  * Queues (network.threads): a TAP with n_queues queues (tap.h) has one transmit thread per
- * queue. The kernel spreads the frames it sends over the queues by a hash of each flow, so a
+ * queue. The receive thread has rx_workers crypto workers (network.rx_workers; workers.h,
+ * "Crypto workers" in datapath.c). The kernel spreads the frames it sends over the queues by a hash of each flow, so a
  * flow's frames are read, sealed and sent by one thread, in order; the threads share nothing per
  * packet but atomics (a key pair's send counter, the counters) and the sockets. The receive
  * thread writes into the TAP's detached queue (tap.h: write_fd), which leaves the spreading to
@@ -49,6 +50,8 @@ struct stats {
          * with their peer (removed, or its session gone for good). */
         _Atomic uint64_t tx_unicast_frames, tx_flooded_frames, tx_flood_copies,
                 peers_refused_full, macs_forgotten;
+        /* Data messages the receive thread's crypto workers opened (not the thread itself). */
+        _Atomic uint64_t rx_worker_datagrams;
 };
 
 /* One message handed from the rx thread to the control loop: a handshake message, a relay
@@ -140,6 +143,7 @@ struct datapath {
         int stop_fd; /* eventfd: data threads exit when readable */
         int wake_fd; /* eventfd: data threads -> control loop */
         unsigned offload_disabled; /* DATAPATH_NO_*, set before the start */
+        unsigned rx_workers;       /* the receive thread's crypto workers, set before the start */
         /* The rx thread's own: per-source buckets under load (before the queue), and per-source
          * byte credit for data on unknown sessions (credit.c). */
         struct ratelimit *rx_ratelimit;
@@ -207,6 +211,9 @@ static inline struct qs_markers datapath_markers(struct datapath *dp) {
  * with 0 (auto) the CPUs the process may run on (sched_getaffinity), at most
  * DATAPATH_MAX_QUEUES, and 1 on one CPU or when the mask cannot be read. */
 unsigned datapath_queues_for(uint32_t threads);
+/* The crypto workers for network.rx_workers (CONFIG_RX_WORKERS_AUTO: from the CPUs this process
+ * may run on, see shadowmesh.yaml(5)). */
+unsigned datapath_rx_workers_for(uint32_t rx_workers);
 
 /* Start the receive thread and one transmit thread per queue of dp->tap. */
 int datapath_start(struct datapath *dp);

@@ -68,7 +68,7 @@ void device_log_stats(struct device *d) {
                  "tx_udp_gso_datagrams=%llu rx_udp_gro_datagrams=%llu rx_gro_merged=%llu "
                  "peers=%zu tx_unicast_frames=%llu tx_flooded_frames=%llu tx_flood_copies=%llu "
                  "peers_refused_full=%llu macs_forgotten=%llu macs_learned=%llu macs_moved=%llu "
-                 "macs_refused_full=%llu tap_queue_frames=%s",
+                 "macs_refused_full=%llu tap_queue_frames=%s rx_worker_datagrams=%llu",
                  S(tx_packets), S(tx_bytes), S(rx_packets), S(rx_bytes), S(rx_replayed),
                  S(rx_bad_tag), S(rx_unknown_index), S(rx_malformed), S(rx_bad_mac1),
                  S(rx_handshake_failed), S(rx_handshake_dropped), S(tx_dropped_no_session),
@@ -81,7 +81,7 @@ void device_log_stats(struct device *d) {
                  (unsigned long long) atomic_load(&d->dp.macs.stats.learned),
                  (unsigned long long) atomic_load(&d->dp.macs.stats.moved),
                  (unsigned long long) atomic_load(&d->dp.macs.stats.refused_full),
-                 queues[0] ? queues : "0");
+                 queues[0] ? queues : "0", S(rx_worker_datagrams));
 #undef S
 }
 
@@ -816,12 +816,14 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                 return log_error_errno(r, "failed to create TAP device %s: %m",
                                        config->tap_device);
         format_addresses(config, addrs, sizeof(addrs));
-        log_info("%s up (mtu %u%s%s%s, %u queue%s)", d->tap->name, d->tap->mtu,
-                 addrs[0] ? ", " : "", addrs,
+        d->dp.rx_workers = datapath_rx_workers_for(config->rx_workers);
+        log_info("%s up (mtu %u%s%s%s, %u queue%s, %u receive worker%s)", d->tap->name,
+                 d->tap->mtu, addrs[0] ? ", " : "", addrs,
                  d->tap->tso        ? ", offloads on"
                  : d->tap->vnet_hdr ? ", no TSO from the kernel"
                                     : "",
-                 d->tap->n_queues, d->tap->n_queues > 1 ? "s" : "");
+                 d->tap->n_queues, d->tap->n_queues > 1 ? "s" : "", d->dp.rx_workers,
+                 d->dp.rx_workers == 1 ? "" : "s");
 
         d->dp.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         d->dp.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

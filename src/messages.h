@@ -679,3 +679,13 @@ _Static_assert(RELAY_MAX_WANTS <= UINT8_MAX, "n_wants fits a byte");
  * again at each re-registration (RELAY_REGISTER_INTERVAL), and keeps it once answered. */
 enum { RELAY_WANTS_FALLBACK_TRIES = 2 };
 /* ---- end of relay: several wanted peers ---- */
+/* ---- receive-side crypto workers (issue 12's threads; datapath.c "Crypto workers") ---- */
+/* A receive batch with at least DATAPATH_RX_SPLIT_MIN data messages is opened by the receive
+ * thread and its helpers together (workers.h); smaller ones (an idle tunnel's ping) by the
+ * receive thread alone, as before. At most DATAPATH_RX_OPEN_MAX messages of a batch are
+ * opened so (a UDP GRO batch of tiny datagrams can hold more): the rest alone. */
+enum {
+        DATAPATH_RX_SPLIT_MIN = 8,
+        DATAPATH_RX_OPEN_MAX = 1024,
+};
+/* ---- end of receive-side crypto workers ---- */

@@ -75,6 +75,7 @@ static void restart_only_changes(const struct device *d, const struct config *ol
         CHANGED(old->mtu != new->mtu, "network.mtu");
         CHANGED(old->offload != new->offload, "network.offload");
         CHANGED(old->threads != new->threads, "network.threads");
+        CHANGED(old->rx_workers != new->rx_workers, "network.rx_workers");
         CHANGED(old->listen_port != new->listen_port, "network.listen_port");
         CHANGED(!str_eq(old->bind_host, new->bind_host), "network.bind_address");
         CHANGED(!str_eq(old->control_host, new->control_host) ||

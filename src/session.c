@@ -112,6 +112,7 @@ ssize_t session_encrypt_control(struct keypair *kp, uint8_t type, const uint8_t 
         return seal(kp, type, plain, plain_len, plain_len, out, out_max, now);
 }
 
+/* The checks and the tag: the window is not touched (any thread may call this). */
 static int open_message(struct keypair *kp, uint8_t type, uint8_t *msg, size_t len, uint64_t now,
                         uint8_t **ret_plain, size_t *ret_len, uint64_t *ret_counter) {
         uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
@@ -140,12 +141,27 @@ static int open_message(struct keypair *kp, uint8_t type, uint8_t *msg, size_t l
                     ad ? sizeof(struct message_header) : 0, nonce, kp->recv_key) != 0)
                 return -EBADMSG;
 
-        /* Only now, with the counter authenticated, may it move the window. */
-        if (!replay_validate(&kp->replay, counter, REJECT_AFTER_MESSAGES))
-                return -EALREADY;
+        *ret_plain = payload;
+        *ret_len = plain_len;
+        *ret_counter = counter;
+        return 0;
+}
 
+/* Open, then (only with the counter authenticated, so an attacker cannot move the window) the
+ * replay window. */
+static int open_accept(struct keypair *kp, uint8_t type, uint8_t *msg, size_t len, uint64_t now,
+                       uint8_t **ret_plain, size_t *ret_len, uint64_t *ret_counter) {
+        uint8_t *plain;
+        size_t plain_len;
+        uint64_t counter;
+        int r = open_message(kp, type, msg, len, now, &plain, &plain_len, &counter);
+
+        if (r < 0)
+                return r;
+        if (!session_accept(kp, counter))
+                return -EALREADY;
         if (ret_plain)
-                *ret_plain = payload;
+                *ret_plain = plain;
         if (ret_len)
                 *ret_len = plain_len;
         if (ret_counter)
@@ -153,9 +169,18 @@ static int open_message(struct keypair *kp, uint8_t type, uint8_t *msg, size_t l
         return 0;
 }
 
+int session_open(struct keypair *kp, uint8_t *msg, size_t len, uint64_t now, uint8_t **ret_frame,
+                 size_t *ret_len, uint64_t *ret_counter) {
+        return open_message(kp, MESSAGE_DATA, msg, len, now, ret_frame, ret_len, ret_counter);
+}
+
+bool session_accept(struct keypair *kp, uint64_t counter) {
+        return replay_validate(&kp->replay, counter, REJECT_AFTER_MESSAGES);
+}
+
 int session_decrypt(struct keypair *kp, uint8_t *msg, size_t len, uint64_t now, uint8_t **ret_frame,
                     size_t *ret_len, uint64_t *ret_counter) {
-        return open_message(kp, MESSAGE_DATA, msg, len, now, ret_frame, ret_len, ret_counter);
+        return open_accept(kp, MESSAGE_DATA, msg, len, now, ret_frame, ret_len, ret_counter);
 }
 
 int session_decrypt_control(struct keypair *kp, uint8_t type, uint8_t *msg, size_t len,
@@ -163,5 +188,5 @@ int session_decrypt_control(struct keypair *kp, uint8_t type, uint8_t *msg, size
                             uint64_t *ret_counter) {
         if (type == MESSAGE_DATA)
                 return -EINVAL;
-        return open_message(kp, type, msg, len, now, ret_plain, ret_len, ret_counter);
+        return open_accept(kp, type, msg, len, now, ret_plain, ret_len, ret_counter);
 }

@@ -54,6 +54,18 @@ ssize_t session_encrypt(struct keypair *kp, const uint8_t *frame, size_t frame_l
 int session_decrypt(struct keypair *kp, uint8_t *msg, size_t len, uint64_t now,
                     uint8_t **ret_frame, size_t *ret_len, uint64_t *ret_counter);
 
+/*
+ * session_decrypt in two steps, for opening on several threads (datapath.c, "Crypto workers"):
+ * session_open checks the header and the tag and decrypts in place (the same errors but
+ * -EALREADY) without touching the replay window, so any thread may call it; session_accept
+ * then records the counter in the window (false: replayed or outside it), on the window's one
+ * writer, and only for a message session_open opened. On a failed tag the message's payload is
+ * left zeroed (libsodium), so it cannot be opened again.
+ */
+int session_open(struct keypair *kp, uint8_t *msg, size_t len, uint64_t now, uint8_t **ret_frame,
+                 size_t *ret_len, uint64_t *ret_counter);
+bool session_accept(struct keypair *kp, uint64_t counter);
+
 /* The same for session-bound control messages (path probes): message type `type` (not
  * MESSAGE_DATA), no padding, and the 4-byte header authenticated as associated data so that
  * neither kind can be turned into the other. They share the key pair's counter and window. */

@@ -10,6 +10,9 @@
 #      `numgen random mod 20`; the kernel here has no netem);
 #   3. b restarted with network.offload: no, in both directions: offload is a local choice and
 #      the wire format does not change.
+# Both daemons run one receive crypto worker (network.rx_workers: 1) throughout, which must open
+# part of what b receives in each case (with UDP GRO, under loss, and from plain recvmmsg
+# batches without offloads).
 # Case 1 also sends the file over IPv6 with a Hop-by-Hop and a Destination Options header on
 # every packet (sticky socket options): the kernel hands such TCP super-frames to the TAP too,
 # and they must be segmented (they were dropped as tx errors before).
@@ -32,7 +35,9 @@ setup_pair
 KEY=$(random_hex_key)
 write_config "$TMP/a.yaml" ip4=10.0.0.1/24 ip6=fd00::1/64 key="$KEY" peer="$UNDER_B:$PORT"
 write_config "$TMP/b.yaml" ip4=10.0.0.2/24 ip6=fd00::2/64 key="$KEY" peer=""
-# b's configuration with the offloads off (write_config has no option for it).
+# A receive crypto worker on both, and b's configuration with the offloads off (write_config has
+# no option for them).
+sed -i '/^network:/a\  rx_workers: 1' "$TMP/a.yaml" "$TMP/b.yaml"
 sed '/^network:/a\  offload: no' "$TMP/b.yaml" >"$TMP/b-plain.yaml"
 chmod 600 "$TMP/b-plain.yaml"
 
@@ -140,6 +145,7 @@ check "a segmented TCP super-frames from its TAP" stat_at_least a tx_gso_frames 
 check "a sent datagrams with UDP GSO" stat_at_least a tx_udp_gso_datagrams 1000
 check "b received datagrams coalesced by UDP GRO" stat_at_least b rx_udp_gro_datagrams 1000
 check "b coalesced TCP segments for its TAP" stat_at_least b rx_gro_merged 1000
+check "b's crypto worker opened datagrams" stat_at_least b rx_worker_datagrams 1000
 check "b: no packet failed authentication" test "$(get_stat b rx_bad_tag)" = 0
 check "a: no send errors" test "$(get_stat a tx_errors)" = 0
 request_stats a
@@ -150,12 +156,17 @@ check "a segmented super-frames with extension headers" stat_at_least a tx_gso_f
 check "a: still no send errors (no frame refused)" test "$(get_stat a tx_errors)" = 0
 
 # --- 2. 5% loss each way ---------------------------------------------------------------------
+WORKER_BEFORE=$(get_stat b rx_worker_datagrams)
 lossy "$NS_A" on
 lossy "$NS_B" on
 check "50 MB a->b over IPv4 with 5% loss, sha256 equal" transfer loss-v4 "$NS_A" "$NS_B" 4 10.0.0.2
 check "50 MB a->b over IPv6 with 5% loss, sha256 equal" transfer loss-v6 "$NS_A" "$NS_B" 6 fd00::2
 check "the loss rules dropped datagrams from a" test "$(dropped_by "$NS_A")" -ge 100
 check "the loss rules dropped datagrams from b" test "$(dropped_by "$NS_B")" -ge 10
+check "b's crypto worker opened datagrams under loss" \
+        stat_at_least b rx_worker_datagrams $((WORKER_BEFORE + 1000))
+check "b: still no packet failed authentication or was taken for a replay" \
+        test "$(get_stat b rx_bad_tag)/$(get_stat b rx_replayed)" = 0/0
 lossy "$NS_A" off
 lossy "$NS_B" off
 
@@ -173,6 +184,8 @@ check "50 MB b(plain)->a(offload) over IPv6, sha256 equal" transfer plain-v6 "$N
 check "b (plain) segmented nothing" stat_at_least b tx_gso_frames 0
 check_eq "b (plain): tx_gso_frames" "$(get_stat b tx_gso_frames)" 0
 check_eq "b (plain): rx_udp_gro_datagrams" "$(get_stat b rx_udp_gro_datagrams)" 0
+check "b (plain): its crypto worker opened datagrams of recvmmsg batches" \
+        stat_at_least b rx_worker_datagrams 1000
 check "a still coalesced what b sent" stat_at_least a rx_gro_merged 1000
 
 check "a stops cleanly" stop_daemon a TERM 10

@@ -8,7 +8,11 @@
 #   2. eight TCP transfers at once (four each way, so the kernel spreads the flows over the
 #      queues) all arrive intact (SHA-256), with no datagram taken for a replay or failing
 #      authentication on either side (several threads seal with one key pair);
-#   3. a restarted with threads: 1 (the single-queue data path) still carries a transfer to b.
+#   3. receive crypto workers (network.rx_workers: a 2, b 1) run as threads of their own and
+#      open part of the transfers' datagrams (the stats line's rx_worker_datagrams), with the
+#      checks of 2 holding;
+#   4. a restarted with threads: 1 and rx_workers: 0 (the data path of earlier versions) still
+#      carries a transfer to b.
 #
 #   sm$$-a: smt0 10.0.0.1/24, veth0 10.99.29.1/24
 #   sm$$-b: smt0 10.0.0.2/24, veth0 10.99.29.2/24
@@ -26,14 +30,14 @@ setup_pair
 KEY=$(random_hex_key)
 write_config "$TMP/a0.yaml" ip4=10.0.0.1/24 key="$KEY" peer="$UNDER_B:$PORT"
 write_config "$TMP/b0.yaml" ip4=10.0.0.2/24 key="$KEY" peer=""
-# write_config has no option for it.
+# write_config has no option for them.
 with_threads() {
-        sed "/^network:/a\\  threads: $2" "$1" >"$3"
-        chmod 600 "$3"
+        sed "/^network:/a\\  threads: $2\n  rx_workers: $3" "$1" >"$4"
+        chmod 600 "$4"
 }
-with_threads "$TMP/a0.yaml" 4 "$TMP/a.yaml"
-with_threads "$TMP/b0.yaml" 3 "$TMP/b.yaml"
-with_threads "$TMP/a0.yaml" 1 "$TMP/a1.yaml"
+with_threads "$TMP/a0.yaml" 4 2 "$TMP/a.yaml"
+with_threads "$TMP/b0.yaml" 3 1 "$TMP/b.yaml"
+with_threads "$TMP/a0.yaml" 1 0 "$TMP/a1.yaml"
 
 head -c 8M /dev/urandom >"$TMP/data"
 SUM=$(sha256sum <"$TMP/data" | cut -d' ' -f1)
@@ -51,12 +55,21 @@ tx_threads() {
                 grep -qx "shadowmesh-tx$i" <<<"$names" || return 1
         done
 }
-# tx_threads_single NAME: one queue: shadowmesh-tx (no number) and shadowmesh-rx.
+# tx_threads_single NAME: one queue: shadowmesh-tx (no number) and shadowmesh-rx, no worker.
 tx_threads_single() {
         local names
         names=$(cat /proc/"${DAEMON_PID[$1]}"/task/*/comm 2>/dev/null) || return 1
         grep -qx shadowmesh-tx <<<"$names" && grep -qx shadowmesh-rx <<<"$names" &&
-                ! grep -q "shadowmesh-tx[0-9]" <<<"$names"
+                ! grep -q "shadowmesh-tx[0-9]" <<<"$names" && ! grep -q "shadowmesh-rxw" <<<"$names"
+}
+# rx_workers NAME N: the daemon runs exactly the crypto workers shadowmesh-rxw0 .. rxw(N-1).
+rx_workers() {
+        local names i
+        names=$(cat /proc/"${DAEMON_PID[$1]}"/task/*/comm 2>/dev/null) || return 1
+        (($(grep -c '^shadowmesh-rxw' <<<"$names") == $2)) || return 1
+        for ((i = 0; i < $2; i++)); do
+                grep -qx "shadowmesh-rxw$i" <<<"$names" || return 1
+        done
 }
 listening() { ip netns exec "$1" ss -Hntl "sport = :$2" | grep -q .; }
 
@@ -99,12 +112,14 @@ start_daemon b "$NS_B" "$TMP/b.yaml"
 check "b is up" wait_log b "waiting for the peer" 10
 start_daemon a "$NS_A" "$TMP/a.yaml"
 check "tunnel up" wait_log a "handshake complete" 15
-check "a says 4 queues" log_has a "4 queues)"
-check "b says 3 queues" log_has b "3 queues)"
+check "a says 4 queues and 2 receive workers" log_has a "4 queues, 2 receive workers)"
+check "b says 3 queues and 1 receive worker" log_has b "3 queues, 1 receive worker)"
 check "a's TAP: 4 queues attached, 1 detached" queues "$NS_A" 4
 check "b's TAP: 3 queues attached, 1 detached" queues "$NS_B" 3
 check "a runs a tx thread per queue and the rx thread" tx_threads a 4
 check "b runs a tx thread per queue and the rx thread" tx_threads b 3
+check "a runs 2 crypto workers" rx_workers a 2
+check "b runs 1 crypto worker" rx_workers b 1
 check "ping a->b" wait_until 10 na ping -c 1 -W 1 -q 10.0.0.2
 
 check "8 MB x 8 at once (4 each way), all intact" transfers 4 4
@@ -129,6 +144,15 @@ queues_used() {
 }
 check "a's flows were spread over its 4 queues (tap_queue_frames)" queues_used a 4 2
 check "b counts frames on each of its 3 queues (tap_queue_frames)" queues_used b 3 1
+# Both received four 8 MB flows at once: batches large enough to share (DATAPATH_RX_SPLIT_MIN).
+workers_opened() {
+        local v
+        v=$(get_stat "$1" rx_worker_datagrams)
+        echo "# $1: rx_worker_datagrams=${v:-none}"
+        ((${v:-0} > 0))
+}
+check "a's crypto workers opened datagrams" workers_opened a
+check "b's crypto worker opened datagrams" workers_opened b
 for n in a b; do
         check "$n: no datagram taken for a replay" test "$(get_stat "$n" rx_replayed)" = 0
         check "$n: no datagram failed authentication" test "$(get_stat "$n" rx_bad_tag)" = 0
@@ -140,7 +164,7 @@ check "a stops cleanly" stop_daemon a TERM 10
 check "a's TAP is gone" wait_until 10 link_gone "$NS_A" smt0
 start_daemon a "$NS_A" "$TMP/a1.yaml"
 check "tunnel up again (a on one queue)" wait_log a "handshake complete" 15
-check "a says 1 queue" log_has a "1 queue)"
+check "a says 1 queue, no receive worker" log_has a "1 queue, 0 receive workers)"
 single_queue() { ! ip -n "$1" -d link show dev smt0 | grep -q multi_queue; }
 check "a's TAP is a single-queue TAP" single_queue "$NS_A"
 check "a runs one tx thread" tx_threads_single a

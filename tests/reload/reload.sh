@@ -94,6 +94,15 @@ check_eq "the same TAP (ifindex)" "$(ifindex)" "$IFINDEX"
 check "ping a->b after the refused reload" ping_all "$NS_A" "$TUN4_B" 5
 check_eq "no new handshake" "$(log_count a "handshake complete")" "$HANDSHAKES"
 
+# ---- the receive workers need a restart too (the data path's threads start with the TAP) --------
+sm_config "$TMP/a.yaml" info "$TAP" "$TUN4_A/24" "$UNDER_B:$PORT"
+sed -i '/^network:/a\  rx_workers: 2' "$TMP/a.yaml"
+hup
+check "reload refused, naming network.rx_workers" \
+        wait_log a "reload refused: network.rx_workers changed in $TMP/a.yaml, which needs a restart" 10
+check "the daemon still runs" alive a
+check "ping a->b after the refused reload" ping_all "$NS_A" "$TUN4_B" 5
+
 # ---- a file that does not load changes nothing ---------------------------------------------------
 sm_config "$TMP/a.yaml" debug "$TAP" "$TUN4_A/24" "$UNDER_B:$PORT"
 echo "network: [" >>"$TMP/a.yaml"

@@ -287,6 +287,24 @@ static void test_small_variants(void) {
         if (c)
                 CHECK_EQ_INT(c->threads, 0);
         config_free(c);
+        /* network.rx_workers: 0..8 crypto workers, or auto (the default). */
+        static const struct {
+                const char *text;
+                uint32_t want;
+        } workers[] = {
+                { KEY_SECTION, CONFIG_RX_WORKERS_AUTO },
+                { "network:\n  rx_workers: 0\n" KEY_SECTION, 0 },
+                { "network:\n  rx_workers: 3\n" KEY_SECTION, 3 },
+                { "network:\n  rx_workers: 8\n" KEY_SECTION, 8 },
+                { "network:\n  rx_workers: auto\n" KEY_SECTION, CONFIG_RX_WORKERS_AUTO },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(workers); i++) {
+                c = parse_ok(workers[i].text, NULL);
+                if (c)
+                        CHECKF(c->rx_workers == workers[i].want, "rx_workers case %zu: %u", i,
+                               c->rx_workers);
+                config_free(c);
+        }
 }
 
 struct bad {
@@ -322,7 +340,7 @@ static const struct bad bad_inputs[] = {
          "peers, nat, relay)"},
         {KEY_SECTION "network:\n  speed: 10\n",
          "t.yaml:4:3: network.speed: unknown key (network has: tap_device, local_ip, mtu, "
-         "listen_port, bind_address, offload, threads)"},
+         "listen_port, bind_address, offload, threads, rx_workers)"},
         /* addresses */
         {"network:\n  local_ip: 10.0.0.1/33\n" KEY_SECTION,
          "t.yaml:2:13: network.local_ip: '10.0.0.1/33': prefix length must be 0..32 for IPv4"},
@@ -451,6 +469,10 @@ static const struct bad bad_inputs[] = {
          "t.yaml:2:12: network.threads: '0' is out of range (1..8, or auto)"},
         {"network:\n  threads: 9\n" KEY_SECTION,
          "t.yaml:2:12: network.threads: '9' is out of range (1..8, or auto)"},
+        {"network:\n  rx_workers: 9\n" KEY_SECTION,
+         "t.yaml:2:15: network.rx_workers: '9' is out of range (0..8, or auto)"},
+        {"network:\n  rx_workers: -1\n" KEY_SECTION,
+         "t.yaml:2:15: network.rx_workers: '-1' is neither a number nor auto"},
         {KEY_SECTION "relay:\n  enabled: true\n",
          "t.yaml:4:12: relay.enabled: is true but relay.server is not set"},
         {KEY_SECTION "nat:\n  enabled: true\n",

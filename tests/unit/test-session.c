@@ -243,6 +243,46 @@ static void test_window(void) {
         CHECK_EQ_INT(open_copy(&b, msg, 48, NOW), -EALREADY);
 }
 
+/* session_open leaves the window alone (a worker thread may call it); session_accept then
+ * records the counter once. Opening twice without accepting is the same counter, which the
+ * window takes once. A forged message fails open and so never reaches the window. */
+static void test_open_accept(void) {
+        struct keypair a, b;
+        uint8_t msg[48], copy[48], *frame;
+        size_t flen;
+        uint64_t counter, c2;
+        unsigned i = 7;
+
+        make_pair(&a, &b);
+        CHECK_EQ_INT(session_encrypt(&a, (const uint8_t *) &i, sizeof(i), msg, 48, NOW), 48);
+        memcpy(copy, msg, sizeof(msg));
+        CHECK_EQ_INT(session_open(&b, msg, 48, NOW, &frame, &flen, &counter), 0);
+        CHECK_EQ_INT(flen, 16);
+        CHECK(memcmp(frame, &i, sizeof(i)) == 0);
+        CHECK_EQ_INT(session_open(&b, copy, 48, NOW, &frame, &flen, &c2), 0);
+        CHECK_EQ_INT(c2, counter);
+        CHECK(session_accept(&b, counter));
+        CHECK(!session_accept(&b, counter));
+        /* Accepted: the same message through session_decrypt is a replay now. */
+        CHECK_EQ_INT(session_encrypt(&a, (const uint8_t *) &i, sizeof(i), msg, 48, NOW), 48);
+        memcpy(copy, msg, sizeof(msg));
+        CHECK_EQ_INT(session_open(&b, msg, 48, NOW, &frame, &flen, &counter), 0);
+        CHECK_EQ_INT(session_decrypt(&b, copy, 48, NOW, &frame, &flen, &c2), 0);
+        CHECK(!session_accept(&b, counter));
+        /* Tampered: refused by open, with the window (counter 2 unseen) untouched. */
+        CHECK_EQ_INT(session_encrypt(&a, (const uint8_t *) &i, sizeof(i), msg, 48, NOW), 48);
+        msg[20] ^= 1;
+        CHECK_EQ_INT(session_open(&b, msg, 48, NOW, &frame, &flen, &counter), -EBADMSG);
+        CHECK(session_accept(&b, 2));
+        /* Stale key pair and wrong type refused before the tag. */
+        CHECK_EQ_INT(session_encrypt(&a, (const uint8_t *) &i, sizeof(i), msg, 48, NOW), 48);
+        CHECK_EQ_INT(session_open(&b, msg, 48, BIRTH + (uint64_t) REJECT_AFTER_TIME * NSEC_PER_SEC,
+                                  &frame, &flen, &counter),
+                     -ESTALE);
+        msg[0] = MESSAGE_PATH_PROBE;
+        CHECK_EQ_INT(session_open(&b, msg, 48, NOW, &frame, &flen, &counter), -EBADMSG);
+}
+
 static void test_limits(void) {
         struct keypair a, b;
         uint8_t msg[64];
@@ -414,6 +454,7 @@ int main(void) {
         test_known_answer();
         test_tampering();
         test_window();
+        test_open_accept();
         test_limits();
         test_wipe();
         test_concurrent_senders();
