@@ -17,9 +17,12 @@ source "$REPO/bench/lib.sh"
 # TSO, segmented in userspace, nothing else), sm-gso (+ UDP GSO sends), sm-udpgro (+ UDP GRO
 # receive), sm-1q (+ TCP coalescing towards the TAP); all of them with network.threads: 1.
 # shadowmesh adds the threads: network.threads auto (one TAP queue and transmit thread per CPU
-# the daemon may run on; with --pin that is one).
-ALL_VPNS=(veth shadowmesh sm-1q sm-udpgro sm-gso sm-vnet sm-plain wireguard-go tinc fastd openvpn)
-SM_VARIANTS=(shadowmesh sm-1q sm-udpgro sm-gso sm-vnet sm-plain)
+# the daemon may run on; with --pin that is one) and network.rx_workers auto (none below 4
+# CPUs); sm-rxw is shadowmesh with one receive crypto worker (network.rx_workers: 1) whatever
+# the CPUs.
+ALL_VPNS=(veth shadowmesh sm-rxw sm-1q sm-udpgro sm-gso sm-vnet sm-plain wireguard-go tinc fastd
+        openvpn)
+SM_VARIANTS=(shadowmesh sm-rxw sm-1q sm-udpgro sm-gso sm-vnet sm-plain)
 
 usage() {
         cat <<EOF
@@ -114,7 +117,7 @@ fi
 declare -A PKG_OF=([ip]=iproute2 [ss]=iproute2 [ping]=iputils-ping [iperf3]=iperf3 [jq]=jq
         [openssl]=openssl [tincd]=tinc [fastd]=fastd [openvpn]=openvpn [timeout]=coreutils
         [wireguard-go]=wireguard-go [wg]=wireguard-tools [taskset]=util-linux)
-declare -A NEEDS_OF=([veth]="" [shadowmesh]="" [sm-1q]="" [sm-udpgro]="" [sm-gso]="" [sm-vnet]="" [sm-plain]=""
+declare -A NEEDS_OF=([veth]="" [shadowmesh]="" [sm-rxw]="" [sm-1q]="" [sm-udpgro]="" [sm-gso]="" [sm-vnet]="" [sm-plain]=""
         [wireguard-go]="wireguard-go wg" [tinc]=tincd [fastd]=fastd [openvpn]="openvpn openssl")
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -349,11 +352,11 @@ shadowmesh_check() {
         }
 }
 
-# sm_start VPN OFFLOAD DISABLE THREADS: ShadowMesh with network.offload OFFLOAD (yes/no),
-# SHADOWMESHD_OFFLOAD_DISABLE=DISABLE (the parts of the offloads turned off) and
-# network.threads THREADS.
+# sm_start VPN OFFLOAD DISABLE THREADS [RX_WORKERS]: ShadowMesh with network.offload OFFLOAD
+# (yes/no), SHADOWMESHD_OFFLOAD_DISABLE=DISABLE (the parts of the offloads turned off),
+# network.threads THREADS and network.rx_workers RX_WORKERS (default auto).
 sm_start() {
-        local vpn=$1 offload=$2 disable=$3 threads=$4 dir=$RUN_DIR key side ip peer dev
+        local vpn=$1 offload=$2 disable=$3 threads=$4 rx_workers=${5:-auto} dir=$RUN_DIR key side ip peer dev
         mkdir -p "$dir"
         key=$(hexkey32)
         DEV_A=sma$$ DEV_B=smb$$
@@ -373,6 +376,7 @@ network:
   listen_port: 9001
   offload: $offload
   threads: $threads
+  rx_workers: $rx_workers
 encryption:
   key: "$key"
 peer:
@@ -385,18 +389,20 @@ EOF
         VERSION[$vpn]=$("$SMD" --version 2>&1 | head -n1)
         CONFIG[$vpn]="shared-key mode (Noise_NNpsk0, ChaCha20-Poly1305), TAP mtu $BENCH_MTU,"
         CONFIG[$vpn]+=" network.offload $offload${disable:+, SHADOWMESHD_OFFLOAD_DISABLE=$disable},"
-        CONFIG[$vpn]+=" network.threads $threads,"
+        CONFIG[$vpn]+=" network.threads $threads, network.rx_workers $rx_workers,"
         CONFIG[$vpn]+=" UDP 9001, A initiates"
         start_pair "$vpn" 9001 \
                 env SHADOWMESHD_OFFLOAD_DISABLE="$disable" "$SMD" --instance "smbench-a-$$" "$dir/a.yaml" -- \
                 env SHADOWMESHD_OFFLOAD_DISABLE="$disable" "$SMD" --instance "smbench-b-$$" "$dir/b.yaml"
 }
 shadowmesh_start() { sm_start shadowmesh yes "" auto; }
+sm_rxw_start() { sm_start sm-rxw yes "" auto 1; }
 sm_1q_start() { sm_start sm-1q yes "" 1; }
 sm_udpgro_start() { sm_start sm-udpgro yes tcp-gro 1; }
 sm_gso_start() { sm_start sm-gso yes udp-gro,tcp-gro 1; }
 sm_vnet_start() { sm_start sm-vnet yes udp-gso,udp-gro,tcp-gro 1; }
 sm_plain_start() { sm_start sm-plain no "" 1; }
+sm_rxw_check() { shadowmesh_check; }
 sm_1q_check() { shadowmesh_check; }
 sm_udpgro_check() { shadowmesh_check; }
 sm_gso_check() { shadowmesh_check; }
