@@ -573,17 +573,21 @@ static unsigned tx_batch(struct datapath *d, struct tx_state *s, _Atomic uint64_
  * only once the rx thread sleeps) to send the answer. So once the tx thread has found the TAP
  * empty for DATAPATH_IDLE_PARK_MS it parks: it hands the TAP to the rx thread
  * (its queue's tap_reader) and sleeps on its own eventfd. The rx thread then polls the TAP beside the
- * socket and transmits itself, after every batch it wrote to the TAP (the answer is already
- * queued) and whenever the TAP has a frame. As soon as one of its transmit batches finds the
- * tunnel busy (tx_batch() says when), it finishes that batch's segments and hands the TAP back,
- * waking the tx thread: under load the two threads work as before. Such a batch that meets a
+ * socket and transmits itself, whenever the TAP has a frame and right after a batch it wrote to
+ * the TAP (the answer is already queued: read without a poll() first, while that finds one).
+ * A lone frame is sent without reading on (rx_transmit), so an idle round trip costs each side
+ * no more system calls than a single-threaded VPN's (poll, receive, write, read, send). As soon
+ * as one of its transmit batches finds the tunnel busy (tx_batch() says when), it finishes that
+ * batch's segments and hands the TAP back, waking the tx thread: under load the two threads
+ * work as before. Such a batch that meets a
  * full socket waits for it like the tx thread's (outside its quiescence batch): the rx thread
  * then receives nothing until the socket drains, once, before it hands the TAP back.
  *
  * With several queues (network.threads) this happens per queue: each tx thread parks on its own
  * idle queue and hands that queue alone to the rx thread, which then polls every queue handed
- * to it and, after a batch it wrote to the TAP, tries each of them (the kernel's answer is on
- * the queue its flow hashes to). A busy queue goes back to its own tx thread.
+ * to it and, after a batch it wrote to the TAP, reads the one the last answer came from (the
+ * kernel's answer is on the queue its flow hashes to). A busy queue goes back to its own tx
+ * thread.
  *
  * Exactly one thread reads a queue and sends its frames at any time: the one its tap_reader
  * names. Only that thread changes it, after its last send has returned (release store), and
@@ -657,31 +661,46 @@ static void *tx_main(void *userdata) {
 }
 
 /* The rx thread's turn at a TAP queue while its tx thread is parked. The first frame is sent on
- * its own, so that the read finding the TAP empty comes after it, not on a ping's way; then a
- * batch of up to DATAPATH_IDLE_TX_FRAMES - 1 more. When that found the tunnel busy (all of
- * them there, or TX_BUSY), its left-over segments are sent too (no more frames read), and the
- * TAP goes back to the tx thread. */
-static void rx_transmit(struct datapath *d, struct tx_state *s, struct datapath_queue *q) {
+ * its own. A lone frame (none sent from this queue for DATAPATH_IDLE_BURST_US: a ping, its
+ * answer) ends the turn there, with no read that would find the TAP empty: if more follow, the
+ * next poll() says so at once. A frame that follows another within that time is a burst: a
+ * batch of up to DATAPATH_IDLE_TX_FRAMES - 1 more is read, and when that found the tunnel busy
+ * (all of them there, or TX_BUSY), its left-over segments are sent too (no more frames read),
+ * and the TAP goes back to the tx thread. *last_ns is this queue's last turn that found a frame.
+ * Returns whether the queue had a frame. */
+static bool rx_transmit(struct datapath *d, struct tx_state *s, struct datapath_queue *q,
+                        uint64_t *last_ns) {
         _Atomic uint64_t *qs = &d->qs[DATAPATH_QS_RX].v;
         unsigned r = tx_batch(d, s, qs, q, 1);
+        uint64_t now;
+        bool burst;
 
-        if (r == TX_READ_ALL)
+        if (!r)
+                return false; /* the queue was empty */
+        now = now_ns();
+        burst = now - *last_ns < (uint64_t) DATAPATH_IDLE_BURST_US * 1000;
+        *last_ns = now;
+        if (r == TX_READ_ALL) {
+                if (!burst)
+                        return true;
                 r = tx_batch(d, s, qs, q, DATAPATH_IDLE_TX_FRAMES - 1);
-        else if (!r)
-                return; /* the queue was empty */
+        }
         while (s->b->next_seg < s->b->n_seg &&
                !atomic_load_explicit(&d->stopping, memory_order_relaxed))
                 tx_batch(d, s, qs, q, 0);
         if (r)
                 handover(q, DATAPATH_TAP_TX, q->handover_fd);
+        return true;
 }
 
 /* rx_transmit on a queue the rx thread loaded as its own earlier in this pass: only if it
  * still is (one handed back since is its tx thread's again, and only that thread changes it
- * while it has it). */
-static void try_transmit(struct datapath *d, struct tx_state *s, struct datapath_queue *q) {
-        if (atomic_load_explicit(&q->tap_reader, memory_order_acquire) == DATAPATH_TAP_RX)
-                rx_transmit(d, s, q);
+ * while it has it). false: it was ours and empty. */
+static bool try_transmit(struct datapath *d, struct tx_state *s, struct datapath_queue *q,
+                         uint64_t *last_ns) {
+        if (atomic_load_explicit(&q->tap_reader, memory_order_acquire) != DATAPATH_TAP_RX)
+                return true;
+        return rx_transmit(d, s, q, last_ns);
 }
 
 /* A data message opened ahead by the receive thread's crypto workers (session_open): its key
@@ -1366,6 +1385,14 @@ static void *rx_main(void *userdata) {
                                              "every datagram on this thread: %m");
         }
 
+        /* The answer right after a batch written to the TAP (see below): the queue the last
+         * frame this thread sent came from, whether to read it right after such a batch, and
+         * when a batch last went without (0: the last one did not). Each queue's last turn
+         * that found a frame (rx_transmit). */
+        unsigned last_queue = 0;
+        bool speculate = true;
+        uint64_t skipped_ns = 0, last_tx_ns[DATAPATH_MAX_QUEUES] = { 0 };
+
         for (;;) {
                 n_owned = 0;
                 for (unsigned i = 0; i < d->n_queues; i++)
@@ -1389,25 +1416,44 @@ static void *rx_main(void *userdata) {
                         drain_eventfd(d->rx_handover_fd);
                         continue;
                 }
+                bool tap_had_frame = false;
                 for (unsigned i = 0; i < n_owned; i++)
-                        if (pfd[RX_POLL_QUEUES + i].revents)
-                                rx_transmit(d, &tx, owned[i]);
+                        if (pfd[RX_POLL_QUEUES + i].revents &&
+                            rx_transmit(d, &tx, owned[i], &last_tx_ns[owned[i]->index])) {
+                                last_queue = owned[i]->index;
+                                tap_had_frame = true;
+                        }
+                /* A batch went without the read below, and the TAP had an answer right after
+                 * it (nothing else woke us): read after such batches again. */
+                if (skipped_ns && tap_had_frame && !pfd[0].revents && !pfd[3].revents &&
+                    now_ns() - skipped_ns < (uint64_t) DATAPATH_IDLE_BURST_US * 1000)
+                        speculate = true;
+                skipped_ns = 0;
 
-                /* A batch from each socket that has datagrams, then the kernel's answers to what
-                 * they wrote (a ping's echo, a TCP ACK): those are in the TAP already, so send them
-                 * now rather than wake a tx thread. */
+                /* A batch from each socket that has datagrams, then the kernel's answer to what
+                 * they wrote (a ping's echo, a TCP ACK): it is in the TAP already, so send it
+                 * now rather than wake a tx thread, or even poll() for it. The guess: the queue
+                 * the last answer came from (one flow, one queue); an answer on another queue
+                 * is found by the next poll(). Where what the batches write brings no answer
+                 * (the pinging side), that read finds nothing: after one such miss, batches go
+                 * without it until an answer is seen right after one again. */
                 bool got_data = false;
                 for (unsigned sock = 0; sock < 2; sock++)
                         if (pfd[socket_pfd[sock]].revents)
                                 got_data |= rx_receive(d, b, &setup, sockets[sock], sock == 1,
                                                        &ratelimit);
-                if (got_data && n_owned == 1)
-                        try_transmit(d, &tx, owned[0]);
-                else if (got_data && n_owned > 1 && poll(pfd + RX_POLL_QUEUES, n_owned, 0) > 0)
-                        /* Several queues: one system call finds those with a frame. */
-                        for (unsigned i = 0; i < n_owned; i++)
-                                if (pfd[RX_POLL_QUEUES + i].revents)
-                                        try_transmit(d, &tx, owned[i]);
+                if (got_data && n_owned > 0) {
+                        struct datapath_queue *q = owned[0];
+                        for (unsigned i = 1; i < n_owned; i++)
+                                if (owned[i]->index == last_queue)
+                                        q = owned[i];
+                        if (!speculate)
+                                skipped_ns = now_ns();
+                        else if (!try_transmit(d, &tx, q, &last_tx_ns[q->index]))
+                                speculate = false;
+                        else
+                                last_queue = q->index;
+                }
         }
         workers_stop(&b->pool);
         free(tx.b);

@@ -562,6 +562,11 @@ _Static_assert(MESSAGE_DISCOVERY == MESSAGE_CLOSE + 1, "discovery is the next me
 enum {
         DATAPATH_IDLE_PARK_MS = 1,
         DATAPATH_IDLE_TX_FRAMES = 16,
+        /* A frame within this long of the last one the rx thread sent from the same queue is a
+         * burst (the rx thread reads on); one after a longer pause is a lone frame, sent
+         * without a read that would find the TAP empty. It also tells an answer "right after"
+         * a batch written to the TAP from the next request. */
+        DATAPATH_IDLE_BURST_US = 200,
 };
 /* ---- mesh data plane (issue 11, section 3): the peer table ---- */
 /* device.c's peer table has MESH_MAX_PEERS slots (a hard cap: a shared-key node refuses, and
