@@ -5,12 +5,12 @@
  * an eventfd.
  *
  * Queues (network.threads): a TAP with n_queues queues (tap.h) has one transmit thread per
- * queue. The receive thread has rx_workers crypto workers (network.rx_workers; workers.h,
- * "Crypto workers" in datapath.c). The kernel spreads the frames it sends over the queues by a hash of each flow, so a
+ * queue. The kernel spreads the frames it sends over the queues by a hash of each flow, so a
  * flow's frames are read, sealed and sent by one thread, in order; the threads share nothing per
  * packet but atomics (a key pair's send counter, the counters) and the sockets. The receive
  * thread writes into the TAP's detached queue (tap.h: write_fd), which leaves the spreading to
- * the hash.
+ * the hash. The receive thread has rx_workers crypto workers (network.rx_workers; workers.h,
+ * "Crypto workers" in datapath.c) that open a busy batch's datagrams beside it.
  *
  * struct datapath is what the threads work with: device.c owns it (and the TAP and the sockets it
  * lends it), fills it in before datapath_start(), keeps its peer table and reads the queue, the
