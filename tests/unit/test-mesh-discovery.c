@@ -28,18 +28,9 @@
 #include "device.h"
 #include "discovery.h"
 #include "mesh-discovery.h"
+#include "endpoints.h"
 #include "nodes.h"
 #include "tests.h"
-
-static struct endpoint ep4(const char *addr, uint16_t port) {
-        struct endpoint e = {.len = sizeof(struct sockaddr_in)};
-
-        e.addr.in.sin_family = AF_INET;
-        e.addr.in.sin_port = htons(port);
-        if (inet_pton(AF_INET, addr, &e.addr.in.sin_addr) != 1)
-                abort();
-        return e;
-}
 
 static struct relay_candidate cand4(const char *addr, uint16_t port) {
         struct relay_candidate c = {.family = RELAY_CANDIDATE_IPV4, .port_be = htons(port)};

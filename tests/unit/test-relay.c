@@ -31,6 +31,7 @@
 #include "relay-client.h"
 #include "relay-core.h"
 #include "stun.h"
+#include "endpoints.h"
 #include "tests.h"
 
 #define T0 (UINT64_C(1000) * NSEC_PER_SEC)
@@ -39,26 +40,6 @@
 static struct relay_actions actions;
 
 /* ---- addresses ---------------------------------------------------------------------------- */
-
-static struct endpoint ep4(const char *addr, uint16_t port) {
-        struct endpoint e = {.len = sizeof(struct sockaddr_in)};
-
-        e.addr.in.sin_family = AF_INET;
-        e.addr.in.sin_port = htons(port);
-        if (inet_pton(AF_INET, addr, &e.addr.in.sin_addr) != 1)
-                abort();
-        return e;
-}
-
-static struct endpoint ep6(const char *addr, uint16_t port) {
-        struct endpoint e = {.len = sizeof(struct sockaddr_in6)};
-
-        e.addr.in6.sin6_family = AF_INET6;
-        e.addr.in6.sin6_port = htons(port);
-        if (inet_pton(AF_INET6, addr, &e.addr.in6.sin6_addr) != 1)
-                abort();
-        return e;
-}
 
 /* The same endpoint exactly (family, address, port): what the relay sends to is what it got. */
 static bool same_endpoint(const struct endpoint *a, const struct endpoint *b) {
