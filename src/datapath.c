@@ -804,17 +804,23 @@ static void rx_peer(struct datapath *d, struct rx_batch *x, uint32_t slot) {
         x->now_sec = (uint32_t) (x->now / NSEC_PER_SEC);
 }
 
+/* Of a peer's key pairs, the one with session index idx, or NULL. */
+static struct keypair *keypair_with_index(struct keypair *cur, struct keypair *next,
+                                          struct keypair *prev, uint32_t idx) {
+        if (cur && cur->local_index == idx)
+                return cur;
+        if (next && next->local_index == idx)
+                return next;
+        if (prev && prev->local_index == idx)
+                return prev;
+        return NULL;
+}
+
 /* The key pair a session index names: the slot in its low bits gives the peer, and the peer
  * must own the index itself (a forged or stale index finds nothing). */
 static struct keypair *lookup_keypair(struct datapath *d, struct rx_batch *x, uint32_t idx) {
         rx_peer(d, x, MESH_SLOT_OF_INDEX(idx));
-        if (x->cur && x->cur->local_index == idx)
-                return x->cur;
-        if (x->next && x->next->local_index == idx)
-                return x->next;
-        if (x->prev && x->prev->local_index == idx)
-                return x->prev;
-        return NULL;
+        return keypair_with_index(x->cur, x->next, x->prev, idx);
 }
 
 static bool enqueue(struct datapath *d, enum queued_kind kind, const uint8_t *data, size_t len,
@@ -1165,20 +1171,12 @@ static void rx_open_one(void *ctx, unsigned i) {
  * per-peer cache, which stays rx_data's). */
 static struct keypair *find_keypair(struct datapath *d, uint32_t idx) {
         struct peer *p = peer_at(d, MESH_SLOT_OF_INDEX(idx));
-        struct keypair *kp;
 
         if (!p)
                 return NULL;
-        kp = atomic_load_explicit(&p->current, memory_order_acquire);
-        if (kp && kp->local_index == idx)
-                return kp;
-        kp = atomic_load_explicit(&p->next, memory_order_acquire);
-        if (kp && kp->local_index == idx)
-                return kp;
-        kp = atomic_load_explicit(&p->previous, memory_order_acquire);
-        if (kp && kp->local_index == idx)
-                return kp;
-        return NULL;
+        return keypair_with_index(atomic_load_explicit(&p->current, memory_order_acquire),
+                                  atomic_load_explicit(&p->next, memory_order_acquire),
+                                  atomic_load_explicit(&p->previous, memory_order_acquire), idx);
 }
 
 /* A datagram of the batch: note it if it is a data message (straight, or wrapped in relay

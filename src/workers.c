@@ -112,8 +112,7 @@ void workers_run(struct workers *w, unsigned n) {
         if (atomic_load_explicit(&w->sleepers, memory_order_seq_cst) > 0)
                 futex_wake(&w->gen);
 
-        unsigned mine = take_chunks(w, gen);
-        (void) mine;
+        (void) take_chunks(w, gen);
 
         /* Wait for the chunks the workers claimed. */
         unsigned spins = 0;
