@@ -269,7 +269,7 @@ static int tx_dest(struct datapath *d, struct tx_buffers *b, uint32_t slot) {
         t->usable = t->kp && atomic_load_explicit(&t->kp->valid, memory_order_relaxed) &&
                     t->ep.len > 0;
         t->controllen = udp_write_pktinfo(&t->ep, t->pktinfo);
-        t->fd = udp_pick(d->udp_fd, d->udp4_fd, &t->ep, &t->name, &t->namelen);
+        t->fd = udp_pick(&d->sockets, &t->ep, &t->name, &t->namelen);
         b->dest_gen[slot] = b->gen;
         b->dest_of_slot[slot] = (uint16_t) b->n_dests;
         return (int) b->n_dests++;
@@ -1320,12 +1320,12 @@ static void *rx_main(void *userdata) {
          * poll() skips, when there is none), then the TAP queues whose tx threads are parked
          * (idle hand-over), which owned[] names. */
         struct pollfd pfd[RX_POLL_QUEUES + DATAPATH_MAX_QUEUES] = {
-                { .fd = d->udp_fd, .events = POLLIN },
+                { .fd = d->sockets.fd, .events = POLLIN },
                 { .fd = d->stop_fd, .events = POLLIN },
                 { .fd = d->rx_handover_fd, .events = POLLIN },
-                { .fd = d->udp4_fd, .events = POLLIN },
+                { .fd = d->sockets.fd4, .events = POLLIN },
         };
-        const int sockets[2] = { d->udp_fd, d->udp4_fd };
+        const int sockets[2] = { d->sockets.fd, d->sockets.fd4 };
         const unsigned socket_pfd[2] = { 0, 3 };
         struct datapath_queue *owned[DATAPATH_MAX_QUEUES];
         unsigned n_owned;
@@ -1357,11 +1357,11 @@ static void *rx_main(void *userdata) {
         }
         if (setup.offload && !(d->offload_disabled & DATAPATH_NO_UDP_GRO)) {
                 /* On both sockets or neither: the buffers are sized for one or the other. */
-                int r = udp_set_gro(d->udp_fd, true);
-                if (r >= 0 && d->udp4_fd >= 0) {
-                        r = udp_set_gro(d->udp4_fd, true);
+                int r = udp_set_gro(d->sockets.fd, true);
+                if (r >= 0 && d->sockets.fd4 >= 0) {
+                        r = udp_set_gro(d->sockets.fd4, true);
                         if (r < 0)
-                                (void) udp_set_gro(d->udp_fd, false);
+                                (void) udp_set_gro(d->sockets.fd, false);
                 }
                 if (r < 0)
                         log_info_errno(r, "UDP GRO not available, receiving one datagram per "
@@ -1376,8 +1376,7 @@ static void *rx_main(void *userdata) {
                 b->iov[i] = (struct iovec){ .iov_base = b->in + i * slot_len, .iov_len = slot_len };
         if (d->rx_workers > 0) {
                 /* Crypto workers: they inherit this thread's mask (no signals). */
-                int r = workers_start(&b->pool, MIN(d->rx_workers, (unsigned) WORKERS_MAX),
-                                      rx_open_one, b, "shadowmesh-rxw");
+                int r = workers_start(&b->pool, d->rx_workers, rx_open_one, b, "shadowmesh-rxw");
                 if (r < 0)
                         log_warning_errno(r, "rx thread: starting crypto workers failed, opening "
                                              "every datagram on this thread: %m");

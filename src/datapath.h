@@ -122,10 +122,7 @@ struct datapath {
         /* Lent by device.c, set before datapath_start(): the TAP (with its queues) and the
          * socket. */
         struct tap *tap;
-        int udp_fd;
-        /* The IPv4 socket beside an IPv6-only udp_fd (udp.h: udp_open), or -EBADF: the rx
-         * thread reads both, the tx side sends IPv4 (v4-mapped) endpoints through it. */
-        int udp4_fd;
+        struct udp_sockets sockets; /* the rx thread reads both, the tx side picks (udp_pick) */
         /* The peer table (device.c writes it, the data threads read it without a lock): a slot
          * holds its peer or NULL; peers_end is one past the highest slot ever used, so a flood
          * walks no further. A thread loads a peer only inside a batch (qs markers below), so a

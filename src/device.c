@@ -757,8 +757,8 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                 return log_error_errno(ENOMEM, "out of memory");
         d->config = config;
         d->instance = instance;
-        d->udp_fd = d->udp4_fd = d->dp.udp_fd = d->dp.udp4_fd = d->dp.stop_fd = d->dp.wake_fd =
-                -EBADF;
+        d->udp_fd = d->udp4_fd = d->dp.sockets.fd = d->dp.sockets.fd4 = d->dp.stop_fd =
+                d->dp.wake_fd = -EBADF;
 
         r = setup_keys(d);
         if (r < 0)
@@ -779,7 +779,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         r = open_socket(d);
         if (r < 0)
                 return r;
-        d->sender = (struct sender){ .fd = d->udp_fd, .fd4 = d->udp4_fd, .stats = &d->dp.stats };
+        d->sender = (struct sender){ .sockets = { d->udp_fd, d->udp4_fd }, .stats = &d->dp.stats };
 
         /* The peer table: every entry of peers: (none: one peer that waits for whoever
          * connects). */
@@ -834,7 +834,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         if (r < 0)
                 return log_error_errno(r, "sd_event_new: %m");
         d->netcheck_socket = (struct netcheck_socket){
-                .event = d->event, .fd = d->udp_fd, .fd4 = d->udp4_fd, .family = d->udp_family,
+                .event = d->event, .sockets = { d->udp_fd, d->udp4_fd }, .family = d->udp_family,
                 .port = d->port
         };
         sigset_t mask;
@@ -877,8 +877,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                          d->dp.offload_disabled & DATAPATH_NO_TCP_GRO ? " tcp-gro" : "");
 
         d->dp.tap = d->tap;
-        d->dp.udp_fd = d->udp_fd;
-        d->dp.udp4_fd = d->udp4_fd;
+        d->dp.sockets = (struct udp_sockets){ d->udp_fd, d->udp4_fd };
         r = datapath_start(&d->dp);
         if (r < 0)
                 return log_error_errno(r, "starting the data path threads: %m");

@@ -72,7 +72,7 @@ static void stun_pump(struct stun_run *s) {
                 int fd;
 
                 endpoint_from_storage(s->sock->family, &dst, &to);
-                fd = udp_pick(s->sock->fd, s->sock->fd4, &to, &sa, &salen);
+                fd = udp_pick(&s->sock->sockets, &to, &sa, &salen);
                 (void) sendto(fd, buf, (size_t) n, MSG_DONTWAIT, &sa.sa, salen);
         }
         if (natcheck_done(s->nc)) {

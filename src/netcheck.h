@@ -14,7 +14,8 @@
 /* The tunnel's socket the checks run on, and its loop. */
 struct netcheck_socket {
         sd_event *event;
-        int fd, fd4, family; /* fd4: the IPv4 socket beside an IPv6-only fd, or -EBADF */
+        struct udp_sockets sockets;
+        int family; /* endpoints' (udp_open) */
         uint16_t port;
 };
 

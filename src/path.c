@@ -30,7 +30,7 @@ int path_send(const struct sender *s, struct peer *p, const struct endpoint *to,
 
         if (to->len == 0)
                 return -EDESTADDRREQ;
-        fd = udp_pick(s->fd, s->fd4, to, &sa, &mh.msg_namelen);
+        fd = udp_pick(&s->sockets, to, &sa, &mh.msg_namelen);
         if (to->via_relay) {
                 put_le32(&hdr, MESSAGE_RELAY_DATA);
                 put_le32(&hdr.slot, to->relay_slot);

@@ -23,7 +23,7 @@
  * relay's address once resolved (len 0 before), which only names a failed send in the log.
  * device.c owns it. */
 struct sender {
-        int fd, fd4; /* fd4: the IPv4 socket beside an IPv6-only fd (udp_pick), or -EBADF */
+        struct udp_sockets sockets;
         struct stats *stats;
         struct endpoint relay;
 };

@@ -218,19 +218,19 @@ int udp_open(const char *host, uint16_t port, int *ret_fd, int *ret_fd4, int *re
         return 0;
 }
 
-int udp_pick(int fd, int fd4, const struct endpoint *to, union sockaddr_union *ret_sa,
+int udp_pick(const struct udp_sockets *s, const struct endpoint *to, union sockaddr_union *ret_sa,
              socklen_t *ret_len) {
-        if (fd4 >= 0 && to->addr.sa.sa_family == AF_INET6 &&
+        if (s->fd4 >= 0 && to->addr.sa.sa_family == AF_INET6 &&
             IN6_IS_ADDR_V4MAPPED(&to->addr.in6.sin6_addr)) {
                 *ret_sa = (union sockaddr_union){ .in.sin_family = AF_INET,
                                                   .in.sin_port = to->addr.in6.sin6_port };
                 memcpy(&ret_sa->in.sin_addr, &to->addr.in6.sin6_addr.s6_addr[12], 4);
                 *ret_len = sizeof(ret_sa->in);
-                return fd4;
+                return s->fd4;
         }
         memcpy(ret_sa, &to->addr, MIN((size_t) to->len, sizeof(*ret_sa)));
         *ret_len = to->len;
-        return fd;
+        return s->fd;
 }
 
 void udp_map_v4(union sockaddr_union *sa, socklen_t *len) {

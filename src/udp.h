@@ -88,10 +88,16 @@ void udp_log_send_error(struct log_ratelimit *rl, uint64_t now, const char *what
  * socket). -EADDRINUSE when the port is taken. */
 int udp_open(const char *host, uint16_t port, int *ret_fd, int *ret_fd4, int *ret_family);
 
+/* A daemon's sockets as udp_open made them: fd, and fd4 (-EBADF: none) for IPv4 beside an
+ * IPv6-only fd. Whoever sends picks one per destination (udp_pick). */
+struct udp_sockets {
+        int fd, fd4;
+};
+
 /* The socket a datagram to `to` leaves by, with the address that socket takes in *ret_sa and
- * *ret_len: fd4 (when >= 0) and a sockaddr_in for an IPv4 (v4-mapped) address, else fd and the
- * address as it is. */
-int udp_pick(int fd, int fd4, const struct endpoint *to, union sockaddr_union *ret_sa,
+ * *ret_len: s->fd4 (when >= 0) and a sockaddr_in for an IPv4 (v4-mapped) address, else s->fd
+ * and the address as it is. */
+int udp_pick(const struct udp_sockets *s, const struct endpoint *to, union sockaddr_union *ret_sa,
              socklen_t *ret_len);
 /* A source address the IPv4 socket reported, in the form endpoints are kept in when the
  * daemon also has an IPv6 socket (v4-mapped AF_INET6). Anything else is left as it is. */

@@ -48,9 +48,9 @@ static inline void node_new(struct node *n, bool identity, const uint8_t psk[32]
                 abort();
         d->udp_fd = bind_loopback(&n->addr);
         d->udp_family = AF_INET;
-        d->udp4_fd = d->dp.udp4_fd = -EBADF;
-        d->dp.udp_fd = d->udp_fd;
-        d->sender = (struct sender){.fd = d->udp_fd, .fd4 = -EBADF, .stats = &d->dp.stats};
+        d->udp4_fd = -EBADF;
+        d->dp.sockets = (struct udp_sockets){ d->udp_fd, -EBADF };
+        d->sender = (struct sender){.sockets = {d->udp_fd, -EBADF}, .stats = &d->dp.stats};
         d->dp.stop_fd = d->dp.wake_fd = -EBADF;
         if (identity) {
                 d->keys.pattern = NOISE_PATTERN_IKPSK2;

@@ -73,7 +73,7 @@ static void shared_node(struct node *n) {
 
         randombytes_buf(psk, sizeof(psk));
         node_new(n, false, psk, NULL, NULL);
-        n->d->sender.fd = -1; /* nothing the engine sends leaves the process */
+        n->d->sender.sockets.fd = -1; /* nothing the engine sends leaves the process */
         CHECK_EQ_INT(mesh_discovery_start(n->d), 0);
 }
 
@@ -261,7 +261,7 @@ static void test_verdicts_identity(void) {
         CHECK_EQ_INT(noise_public_from_private(b_pub, b_priv), 0);
         CHECK_EQ_INT(noise_public_from_private(c_pub, c_priv), 0);
         node_new(&n, true, NULL, s_priv, b_pub);
-        n.d->sender.fd = -1;
+        n.d->sender.sockets.fd = -1;
         CHECK_EQ_INT(mesh_discovery_start(n.d), 0);
         CHECK_MEM(mesh_discovery_self_id(n.d), n.d->keys.static_public, 32);
         b = n.d->peer;

@@ -1535,7 +1535,7 @@ static void test_introduction_match(void) {
         struct stats st = {};
         struct table t = {};
 
-        s.fd = -1;
+        s.sockets = (struct udp_sockets){ -1, -EBADF };
         s.stats = &st;
         for (size_t i = 0; i < 3; i++)
                 CHECK(peer_new(NULL, (uint32_t) i, i + 1, &t.p[i]) >= 0);
@@ -2098,7 +2098,7 @@ static void client_run_start(struct client_run *r, struct handshake_keys *keys,
         CHECK(sd_event_new(&r->event) >= 0);
         r->relay_fd = loopback_socket(&r->relay_addr);
         r->node_fd = loopback_socket(&node_addr);
-        sender->fd = r->node_fd;
+        sender->sockets = (struct udp_sockets){ r->node_fd, -EBADF };
         const struct relay_client_node node = {
                 .event = r->event,
                 .family = AF_INET,
