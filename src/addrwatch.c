@@ -19,6 +19,7 @@ struct addrwatch {
         int bound_family;
         struct in6_addr bound; /* an in_addr in its first bytes for AF_INET */
         bool bound_gone;
+        bool stopped; /* reading the notifications failed: no longer watching */
 };
 
 /* Flags of an address that must not be the source of new traffic. */
@@ -164,6 +165,7 @@ static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userd
                 log_warning_errno(r, "reading address notifications failed, no longer watching "
                                      "the host's addresses: %m");
                 (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                w->stopped = true;
         }
         return 0;
 }
@@ -221,6 +223,10 @@ int addrwatch_new(sd_event *event, int udp_fd, int tap_ifindex,
 fail:
         addrwatch_free(w);
         return r;
+}
+
+bool addrwatch_watching(const struct addrwatch *w) {
+        return w && !w->stopped;
 }
 
 struct addrwatch *addrwatch_free(struct addrwatch *w) {

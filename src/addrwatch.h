@@ -40,6 +40,9 @@ int addrwatch_new(sd_event *event, int udp_fd, int tap_ifindex,
                   int (*announce)(void *userdata, bool first), void *userdata,
                   struct addrwatch **ret);
 struct addrwatch *addrwatch_free(struct addrwatch *w);
+/* Is w still hearing of address changes? False for NULL, and after reading the notifications
+ * failed (then nothing will tell the caller of a change: it has to look for itself). */
+bool addrwatch_watching(const struct addrwatch *w);
 
 /* Pure: does notification a make the source address cached in peer wrong? */
 bool addrwatch_source_stale(const struct endpoint *peer, const struct netlink_address *a);

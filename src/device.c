@@ -527,8 +527,10 @@ static int announce_address(void *userdata, bool first) {
         struct device *d = userdata;
         int ret = 0;
 
-        if (first)
+        if (first) {
+                d->address_changes++;
                 relay_client_refresh(d->relay);
+        }
         for (size_t i = 0; i < d->n_peers; i++) {
                 struct peer *p = d->by_id[i];
                 int r = 0;

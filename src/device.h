@@ -115,6 +115,9 @@ struct device {
         } peer_hooks;
 
         struct addrwatch *addrwatch; /* addrwatch.c; NULL when rtnetlink cannot be watched */
+        /* Bursts of changes to the host's addresses it reported (announce_address): mesh
+         * discovery reads our addresses again when this moves. */
+        unsigned address_changes;
 
         /* NAT traversal. */
         struct relay_client *relay;             /* relay-client.c; NULL without relay.server */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addrwatch.h"
 #include "candidate.h"
 #include "device.h"
 #include "log.h"
@@ -44,6 +45,8 @@ struct mesh_discovery {
         struct relay_candidate self[DISCOVERY_MAX_CANDIDATES];
         size_t n_self;
         uint64_t self_read_ns; /* when self was last read (0: never) */
+        unsigned self_changes;  /* the device's address_changes when it was read */
+        struct endpoint self_public; /* the STUN-reflexive address it was read with */
         struct log_ratelimit refusals;
         unsigned refused_since_log;
         struct disco_peer peers[MESH_MAX_PEERS];
@@ -284,24 +287,33 @@ static void connect_peer(struct device *d, struct peer *p, uint64_t now) {
                 d->events.peer_changed(d, p);
 }
 
+/* "address:port, ..." for a log line; "(no address)" for none. */
+#define CANDIDATES_STRLEN ((1 + DISCOVERY_MAX_CANDIDATES) * (ENDPOINT_STRLEN + 2))
+static const char *candidates_text(const struct device *d, const struct relay_candidate *c,
+                                   size_t n, char text[static CANDIDATES_STRLEN]) {
+        char buf[ENDPOINT_STRLEN];
+        size_t off = 0;
+
+        text[0] = '\0';
+        for (size_t i = 0; i < n; i++) {
+                struct endpoint e;
+                if (endpoint_from_candidate(&c[i], d->udp_family, &e))
+                        off += (size_t) snprintf(text + off, CANDIDATES_STRLEN - off, "%s%s",
+                                                 off ? ", " : "", endpoint_to_string(&e, buf));
+        }
+        return off ? text : "(no address)";
+}
+
 static void announce(struct device *d, struct peer *p, struct peer *from,
                      const struct discovery_action *a) {
         struct disco_peer *s = state_of(d->discovery, p);
-        char text[(1 + DISCOVERY_MAX_CANDIDATES) * (ENDPOINT_STRLEN + 2)] = "", l1[64], l2[64],
-                buf[ENDPOINT_STRLEN];
-        size_t off = 0;
+        char text[CANDIDATES_STRLEN], l1[64], l2[64];
 
         if (s->announced)
                 return;
         s->announced = true;
-        for (size_t i = 0; i < a->n_try; i++) {
-                struct endpoint e;
-                if (endpoint_from_candidate(&a->try[i], d->udp_family, &e))
-                        off += (size_t) snprintf(text + off, sizeof(text) - off, "%s%s",
-                                                 off ? ", " : "", endpoint_to_string(&e, buf));
-        }
         log_info("discovered peer %s through %s: trying %s", peer_label(d, p, l1),
-                 peer_label(d, from, l2), off ? text : "(no address)");
+                 peer_label(d, from, l2), candidates_text(d, a->try, a->n_try, text));
 }
 
 static int act_add(struct device *d, struct peer *from, const struct discovery_action *a,
@@ -465,6 +477,33 @@ static void send_list(struct device *d, struct peer *p, size_t n, uint64_t now) 
         }
 }
 
+/* Our SELF entry, read again only when it may have changed: the host's addresses changed
+ * (addrwatch.c tells the device, address_changes), the STUN-reflexive address changed, or
+ * DISCOVERY_ADDRESSES_REFRESH_MS passed (DISCOVERY_ADDRESSES_POLL_MS when nothing watches the
+ * addresses). Reading them costs two rtnetlink dumps (getifaddrs), once a second on an idle
+ * daemon when it was done on a timer alone. */
+static void refresh_self(struct device *d, struct mesh_discovery *m, uint64_t now) {
+        uint64_t every_ms = addrwatch_watching(d->addrwatch) ? DISCOVERY_ADDRESSES_REFRESH_MS
+                                                             : DISCOVERY_ADDRESSES_POLL_MS;
+        struct relay_candidate self[DISCOVERY_MAX_CANDIDATES];
+        char text[CANDIDATES_STRLEN];
+        size_t n;
+
+        if (m->self_read_ns && m->self_changes == d->address_changes &&
+            endpoint_equal(&m->self_public, &d->public_endpoint_sa) &&
+            now - m->self_read_ns < every_ms * NSEC_PER_MSEC)
+                return;
+        n = gather_self(d, self);
+        if (m->self_read_ns && (n != m->n_self || memcmp(self, m->self, n * sizeof(*self)) != 0))
+                log_info("mesh discovery: our addresses are now %s",
+                         candidates_text(d, self, n, text));
+        memcpy(m->self, self, n * sizeof(*self));
+        m->n_self = n;
+        m->self_read_ns = now;
+        m->self_changes = d->address_changes;
+        m->self_public = d->public_endpoint_sa;
+}
+
 void mesh_discovery_tick(struct device *d, uint64_t now) {
         struct mesh_discovery *m = d->discovery;
         uint8_t hash[crypto_generichash_BYTES];
@@ -473,11 +512,7 @@ void mesh_discovery_tick(struct device *d, uint64_t now) {
 
         if (!m)
                 return;
-        if (!m->self_read_ns ||
-            now - m->self_read_ns >= (uint64_t) DISCOVERY_ADDRESSES_REFRESH_MS * NSEC_PER_MSEC) {
-                m->n_self = gather_self(d, m->self);
-                m->self_read_ns = now;
-        }
+        refresh_self(d, m, now);
         if (!m->last_sent_all_ns)
                 m->last_sent_all_ns = now;
         n = mesh_discovery_build_list(d, m->self, m->n_self, m->list);

@@ -598,8 +598,12 @@ enum {
         DISCOVERY_COALESCE_MS = 250,
         DISCOVERY_RESEND_INTERVAL_MS = 30000,
         DISCOVERY_REFUSAL_LOG_INTERVAL_MS = 10000,
-        /* Our interface addresses (the SELF entry's candidates) are read again this often. */
-        DISCOVERY_ADDRESSES_REFRESH_MS = 1000,
+        /* Our interface addresses (the SELF entry's candidates) are read again when the host's
+         * addresses change (addrwatch.h) and, in case a change went unseen (a link down
+         * without an address removed), this often; every DISCOVERY_ADDRESSES_POLL_MS when
+         * rtnetlink cannot be watched. */
+        DISCOVERY_ADDRESSES_REFRESH_MS = DISCOVERY_RESEND_INTERVAL_MS,
+        DISCOVERY_ADDRESSES_POLL_MS = 1000,
 };
 /* ---- end of mesh discovery engine ---- */
 /* ---- mesh: joiners expire (issue 11) ----

@@ -14,7 +14,7 @@
 #   sm$$-br: bridge br0 joining v-a v-b v-c v-d
 #   sm$$-a:  veth0 10.99.61.1  smt0 10.0.0.1/24
 #   sm$$-b:  veth0 10.99.61.2  smt0 10.0.0.2/24
-#   sm$$-c:  veth0 10.99.61.3  smt0 10.0.0.3/24
+#   sm$$-c:  veth0 10.99.61.3  smt0 10.0.0.3/24   (and 10.99.61.103 later)
 #   sm$$-d:  veth0 10.99.61.4  smt0 10.0.0.4/24
 
 # Functions here are called through check/wait_until, which shellcheck cannot see.
@@ -27,6 +27,7 @@ netns_init 61
 
 NODES=(a b c d)
 declare -A NS=() UNDER=() TUNIP=() NEXT=([a]=b [b]=c [c]="" [d]=a)
+EXTRA_C=10.99.61.103 # added to c's underlay once the mesh is up
 setup_bridge "${NODES[@]}"
 i=0
 for n in "${NODES[@]}"; do
@@ -89,6 +90,15 @@ run_round() {
         done
         check_not "$mode: no discovery list was refused" \
                 eval "grep -h 'refused a discovery list' $TMP/$mode-*.log"
+        # A new address of c's goes into its SELF entry when the host reports it (addrwatch),
+        # not at the next periodic read (every 30 s; it was every second, two rtnetlink dumps
+        # each): c logs its new list within 5 s.
+        if [[ $mode == shared ]]; then
+                ip -n "${NS[c]}" addr add "$EXTRA_C/24" dev veth0
+                check "$mode: c lists its new address $EXTRA_C within 5 s" \
+                        wait_until 5 eval "grep 'mesh discovery: our addresses are now' \
+                                           $TMP/$mode-c.log | grep -qF '$EXTRA_C:$PORT'"
+        fi
         for n in "${NODES[@]}"; do
                 if stop_daemon "$mode-$n" TERM 10; then
                         pass "$mode: $n stops on SIGTERM"
