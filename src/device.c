@@ -499,9 +499,41 @@ static bool peer_dead(const struct peer *p) {
         return p->state != TUNNEL_CONNECTED;
 }
 
+/* Does anything on the control loop need the short tick (TIMERS_TICK_NSEC)? Not when no
+ * handshake is under way or half made (a next key pair awaiting its first packet), nothing
+ * waits for the data threads to pass a quiescent point, no path probe is out, the relay client
+ * is registered and the front ends have nothing due: the rules left (keepalives, dead peer,
+ * expiry, NAT keepalive, re-registration) count in seconds. An idle daemon then wakes once a
+ * second instead of four times. */
+static bool device_settled(const struct device *d) {
+        if (d->n_dying > 0 || !relay_client_settled(d->relay) ||
+            (d->events.pending && d->events.pending(d)))
+                return false;
+        for (size_t i = 0; i < d->n_peers; i++) {
+                struct peer *p = d->by_id[i];
+                if (p->handshake_attempts_started_ns != 0 || atomic_load(&p->next) ||
+                    atomic_load(&p->want_handshake) || atomic_load(&p->next_confirmed) ||
+                    p->n_retired > 0 || p->relay_probe_pending)
+                        return false;
+        }
+        return true;
+}
+
+/* After every event the control loop handled (a handshake message, a D-Bus or HTTP call, an
+ * address change): if it started something, the short tick again, from now. */
+static int on_post(sd_event_source *s, void *userdata) {
+        struct device *d = userdata;
+
+        if (d->tick_quiet && !device_settled(d)) {
+                d->tick_quiet = false;
+                return sd_event_source_set_time_relative(d->tick_source, TIMERS_TICK_NSEC / 1000);
+        }
+        return 0;
+}
+
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         struct device *d = userdata;
-        uint64_t now = now_ns();
+        uint64_t now = now_ns(), packets, next;
 
         for (size_t i = 0; i < d->n_peers; i++) {
                 struct peer *p = d->by_id[i];
@@ -518,7 +550,23 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         relay_client_tick(d->relay, now);
         if (d->events.tick)
                 d->events.tick(d, now);
-        return sd_event_source_set_time_relative(s, TIMERS_TICK_NSEC / 1000);
+        /* Quiet: settled, and no packet moved since the last tick (traffic that starts while
+         * quiet is seen here, within TIMERS_QUIET_TICK_NSEC). The next tick then comes when a
+         * timer rule falls due, if that is sooner, but never sooner than the short tick (a
+         * keepalive that cannot be sent leaves its rule due). */
+        packets = atomic_load_explicit(&d->dp.stats.rx_packets, memory_order_relaxed) +
+                  atomic_load_explicit(&d->dp.stats.tx_packets, memory_order_relaxed);
+        d->tick_quiet = packets == d->tick_packets && device_settled(d);
+        d->tick_packets = packets;
+        next = d->tick_quiet ? TIMERS_QUIET_TICK_NSEC : TIMERS_TICK_NSEC;
+        if (d->tick_quiet) {
+                for (size_t i = 0; i < d->n_peers; i++) {
+                        uint64_t due = timers_next_due(d->by_id[i]);
+                        if (due < now + next)
+                                next = due > now + TIMERS_TICK_NSEC ? due - now : TIMERS_TICK_NSEC;
+                }
+        }
+        return sd_event_source_set_time_relative(s, next / 1000);
 }
 
 /* Our address changed (addrwatch.c): one authenticated packet to each peer from wherever
@@ -851,7 +899,8 @@ int device_new(struct config *config, const char *instance, struct device **ret)
             (r = sd_event_add_io(d->event, &d->wake_source, d->dp.wake_fd, EPOLLIN, on_wake,
                                  d)) < 0 ||
             (r = sd_event_add_time_relative(d->event, &d->tick_source, CLOCK_BOOTTIME,
-                                            TIMERS_TICK_NSEC / 1000, 10 * 1000, on_tick, d)) < 0)
+                                            TIMERS_TICK_NSEC / 1000, 10 * 1000, on_tick, d)) < 0 ||
+            (r = sd_event_add_post(d->event, &d->post_source, on_post, d)) < 0)
                 return log_error_errno(r, "setting up the event loop: %m");
         r = sd_event_source_set_enabled(d->tick_source, SD_EVENT_ON);
         if (r < 0)
@@ -947,6 +996,7 @@ struct device *device_free(struct device *d) {
         if (d->tap)
                 device_log_stats(d);
         d->tick_source = sd_event_source_disable_unref(d->tick_source);
+        d->post_source = sd_event_source_disable_unref(d->post_source);
         d->wake_source = sd_event_source_disable_unref(d->wake_source);
         d->event = sd_event_unref(d->event);
         d->dp.wake_fd = safe_close(d->dp.wake_fd);

@@ -52,7 +52,11 @@ struct device {
         struct config *config;
         const char *instance;
         sd_event *event;
-        sd_event_source *tick_source, *wake_source;
+        sd_event_source *tick_source, *wake_source, *post_source;
+        /* The tick is TIMERS_QUIET_TICK_NSEC apart (nothing moved: device.c, device_settled);
+         * the packet count it last saw. */
+        bool tick_quiet;
+        uint64_t tick_packets;
 
         enum tunnel_state state; /* the instance's, from its peers' (state.c) */
         /* daemon.control_group: its members may connect and disconnect through the APIs. */
@@ -74,7 +78,9 @@ struct device {
                 /* Its authenticated closing message on the session with local index key_idx. */
                 void (*peer_closed)(struct device *d, struct peer *p, uint32_t key_idx,
                                     const struct endpoint *from);
-                void (*tick)(struct device *d, uint64_t now); /* every TIMERS_TICK_NSEC */
+                void (*tick)(struct device *d, uint64_t now); /* every tick (timers.h) */
+                /* Something of theirs is due on the next tick: keep the short one. */
+                bool (*pending)(const struct device *d);
                 /* Mesh discovery: a peer-list chunk p sent on its session, opened (plaintext). */
                 void (*discovery)(struct device *d, struct peer *p, const uint8_t *plain,
                                   size_t len, const struct endpoint *from);

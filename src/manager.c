@@ -275,6 +275,7 @@ int manager_start(struct device *d) {
         d->events.session_up = manager_session_up;
         d->events.peer_closed = manager_peer_closed;
         d->events.tick = manager_tick;
+        d->events.pending = mesh_discovery_pending;
         /* Registration starts with name resolution on a worker thread and never blocks the
          * start; a relay that cannot be reached is a warning, not a failure. */
         if (c->relay_enabled && c->relay_host) {

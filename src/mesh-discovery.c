@@ -541,6 +541,22 @@ void mesh_discovery_tick(struct device *d, uint64_t now) {
         }
 }
 
+bool mesh_discovery_pending(const struct device *d) {
+        const struct mesh_discovery *m = d->discovery;
+
+        if (!m)
+                return false;
+        if (m->send_due_ns)
+                return true;
+        for (size_t i = 0; i < device_peer_count(d); i++) {
+                const struct peer *p = device_peer_at(d, i);
+                const struct disco_peer *s = &m->peers[p->slot];
+                if (s->peer_id == p->id && s->want_send)
+                        return true;
+        }
+        return false;
+}
+
 void mesh_discovery_session_up(struct device *d, struct peer *p) {
         if (d->discovery)
                 state_of(d->discovery, p)->want_send = true;

@@ -325,6 +325,10 @@ void relay_client_set_want(struct relay_client *rc, const uint8_t key[32]) {
         rc->refresh = true;
 }
 
+bool relay_client_settled(const struct relay_client *rc) {
+        return !rc || !rc->addr.len || (rc->registered && !rc->refresh && !rc->list_probe);
+}
+
 void relay_client_refresh(struct relay_client *rc) {
         if (rc)
                 rc->refresh = true;

@@ -71,6 +71,9 @@ void relay_client_tick(struct relay_client *rc, uint64_t now);
 void relay_client_set_want(struct relay_client *rc, const uint8_t key[32]);
 /* Our candidates changed (STUN found the public endpoint): register again now. */
 void relay_client_refresh(struct relay_client *rc);
+/* Nothing to retry or send soon: registered (or no relay), no new registration asked for.
+ * Accepts NULL. */
+bool relay_client_settled(const struct relay_client *rc);
 /* The relay's address, once resolved (for NetCheck). */
 const struct endpoint *relay_client_address(const struct relay_client *rc);
 const char *relay_client_name(const struct relay_client *rc);

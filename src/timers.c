@@ -2,7 +2,8 @@
 /*
  * Every timer rule, in one place (WireGuard's, section 6 of its paper; constants in messages.h).
  * The data threads only record timestamps; the control loop evaluates these rules every
- * TIMERS_TICK_NSEC, so no timer is armed per packet.
+ * TIMERS_TICK_NSEC (every TIMERS_QUIET_TICK_NSEC while nothing moves: device.c), so no timer
+ * is armed per packet.
  *
  *  1. Handshake retry: an initiation without a response is resent after REKEY_TIMEOUT plus a
  *     random jitter of up to REKEY_TIMEOUT_JITTER_MAX_MS, for at most REKEY_ATTEMPT_TIME; then
@@ -85,6 +86,30 @@ unsigned timers_want_handshake_soon(struct handshake_keys *k, const struct sende
         if (p->handshake_attempts_started_ns == now && p->handshake_attempts == 1)
                 p->retry_interval_ns = first_retry_ns + jitter_ns();
         return events;
+}
+
+static uint64_t earliest(uint64_t due, uint64_t since, uint64_t after_ns) {
+        return since != 0 && since + after_ns < due ? since + after_ns : due;
+}
+
+uint64_t timers_next_due(struct peer *p) {
+        uint64_t due = UINT64_MAX, t;
+
+        /* Rule 3. */
+        due = earliest(due, atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed),
+                       (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT) * NSEC_PER_SEC);
+        /* Rule 4. */
+        due = earliest(due, atomic_load_explicit(&p->rx_unanswered_since_ns, memory_order_relaxed),
+                       KEEPALIVE_TIMEOUT * NSEC_PER_SEC);
+        if (p->state != TUNNEL_CONNECTED)
+                return due;
+        /* Rule 4b. */
+        due = earliest(due, atomic_load_explicit(&p->last_tx_ns, memory_order_relaxed),
+                       LIVENESS_KEEPALIVE_INTERVAL * NSEC_PER_SEC);
+        /* Rule 8. */
+        t = atomic_load_explicit(&p->last_rx_ns, memory_order_relaxed);
+        return earliest(due, MAX(t, p->last_handshake_ns),
+                        (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT) * NSEC_PER_SEC);
 }
 
 unsigned timers_tick(struct handshake_keys *k, const struct sender *s, struct peer *p,

@@ -5,8 +5,10 @@
 #include "path.h"
 #include "peer.h"
 
-/* How often the control loop evaluates the timer rules. */
+/* How often the control loop evaluates the timer rules; TIMERS_QUIET_TICK_NSEC while nothing
+ * moves (device.c, device_settled): then what is left to evaluate counts in seconds. */
 #define TIMERS_TICK_NSEC (250 * NSEC_PER_MSEC)
+#define TIMERS_QUIET_TICK_NSEC (1000 * NSEC_PER_MSEC)
 
 /* What the timers tell their caller, which reports it upward (manager.c). */
 enum {
@@ -18,6 +20,10 @@ enum {
  * TIMERS_* flags. */
 unsigned timers_tick(struct handshake_keys *k, const struct sender *s, struct peer *p,
                      uint64_t now);
+/* When rules 3, 4, 4b or 8 (the ones counted from p's last packets) fall due next, on the
+ * clock of now_ns(); UINT64_MAX: none is running. The quiet tick (device.c) wakes for it
+ * rather than a second late. */
+uint64_t timers_next_due(struct peer *p);
 /* Something needs a session now (first packet, rekey, start-up): start a handshake unless one
  * is already being retried. Returns TIMERS_* flags. */
 unsigned timers_want_handshake(struct handshake_keys *k, const struct sender *s, struct peer *p,

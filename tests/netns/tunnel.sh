@@ -4,7 +4,8 @@
 # The prototype's quick-start, end to end, in shared-key mode: two namespaces on one veth
 # underlay, a shadowmeshd in each, and then what a user relies on: the handshake, ping both
 # ways over IPv4 and IPv6, ARP and neighbour discovery across the Layer-2 link, bulk TCP,
-# ciphertext only on the wire, the TAP's MTU, and a clean shutdown on SIGTERM and SIGINT.
+# ciphertext only on the wire, the TAP's MTU, an idle daemon's quiet control loop, and a clean
+# shutdown on SIGTERM and SIGINT.
 #
 #   sm$$-a: smt0 10.0.0.1/24 fd00::1/64, veth0 10.99.11.1 (initiator: peer.address = b)
 #   sm$$-b: smt0 10.0.0.2/24 fd00::2/64, veth0 10.99.11.2 (waits: peer.address = "")
@@ -148,6 +149,22 @@ rx_bytes_b=$(get_stat b rx_bytes)
 echo "# b: $(current_log b | grep 'stats: ' | tail -n 1)"
 check "b's stats count the iperf3 bytes (rx_bytes=${rx_bytes_b:-none} >= $IPERF_BYTES)" \
         test "${rx_bytes_b:-0}" -ge "$IPERF_BYTES" -a "$IPERF_BYTES" -gt 0
+
+# ---- idle: the control loop's tick slows to once a second -----------------------------------
+# With no traffic and nothing under way (timers.h: TIMERS_QUIET_TICK_NSEC) a's main thread, the
+# control loop, wakes about once a second instead of four times (TIMERS_TICK_NSEC): at most 14
+# wake-ups in 8 s (a liveness keepalive each way every 5 s adds a short tick now and then); the
+# short tick alone would be 32. A count of wake-ups, not a time: /proc's context switches.
+main_wakeups() {
+        awk '/^voluntary_ctxt_switches/ { print $2 }' \
+                "/proc/${DAEMON_PID[a]}/task/${DAEMON_PID[a]}/status"
+}
+w0=$(main_wakeups)
+sleep 8 # the window counted, not a wait for a condition
+w1=$(main_wakeups)
+check "idle: a's control loop woke $((w1 - w0)) times in 8 s (at most 14)" \
+        test "$((w1 - w0))" -le 14
+check "idle: the tunnel still answers after the quiet ticks" ping_all "$NS_A" "$TUN4_B" 3
 
 shutdown_checks() {
         local side=$1 sig=$2 ns=$3
