@@ -126,6 +126,19 @@ cpu_ns() {
         echo "$sum"
 }
 
+# wakeups PID...: voluntary context switches so far (a thread went to sleep and was woken
+# again), every thread of the given processes together.
+wakeups() {
+        local pid f sum=0 n
+        for pid in "$@"; do
+                for f in /proc/"$pid"/task/*/status; do
+                        n=$(awk '/^voluntary_ctxt_switches:/ { print $2 }' "$f" 2>/dev/null) || continue
+                        sum=$((sum + ${n:-0}))
+                done
+        done
+        echo "$sum"
+}
+
 # udp_out_datagrams NS: UDP datagrams sent so far in namespace NS (/proc/net/snmp is per
 # namespace). Shows that a VPN carries its data over UDP and not over a TCP side channel.
 udp_out_datagrams() {

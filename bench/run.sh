@@ -44,6 +44,7 @@ UDP at an unlimited send rate (receiver throughput and loss) and ping RTT, for e
                    the iperf3 server) on CPU 1 (taskset): two one-core machines
 
 Environment: BENCH_TIME, BENCH_PINGS (default 100), BENCH_PING_INTERVAL (default 0.02),
+BENCH_IDLE_TIME (seconds of idle CPU and wake-ups measured after the tests, default 5),
 BENCH_MTU (tunnel MTU, default 1380), BENCH_OPENVPN_CIPHER (default AES-256-GCM),
 SHADOWMESHD (path of the daemon), BENCH_KEEP=1 (keep the work directory with configs,
 logs and raw iperf3 JSON). Needs root.
@@ -54,6 +55,7 @@ BUILD_DIR=""
 BENCH_TIME=${BENCH_TIME:-5}
 BENCH_PINGS=${BENCH_PINGS:-100}
 BENCH_PING_INTERVAL=${BENCH_PING_INTERVAL:-0.02}
+BENCH_IDLE_TIME=${BENCH_IDLE_TIME:-5}
 BENCH_MTU=${BENCH_MTU:-1380}
 BENCH_OPENVPN_CIPHER=${BENCH_OPENVPN_CIPHER:-AES-256-GCM}
 REPEAT=1
@@ -209,7 +211,8 @@ wait_until 10 "underlay reachable" ping_once "$NS_A" "$UNDER_B" || die "underlay
 
 METRICS=(tcp1_mbps tcp4_mbps udp_mbps udp_sent_mbps udp_loss_pct ping_avg_ms ping_p50_ms
         ping_p99_ms ping_mdev_ms ping_loss_pct ping_cpu_us tcp1_vpn_cpu_pct tcp4_vpn_cpu_pct udp_vpn_cpu_pct
-        tcp1_underlay_udp_datagrams tcp1_cpu_pct_per_gbps idle_rss_kib)
+        tcp1_underlay_udp_datagrams tcp1_cpu_pct_per_gbps idle_rss_kib idle_cpu_us_per_s
+        idle_wakeups_per_s)
 declare -A R=()          # "<vpn>.<metric>" -> number or null
 declare -A STATUS=()     # ok | skipped | failed
 declare -A NOTE=()       # why skipped/failed, or remarks
@@ -311,6 +314,20 @@ measure() {
                         ;;
                 esac
         done
+
+        # Idle: BENCH_IDLE_TIME seconds without traffic after the tests; per daemon (the mean
+        # of the two), CPU time and wake-ups per second: what an idle tunnel costs a laptop.
+        if ((${#pids[@]})); then
+                log "$vpn: run $run/$REPEAT: idle ${BENCH_IDLE_TIME}s"
+                c0=$(cpu_ns "${pids[@]}") w=$(wakeups "${pids[@]}") t0=$(now)
+                sleep "$BENCH_IDLE_TIME" # the window measured, not a wait for a condition
+                add "$vpn" idle_cpu_us_per_s "$(awk -v d="$(($(cpu_ns "${pids[@]}") - c0))" \
+                        -v n="${#pids[@]}" -v a="$t0" -v b="$(now)" \
+                        'BEGIN { printf "%.0f\n", d / 1000 / n / (b - a) }')"
+                add "$vpn" idle_wakeups_per_s "$(awk -v d="$(($(wakeups "${pids[@]}") - w))" \
+                        -v n="${#pids[@]}" -v a="$t0" -v b="$(now)" \
+                        'BEGIN { printf "%.1f\n", d / n / (b - a) }')"
+        fi
         return "$rc"
 }
 
@@ -844,6 +861,13 @@ fi
 echo "load average: $LOAD_START at start, $LOAD_END at the end"
 ((PIN)) && echo "pinned: side A (daemon, iperf3 client) on CPU 0, side B (daemon, iperf3 server) on CPU 1"
 targets
+printf 'idle, per daemon (%s s without traffic after the tests): CPU us/s, wake-ups/s\n' \
+        "$BENCH_IDLE_TIME"
+for vpn in "${SM_VARIANTS[@]}" wireguard-go tinc fastd openvpn; do
+        [[ " ${VPNS[*]} " == *" $vpn "* && $(val "$vpn" idle_cpu_us_per_s) != null ]] &&
+                printf '  %-12s %6s %6s\n' "$vpn" "$(fmt "$(val "$vpn" idle_cpu_us_per_s)" 0)" \
+                        "$(fmt "$(val "$vpn" idle_wakeups_per_s)" 1)"
+done
 for vpn in "${VPNS[@]}"; do
         [[ -n ${NOTE[$vpn]:-} && ${STATUS[$vpn]:-} == ok ]] && printf 'note: %s: %s\n' "$vpn" "${NOTE[$vpn]}"
 done
