@@ -546,7 +546,10 @@ bool mesh_discovery_pending(const struct device *d) {
 
         if (!m)
                 return false;
-        if (m->send_due_ns)
+        /* A changed list goes out DISCOVERY_COALESCE_MS after the tick that sees it; so do our
+         * own addresses, once the tick has read them again. */
+        if (m->send_due_ns || m->self_changes != d->address_changes ||
+            !endpoint_equal(&m->self_public, &d->public_endpoint_sa))
                 return true;
         for (size_t i = 0; i < device_peer_count(d); i++) {
                 const struct peer *p = device_peer_at(d, i);

@@ -44,7 +44,8 @@ void mesh_discovery_stop(struct device *d);
 void mesh_discovery_session_up(struct device *d, struct peer *p);
 /* Every timer tick: notice a changed list, and send what is due. */
 void mesh_discovery_tick(struct device *d, uint64_t now);
-/* Is a send due (a changed list, a session that came up)? It goes out on the next tick. */
+/* Is a send due (a changed list, our addresses changed, a session that came up)? It goes out
+ * on the next tick. */
 bool mesh_discovery_pending(const struct device *d);
 /* A chunk p sent (the plaintext the rx thread opened): decode, merge, act. Returns the number
  * of peers added, or -errno when the chunk was refused (logged, rate-limited). */
