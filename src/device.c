@@ -654,7 +654,7 @@ static int open_socket(struct device *d) {
         const struct config *config = d->config;
         int r;
 
-        r = udp_take_activation_socket(&d->udp_fd, &d->udp_family, &d->port);
+        r = udp_take_activation_socket(&d->sockets.fd, &d->udp_family, &d->port);
         if (r < 0)
                 return r;
         if (r > 0) {
@@ -663,7 +663,7 @@ static int open_socket(struct device *d) {
         }
 
         d->port = config->listen_port;
-        r = udp_open(config->bind_host, d->port, &d->udp_fd, &d->udp4_fd, &d->udp_family);
+        r = udp_open(config->bind_host, d->port, &d->sockets.fd, &d->sockets.fd4, &d->udp_family);
         if (r == -EADDRINUSE)
                 return log_error_errno(r, "udp port %u is already in use (another shadowmeshd? "
                                           "set network.listen_port)",
@@ -686,19 +686,19 @@ static void log_bound_address(struct device *d) {
         int v6only = 0;
         socklen_t len = sizeof(v6only);
 
-        if (d->udp4_fd >= 0) {
+        if (d->sockets.fd4 >= 0) {
                 /* udp_open's pair: nothing to ask the kernel. */
                 log_info("listening on udp port %u at 0.0.0.0 and [::] (every IPv4 and IPv6 "
                          "address, a socket each), %s",
                          d->port, mode);
                 return;
         }
-        if (getsockname(d->udp_fd, &e.addr.sa, &e.len) < 0) {
+        if (getsockname(d->sockets.fd, &e.addr.sa, &e.len) < 0) {
                 log_info("listening on udp port %u, %s", d->port, mode);
                 return;
         }
         if (e.addr.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&e.addr.in6.sin6_addr))
-                (void) getsockopt(d->udp_fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len);
+                (void) getsockopt(d->sockets.fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len);
         log_info("listening on udp port %u at %s%s, %s", d->port, endpoint_to_string(&e, buf),
                  e.addr.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&e.addr.in6.sin6_addr)
                          ? (v6only ? " (IPv6 only)" : " (every IPv4 and IPv6 address)")
@@ -807,7 +807,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                 return log_error_errno(ENOMEM, "out of memory");
         d->config = config;
         d->instance = instance;
-        d->udp_fd = d->udp4_fd = d->dp.sockets.fd = d->dp.sockets.fd4 = d->dp.stop_fd =
+        d->sockets.fd = d->sockets.fd4 = d->dp.sockets.fd = d->dp.sockets.fd4 = d->dp.stop_fd =
                 d->dp.wake_fd = -EBADF;
 
         r = setup_keys(d);
@@ -829,7 +829,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         r = open_socket(d);
         if (r < 0)
                 return r;
-        d->sender = (struct sender){ .sockets = { d->udp_fd, d->udp4_fd }, .stats = &d->dp.stats };
+        d->sender = (struct sender){ .sockets = d->sockets, .stats = &d->dp.stats };
 
         /* The peer table: every entry of peers: (none: one peer that waits for whoever
          * connects). */
@@ -884,7 +884,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
         if (r < 0)
                 return log_error_errno(r, "sd_event_new: %m");
         d->netcheck_socket = (struct netcheck_socket){
-                .event = d->event, .sockets = { d->udp_fd, d->udp4_fd }, .family = d->udp_family,
+                .event = d->event, .sockets = d->sockets, .family = d->udp_family,
                 .port = d->port
         };
         sigset_t mask;
@@ -928,7 +928,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
                          d->dp.offload_disabled & DATAPATH_NO_TCP_GRO ? " tcp-gro" : "");
 
         d->dp.tap = d->tap;
-        d->dp.sockets = (struct udp_sockets){ d->udp_fd, d->udp4_fd };
+        d->dp.sockets = d->sockets;
         r = datapath_start(&d->dp);
         if (r < 0)
                 return log_error_errno(r, "starting the data path threads: %m");
@@ -957,7 +957,7 @@ int device_new(struct config *config, const char *instance, struct device **ret)
 
         /* Roaming: follow our own address changes. Not fatal: without the watcher a send from
          * a vanished address still recovers, only later. */
-        r = addrwatch_new(d->event, d->udp_fd, d->tap->ifindex, table_at, announce_address, d,
+        r = addrwatch_new(d->event, d->sockets.fd, d->tap->ifindex, table_at, announce_address, d,
                           &d->addrwatch);
         if (r < 0)
                 log_warning_errno(r, "cannot watch the host's addresses (roaming will be slower): "
@@ -1007,8 +1007,8 @@ struct device *device_free(struct device *d) {
                 d->tap = tap_free(d->tap);
                 log_info("%s removed", name);
         }
-        d->udp_fd = safe_close(d->udp_fd);
-        d->udp4_fd = safe_close(d->udp4_fd);
+        d->sockets.fd = safe_close(d->sockets.fd);
+        d->sockets.fd4 = safe_close(d->sockets.fd4);
 
         /* The threads are gone: the peers and their key pairs go at once. */
         for (size_t i = 0; i < d->n_peers; i++)

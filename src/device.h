@@ -87,9 +87,11 @@ struct device {
         } events;
 
         struct tap *tap;
-        /* The tunnel's sockets (udp.h): udp_fd, and udp4_fd (-EBADF when there is one
-         * socket) for IPv4 beside an IPv6-only udp_fd; endpoints are kept in udp_family. */
-        int udp_fd, udp4_fd, udp_family;
+        /* The tunnel's sockets (udp.h: fd, and fd4 for IPv4 beside an IPv6-only fd, -EBADF
+         * when there is one socket), lent to the data path, the sender and netcheck; endpoints
+         * are kept in udp_family. */
+        struct udp_sockets sockets;
+        int udp_family;
         uint16_t port;
 
         /* Keys and derived constants (handshake.c), and how the control loop sends (path.c). */

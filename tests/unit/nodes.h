@@ -46,11 +46,10 @@ static inline void node_new(struct node *n, bool identity, const uint8_t psk[32]
 
         if (!d)
                 abort();
-        d->udp_fd = bind_loopback(&n->addr);
+        d->sockets = (struct udp_sockets){ bind_loopback(&n->addr), -EBADF };
         d->udp_family = AF_INET;
-        d->udp4_fd = -EBADF;
-        d->dp.sockets = (struct udp_sockets){ d->udp_fd, -EBADF };
-        d->sender = (struct sender){.sockets = {d->udp_fd, -EBADF}, .stats = &d->dp.stats};
+        d->dp.sockets = d->sockets;
+        d->sender = (struct sender){ .sockets = d->sockets, .stats = &d->dp.stats };
         d->dp.stop_fd = d->dp.wake_fd = -EBADF;
         if (identity) {
                 d->keys.pattern = NOISE_PATTERN_IKPSK2;
@@ -104,7 +103,7 @@ static inline void node_free(struct node *n) {
                 peer_free(d->dying[i].p);
         }
         mactable_done(&d->dp.macs);
-        close(d->udp_fd);
+        close(d->sockets.fd);
         d->keys.ratelimit = ratelimit_free(d->keys.ratelimit);
         free(d);
 }

@@ -180,8 +180,8 @@ static void pair_new(struct node *a, struct node *b, const uint8_t psk[32], cons
         node_new(b, false, psk, NULL, NULL);
         peer_set_endpoint(a->d->peer, &b->addr);
         peer_set_endpoint(b->d->peer, &a->addr);
-        (void) setsockopt(a->d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-        (void) setsockopt(b->d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+        (void) setsockopt(a->d->sockets.fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+        (void) setsockopt(b->d->sockets.fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
         attach_queues(a, tap_a, n_queues);
         attach_queues(b, tap_b, n_queues);
 }
@@ -303,7 +303,7 @@ static void test_queue_share(void) {
         uint64_t sent = 0;
 
         node_new(&b, false, psk, NULL, NULL);
-        (void) setsockopt(b.d->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+        (void) setsockopt(b.d->sockets.fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
         attach(&b, "smqueue");
         flooder = bind_loopback(&flooder_addr);
         second = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -547,7 +547,7 @@ static void test_tx_waits_outside_batch(void) {
 
         /* Now make the socket block: about nothing leaves lo, and a's buffer is tiny. */
         CHECK_EQ_INT(system("tc qdisc add dev lo root tbf rate 100bit burst 1600 latency 60s"), 0);
-        CHECK_EQ_INT(setsockopt(a.d->udp_fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)), 0);
+        CHECK_EQ_INT(setsockopt(a.d->sockets.fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)), 0);
         t.ifindex[0] = t.ifindex[1] = (int) if_nametoindex("smwaita");
         uint64_t injected = 0;
         int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);

@@ -91,9 +91,9 @@ static bool handshake(struct node *a, struct node *b, struct queued_handshake *r
         struct queued_handshake q;
 
         CHECK_EQ_INT(handshake_send_initiation(&a->d->keys, &a->d->sender, a->d->peer), 0);
-        CHECK(recv_type(b->d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, ret_init));
+        CHECK(recv_type(b->d->sockets.fd, MESSAGE_HANDSHAKE_INITIATION, ret_init));
         handshake_process(&b->d->keys, &b->d->sender, b->d->peer, ret_init, false);
-        if (!recv_type(a->d->udp_fd, MESSAGE_HANDSHAKE_RESPONSE, &q))
+        if (!recv_type(a->d->sockets.fd, MESSAGE_HANDSHAKE_RESPONSE, &q))
                 return false;
         handshake_process(&a->d->keys, &a->d->sender, a->d->peer, &q, false);
         return true;
@@ -115,7 +115,7 @@ static void test_reflection(void) {
 
         /* In flight: A's initiation comes back (from the reflector's address). */
         CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
-        CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &init));
+        CHECK(recv_type(b.d->sockets.fd, MESSAGE_HANDSHAKE_INITIATION, &init));
         memcpy(e_pub, &a.d->peer->handshake.e_pub, 32);
         idx = a.d->peer->handshake_index;
         q = init;
@@ -134,11 +134,11 @@ static void test_reflection(void) {
         handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
         CHECK_EQ_INT(STAT(&a, rx_reflected), 2);
         CHECK(atomic_load(&a.d->peer->next) == NULL);
-        CHECK(nothing_sent(b.d->udp_fd));
+        CHECK(nothing_sent(b.d->sockets.fd));
 
         /* The handshake in flight still completes with the real peer. */
         handshake_process(&b.d->keys, &b.d->sender, b.d->peer, &init, false);
-        CHECK(recv_type(a.d->udp_fd, MESSAGE_HANDSHAKE_RESPONSE, &q));
+        CHECK(recv_type(a.d->sockets.fd, MESSAGE_HANDSHAKE_RESPONSE, &q));
         handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
         cur = atomic_load(&a.d->peer->current);
         CHECK(cur != NULL);
@@ -158,12 +158,12 @@ static void test_reflection(void) {
 
         /* The peer's own initiation is still accepted (the tunnel is not kept down), and sets
          * last_timestamp to the peer's timestamp. */
-        drain(a.d->udp_fd);
+        drain(a.d->sockets.fd);
         CHECK_EQ_INT(handshake_send_initiation(&b.d->keys, &b.d->sender, b.d->peer), 0);
-        CHECK(recv_type(a.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &q));
+        CHECK(recv_type(a.d->sockets.fd, MESSAGE_HANDSHAKE_INITIATION, &q));
         handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
         CHECK(atomic_load(&a.d->peer->next) != NULL);
-        CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_RESPONSE, &q));
+        CHECK(recv_type(b.d->sockets.fd, MESSAGE_HANDSHAKE_RESPONSE, &q));
         CHECK(memcmp(a.d->peer->last_timestamp, zero_ts, sizeof(zero_ts)) != 0);
         memcpy(ts_b, a.d->peer->last_timestamp, sizeof(ts_b));
         CHECK(!handshake_is_own_timestamp(&a.d->keys, ts_b));
@@ -225,16 +225,16 @@ static void test_ratelimit_after_mac2(void) {
         peer_set_endpoint(a.d->peer, &b.addr);
 
         CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
-        CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &q));
+        CHECK(recv_type(b.d->sockets.fd, MESSAGE_HANDSHAKE_INITIATION, &q));
         handshake_process(&b.d->keys, &b.d->sender, b.d->peer, &q, true);
         CHECK_EQ_INT(STAT(&b, cookies_sent), 1);
         CHECK_EQ_INT(STAT(&b, rx_handshake_ratelimited), 0);
-        CHECK(recv_type(a.d->udp_fd, MESSAGE_HANDSHAKE_COOKIE, &q));
+        CHECK(recv_type(a.d->sockets.fd, MESSAGE_HANDSHAKE_COOKIE, &q));
         handshake_process(&a.d->keys, &a.d->sender, a.d->peer, &q, false);
 
         /* With the cookie, A's initiation carries mac2; sent ten times at once. */
         CHECK_EQ_INT(handshake_send_initiation(&a.d->keys, &a.d->sender, a.d->peer), 0);
-        CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &q));
+        CHECK(recv_type(b.d->sockets.fd, MESSAGE_HANDSHAKE_INITIATION, &q));
         for (unsigned i = 0; i < 10; i++)
                 handshake_process(&b.d->keys, &b.d->sender, b.d->peer, &q, true);
         CHECK_EQ_INT(STAT(&b, cookies_sent), 1);
@@ -272,13 +272,13 @@ static void test_identity_stranger(void) {
         peer_set_endpoint(a.d->peer, &b.addr);
 
         CHECK_EQ_INT(handshake_send_initiation(&c.d->keys, &c.d->sender, c.d->peer), 0);
-        CHECK(recv_type(b.d->udp_fd, MESSAGE_HANDSHAKE_INITIATION, &q));
+        CHECK(recv_type(b.d->sockets.fd, MESSAGE_HANDSHAKE_INITIATION, &q));
         handshake_process(&b.d->keys, &b.d->sender, b.d->peer, &q, false);
         CHECK_EQ_INT(STAT(&b, rx_handshake_failed), 1);
         CHECK_EQ_INT(STAT(&b, handshakes), 0);
         CHECK(atomic_load(&b.d->peer->next) == NULL);
         CHECK_MEM(b.d->peer->last_timestamp, zero_ts, sizeof(zero_ts));
-        CHECK(nothing_sent(c.d->udp_fd));
+        CHECK(nothing_sent(c.d->sockets.fd));
 
         CHECK(handshake(&a, &b, &q));
         CHECK_EQ_INT(STAT(&a, handshakes), 1);
@@ -325,8 +325,8 @@ static void test_retirement_room(void) {
                  * test here: let every initiation be a fresh one. */
                 b.d->peer->last_initiation_consumed_ns = 0;
                 memset(b.d->peer->last_timestamp, 0, sizeof(b.d->peer->last_timestamp));
-                drain(a.d->udp_fd);
-                drain(b.d->udp_fd);
+                drain(a.d->sockets.fd);
+                drain(b.d->sockets.fd);
                 if (handshake(&a, &b, &init))
                         peer_confirm_next(b.d->peer); /* as if the keepalive came on next */
                 else
@@ -361,8 +361,8 @@ static void test_retirement_room(void) {
         uint64_t done = STAT(&b, handshakes);
         b.d->peer->last_initiation_consumed_ns = 0;
         memset(b.d->peer->last_timestamp, 0, sizeof(b.d->peer->last_timestamp));
-        drain(a.d->udp_fd);
-        drain(b.d->udp_fd);
+        drain(a.d->sockets.fd);
+        drain(b.d->sockets.fd);
         CHECK(handshake(&a, &b, &init));
         CHECK_EQ_INT(STAT(&b, handshakes), done + 1);
         node_free(&a);
