@@ -1,0 +1,115 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# bench/footprint.sh: what one ping's round trip touches in the answering daemon's user space.
+#
+# Two namespaces and a pair of shadowmeshd (shared-key mode, the benchmark's configuration);
+# side B runs under valgrind's lackey, which logs every instruction fetch and every load and
+# store. For each of N single pings from A, the part of that log written during the round
+# trip is cut out; bench/footprint.py reports the median one: instructions run, distinct
+# 64-byte lines of code and of data, 4 KiB pages, by object and by function.
+#
+# Why: on an idle tunnel a ping finds the caches cold, and what it costs then grows with what
+# it touches, not with the instructions it runs (bench/README.md, "what one ping costs").
+# Timing a change of a few lines is lost in the host's scatter; these counts do not scatter:
+# the same binary gives the same numbers run after run. Only ShadowMesh is measured: under
+# lackey, fastd's and tinc's handshakes (elliptic curves in plain C) never finish within
+# their timeouts. Not a timed test; nothing here decides pass or fail.
+#
+# Usage: bench/footprint.sh [--pings N] [--top N] [--keep]   (root; valgrind, python3, iproute2)
+#   SHADOWMESHD=PATH  the daemon to measure (default: build/src/shadowmeshd)
+#   threads/offload: the daemon's defaults (network.threads auto, network.offload yes)
+set -u
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
+
+PINGS=7 TOP=25 KEEP=0
+while (($#)); do
+        case $1 in
+        --pings) PINGS=${2:?--pings needs a number}; shift 2 ;;
+        --top) TOP=${2:?--top needs a number}; shift 2 ;;
+        --keep) KEEP=1; shift ;;
+        -h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument '$1' (try --help)" ;;
+        esac
+done
+[[ $PINGS =~ ^[1-9][0-9]?$ ]] || die "--pings: want 1-99, got '$PINGS'"
+[[ $TOP =~ ^[1-9][0-9]*$ ]] || die "--top: want a positive number, got '$TOP'"
+((EUID == 0)) || die "must run as root (it creates network namespaces)"
+for p in valgrind python3 ip ping nm; do
+        command -v "$p" >/dev/null || die "$p not found (apt-get install -y valgrind python3 iproute2 iputils-ping binutils)"
+done
+SMD=${SHADOWMESHD:-$REPO/build/src/shadowmeshd}
+[[ -x $SMD ]] || die "$SMD: no such daemon (build first: meson setup build && ninja -C build)"
+
+NS_A=smfp-a-$$ NS_B=smfp-b-$$ VETH_A=smfva$$ VETH_B=smfvb$$
+WORK=""
+cleanup() {
+        local rc=$? pid
+        trap - EXIT INT TERM
+        for pid in "${BENCH_PIDS[@]}"; do
+                stop_pid "$pid" 10 >/dev/null 2>&1
+        done
+        ip netns del "$NS_A" 2>/dev/null
+        ip netns del "$NS_B" 2>/dev/null
+        if [[ -n $WORK && -d $WORK ]]; then
+                if ((KEEP)); then log "kept the traces and logs in $WORK"; else rm -rf -- "$WORK"; fi
+        fi
+        exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+WORK=$(mktemp -d "/tmp/smfootprint.$$.XXXXXX") || die "mktemp failed"
+
+ip netns add "$NS_A" && ip netns add "$NS_B" || die "cannot create network namespaces"
+ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B" || die "cannot create a veth pair"
+nsx "$NS_A" ip addr add 10.98.0.1/24 dev "$VETH_A"
+nsx "$NS_B" ip addr add 10.98.0.2/24 dev "$VETH_B"
+for ns in "$NS_A" "$NS_B"; do nsx "$ns" ip link set lo up; done
+nsx "$NS_A" ip link set "$VETH_A" up
+nsx "$NS_B" ip link set "$VETH_B" up
+
+key=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+for side in a b; do
+        if [[ $side == a ]]; then ip=10.0.0.1 peer=10.98.0.2:9001; else ip=10.0.0.2 peer=""; fi
+        cat >"$WORK/$side.yaml" <<EOF
+network:
+  tap_device: smft$side$$
+  local_ip: $ip/24
+  mtu: 1380
+  listen_port: 9001
+encryption:
+  key: "$key"
+peer:
+  address: "$peer"
+nat:
+  enabled: false
+EOF
+        chmod 600 "$WORK/$side.yaml"
+done
+
+bg_start PID_B "shadowmeshd B (under lackey)" "$NS_B" "$WORK/b.log" \
+        valgrind --tool=lackey --trace-mem=yes --log-file="$WORK/b.trace" \
+        "$SMD" --instance "smfp-b-$$" "$WORK/b.yaml"
+bg_start PID_A "shadowmeshd A" "$NS_A" "$WORK/a.log" "$SMD" --instance "smfp-a-$$" "$WORK/a.yaml"
+WAIT_ALIVE=("$PID_A" "$PID_B")
+log "waiting for the tunnel (side B runs some 50 times slower under lackey)"
+wait_until 90 "the tunnel to answer a ping" ping_once "$NS_A" 10.0.0.2 ||
+        die "no tunnel; logs: $WORK/a.log $WORK/b.log (run with --keep)"
+sleep 2 # the handshake's aftermath (confirmation, first keepalives) out of the windows
+cp "/proc/$PID_B/maps" "$WORK/maps" || die "cannot read valgrind's mappings"
+
+windows=()
+for i in $(seq "$PINGS"); do
+        before=$(stat -c %s "$WORK/b.trace")
+        nsx "$NS_A" ping -n -c 1 -W 5 10.0.0.2 >/dev/null || die "ping $i through the tunnel got no answer"
+        sleep 0.05 # lackey writes through a small buffer: let the round trip's tail reach the file
+        after=$(stat -c %s "$WORK/b.trace")
+        tail -c +"$((before + 1))" "$WORK/b.trace" | head -c "$((after - before))" >"$WORK/window-$i"
+        windows+=("$WORK/window-$i")
+        sleep 1.2 # apart, so that no two windows share a timer tick
+done
+log "$SMD: $PINGS round trips, side B's user space"
+python3 "$REPO/bench/footprint.py" "$WORK/maps" "$TOP" "${windows[@]}"
