@@ -63,7 +63,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 WORK=$(mktemp -d "/tmp/smfootprint.$$.XXXXXX") || die "mktemp failed"
 
-ip netns add "$NS_A" && ip netns add "$NS_B" || die "cannot create network namespaces"
+ip netns add "$NS_A" || die "cannot create network namespace $NS_A"
+ip netns add "$NS_B" || die "cannot create network namespace $NS_B"
 ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B" || die "cannot create a veth pair"
 nsx "$NS_A" ip addr add 10.98.0.1/24 dev "$VETH_A"
 nsx "$NS_B" ip addr add 10.98.0.2/24 dev "$VETH_B"
