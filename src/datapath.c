@@ -724,7 +724,10 @@ struct rx_buffers {
         union sockaddr_union from[DATAPATH_BATCH];
         uint8_t control[DATAPATH_BATCH][UDP_CONTROL_SPACE] __attribute__((aligned(8)));
         struct iovec iov[DATAPATH_BATCH];
+        /* Set up once (rx_main); recvmmsg changes only the lengths of the n_used it filled,
+         * which the next receive puts back: a lone datagram touches one header, not them all. */
         struct mmsghdr msgs[DATAPATH_BATCH];
+        unsigned n_used;
         /* Offloads: frames of one batch coalesced for the TAP (offload.h). */
         struct gro gro;
         /* Crypto workers: the batch's data messages opened ahead (rx_open_batch), the clock
@@ -1226,18 +1229,16 @@ static unsigned rx_open_batch(struct datapath *d, struct rx_buffers *b, const st
  * v4-mapped): receive, open, deliver, count. true when it wrote data to the TAP. */
 static bool rx_receive(struct datapath *d, struct rx_buffers *b, const struct rx_setup *c, int fd,
                        bool map_v4, struct log_ratelimit *rl) {
-        for (unsigned i = 0; i < c->slots; i++)
-                b->msgs[i].msg_hdr = (struct msghdr){
-                        .msg_name = &b->from[i],
-                        .msg_namelen = sizeof(b->from[i]),
-                        .msg_iov = &b->iov[i],
-                        .msg_iovlen = 1,
-                        .msg_control = b->control[i],
-                        .msg_controllen = sizeof(b->control[i]),
-                };
+        for (unsigned i = 0; i < b->n_used; i++) {
+                b->msgs[i].msg_hdr.msg_namelen = sizeof(b->from[i]);
+                b->msgs[i].msg_hdr.msg_controllen = sizeof(b->control[i]);
+        }
         int n = recvmmsg(fd, b->msgs, (unsigned) c->slots, MSG_DONTWAIT, NULL);
-        if (n <= 0)
+        if (n <= 0) {
+                b->n_used = 0;
                 return false;
+        }
+        b->n_used = (unsigned) n;
 
         forget_requested(d);
         qs_enter(&d->qs[DATAPATH_QS_RX].v);
@@ -1372,8 +1373,17 @@ static void *rx_main(void *userdata) {
                         slot_len = UDP_GRO_BUFFER_LEN;
                 }
         }
-        for (unsigned i = 0; i < setup.slots; i++)
+        for (unsigned i = 0; i < setup.slots; i++) {
                 b->iov[i] = (struct iovec){ .iov_base = b->in + i * slot_len, .iov_len = slot_len };
+                b->msgs[i].msg_hdr = (struct msghdr){
+                        .msg_name = &b->from[i],
+                        .msg_namelen = sizeof(b->from[i]),
+                        .msg_iov = &b->iov[i],
+                        .msg_iovlen = 1,
+                        .msg_control = b->control[i],
+                        .msg_controllen = sizeof(b->control[i]),
+                };
+        }
         if (d->rx_workers > 0) {
                 /* Crypto workers: they inherit this thread's mask (no signals). */
                 int r = workers_start(&b->pool, d->rx_workers, rx_open_one, b, "shadowmesh-rxw");
