@@ -10,11 +10,14 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+/* An IPv4 or IPv6 address: the only families a UDP endpoint has. Not sockaddr_storage (128
+ * bytes): every endpoint the data path copies per batch (a peer's, a datagram's source, the
+ * send name) stays within one cache line (bench/footprint.sh). getsockname() and recvmmsg()
+ * into it are told its size, so the kernel never writes past it. */
 union sockaddr_union {
         struct sockaddr sa;
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
-        struct sockaddr_storage storage;
 };
 
 /* Where to send to reach a peer: its address, or the relay's address plus the peer's slot at
@@ -36,6 +39,7 @@ struct endpoint {
                 int ifindex;
         } src;
 };
+_Static_assert(sizeof(struct endpoint) <= 64, "an endpoint is one cache line's worth");
 
 /* Control-message room for one packet-info cmsg of either family. */
 #define UDP_PKTINFO_SPACE 64
