@@ -16,6 +16,7 @@
 # their timeouts. Not a timed test; nothing here decides pass or fail.
 #
 # Usage: bench/footprint.sh [--pings N] [--top N] [--keep]   (root; valgrind, python3, iproute2)
+#   --keep: leave the traces, the mappings and the logs in the work directory (BENCH_KEEP=1)
 #   SHADOWMESHD=PATH  the daemon to measure (default: build/src/shadowmeshd)
 #   threads/offload: the daemon's defaults (network.threads auto, network.offload yes)
 set -u
@@ -24,12 +25,12 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
 
-PINGS=7 TOP=25 KEEP=0
+PINGS=7 TOP=25
 while (($#)); do
         case $1 in
         --pings) PINGS=${2:?--pings needs a number}; shift 2 ;;
         --top) TOP=${2:?--top needs a number}; shift 2 ;;
-        --keep) KEEP=1; shift ;;
+        --keep) BENCH_KEEP=1; shift ;;
         -h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (try --help)" ;;
         esac
@@ -45,20 +46,7 @@ SMD=${SHADOWMESHD:-$REPO/build/src/shadowmeshd}
 
 NS_A=smfp-a-$$ NS_B=smfp-b-$$ VETH_A=smfva$$ VETH_B=smfvb$$
 WORK=""
-cleanup() {
-        local rc=$? pid
-        trap - EXIT INT TERM
-        for pid in "${BENCH_PIDS[@]}"; do
-                stop_pid "$pid" 10 >/dev/null 2>&1
-        done
-        ip netns del "$NS_A" 2>/dev/null
-        ip netns del "$NS_B" 2>/dev/null
-        if [[ -n $WORK && -d $WORK ]]; then
-                if ((KEEP)); then log "kept the traces and logs in $WORK"; else rm -rf -- "$WORK"; fi
-        fi
-        exit "$rc"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 WORK=$(mktemp -d "/tmp/smfootprint.$$.XXXXXX") || die "mktemp failed"
@@ -99,18 +87,33 @@ WAIT_ALIVE=("$PID_A" "$PID_B")
 log "waiting for the tunnel (side B runs some 50 times slower under lackey)"
 wait_until 90 "the tunnel to answer a ping" ping_once "$NS_A" 10.0.0.2 ||
         die "no tunnel; logs: $WORK/a.log $WORK/b.log (run with --keep)"
-sleep 2 # the handshake's aftermath (confirmation, first keepalives) out of the windows
 cp "/proc/$PID_B/maps" "$WORK/maps" || die "cannot read valgrind's mappings"
 
+# The round trip's tail (the accounting after the send) is in the file once it stops growing:
+# two sizes 20 ms apart agree. At most a second.
+trace_settled() {
+        local a b i
+        for ((i = 0; i < 50; i++)); do
+                a=$(stat -c %s "$WORK/b.trace")
+                sleep 0.02
+                b=$(stat -c %s "$WORK/b.trace")
+                ((a == b)) && return 0
+        done
+        return 1
+}
+
+# The median window is reported: one that caught the handshake's aftermath or a timer tick
+# does not move it.
 windows=()
 for i in $(seq "$PINGS"); do
+        trace_settled || die "the daemon under lackey never went quiet"
         before=$(stat -c %s "$WORK/b.trace")
         nsx "$NS_A" ping -n -c 1 -W 5 10.0.0.2 >/dev/null || die "ping $i through the tunnel got no answer"
-        sleep 0.05 # lackey writes through a small buffer: let the round trip's tail reach the file
+        trace_settled || die "the trace kept growing after ping $i"
         after=$(stat -c %s "$WORK/b.trace")
         tail -c +"$((before + 1))" "$WORK/b.trace" | head -c "$((after - before))" >"$WORK/window-$i"
         windows+=("$WORK/window-$i")
-        sleep 1.2 # apart, so that no two windows share a timer tick
+        sleep 1.2 # the pings' interval: an idle tunnel's, each finding the caches cold
 done
 log "$SMD: $PINGS round trips, side B's user space"
 python3 "$REPO/bench/footprint.py" "$WORK/maps" "$TOP" "${windows[@]}"

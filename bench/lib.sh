@@ -62,6 +62,30 @@ stop_pid() {
         return "$rc"
 }
 
+# bench_cleanup: the EXIT trap of a script that set NS_A, NS_B and WORK (each may be empty):
+# stops every process it started, deletes its two namespaces and its work directory, unless
+# BENCH_KEEP=1 (then says where it is). Exits with the script's status.
+bench_cleanup() {
+        local rc=$? pid
+        trap - EXIT INT TERM
+        for pid in "${BENCH_PIDS[@]}"; do
+                alive "$pid" && kill -TERM "$pid" 2>/dev/null
+        done
+        for pid in "${BENCH_PIDS[@]}"; do
+                stop_pid "$pid" 5 >/dev/null 2>&1
+        done
+        [[ -n ${NS_A:-} ]] && ip netns del "$NS_A" 2>/dev/null
+        [[ -n ${NS_B:-} ]] && ip netns del "$NS_B" 2>/dev/null
+        if [[ -n ${WORK:-} && -d $WORK ]]; then
+                if [[ ${BENCH_KEEP:-0} == 1 ]]; then
+                        log "kept configs, logs and measurements in $WORK"
+                else
+                        rm -rf -- "$WORK"
+                fi
+        fi
+        exit "$rc"
+}
+
 # wait_until SECONDS DESCRIPTION CMD...: poll CMD every 0.1 s until it succeeds; fail (with
 # a message) after SECONDS. Set WAIT_ALIVE to a list of pids that must stay alive meanwhile:
 # the wait fails at once when one of them exits.

@@ -166,27 +166,7 @@ TUN_A=10.0.0.1
 TUN_B=10.0.0.2
 WORK=""
 
-cleanup() {
-        local rc=$? pid
-        trap - EXIT INT TERM
-        for pid in "${BENCH_PIDS[@]}"; do
-                alive "$pid" && kill -TERM "$pid" 2>/dev/null
-        done
-        for pid in "${BENCH_PIDS[@]}"; do
-                stop_pid "$pid" 5 >/dev/null 2>&1
-        done
-        ip netns del "$NS_A" 2>/dev/null
-        ip netns del "$NS_B" 2>/dev/null
-        if [[ -n $WORK && -d $WORK ]]; then
-                if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-                        log "kept configs, logs and iperf3 output in $WORK"
-                else
-                        rm -rf -- "$WORK"
-                fi
-        fi
-        exit "$rc"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
