@@ -44,25 +44,13 @@ done
 SMD=${SHADOWMESHD:-$REPO/build/src/shadowmeshd}
 [[ -x $SMD ]] || die "$SMD: no such daemon (build first: meson setup build && ninja -C build)"
 
-NS_A=smfp-a-$$ NS_B=smfp-b-$$ VETH_A=smfva$$ VETH_B=smfvb$$
+NS_A=smfp-a-$$ NS_B=smfp-b-$$ VETH_A=smfva$$ VETH_B=smfvb$$ UNDER_A=10.98.0.1 UNDER_B=10.98.0.2
 WORK=""
-trap bench_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-WORK=$(mktemp -d "/tmp/smfootprint.$$.XXXXXX") || die "mktemp failed"
-
-ip netns add "$NS_A" || die "cannot create network namespace $NS_A"
-ip netns add "$NS_B" || die "cannot create network namespace $NS_B"
-ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B" || die "cannot create a veth pair"
-nsx "$NS_A" ip addr add 10.98.0.1/24 dev "$VETH_A"
-nsx "$NS_B" ip addr add 10.98.0.2/24 dev "$VETH_B"
-for ns in "$NS_A" "$NS_B"; do nsx "$ns" ip link set lo up; done
-nsx "$NS_A" ip link set "$VETH_A" up
-nsx "$NS_B" ip link set "$VETH_B" up
+bench_topology smfootprint
 
 key=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 for side in a b; do
-        if [[ $side == a ]]; then ip=10.0.0.1 peer=10.98.0.2:9001; else ip=10.0.0.2 peer=""; fi
+        if [[ $side == a ]]; then ip=10.0.0.1 peer=$UNDER_B:9001; else ip=10.0.0.2 peer=""; fi
         cat >"$WORK/$side.yaml" <<EOF
 network:
   tap_device: smft$side$$

@@ -86,6 +86,30 @@ bench_cleanup() {
         exit "$rc"
 }
 
+# bench_topology TAG: what every bench script stands on. Sets the EXIT trap (bench_cleanup) and
+# WORK (a new /tmp/TAG.PID.XXXXXX), then makes the caller's namespaces NS_A and NS_B, joined by
+# the veth pair VETH_A / VETH_B with UNDER_A/24 and UNDER_B/24, everything up, and waits until
+# A reaches B over it.
+bench_topology() {
+        trap bench_cleanup EXIT
+        trap 'exit 130' INT
+        trap 'exit 143' TERM
+        WORK=$(mktemp -d "/tmp/$1.$$.XXXXXX") || die "mktemp failed"
+        ip netns add "$NS_A" || die "cannot create network namespace $NS_A"
+        ip netns add "$NS_B" || die "cannot create network namespace $NS_B"
+        ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B" ||
+                die "cannot create veth pair"
+        nsx "$NS_A" ip addr add "$UNDER_A/24" dev "$VETH_A"
+        nsx "$NS_B" ip addr add "$UNDER_B/24" dev "$VETH_B"
+        local ns
+        for ns in "$NS_A" "$NS_B"; do
+                nsx "$ns" ip link set lo up
+        done
+        nsx "$NS_A" ip link set "$VETH_A" up
+        nsx "$NS_B" ip link set "$VETH_B" up
+        wait_until 10 "underlay reachable" ping_once "$NS_A" "$UNDER_B" || die "underlay does not work"
+}
+
 # wait_until SECONDS DESCRIPTION CMD...: poll CMD every 0.1 s until it succeeds; fail (with
 # a message) after SECONDS. Set WAIT_ALIVE to a list of pids that must stay alive meanwhile:
 # the wait fails at once when one of them exits.

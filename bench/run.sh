@@ -165,25 +165,7 @@ UNDER_B=10.98.0.2
 TUN_A=10.0.0.1
 TUN_B=10.0.0.2
 WORK=""
-
-trap bench_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-WORK=$(mktemp -d "/tmp/smbench.$$.XXXXXX") || die "mktemp failed"
-
-ip netns add "$NS_A" || die "cannot create network namespace $NS_A"
-ip netns add "$NS_B" || die "cannot create network namespace $NS_B"
-ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B" ||
-        die "cannot create veth pair"
-nsx "$NS_A" ip addr add "$UNDER_A/24" dev "$VETH_A"
-nsx "$NS_B" ip addr add "$UNDER_B/24" dev "$VETH_B"
-for ns in "$NS_A" "$NS_B"; do
-        nsx "$ns" ip link set lo up
-done
-nsx "$NS_A" ip link set "$VETH_A" up
-nsx "$NS_B" ip link set "$VETH_B" up
-wait_until 10 "underlay reachable" ping_once "$NS_A" "$UNDER_B" || die "underlay does not work"
+bench_topology smbench
 
 # ---------------------------------------------------------------------------------------------
 # Results
