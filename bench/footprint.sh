@@ -45,27 +45,11 @@ SMD=${SHADOWMESHD:-$REPO/build/src/shadowmeshd}
 [[ -x $SMD ]] || die "$SMD: no such daemon (build first: meson setup build && ninja -C build)"
 
 NS_A=smfp-a-$$ NS_B=smfp-b-$$ VETH_A=smfva$$ VETH_B=smfvb$$ UNDER_A=10.98.0.1 UNDER_B=10.98.0.2
+TUN_A=10.0.0.1 TUN_B=10.0.0.2
 WORK=""
 bench_topology smfootprint
 
-key=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
-for side in a b; do
-        if [[ $side == a ]]; then ip=10.0.0.1 peer=$UNDER_B:9001; else ip=10.0.0.2 peer=""; fi
-        cat >"$WORK/$side.yaml" <<EOF
-network:
-  tap_device: smft$side$$
-  local_ip: $ip/24
-  mtu: 1380
-  listen_port: 9001
-encryption:
-  key: "$key"
-peer:
-  address: "$peer"
-nat:
-  enabled: false
-EOF
-        chmod 600 "$WORK/$side.yaml"
-done
+sm_configs "$WORK" "$(hexkey32)" "smfta$$" "smftb$$" 1380 yes auto auto # the defaults
 
 bg_start PID_B "shadowmeshd B (under lackey)" "$NS_B" "$WORK/b.log" \
         valgrind --tool=lackey --trace-mem=yes --log-file="$WORK/b.trace" \
@@ -73,22 +57,21 @@ bg_start PID_B "shadowmeshd B (under lackey)" "$NS_B" "$WORK/b.log" \
 bg_start PID_A "shadowmeshd A" "$NS_A" "$WORK/a.log" "$SMD" --instance "smfp-a-$$" "$WORK/a.yaml"
 WAIT_ALIVE=("$PID_A" "$PID_B")
 log "waiting for the tunnel (side B runs some 50 times slower under lackey)"
-wait_until 90 "the tunnel to answer a ping" ping_once "$NS_A" 10.0.0.2 ||
+wait_until 90 "the tunnel to answer a ping" ping_once "$NS_A" "$TUN_B" ||
         die "no tunnel; logs: $WORK/a.log $WORK/b.log (run with --keep)"
 cp "/proc/$PID_B/maps" "$WORK/maps" || die "cannot read valgrind's mappings"
 
 # The round trip's tail (the accounting after the send) is in the file once it stops growing:
-# two sizes 20 ms apart agree. At most a second.
-trace_settled() {
-        local a b i
-        for ((i = 0; i < 50; i++)); do
-                a=$(stat -c %s "$WORK/b.trace")
-                sleep 0.02
-                b=$(stat -c %s "$WORK/b.trace")
-                ((a == b)) && return 0
-        done
+# the same size at two of wait_until's polls.
+TRACE_SIZE=-1
+trace_unchanged() {
+        local now
+        now=$(stat -c %s "$WORK/b.trace") || return 1
+        [[ $now == "$TRACE_SIZE" ]] && return 0
+        TRACE_SIZE=$now
         return 1
 }
+trace_settled() { TRACE_SIZE=-1; wait_until 5 "the trace to settle" trace_unchanged; }
 
 # The median window is reported: one that caught the handshake's aftermath or a timer tick
 # does not move it.
@@ -96,7 +79,7 @@ windows=()
 for i in $(seq "$PINGS"); do
         trace_settled || die "the daemon under lackey never went quiet"
         before=$(stat -c %s "$WORK/b.trace")
-        nsx "$NS_A" ping -n -c 1 -W 5 10.0.0.2 >/dev/null || die "ping $i through the tunnel got no answer"
+        nsx "$NS_A" ping -n -c 1 -W 5 "$TUN_B" >/dev/null || die "ping $i through the tunnel got no answer"
         trace_settled || die "the trace kept growing after ping $i"
         after=$(stat -c %s "$WORK/b.trace")
         tail -c +"$((before + 1))" "$WORK/b.trace" | head -c "$((after - before))" >"$WORK/window-$i"

@@ -110,6 +110,41 @@ bench_topology() {
         wait_until 10 "underlay reachable" ping_once "$NS_A" "$UNDER_B" || die "underlay does not work"
 }
 
+hexkey32() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# sm_configs DIR KEY DEV_A DEV_B MTU OFFLOAD THREADS RX_WORKERS: a ShadowMesh pair in shared-key
+# mode, DIR/a.yaml and DIR/b.yaml: A (TUN_A on DEV_A) initiates to B's UNDER_B:9001, B (TUN_B on
+# DEV_B) waits; network.offload, .threads and .rx_workers as given.
+sm_configs() {
+        local dir=$1 key=$2 dev_a=$3 dev_b=$4 mtu=$5 offload=$6 threads=$7 rx_workers=$8 side ip peer dev
+        for side in a b; do
+                if [[ $side == a ]]; then
+                        ip=$TUN_A peer="$UNDER_B:9001" dev=$dev_a
+                else
+                        ip=$TUN_B peer="" dev=$dev_b
+                fi
+                cat >"$dir/$side.yaml" <<EOF
+daemon:
+  log_level: info
+network:
+  tap_device: $dev
+  local_ip: $ip/24
+  mtu: $mtu
+  listen_port: 9001
+  offload: $offload
+  threads: $threads
+  rx_workers: $rx_workers
+encryption:
+  key: "$key"
+peer:
+  address: "$peer"
+nat:
+  enabled: false
+EOF
+                chmod 600 "$dir/$side.yaml"
+        done
+}
+
 # wait_until SECONDS DESCRIPTION CMD...: poll CMD every 0.1 s until it succeeds; fail (with
 # a message) after SECONDS. Set WAIT_ALIVE to a list of pids that must stay alive meanwhile:
 # the wait fails at once when one of them exits.

@@ -319,7 +319,6 @@ start_pair() {
         return 0
 }
 
-hexkey32() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
 
 # --- ShadowMesh: shared-key mode (Noise_NNpsk0), ChaCha20-Poly1305 ---------------------------
 
@@ -335,36 +334,10 @@ shadowmesh_check() {
 # (yes/no), SHADOWMESHD_OFFLOAD_DISABLE=DISABLE (the parts of the offloads turned off),
 # network.threads THREADS and network.rx_workers RX_WORKERS (default auto).
 sm_start() {
-        local vpn=$1 offload=$2 disable=$3 threads=$4 rx_workers=${5:-auto} dir=$RUN_DIR key side ip peer dev
+        local vpn=$1 offload=$2 disable=$3 threads=$4 rx_workers=${5:-auto} dir=$RUN_DIR
         mkdir -p "$dir"
-        key=$(hexkey32)
         DEV_A=sma$$ DEV_B=smb$$
-        for side in a b; do
-                if [[ $side == a ]]; then
-                        ip=$TUN_A peer="$UNDER_B:9001" dev=$DEV_A
-                else
-                        ip=$TUN_B peer="" dev=$DEV_B
-                fi
-                cat >"$dir/$side.yaml" <<EOF
-daemon:
-  log_level: info
-network:
-  tap_device: $dev
-  local_ip: $ip/24
-  mtu: $BENCH_MTU
-  listen_port: 9001
-  offload: $offload
-  threads: $threads
-  rx_workers: $rx_workers
-encryption:
-  key: "$key"
-peer:
-  address: "$peer"
-nat:
-  enabled: false
-EOF
-                chmod 600 "$dir/$side.yaml"
-        done
+        sm_configs "$dir" "$(hexkey32)" "$DEV_A" "$DEV_B" "$BENCH_MTU" "$offload" "$threads" "$rx_workers"
         VERSION[$vpn]=$("$SMD" --version 2>&1 | head -n1)
         CONFIG[$vpn]="shared-key mode (Noise_NNpsk0, ChaCha20-Poly1305), TAP mtu $BENCH_MTU,"
         CONFIG[$vpn]+=" network.offload $offload${disable:+, SHADOWMESHD_OFFLOAD_DISABLE=$disable},"
