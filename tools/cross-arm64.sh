@@ -30,8 +30,9 @@ deb_profiles=pkg.shadowmesh.nogtk4
 
 # Host tools, and the arm64 libraries the daemon, shadowmeshctl, the relay and the unit tests
 # link (the NetworkManager plugin is not built for the unit tests: it has none).
+# pkgconf:arm64 is what gives aarch64-linux-gnu-pkg-config, the pkgconfig of arm64-cross.ini.
 host_packages=(crossbuild-essential-arm64 qemu-user-static meson ninja-build pkgconf)
-arm64_packages=(libc6-dev:arm64 libsodium-dev:arm64 libsystemd-dev:arm64 libmnl-dev:arm64
+arm64_packages=(pkgconf:arm64 libc6-dev:arm64 libsodium-dev:arm64 libsystemd-dev:arm64 libmnl-dev:arm64
         libyaml-dev:arm64 nettle-dev:arm64 libjansson-dev:arm64 libmicrohttpd-dev:arm64)
 
 is_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
