@@ -318,13 +318,24 @@ LOCALEDIR=$(meson introspect --buildoptions "$BUILD_ROOT" 2>/dev/null | python3 
 import json, os, sys
 o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
 print(os.path.join(o["prefix"], o["localedir"]))' 2>/dev/null || true)
+# A new machine may have no localedir yet (/usr/local/share/locale comes with the first
+# program installed there): then the private namespace mounts a tmpfs over its deepest existing
+# parent and makes it there, so nothing is created on the machine itself. Never over / or /usr,
+# which the program itself needs.
+LOCALE_PARENT=$LOCALEDIR
+while [[ -n $LOCALE_PARENT && ! -d $LOCALE_PARENT ]]; do
+        LOCALE_PARENT=$(dirname "$LOCALE_PARENT")
+done
 # ctl_lang LANG ARGS...: shadowmeshctl in LANG (the build's catalogs).
 ctl_lang() {
         local lang=$1
         shift
         RC=0
-        unshare --mount sh -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"' sh \
-                "$BUILD_ROOT/po" "$LOCALEDIR" env LANGUAGE="$lang" LC_ALL=C.UTF-8 \
+        unshare --mount sh -c 'if [ ! -d "$2" ]; then
+                        mount -t tmpfs shadowmesh-test "$3" && mkdir -p "$2" || exit 1
+                fi
+                mount --bind "$1" "$2" && shift 3 && exec "$@"' sh \
+                "$BUILD_ROOT/po" "$LOCALEDIR" "$LOCALE_PARENT" env LANGUAGE="$lang" LC_ALL=C.UTF-8 \
                 "$SHADOWMESHCTL" "$@" >"$TMP/ctl.stdout" 2>"$TMP/ctl.stderr" || RC=$?
         ERR=$(cat "$TMP/ctl.stderr")
         ERR_LAST=$(tail -n 1 "$TMP/ctl.stderr")
@@ -333,7 +344,8 @@ ctl_lang() {
 ctl -i alpha disconnect
 check_eq "disconnect a failed instance exits 0" "$RC" 0
 check_eq "the daemon agrees: State disconnected again" "$(prop alpha State)" 's "disconnected"'
-if [[ -n $LOCALEDIR && -d $LOCALEDIR && -f $BUILD_ROOT/po/de/LC_MESSAGES/shadowmesh.mo ]]; then
+if [[ -n $LOCALEDIR && -f $BUILD_ROOT/po/de/LC_MESSAGES/shadowmesh.mo &&
+        $LOCALE_PARENT != / && $LOCALE_PARENT != /usr ]]; then
         ctl_lang de -i alpha disconnect
         check_eq "de: NotConnected" "$ERR_LAST" "shadowmeshctl: keine Gegenstelle ist verbunden"
         ctl_lang fr -i alpha disconnect
@@ -351,7 +363,7 @@ if [[ -n $LOCALEDIR && -d $LOCALEDIR && -f $BUILD_ROOT/po/de/LC_MESSAGES/shadowm
         check_has "fr: not running, how to start it" "$ERR" \
                 "Pour la démarrer : systemctl start shadowmesh@nosuch"
 else
-        fail "the build's catalogs and localedir (${LOCALEDIR:-?}) are there for the translation checks"
+        fail "the build's catalogs (po/de) and a localedir (${LOCALEDIR:-?}, under ${LOCALE_PARENT:-?}) to mount them over are there for the translation checks"
 fi
 
 # ---- genkey's warning -----------------------------------------------------------------------------
