@@ -145,6 +145,44 @@ EOF
         done
 }
 
+# fastd_configs DIR DEV_A DEV_B MTU METHOD: a fastd pair in mode tap, DIR/a.conf and DIR/b.conf,
+# with fresh keys (fastd --generate-key): A (TUN_A on DEV_A) connects to B's UNDER_B:10000, B
+# waits; each brings its interface up with its address.
+fastd_configs() {
+        local dir=$1 dev_a=$2 dev_b=$3 mtu=$4 method=$5 side other ip under dev out
+        local -A sec=() pub=()
+        for side in a b; do
+                out=$(fastd --generate-key 2>/dev/null) || { log "fastd --generate-key failed"; return 1; }
+                sec[$side]=$(awk '/^Secret:/ { print $2 }' <<<"$out")
+                pub[$side]=$(awk '/^Public:/ { print $2 }' <<<"$out")
+                [[ ${#sec[$side]} == 64 && ${#pub[$side]} == 64 ]] ||
+                        { log "unexpected fastd --generate-key output"; return 1; }
+        done
+        for side in a b; do
+                if [[ $side == a ]]; then
+                        ip=$TUN_A under=$UNDER_A dev=$dev_a other=b
+                else
+                        ip=$TUN_B under=$UNDER_B dev=$dev_b other=a
+                fi
+                {
+                        echo "log level info;"
+                        echo "mode tap;"
+                        echo "interface \"$dev\";"
+                        echo "method \"$method\";"
+                        echo "secret \"${sec[$side]}\";"
+                        echo "bind $under:10000;"
+                        echo "mtu $mtu;"
+                        echo "on up sync \"ip link set dev \$INTERFACE up &&" \
+                                "ip addr add $ip/24 dev \$INTERFACE\";"
+                        echo "peer \"$other\" {"
+                        echo "        key \"${pub[$other]}\";"
+                        [[ $side == a ]] && echo "        remote $UNDER_B:10000;"
+                        echo "}"
+                } >"$dir/$side.conf"
+                chmod 600 "$dir/$side.conf"
+        done
+}
+
 # wait_until SECONDS DESCRIPTION CMD...: poll CMD every 0.1 s until it succeeds; fail (with
 # a message) after SECONDS. Set WAIT_ALIVE to a list of pids that must stay alive meanwhile:
 # the wait fails at once when one of them exits.

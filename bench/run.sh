@@ -479,40 +479,10 @@ fastd_check() {
 FASTD_METHOD=salsa2012+umac
 
 fastd_start() {
-        local dir=$RUN_DIR side other ip under dev out
-        local -A sec=() pub=()
+        local dir=$RUN_DIR
         mkdir -p "$dir"
         DEV_A=fda$$ DEV_B=fdb$$
-        for side in a b; do
-                out=$(fastd --generate-key 2>/dev/null) || { log "fastd --generate-key failed"; return 1; }
-                sec[$side]=$(awk '/^Secret:/ { print $2 }' <<<"$out")
-                pub[$side]=$(awk '/^Public:/ { print $2 }' <<<"$out")
-                [[ ${#sec[$side]} == 64 && ${#pub[$side]} == 64 ]] ||
-                        { log "unexpected fastd --generate-key output"; return 1; }
-        done
-        for side in a b; do
-                if [[ $side == a ]]; then
-                        ip=$TUN_A under=$UNDER_A dev=$DEV_A other=b
-                else
-                        ip=$TUN_B under=$UNDER_B dev=$DEV_B other=a
-                fi
-                {
-                        echo "log level info;"
-                        echo "mode tap;"
-                        echo "interface \"$dev\";"
-                        echo "method \"$FASTD_METHOD\";"
-                        echo "secret \"${sec[$side]}\";"
-                        echo "bind $under:10000;"
-                        echo "mtu $BENCH_MTU;"
-                        echo "on up sync \"ip link set dev \$INTERFACE up &&" \
-                                "ip addr add $ip/24 dev \$INTERFACE\";"
-                        echo "peer \"$other\" {"
-                        echo "        key \"${pub[$other]}\";"
-                        [[ $side == a ]] && echo "        remote $UNDER_B:10000;"
-                        echo "}"
-                } >"$dir/$side.conf"
-                chmod 600 "$dir/$side.conf"
-        done
+        fastd_configs "$dir" "$DEV_A" "$DEV_B" "$BENCH_MTU" "$FASTD_METHOD" || return 1
         VERSION[fastd]=$(fastd --version 2>&1 | head -n1)
         CONFIG[fastd]="mode tap, method $FASTD_METHOD, mtu $BENCH_MTU, keys from fastd --generate-key,"
         CONFIG[fastd]+=" UDP 10000, only A has a remote"
