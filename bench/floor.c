@@ -19,6 +19,8 @@
  *   --threads N      N more threads, each asleep in poll() on its own eventfd (a multi-threaded
  *                    process pays for shared file tables on every system call)
  *   --mmsg           recvmmsg (16 slots) and sendmmsg with IP_PKTINFO, UDP_GRO on the socket
+ *                    (a ping's yardstick: a coalesced run of datagrams is not split, it fails
+ *                    to open and is dropped; bulk traffic is the benchmark's, not this one's)
  *
  * Usage: floor --tap NAME --local IPV4:PORT --remote IPV4:PORT [options]   (root, in a netns)
  */

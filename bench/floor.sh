@@ -56,7 +56,7 @@ FLOOR=${BENCH_FLOOR:-$REPO/build/bench/bench-floor}
 # that a typo stops the run before anything starts).
 floor_args() {
         local opt
-        local -a out=()
+        local -a opts=() out=()
         IFS=, read -r -a opts <<<"$1"
         for opt in "${opts[@]}"; do
                 case $opt in
