@@ -125,8 +125,15 @@ static int parse_options(int argc, char **argv, struct options *o) {
         while ((c = getopt_long(argc, argv, "", longopts, NULL)) >= 0) {
                 switch (c) {
                 case 't': o->tap = optarg; break;
-                case 'l': have_local = parse_endpoint(optarg, &o->local); break;
-                case 'r': have_remote = parse_endpoint(optarg, &o->remote); break;
+                case 'l':
+                case 'r':
+                        if (!parse_endpoint(optarg, c == 'l' ? &o->local : &o->remote)) {
+                                fprintf(stderr, "floor: --%s: want IPV4:PORT (port 1-65535), got '%s'\n",
+                                        c == 'l' ? "local" : "remote", optarg);
+                                return -1;
+                        }
+                        *(c == 'l' ? &have_local : &have_remote) = true;
+                        break;
                 case 'c':
                         if (strcmp(optarg, "chacha20poly1305") && strcmp(optarg, "none")) {
                                 fprintf(stderr, "floor: --cipher: want chacha20poly1305 or none, got '%s'\n", optarg);
@@ -152,7 +159,11 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 default: return -1;
                 }
         }
-        if (!o->tap || strlen(o->tap) >= IFNAMSIZ || !have_local || !have_remote || optind != argc) {
+        if (o->tap && strlen(o->tap) >= IFNAMSIZ) {
+                fprintf(stderr, "floor: --tap: '%s' is longer than %d characters\n", o->tap, IFNAMSIZ - 1);
+                return -1;
+        }
+        if (!o->tap || !have_local || !have_remote || optind != argc) {
                 fprintf(stderr, "usage: floor --tap NAME --local IPV4:PORT --remote IPV4:PORT "
                                 "[--cipher chacha20poly1305|none] [--poll] [--vnet] [--queues N] "
                                 "[--threads N] [--mmsg]\n");
