@@ -115,10 +115,8 @@ start() {
                 b=("$FLOOR" --tap "$DEV_B" --local "$UNDER_B:9002" --remote "$UNDER_A:9002" "${args[@]}")
                 port=9002 ;;
         esac
-        bg_start PID_B "$v (B)" "$NS_B" "$dir/b.log" "${b[@]}"
-        WAIT_ALIVE=("$PID_B")
-        wait_until 20 "$v (B) to bind udp port $port" udp_bound "$NS_B" "$port" || return 1
-        bg_start PID_A "$v (A)" "$NS_A" "$dir/a.log" "${a[@]}"
+        RUN_DIR=$dir
+        start_pair "$v" "$port" "${a[@]}" -- "${b[@]}" || return 1
         WAIT_ALIVE=("$PID_A" "$PID_B")
         if [[ $v == floor* ]]; then
                 wait_until 10 "$v's TAPs" tap_up "$NS_A" "$DEV_A" "$TUN_A" || return 1

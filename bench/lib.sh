@@ -183,6 +183,25 @@ fastd_configs() {
         done
 }
 
+PIN_A=() PIN_B=()
+# start_pair VPN PORT CMD_A... -- CMD_B...: the common start sequence: B in NS_B (logging to
+# RUN_DIR/b.log), a wait until it binds udp PORT, then A in NS_A; PID_A and PID_B set. PIN_A and
+# PIN_B (arrays, may be empty) prefix each command (run.sh --pin).
+start_pair() {
+        local vpn=$1 port=$2 dir=$RUN_DIR
+        shift 2
+        local -a cmd_a=() cmd_b=()
+        while (($#)) && [[ $1 != -- ]]; do cmd_a+=("$1"); shift; done
+        shift
+        cmd_b=("$@")
+        bg_start PID_B "$vpn (B)" "$NS_B" "$dir/b.log" "${PIN_B[@]}" "${cmd_b[@]}"
+        WAIT_ALIVE=("$PID_B")
+        wait_until 20 "$vpn (B) to bind udp port $port" udp_bound "$NS_B" "$port" || return 1
+        bg_start PID_A "$vpn (A)" "$NS_A" "$dir/a.log" "${PIN_A[@]}" "${cmd_a[@]}"
+        WAIT_ALIVE=()
+        return 0
+}
+
 # wait_until SECONDS DESCRIPTION CMD...: poll CMD every 0.1 s until it succeeds; fail (with
 # a message) after SECONDS. Set WAIT_ALIVE to a list of pids that must stay alive meanwhile:
 # the wait fails at once when one of them exits.

@@ -303,21 +303,6 @@ measure() {
 
 PID_A="" PID_B="" DEV_A="" DEV_B=""
 
-# start_pair VPN PORT CMD_A... -- CMD_B...: the common start sequence.
-start_pair() {
-        local vpn=$1 port=$2 dir=$RUN_DIR
-        shift 2
-        local -a ca=() cb=()
-        while (($#)) && [[ $1 != -- ]]; do ca+=("$1"); shift; done
-        shift
-        cb=("$@")
-        bg_start PID_B "$vpn (B)" "$NS_B" "$dir/b.log" "${PIN_B[@]}" "${cb[@]}"
-        WAIT_ALIVE=("$PID_B")
-        wait_until 20 "$vpn (B) to bind udp port $port" udp_bound "$NS_B" "$port" || return 1
-        bg_start PID_A "$vpn (A)" "$NS_A" "$dir/a.log" "${PIN_A[@]}" "${ca[@]}"
-        WAIT_ALIVE=()
-        return 0
-}
 
 
 # --- ShadowMesh: shared-key mode (Noise_NNpsk0), ChaCha20-Poly1305 ---------------------------
