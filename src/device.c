@@ -533,7 +533,7 @@ static int on_post(sd_event_source *s, void *userdata) {
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         struct device *d = userdata;
-        uint64_t now = now_ns(), packets, next;
+        uint64_t now = now_ns(), next;
 
         for (size_t i = 0; i < d->n_peers; i++) {
                 struct peer *p = d->by_id[i];
@@ -550,14 +550,12 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         relay_client_tick(d->relay, now);
         if (d->events.tick)
                 d->events.tick(d, now);
-        /* Quiet: settled, and no packet moved since the last tick (traffic that starts while
-         * quiet is seen here, within TIMERS_QUIET_TICK_NSEC). The next tick then comes when a
-         * timer rule falls due, if that is sooner, but never sooner than the short tick (a
-         * keepalive that cannot be sent leaves its rule due). */
-        packets = atomic_load_explicit(&d->dp.stats.rx_packets, memory_order_relaxed) +
-                  atomic_load_explicit(&d->dp.stats.tx_packets, memory_order_relaxed);
-        d->tick_quiet = packets == d->tick_packets && device_settled(d);
-        d->tick_packets = packets;
+        /* Quiet: settled, nothing under way, whether traffic moves or not (what traffic starts
+         * is a timestamp the data threads record and timers_next_due counts from, or a request
+         * that wakes this loop: rule 2). The next tick then comes when a timer rule falls due,
+         * if that is sooner than TIMERS_QUIET_TICK_NSEC, but never sooner than the short tick
+         * (a keepalive that cannot be sent leaves its rule due). */
+        d->tick_quiet = device_settled(d);
         next = d->tick_quiet ? TIMERS_QUIET_TICK_NSEC : TIMERS_TICK_NSEC;
         if (d->tick_quiet) {
                 for (size_t i = 0; i < d->n_peers; i++) {

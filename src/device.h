@@ -53,10 +53,9 @@ struct device {
         const char *instance;
         sd_event *event;
         sd_event_source *tick_source, *wake_source, *post_source;
-        /* The tick is TIMERS_QUIET_TICK_NSEC apart (nothing moved: device.c, device_settled);
-         * the packet count it last saw. */
+        /* The tick is TIMERS_QUIET_TICK_NSEC apart, or when a timer rule falls due (nothing
+         * under way: device.c, device_settled). */
         bool tick_quiet;
-        uint64_t tick_packets;
 
         enum tunnel_state state; /* the instance's, from its peers' (state.c) */
         /* daemon.control_group: its members may connect and disconnect through the APIs. */

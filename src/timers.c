@@ -2,8 +2,9 @@
 /*
  * Every timer rule, in one place (WireGuard's, section 6 of its paper; constants in messages.h).
  * The data threads only record timestamps; the control loop evaluates these rules every
- * TIMERS_TICK_NSEC (every TIMERS_QUIET_TICK_NSEC while nothing moves: device.c), so no timer
- * is armed per packet.
+ * TIMERS_TICK_NSEC while something is under way, and once the tunnel has settled (traffic or
+ * not: device.c) when the next one falls due (timers_next_due) but at least every
+ * TIMERS_QUIET_TICK_NSEC, so no timer is armed per packet.
  *
  *  1. Handshake retry: an initiation without a response is resent after REKEY_TIMEOUT plus a
  *     random jitter of up to REKEY_TIMEOUT_JITTER_MAX_MS, for at most REKEY_ATTEMPT_TIME; then
@@ -98,6 +99,15 @@ uint64_t timers_next_due(struct peer *p) {
         /* Rule 3. */
         due = earliest(due, atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed),
                        (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT) * NSEC_PER_SEC);
+        /* Rule 3b, when the peer was answering before our first unanswered packet (whether we
+         * kept sending is seen when it falls due: until then, a short tick after the other). */
+        t = atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed);
+        if (t != 0 && p->handshake_attempts_started_ns == 0 && t != p->fast_rehandshake_for_ns) {
+                uint64_t rx_data = atomic_load_explicit(&p->last_rx_data_ns, memory_order_relaxed);
+                if (rx_data != 0 && rx_data <= t &&
+                    t - rx_data <= (uint64_t) PEER_CHATTY_WINDOW_MS * NSEC_PER_MSEC)
+                        due = earliest(due, t, (uint64_t) UNANSWERED_FAST_TIMEOUT_MS * NSEC_PER_MSEC);
+        }
         /* Rule 4. */
         due = earliest(due, atomic_load_explicit(&p->rx_unanswered_since_ns, memory_order_relaxed),
                        KEEPALIVE_TIMEOUT * NSEC_PER_SEC);

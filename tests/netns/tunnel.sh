@@ -166,6 +166,24 @@ check "idle: a's control loop woke $((w1 - w0)) times in 8 s (at most 14)" \
         test "$((w1 - w0))" -le 14
 check "idle: the tunnel still answers after the quiet ticks" ping_all "$NS_A" "$TUN4_B" 3
 
+# ---- traffic on a settled tunnel: the tick stays slow ------------------------------------------
+# A ping every 20 ms for 8 s through a settled tunnel (no handshake, nothing to confirm): the
+# timer rules count from the packets' timestamps (timers_next_due), so a's control loop still
+# ticks about once a second, at most 14 wake-ups in 8 s; the short tick would be 32. The pings
+# are the data threads' work: they never wake the control loop.
+spawn "$NS_A" "$TMP/tick-ping.out" ping -n -q -i 0.02 -w 9 "$TUN4_B"
+tick_ping=$SPAWNED_PID
+sleep 0.5 # the window starts with the pings flowing, not a wait for a condition
+w0=$(main_wakeups)
+sleep 8 # the window counted
+w1=$(main_wakeups)
+wait "$tick_ping" # ping -w 9 ends it
+received=$(awk '/packets transmitted/ { print $4 }' "$TMP/tick-ping.out")
+check "traffic: $((${received:-0})) of the pings answered in 9 s (at least 350)" \
+        test "${received:-0}" -ge 350
+check "traffic: a's control loop woke $((w1 - w0)) times in 8 s of pings (at most 14)" \
+        test "$((w1 - w0))" -le 14
+
 shutdown_checks() {
         local side=$1 sig=$2 ns=$3
         if stop_daemon "$side" "$sig" 10; then
