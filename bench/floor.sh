@@ -5,6 +5,8 @@
 #
 #   fastd            fastd, mode tap, salsa2012+umac (the benchmark's fastd)
 #   shadowmesh       shadowmeshd, shared-key mode, the daemon's defaults (the benchmark's)
+#   shadowmesh:PATH  the same with another build's shadowmeshd (a change against its parent,
+#                    in the same rounds)
 #   floor[:OPTS]     bench-floor (bench/floor.c): one thread, read, seal, send; receive, open,
 #                    write, with ShadowMesh's cipher and message layout. NOT A VPN (a fixed key,
 #                    no handshake). OPTS, comma-separated, add what shadowmeshd's receive thread
@@ -75,12 +77,13 @@ for v in "${VARIANTS[@]}"; do
         case $v in
         fastd) command -v fastd >/dev/null || die "fastd not installed (apt-get install -y fastd)" ;;
         shadowmesh) [[ -x $SMD ]] || die "$SMD: no such daemon (meson setup build && ninja -C build)" ;;
+        shadowmesh:*) [[ -x ${v#shadowmesh:} ]] || die "variant '$v': ${v#shadowmesh:}: no such daemon" ;;
         floor | floor:*)
                 [[ -x $FLOOR ]] || die "$FLOOR: not built (meson setup build && ninja -C build)"
                 floor_args "$(floor_opts "$v")" >/dev/null ||
                         die "variant '$v': want floor:OPT,... with OPT one of cipher=none, poll, vnet, queues=1-8, threads=0-16, mmsg"
                 ;;
-        *) die "unknown variant '$v' (fastd, shadowmesh or floor[:OPTS]; try --help)" ;;
+        *) die "unknown variant '$v' (fastd, shadowmesh[:PATH] or floor[:OPTS]; try --help)" ;;
         esac
 done
 
@@ -105,10 +108,12 @@ start() {
         fastd)
                 fastd_configs "$dir" "$DEV_A" "$DEV_B" "$MTU" salsa2012+umac || return 1
                 a=(fastd -c "$dir/a.conf") b=(fastd -c "$dir/b.conf") port=10000 ;;
-        shadowmesh)
+        shadowmesh | shadowmesh:*)
+                local smd=$SMD
+                [[ $v == shadowmesh:* ]] && smd=${v#shadowmesh:}
                 sm_configs "$dir" "$(hexkey32)" "$DEV_A" "$DEV_B" "$MTU" yes auto auto
-                a=("$SMD" --instance "smfl-a-$$" "$dir/a.yaml")
-                b=("$SMD" --instance "smfl-b-$$" "$dir/b.yaml") port=9001 ;;
+                a=("$smd" --instance "smfl-a-$$" "$dir/a.yaml")
+                b=("$smd" --instance "smfl-b-$$" "$dir/b.yaml") port=9001 ;;
         floor*)
                 mapfile -t args < <(floor_args "$(floor_opts "$v")")
                 a=("$FLOOR" --tap "$DEV_A" --local "$UNDER_A:9002" --remote "$UNDER_B:9002" "${args[@]}")
@@ -133,30 +138,32 @@ stop_pair() {
         wait_until 10 "the TAPs to go" link_gone "$NS_B" "$DEV_B" || die "a TAP stayed behind"
 }
 
-declare -A AVG CPU_A CPU_B
+declare -A AVG CPU_A CPU_B WAKE_A WAKE_B
 log "$ROUNDS rounds of ${VARIANTS[*]}; $PINGS pings at ${INTERVAL}s each"
 for ((r = 1; r <= ROUNDS; r++)); do
         for i in "${!VARIANTS[@]}"; do
                 v=${VARIANTS[$i]}
                 start "$v" "r$r-v$i" || die "$v: no tunnel (logs in $WORK/r$r-v$i with --keep)"
                 nsx "$NS_A" ping -n -q -c 20 -i 0.01 -W 1 "$TUN_B" >/dev/null 2>&1
-                a0=$(cpu_ns "$PID_A") b0=$(cpu_ns "$PID_B")
+                a0=$(cpu_ns "$PID_A") b0=$(cpu_ns "$PID_B") wa0=$(wakeups "$PID_A") wb0=$(wakeups "$PID_B")
                 read -r avg _ _ _ loss < <(measure_ping "$NS_A" "$TUN_B" "$PINGS" "$INTERVAL")
-                a1=$(cpu_ns "$PID_A") b1=$(cpu_ns "$PID_B")
+                a1=$(cpu_ns "$PID_A") b1=$(cpu_ns "$PID_B") wa1=$(wakeups "$PID_A") wb1=$(wakeups "$PID_B")
                 answered=$(awk -v n="$PINGS" -v l="$loss" 'BEGIN { printf "%d", n * (100 - l) / 100 + 0.5 }')
                 ((answered > 0)) || die "$v: no ping answered"
                 ca=$(awk -v d=$((a1 - a0)) -v n="$answered" 'BEGIN { printf "%.1f", d / n / 1000 }')
                 cb=$(awk -v d=$((b1 - b0)) -v n="$answered" 'BEGIN { printf "%.1f", d / n / 1000 }')
-                printf 'round %2d  %-44s ping %s ms  CPU per round trip A %6s B %6s us  loss %s %%\n' \
-                        "$r" "$v" "$avg" "$ca" "$cb" "$loss"
-                AVG[$v]+="$avg " CPU_A[$v]+="$ca " CPU_B[$v]+="$cb "
+                wa=$(awk -v d=$((wa1 - wa0)) -v n="$answered" 'BEGIN { printf "%.2f", d / n }')
+                wb=$(awk -v d=$((wb1 - wb0)) -v n="$answered" 'BEGIN { printf "%.2f", d / n }')
+                printf 'round %2d  %-44s ping %s ms  per round trip: CPU A %6s B %6s us, wake-ups A %s B %s  loss %s %%\n' \
+                        "$r" "$v" "$avg" "$ca" "$cb" "$wa" "$wb" "$loss"
+                AVG[$v]+="$avg " CPU_A[$v]+="$ca " CPU_B[$v]+="$cb " WAKE_A[$v]+="$wa " WAKE_B[$v]+="$wb "
                 stop_pair
         done
 done
 
 echo
-printf '%-44s %10s %10s %10s   %s\n' "median of $ROUNDS rounds" "ping ms" "CPU A us" "CPU B us" \
-        "against fastd (ping, CPU A, CPU B)"
+printf '%-44s %10s %10s %10s %7s %7s   %s\n' "median of $ROUNDS rounds" "ping ms" "CPU A us" \
+        "CPU B us" "wake A" "wake B" "against fastd (ping, CPU A, CPU B)"
 for v in "${VARIANTS[@]}"; do
         # shellcheck disable=SC2086 # the lists are space-separated numbers
         p=$(median ${AVG[$v]}) ca=$(median ${CPU_A[$v]}) cb=$(median ${CPU_B[$v]})
@@ -167,5 +174,7 @@ for v in "${VARIANTS[@]}"; do
                         -v fa="$(median ${CPU_A[fastd]})" -v fb="$(median ${CPU_B[fastd]})" \
                         'BEGIN { printf "%.2fx %.2fx %.2fx", p / fp, a / fa, b / fb }')
         fi
-        printf '%-44s %10s %10s %10s   %s\n' "$v" "$p" "$ca" "$cb" "$vs"
+        # shellcheck disable=SC2086
+        printf '%-44s %10s %10s %10s %7s %7s   %s\n' "$v" "$p" "$ca" "$cb" "$(median ${WAKE_A[$v]})" \
+                "$(median ${WAKE_B[$v]})" "$vs"
 done
