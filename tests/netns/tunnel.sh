@@ -171,9 +171,13 @@ check "idle: the tunnel still answers after the quiet ticks" ping_all "$NS_A" "$
 # timer rules count from the packets' timestamps (timers_next_due), so a's control loop still
 # ticks about once a second, at most 14 wake-ups in 8 s; the short tick would be 32. The pings
 # are the data threads' work: they never wake the control loop.
+# The echoes a's daemon wrote into its TAP: the kernel's count, read without waking the daemon.
+tap_echoes() { ip netns exec "$NS_A" cat "/sys/class/net/$TAP/statistics/rx_packets"; }
+echoes_since() { (($(tap_echoes) >= $1 + 5)); }
+e0=$(tap_echoes)
 spawn "$NS_A" "$TMP/tick-ping.out" ping -n -q -i 0.02 -w 9 "$TUN4_B"
 tick_ping=$SPAWNED_PID
-sleep 0.5 # the window starts with the pings flowing, not a wait for a condition
+check "traffic: the echoes come back" wait_until 5 echoes_since "$e0"
 w0=$(main_wakeups)
 sleep 8 # the window counted
 w1=$(main_wakeups)
