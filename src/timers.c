@@ -89,6 +89,17 @@ unsigned timers_want_handshake_soon(struct handshake_keys *k, const struct sende
         return events;
 }
 
+/* Rule 3b watches the unanswered stretch that began at t (0: none): no handshake is being
+ * retried, it has not fired for this stretch, and the peer had sent data within
+ * PEER_CHATTY_WINDOW_MS before it. */
+static bool rule_3b_armed(struct peer *p, uint64_t t) {
+        uint64_t rx_data = atomic_load_explicit(&p->last_rx_data_ns, memory_order_relaxed);
+
+        return t != 0 && p->handshake_attempts_started_ns == 0 &&
+               t != p->fast_rehandshake_for_ns && rx_data != 0 && rx_data <= t &&
+               t - rx_data <= (uint64_t) PEER_CHATTY_WINDOW_MS * NSEC_PER_MSEC;
+}
+
 static uint64_t earliest(uint64_t due, uint64_t since, uint64_t after_ns) {
         return since != 0 && since + after_ns < due ? since + after_ns : due;
 }
@@ -99,15 +110,11 @@ uint64_t timers_next_due(struct peer *p) {
         /* Rule 3. */
         due = earliest(due, atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed),
                        (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT) * NSEC_PER_SEC);
-        /* Rule 3b, when the peer was answering before our first unanswered packet (whether we
-         * kept sending is seen when it falls due: until then, a short tick after the other). */
+        /* Rule 3b (whether we kept sending is seen when it falls due: until then, a short
+         * tick after the other). */
         t = atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed);
-        if (t != 0 && p->handshake_attempts_started_ns == 0 && t != p->fast_rehandshake_for_ns) {
-                uint64_t rx_data = atomic_load_explicit(&p->last_rx_data_ns, memory_order_relaxed);
-                if (rx_data != 0 && rx_data <= t &&
-                    t - rx_data <= (uint64_t) PEER_CHATTY_WINDOW_MS * NSEC_PER_MSEC)
-                        due = earliest(due, t, (uint64_t) UNANSWERED_FAST_TIMEOUT_MS * NSEC_PER_MSEC);
-        }
+        if (rule_3b_armed(p, t))
+                due = earliest(due, t, (uint64_t) UNANSWERED_FAST_TIMEOUT_MS * NSEC_PER_MSEC);
         /* Rule 4. */
         due = earliest(due, atomic_load_explicit(&p->rx_unanswered_since_ns, memory_order_relaxed),
                        KEEPALIVE_TIMEOUT * NSEC_PER_SEC);
@@ -179,14 +186,11 @@ unsigned timers_tick(struct handshake_keys *k, const struct sender *s, struct pe
 
         /* Rule 3b. */
         t = atomic_load_explicit(&p->tx_unanswered_since_ns, memory_order_relaxed);
-        if (t != 0 && now - t >= (uint64_t) UNANSWERED_FAST_TIMEOUT_MS * NSEC_PER_MSEC &&
-            p->handshake_attempts_started_ns == 0 && t != p->fast_rehandshake_for_ns) {
-                uint64_t rx_data = atomic_load_explicit(&p->last_rx_data_ns, memory_order_relaxed);
+        if (rule_3b_armed(p, t) &&
+            now - t >= (uint64_t) UNANSWERED_FAST_TIMEOUT_MS * NSEC_PER_MSEC) {
                 uint64_t tx_data = atomic_load_explicit(&p->last_tx_data_ns, memory_order_relaxed);
 
-                if (rx_data != 0 && rx_data <= t &&
-                    t - rx_data <= (uint64_t) PEER_CHATTY_WINDOW_MS * NSEC_PER_MSEC &&
-                    tx_data >= t + (uint64_t) UNANSWERED_FAST_SENDING_MS * NSEC_PER_MSEC) {
+                if (tx_data >= t + (uint64_t) UNANSWERED_FAST_SENDING_MS * NSEC_PER_MSEC) {
                         p->fast_rehandshake_for_ns = t; /* once per unanswered stretch */
                         log_debug("data unanswered for %d ms by a peer that was answering: "
                                   "new handshake (did it restart?)",
