@@ -138,6 +138,9 @@ stop_pair() {
         wait_until 10 "the TAPs to go" link_gone "$NS_B" "$DEV_B" || die "a TAP stayed behind"
 }
 
+# per_trip DELTA UNIT FORMAT: DELTA / UNIT per answered ping (CPU ns -> us, wake-ups).
+per_trip() { awk -v d="$1" -v u="$2" -v n="$answered" "BEGIN { printf \"$3\", d / u / n }"; }
+
 declare -A AVG CPU_A CPU_B WAKE_A WAKE_B
 log "$ROUNDS rounds of ${VARIANTS[*]}; $PINGS pings at ${INTERVAL}s each"
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -150,10 +153,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
                 a1=$(cpu_ns "$PID_A") b1=$(cpu_ns "$PID_B") wa1=$(wakeups "$PID_A") wb1=$(wakeups "$PID_B")
                 answered=$(awk -v n="$PINGS" -v l="$loss" 'BEGIN { printf "%d", n * (100 - l) / 100 + 0.5 }')
                 ((answered > 0)) || die "$v: no ping answered"
-                ca=$(awk -v d=$((a1 - a0)) -v n="$answered" 'BEGIN { printf "%.1f", d / n / 1000 }')
-                cb=$(awk -v d=$((b1 - b0)) -v n="$answered" 'BEGIN { printf "%.1f", d / n / 1000 }')
-                wa=$(awk -v d=$((wa1 - wa0)) -v n="$answered" 'BEGIN { printf "%.2f", d / n }')
-                wb=$(awk -v d=$((wb1 - wb0)) -v n="$answered" 'BEGIN { printf "%.2f", d / n }')
+                ca=$(per_trip $((a1 - a0)) 1000 %.1f) cb=$(per_trip $((b1 - b0)) 1000 %.1f)
+                wa=$(per_trip $((wa1 - wa0)) 1 %.2f) wb=$(per_trip $((wb1 - wb0)) 1 %.2f)
                 printf 'round %2d  %-44s ping %s ms  per round trip: CPU A %6s B %6s us, wake-ups A %s B %s  loss %s %%\n' \
                         "$r" "$v" "$avg" "$ca" "$cb" "$wa" "$wb" "$loss"
                 AVG[$v]+="$avg " CPU_A[$v]+="$ca " CPU_B[$v]+="$cb " WAKE_A[$v]+="$wa " WAKE_B[$v]+="$wb "
